@@ -1,0 +1,79 @@
+"""Kernels on stacks of symmetric matrices shared by the 'full' and 'tied' families.
+
+Every function takes a stack of shape (K, D, D) and does no validation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import CollapsedComponentError
+
+
+def precision_factor(covariances: np.ndarray) -> np.ndarray:
+    """Upper factors ``U`` with ``inv(cov) = U @ U.T`` for a stack of covariances.
+
+    ``U = inv(L).T`` where ``L`` is the lower Cholesky factor of the covariance.
+    O(K·D³) time. Raises :class:`CollapsedComponentError` naming the first
+    component whose covariance is not positive definite.
+    """
+    work = covariances.astype(np.float64, copy=False)
+    try:
+        chol = np.linalg.cholesky(work)
+    except np.linalg.LinAlgError:
+        raise CollapsedComponentError(_first_failure(work), covariances.dtype) from None
+    n_features = work.shape[-1]
+    eye = np.broadcast_to(np.eye(n_features), work.shape)
+    inv_chol = np.linalg.solve(chol, eye)
+    # solve() does not know chol is triangular: zero the round-off above the diagonal.
+    factor = np.swapaxes(np.tril(inv_chol), -1, -2)
+    if not np.all(np.isfinite(factor)):
+        raise CollapsedComponentError(_first_failure(work, factor), covariances.dtype)
+    return factor.astype(covariances.dtype, copy=False)
+
+
+def precision_factor_from_precisions(precisions: np.ndarray) -> np.ndarray:
+    """Upper ``U`` with ``P = U @ U.T``, by Cholesky of the row/column-reversed P."""
+    flipped = precisions[..., ::-1, ::-1].astype(np.float64)
+    lower = np.linalg.cholesky(flipped)
+    return lower[..., ::-1, ::-1].astype(precisions.dtype, copy=False)
+
+
+def gram(factors: np.ndarray) -> np.ndarray:
+    """``U @ U.T`` for a stack of factors."""
+    return factors @ np.swapaxes(factors, -1, -2)
+
+
+def covariance_from_factor(factors: np.ndarray) -> np.ndarray:
+    """``inv(U @ U.T)`` computed as ``inv(U).T @ inv(U)``."""
+    work = factors.astype(np.float64)
+    n_features = work.shape[-1]
+    inv = np.linalg.solve(work, np.broadcast_to(np.eye(n_features), work.shape))
+    return (np.swapaxes(inv, -1, -2) @ inv).astype(factors.dtype, copy=False)
+
+
+def is_spd(matrices: np.ndarray) -> bool:
+    """True if every matrix in the stack is symmetric and positive definite."""
+    work = np.asarray(matrices, dtype=np.float64)
+    scale = np.max(np.abs(work), axis=(-1, -2), keepdims=True)
+    if not np.allclose(work, np.swapaxes(work, -1, -2), rtol=0, atol=1e-10 * scale.max()):
+        return False
+    try:
+        np.linalg.cholesky(work)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
+def _first_failure(covariances: np.ndarray, factor: np.ndarray | None = None) -> int | None:
+    stack = covariances if covariances.ndim == 3 else covariances[None]
+    for k, cov in enumerate(stack):
+        try:
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            return k if covariances.ndim == 3 else None
+        if factor is not None and not np.all(
+            np.isfinite(factor[k] if factor.ndim == 3 else factor)
+        ):
+            return k if covariances.ndim == 3 else None
+    return None if covariances.ndim == 2 else 0

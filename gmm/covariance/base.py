@@ -1,0 +1,149 @@
+"""The interface every covariance family implements.
+
+The EM pass never asks which covariance type it holds. It asks the family for
+per-chunk *features* of the data, for per-iteration *coefficients* of the current
+parameters, for squared Mahalanobis distances, for summable *moments*, and for
+the M-step estimate from those moments. Adding a family (mclust has 14) means
+adding one module that subclasses :class:`CovarianceFamily` and registering it.
+
+Conventions shared by all families (the same as scikit-learn's, so fitted
+attributes are interchangeable):
+
+- ``precisions_cholesky`` holds upper-triangular factors ``U`` with
+  ``precision = U @ U.T`` ('full': (K, D, D), 'tied': (D, D), 'diag': (K, D),
+  'spherical': (K,)).
+- Data handed to the kernels is already shifted by a reference point (so the
+  expanded quadratic forms do not cancel catastrophically on offset data); the
+  means handed in are shifted by the same point.
+- Kernels do no checking. Validation happens once, at the public boundary.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+
+class CollapsedComponentError(ValueError):
+    """A component's covariance is not positive definite (the component collapsed).
+
+    Parameters
+    ----------
+    component : int or None
+        Index of the first offending component, or None for a shared ('tied')
+        covariance.
+    dtype : numpy dtype
+        The working dtype, to add advice for float32.
+    """
+
+    def __init__(self, component: int | None, dtype: Any = np.float64) -> None:
+        self.component = component
+        where = "the shared covariance" if component is None else f"component {component}"
+        msg = (
+            f"Fitting the mixture failed: {where} has an ill-defined covariance "
+            "(it collapsed onto too few or identical points, so its covariance is "
+            "not positive definite). Increase reg_covar (for example to 1e-4), "
+            "use fewer components, or scale the features to comparable ranges."
+        )
+        if np.dtype(dtype) == np.float32:
+            msg += " Passing float64 data instead of float32 also improves accuracy."
+        super().__init__(msg)
+
+
+class CovarianceFamily(ABC):
+    """One covariance structure of a Gaussian mixture.
+
+    Subclasses are stateless; one instance of each is registered by name.
+    """
+
+    #: Registry key, the value of ``covariance_type``.
+    name: str = ""
+
+    # ----------------------------------------------------------------- shapes
+    @abstractmethod
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of ``covariances_``, ``precisions_`` and ``precisions_cholesky_``."""
+
+    @abstractmethod
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        """Number of free covariance parameters (for AIC, BIC and ICL)."""
+
+    # ------------------------------------------------------------- E-step math
+    @abstractmethod
+    def features(self, X: np.ndarray) -> np.ndarray:
+        """Per-row features that make the E-step and M-step one GEMM each.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_rows, n_features)
+            Shifted data.
+
+        Returns
+        -------
+        feats : ndarray of shape (n_rows, n_feats)
+        """
+
+    @abstractmethod
+    def coefficients(self, means: np.ndarray, prec_chol: np.ndarray) -> Any:
+        """Precompute, once per EM iteration, what :meth:`mahalanobis` needs."""
+
+    @abstractmethod
+    def mahalanobis(self, X: np.ndarray, feats: np.ndarray, coefs: Any) -> np.ndarray:
+        """Squared Mahalanobis distance of every row to every component.
+
+        Returns
+        -------
+        maha : ndarray of shape (n_rows, n_components), non-negative.
+        """
+
+    @abstractmethod
+    def log_det_precision_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
+        """``log det U_k`` for every component, shape (n_components,).
+
+        Needs ``n_features`` because a spherical factor stands for D equal ones.
+        """
+
+    # ------------------------------------------------------------- M-step math
+    @abstractmethod
+    def moments(self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Sufficient statistics of one chunk; summing them over chunks is exact.
+
+        ``resp`` already carries the sample weights (its rows sum to the weight).
+        """
+
+    @abstractmethod
+    def estimate(
+        self, moments: tuple[np.ndarray, ...], nk: np.ndarray, reg_covar: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """M-step: ``(means, covariances)`` from summed moments and ``nk``."""
+
+    # ------------------------------------------------ representation changes
+    @abstractmethod
+    def precision_cholesky(self, covariances: np.ndarray) -> np.ndarray:
+        """Upper factors ``U`` of the precisions; raises CollapsedComponentError."""
+
+    @abstractmethod
+    def precision_cholesky_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
+        """Upper factors ``U`` with ``precisions = U @ U.T``."""
+
+    @abstractmethod
+    def precisions(self, prec_chol: np.ndarray) -> np.ndarray:
+        """``U @ U.T`` in the family's shape."""
+
+    @abstractmethod
+    def covariances(self, prec_chol: np.ndarray) -> np.ndarray:
+        """Covariances from precision factors (inverse of :meth:`precision_cholesky`)."""
+
+    @abstractmethod
+    def component_covariance(self, covariances: np.ndarray, k: int) -> np.ndarray | float:
+        """Covariance of component ``k`` as a matrix (D, D), a vector (D,) or a scalar.
+
+        This is the form :func:`gmm.sample_mvn` accepts, so sampling has one path.
+        """
+
+    # ---------------------------------------------------------------- checks
+    @abstractmethod
+    def is_positive_definite(self, matrices: np.ndarray) -> bool:
+        """Whether precisions (or covariances) in this family's shape are SPD."""

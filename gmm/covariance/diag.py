@@ -1,0 +1,76 @@
+"""'diag': every component has its own diagonal covariance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import CollapsedComponentError, CovarianceFamily
+
+
+class Diag(CovarianceFamily):
+    """Diagonal covariance, (K, D).
+
+    Features are ``[x², x]`` (2·D columns): the E-step and the M-step are one
+    matrix product each per chunk, O(n·K·D) flops, O(n·D) extra memory.
+    """
+
+    name = "diag"
+
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components, n_features)
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_components * n_features
+
+    def features(self, X):
+        return np.concatenate([X * X, X], axis=1)
+
+    def _precision_per_feature(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
+        return prec_chol.astype(np.float64) ** 2
+
+    def coefficients(self, means, prec_chol):
+        prec = self._precision_per_feature(prec_chol, means.shape[1])
+        weights = np.concatenate([prec, -2.0 * prec * means], axis=1).T
+        const = np.sum(prec * means * means, axis=1)
+        return np.ascontiguousarray(weights, dtype=means.dtype), const.astype(means.dtype)
+
+    def mahalanobis(self, X, feats, coefs):
+        weights, const = coefs
+        maha = feats @ weights
+        maha += const
+        return np.maximum(maha, 0, out=maha)
+
+    def log_det_precision_cholesky(self, prec_chol, n_features):
+        return np.sum(np.log(prec_chol), axis=1)
+
+    def moments(self, X, feats, resp):
+        return (resp.T @ feats,)
+
+    def estimate(self, moments, nk, reg_covar):
+        (stat,) = moments
+        d = stat.shape[1] // 2
+        means = stat[:, d:] / nk[:, None]
+        variances = stat[:, :d] / nk[:, None] - means * means + reg_covar
+        return means, variances
+
+    def precision_cholesky(self, covariances):
+        bad = np.flatnonzero(np.any(covariances <= 0, axis=tuple(range(1, covariances.ndim))))
+        if bad.size:
+            raise CollapsedComponentError(int(bad[0]), covariances.dtype)
+        return 1.0 / np.sqrt(covariances)
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def precisions(self, prec_chol):
+        return prec_chol**2
+
+    def covariances(self, prec_chol):
+        return 1.0 / prec_chol**2
+
+    def component_covariance(self, covariances, k):
+        return covariances[k]
+
+    def is_positive_definite(self, matrices):
+        matrices = np.asarray(matrices)
+        return bool(np.all(np.isfinite(matrices)) and np.all(matrices > 0))

@@ -1,0 +1,80 @@
+"""'tied': all components share one covariance matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _matrices
+from .base import CollapsedComponentError, CovarianceFamily
+
+
+class Tied(CovarianceFamily):
+    """One shared covariance, (D, D).
+
+    The E-step whitens once, ``y = x @ U`` (O(n·D²)), and gets every component's
+    distance from ``|y|² - 2 x'Pm_k + m_k'Pm_k`` (O(n·K·D)). The M-step needs
+    ``sum_k r_k x`` and the weighted scatter ``X' diag(w) X`` (O(n·D²)).
+    """
+
+    name = "tied"
+
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_features, n_features)
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        return n_features * (n_features + 1) // 2
+
+    def features(self, X):
+        return X
+
+    def coefficients(self, means, prec_chol):
+        factor = prec_chol.astype(np.float64)
+        prec = factor @ factor.T
+        prec_means = means @ prec
+        const = np.einsum("ki,ki->k", means, prec_means)
+        dtype = means.dtype
+        return prec_chol.astype(dtype), (-2.0 * prec_means.T).astype(dtype), const.astype(dtype)
+
+    def mahalanobis(self, X, feats, coefs):
+        factor, cross, const = coefs
+        white = X @ factor
+        maha = X @ cross
+        maha += np.einsum("ij,ij->i", white, white)[:, None]
+        maha += const
+        return np.maximum(maha, 0, out=maha)
+
+    def log_det_precision_cholesky(self, prec_chol, n_features):
+        return np.sum(np.log(np.diag(prec_chol)))
+
+    def moments(self, X, feats, resp):
+        row_weight = resp.sum(axis=1)
+        return resp.T @ X, (X * row_weight[:, None]).T @ X
+
+    def estimate(self, moments, nk, reg_covar):
+        sum_x, scatter = moments
+        means = sum_x / nk[:, None]
+        between = (nk[:, None] * means).T @ means
+        covariance = (scatter - between) / nk.sum()
+        covariance.flat[:: covariance.shape[0] + 1] += reg_covar
+        return means, covariance
+
+    def precision_cholesky(self, covariances):
+        try:
+            return _matrices.precision_factor(covariances[None])[0]
+        except CollapsedComponentError:
+            raise CollapsedComponentError(None, covariances.dtype) from None
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return _matrices.precision_factor_from_precisions(precisions)
+
+    def precisions(self, prec_chol):
+        return _matrices.gram(prec_chol)
+
+    def covariances(self, prec_chol):
+        return _matrices.covariance_from_factor(prec_chol)
+
+    def component_covariance(self, covariances, k):
+        return covariances
+
+    def is_positive_definite(self, matrices):
+        return _matrices.is_spd(matrices)

@@ -1,0 +1,225 @@
+"""The EM pass: one fused sweep over row chunks per iteration.
+
+Each chunk is shifted by a reference point, turned into the covariance family's
+features, and gives, in one go, the log-likelihood and the summable sufficient
+statistics (``nk``, the family's moments). The responsibilities of a chunk live
+only while that chunk is processed, so an iteration needs O(chunk · (K + F))
+extra memory, never O(n_samples · K · D). The M-step turns the summed
+statistics into parameters.
+
+Everything here is a kernel: inputs are trusted. Validation lives in
+:mod:`gmm.validation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .covariance import CovarianceFamily
+
+#: Target size in bytes of one chunk's largest temporary (features or log-probs).
+CHUNK_BYTES = 8 * 2**20
+#: Data whose features take at most this many bytes keeps them across iterations.
+FEATURE_CACHE_BYTES = 64 * 2**20
+
+_LOG_2PI = np.log(2 * np.pi)
+
+
+@dataclass
+class Parameters:
+    """Parameters of a Gaussian mixture, in scikit-learn's representation."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray | None
+    precisions_cholesky: np.ndarray
+
+
+@dataclass
+class Statistics:
+    """Sufficient statistics of a set of rows, relative to a shift.
+
+    Adding two of them gives the statistics of the union of their rows.
+    """
+
+    nk: np.ndarray
+    moments: tuple[np.ndarray, ...]
+    log_likelihood: float
+    total_weight: float
+
+    def __add__(self, other: Statistics) -> Statistics:
+        return Statistics(
+            self.nk + other.nk,
+            tuple(a + b for a, b in zip(self.moments, other.moments)),
+            self.log_likelihood + other.log_likelihood,
+            self.total_weight + other.total_weight,
+        )
+
+
+def chunk_rows(n_columns: int, itemsize: int, budget: int = CHUNK_BYTES) -> int:
+    """Rows per chunk so that an (rows, n_columns) temporary takes about ``budget``."""
+    return max(256, budget // max(1, n_columns * itemsize))
+
+
+class ChunkedData:
+    """Row chunks of X, shifted, with their features, optionally cached.
+
+    Parameters
+    ----------
+    X : ndarray or memmap of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+    family : CovarianceFamily
+    shift : ndarray of shape (n_features,)
+        Subtracted from every row before the features are formed.
+    n_components : int
+        Only used to size the chunks.
+    cache : bool
+        Keep the shifted chunks and their features between passes when they
+        take at most :data:`FEATURE_CACHE_BYTES`.
+    """
+
+    def __init__(self, X, sample_weight, family, shift, n_components, cache=True):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.family = family
+        self.shift = np.asarray(shift, dtype=X.dtype)
+        n_samples, n_features = X.shape
+        probe = family.features(np.zeros((1, n_features), dtype=X.dtype))
+        n_columns = max(probe.shape[1] + n_features, n_components)
+        self.rows = chunk_rows(n_columns, X.dtype.itemsize)
+        self._cache: list | None = None
+        if cache and n_samples * n_columns * X.dtype.itemsize <= FEATURE_CACHE_BYTES:
+            self._cache = list(self._compute())
+
+    def _compute(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        n_samples = self.X.shape[0]
+        for start in range(0, n_samples, self.rows):
+            stop = min(start + self.rows, n_samples)
+            Xc = np.asarray(self.X[start:stop]) - self.shift
+            w = None if self.sample_weight is None else self.sample_weight[start:stop]
+            yield Xc, self.family.features(Xc), w
+
+    def __iter__(self):
+        return iter(self._cache) if self._cache is not None else self._compute()
+
+
+def weighted_log_prob(
+    Xc: np.ndarray, feats: np.ndarray, family: CovarianceFamily, coefs, log_norm_const
+) -> np.ndarray:
+    """``log(pi_k) + log N(x | mu_k, Sigma_k)`` for every row and component.
+
+    ``log_norm_const`` is ``log(pi_k) + log det U_k - D/2 log(2 pi)``, shape (K,).
+    O(rows · K · F) time.
+    """
+    log_prob = family.mahalanobis(Xc, feats, coefs)
+    log_prob *= -0.5
+    log_prob += log_norm_const
+    return log_prob
+
+
+def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray):
+    """Per-iteration coefficients: ``(coefs, log_norm_const)``."""
+    dtype = params.means.dtype
+    n_features = params.means.shape[1]
+    coefs = family.coefficients((params.means - shift).astype(dtype), params.precisions_cholesky)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(params.weights)
+    const = (
+        log_weights
+        + family.log_det_precision_cholesky(params.precisions_cholesky, n_features)
+        - 0.5 * n_features * _LOG_2PI
+    )
+    return coefs, const.astype(dtype)
+
+
+def chunk_statistics(Xc, feats, w, family, coefs, const) -> Statistics:
+    """Fused E-step and sufficient statistics of one chunk."""
+    log_prob = weighted_log_prob(Xc, feats, family, coefs, const)
+    log_norm = logsumexp(log_prob, axis=1)
+    log_prob -= log_norm[:, None]
+    resp = np.exp(log_prob, out=log_prob)
+    if w is not None:
+        resp *= w[:, None].astype(resp.dtype, copy=False)
+        loglik = float(np.dot(w, log_norm.astype(np.float64)))
+        total = float(np.sum(w, dtype=np.float64))
+    else:
+        loglik = float(np.sum(log_norm, dtype=np.float64))
+        total = float(Xc.shape[0])
+    return _statistics(Xc, feats, resp, family, loglik, total)
+
+
+def _statistics(Xc, feats, resp, family, loglik, total) -> Statistics:
+    moments = tuple(m.astype(np.float64, copy=False) for m in family.moments(Xc, feats, resp))
+    return Statistics(resp.sum(axis=0, dtype=np.float64), moments, loglik, total)
+
+
+def expectation(data: ChunkedData, params: Parameters) -> Statistics:
+    """One fused E-step over all chunks: log-likelihood and statistics."""
+    coefs, const = prepare(params, data.family, data.shift)
+    total = None
+    for Xc, feats, w in data:
+        stats = chunk_statistics(Xc, feats, w, data.family, coefs, const)
+        total = stats if total is None else total + stats
+    return total
+
+
+def statistics_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) -> Statistics:
+    """Statistics for given responsibilities, or for hard labels (1-D ints)."""
+    total = None
+    start = 0
+    for Xc, feats, w in data:
+        stop = start + Xc.shape[0]
+        if resp.ndim == 1:
+            chunk = np.zeros((stop - start, n_components), dtype=Xc.dtype)
+            chunk[np.arange(stop - start), resp[start:stop]] = 1
+        else:
+            chunk = resp[start:stop].astype(Xc.dtype, copy=True)
+        if w is not None:
+            chunk *= w[:, None].astype(chunk.dtype, copy=False)
+        total_weight = float(Xc.shape[0]) if w is None else float(np.sum(w, dtype=np.float64))
+        stats = _statistics(Xc, feats, chunk, data.family, 0.0, total_weight)
+        total = stats if total is None else total + stats
+        start = stop
+    return total
+
+
+def maximization(
+    stats: Statistics,
+    family: CovarianceFamily,
+    reg_covar: float,
+    shift: np.ndarray,
+    dtype: np.dtype,
+) -> Parameters:
+    """M-step: parameters from summed statistics. O(K·D³) time.
+
+    Raises :class:`gmm.covariance.CollapsedComponentError` if a covariance is
+    not positive definite.
+    """
+    # The same guard as scikit-learn against empty components.
+    nk = stats.nk + 10 * np.finfo(dtype).eps
+    means, covariances = family.estimate(stats.moments, nk, reg_covar)
+    prec_chol = family.precision_cholesky(covariances)
+    return Parameters(
+        weights=(nk / stats.total_weight).astype(dtype),
+        means=(means + shift).astype(dtype),
+        covariances=covariances.astype(dtype),
+        precisions_cholesky=prec_chol.astype(dtype),
+    )
+
+
+def log_prob_chunks(
+    X, params: Parameters, family: CovarianceFamily
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Weighted log-probabilities ``(rows, K)`` of successive row chunks of X."""
+    shift = (params.weights @ params.means).astype(X.dtype)
+    data = ChunkedData(X, None, family, shift, params.means.shape[0], cache=False)
+    coefs, const = prepare(params, family, shift)
+    start = 0
+    for Xc, feats, _ in data:
+        stop = start + Xc.shape[0]
+        yield slice(start, stop), weighted_log_prob(Xc, feats, family, coefs, const)
+        start = stop

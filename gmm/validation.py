@@ -1,0 +1,132 @@
+"""Checks at the public boundary. Everything past these functions trusts its input.
+
+Every check raises before any fitted state changes, with a message that says
+what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .covariance import CovarianceFamily, get_family
+from .initialization import get_initializer
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def check_parameters(est) -> tuple[CovarianceFamily, object]:
+    """Validate constructor arguments; return the covariance family and initializer.
+
+    Constructor arguments are read, never written back.
+    """
+    _check_int(est.n_components, "n_components", minimum=1)
+    _check_int(est.max_iter, "max_iter", minimum=0)
+    _check_int(est.n_init, "n_init", minimum=1)
+    _check_int(est.verbose_interval, "verbose_interval", minimum=1)
+    _check_number(est.tol, "tol")
+    _check_number(est.reg_covar, "reg_covar")
+    family = get_family(est.covariance_type)
+    initializer = get_initializer(est.init_params)
+    return family, initializer
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+
+
+def _check_number(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+
+
+def check_fit_data(est, X, *, reset: bool = True) -> np.ndarray:
+    """Validate training data: 2-D, numeric, finite, at least 2 rows and K rows.
+
+    Integer and boolean data become float64; float32 stays float32.
+    """
+    X = validate_data(est, X, dtype=list(FLOAT_DTYPES), ensure_min_samples=2, reset=reset)
+    if X.shape[0] < est.n_components:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = "
+            f"{est.n_components}, n_samples = {X.shape[0]}. Use fewer components "
+            "or more data."
+        )
+    return X
+
+
+def check_predict_data(est, X) -> np.ndarray:
+    """Validate data for a fitted model: same number of features as at fit."""
+    check_is_fitted(est)
+    return validate_data(est, X, dtype=list(FLOAT_DTYPES), reset=False)
+
+
+def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | None:
+    """Non-negative finite weights of shape (n_samples,), not all zero, or None."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n_samples, sample_weight)
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "sample_weight must be numeric, one non-negative weight per sample."
+        ) from None
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight has shape {w.shape}, expected ({n_samples},): one weight per sample."
+        )
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinity; weights must be finite.")
+    if np.any(w < 0):
+        raise ValueError("sample_weight contains negative values; weights must be >= 0.")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
+    return w.astype(dtype)
+
+
+def check_initial_parameters(est, family: CovarianceFamily, n_features: int, dtype):
+    """Validate ``weights_init``, ``means_init`` and ``precisions_init``; return arrays."""
+    n_components = est.n_components
+    weights = means = precisions = None
+    if est.weights_init is not None:
+        weights = _as_array(est.weights_init, "weights_init", (n_components,), dtype)
+        if np.any(weights < 0) or np.any(weights > 1):
+            raise ValueError("weights_init must lie in [0, 1]; got values outside that range.")
+        if not np.isclose(weights.sum(dtype=np.float64), 1.0, rtol=0, atol=1e-6):
+            raise ValueError(
+                f"weights_init must sum to 1, but they sum to {weights.sum():.6f}. "
+                "Normalise them, e.g. w / w.sum()."
+            )
+    if est.means_init is not None:
+        means = _as_array(est.means_init, "means_init", (n_components, n_features), dtype)
+    if est.precisions_init is not None:
+        shape = family.shape(n_components, n_features)
+        precisions = _as_array(est.precisions_init, "precisions_init", shape, dtype)
+        if not family.is_positive_definite(precisions):
+            kind = "symmetric positive definite" if precisions.ndim >= 2 else "positive"
+            raise ValueError(
+                f"precisions_init for covariance_type={family.name!r} must be {kind}. "
+                "Pass inverse covariances, e.g. np.linalg.inv(cov)."
+            )
+    return weights, means, precisions
+
+
+def _as_array(value, name, shape, dtype):
+    try:
+        array = np.array(value, dtype=dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a numeric array of shape {shape}.") from None
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {array.shape}, expected {tuple(shape)}.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return array
