@@ -16,8 +16,9 @@ from .result import ExperimentResult, figure_png
 
 TITLE = "Moons: choosing the number of components"
 DESCRIPTION = (
-    "AIC, BIC and ICL (lower is better) of full-covariance mixtures with K = 1…20 (1…10 in quick mode) "
-    "components on the 200 moon points, ours and scikit-learn's with the same seed. "
+    "AIC, BIC and ICL (lower is better) of full-covariance mixtures with K = 1…20 "
+    "components (1…10 in quick mode) on the 200 moon points, ours and scikit-learn's "
+    "with the same seed. "
     "AIC rewards fit and follows the density; BIC penalises parameters harder; ICL "
     "adds twice the entropy of the responsibilities to BIC, so it also penalises "
     "overlapping components. scikit-learn has no ICL: we compute it from its "
