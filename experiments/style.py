@@ -13,8 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import to_rgba
-from matplotlib.patches import Circle, Ellipse
+from matplotlib.patches import Circle
 from scipy.optimize import linear_sum_assignment
+
+from gmm.plotting import plot_ellipses
 
 # Okabe & Ito's palette: distinguishable with the common forms of colour blindness.
 PALETTE = (
@@ -102,58 +104,23 @@ def label_axes(ax, title: str, xlabel: str = "feature 1 (a.u.)", ylabel: str = "
     ax.set_ylabel(ylabel)
 
 
-def component_covariances_2d(model) -> np.ndarray:
-    """The (n_components, 2, 2) covariances of a fitted 2-D mixture, whatever its type.
-
-    Reads only public fitted attributes: ``covariances_`` is (K,) for 'spherical',
-    (K, D) for 'diag', (D, D) for 'tied' and (K, D, D) for 'full'.
-    """
-    cov = np.asarray(model.covariances_)
-    n_components = np.asarray(model.means_).shape[0]
-    kind = model.covariance_type
-    if kind == "full":
-        return cov
-    if kind == "tied":
-        return np.broadcast_to(cov, (n_components, *cov.shape))
-    if kind == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    if kind == "spherical":
-        return np.stack([c * np.eye(2) for c in cov])
-    raise ValueError(f"Cannot draw covariance_type {kind!r}.")
-
-
 def draw_ellipses(ax, model, *, n_std=(1, 2, 3), colors=None, label=None):
-    """Draw each component's 1, 2 and 3 standard-deviation ellipses.
+    """Draw each component's ellipses at ``n_std`` standard deviations.
 
-    ``colors`` is one colour for all components or a list with one per component
-    (default: the cluster colours). The fill opacity follows the mixing weight, so a
-    component that explains few points is faint.
+    A thin wrapper on :func:`gmm.plotting.plot_ellipses` (fill opacity follows the
+    mixing weight) that takes one colour for all components or one per component
+    (default: the cluster colours), and puts ``label`` in the legend once.
+    Call :func:`label_axes` afterwards: ``plot_ellipses`` names the axes itself.
     """
-    weights = np.asarray(model.weights_)
-    n_components = len(weights)
+    n_components = len(model.weights_)
     if colors is None:
         colors = cluster_colors(np.arange(n_components))
     elif isinstance(colors, str):
         colors = [colors] * n_components
-    fill = 0.07 + 0.18 * weights / weights.max()
-    covariances = component_covariances_2d(model)
-    for k, (mean, cov) in enumerate(zip(model.means_, covariances, strict=True)):
-        values, vectors = np.linalg.eigh(cov)
-        angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))
-        for i, n in enumerate(n_std):
-            width, height = 2 * n * np.sqrt(values[::-1])
-            ax.add_patch(
-                Ellipse(
-                    mean,
-                    width,
-                    height,
-                    angle=angle,
-                    facecolor=to_rgba(colors[k], fill[k] / len(n_std)),
-                    edgecolor=to_rgba(colors[k], 0.7),
-                    linewidth=0.9,
-                    label=label if (k == 0 and i == 0) else None,
-                )
-            )
+    patches = plot_ellipses(ax, model, n_std=tuple(n_std), colors=tuple(colors))
+    if label is not None and patches:
+        patches[0].set_label(label)
+    return patches
 
 
 def label_mapping(reference, labels) -> np.ndarray:
