@@ -177,7 +177,7 @@ def plot_density(
     *,
     xlim: tuple[float, float] | None = None,
     ylim: tuple[float, float] | None = None,
-    shape: int | tuple[int, int] = (200, 200),
+    shape: int | tuple[int, int] | None = None,
     combine: str = "sum",
     levels: int | ArrayLike = 10,
     cmap: str = DEFAULT_CMAP,
@@ -197,8 +197,10 @@ def plot_density(
         Extent of the grid. Without them, a model or a list of ``(mean, cov)``
         pairs spans every component's mean ± 3.5 standard deviations; a callable
         needs them.
-    shape : int or (int, int), default=(200, 200)
+    shape : int or (int, int), default=None
         Grid size ``(n_y, n_x)``; the cost is that many density evaluations.
+        Default 200 x 200, or 60 x 60 for 'surface', which draws one polygon
+        per grid cell.
     combine : {'sum', 'max', 'union'}, default='sum'
     levels : int or array-like, default=10
         Contour levels (only for 'contour').
@@ -232,6 +234,8 @@ def plot_density(
         auto_x, auto_y = _default_limits(model_or_fn)
         xlim = auto_x if xlim is None else xlim
         ylim = auto_y if ylim is None else ylim
+    if shape is None:
+        shape = 60 if kind == "surface" else 200
     xx, yy, zz = evaluate_grid(model_or_fn, xlim, ylim, shape, combine=combine)
 
     if kind == "contour":
@@ -246,8 +250,16 @@ def plot_density(
             interpolation="nearest",
         )
     else:
+        # Full resolution: matplotlib's default resampling to 50 x 50 leaves stripes.
         artist = ax.plot_surface(
-            np.array(xx), np.array(yy), zz, cmap=cmap, linewidth=0, antialiased=False
+            np.array(xx),
+            np.array(yy),
+            zz,
+            rcount=zz.shape[0],
+            ccount=zz.shape[1],
+            cmap=cmap,
+            linewidth=0,
+            antialiased=False,
         )
         if not ax.get_zlabel():
             ax.set_zlabel("density")
