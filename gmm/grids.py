@@ -57,7 +57,14 @@ _COMBINE: dict[str, Callable[[list[np.ndarray]], np.ndarray]] = {
 
 
 def combine_rules() -> tuple[str, ...]:
-    """Names accepted by ``evaluate_grid(..., combine=...)``."""
+    """Names accepted by ``evaluate_grid(..., combine=...)``.
+
+    Examples
+    --------
+    >>> from gmm.grids import combine_rules
+    >>> combine_rules()
+    ('sum', 'max', 'union')
+    """
     return tuple(_COMBINE)
 
 

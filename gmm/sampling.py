@@ -59,6 +59,17 @@ def covariance_factor(
     factor : ndarray of shape (), (d,) or (d, d)
         Standard deviations for the scalar and vector forms, else ``F``.
         O(d³) time for a matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gmm.sampling import covariance_factor
+    >>> covariance_factor(np.array([[4.0, 2.0], [2.0, 2.0]]))  # lower Cholesky factor
+    array([[2., 0.],
+           [1., 1.]])
+    >>> F = covariance_factor(np.ones((2, 2)), method="eigh")  # singular: rank 1
+    >>> bool(np.allclose(F @ F.T, np.ones((2, 2))))
+    True
     """
     cov = np.asarray(cov, dtype=np.float64)
     if cov.ndim < 2:
