@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp, xlogy
-from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -143,7 +143,7 @@ class SweepTable(Sequence):
             writer = csv.writer(file)
             writer.writerow(COLUMNS)
             for row in self._rows:
-                writer.writerow(["" if row[c] is None else repr(row[c]) for c in COLUMNS])
+                writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
 
     def __repr__(self) -> str:
         lines = [f"{'K':>4} {'type':<10} {'aic':>14} {'bic':>14} {'icl':>14} conv"]
@@ -157,6 +157,14 @@ class SweepTable(Sequence):
                 f"{'yes' if row['converged'] else 'no'}"
             )
         return "\n".join(lines)
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 # ===================================================================== result
@@ -373,7 +381,7 @@ def sweep(
     --------
     >>> from sklearn.datasets import make_blobs
     >>> from gmm import sweep
-    >>> X, _ = make_blobs(200, centers=3, random_state=0)
+    >>> X, _ = make_blobs(200, centers=[[0, 0], [6, 0], [0, 6]], random_state=0)
     >>> result = sweep(X, range(1, 5), ["full", "diag"], progress=False)
     >>> result.best_params_
     {'n_components': 3, 'covariance_type': 'diag'}
@@ -768,7 +776,7 @@ def _describe(row: dict[str, Any], criterion: str) -> str:
 
 
 # ================================================================== estimator
-class GaussianMixtureIC(DensityMixin, ClusterMixin, BaseEstimator):
+class GaussianMixtureIC(DensityMixin, BaseEstimator):
     """A Gaussian mixture whose K and covariance type are chosen by AIC, BIC or ICL.
 
     ``fit`` runs :func:`sweep` over the grid and keeps the best model;
@@ -813,15 +821,13 @@ class GaussianMixtureIC(DensityMixin, ClusterMixin, BaseEstimator):
     --------
     >>> from sklearn.datasets import make_blobs
     >>> from gmm import GaussianMixtureIC
-    >>> X, _ = make_blobs(200, centers=3, random_state=0)
+    >>> X, _ = make_blobs(200, centers=[[0, 0], [6, 0], [0, 6]], random_state=0)
     >>> model = GaussianMixtureIC(range(1, 5), covariance_type="full", random_state=0).fit(X)
     >>> model.n_components_, model.covariance_type_
     (3, 'full')
     >>> model.predict(X[:3]).shape
     (3,)
     """
-
-    _estimator_type = "clusterer"
 
     def __init__(
         self,
@@ -914,7 +920,8 @@ class GaussianMixtureIC(DensityMixin, ClusterMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
-        return self.best_estimator_.predict(self._check(X))
+        X = self._check(X)
+        return self.best_estimator_.predict(X)
 
     def predict_proba(self, X):
         """Posterior probability of each component, under the best model.
@@ -923,7 +930,8 @@ class GaussianMixtureIC(DensityMixin, ClusterMixin, BaseEstimator):
         -------
         resp : ndarray of shape (n_samples, n_components_)
         """
-        return self.best_estimator_.predict_proba(self._check(X))
+        X = self._check(X)
+        return self.best_estimator_.predict_proba(X)
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the best model.
@@ -932,7 +940,8 @@ class GaussianMixtureIC(DensityMixin, ClusterMixin, BaseEstimator):
         -------
         log_prob : ndarray of shape (n_samples,)
         """
-        return self.best_estimator_.score_samples(self._check(X))
+        X = self._check(X)
+        return self.best_estimator_.score_samples(X)
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample under the best model.
@@ -941,19 +950,23 @@ class GaussianMixtureIC(DensityMixin, ClusterMixin, BaseEstimator):
         -------
         float
         """
-        return self.best_estimator_.score(self._check(X))
+        X = self._check(X)
+        return self.best_estimator_.score(X)
 
     def aic(self, X):
         """AIC of the best model on X (see ``GaussianMixture.aic``)."""
-        return self.best_estimator_.aic(self._check(X))
+        X = self._check(X)
+        return self.best_estimator_.aic(X)
 
     def bic(self, X):
         """BIC of the best model on X (see ``GaussianMixture.bic``)."""
-        return self.best_estimator_.bic(self._check(X))
+        X = self._check(X)
+        return self.best_estimator_.bic(X)
 
     def icl(self, X):
         """ICL of the best model on X (see ``GaussianMixture.icl``)."""
-        return self.best_estimator_.icl(self._check(X))
+        X = self._check(X)
+        return self.best_estimator_.icl(X)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw from the best model; see ``GaussianMixture.sample``.

@@ -1,0 +1,629 @@
+"""The ``gmm`` command: sweep, fit, predict, score, sample and inspect models.
+
+Installed as the ``gmm`` console script and runnable as ``python -m gmm``.
+DATA is a CSV file (the delimiter is sniffed; a first row that is not all
+numbers is a header and gives the feature names) or a ``.npy`` array of shape
+(n_samples, n_features). Models are the pickle-free files of :func:`gmm.save`.
+Results go to standard output as plain numbers; every error is one line on
+standard error, ``gmm: error: ...``, with exit status 1 (2 for a bad command
+line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+PROG = "gmm"
+
+_EXAMPLES = {
+    None: """examples:
+  gmm sweep data.csv --k 1:20 --covariance all --out model.npz --plot bic.png
+  gmm fit data.csv --k 5 --covariance full --out model.npz
+  gmm predict model.npz data.csv --proba
+  gmm info model.npz""",
+    "sweep": """example:
+  gmm sweep data.csv --k 1:20 --covariance full,diag --criterion bic --jobs 2 \\
+      --checkpoint sweep.jsonl --out model.npz --table table.csv --plot bic.png
+
+Fits every (K, covariance type), prints the table and the best model. With
+--checkpoint, a rerun after an interruption skips the fits already done.""",
+    "fit": """example:
+  gmm fit data.csv --k 5 --covariance full --seed 0 --out model.npz""",
+    "predict": """example:
+  gmm predict model.npz data.csv            # one label per line
+  gmm predict model.npz data.csv --proba    # one row of probabilities per sample""",
+    "score": """example:
+  gmm score model.npz data.csv              # mean log-likelihood per sample
+  gmm score model.npz data.csv --samples    # one log-likelihood per sample""",
+    "sample": """example:
+  gmm sample model.npz -n 100 --seed 0 > draws.csv""",
+    "info": """example:
+  gmm info model.npz""",
+}
+
+
+class CommandLineError(Exception):
+    """A problem with the user's input, reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, like every other error."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+# ======================================================================= main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gmm`` command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, default=None
+        The arguments after the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        0 on success, 1 when the command failed, 2 for a bad command line.
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        try:
+            return args.handler(args) or 0
+        except KeyboardInterrupt:
+            sys.stderr.write(f"{PROG}: interrupted\n")
+            return 130
+        except BrokenPipeError:
+            # The reader (e.g. `head`) went away; that is not an error of ours.
+            _silence_stdout()
+            return 0
+        except Exception as error:  # every failure is one line, never a traceback
+            sys.stderr.write(f"{PROG}: error: {_one_line(error)}\n")
+            return 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(f"{PROG}: warning: {_one_line(message)}\n")
+
+
+def _one_line(error: BaseException | Warning | str) -> str:
+    if isinstance(error, FileNotFoundError):
+        return f"no such file: {error.filename!r}"
+    if isinstance(error, IsADirectoryError):
+        return f"is a folder, not a file: {error.filename!r}"
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or error}: {error.filename!r}"
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+# ===================================================================== parser
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Gaussian mixture models: choose K by information criteria, fit, "
+        "predict, score and sample, with pickle-free model files.",
+        epilog=_EXAMPLES[None],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"gmm {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str, handler) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=_EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    sub = command("sweep", "Fit a grid of K and covariance types; keep the best.", _sweep)
+    sub.add_argument("data", metavar="DATA", help="CSV or .npy file, one sample per row")
+    sub.add_argument(
+        "--k",
+        type=_k_values,
+        default=range(1, 11),
+        metavar="K",
+        help="values of K: 5, 1:20 (inclusive), 1:20:2 or 2,4,8 (default 1:10)",
+    )
+    sub.add_argument(
+        "--covariance",
+        type=_covariance_names,
+        default="all",
+        metavar="TYPES",
+        help="'all' or a comma list of full, tied, diag, spherical (default all)",
+    )
+    sub.add_argument(
+        "--criterion",
+        choices=("bic", "aic", "icl"),
+        default="bic",
+        help="criterion that picks the best model (default bic)",
+    )
+    sub.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel fits (-1: every core; default 1)",
+    )
+    sub.add_argument(
+        "--checkpoint", metavar="FILE", help="JSON Lines file that makes the sweep resumable"
+    )
+    sub.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a checkpoint afresh if it was written for other data",
+    )
+    sub.add_argument("--out", metavar="MODEL", help="save the selection (best model) here")
+    sub.add_argument("--table", metavar="CSV", help="write the table of fits here")
+    sub.add_argument("--plot", metavar="IMAGE", help="plot the criterion against K (png, pdf, svg)")
+    sub.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when standard error is a terminal)",
+    )
+    _add_fit_options(sub)
+
+    sub = command("fit", "Fit one Gaussian mixture.", _fit)
+    sub.add_argument("data", metavar="DATA", help="CSV or .npy file, one sample per row")
+    sub.add_argument(
+        "--k", type=_positive_int, required=True, metavar="K", help="number of components"
+    )
+    sub.add_argument(
+        "--covariance",
+        default="full",
+        choices=("full", "tied", "diag", "spherical"),
+        help="covariance type (default full)",
+    )
+    sub.add_argument("--out", metavar="MODEL", help="save the fitted model here")
+    _add_fit_options(sub)
+
+    sub = command("predict", "Print the component of each sample (or its probabilities).", _predict)
+    sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit or sweep")
+    sub.add_argument("data", metavar="DATA", help="CSV or .npy file, one sample per row")
+    sub.add_argument(
+        "--proba",
+        action="store_true",
+        help="print posterior probabilities, one column per component",
+    )
+
+    sub = command("score", "Print the mean log-likelihood of the data.", _score)
+    sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit or sweep")
+    sub.add_argument("data", metavar="DATA", help="CSV or .npy file, one sample per row")
+    sub.add_argument(
+        "--samples", action="store_true", help="print each sample's log-likelihood instead"
+    )
+
+    sub = command("sample", "Draw samples from a model, as CSV.", _sample)
+    sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit or sweep")
+    sub.add_argument(
+        "-n",
+        "--n-samples",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="number of samples (default 1)",
+    )
+    sub.add_argument("--seed", type=int, default=None, help="random seed")
+    sub.add_argument(
+        "--labels", action="store_true", help="add a last column with the component of each sample"
+    )
+
+    sub = command("info", "Describe a model file.", _info)
+    sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit or sweep")
+    return parser
+
+
+def _add_fit_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--seed", type=int, default=0, help="random_state of every fit (default 0)")
+    sub.add_argument(
+        "--n-init",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="initialisations per fit, the best kept (default 1)",
+    )
+    sub.add_argument(
+        "--max-iter",
+        type=int,
+        default=100,
+        metavar="N",
+        help="EM iterations per initialisation (default 100)",
+    )
+    sub.add_argument("--tol", type=float, default=1e-3, help="convergence threshold (default 1e-3)")
+    sub.add_argument(
+        "--reg-covar",
+        type=float,
+        default=1e-6,
+        metavar="R",
+        help="added to covariance diagonals (default 1e-6)",
+    )
+    sub.add_argument(
+        "--init-params",
+        default="kmeans",
+        choices=("kmeans", "k-means++", "random", "random_from_data"),
+        help="initialisation (default kmeans)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _k_values(text: str) -> list[int]:
+    """``5``, ``1:20`` (inclusive), ``1:20:2``, ``2,4,8`` or a comma list of these."""
+    values: list[int] = []
+    try:
+        for part in text.split(","):
+            bounds = [int(b) for b in part.split(":")]
+            if len(bounds) == 1:
+                values.append(bounds[0])
+            elif len(bounds) in (2, 3):
+                step = bounds[2] if len(bounds) == 3 else 1
+                if step < 1 or bounds[1] < bounds[0]:
+                    raise ValueError
+                values.extend(range(bounds[0], bounds[1] + 1, step))
+            else:
+                raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected K like 5, 1:20 (inclusive), 1:20:2 or 2,4,8; got {text!r}"
+        ) from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"K must be >= 1, got {text!r}")
+    return values
+
+
+def _covariance_names(text: str) -> str | list[str]:
+    from .selection import check_covariance_types
+
+    names = text if text == "all" else [name.strip() for name in text.split(",")]
+    try:
+        return check_covariance_types(names)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# ======================================================================= data
+def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
+    """Read DATA: a ``.npy`` array or a CSV file.
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        float64 (float32 stays float32 for ``.npy``).
+    names : list of str or None
+        The CSV header, when the first row is not all numbers.
+
+    Raises
+    ------
+    CommandLineError
+        For a file that is not numeric, finite, rectangular 2-D data; the
+        message gives the line and column of the first bad cell.
+    """
+    if path.lower().endswith(".npy"):
+        return _read_npy(path), None
+    return _read_csv(path)
+
+
+def _read_npy(path: str) -> np.ndarray:
+    try:
+        X = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise CommandLineError(f"{path}: holds Python objects; DATA must be numbers") from None
+        raise CommandLineError(f"{path}: not a readable .npy file ({_one_line(error)})") from None
+    if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":
+        raise CommandLineError(f"{path}: DATA must be a numeric array")
+    if X.ndim != 2:
+        raise CommandLineError(
+            f"{path}: expected a 2-D array (n_samples, n_features), got shape {X.shape}"
+            + ("; save X.reshape(-1, 1) for one feature" if X.ndim == 1 else "")
+        )
+    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
+        row, column = np.argwhere(~np.isfinite(X))[0]
+        raise CommandLineError(
+            f"{path}: row {row}, column {column} is NaN or infinite; remove or impute "
+            "missing values first"
+        )
+    return X if X.dtype == np.float32 else X.astype(np.float64)
+
+
+def _read_csv(path: str) -> tuple[np.ndarray, list[str] | None]:
+    with open(path, encoding="utf-8-sig", newline="") as file:
+        try:
+            text = file.read()
+        except UnicodeDecodeError:
+            raise CommandLineError(f"{path}: not a UTF-8 text file (CSV) or a .npy file") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise CommandLineError(f"{path}: the file is empty")
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=",;\t| ")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","  # a single column has no delimiter to find
+    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter, skipinitialspace=True)
+    rows = list(reader)
+    names = None
+    first = [cell.strip() for cell in rows[0]]
+    if not all(_is_number(cell) for cell in first):
+        names = first
+        rows = rows[1:]
+        if len(set(names)) != len(names):
+            raise CommandLineError(f"{path}: the header has duplicate column names")
+    if not rows:
+        raise CommandLineError(f"{path}: no data rows")
+    width = len(first)
+    X = np.empty((len(rows), width))
+    offset = 2 if names is not None else 1
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise CommandLineError(
+                f"{path}: line {i + offset} has {len(row)} fields, expected {width}"
+            )
+        for j, cell in enumerate(row):
+            try:
+                value = float(cell)
+            except ValueError:
+                what = "an empty cell" if not cell.strip() else f"{cell.strip()!r}"
+                raise CommandLineError(
+                    f"{path}: line {i + offset}, column {j + 1}: {what} is not a number"
+                ) from None
+            if not math.isfinite(value):
+                raise CommandLineError(
+                    f"{path}: line {i + offset}, column {j + 1}: {cell.strip()!r} is not a "
+                    "finite number; remove or impute missing values first"
+                )
+            X[i, j] = value
+    return X, names
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _with_names(X: np.ndarray, names: list[str] | None):
+    """A DataFrame when there are names and pandas, so the model records them."""
+    if names is None:
+        return X
+    try:
+        import pandas as pd
+    except ImportError:
+        return X
+    return pd.DataFrame(X, columns=names)
+
+
+def _load_model(path: str):
+    from .persistence import load
+
+    return load(path)
+
+
+def _check_features(model, X: np.ndarray, names: list[str] | None, path: str) -> np.ndarray:
+    """The data as an array, after checking it matches the model's features."""
+    expected = model.n_features_in_
+    if X.shape[1] != expected:
+        raise CommandLineError(
+            f"{path} has {X.shape[1]} columns but the model was fitted on {expected} features"
+        )
+    known = getattr(model, "feature_names_in_", None)
+    if names is not None and known is not None and list(known) != list(names):
+        raise CommandLineError(
+            f"{path}: columns ({', '.join(names)}) do not match the model's features "
+            f"({', '.join(map(str, known))})"
+        )
+    return X.astype(model_dtype(model), copy=False)
+
+
+def model_dtype(model) -> np.dtype:
+    """The floating dtype of a fitted model's parameters."""
+    inner = getattr(model, "best_estimator_", model)
+    return inner.means_.dtype
+
+
+def _write_array(array: np.ndarray, header: Sequence[str] | None = None) -> None:
+    fmt = "%d" if array.dtype.kind in "iu" else ("%.9g" if array.dtype == np.float32 else "%.17g")
+    out = sys.stdout
+    if header is not None:
+        out.write(",".join(header) + "\n")
+    np.savetxt(out, array, fmt=fmt, delimiter=",")
+    out.flush()
+
+
+# =================================================================== commands
+def _fit_params(args) -> dict[str, Any]:
+    return {
+        "max_iter": args.max_iter,
+        "tol": args.tol,
+        "reg_covar": args.reg_covar,
+        "init_params": args.init_params,
+    }
+
+
+def _sweep(args) -> int:
+    from .selection import GaussianMixtureIC, sweep
+
+    X, names = read_data(args.data)
+    result = sweep(
+        X,
+        args.k,
+        args.covariance,
+        criterion=args.criterion,
+        n_init=args.n_init,
+        random_state=args.seed,
+        n_jobs=args.jobs,
+        checkpoint=args.checkpoint,
+        progress=args.progress,
+        overwrite=args.overwrite,
+        **_fit_params(args),
+    )
+    print(repr(result.table))
+    best = result.best_params_
+    print(
+        f"best by {args.criterion}: K={best['n_components']}, "
+        f"covariance={best['covariance_type']}, {args.criterion}={result.best_score_:.10g}"
+    )
+    if args.table:
+        result.to_csv(args.table)
+    if args.plot:
+        _save_plot(result, args.plot)
+    if args.out:
+        from .persistence import save
+
+        model = GaussianMixtureIC(
+            list(args.k),
+            covariance_type=args.covariance,
+            criterion=args.criterion,
+            n_init=args.n_init,
+            random_state=args.seed,
+            **_fit_params(args),
+        )
+        model._set_result(result)
+        model.n_features_in_ = X.shape[1]
+        if names is not None:
+            model.feature_names_in_ = np.asarray(names, dtype=object)
+        save(model, args.out)
+    return 0
+
+
+def _save_plot(result, path: str) -> None:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise CommandLineError('--plot needs matplotlib: pip install "gmm[plot]"') from None
+    figure = Figure(figsize=(7, 4.5))
+    result.plot(ax=figure.subplots())
+    figure.savefig(path, bbox_inches="tight", dpi=110)
+
+
+def _fit(args) -> int:
+    from .estimator import GaussianMixture
+    from .selection import information_criteria
+
+    X, names = read_data(args.data)
+    model = GaussianMixture(
+        args.k,
+        covariance_type=args.covariance,
+        n_init=args.n_init,
+        random_state=args.seed,
+        **_fit_params(args),
+    ).fit(_with_names(X, names))
+    criteria = information_criteria(model, X.astype(model_dtype(model), copy=False), None)
+    print(f"components: {args.k}, covariance: {args.covariance}")
+    print(f"converged: {model.converged_} after {model.n_iter_} iterations")
+    for key in ("log_likelihood", "aic", "bic", "icl"):
+        print(f"{key}: {criteria[key]:.10g}")
+    if args.out:
+        from .persistence import save
+
+        save(model, args.out)
+    return 0
+
+
+def _predict(args) -> int:
+    model = _load_model(args.model)
+    X, names = read_data(args.data)
+    X = _check_features(model, X, names, args.data)
+    if args.proba:
+        _write_array(model.predict_proba(X))
+    else:
+        _write_array(model.predict(X))
+    return 0
+
+
+def _score(args) -> int:
+    model = _load_model(args.model)
+    X, names = read_data(args.data)
+    X = _check_features(model, X, names, args.data)
+    if args.samples:
+        _write_array(model.score_samples(X))
+    else:
+        print(f"{model.score(X):.17g}")
+    return 0
+
+
+def _sample(args) -> int:
+    model = _load_model(args.model)
+    X, y = model.sample(args.n_samples, random_state=args.seed)
+    known = getattr(model, "feature_names_in_", None)
+    header = None if known is None else [str(name) for name in known]
+    if args.labels:
+        X = np.column_stack([X.astype(np.float64), y])
+        header = None if header is None else [*header, "component"]
+    _write_array(X, header)
+    return 0
+
+
+def _info(args) -> int:
+    model = _load_model(args.model)
+    inner = getattr(model, "best_estimator_", model)
+    lines = [
+        ("file", args.model),
+        ("class", type(model).__name__),
+        ("covariance type", inner.covariance_type),
+        ("components", inner.n_components),
+        ("features", inner.n_features_in_),
+        ("dtype", inner.means_.dtype.name),
+        ("converged", inner.converged_),
+        ("iterations", inner.n_iter_),
+        ("lower bound", f"{inner.lower_bound_:.10g}"),
+    ]
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        lines.append(("feature names", ", ".join(map(str, names))))
+    if inner is not model:
+        result = model.sweep_result_
+        lines.append(("criterion", result.criterion))
+        lines.append(("grid fits", len(result.table)))
+        lines.append((f"best {result.criterion}", f"{result.best_score_:.10g}"))
+    width = max(len(key) for key, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
+    return 0

@@ -1,0 +1,399 @@
+"""gmm.sweep and GaussianMixtureIC.
+
+References: scikit-learn's GaussianMixture fitted in the same process with the
+same arguments (its ``aic``, ``bic``, ``score``, ``predict_proba`` and
+``_n_parameters``), and data with rows repeated for the sample-weight
+semantics. No expected number comes from our own runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import xlogy
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from gmm import GaussianMixture, GaussianMixtureIC, SweepResult, sweep
+from gmm.selection import COLUMNS, _blas_threads
+
+TYPES = ("spherical", "diag", "full", "tied")
+
+
+def sklearn_reference(X, k, covariance_type, **params):
+    """scikit-learn's fit and criteria for one grid point (ICL from its responsibilities)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = SkGaussianMixture(k, covariance_type=covariance_type, **params).fit(X)
+    resp = ref.predict_proba(X)
+    bic = ref.bic(X)
+    return {
+        "log_likelihood": ref.score(X) * X.shape[0],
+        "n_parameters": ref._n_parameters(),
+        "aic": ref.aic(X),
+        "bic": bic,
+        "icl": bic - 2 * np.sum(xlogy(resp, resp)),
+        "n_iter": ref.n_iter_,
+        "converged": ref.converged_,
+    }
+
+
+def assert_rows_match_sklearn(result, X, rtol=1e-6, **params):
+    for row in result.table:
+        assert row["error"] is None
+        ref = sklearn_reference(X, row["n_components"], row["covariance_type"], **params)
+        for key in ("log_likelihood", "aic", "bic", "icl"):
+            np.testing.assert_allclose(row[key], ref[key], rtol=rtol, err_msg=f"{key} {row}")
+        assert row["n_parameters"] == ref["n_parameters"]
+        assert row["n_iter"] == ref["n_iter"]
+        assert row["converged"] == ref["converged"]
+
+
+def without_seconds(table):
+    return [{k: v for k, v in row.items() if k != "fit_seconds"} for row in table]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(150, centers=3, cluster_std=0.8, random_state=1)
+    return X
+
+
+@pytest.fixture(scope="module")
+def blob_sweep(blobs):
+    return sweep(blobs, range(1, 5), TYPES, progress=False)
+
+
+# ---------------------------------------------------------- against sklearn
+# One BLAS thread in the agreement tests: OpenBLAS threads only slow down these
+# small products on a busy 2-core machine, and the numbers do not depend on it.
+def test_moons_sweep_matches_sklearn(moons):
+    # The tutorial's grid: make_moons(200, noise=0.05), K = 1..20, full.
+    with threadpool_limits(1):
+        result = sweep(moons, range(1, 21), "full", progress=False)
+        assert [row["n_components"] for row in result.table] == list(range(1, 21))
+        assert_rows_match_sklearn(result, moons, random_state=0)
+
+
+def test_moons_sweep_matches_sklearn_for_every_type(moons):
+    with threadpool_limits(1):
+        result = sweep(moons, range(1, 7), TYPES, n_init=2, random_state=3, progress=False)
+        assert [row["covariance_type"] for row in result.table[::6]] == list(TYPES)
+        assert_rows_match_sklearn(result, moons, random_state=3, n_init=2)
+
+
+@pytest.mark.slow
+def test_digits_sweep_matches_sklearn(digits_pca):
+    # The tutorial's AIC curve: K = 50..200 step 10, full, on 1797 × 41 whitened PCA scores.
+    with threadpool_limits(1):
+        result = sweep(digits_pca, range(50, 201, 10), "full", progress=False)
+        for row in result.table:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                ref = SkGaussianMixture(
+                    row["n_components"], covariance_type="full", random_state=0
+                ).fit(digits_pca)
+            np.testing.assert_allclose(row["aic"], ref.aic(digits_pca), rtol=1e-6)
+            np.testing.assert_allclose(row["bic"], ref.bic(digits_pca), rtol=1e-6)
+    assert len(result.table) == 16
+
+
+def test_row_equals_a_direct_fit(blobs):
+    params = dict(tol=1e-4, max_iter=40, init_params="random_from_data", reg_covar=1e-5)
+    result = sweep(blobs, [2, 3, 4], "tied", n_init=2, random_state=7, progress=False, **params)
+    k = result.best_params_["n_components"]
+    direct = GaussianMixture(k, covariance_type="tied", n_init=2, random_state=7, **params)
+    direct.fit(blobs)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert np.array_equal(getattr(result.best_estimator_, name), getattr(direct, name))
+    assert result.best_estimator_.get_params() == direct.get_params()
+    row = result.table[result.best_index_]
+    assert row["n_iter"] == direct.n_iter_
+    assert math.isclose(row["bic"], direct.bic(blobs), rel_tol=1e-12)
+
+
+# ----------------------------------------------------------------- behaviour
+def test_best_is_the_minimum_of_each_criterion(blobs, blob_sweep):
+    table = blob_sweep.table
+    for criterion in ("aic", "bic", "icl"):
+        result = SweepResult(table, criterion, blob_sweep.best_estimator_)
+        values = table.column(criterion)
+        assert result.best_score_ == values.min()
+        best = table[int(np.argmin(values))]
+        assert result.best_params_ == {
+            "n_components": best["n_components"],
+            "covariance_type": best["covariance_type"],
+        }
+    # The defining relations of the three criteria.
+    n = blobs.shape[0]
+    for row in table:
+        p = row["n_parameters"]
+        assert math.isclose(row["aic"], -2 * row["log_likelihood"] + 2 * p, rel_tol=1e-12)
+        assert math.isclose(row["bic"], row["aic"] + p * (math.log(n) - 2), rel_tol=1e-12)
+        assert row["icl"] >= row["bic"] - 1e-9
+    # Three well-separated blobs: every criterion finds them.
+    assert blob_sweep.best_params_["n_components"] == 3
+
+
+def test_sweep_best_estimator_is_the_best_row(blobs, blob_sweep):
+    model = blob_sweep.best_estimator_
+    row = blob_sweep.table[blob_sweep.best_index_]
+    assert (model.n_components, model.covariance_type) == (
+        row["n_components"],
+        row["covariance_type"],
+    )
+    assert math.isclose(model.bic(blobs), row["bic"], rel_tol=1e-10)
+
+
+def test_sample_weight_acts_as_repeated_rows(blobs):
+    counts = np.random.default_rng(0).integers(1, 4, size=blobs.shape[0])
+    repeated = np.repeat(blobs, counts, axis=0)
+    for covariance_type in ("full", "diag"):
+        result = sweep(
+            blobs, [3], covariance_type, sample_weight=counts.astype(float), progress=False
+        )
+        row, model = result.table[0], result.best_estimator_
+        assert math.isclose(
+            row["log_likelihood"], model.score(repeated) * len(repeated), rel_tol=1e-10
+        )
+        assert math.isclose(row["aic"], model.aic(repeated), rel_tol=1e-10)
+        assert math.isclose(row["bic"], model.bic(repeated), rel_tol=1e-10)
+        assert math.isclose(row["icl"], model.icl(repeated), rel_tol=1e-10)
+
+
+def test_failed_fit_becomes_a_row_and_the_sweep_goes_on():
+    # Six distinct points, each repeated: with K=6 and no regularisation every
+    # component collapses onto one point.
+    points = np.random.default_rng(1).normal(size=(6, 2))
+    X = np.repeat(points, 5, axis=0)
+    with pytest.warns(UserWarning, match="1 of 2 fits failed"):
+        result = sweep(X, [1, 6], "full", reg_covar=0.0, progress=False)
+    ok, failed = result.table
+    assert ok["error"] is None and math.isfinite(ok["bic"])
+    assert "collapsed" in failed["error"] or "positive definite" in failed["error"]
+    assert math.isnan(failed["bic"]) and failed["n_iter"] is None and not failed["converged"]
+    assert result.best_params_["n_components"] == 1
+
+
+def test_all_fits_failing_raises():
+    X = np.repeat(np.random.default_rng(2).normal(size=(4, 2)), 3, axis=0)
+    with pytest.raises(ValueError, match="All 2 fits of the sweep failed"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            sweep(X, [4, 5], "full", reg_covar=0.0, progress=False)
+
+
+def test_n_jobs_gives_identical_tables(moons):
+    grid = dict(n_components=range(1, 7), covariance_types=TYPES, progress=False)
+    serial = sweep(moons, n_jobs=1, **grid)
+    parallel = sweep(moons, n_jobs=2, **grid)
+    assert without_seconds(serial.table) == without_seconds(parallel.table)
+    assert serial.best_params_ == parallel.best_params_
+    for name in ("weights_", "means_", "precisions_cholesky_"):
+        assert np.array_equal(
+            getattr(serial.best_estimator_, name), getattr(parallel.best_estimator_, name)
+        )
+
+
+def test_blas_threads_limited_in_workers():
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    with _blas_threads(1):
+        assert all(n == 1 for n in blas_threads())
+
+
+def test_float32_data_gives_float32_models(blobs):
+    result = sweep(blobs.astype(np.float32), [2, 3], "diag", progress=False)
+    assert result.best_estimator_.means_.dtype == np.float32
+    assert all(isinstance(row["bic"], float) for row in result.table)
+
+
+def test_dataframe_column_names_reach_the_models(blobs):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(blobs, columns=["x", "y"])
+    result = sweep(frame, [3], "full", progress=False)
+    assert list(result.best_estimator_.feature_names_in_) == ["x", "y"]
+
+
+# --------------------------------------------------------------- the table
+def test_table_rows_and_columns(blob_sweep):
+    table = blob_sweep.table
+    assert len(table) == 16 and table.columns == COLUMNS
+    assert list(table[0]) == list(COLUMNS)
+    table[0]["bic"] = 0.0  # indexing returns a copy
+    assert table[0]["bic"] != 0.0
+    assert [row["covariance_type"] for row in table[:4]] == ["spherical"] * 4
+    assert table.column("n_components").tolist() == [1.0, 2.0, 3.0, 4.0] * 4
+
+
+def test_to_records_and_to_pandas(blob_sweep):
+    pd = pytest.importorskip("pandas")
+    records = blob_sweep.to_records()
+    assert records == blob_sweep.table.to_records() == list(blob_sweep.table)
+    frame = blob_sweep.to_pandas()
+    assert list(frame.columns) == list(COLUMNS)
+    assert str(frame["n_iter"].dtype) == "Int64"
+    assert frame["bic"].tolist() == [row["bic"] for row in records]
+    assert isinstance(frame, pd.DataFrame)
+
+
+def test_to_csv_reads_back_exactly(tmp_path, blob_sweep):
+    path = tmp_path / "table.csv"
+    blob_sweep.to_csv(path)
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == list(COLUMNS)
+    for row, original in zip(rows, blob_sweep.table, strict=True):
+        assert row["covariance_type"] == original["covariance_type"]
+        assert float(row["bic"]) == original["bic"]
+        assert int(row["n_iter"]) == original["n_iter"]
+        assert row["error"] == ""
+
+
+def test_to_pandas_without_pandas_says_what_to_install(monkeypatch, blob_sweep):
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match="pip install pandas"):
+        blob_sweep.to_pandas()
+
+
+def test_plot_marks_the_best(blob_sweep):
+    from matplotlib.figure import Figure
+
+    for criterion in ("bic", "aic"):
+        ax = blob_sweep.plot(criterion, ax=Figure().subplots())
+        lines = ax.get_lines()
+        assert [line.get_label() for line in lines[:4]] == list(TYPES)
+        best = SweepResult(blob_sweep.table, criterion, blob_sweep.best_estimator_)
+        star = lines[-1]
+        assert star.get_xdata()[0] == best.best_params_["n_components"]
+        assert star.get_ydata()[0] == best.best_score_
+        assert criterion.upper() in ax.get_ylabel()
+
+
+def test_plot_without_matplotlib_says_what_to_install(monkeypatch, blob_sweep):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r'pip install "gmm\[plot\]"'):
+        blob_sweep.plot()
+
+
+# ------------------------------------------------------------------ progress
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_shows_each_fit(monkeypatch, blobs):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    sweep(blobs, [1, 2], "full", criterion="aic", progress=None)
+    output = terminal.getvalue()
+    # Fits run largest first, so K=1 finishes last and stays on the final bar.
+    assert "2/2" in output and "K=1 full aic=" in output
+
+
+def test_progress_is_off_when_not_a_terminal(monkeypatch, blobs):
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    sweep(blobs, [1, 2], "full", progress=None)
+    assert stream.getvalue() == ""
+
+
+# ------------------------------------------------------------------ arguments
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(criterion="aicc"), ValueError, "Unknown criterion 'aicc'"),
+        (dict(n_components=[]), ValueError, "n_components is empty"),
+        (dict(n_components=[0, 1]), ValueError, "must be >= 1"),
+        (dict(n_components=2.5), TypeError, "int or an iterable"),
+        (dict(covariance_types=["full", "round"]), ValueError, "Unknown covariance_type"),
+        (dict(covariance_type="full"), TypeError, "set by the sweep itself"),
+        (dict(tolerance=1e-3), TypeError, "Unknown GaussianMixture parameter 'tolerance'"),
+        (dict(tol=-1.0), ValueError, "tol must be"),
+        (dict(n_jobs=0), ValueError, "n_jobs must be"),
+        (dict(random_state=None, checkpoint="x.jsonl"), ValueError, "integer random_state"),
+    ],
+)
+def test_bad_arguments_are_refused_up_front(blobs, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        sweep(blobs, **{"n_components": [1, 2], "progress": False, **kwargs})
+
+
+def test_bad_data_is_refused(blobs):
+    X = blobs.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sweep(X, [1, 2], progress=False)
+    with pytest.raises(ValueError, match="sample_weight"):
+        sweep(blobs, [1, 2], sample_weight=np.ones(3), progress=False)
+
+
+# ================================================================ estimator
+@parametrize_with_checks([GaussianMixtureIC(n_components=(1, 2), covariance_type=("full", "diag"))])
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        # Tiny check data makes some grid points fail; the sweep says so and goes on.
+        warnings.filterwarnings("ignore", message=".* fits failed", category=UserWarning)
+        check(estimator)
+
+
+def test_constructor_stores_n_components_as_given():
+    grid = range(1, 6)
+    model = GaussianMixtureIC(grid)
+    assert model.get_params()["n_components"] is grid
+    assert clone(model).n_components == grid
+
+
+def test_estimator_delegates_to_the_best_model(blobs):
+    model = GaussianMixtureIC(range(1, 5), covariance_type=["full", "diag"], random_state=0)
+    model.fit(blobs)
+    best = model.best_estimator_
+    assert (model.n_components_, model.covariance_type_) == (
+        best.n_components,
+        best.covariance_type,
+    )
+    assert model.best_params_ == model.sweep_result_.best_params_
+    assert len(model.table_) == 8
+    assert np.array_equal(model.predict(blobs), best.predict(blobs))
+    assert np.array_equal(model.predict_proba(blobs), best.predict_proba(blobs))
+    assert np.array_equal(model.score_samples(blobs), best.score_samples(blobs))
+    assert model.score(blobs) == best.score(blobs)
+    assert model.bic(blobs) == best.bic(blobs)
+    X1, y1 = model.sample(5, random_state=0)
+    X2, y2 = best.sample(5, random_state=0)
+    assert np.array_equal(X1, X2) and np.array_equal(y1, y2)
+    assert np.array_equal(model.fit_predict(blobs), model.predict(blobs))
+
+
+def test_estimator_equals_the_sweep(blobs):
+    model = GaussianMixtureIC([2, 3], covariance_type="tied", criterion="icl", random_state=4)
+    result = sweep(blobs, [2, 3], "tied", criterion="icl", random_state=4, progress=False)
+    model.fit(blobs)
+    assert without_seconds(model.table_) == without_seconds(result.table)
+    assert model.best_params_ == result.best_params_
+
+
+def test_estimator_in_a_pipeline(blobs):
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("gmm", GaussianMixtureIC(range(1, 5), covariance_type="full", random_state=0)),
+        ]
+    ).fit(blobs)
+    scaled = StandardScaler().fit_transform(blobs)
+    direct = GaussianMixtureIC(range(1, 5), covariance_type="full", random_state=0).fit(scaled)
+    assert np.array_equal(pipe.predict(blobs), direct.predict(scaled))
+    assert pipe.score(blobs) == direct.score(scaled)
