@@ -1,0 +1,350 @@
+"""gmm.save and gmm.load: exact round trips, atomic writes, tampered files refused.
+
+Tampered files are made by rewriting a saved file's members with zipfile and
+numpy.lib.format directly, so the tests do not go through the code under test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+from numpy.lib import format as npy_format
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import NotFittedError
+
+import gmm.persistence
+from gmm import GaussianMixture, GaussianMixtureIC, ModelFileError, load, save
+
+TYPES = ("spherical", "diag", "full", "tied")
+ATTRIBUTES = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
+
+
+@pytest.fixture(scope="module")
+def X():
+    X, _ = make_blobs(240, centers=3, n_features=3, random_state=3)
+    return X
+
+
+@pytest.fixture(scope="module")
+def models(X):
+    return {
+        (c, dtype): GaussianMixture(3, covariance_type=c, random_state=0).fit(X.astype(dtype))
+        for c in TYPES
+        for dtype in (np.float32, np.float64)
+    }
+
+
+# ---------------------------------------------------------------- round trip
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_round_trip_is_exact(tmp_path, X, models, covariance_type, dtype):
+    model = models[covariance_type, dtype]
+    path = tmp_path / "model.npz"
+    save(model, path)
+    loaded = load(path)
+    data = X.astype(dtype)
+    assert type(loaded) is GaussianMixture
+    assert loaded.get_params() == model.get_params()
+    for name in ATTRIBUTES:
+        saved, read = getattr(model, name), getattr(loaded, name)
+        assert read.dtype == saved.dtype and np.array_equal(read, saved)
+    assert loaded.lower_bounds_ == model.lower_bounds_
+    assert (loaded.n_iter_, loaded.converged_, loaded.lower_bound_) == (
+        model.n_iter_,
+        model.converged_,
+        model.lower_bound_,
+    )
+    assert np.array_equal(loaded.predict(data), model.predict(data))
+    assert np.array_equal(loaded.predict_proba(data), model.predict_proba(data))
+    assert np.array_equal(loaded.score_samples(data), model.score_samples(data))
+    for a, b in zip(
+        loaded.sample(50, random_state=1), model.sample(50, random_state=1), strict=True
+    ):
+        assert np.array_equal(a, b)
+
+
+def test_feature_names_and_array_parameters_survive(tmp_path, X):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    means_init = X[:3].copy()
+    model = GaussianMixture(3, means_init=means_init, random_state=np.random.RandomState(0))
+    model.fit(frame)
+    save(model, tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert loaded.feature_names_in_.dtype == object
+    assert list(loaded.feature_names_in_) == ["a", "b", "c"]
+    assert np.array_equal(loaded.means_init, means_init)
+    assert loaded.random_state is None  # a RandomState instance is not a stored parameter
+    assert np.array_equal(loaded.predict(frame), model.predict(frame))
+
+
+def test_gaussian_mixture_ic_round_trip(tmp_path, X):
+    model = GaussianMixtureIC(range(1, 5), covariance_type=("full", "diag"), random_state=0)
+    model.fit(X)
+    save(model, tmp_path / "ic.npz")
+    loaded = load(tmp_path / "ic.npz")
+    assert type(loaded) is GaussianMixtureIC
+    assert loaded.n_components == range(1, 5)
+    assert loaded.covariance_type == ("full", "diag")
+    assert loaded.table_.to_records() == model.table_.to_records()
+    assert (loaded.n_components_, loaded.covariance_type_) == (
+        model.n_components_,
+        model.covariance_type_,
+    )
+    assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.sweep_result_.best_score_ == model.sweep_result_.best_score_
+
+
+def test_pickle_still_works(X, models):
+    model = models["full", np.float64]
+    clone = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(clone.predict_proba(X), model.predict_proba(X))
+
+
+def test_save_refuses_what_it_cannot_store(tmp_path):
+    with pytest.raises(TypeError, match="GaussianMixture and GaussianMixtureIC"):
+        save(object(), tmp_path / "x.npz")
+    with pytest.raises(NotFittedError):
+        save(GaussianMixture(2), tmp_path / "x.npz")
+    assert not os.listdir(tmp_path)
+
+
+# -------------------------------------------------------------------- atomic
+def test_interrupted_save_leaves_the_previous_file(tmp_path, X, models, monkeypatch):
+    path = tmp_path / "model.npz"
+    old = models["diag", np.float64]
+    save(old, path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(npy_format, "write_array", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save(models["full", np.float64], path)
+    monkeypatch.undo()
+    monkeypatch.setattr(gmm.persistence.os, "replace", lambda *a: (_ for _ in ()).throw(OSError))
+    with pytest.raises(OSError):
+        save(models["full", np.float64], path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
+    assert np.array_equal(load(path).predict_proba(X), old.predict_proba(X))
+
+
+# ----------------------------------------------------------------- tampering
+def read_members(path):
+    with zipfile.ZipFile(path) as archive:
+        members = {}
+        for name in archive.namelist():
+            with archive.open(name) as file:
+                members[name[: -len(".npy")]] = npy_format.read_array(file)
+    return json.loads(members.pop("metadata").tobytes()), members
+
+
+def write_members(path, metadata, members, raw=(), compression=zipfile.ZIP_STORED):
+    payload = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, array in {"metadata": payload, **members}.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as file:
+                npy_format.write_array(file, np.asanyarray(array), allow_pickle=True)
+        for name, data in raw:
+            archive.writestr(name, data)
+
+
+def huge_npy(shape, descr="<f8"):
+    """A .npy member that declares ``shape`` but holds 16 bytes of data."""
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    buffer = io.BytesIO()
+    npy_format.write_array_header_2_0(buffer, header)
+    return buffer.getvalue() + bytes(16)
+
+
+def _scale(members, name, factor):
+    members[name] = members[name] * factor
+
+
+def _set(members, name, index, value):
+    array = members[name].copy()
+    array[index] = value
+    members[name] = array
+
+
+TAMPERING = {
+    "wrong shape": (
+        lambda m, a: a.__setitem__("model.means_", a["model.means_"][:, :2]),
+        "means_ has shape",
+    ),
+    "NaN": (lambda m, a: _set(a, "model.means_", (0, 0), np.nan), "means_ contains NaN"),
+    "non-PD precision": (
+        lambda m, a: _set(a, "model.precisions_", 0, -a["model.precisions_"][0]),
+        "precisions_ is not symmetric positive definite",
+    ),
+    "asymmetric precision": (
+        lambda m, a: _set(a, "model.precisions_", (1, 0, 2), a["model.precisions_"][1, 0, 2] + 1),
+        "precisions_ is not symmetric positive definite",
+    ),
+    "non-PD covariance": (
+        lambda m, a: _set(a, "model.covariances_", (2, 1, 1), -1.0),
+        "covariances_ is not symmetric positive definite",
+    ),
+    "weights not summing to 1": (
+        lambda m, a: _scale(a, "model.weights_", 0.9),
+        "weights_ sum to",
+    ),
+    "negative weight": (
+        lambda m, a: _set(a, "model.weights_", 0, -0.1),
+        r"weights_ must lie in \[0, 1\]",
+    ),
+    "Cholesky factor disagrees": (
+        lambda m, a: _scale(a, "model.precisions_cholesky_", 1.5),
+        "does not agree with precisions_",
+    ),
+    "Cholesky factor not triangular": (
+        lambda m, a: _set(a, "model.precisions_cholesky_", (0, 2, 0), 0.25),
+        "upper triangular",
+    ),
+    "object array": (
+        lambda m, a: a.__setitem__("model.means_", np.array([[1, "x"]], dtype=object)),
+        "holds Python objects",
+    ),
+    "wrong dtype": (
+        lambda m, a: a.__setitem__("model.means_", a["model.means_"].astype(np.float32)),
+        "means_ has dtype float32, expected float64",
+    ),
+    "format version from the future": (
+        lambda m, a: m.__setitem__("format_version", 2),
+        "format version 2 .* reads versions up to 1",
+    ),
+    "other format": (lambda m, a: m.__setitem__("format", "sklearn"), "not a gmm model file"),
+    "unknown class": (
+        lambda m, a: m.__setitem__("class", "os.system"),
+        "unknown model class 'os.system'",
+    ),
+    "unknown covariance type": (
+        lambda m, a: m["model"].__setitem__("covariance_type", "round"),
+        "Unknown covariance_type 'round'",
+    ),
+    "unknown parameter": (
+        lambda m, a: m["model"]["params"].__setitem__("__reduce__", 1),
+        "unknown GaussianMixture parameter",
+    ),
+    "invalid parameter": (
+        lambda m, a: m["model"]["params"].__setitem__("n_init", "many"),
+        "invalid constructor parameter",
+    ),
+    "undecodable parameter": (
+        lambda m, a: m["model"]["params"].__setitem__("tol", {"callable": "os.system"}),
+        "cannot be decoded",
+    ),
+    "params disagree with the arrays": (
+        lambda m, a: m["model"]["params"].__setitem__("n_components", 4),
+        "params say n_components=4",
+    ),
+    "missing member": (lambda m, a: a.pop("model.covariances_"), "covariances_.npy is missing"),
+    "extra member": (
+        lambda m, a: a.__setitem__("payload", np.zeros(3)),
+        r"unexpected member\(s\) payload.npy",
+    ),
+    "n_iter_ and lower_bounds_ disagree": (
+        lambda m, a: m["model"].__setitem__("n_iter_", m["model"]["n_iter_"] + 1),
+        "lower_bounds_ has shape",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_tampered_file_is_refused(tmp_path, models, case):
+    change, match = TAMPERING[case]
+    path = tmp_path / "model.npz"
+    save(models["full", np.float64], path)
+    metadata, members = read_members(path)
+    change(metadata, members)
+    write_members(path, metadata, members)
+    with pytest.raises(ModelFileError, match=match):
+        load(path)
+
+
+@pytest.mark.parametrize("consistent_metadata", [False, True])
+def test_huge_declared_shape_is_refused_before_allocation(tmp_path, models, consistent_metadata):
+    path = tmp_path / "model.npz"
+    save(models["diag", np.float64], path)
+    metadata, members = read_members(path)
+    huge = 10**12
+    if consistent_metadata:
+        metadata["model"]["n_components"] = huge
+        metadata["model"]["params"]["n_components"] = huge
+    del members["model.weights_"]
+    write_members(path, metadata, members, raw=[("model.weights_.npy", huge_npy((huge,)))])
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=r"declares shape \(1000000000000,\)"):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20
+
+
+def test_other_files_are_refused(tmp_path, models):
+    model = models["tied", np.float64]
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(pickle.dumps(model))
+    with pytest.raises(ModelFileError, match=r"not a \.npz archive"):
+        load(pickled)
+
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, weights=model.weights_)
+    with pytest.raises(ModelFileError, match=r"metadata\.npy is missing"):
+        load(plain)
+
+    path = tmp_path / "model.npz"
+    save(model, path)
+    metadata, members = read_members(path)
+    compressed = tmp_path / "compressed.npz"
+    write_members(compressed, metadata, members, compression=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ModelFileError, match="compressed"):
+        load(compressed)
+
+    not_npy = tmp_path / "script.npz"
+    write_members(not_npy, metadata, members, raw=[("run.py", b"import os")])
+    with pytest.raises(ModelFileError, match=r"unexpected member 'run\.py'"):
+        load(not_npy)
+
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries["metadata.npy"] = entries["metadata.npy"][:128] + b"\xff{" * 8
+    garbled = tmp_path / "garbled.npz"
+    with zipfile.ZipFile(garbled, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelFileError, match="metadata"):
+        load(garbled)
+
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.npz")
+
+
+def test_model_file_error_is_a_value_error():
+    assert issubclass(ModelFileError, ValueError)
+
+
+def test_tampered_selection_table_is_refused(tmp_path, X):
+    model = GaussianMixtureIC([1, 2, 3], covariance_type="full", random_state=0).fit(X)
+    path = tmp_path / "ic.npz"
+    save(model, path)
+    metadata, members = read_members(path)
+    best = model.sweep_result_.best_index_
+    metadata["selection"]["table"][best]["bic"] = 1e300  # another row becomes "best"
+    write_members(path, metadata, members)
+    with pytest.raises(ModelFileError, match=r"best row .* is not the stored model"):
+        load(path)
+    metadata["selection"]["table"][0]["bic"] = "low"
+    write_members(path, metadata, members)
+    with pytest.raises(ModelFileError, match="row 0 of the sweep table is malformed"):
+        load(path)
