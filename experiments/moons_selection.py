@@ -22,7 +22,8 @@ DESCRIPTION = (
     "AIC rewards fit and follows the density; BIC penalises parameters harder; ICL "
     "adds twice the entropy of the responsibilities to BIC, so it also penalises "
     "overlapping components. scikit-learn has no ICL: we compute it from its "
-    "predict_proba as BIC − 2·Σ r·log r (the same formula gmm uses). Dots mark the minima."
+    "predict_proba as BIC − 2·Σ r·log r (the same formula gmm uses). Circles (gmm) "
+    "and squares (scikit-learn) mark the minima."
 )
 
 CRITERIA = ("aic", "bic", "icl")
@@ -88,7 +89,7 @@ def run(quick: bool = False) -> ExperimentResult:
         "number of components K",
         "criterion value (lower is better)",
     )
-    ax.legend(ncols=2, loc="upper center")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figures = {"AIC, BIC and ICL against K, ours and scikit-learn's": figure_png(fig)}
 
     rows = []

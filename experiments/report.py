@@ -64,10 +64,23 @@ def _cell(value) -> str:
     if isinstance(value, int):
         return f'<td class="num">{value}</td>'
     if isinstance(value, float):
-        return f'<td class="num">{value:.6g}</td>'
+        return f'<td class="num">{format_number(value)}</td>'
     if value is None:
         return "<td>—</td>"
     return f"<td>{_e(value)}</td>"
+
+
+def format_number(value: float) -> str:
+    """Large values with one decimal, ordinary ones to 4 significant digits, tiny ones
+    in scientific notation (the differences between gmm and scikit-learn are tiny)."""
+    size = abs(value)
+    if value != value:
+        return "nan"
+    if size >= 1000:
+        return f"{value:,.1f}"
+    if size >= 1e-3 or size == 0:
+        return f"{value:.4g}"
+    return f"{value:.2e}"
 
 
 def html_table(rows: list[dict]) -> str:
