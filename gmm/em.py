@@ -54,7 +54,7 @@ class Statistics:
     def __add__(self, other: Statistics) -> Statistics:
         return Statistics(
             self.nk + other.nk,
-            tuple(a + b for a, b in zip(self.moments, other.moments)),
+            tuple(a + b for a, b in zip(self.moments, other.moments, strict=True)),
             self.log_likelihood + other.log_likelihood,
             self.total_weight + other.total_weight,
         )
@@ -115,17 +115,19 @@ def weighted_log_prob(
     ``log_norm_const`` is ``log(pi_k) + log det U_k - D/2 log(2 pi)``, shape (K,).
     O(rows · K · F) time.
     """
-    log_prob = family.mahalanobis(Xc, feats, coefs)
+    log_prob, work = family.mahalanobis(Xc, feats, coefs)
     log_prob *= -0.5
     log_prob += log_norm_const
-    return log_prob
+    return log_prob, work
 
 
 def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray):
     """Per-iteration coefficients: ``(coefs, log_norm_const)``."""
     dtype = params.means.dtype
     n_features = params.means.shape[1]
-    coefs = family.coefficients((params.means - shift).astype(dtype), params.precisions_cholesky)
+    coefs = family.coefficients(
+        params.weights, (params.means - shift).astype(dtype), params.precisions_cholesky
+    )
     with np.errstate(divide="ignore"):
         log_weights = np.log(params.weights)
     const = (
@@ -138,7 +140,7 @@ def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray):
 
 def chunk_statistics(Xc, feats, w, family, coefs, const) -> Statistics:
     """Fused E-step and sufficient statistics of one chunk."""
-    log_prob = weighted_log_prob(Xc, feats, family, coefs, const)
+    log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
     log_norm = logsumexp(log_prob, axis=1)
     log_prob -= log_norm[:, None]
     resp = np.exp(log_prob, out=log_prob)
@@ -149,22 +151,31 @@ def chunk_statistics(Xc, feats, w, family, coefs, const) -> Statistics:
     else:
         loglik = float(np.sum(log_norm, dtype=np.float64))
         total = float(Xc.shape[0])
-    return _statistics(Xc, feats, resp, family, loglik, total)
+    return _statistics(Xc, feats, resp, family, coefs, work, loglik, total)
 
 
-def _statistics(Xc, feats, resp, family, loglik, total) -> Statistics:
-    moments = tuple(m.astype(np.float64, copy=False) for m in family.moments(Xc, feats, resp))
+def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statistics:
+    moments = family.moments(Xc, feats, resp, coefs, work)
+    moments = tuple(m.astype(np.float64, copy=False) for m in moments)
     return Statistics(resp.sum(axis=0, dtype=np.float64), moments, loglik, total)
 
 
-def expectation(data: ChunkedData, params: Parameters) -> Statistics:
-    """One fused E-step over all chunks: log-likelihood and statistics."""
+def expectation(data: ChunkedData, params: Parameters):
+    """One fused E-step over all chunks.
+
+    Returns
+    -------
+    stats : Statistics
+        Log-likelihood and sufficient statistics.
+    coefs : object
+        The family's coefficients of ``params``, which the M-step needs.
+    """
     coefs, const = prepare(params, data.family, data.shift)
     total = None
     for Xc, feats, w in data:
         stats = chunk_statistics(Xc, feats, w, data.family, coefs, const)
         total = stats if total is None else total + stats
-    return total
+    return total, coefs
 
 
 def statistics_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) -> Statistics:
@@ -181,7 +192,12 @@ def statistics_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int)
         if w is not None:
             chunk *= w[:, None].astype(chunk.dtype, copy=False)
         total_weight = float(Xc.shape[0]) if w is None else float(np.sum(w, dtype=np.float64))
-        stats = _statistics(Xc, feats, chunk, data.family, 0.0, total_weight)
+        if Xc.dtype != np.float64:
+            # Initial responsibilities carry no conditioning information: sum in float64.
+            Xc = Xc.astype(np.float64)
+            feats = data.family.features(Xc)
+            chunk = chunk.astype(np.float64)
+        stats = _statistics(Xc, feats, chunk, data.family, None, None, 0.0, total_weight)
         total = stats if total is None else total + stats
         start = stop
     return total
@@ -193,6 +209,7 @@ def maximization(
     reg_covar: float,
     shift: np.ndarray,
     dtype: np.dtype,
+    coefs=None,
 ) -> Parameters:
     """M-step: parameters from summed statistics. O(K·D³) time.
 
@@ -201,7 +218,7 @@ def maximization(
     """
     # The same guard as scikit-learn against empty components.
     nk = stats.nk + 10 * np.finfo(dtype).eps
-    means, covariances = family.estimate(stats.moments, nk, reg_covar)
+    means, covariances = family.estimate(stats.moments, nk, reg_covar, coefs)
     prec_chol = family.precision_cholesky(covariances)
     return Parameters(
         weights=(nk / stats.total_weight).astype(dtype),
@@ -221,5 +238,5 @@ def log_prob_chunks(
     start = 0
     for Xc, feats, _ in data:
         stop = start + Xc.shape[0]
-        yield slice(start, stop), weighted_log_prob(Xc, feats, family, coefs, const)
+        yield slice(start, stop), weighted_log_prob(Xc, feats, family, coefs, const)[0]
         start = stop

@@ -112,9 +112,9 @@ def check_initial_parameters(est, family: CovarianceFamily, n_features: int, dty
         shape = family.shape(n_components, n_features)
         precisions = _as_array(est.precisions_init, "precisions_init", shape, dtype)
         if not family.is_positive_definite(precisions):
-            kind = "symmetric positive definite" if precisions.ndim >= 2 else "positive"
             raise ValueError(
-                f"precisions_init for covariance_type={family.name!r} must be {kind}. "
+                f"precisions_init for covariance_type={family.name!r} must be "
+                f"{family.precision_requirement}. "
                 "Pass inverse covariances, e.g. np.linalg.inv(cov)."
             )
     return weights, means, precisions

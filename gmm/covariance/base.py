@@ -60,6 +60,8 @@ class CovarianceFamily(ABC):
 
     #: Registry key, the value of ``covariance_type``.
     name: str = ""
+    #: What a valid precision is, for error messages.
+    precision_requirement: str = "symmetric positive definite"
 
     # ----------------------------------------------------------------- shapes
     @abstractmethod
@@ -86,16 +88,23 @@ class CovarianceFamily(ABC):
         """
 
     @abstractmethod
-    def coefficients(self, means: np.ndarray, prec_chol: np.ndarray) -> Any:
-        """Precompute, once per EM iteration, what :meth:`mahalanobis` needs."""
+    def coefficients(self, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> Any:
+        """Precompute, once per EM iteration, what :meth:`mahalanobis` needs.
+
+        ``means`` are shifted like the data. Families may also decide here, per
+        component, between a fast expanded formulation and a slower centred one.
+        """
 
     @abstractmethod
-    def mahalanobis(self, X: np.ndarray, feats: np.ndarray, coefs: Any) -> np.ndarray:
+    def mahalanobis(self, X: np.ndarray, feats: np.ndarray, coefs: Any) -> tuple[np.ndarray, Any]:
         """Squared Mahalanobis distance of every row to every component.
 
         Returns
         -------
         maha : ndarray of shape (n_rows, n_components), non-negative.
+        work : object
+            Whatever the family wants to reuse in :meth:`moments` for the same
+            chunk (or None).
         """
 
     @abstractmethod
@@ -115,9 +124,9 @@ class CovarianceFamily(ABC):
 
     @abstractmethod
     def estimate(
-        self, moments: tuple[np.ndarray, ...], nk: np.ndarray, reg_covar: float
+        self, moments: tuple[np.ndarray, ...], nk: np.ndarray, reg_covar: float, coefs: Any
     ) -> tuple[np.ndarray, np.ndarray]:
-        """M-step: ``(means, covariances)`` from summed moments and ``nk``."""
+        """M-step: shifted ``(means, covariances)`` from summed moments and ``nk``."""
 
     # ------------------------------------------------ representation changes
     @abstractmethod

@@ -15,6 +15,7 @@ class Diag(CovarianceFamily):
     """
 
     name = "diag"
+    precision_requirement = "positive (every entry > 0)"
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features)
@@ -28,25 +29,25 @@ class Diag(CovarianceFamily):
     def _precision_per_feature(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         return prec_chol.astype(np.float64) ** 2
 
-    def coefficients(self, means, prec_chol):
+    def coefficients(self, weights, means, prec_chol):
         prec = self._precision_per_feature(prec_chol, means.shape[1])
-        weights = np.concatenate([prec, -2.0 * prec * means], axis=1).T
+        linear = np.concatenate([prec, -2.0 * prec * means], axis=1).T
         const = np.sum(prec * means * means, axis=1)
-        return np.ascontiguousarray(weights, dtype=means.dtype), const.astype(means.dtype)
+        return np.ascontiguousarray(linear, dtype=means.dtype), const.astype(means.dtype)
 
     def mahalanobis(self, X, feats, coefs):
-        weights, const = coefs
-        maha = feats @ weights
+        linear, const = coefs
+        maha = feats @ linear
         maha += const
-        return np.maximum(maha, 0, out=maha)
+        return np.maximum(maha, 0, out=maha), None
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(prec_chol), axis=1)
 
-    def moments(self, X, feats, resp):
+    def moments(self, X, feats, resp, coefs, work):
         return (resp.T @ feats,)
 
-    def estimate(self, moments, nk, reg_covar):
+    def estimate(self, moments, nk, reg_covar, coefs):
         (stat,) = moments
         d = stat.shape[1] // 2
         means = stat[:, d:] / nk[:, None]

@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import _matrices
 from .base import CovarianceFamily
 
+#: A component takes the fast expanded path when its condition estimate
+#: ``|P_k| (r + |m_k|)² / D`` is at most this; the expansion then loses at most
+#: about ``eps · KAPPA_MAX · D`` in the squared distance (2e-13·D in float64,
+#: 1e-4·D in float32).
+KAPPA_MAX = 1e3
+
+
+@dataclass
+class FullCoefficients:
+    """Per-iteration coefficients, split between the two formulations."""
+
+    fast: np.ndarray  # component indices on the expanded path
+    linear: np.ndarray  # (n_feats, len(fast))
+    const: np.ndarray  # (len(fast),)
+    centred: np.ndarray  # component indices on the centred path
+    factors: np.ndarray  # (D, len(centred)·D): the U_k side by side
+    offsets: np.ndarray  # (len(centred), D): m_k @ U_k
+    centres: np.ndarray  # (len(centred), D): the shifted means m_k
+    factor_stack: np.ndarray  # (len(centred), D, D) float64 U_k
+
 
 class Full(CovarianceFamily):
     """Full covariance, (K, D, D).
 
-    The E-step uses the expansion
-    ``(x-m)'P(x-m) = sum_{i<=j} c_ij x_i x_j - 2 x'Pm + m'Pm`` on shifted data, so
-    with the features ``[x_i x_j (i<=j), x]`` (T = D(D+1)/2 + D columns) both the
-    E-step and the M-step are a single matrix product per chunk:
-    O(n·K·D²) flops each, O(n·D²) extra memory per chunk.
+    Two formulations, chosen per component and per iteration:
+
+    - **expanded** (fast): ``(x-m)'P(x-m) = sum_{i<=j} c_ij x_i x_j - 2 x'Pm + m'Pm``
+      on shifted data, with features ``[x_i x_j (i<=j), x]`` (D(D+1)/2 + D
+      columns), so the E-step and the M-step are one matrix product per chunk
+      each: O(n·K·D²) flops, O(n·D²) extra memory per chunk.
+    - **centred** (accurate): ``y = (x - m) @ U`` for components whose precision
+      is so large against the data's spread that the expansion would cancel
+      (tight or near-singular components, float32); the M-step then sums
+      ``r·y'y`` in whitened coordinates and maps back with ``U⁻¹``. Costs about
+      three times the expanded path.
     """
 
     name = "full"
@@ -38,41 +66,97 @@ class Full(CovarianceFamily):
         feats[:, n_pairs:] = X
         return feats
 
-    def coefficients(self, means: np.ndarray, prec_chol: np.ndarray):
+    def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
+        dtype = means.dtype
         d = means.shape[1]
-        prec = _matrices.gram(prec_chol.astype(np.float64))
+        factor = prec_chol.astype(np.float64)
+        means64 = means.astype(np.float64)
+        prec = _matrices.gram(factor)
+        # Spread of the data around the shift, from the model: sum_k w_k (tr S_k + |m_k|²).
+        inv_factor = np.linalg.solve(factor, np.broadcast_to(np.eye(d), factor.shape))
+        traces = np.einsum("kij,kij->k", inv_factor, inv_factor)
+        norms = np.linalg.norm(means64, axis=1)
+        spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
+        kappa = np.linalg.eigvalsh(prec)[:, -1] * (spread + norms) ** 2 / d
+        fast = np.flatnonzero(kappa <= KAPPA_MAX)
+        centred = np.flatnonzero(kappa > KAPPA_MAX)
+
         rows, cols = np.triu_indices(d)
         pair_weight = np.where(rows == cols, 1.0, 2.0)
-        quad = prec[:, rows, cols] * pair_weight
-        prec_means = np.einsum("kij,kj->ki", prec, means)
-        const = np.einsum("ki,ki->k", means, prec_means)
-        weights = np.concatenate([quad, -2.0 * prec_means], axis=1).T
-        return np.ascontiguousarray(weights, dtype=means.dtype), const.astype(means.dtype)
+        quad = prec[fast][:, rows, cols] * pair_weight
+        prec_means = np.einsum("kij,kj->ki", prec[fast], means64[fast])
+        const = np.einsum("ki,ki->k", means64[fast], prec_means)
+        linear = np.concatenate([quad, -2.0 * prec_means], axis=1).T
 
-    def mahalanobis(self, X, feats, coefs):
-        weights, const = coefs
-        maha = feats @ weights
-        maha += const
-        return np.maximum(maha, 0, out=maha)
+        stack = factor[centred]
+        factors = np.concatenate(list(stack), axis=1) if centred.size else np.empty((d, 0))
+        offsets = np.einsum("ki,kij->kj", means64[centred], stack)
+        return FullCoefficients(
+            fast=fast,
+            linear=np.ascontiguousarray(linear, dtype=dtype),
+            const=const.astype(dtype),
+            centred=centred,
+            factors=np.ascontiguousarray(factors, dtype=dtype),
+            offsets=offsets.astype(dtype),
+            centres=means64[centred],
+            factor_stack=stack,
+        )
+
+    def mahalanobis(self, X, feats, coefs: FullCoefficients):
+        n = X.shape[0]
+        maha = np.empty((n, coefs.fast.size + coefs.centred.size), dtype=X.dtype)
+        if coefs.fast.size:
+            expanded = feats @ coefs.linear
+            expanded += coefs.const
+            maha[:, coefs.fast] = expanded
+        white = None
+        if coefs.centred.size:
+            white = (X @ coefs.factors).reshape(n, coefs.centred.size, -1)
+            white -= coefs.offsets
+            maha[:, coefs.centred] = np.einsum("ngd,ngd->ng", white, white)
+        return np.maximum(maha, 0, out=maha), white
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
 
-    def moments(self, X, feats, resp):
-        return (resp.T @ feats,)
+    def moments(self, X, feats, resp, coefs, work):
+        n_components = resp.shape[1]
+        d = X.shape[1]
+        if coefs is None:
+            return resp.T @ feats, np.zeros((n_components, d, d))
+        raw = np.zeros((n_components, feats.shape[1]), dtype=resp.dtype)
+        gram = np.zeros((n_components, d, d), dtype=resp.dtype)
+        if coefs.fast.size:
+            raw[coefs.fast] = resp[:, coefs.fast].T @ feats
+        if coefs.centred.size:
+            resp_c = resp[:, coefs.centred]
+            raw[coefs.centred, -d:] = resp_c.T @ X
+            scaled = work * np.sqrt(resp_c)[:, :, None]
+            stacked = np.ascontiguousarray(scaled.transpose(1, 0, 2))
+            gram[coefs.centred] = np.swapaxes(stacked, 1, 2) @ stacked
+        return raw, gram
 
-    def estimate(self, moments, nk, reg_covar):
-        (stat,) = moments
-        n_components = stat.shape[0]
-        d = _n_features_from_columns(stat.shape[1])
+    def estimate(self, moments, nk, reg_covar, coefs):
+        raw, gram = moments
+        n_components, d = gram.shape[:2]
         n_pairs = d * (d + 1) // 2
-        means = stat[:, n_pairs:] / nk[:, None]
+        means = raw[:, n_pairs:] / nk[:, None]
         rows, cols = np.triu_indices(d)
         second = np.empty((n_components, d, d))
-        second[:, rows, cols] = stat[:, :n_pairs]
-        second[:, cols, rows] = stat[:, :n_pairs]
+        second[:, rows, cols] = raw[:, :n_pairs]
+        second[:, cols, rows] = raw[:, :n_pairs]
         second /= nk[:, None, None]
         covariances = second - means[:, :, None] * means[:, None, :]
+        if coefs is not None and coefs.centred.size:
+            idx = coefs.centred
+            # gram = U' S U with S the scatter about the previous mean c: S = U⁻' gram U⁻¹.
+            inv = np.linalg.solve(
+                coefs.factor_stack, np.broadcast_to(np.eye(d), coefs.factor_stack.shape)
+            )
+            scatter = np.swapaxes(inv, 1, 2) @ (gram[idx] / nk[idx, None, None]) @ inv
+            delta = means[idx] - coefs.centres
+            covariances[idx] = scatter - delta[:, :, None] * delta[:, None, :]
+            covariances[idx] = 0.5 * (covariances[idx] + np.swapaxes(covariances[idx], 1, 2))
         covariances[:, np.arange(d), np.arange(d)] += reg_covar
         return means, covariances
 
@@ -93,8 +177,3 @@ class Full(CovarianceFamily):
 
     def is_positive_definite(self, matrices):
         return _matrices.is_spd(matrices)
-
-
-def _n_features_from_columns(n_columns: int) -> int:
-    # n_columns = D(D+1)/2 + D  =>  D² + 3D - 2·n_columns = 0
-    return int(round((-3 + np.sqrt(9 + 8 * n_columns)) / 2))

@@ -29,6 +29,6 @@ class Spherical(Diag):
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
 
-    def estimate(self, moments, nk, reg_covar):
-        means, variances = super().estimate(moments, nk, reg_covar)
+    def estimate(self, moments, nk, reg_covar, coefs):
+        means, variances = super().estimate(moments, nk, reg_covar, coefs)
         return means, variances.mean(axis=1)

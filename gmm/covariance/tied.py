@@ -27,7 +27,7 @@ class Tied(CovarianceFamily):
     def features(self, X):
         return X
 
-    def coefficients(self, means, prec_chol):
+    def coefficients(self, weights, means, prec_chol):
         factor = prec_chol.astype(np.float64)
         prec = factor @ factor.T
         prec_means = means @ prec
@@ -41,16 +41,16 @@ class Tied(CovarianceFamily):
         maha = X @ cross
         maha += np.einsum("ij,ij->i", white, white)[:, None]
         maha += const
-        return np.maximum(maha, 0, out=maha)
+        return np.maximum(maha, 0, out=maha), None
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(np.diag(prec_chol)))
 
-    def moments(self, X, feats, resp):
+    def moments(self, X, feats, resp, coefs, work):
         row_weight = resp.sum(axis=1)
         return resp.T @ X, (X * row_weight[:, None]).T @ X
 
-    def estimate(self, moments, nk, reg_covar):
+    def estimate(self, moments, nk, reg_covar, coefs):
         sum_x, scatter = moments
         means = sum_x / nk[:, None]
         between = (nk[:, None] * means).T @ means

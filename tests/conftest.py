@@ -1,0 +1,26 @@
+"""Shared fixtures: the reference data sets of the project's agreement tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_moons
+from sklearn.decomposition import PCA
+
+
+@pytest.fixture(scope="session")
+def moons() -> np.ndarray:
+    """make_moons(200, noise=0.05, random_state=0), the tutorial's density example."""
+    X, _ = make_moons(200, noise=0.05, random_state=0)
+    return X
+
+
+@pytest.fixture(scope="session")
+def digits_pca() -> np.ndarray:
+    """load_digits → PCA(0.99, whiten=True, random_state=0): 1797 × 41."""
+    return PCA(0.99, whiten=True, random_state=0).fit_transform(load_digits().data)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
