@@ -7,9 +7,10 @@ data (X and the sample weights, with their dtype and shape) and the fit settings
 line is one finished fit, a row of the sweep table.
 
 Durability. The header is written to a temporary file, fsynced and renamed into
-place, so a half-written header never exists. Each row is appended with a single
-``write``, then flushed and fsynced, so a process killed with SIGKILL loses at
-most the fits in flight, and leaves at worst one partial last line. That last
+place (:func:`write_atomically`), so a half-written header never exists. Each
+row is appended with a single ``write``, then flushed and fsynced, so a process
+killed with SIGKILL loses at most the fits in flight, and leaves at worst one
+partial last line. That last
 line, when it does not parse, is dropped (the file is truncated to the end of the
 previous line) and its fit is redone. A damaged line anywhere else means the file
 was edited or written by something else, and it is refused.
@@ -38,8 +39,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import numpy as np
 
@@ -216,19 +219,7 @@ class Checkpoint:
 
     # ------------------------------------------------------------- writing
     def _write_header(self) -> None:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".gmm-checkpoint-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(_dumps(self.header))
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        fsync_folder(folder)
+        write_atomically(self.path, lambda file: file.write(_dumps(self.header)))
         self.rows = {}
 
     def append(self, row: dict[str, Any]) -> None:
@@ -270,6 +261,41 @@ def _is_row(row: Any, columns) -> bool:
         and isinstance(row.get("covariance_type"), str)
         and all(column in row for column in columns)
     )
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
+    """Write a file so that readers see the old content or the new, never a mixture.
+
+    ``write(file)`` fills a temporary file in the same folder, which is then
+    fsynced and renamed over ``path`` (``os.replace``); on any error, or an
+    interruption, the temporary file is removed and ``path`` is untouched. The
+    new file gets the mode of the file it replaces, or the usual mode for a new
+    file (``0o666`` less the umask) rather than ``mkstemp``'s private ``0o600``.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, _mode_for(path))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_folder(folder)
+
+
+def _mode_for(path: str) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def fsync_folder(folder: str) -> None:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from typing import Any
 
@@ -48,7 +47,7 @@ from numpy.lib import format as npy_format
 from sklearn.utils.validation import check_is_fitted
 
 from . import validation
-from .checkpoint import fsync_folder
+from .checkpoint import write_atomically
 from .covariance import get_family
 from .estimator import GaussianMixture
 from .selection import (
@@ -121,23 +120,14 @@ def save(model, path: str | os.PathLike) -> None:
     arrays, metadata = _encode(model)
     payload = json.dumps(metadata, allow_nan=True, separators=(",", ":")).encode("utf-8")
     arrays = {_METADATA: np.frombuffer(payload, dtype=np.uint8), **arrays}
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
-                for name, array in arrays.items():
-                    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        npy_format.write_array(member, np.ascontiguousarray(array))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_folder(folder)
+
+    def write(file) -> None:
+        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    npy_format.write_array(member, np.ascontiguousarray(array))
+
+    write_atomically(path, write)
 
 
 def _encode(model) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

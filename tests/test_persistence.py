@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pickle
+import stat
 import tracemalloc
 import zipfile
 
@@ -19,7 +20,6 @@ from numpy.lib import format as npy_format
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 
-import gmm.persistence
 from gmm import GaussianMixture, GaussianMixtureIC, ModelFileError, load, save
 
 TYPES = ("spherical", "diag", "full", "tied")
@@ -129,12 +129,24 @@ def test_interrupted_save_leaves_the_previous_file(tmp_path, X, models, monkeypa
     with pytest.raises(KeyboardInterrupt):
         save(models["full", np.float64], path)
     monkeypatch.undo()
-    monkeypatch.setattr(gmm.persistence.os, "replace", lambda *a: (_ for _ in ()).throw(OSError))
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError))
     with pytest.raises(OSError):
         save(models["full", np.float64], path)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
     assert np.array_equal(load(path).predict_proba(X), old.predict_proba(X))
+
+
+def test_saved_file_has_the_usual_mode(tmp_path, models):
+    # The temporary file is private (0o600) until it is renamed; the result must not be.
+    path = tmp_path / "model.npz"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    save(models["diag", np.float64], path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+    os.chmod(path, 0o640)
+    save(models["full", np.float64], path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
 
 # ----------------------------------------------------------------- tampering
