@@ -101,9 +101,11 @@ def agreement_summary(agreement: ExperimentResult | None, status: str | None) ->
     if agreement is None or status in ("error", "skipped"):
         why = "did not run" if agreement is None else status
         return f'<p class="verdict bad">The agreement experiment {why}: no answer.</p>'
+    fits = agreement.metrics.get("agreement_rows", [])
+    seeds = ", ".join(str(s) for s in dict.fromkeys(r["seed"] for r in fits if "seed" in r))
     groups: dict[tuple[str, str], list[dict]] = {}
-    for row in agreement.metrics.get("agreement_rows", []):
-        start = "default, seeds" if "seed" in row else "identical, tol = 0"
+    for row in fits:
+        start = f"default, seeds {seeds}" if "seed" in row else "identical, tol = 0"
         groups.setdefault((row["data"], start), []).append(row)
     rows = []
     for (data, start), members in groups.items():
@@ -137,8 +139,9 @@ def speed_summary(results: dict, statuses: dict) -> str:
         return '<p class="verdict bad">Neither bench nor agreement ran: no answer.</p>'
     note = (
         "<p>bench has not run, so these are the per-iteration times of the "
-        "<a href='#agreement'>agreement</a> fits (identical starts; speed-up = "
-        "scikit-learn time / gmm time, green when gmm is at least as fast).</p>"
+        "<a href='#agreement'>agreement</a> fits (identical starts, one BLAS thread "
+        "each; speed-up = scikit-learn time / gmm time, green when gmm is at least as "
+        "fast).</p>"
     )
     return note + html_table(agreement.metrics.get("speed_rows", []))
 
