@@ -36,6 +36,7 @@ table { border-collapse: collapse; font-size: 13px; margin: 6px 0 10px; backgrou
 th, td { border: 1px solid #e0e0e0; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f1f3f5; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.ok, td.bad, td.skip { white-space: nowrap; }
 .ok { background: #d8f0dc; color: #0b5d1e; font-weight: 600; }
 .bad { background: #f8d7d7; color: #8a1111; font-weight: 600; }
 .skip { background: #eeeeee; color: #555; }
