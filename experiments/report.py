@@ -19,6 +19,7 @@ import html
 from pathlib import Path
 
 from .result import ExperimentResult, png_data_uri
+from .runner import OWN_THREADS
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
@@ -210,7 +211,8 @@ def footer(env: dict, results: list[ExperimentResult], total: float) -> str:
         "<footer>"
         f"<p><b>Versions:</b> {_e(versions)}.</p>"
         f"<p><b>Machine:</b> {machine['cores']} cores, {_e(machine['platform'])}; "
-        f"BLAS: {_e(blas)}.</p>"
+        f"BLAS: {_e(blas)}. Experiments run with one BLAS and one OpenMP thread, "
+        f"except {_e(', '.join(sorted(OWN_THREADS)))}, which set their own.</p>"
         f"<p><b>Wall time:</b> {_e(times)}; total {total:.1f} s.</p>"
         "</footer>"
     )
