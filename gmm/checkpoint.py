@@ -271,6 +271,15 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], objec
     interruption, the temporary file is removed and ``path`` is untouched. The
     new file gets the mode of the file it replaces, or the usual mode for a new
     file (``0o666`` less the umask) rather than ``mkstemp``'s private ``0o600``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from gmm.checkpoint import write_atomically
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> write_atomically(path, lambda file: file.write(b"hello"))
+    >>> open(path, "rb").read()
+    b'hello'
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))

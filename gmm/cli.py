@@ -77,6 +77,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 1 when the command failed, 2 for a bad command line.
+
+    Examples
+    --------
+    >>> import io, os, tempfile
+    >>> from contextlib import redirect_stdout
+    >>> import numpy as np
+    >>> from gmm.cli import main
+    >>> folder = tempfile.mkdtemp()
+    >>> data = os.path.join(folder, "data.npy")
+    >>> np.save(data, np.random.default_rng(0).normal(size=(50, 2)))
+    >>> model = os.path.join(folder, "model.npz")
+    >>> with redirect_stdout(io.StringIO()):
+    ...     status = main(["fit", data, "--k", "2", "--out", model])
+    >>> status
+    0
+    >>> with redirect_stdout(io.StringIO()) as out:
+    ...     status = main(["info", model])
+    >>> status, out.getvalue().splitlines()[1]
+    (0, 'class            GaussianMixture')
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -342,6 +361,17 @@ def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
     CommandLineError
         For a file that is not numeric, finite, rectangular 2-D data; the
         message gives the line and column of the first bad cell.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from gmm.cli import read_data
+    >>> path = os.path.join(tempfile.mkdtemp(), "data.csv")
+    >>> with open(path, "w") as file:
+    ...     _ = file.write("height;weight\\n1.5;60\\n1.8;75\\n")
+    >>> X, names = read_data(path)
+    >>> X.tolist(), names
+    ([[1.5, 60.0], [1.8, 75.0]], ['height', 'weight'])
     """
     if path.lower().endswith(".npy"):
         return _read_npy(path), None
@@ -349,6 +379,7 @@ def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
 
 
 def _read_npy(path: str) -> np.ndarray:
+    _check_npy_size(path)
     try:
         X = np.load(path, allow_pickle=False)
     except ValueError as error:
@@ -371,6 +402,34 @@ def _read_npy(path: str) -> np.ndarray:
     return X if X.dtype == np.float32 else X.astype(np.float64)
 
 
+def _check_npy_size(path: str) -> None:
+    """Refuse a header that declares more data than the file holds, before allocating.
+
+    ``np.load`` allocates the declared shape first, so a 40-byte file declaring
+    10¹² elements would otherwise ask for terabytes.
+    """
+    from numpy.lib import format as npy_format
+
+    with open(path, "rb") as file:
+        try:
+            version = npy_format.read_magic(file)
+            if version == (1, 0):
+                shape, _, dtype = npy_format.read_array_header_1_0(file)
+            else:
+                shape, _, dtype = npy_format.read_array_header_2_0(file)
+        except (ValueError, EOFError):
+            return  # not a valid header: np.load says why
+        available = os.fstat(file.fileno()).st_size - file.tell()
+    if dtype.hasobject:
+        return  # np.load refuses it without unpickling
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > available:
+        raise CommandLineError(
+            f"{path}: the .npy header declares shape {shape} ({declared} bytes) but "
+            f"the file holds only {available} bytes"
+        )
+
+
 def _read_csv(path: str) -> tuple[np.ndarray, list[str] | None]:
     with open(path, encoding="utf-8-sig", newline="") as file:
         try:
@@ -386,7 +445,10 @@ def _read_csv(path: str) -> tuple[np.ndarray, list[str] | None]:
     except csv.Error:
         delimiter = ","  # a single column has no delimiter to find
     reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter, skipinitialspace=True)
-    rows = list(reader)
+    try:
+        rows = list(reader)
+    except csv.Error as error:
+        raise CommandLineError(f"{path}: not a readable CSV file ({error})") from None
     names = None
     first = [cell.strip() for cell in rows[0]]
     if not all(_is_number(cell) for cell in first):

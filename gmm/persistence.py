@@ -40,7 +40,9 @@ import json
 import math
 import os
 import zipfile
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -73,6 +75,11 @@ _MODEL_ARRAYS = (
     "precisions_cholesky_",
 )
 _CLASSES = ("GaussianMixture", "GaussianMixtureIC")
+
+#: What zipfile raises on a damaged archive: a bad CRC or local header
+#: (BadZipFile), a garbled version or flag field (NotImplementedError), a member
+#: marked encrypted (RuntimeError), an offset outside the file (OSError, EOFError).
+_ZIP_DAMAGE = (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError)
 
 
 class ModelFileError(ValueError):
@@ -274,7 +281,7 @@ def load(path: str | os.PathLike):
     with open(path, "rb") as file:
         try:
             archive = zipfile.ZipFile(file)
-        except (zipfile.BadZipFile, OSError, ValueError):
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
             raise ModelFileError(f"{path}: not a gmm model file (not a .npz archive)") from None
         with archive:
             reader = _Reader(path, archive, os.fstat(file.fileno()).st_size)
@@ -303,12 +310,21 @@ class _Reader:
     def fail(self, problem: str):
         raise ModelFileError(f"{self.path}: {problem}")
 
+    @contextmanager
+    def open(self, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
+        """A member's bytes; damage that zipfile detects while reading is refused."""
+        try:
+            with self.archive.open(info) as member:
+                yield member
+        except _ZIP_DAMAGE as error:
+            self.fail(f"the archive is damaged ({error})")
+
     # ------------------------------------------------------------ arrays
     def header(self, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
         info = self.members.get(name)
         if info is None:
             self.fail(f"member {name}.npy is missing")
-        with self.archive.open(info) as member:
+        with self.open(info) as member:
             try:
                 version = npy_format.read_magic(member)
                 if version == (1, 0):
@@ -341,7 +357,7 @@ class _Reader:
             self.fail(f"{name} has dtype {found_dtype}, expected {dtype}")
         if tuple(found_shape) != tuple(shape):
             self.fail(f"{name} has shape {tuple(found_shape)}, expected {tuple(shape)}")
-        with self.archive.open(self.members[name]) as member:
+        with self.open(self.members[name]) as member:
             try:
                 array = npy_format.read_array(member, allow_pickle=False)
             except (ValueError, OSError, EOFError) as error:

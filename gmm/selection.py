@@ -193,6 +193,27 @@ class SweepResult:
         Its criterion value.
     best_estimator_ : GaussianMixture
         That model, fitted.
+
+    Examples
+    --------
+    >>> import csv, os, tempfile
+    >>> from matplotlib.figure import Figure
+    >>> from sklearn.datasets import make_blobs
+    >>> from gmm import sweep
+    >>> X, _ = make_blobs(150, centers=[[0, 0], [6, 0]], random_state=0)
+    >>> result = sweep(X, [1, 2, 3], "diag", progress=False)
+    >>> [row["n_components"] for row in result.to_records()]
+    [1, 2, 3]
+    >>> result.best_params_["n_components"]
+    2
+    >>> path = os.path.join(tempfile.mkdtemp(), "table.csv")
+    >>> result.to_csv(path)
+    >>> with open(path) as file:
+    ...     next(csv.reader(file))[:4]
+    ['n_components', 'covariance_type', 'log_likelihood', 'n_parameters']
+    >>> ax = result.plot("aic", ax=Figure().subplots())
+    >>> ax.get_ylabel()
+    'AIC (lower is better)'
     """
 
     def __init__(self, table: SweepTable, criterion: str, best_estimator: GaussianMixture):
@@ -660,6 +681,18 @@ def information_criteria(model: GaussianMixture, X: np.ndarray, w: np.ndarray | 
     -------
     dict
         ``log_likelihood``, ``aic``, ``bic``, ``icl`` as floats.
+
+    Examples
+    --------
+    >>> import math
+    >>> from sklearn.datasets import make_blobs
+    >>> from gmm import GaussianMixture
+    >>> from gmm.selection import information_criteria
+    >>> X, _ = make_blobs(100, centers=2, random_state=0)
+    >>> model = GaussianMixture(2, random_state=0).fit(X)
+    >>> criteria = information_criteria(model, X, None)
+    >>> math.isclose(criteria["bic"], model.bic(X)), math.isclose(criteria["icl"], model.icl(X))
+    (True, True)
     """
     family = get_family(model.covariance_type)
     params = em.Parameters(
@@ -817,6 +850,12 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only for input with string column names.
 
+    Notes
+    -----
+    Store a fitted model with :func:`gmm.save` and read it with :func:`gmm.load`:
+    the file holds no pickle, so loading it runs no code. Pickle works too, as
+    for any scikit-learn estimator, but only for files you trust.
+
     Examples
     --------
     >>> from sklearn.datasets import make_blobs
@@ -872,23 +911,31 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixtureIC
         """
-        X = validate_data(self, X, dtype=list(validation.FLOAT_DTYPES), ensure_min_samples=2)
-        result = sweep(
-            X,
-            self.n_components,
-            self.covariance_type,
-            criterion=self.criterion,
-            n_init=self.n_init,
-            random_state=self.random_state,
-            sample_weight=sample_weight,
-            n_jobs=self.n_jobs,
-            checkpoint=self.checkpoint,
-            progress=self.progress,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            init_params=self.init_params,
-        )
+        # validate_data resets n_features_in_ before the sweep runs: a failed or
+        # interrupted fit must leave a fitted selection exactly as it was.
+        saved = self.__dict__.copy()
+        try:
+            X = validate_data(self, X, dtype=list(validation.FLOAT_DTYPES), ensure_min_samples=2)
+            result = sweep(
+                X,
+                self.n_components,
+                self.covariance_type,
+                criterion=self.criterion,
+                n_init=self.n_init,
+                random_state=self.random_state,
+                sample_weight=sample_weight,
+                n_jobs=self.n_jobs,
+                checkpoint=self.checkpoint,
+                progress=self.progress,
+                tol=self.tol,
+                reg_covar=self.reg_covar,
+                max_iter=self.max_iter,
+                init_params=self.init_params,
+            )
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         self._set_result(result)
         return self
 
