@@ -121,6 +121,25 @@ def weighted_log_prob(
     return log_prob, work
 
 
+def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Responsibilities and per-row log-normalisers, in place of ``log_prob``.
+
+    ``log_norm = logsumexp(log_prob, axis=1)`` and ``resp = exp(log_prob - log_norm)``
+    in three passes over the (rows, K) array, reusing the exponentials.
+    """
+    top = log_prob.max(axis=1, keepdims=True)
+    # A row with every log-probability at -inf has top = -inf; keep it finite here
+    # so the row gives 0/0 = NaN nowhere (its log_norm stays -inf).
+    top[~np.isfinite(top)] = 0
+    log_prob -= top
+    resp = np.exp(log_prob, out=log_prob)
+    total = resp.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        resp /= total
+        log_norm = np.log(total[:, 0]) + top[:, 0]
+    return resp, log_norm
+
+
 def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray):
     """Per-iteration coefficients: ``(coefs, log_norm_const)``."""
     dtype = params.means.dtype
@@ -141,9 +160,7 @@ def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray):
 def chunk_statistics(Xc, feats, w, family, coefs, const) -> Statistics:
     """Fused E-step and sufficient statistics of one chunk."""
     log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
-    log_norm = logsumexp(log_prob, axis=1)
-    log_prob -= log_norm[:, None]
-    resp = np.exp(log_prob, out=log_prob)
+    resp, log_norm = normalize_log_prob(log_prob)
     if w is not None:
         resp *= w[:, None].astype(resp.dtype, copy=False)
         loglik = float(np.dot(w, log_norm.astype(np.float64)))

@@ -57,14 +57,17 @@ class Full(CovarianceFamily):
     def features(self, X: np.ndarray) -> np.ndarray:
         n, d = X.shape
         n_pairs = d * (d + 1) // 2
-        feats = np.empty((n, n_pairs + d), dtype=X.dtype)
+        # Built feature-major, so every product is written as one contiguous row;
+        # the (n, F) transposed view goes straight into BLAS.
+        columns = np.ascontiguousarray(X.T)
+        feats = np.empty((n_pairs + d, n), dtype=X.dtype)
         start = 0
         for i in range(d):
             stop = start + d - i
-            np.multiply(X[:, i : i + 1], X[:, i:], out=feats[:, start:stop])
+            np.multiply(columns[i], columns[i:], out=feats[start:stop])
             start = stop
-        feats[:, n_pairs:] = X
-        return feats
+        feats[n_pairs:] = columns
+        return feats.T
 
     def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
         dtype = means.dtype

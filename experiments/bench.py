@@ -1,0 +1,393 @@
+"""Speed and memory: gmm against scikit-learn, side by side in one process.
+
+``python -m experiments.bench [--quick]`` prints the table and writes
+``experiments/out/bench.json``; ``python -m experiments bench`` puts it in the report.
+
+Every per-iteration time is the median of repeats of a fit with ``tol=0`` and a
+fixed ``max_iter`` from identical initial parameters (taken from scikit-learn's
+own k-means start), divided by ``max_iter``. Ratios, not absolute times, are the
+result: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from time import perf_counter
+
+import numpy as np
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from gmm import GaussianMixture
+
+from .result import ExperimentResult, figure_png
+
+FULL = {
+    "n_samples": 100_000,
+    "iters": 10,
+    "repeats": 5,
+    "digits_iters": 10,
+    "sweep": list(range(50, 201, 10)),
+    "memory_n": 2_000_000,
+}
+QUICK = {
+    "n_samples": 5_000,
+    "iters": 3,
+    "repeats": 3,
+    "digits_iters": 3,
+    "sweep": [50, 60],
+    "memory_n": 50_000,
+}
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def _fit(cls, X, n_components, covariance_type, iters, start):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return cls(
+            n_components, covariance_type=covariance_type, tol=0, max_iter=iters, **start
+        ).fit(X)
+
+
+def _start(X, n_components, covariance_type):
+    """Identical initial parameters for both libraries: scikit-learn's k-means start."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = SkGaussianMixture(
+            n_components, covariance_type=covariance_type, max_iter=1, random_state=0
+        ).fit(X)
+    return {
+        "weights_init": ref.weights_.astype(X.dtype),
+        "means_init": ref.means_.astype(X.dtype),
+        "precisions_init": ref.precisions_.astype(X.dtype),
+    }
+
+
+def _median_seconds(func, repeats):
+    times = []
+    result = None
+    for _ in range(repeats):
+        t0 = perf_counter()
+        result = func()
+        times.append(perf_counter() - t0)
+    return float(np.median(times)), result
+
+
+def matmul_peak_gflops(n: int = 2000, repeats: int = 5) -> float:
+    """float64 matrix-multiply throughput of this machine, measured now."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    a @ b  # warm up the BLAS threads
+    seconds, _ = _median_seconds(lambda: a @ b, repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def per_iteration_case(name, X, n_components, covariance_type, iters, repeats, flops=None):
+    """Time both libraries from the same start; compare their log-likelihoods."""
+    start = _start(X, n_components, covariance_type)
+    sk_s, sk = _median_seconds(
+        lambda: _fit(SkGaussianMixture, X, n_components, covariance_type, iters, start), repeats
+    )
+    our_s, ours = _median_seconds(
+        lambda: _fit(GaussianMixture, X, n_components, covariance_type, iters, start), repeats
+    )
+    row = {
+        "case": name,
+        "sklearn_ms_per_iter": 1000 * sk_s / iters,
+        "gmm_ms_per_iter": 1000 * our_s / iters,
+        "ratio": sk_s / our_s,
+        "loglik_rel_diff": abs(ours.lower_bound_ - sk.lower_bound_) / abs(sk.lower_bound_),
+    }
+    if flops is not None:
+        row["gflops"] = flops / (our_s / iters) / 1e9
+    return row
+
+
+def float32_case(X, iters, repeats):
+    """Our float32 against our own float64 ('full'), same start."""
+    start = _start(X, 20, "full")
+    start32 = {k: v.astype(np.float32) for k, v in start.items()}
+    X32 = X.astype(np.float32)
+    s64, m64 = _median_seconds(
+        lambda: _fit(GaussianMixture, X, 20, "full", iters, start), repeats
+    )
+    s32, m32 = _median_seconds(
+        lambda: _fit(GaussianMixture, X32, 20, "full", iters, start32), repeats
+    )
+    return {
+        "case": "full float32 vs our float64",
+        "sklearn_ms_per_iter": None,
+        "gmm_ms_per_iter": 1000 * s32 / iters,
+        "float64_ms_per_iter": 1000 * s64 / iters,
+        "ratio": s64 / s32,
+        "loglik_rel_diff": abs(m32.lower_bound_ - m64.lower_bound_) / abs(m64.lower_bound_),
+    }
+
+
+def whole_fit_sweep(X, ks):
+    """Whole fit() with the default k-means start, for every K: total wall time."""
+
+    def loop(cls):
+        scores = []
+        for k in ks:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                scores.append(cls(k, covariance_type="full", random_state=0).fit(X).aic(X))
+        return scores
+
+    t0 = perf_counter()
+    sk_scores = loop(SkGaussianMixture)
+    sk_s = perf_counter() - t0
+    t0 = perf_counter()
+    our_scores = loop(GaussianMixture)
+    our_s = perf_counter() - t0
+    diff = max(abs(a - b) / abs(b) for a, b in zip(our_scores, sk_scores, strict=True))
+    return {
+        "case": f"whole fit, digits, K={ks[0]}..{ks[-1]} ({len(ks)} fits), full",
+        "sklearn_ms_per_iter": None,
+        "gmm_ms_per_iter": None,
+        "sklearn_seconds": sk_s,
+        "gmm_seconds": our_s,
+        "ratio": sk_s / our_s,
+        "loglik_rel_diff": diff,
+    }
+
+
+_MEMORY_SCRIPT = """
+import json, sys, warnings
+import numpy as np
+from gmm import GaussianMixture
+
+n = int(sys.argv[1])
+rng = np.random.default_rng(0)
+X = rng.standard_normal((n, 20))
+labels = rng.integers(0, 20, n)
+centres = rng.uniform(-10, 10, (20, 20))
+for k in range(20):
+    X[labels == k] += centres[k]
+del labels
+
+
+def rss(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+
+
+base = rss("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the high-water mark to the current RSS
+warnings.simplefilter("ignore")
+GaussianMixture(20, covariance_type="full", max_iter=5, tol=0, random_state=0).fit(X)
+print(json.dumps({"x_bytes": X.nbytes, "base": base, "peak": rss("VmHWM:")}))
+"""
+
+
+def memory_case(n):
+    """Peak memory growth of a whole fit (k-means start + 5 EM iterations), 'full'."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    growth = info["peak"] - info["base"]
+    budget = 1.2 * info["x_bytes"] + 100 * 2**20
+    return {
+        "case": f"memory: whole fit, {n:,} x 20, K=20, full",
+        "x_mb": info["x_bytes"] / 2**20,
+        "peak_growth_mb": growth / 2**20,
+        "budget_mb": budget / 2**20,
+        "within_budget": bool(growth <= budget),
+    }
+
+
+def measure(quick: bool = False) -> dict:
+    cfg = QUICK if quick else FULL
+    n, iters, repeats = cfg["n_samples"], cfg["iters"], cfg["repeats"]
+    X, _ = make_blobs(n, n_features=20, centers=20, random_state=0)
+    peak = matmul_peak_gflops(1000 if quick else 2000)
+    rows = []
+    for cov in ("full", "tied", "diag", "spherical"):
+        flops = 4 * n * 20 * 20**2 if cov == "full" else None
+        rows.append(
+            per_iteration_case(f"{cov}, {n:,} x 20, K=20", X, 20, cov, iters, repeats, flops)
+        )
+    rows[0]["percent_of_peak"] = 100 * rows[0]["gflops"] / peak
+    digits = PCA(0.99, whiten=True, random_state=0).fit_transform(load_digits().data)
+    rows.append(
+        per_iteration_case(
+            f"full, digits {digits.shape[0]} x {digits.shape[1]}, K=110",
+            digits,
+            110,
+            "full",
+            cfg["digits_iters"],
+            repeats,
+            4 * digits.shape[0] * 110 * digits.shape[1] ** 2,
+        )
+    )
+    rows.append(float32_case(X, iters, repeats))
+    rows.append(whole_fit_sweep(digits, cfg["sweep"]))
+    memory = memory_case(cfg["memory_n"])
+    return {
+        "matmul_peak_gflops": peak,
+        "rows": rows,
+        "memory": memory,
+        "blas": _blas_info(),
+        "quick": quick,
+    }
+
+
+# Targets of the speed issue: (target, floor) ratios.
+TARGETS = {
+    "full, ": (10, 6),
+    "tied, ": (10, 6),
+    "diag, ": (5, 3),
+    "spherical, ": (5, 3),
+    "full, digits": (8, 4),
+    "full float32": (1.7, 1.3),
+    "whole fit": (5, 2.5),
+}
+
+
+def _target(case: str):
+    best = None
+    for prefix, target in TARGETS.items():
+        if case.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, target)
+    return best[1] if best else (None, None)
+
+
+def _blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+
+        return [
+            {k: v for k, v in info.items() if k in ("internal_api", "version", "num_threads")}
+            for info in threadpool_info()
+        ]
+    except ImportError:
+        return []
+
+
+def _table(result):
+    rows = []
+    for row in result["rows"]:
+        target, floor = _target(row["case"])
+        rows.append(
+            {
+                "case": row["case"],
+                "scikit-learn ms/iter": _fmt(row.get("sklearn_ms_per_iter")),
+                "gmm ms/iter": _fmt(row.get("gmm_ms_per_iter")),
+                "ratio": f"{row['ratio']:.1f}x",
+                "target (floor)": f"{target}x ({floor}x)" if target else "",
+                "GFLOPS": _fmt(row.get("gflops")),
+                "% of peak": _fmt(row.get("percent_of_peak")),
+                "max loglik rel diff": f"{row['loglik_rel_diff']:.1e}",
+            }
+        )
+    mem = result["memory"]
+    rows.append(
+        {
+            "case": mem["case"],
+            "scikit-learn ms/iter": "",
+            "gmm ms/iter": "",
+            "ratio": "",
+            "target (floor)": f"growth <= {mem['budget_mb']:.0f} MB",
+            "GFLOPS": "",
+            "% of peak": "",
+            "max loglik rel diff": f"peak growth {mem['peak_growth_mb']:.0f} MB",
+        }
+    )
+    return rows
+
+
+def _fmt(value):
+    return "" if value is None else f"{value:.1f}"
+
+
+def _figure(result):
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"]]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    names = [r["case"].split(",")[0] + ("" if "digits" not in r["case"] else " (digits)") for r in rows]
+    names = [r["case"][:38] for r in rows]
+    ratios = [r["ratio"] for r in rows]
+    floors = [_target(r["case"])[1] or 0 for r in rows]
+    y = np.arange(len(rows))
+    ax.barh(y, ratios, color="#0072B2", label="measured speed-up")
+    ax.scatter(floors, y, color="#D55E00", marker="|", s=300, label="floor of the target")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("speed-up over scikit-learn (x), float32 row: over our float64")
+    ax.set_title(f"EM speed, median of repeats (matmul peak {result['matmul_peak_gflops']:.0f} GFLOPS)")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def run(quick: bool = False) -> ExperimentResult:
+    result = measure(quick)
+    table = _table(result)
+    misses = [
+        r["case"]
+        for r in result["rows"]
+        if _target(r["case"])[1] is not None and r["ratio"] < _target(r["case"])[1]
+    ]
+    full = result["rows"][0]
+    verdict = (
+        f"'full' EM is {full['ratio']:.1f}x scikit-learn per iteration "
+        f"({full['percent_of_peak']:.0f}% of the matmul peak); "
+        + (f"below the floor: {', '.join(misses)}" if misses else "every case meets its floor")
+        + f"; memory growth {result['memory']['peak_growth_mb']:.0f} MB "
+        + ("within" if result["memory"]["within_budget"] else "over")
+        + f" the {result['memory']['budget_mb']:.0f} MB budget"
+        + (" (quick sizes)" if quick else "")
+        + "."
+    )
+    ok = not misses and result["memory"]["within_budget"]
+    return ExperimentResult(
+        name="bench",
+        title="Speed: EM per iteration against scikit-learn",
+        description=(
+            "Each row fits both libraries from identical initial parameters with tol=0 and "
+            "a fixed number of iterations, in the same process; times are medians of repeats. "
+            "GFLOPS count the 4·N·K·D² flops of a 'full' iteration. The memory row runs a "
+            "whole fit in a fresh process and reports the growth of its peak RSS."
+        ),
+        verdict=verdict,
+        ok=ok,
+        figures={"Speed-up against scikit-learn": figure_png(_figure(result))},
+        tables={"Speed": table},
+        metrics=result,
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    result = measure(args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(result, indent=2))
+    for row in _table(result):
+        print(" | ".join(str(v) for v in row.values()))
+    print(f"matmul peak: {result['matmul_peak_gflops']:.1f} GFLOPS; BLAS: {result['blas']}")
+    print(f"wrote {args.out / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
