@@ -144,7 +144,12 @@ class Checkpoint:
         )
         self.rows: dict[tuple[int, str], dict[str, Any]] = {}
         self._file = None
-        existing = self._read() if os.path.exists(self.path) else None
+        try:
+            existing = self._read() if os.path.exists(self.path) else None
+        except CheckpointError:
+            if not overwrite:
+                raise
+            existing = None  # damaged: start afresh, as asked
         if existing is None:
             self._write_header()
         else:

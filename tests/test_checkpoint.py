@@ -118,6 +118,8 @@ def test_damage_before_the_last_line_is_refused(tmp_path, data):
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(CheckpointError, match="damaged: line 3"):
         sweep(data, checkpoint=path, **GRID)
+    result = sweep(data, checkpoint=path, overwrite=True, **GRID)
+    assert len(lines_of(path)) == 1 + len(result.table) + 1
 
 
 @pytest.mark.parametrize(
