@@ -382,6 +382,8 @@ class _Reader:
             metadata = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as error:
             self.fail(f"metadata is not valid UTF-8 JSON ({error})")
+        except RecursionError:
+            self.fail("metadata nests too deeply to be a gmm model file")
         if not isinstance(metadata, dict):
             self.fail("metadata is not a JSON object")
         if metadata.get("format") != FORMAT:

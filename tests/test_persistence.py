@@ -338,6 +338,13 @@ def test_other_files_are_refused(tmp_path, models):
     with pytest.raises(ModelFileError, match="metadata"):
         load(garbled)
 
+    deep = tmp_path / "deep.npz"
+    payload = np.frombuffer(b"[" * 100_000 + b"]" * 100_000, dtype=np.uint8)
+    with zipfile.ZipFile(deep, "w") as archive, archive.open("metadata.npy", "w") as file:
+        npy_format.write_array(file, payload)
+    with pytest.raises(ModelFileError, match="nests too deeply"):
+        load(deep)
+
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "missing.npz")
 
