@@ -106,6 +106,15 @@ class ChunkedData:
     def __iter__(self):
         return iter(self._cache) if self._cache is not None else self._compute()
 
+    def in_dtype(self, dtype) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """The chunks with data and features in ``dtype`` (recomputed if it differs)."""
+        if np.dtype(dtype) == self.X.dtype:
+            yield from self
+            return
+        for Xc, _, w in self:
+            Xc = Xc.astype(dtype)
+            yield Xc, self.family.features(Xc), w
+
 
 def weighted_log_prob(
     Xc: np.ndarray, feats: np.ndarray, family: CovarianceFamily, coefs, log_norm_const
@@ -119,6 +128,19 @@ def weighted_log_prob(
     log_prob *= -0.5
     log_prob += log_norm_const
     return log_prob, work
+
+
+def working_precision(params: Parameters, family: CovarianceFamily, shift, dtype):
+    """The dtype to compute an iteration in, and the parameters cast to it.
+
+    The data's own dtype, unless the family says its kernels would lose accuracy
+    there (float32 data with tight or near-singular components): then float64.
+    """
+    shifted = params.means - shift
+    if family.exact_in(dtype, params.weights, shifted, params.precisions_cholesky):
+        return params, np.dtype(dtype)
+    cast = [None if a is None else np.asarray(a, dtype=np.float64) for a in vars(params).values()]
+    return Parameters(*cast), np.dtype(np.float64)
 
 
 def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,10 +209,12 @@ def expectation(data: ChunkedData, params: Parameters):
     coefs : object
         The family's coefficients of ``params``, which the M-step needs.
     """
-    coefs, const = prepare(params, data.family, data.shift)
+    family = data.family
+    params, dtype = working_precision(params, family, data.shift, data.X.dtype)
+    coefs, const = prepare(params, family, data.shift.astype(dtype))
     total = None
-    for Xc, feats, w in data:
-        stats = chunk_statistics(Xc, feats, w, data.family, coefs, const)
+    for Xc, feats, w in data.in_dtype(dtype):
+        stats = chunk_statistics(Xc, feats, w, family, coefs, const)
         total = stats if total is None else total + stats
     return total, coefs
 
@@ -251,9 +275,10 @@ def log_prob_chunks(
     """Weighted log-probabilities ``(rows, K)`` of successive row chunks of X."""
     shift = (params.weights @ params.means).astype(X.dtype)
     data = ChunkedData(X, None, family, shift, params.means.shape[0], cache=False)
-    coefs, const = prepare(params, family, shift)
+    params, dtype = working_precision(params, family, shift, X.dtype)
+    coefs, const = prepare(params, family, shift.astype(dtype))
     start = 0
-    for Xc, feats, _ in data:
+    for Xc, feats, _ in data.in_dtype(dtype):
         stop = start + Xc.shape[0]
         yield slice(start, stop), weighted_log_prob(Xc, feats, family, coefs, const)[0]
         start = stop

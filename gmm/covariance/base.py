@@ -26,6 +26,12 @@ from typing import Any
 import numpy as np
 
 
+#: The expanded quadratic ``x'Px - 2x'Pm + m'Pm`` loses about ``eps · kappa · D``
+#: of the squared distance, where ``kappa = |P| (r + |m|)² / D`` and ``r`` is the
+#: data's spread. Components with a larger kappa are computed another way.
+KAPPA_MAX = 1e3
+
+
 class CollapsedComponentError(ValueError):
     """A component's covariance is not positive definite (the component collapsed).
 
@@ -106,6 +112,25 @@ class CovarianceFamily(ABC):
             Whatever the family wants to reuse in :meth:`moments` for the same
             chunk (or None).
         """
+
+    @abstractmethod
+    def expansion_condition(
+        self, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray
+    ) -> np.ndarray:
+        """Condition estimate ``kappa_k`` of the expanded quadratic, per component.
+
+        ``means`` are shifted. See :data:`KAPPA_MAX`.
+        """
+
+    def exact_in(self, dtype, weights, means, prec_chol) -> bool:
+        """Whether the E-step in ``dtype`` keeps its accuracy for these parameters.
+
+        When it does not (float32 data with tight or near-singular components),
+        the EM pass computes in float64 for that iteration; outputs keep ``dtype``.
+        """
+        if np.dtype(dtype) == np.float64:
+            return True
+        return bool(np.max(self.expansion_condition(weights, means, prec_chol)) <= KAPPA_MAX)
 
     @abstractmethod
     def log_det_precision_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:

@@ -35,6 +35,13 @@ class Diag(CovarianceFamily):
         const = np.sum(prec * means * means, axis=1)
         return np.ascontiguousarray(linear, dtype=means.dtype), const.astype(means.dtype)
 
+    def expansion_condition(self, weights, means, prec_chol):
+        d = means.shape[1]
+        prec = self._precision_per_feature(prec_chol, d)
+        means = means.astype(np.float64)
+        spread = np.sqrt(weights @ (1.0 / prec + means**2))
+        return np.sum(prec * (spread + np.abs(means)) ** 2, axis=1) / d
+
     def mahalanobis(self, X, feats, coefs):
         linear, const = coefs
         maha = feats @ linear

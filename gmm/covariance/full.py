@@ -7,13 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _matrices
-from .base import CovarianceFamily
-
-#: A component takes the fast expanded path when its condition estimate
-#: ``|P_k| (r + |m_k|)² / D`` is at most this; the expansion then loses at most
-#: about ``eps · KAPPA_MAX · D`` in the squared distance (2e-13·D in float64,
-#: 1e-4·D in float32).
-KAPPA_MAX = 1e3
+from .base import KAPPA_MAX, CovarianceFamily
 
 
 @dataclass
@@ -69,18 +63,27 @@ class Full(CovarianceFamily):
         feats[n_pairs:] = columns
         return feats.T
 
+    def expansion_condition(self, weights, means, prec_chol):
+        d = means.shape[1]
+        factor = prec_chol.astype(np.float64)
+        # Spread of the data around the shift, from the model: sum_k w_k (tr S_k + |m_k|²).
+        inv_factor = np.linalg.solve(factor, np.broadcast_to(np.eye(d), factor.shape))
+        traces = np.einsum("kij,kij->k", inv_factor, inv_factor)
+        norms = np.linalg.norm(means.astype(np.float64), axis=1)
+        spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
+        return np.linalg.eigvalsh(_matrices.gram(factor))[:, -1] * (spread + norms) ** 2 / d
+
+    def exact_in(self, dtype, weights, means, prec_chol) -> bool:
+        # Components past KAPPA_MAX already take the centred path.
+        return True
+
     def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
         dtype = means.dtype
         d = means.shape[1]
         factor = prec_chol.astype(np.float64)
         means64 = means.astype(np.float64)
         prec = _matrices.gram(factor)
-        # Spread of the data around the shift, from the model: sum_k w_k (tr S_k + |m_k|²).
-        inv_factor = np.linalg.solve(factor, np.broadcast_to(np.eye(d), factor.shape))
-        traces = np.einsum("kij,kij->k", inv_factor, inv_factor)
-        norms = np.linalg.norm(means64, axis=1)
-        spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
-        kappa = np.linalg.eigvalsh(prec)[:, -1] * (spread + norms) ** 2 / d
+        kappa = self.expansion_condition(weights, means, prec_chol)
         fast = np.flatnonzero(kappa <= KAPPA_MAX)
         centred = np.flatnonzero(kappa > KAPPA_MAX)
 

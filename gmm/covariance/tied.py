@@ -35,6 +35,15 @@ class Tied(CovarianceFamily):
         dtype = means.dtype
         return prec_chol.astype(dtype), (-2.0 * prec_means.T).astype(dtype), const.astype(dtype)
 
+    def expansion_condition(self, weights, means, prec_chol):
+        d = means.shape[1]
+        factor = prec_chol.astype(np.float64)
+        inv_factor = np.linalg.solve(factor, np.eye(d))
+        norms = np.linalg.norm(means.astype(np.float64), axis=1)
+        spread = np.sqrt(np.sum(inv_factor**2) + weights @ norms**2)
+        top = np.linalg.eigvalsh(factor @ factor.T)[-1]
+        return top * (spread + norms) ** 2 / d
+
     def mahalanobis(self, X, feats, coefs):
         factor, cross, const = coefs
         white = X @ factor
