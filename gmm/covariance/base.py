@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-
 #: The expanded quadratic ``x'Px - 2x'Pm + m'Pm`` loses about ``eps · kappa · D``
 #: of the squared distance, where ``kappa = |P| (r + |m|)² / D`` and ``r`` is the
 #: data's spread. Components with a larger kappa are computed another way.
