@@ -118,14 +118,14 @@ class ChunkedData:
 def weighted_log_prob(
     Xc: np.ndarray, feats: np.ndarray, family: CovarianceFamily, coefs, log_norm_const
 ) -> np.ndarray:
-    """``log(pi_k) + log N(x | mu_k, Sigma_k)`` for every row and component.
+    """``log(pi_k) + log N(x | mu_k, Sigma_k)``, component-major: shape (K, rows).
 
     ``log_norm_const`` is ``log(pi_k) + log det U_k - D/2 log(2 pi)``, shape (K,).
     O(rows · K · F) time.
     """
     log_prob, work = family.mahalanobis(Xc, feats, coefs)
     log_prob *= -0.5
-    log_prob += log_norm_const
+    log_prob += log_norm_const[:, None]
     return log_prob, work
 
 
@@ -145,19 +145,20 @@ def working_precision(params: Parameters, family: CovarianceFamily, shift, dtype
 def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Responsibilities and per-row log-normalisers, in place of ``log_prob``.
 
-    ``log_norm = logsumexp(log_prob, axis=1)`` and ``resp = exp(log_prob - log_norm)``
-    in three passes over the (rows, K) array, reusing the exponentials.
+    ``log_prob`` is component-major, (K, rows): ``log_norm = logsumexp(log_prob,
+    axis=0)`` and ``resp = exp(log_prob - log_norm)``, reusing the exponentials.
+    Reductions over K are elementwise operations between K rows.
     """
-    top = log_prob.max(axis=1, keepdims=True)
+    top = np.max(log_prob, axis=0)
     # A row with every log-probability at -inf has top = -inf; keep it finite here
     # so the row gives 0/0 = NaN nowhere (its log_norm stays -inf).
     top[~np.isfinite(top)] = 0
     log_prob -= top
     resp = np.exp(log_prob, out=log_prob)
-    total = resp.sum(axis=1, keepdims=True)
+    total = np.sum(resp, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         resp /= total
-        log_norm = np.log(total[:, 0]) + top[:, 0]
+        log_norm = np.log(total) + top
     return resp, log_norm
 
 
@@ -183,7 +184,7 @@ def chunk_statistics(Xc, feats, w, family, coefs, const) -> Statistics:
     log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
     resp, log_norm = normalize_log_prob(log_prob)
     if w is not None:
-        resp *= w[:, None].astype(resp.dtype, copy=False)
+        resp *= w.astype(resp.dtype, copy=False)
         loglik = float(np.dot(w, log_norm.astype(np.float64)))
         total = float(np.sum(w, dtype=np.float64))
     else:
@@ -195,7 +196,7 @@ def chunk_statistics(Xc, feats, w, family, coefs, const) -> Statistics:
 def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statistics:
     moments = family.moments(Xc, feats, resp, coefs, work)
     moments = tuple(m.astype(np.float64, copy=False) for m in moments)
-    return Statistics(resp.sum(axis=0, dtype=np.float64), moments, loglik, total)
+    return Statistics(resp.sum(axis=1, dtype=np.float64), moments, loglik, total)
 
 
 def expectation(data: ChunkedData, params: Parameters):
@@ -225,12 +226,12 @@ def statistics_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int)
     for Xc, feats, w in data:
         stop = start + Xc.shape[0]
         if resp.ndim == 1:
-            chunk = np.zeros((stop - start, n_components), dtype=Xc.dtype)
-            chunk[np.arange(stop - start), resp[start:stop]] = 1
+            chunk = np.zeros((n_components, stop - start), dtype=Xc.dtype)
+            chunk[resp[start:stop], np.arange(stop - start)] = 1
         else:
-            chunk = resp[start:stop].astype(Xc.dtype, copy=True)
+            chunk = resp[start:stop].T.astype(Xc.dtype, copy=True)
         if w is not None:
-            chunk *= w[:, None].astype(chunk.dtype, copy=False)
+            chunk *= w.astype(chunk.dtype, copy=False)
         total_weight = float(Xc.shape[0]) if w is None else float(np.sum(w, dtype=np.float64))
         if Xc.dtype != np.float64:
             # Initial responsibilities carry no conditioning information: sum in float64.
@@ -279,5 +280,5 @@ def log_prob_chunks(
     start = 0
     for Xc, feats, _ in data.in_dtype(dtype):
         stop = start + Xc.shape[0]
-        yield slice(start, stop), weighted_log_prob(Xc, feats, family, coefs, const)[0]
+        yield slice(start, stop), weighted_log_prob(Xc, feats, family, coefs, const)[0].T
         start = stop

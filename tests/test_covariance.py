@@ -66,7 +66,7 @@ def test_log_density_equals_scipy(name, offset, d):
             for k in range(K)
         ]
     )
-    np.testing.assert_allclose(log_prob, expected, rtol=1e-9)
+    np.testing.assert_allclose(log_prob.T, expected, rtol=1e-9)
 
 
 def test_full_uses_centred_path_for_tight_components_and_stays_accurate():
@@ -88,7 +88,7 @@ def test_full_uses_centred_path_for_tight_components_and_stays_accurate():
     expected = np.column_stack(
         [np.log(1 / K) + multivariate_normal(means[k], cov[k]).logpdf(X) for k in range(K)]
     )
-    np.testing.assert_allclose(log_prob, expected, rtol=1e-9)
+    np.testing.assert_allclose(log_prob.T, expected, rtol=1e-9)
 
 
 def test_full_uses_fast_path_for_well_conditioned_components():

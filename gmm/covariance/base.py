@@ -25,10 +25,18 @@ from typing import Any
 
 import numpy as np
 
+#: Relative error allowed in a squared Mahalanobis distance, per working dtype.
 #: The expanded quadratic ``x'Px - 2x'Pm + m'Pm`` loses about ``eps · kappa · D``
-#: of the squared distance, where ``kappa = |P| (r + |m|)² / D`` and ``r`` is the
-#: data's spread. Components with a larger kappa are computed another way.
-KAPPA_MAX = 1e3
+#: of it, where ``kappa = |P| (r + |m|)² / D`` and ``r`` is the data's spread;
+#: components whose kappa exceeds ``EXPANSION_TOLERANCE / eps`` are computed
+#: another way (centred, or in float64).
+EXPANSION_TOLERANCE = {np.dtype(np.float64): 2e-9, np.dtype(np.float32): 1e-4}
+
+
+def kappa_max(dtype) -> float:
+    """Largest condition estimate the expanded quadratic may have in ``dtype``."""
+    dtype = np.dtype(dtype)
+    return EXPANSION_TOLERANCE[dtype] / np.finfo(dtype).eps
 
 
 class CollapsedComponentError(ValueError):
@@ -106,7 +114,9 @@ class CovarianceFamily(ABC):
 
         Returns
         -------
-        maha : ndarray of shape (n_rows, n_components), non-negative.
+        maha : ndarray of shape (n_components, n_rows), non-negative.
+            Component-major, so that reductions over components in the E-step
+            are elementwise operations between rows.
         work : object
             Whatever the family wants to reuse in :meth:`moments` for the same
             chunk (or None).
@@ -118,7 +128,7 @@ class CovarianceFamily(ABC):
     ) -> np.ndarray:
         """Condition estimate ``kappa_k`` of the expanded quadratic, per component.
 
-        ``means`` are shifted. See :data:`KAPPA_MAX`.
+        ``means`` are shifted. See :data:`EXPANSION_TOLERANCE`.
         """
 
     def exact_in(self, dtype, weights, means, prec_chol) -> bool:
@@ -129,7 +139,8 @@ class CovarianceFamily(ABC):
         """
         if np.dtype(dtype) == np.float64:
             return True
-        return bool(np.max(self.expansion_condition(weights, means, prec_chol)) <= KAPPA_MAX)
+        kappa = self.expansion_condition(weights, means, prec_chol)
+        return bool(np.max(kappa) <= kappa_max(dtype))
 
     @abstractmethod
     def log_det_precision_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
@@ -143,7 +154,8 @@ class CovarianceFamily(ABC):
     def moments(self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, ...]:
         """Sufficient statistics of one chunk; summing them over chunks is exact.
 
-        ``resp`` already carries the sample weights (its rows sum to the weight).
+        ``resp`` has shape (n_components, n_rows) and already carries the sample
+        weights (each column sums to the row's weight).
         """
 
     @abstractmethod

@@ -24,7 +24,12 @@ class Diag(CovarianceFamily):
         return n_components * n_features
 
     def features(self, X):
-        return np.concatenate([X * X, X], axis=1)
+        # Feature-major buffer, (n, 2D) view: BLAS reads it transposed for free.
+        columns = X.T
+        feats = np.empty((2 * X.shape[1], X.shape[0]), dtype=X.dtype)
+        np.multiply(columns, columns, out=feats[: X.shape[1]])
+        feats[X.shape[1] :] = columns
+        return feats.T
 
     def _precision_per_feature(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         return prec_chol.astype(np.float64) ** 2
@@ -33,7 +38,7 @@ class Diag(CovarianceFamily):
         prec = self._precision_per_feature(prec_chol, means.shape[1])
         linear = np.concatenate([prec, -2.0 * prec * means], axis=1).T
         const = np.sum(prec * means * means, axis=1)
-        return np.ascontiguousarray(linear, dtype=means.dtype), const.astype(means.dtype)
+        return np.ascontiguousarray(linear.T, dtype=means.dtype), const.astype(means.dtype)[:, None]
 
     def expansion_condition(self, weights, means, prec_chol):
         d = means.shape[1]
@@ -44,7 +49,7 @@ class Diag(CovarianceFamily):
 
     def mahalanobis(self, X, feats, coefs):
         linear, const = coefs
-        maha = feats @ linear
+        maha = linear @ feats.T
         maha += const
         return np.maximum(maha, 0, out=maha), None
 
@@ -52,7 +57,7 @@ class Diag(CovarianceFamily):
         return np.sum(np.log(prec_chol), axis=1)
 
     def moments(self, X, feats, resp, coefs, work):
-        return (resp.T @ feats,)
+        return (resp @ feats,)
 
     def estimate(self, moments, nk, reg_covar, coefs):
         (stat,) = moments

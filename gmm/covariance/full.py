@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _matrices
-from .base import KAPPA_MAX, CovarianceFamily
+from .base import CovarianceFamily, kappa_max
 
 
 @dataclass
@@ -15,11 +15,11 @@ class FullCoefficients:
     """Per-iteration coefficients, split between the two formulations."""
 
     fast: np.ndarray  # component indices on the expanded path
-    linear: np.ndarray  # (n_feats, len(fast))
-    const: np.ndarray  # (len(fast),)
+    linear: np.ndarray  # (len(fast), n_feats)
+    const: np.ndarray  # (len(fast), 1)
     centred: np.ndarray  # component indices on the centred path
-    factors: np.ndarray  # (D, len(centred)·D): the U_k side by side
-    offsets: np.ndarray  # (len(centred), D): m_k @ U_k
+    factors: np.ndarray  # (len(centred), D, D): the U_k in the data's dtype
+    offsets: np.ndarray  # (len(centred), 1, D): m_k @ U_k
     centres: np.ndarray  # (len(centred), D): the shifted means m_k
     factor_stack: np.ndarray  # (len(centred), D, D) float64 U_k
 
@@ -65,16 +65,16 @@ class Full(CovarianceFamily):
 
     def expansion_condition(self, weights, means, prec_chol):
         d = means.shape[1]
-        factor = prec_chol.astype(np.float64)
-        # Spread of the data around the shift, from the model: sum_k w_k (tr S_k + |m_k|²).
-        inv_factor = np.linalg.solve(factor, np.broadcast_to(np.eye(d), factor.shape))
-        traces = np.einsum("kij,kij->k", inv_factor, inv_factor)
+        eigen = np.linalg.eigvalsh(_matrices.gram(prec_chol.astype(np.float64)))
+        # Spread of the data around the shift, from the model: sum_k w_k (tr S_k + |m_k|²),
+        # with tr S_k = sum 1/eig(P_k).
+        traces = np.sum(1.0 / eigen, axis=1)
         norms = np.linalg.norm(means.astype(np.float64), axis=1)
         spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
-        return np.linalg.eigvalsh(_matrices.gram(factor))[:, -1] * (spread + norms) ** 2 / d
+        return eigen[:, -1] * (spread + norms) ** 2 / d
 
     def exact_in(self, dtype, weights, means, prec_chol) -> bool:
-        # Components past KAPPA_MAX already take the centred path.
+        # Components past kappa_max already take the centred path.
         return True
 
     def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
@@ -84,25 +84,24 @@ class Full(CovarianceFamily):
         means64 = means.astype(np.float64)
         prec = _matrices.gram(factor)
         kappa = self.expansion_condition(weights, means, prec_chol)
-        fast = np.flatnonzero(kappa <= KAPPA_MAX)
-        centred = np.flatnonzero(kappa > KAPPA_MAX)
+        fast = np.flatnonzero(kappa <= kappa_max(dtype))
+        centred = np.flatnonzero(kappa > kappa_max(dtype))
 
         rows, cols = np.triu_indices(d)
         pair_weight = np.where(rows == cols, 1.0, 2.0)
         quad = prec[fast][:, rows, cols] * pair_weight
         prec_means = np.einsum("kij,kj->ki", prec[fast], means64[fast])
         const = np.einsum("ki,ki->k", means64[fast], prec_means)
-        linear = np.concatenate([quad, -2.0 * prec_means], axis=1).T
+        linear = np.concatenate([quad, -2.0 * prec_means], axis=1)
 
         stack = factor[centred]
-        factors = np.concatenate(list(stack), axis=1) if centred.size else np.empty((d, 0))
-        offsets = np.einsum("ki,kij->kj", means64[centred], stack)
+        offsets = np.einsum("ki,kij->kj", means64[centred], stack)[:, None, :]
         return FullCoefficients(
             fast=fast,
             linear=np.ascontiguousarray(linear, dtype=dtype),
-            const=const.astype(dtype),
+            const=const.astype(dtype)[:, None],
             centred=centred,
-            factors=np.ascontiguousarray(factors, dtype=dtype),
+            factors=stack.astype(dtype),
             offsets=offsets.astype(dtype),
             centres=means64[centred],
             factor_stack=stack,
@@ -110,36 +109,37 @@ class Full(CovarianceFamily):
 
     def mahalanobis(self, X, feats, coefs: FullCoefficients):
         n = X.shape[0]
-        maha = np.empty((n, coefs.fast.size + coefs.centred.size), dtype=X.dtype)
+        if coefs.centred.size == 0:  # the common case: one product, no scatter
+            maha = coefs.linear @ feats.T
+            maha += coefs.const
+            return np.maximum(maha, 0, out=maha), None
+        maha = np.empty((coefs.fast.size + coefs.centred.size, n), dtype=X.dtype)
         if coefs.fast.size:
-            expanded = feats @ coefs.linear
+            expanded = coefs.linear @ feats.T
             expanded += coefs.const
-            maha[:, coefs.fast] = expanded
-        white = None
-        if coefs.centred.size:
-            white = (X @ coefs.factors).reshape(n, coefs.centred.size, -1)
-            white -= coefs.offsets
-            maha[:, coefs.centred] = np.einsum("ngd,ngd->ng", white, white)
+            maha[coefs.fast] = expanded
+        # (G, n, D): one small GEMM per centred component, laid out for the M-step.
+        white = np.matmul(X, coefs.factors)
+        white -= coefs.offsets
+        maha[coefs.centred] = np.einsum("gnd,gnd->gn", white, white)
         return np.maximum(maha, 0, out=maha), white
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
 
     def moments(self, X, feats, resp, coefs, work):
-        n_components = resp.shape[1]
+        n_components = resp.shape[0]
         d = X.shape[1]
-        if coefs is None:
-            return resp.T @ feats, np.zeros((n_components, d, d))
+        if coefs is None or coefs.centred.size == 0:
+            return resp @ feats, np.zeros((n_components, d, d))
         raw = np.zeros((n_components, feats.shape[1]), dtype=resp.dtype)
         gram = np.zeros((n_components, d, d), dtype=resp.dtype)
         if coefs.fast.size:
-            raw[coefs.fast] = resp[:, coefs.fast].T @ feats
-        if coefs.centred.size:
-            resp_c = resp[:, coefs.centred]
-            raw[coefs.centred, -d:] = resp_c.T @ X
-            scaled = work * np.sqrt(resp_c)[:, :, None]
-            stacked = np.ascontiguousarray(scaled.transpose(1, 0, 2))
-            gram[coefs.centred] = np.swapaxes(stacked, 1, 2) @ stacked
+            raw[coefs.fast] = resp[coefs.fast] @ feats
+        resp_c = resp[coefs.centred]
+        raw[coefs.centred, -d:] = resp_c @ X
+        work *= np.sqrt(resp_c)[:, :, None]  # the E-step's whitened rows, reused
+        gram[coefs.centred] = np.swapaxes(work, 1, 2) @ work
         return raw, gram
 
     def estimate(self, moments, nk, reg_covar, coefs):

@@ -33,7 +33,11 @@ class Tied(CovarianceFamily):
         prec_means = means @ prec
         const = np.einsum("ki,ki->k", means, prec_means)
         dtype = means.dtype
-        return prec_chol.astype(dtype), (-2.0 * prec_means.T).astype(dtype), const.astype(dtype)
+        return (
+            prec_chol.astype(dtype),
+            np.ascontiguousarray(-2.0 * prec_means, dtype=dtype),
+            const.astype(dtype)[:, None],
+        )
 
     def expansion_condition(self, weights, means, prec_chol):
         d = means.shape[1]
@@ -47,8 +51,8 @@ class Tied(CovarianceFamily):
     def mahalanobis(self, X, feats, coefs):
         factor, cross, const = coefs
         white = X @ factor
-        maha = X @ cross
-        maha += np.einsum("ij,ij->i", white, white)[:, None]
+        maha = cross @ X.T
+        maha += np.einsum("ij,ij->i", white, white)
         maha += const
         return np.maximum(maha, 0, out=maha), None
 
@@ -56,8 +60,8 @@ class Tied(CovarianceFamily):
         return np.sum(np.log(np.diag(prec_chol)))
 
     def moments(self, X, feats, resp, coefs, work):
-        row_weight = resp.sum(axis=1)
-        return resp.T @ X, (X * row_weight[:, None]).T @ X
+        row_weight = resp.sum(axis=0)
+        return resp @ X, (X * row_weight[:, None]).T @ X
 
     def estimate(self, moments, nk, reg_covar, coefs):
         sum_x, scatter = moments
