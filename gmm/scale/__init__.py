@@ -1,0 +1,182 @@
+"""Scale-out: fitting and predicting on data that is not one in-memory array.
+
+The EM pass (:mod:`gmm.em`) needs the data only as row chunks, so where the
+rows live is decided here, in one place, and the estimator never asks:
+
+- **in-memory arrays** (NumPy, lists, pandas) are validated by scikit-learn,
+  as always;
+- **memory-mapped files**, ``np.load(path, mmap_mode='r')`` of a C-ordered
+  ``.npy`` of any size: validation, the NaN check, the shift, every EM
+  iteration and every prediction read the file in row chunks with plain file
+  reads (:mod:`gmm.scale.files`), so memory stays at a few chunks and the
+  file's pages never pile up in the process;
+- **dask arrays** (``pip install "gmm[dask]"``), chunked by rows, with
+  ``sample_weight`` as a dask array too: X is persisted once, each EM
+  iteration is one map-reduce over the blocks, with the M-step on the client,
+  and ``predict``, ``predict_proba`` and ``score_samples`` return lazy dask
+  arrays (:mod:`gmm.scale.dask_arrays`). With a ``distributed`` client
+  active, that runs on its cluster.
+
+Initialisation on big data. For files and dask arrays the initializer
+(``init_params``, k-means by default) runs on a uniform random subsample of
+``init_sample_size`` rows (default 100,000) brought into memory; an M-step on
+the subsample and one E-step and M-step over all rows give the initial
+parameters. When the data have no more rows than that, the initializer sees
+them all and the fit is the in-memory one. In-memory arrays use all rows
+unless ``init_sample_size`` is set.
+
+Sweeps on a cluster. :func:`gmm.sweep` runs its fits through joblib, so
+joblib's dask backend sends each fit of the grid to the cluster as a task,
+with checkpoints written on the client as fits finish::
+
+    import joblib
+    from distributed import Client
+    client = Client("tcp://scheduler:8786")
+    with joblib.parallel_config(backend="dask"):
+        result = gmm.sweep(X, range(1, 21), n_jobs=-1, checkpoint="sweep.jsonl")
+
+Folders of ``.npy`` or ``.csv`` parts, and zarr stores, are read as dask arrays
+by :func:`gmm.parts.read_parts`.
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> from gmm import GaussianMixture
+>>> rng = np.random.default_rng(0)
+>>> X = np.concatenate([rng.normal(0, 1, (500, 2)), rng.normal(8, 1, (500, 2))])
+>>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+>>> np.save(path, X)
+>>> mapped = np.load(path, mmap_mode="r")
+>>> a = GaussianMixture(2, random_state=0).fit(X)
+>>> b = GaussianMixture(2, random_state=0).fit(mapped)
+>>> bool(np.allclose(a.means_, b.means_, rtol=1e-12))
+True
+
+The same with dask (here on dask's local threads):
+
+>>> import dask.array as da
+>>> c = GaussianMixture(2, random_state=0).fit(da.from_array(X, chunks=300))
+>>> bool(np.allclose(a.means_, c.means_, rtol=1e-8))
+True
+>>> labels = c.predict(da.from_array(X, chunks=300))
+>>> type(labels).__name__, bool((labels.compute() == a.predict(X)).all())
+('Array', True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import em, validation
+from ..covariance import CovarianceFamily
+from . import rows
+from .dask_arrays import is_dask_collection
+from .files import FileRows
+from .sources import DEFAULT_INIT_SAMPLE_SIZE, TrainingData, check_n_samples, column_mean
+
+__all__ = [
+    "DEFAULT_INIT_SAMPLE_SIZE",
+    "FileRows",
+    "TrainingData",
+    "fit_data",
+    "map_rows",
+    "predict_data",
+    "rows",
+]
+
+
+def fit_data(est, X, sample_weight, family: CovarianceFamily, *, reset: bool) -> TrainingData:
+    """Validate training data of any kind; return it ready for the EM loop.
+
+    Parameters
+    ----------
+    est : GaussianMixture
+        Gets ``n_features_in_`` (and ``feature_names_in_``) when ``reset``.
+    X : array-like, memory-mapped array or dask array of shape (n_samples, n_features)
+    sample_weight : array-like or dask array of shape (n_samples,), or None
+    family : CovarianceFamily
+    reset : bool
+        False for a warm start: X must have the fitted number of features.
+
+    Returns
+    -------
+    TrainingData
+        With ``X`` (validated: ndarray, :class:`FileRows` or persisted dask
+        array), ``dtype``, ``n_features``, ``shift``, ``expectation(params)``
+        and ``initial_parameters(...)``.
+
+    Raises
+    ------
+    ValueError
+        For data that is not 2-D and numeric, holds NaN or infinity, or has
+        fewer than 2 or ``n_components`` rows, and for invalid weights.
+    ImportError
+        For a dask array when dask is not installed.
+    """
+    if is_dask_collection(X):
+        from . import dask_arrays
+
+        return dask_arrays.fit_data(est, X, sample_weight, family, reset=reset)
+    if is_dask_collection(sample_weight):
+        sample_weight = np.asarray(sample_weight)  # small: one number per row
+    file_rows = _file_rows(X)
+    if file_rows is not None:
+        validate_data(est, file_rows, skip_check_array=True, reset=reset)
+        check_n_samples(file_rows.shape, est.n_components)
+        w = validation.check_sample_weight(sample_weight, file_rows.shape[0], file_rows.dtype)
+        shift = column_mean(file_rows, w, check_finite=True)
+        return TrainingData(file_rows, w, family, est.n_components, shift, in_memory=False)
+    X = validation.check_fit_data(est, X, reset=reset)
+    w = validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    return TrainingData(X, w, family, est.n_components, column_mean(X, w))
+
+
+def predict_data(est, X):
+    """Validate data for a fitted model; return an ndarray, FileRows or dask array.
+
+    Files and dask arrays are checked for NaN as their rows are read, by
+    :func:`map_rows`.
+    """
+    if is_dask_collection(X):
+        from . import dask_arrays
+
+        return dask_arrays.predict_data(est, X)
+    file_rows = _file_rows(X)
+    if file_rows is not None:
+        check_is_fitted(est)
+        validate_data(est, file_rows, skip_check_array=True, reset=False)
+        return file_rows
+    return validation.check_predict_data(est, X)
+
+
+def map_rows(X, params: em.Parameters, family: CovarianceFamily, kernel: rows.RowKernel):
+    """Apply a row kernel to data from :func:`predict_data` or ``fit_data(...).X``.
+
+    Returns
+    -------
+    ndarray, or a lazy dask array for a dask X
+        Shape (n_samples,) or (n_samples, n_components), see :class:`rows.RowKernel`.
+        O(n·K·D²) time for 'full'; O(block·(D + K)) memory besides the result.
+    """
+    if is_dask_collection(X):
+        from . import dask_arrays
+
+        return dask_arrays.map_rows(X, params, family, kernel)
+    if isinstance(X, FileRows):
+        out = kernel.output(X.shape[0], params.means.shape[0], X.dtype)
+        for start, block in X.blocks():
+            rows.check_finite(block, start)
+            out[start : start + block.shape[0]] = rows.apply(block, params, family, kernel)
+        return out
+    return rows.apply(X, params, family, kernel)
+
+
+def _file_rows(X) -> FileRows | None:
+    """X as FileRows when it is a memory map whose rows can be read from its file."""
+    if isinstance(X, FileRows):
+        return X
+    if not isinstance(X, np.memmap) or X.dtype.kind not in "biuf":
+        return None
+    dtype = X.dtype if X.dtype in validation.FLOAT_DTYPES else np.float64
+    return FileRows.from_memmap(X, dtype)

@@ -1,0 +1,209 @@
+"""Training data on the client: the interface the EM loop sees.
+
+:class:`TrainingData` holds validated rows, their weights and the shift (the
+weighted column mean that centres every chunk), and gives the EM loop the two
+things it needs: one fused E-step over all rows (:meth:`TrainingData.expectation`)
+and the initial parameters (:meth:`TrainingData.initial_parameters`). The rows
+may be an ndarray or a :class:`~gmm.scale.files.FileRows`; the dask version in
+:mod:`gmm.scale.dask_arrays` overrides how rows are reached, not what is
+computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import em
+from ..covariance import CovarianceFamily
+from . import rows as row_kernels
+
+#: Rows the initializer sees by default when the data are not in memory.
+DEFAULT_INIT_SAMPLE_SIZE = 100_000
+
+
+class TrainingData:
+    """Validated rows, weights and shift, with the E-step and the initialisation.
+
+    Parameters
+    ----------
+    X : ndarray or FileRows of shape (n_samples, n_features)
+        Validated; float32 or float64.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Validated, in X's dtype.
+    family : CovarianceFamily
+    n_components : int
+    shift : ndarray of shape (n_features,)
+        Weighted column mean of X, in float64.
+    in_memory : bool, default=True
+        Whether the initializer may see all rows by default (see
+        :meth:`initial_parameters`).
+    """
+
+    def __init__(
+        self,
+        X,
+        sample_weight: np.ndarray | None,
+        family: CovarianceFamily,
+        n_components: int,
+        shift: np.ndarray,
+        in_memory: bool = True,
+    ):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.family = family
+        self.n_components = n_components
+        self.shift = shift
+        self.in_memory = in_memory
+        self.chunks = em.ChunkedData(X, sample_weight, family, shift, n_components)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.X.dtype
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    # ------------------------------------------------------------------- EM
+    def expectation(self, params: em.Parameters):
+        """One fused E-step over all rows; see :func:`gmm.em.expectation`."""
+        return em.expectation(self.chunks, params)
+
+    def initial_parameters(
+        self, initializer, random_state, reg_covar: float, sample_size: int | None
+    ) -> em.Parameters:
+        """Initial parameters from ``initializer`` run on all rows or on a subsample.
+
+        The initializer sees ``min(n_samples, sample_size)`` rows; ``None``
+        means all rows for in-memory data and :data:`DEFAULT_INIT_SAMPLE_SIZE`
+        otherwise. On all rows this is scikit-learn's initialisation: an M-step
+        from the initial responsibilities. On a uniform random subsample the
+        M-step on the subsample is followed by one E-step and M-step over all
+        rows, so the weights and covariances describe all the data. Only the
+        subsample is brought into memory.
+
+        Parameters
+        ----------
+        initializer : callable
+            From :mod:`gmm.initialization`.
+        random_state : RandomState
+            Draws the subsample, then seeds the initializer.
+        reg_covar : float
+        sample_size : int or None
+
+        Returns
+        -------
+        Parameters
+
+        Notes
+        -----
+        Cost: the initializer on the subsample (k-means: O(m·K·D) per Lloyd
+        iteration) plus, with a subsample, one pass over the data.
+        """
+        if sample_size is None and not self.in_memory:
+            sample_size = DEFAULT_INIT_SAMPLE_SIZE
+        subsample = sample_size is not None and sample_size < self.n_samples
+        if subsample:
+            X, w = self.take(draw_rows(self.n_samples, sample_size, random_state))
+            if w is not None and not np.any(w > 0):
+                raise ValueError(
+                    f"The {sample_size} rows drawn for the initialisation all have zero "
+                    "sample_weight. Increase init_sample_size, or drop zero-weight rows."
+                )
+            chunks = em.ChunkedData(X, w, self.family, self.shift, self.n_components)
+        else:
+            X, w, chunks = self.all_rows()
+        resp = initializer(X, self.n_components, random_state, w)
+        stats = em.statistics_from_resp(chunks, resp, self.n_components)
+        params = em.maximization(stats, self.family, reg_covar, self.shift, self.dtype)
+        if subsample:
+            stats, coefs = self.expectation(params)
+            params = em.maximization(stats, self.family, reg_covar, self.shift, self.dtype, coefs)
+        return params
+
+    # ------------------------------------------------------------------ rows
+    def all_rows(self):
+        """``(X, sample_weight, chunks)`` with X an ndarray of all rows."""
+        if isinstance(self.X, np.ndarray):
+            return self.X, self.sample_weight, self.chunks
+        X = self.X[0 : self.n_samples]
+        return (
+            X,
+            self.sample_weight,
+            em.ChunkedData(X, self.sample_weight, self.family, self.shift, self.n_components),
+        )
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The rows at sorted indices ``rows`` and their weights, in memory."""
+        X = self.X.take(rows) if not isinstance(self.X, np.ndarray) else self.X[rows]
+        w = None if self.sample_weight is None else self.sample_weight[rows]
+        return X, w
+
+
+def draw_rows(n_samples: int, size: int, random_state: np.random.RandomState) -> np.ndarray:
+    """Sorted indices of ``size`` distinct rows, every subset equally likely.
+
+    O(size) memory when ``size`` is small against ``n_samples`` (never a
+    permutation of all rows).
+
+    >>> rows = draw_rows(10**9, 5, np.random.RandomState(0))
+    >>> rows.shape, bool(np.all(np.diff(rows) > 0))
+    ((5,), True)
+    """
+    if 4 * size >= n_samples:
+        return np.sort(random_state.choice(n_samples, size, replace=False))
+    # Distinct draws by rejection: the process treats every row alike, so every
+    # subset of ``size`` rows is equally likely.
+    rows = np.unique(random_state.randint(0, n_samples, size=size))
+    while rows.size < size:
+        extra = random_state.randint(0, n_samples, size=size - rows.size)
+        rows = np.unique(np.concatenate([rows, extra]))
+    return rows
+
+
+def column_mean(X, sample_weight: np.ndarray | None, *, check_finite: bool = False) -> np.ndarray:
+    """Weighted column mean in float64, read in row chunks.
+
+    It is the shift that keeps the expanded quadratic forms well conditioned.
+    With ``check_finite``, each chunk is also checked for NaN and infinity (for
+    data that scikit-learn's validation could not see as a whole).
+
+    Parameters
+    ----------
+    X : ndarray or FileRows of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+    check_finite : bool, default=False
+
+    Returns
+    -------
+    shift : ndarray of shape (n_features,)
+        O(n·D) time, O(chunk·D) memory.
+    """
+    rows = em.chunk_rows(X.shape[1], X.dtype.itemsize)
+    total = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], rows):
+        chunk = np.asarray(X[start : start + rows], dtype=np.float64)
+        if check_finite:
+            row_kernels.check_finite(chunk, start)
+        w = None if sample_weight is None else sample_weight[start : start + rows]
+        total += chunk.sum(axis=0) if w is None else w @ chunk
+    return total / (X.shape[0] if sample_weight is None else sample_weight.sum(dtype=np.float64))
+
+
+def check_n_samples(shape: tuple, n_components: int) -> None:
+    """At least 2 rows and at least ``n_components`` rows, as for in-memory data."""
+    n_samples = shape[0]
+    if n_samples < 2:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) (shape={tuple(shape)}) while a minimum "
+            "of 2 is required by GaussianMixture."
+        )
+    if n_samples < n_components:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = {n_components}, "
+            f"n_samples = {n_samples}. Use fewer components or more data."
+        )

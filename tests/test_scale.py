@@ -1,0 +1,423 @@
+"""Scale-out: dask arrays on a local cluster, memory-mapped files, folders of parts.
+
+The reference everywhere is the in-memory NumPy fit of the same data from the
+same start: a dask fit only changes the order in which the per-chunk statistics
+are added (a tree instead of a loop), so it must agree to rounding (rtol 1e-8
+after 8 EM iterations); a memory-mapped fit reads the same rows in the same
+chunks, so it agrees to 1e-12.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from gmm import GaussianMixture, initialization
+from gmm.initialization import kmeans
+from gmm.parts import read_parts
+from gmm.scale import FileRows
+from gmm.scale.dask_arrays import DaskTrainingData
+
+from .mixture_data import COVARIANCE_TYPES, make_mixture
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+#: Uneven row chunks of the 2,000-row data, with two chunks of one row.
+CHUNKS = (1, 700, 1, 450, 848)
+#: Attributes that must agree between two fits.
+FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bounds_")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two single-threaded worker processes on loopback, shared by the module."""
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def _data(covariance_type, n_samples=2000, seed=3):
+    X, *_ = make_mixture(covariance_type, n_samples=n_samples, n_components=3, d=3, seed=seed)
+    w = np.random.default_rng(seed).uniform(0.1, 3.0, n_samples)
+    return X, w
+
+
+def _start(X, covariance_type) -> dict:
+    """Initial parameters: one EM step from k-means, as constructor arguments."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(3, covariance_type=covariance_type, max_iter=1, random_state=0)
+        model.fit(X)
+    return {
+        "weights_init": model.weights_,
+        "means_init": model.means_,
+        "precisions_init": model.precisions_,
+    }
+
+
+def _model(covariance_type, **params) -> GaussianMixture:
+    return GaussianMixture(
+        3, covariance_type=covariance_type, tol=0, max_iter=8, random_state=0, **params
+    )
+
+
+def _fit(model, X, sample_weight=None) -> GaussianMixture:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, sample_weight=sample_weight)
+
+
+def _assert_same_model(a, b, rtol):
+    for name in FITTED:
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=rtol, err_msg=name)
+    assert b.n_iter_ == a.n_iter_
+
+
+# ====================================================================== dask
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_dask_fit_equals_numpy_fit(client, covariance_type, weighted):
+    X, w = _data(covariance_type)
+    start = _start(X, covariance_type)
+    expected = _fit(_model(covariance_type, **start), X, w if weighted else None)
+    Xd = da.from_array(X, chunks=(CHUNKS, 3))
+    # The weights come chunked differently from X: fit aligns them.
+    wd = da.from_array(w, chunks=500) if weighted else None
+    got = _fit(_model(covariance_type, **start), Xd, wd)
+    _assert_same_model(expected, got, rtol=1e-8)
+    assert isinstance(got.predict(Xd), da.Array)
+
+
+def test_dask_fit_with_numpy_weights_and_default_init(client):
+    """Fewer rows than init_sample_size: k-means sees all of them, as in memory."""
+    X, w = _data("full")
+    expected = _fit(_model("full"), X, w)
+    got = _fit(_model("full"), da.from_array(X, chunks=(CHUNKS, 3)), w)
+    _assert_same_model(expected, got, rtol=1e-8)
+
+
+def test_dask_predictions_are_lazy_and_equal(client):
+    X, _ = _data("full")
+    model = _fit(_model("full"), X)
+    Xd = da.from_array(X, chunks=(CHUNKS, 3))
+    labels, proba, log_prob = model.predict(Xd), model.predict_proba(Xd), model.score_samples(Xd)
+    for lazy in (labels, proba, log_prob):
+        assert isinstance(lazy, da.Array)
+        assert lazy.chunks[0] == CHUNKS
+    np.testing.assert_array_equal(labels.compute(), model.predict(X))
+    np.testing.assert_allclose(proba.compute(), model.predict_proba(X), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(log_prob.compute(), model.score_samples(X), rtol=1e-12)
+    score = model.score(Xd)
+    assert isinstance(score, float)
+    assert score == pytest.approx(model.score(X), rel=1e-12)
+    for criterion in ("aic", "bic", "icl"):
+        assert getattr(model, criterion)(Xd) == pytest.approx(
+            getattr(model, criterion)(X), rel=1e-10
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted_labels = _model("full").fit_predict(Xd)
+    assert isinstance(fitted_labels, da.Array)
+    np.testing.assert_array_equal(fitted_labels.compute(), labels.compute())
+
+
+def test_subsample_init_shows_the_initializer_only_the_subsample(client, monkeypatch):
+    """The initializer gets an in-memory subsample; the dask and NumPy fits that
+    draw the same subsample (same random_state) are the same model."""
+    seen = []
+
+    def spy(X, n_components, random_state, sample_weight=None):
+        seen.append((type(X), X.shape))
+        return kmeans(X, n_components, random_state, sample_weight)
+
+    monkeypatch.setitem(initialization._REGISTRY, "spy", spy)
+    X, w = _data("diag", n_samples=3000)
+    params = {"init_params": "spy", "init_sample_size": 400}
+    expected = _fit(_model("diag", **params), X, w)
+    got = _fit(_model("diag", **params), da.from_array(X, chunks=700), da.from_array(w, chunks=700))
+    assert seen == [(np.ndarray, (400, 3))] * 2
+    _assert_same_model(expected, got, rtol=1e-8)
+
+
+def test_subsample_init_reaches_the_optimum_of_the_full_init():
+    """k-means on 300 of 20,000 rows, then EM to convergence: the same optimum as
+    k-means on all rows."""
+    X, *_ = make_mixture("full", n_samples=20_000, n_components=3, d=2, seed=0)
+    params = {"random_state": 0, "tol": 1e-10, "max_iter": 1000}
+    sub = GaussianMixture(3, init_sample_size=300, **params).fit(X)
+    full = GaussianMixture(3, **params).fit(X)
+    assert sub.lower_bound_ == pytest.approx(full.lower_bound_, rel=1e-9)
+    order, full_order = np.argsort(sub.means_[:, 0]), np.argsort(full.means_[:, 0])
+    np.testing.assert_allclose(sub.means_[order], full.means_[full_order], atol=1e-5)
+
+
+def test_killing_a_worker_mid_fit_gives_the_same_model(client, monkeypatch):
+    X, w = _data("full")
+    start = _start(X, "full")
+    expected = _fit(_model("full", **start), X, w)
+    pids = client.run(os.getpid)
+    victim = pids[sorted(pids)[0]]
+    calls = []
+    original = DaskTrainingData.expectation
+
+    def expectation(self, params):
+        calls.append(1)
+        if len(calls) == 3:
+            # The worker holds persisted blocks of X: the cluster must recompute them.
+            os.kill(victim, signal.SIGKILL)
+        return original(self, params)
+
+    monkeypatch.setattr(DaskTrainingData, "expectation", expectation)
+    Xd = da.from_array(X, chunks=(CHUNKS, 3))
+    got = _fit(_model("full", **start), Xd, da.from_array(w, chunks=(CHUNKS,)))
+    _assert_same_model(expected, got, rtol=1e-8)
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in client.run(os.getpid).values()
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda X: X[:, 0], "2-D dask array"),
+        (lambda X: X.astype(str), "must hold numbers"),
+        (lambda X: da.where(X > 4, np.nan, X), "NaN or infinity"),
+        (lambda X: X[:1], "minimum of 2"),
+    ],
+    ids=["1-D", "strings", "NaN", "one row"],
+)
+def test_dask_bad_input_is_refused(make, match):
+    X, _ = _data("diag", n_samples=200)
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture(3).fit(make(da.from_array(X, chunks=50)))
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        (lambda n: da.ones(n + 1, chunks=50), r"shape \(201,\), expected \(200,\)"),
+        (lambda n: -da.ones(n, chunks=50), "negative"),
+        (lambda n: da.zeros(n, chunks=50), "all zero"),
+        (lambda n: np.full(n, np.nan), "NaN or infinity"),
+    ],
+    ids=["length", "negative", "zero", "NaN"],
+)
+def test_dask_bad_weights_are_refused(weights, match):
+    X, _ = _data("diag", n_samples=200)
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture(3).fit(da.from_array(X, chunks=50), sample_weight=weights(200))
+
+
+def test_dask_column_chunks_and_integer_data_are_accepted():
+    X = np.random.default_rng(0).integers(0, 50, (300, 4))
+    expected = _fit(GaussianMixture(2, max_iter=5, random_state=0), X)
+    got = _fit(GaussianMixture(2, max_iter=5, random_state=0), da.from_array(X, chunks=(100, 2)))
+    assert got.means_.dtype == np.float64
+    np.testing.assert_allclose(got.means_, expected.means_, rtol=1e-8)
+
+
+def test_dask_prediction_checks_features_and_nan():
+    X, _ = _data("diag", n_samples=200)
+    model = GaussianMixture(3, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(da.from_array(X[:, :2], chunks=50))
+    lazy = model.score_samples(da.where(da.arange(200)[:, None] == 120, np.nan, X).rechunk(50))
+    with pytest.raises(ValueError, match="row 120"):
+        lazy.compute()
+
+
+# ===================================================================== files
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_memmap_fit_equals_in_memory(tmp_path, covariance_type):
+    X, w = _data(covariance_type)
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    for weights in (None, w):
+        expected = _fit(_model(covariance_type), X, weights)
+        got = _fit(_model(covariance_type), mapped, weights)
+        _assert_same_model(expected, got, rtol=1e-12)
+    np.testing.assert_allclose(got.predict_proba(mapped), expected.predict_proba(X), rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = got.fit_predict(mapped, sample_weight=w)
+    np.testing.assert_array_equal(labels, expected.predict(X))
+
+
+def _resident_bytes_of(path) -> int:
+    """Resident bytes of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps", encoding="utf-8") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+                inside = fields[-1] == os.fspath(path)
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1]) * 1024
+    return total
+
+
+def test_memmap_is_read_through_file_reads_not_the_mapping(tmp_path):
+    """Validation, the NaN check, EM and prediction never touch the mapped pages,
+    so none of the 9.6 MB file becomes resident through the map."""
+    X, w = _data("diag", n_samples=400_000)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    del X
+    mapped = np.load(path, mmap_mode="r")
+    model = GaussianMixture(3, covariance_type="diag", max_iter=3, init_sample_size=1000)
+    _fit(model, mapped, w)
+    model.score(mapped)
+    assert mapped.nbytes > 9e6
+    assert _resident_bytes_of(path) <= 8192
+    # Reading the map directly, as check_array would, makes it resident.
+    float(np.sum(mapped))
+    assert _resident_bytes_of(path) > mapped.nbytes // 2
+
+
+def test_memmap_nan_is_found_while_streaming(tmp_path):
+    X, _ = _data("diag", n_samples=300)
+    X[250, 1] = np.nan
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    with pytest.raises(ValueError, match="row 250"):
+        GaussianMixture(2).fit(mapped)
+    model = GaussianMixture(2, random_state=0).fit(X[:200])
+    with pytest.raises(ValueError, match="row 250"):
+        model.predict(mapped)
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda m: m[100:],
+        lambda m: m[:, :],
+        lambda m: np.asfortranarray(m),
+    ],
+    ids=["row slice", "full slice", "in memory"],
+)
+def test_memmap_views_and_integer_files(tmp_path, view):
+    X = np.random.default_rng(0).integers(-40, 40, (1200, 3)).astype(">i4")
+    np.save(tmp_path / "x.npy", X)
+    mapped = view(np.load(tmp_path / "x.npy", mmap_mode="r"))
+    expected = GaussianMixture(2, random_state=0).fit(np.asarray(view(X), dtype=np.float64))
+    got = GaussianMixture(2, random_state=0).fit(mapped)
+    np.testing.assert_allclose(got.means_, expected.means_, rtol=1e-12)
+
+
+def test_file_rows_of_fortran_and_copy_on_write_maps_are_not_used(tmp_path):
+    np.save(tmp_path / "f.npy", np.asfortranarray(np.ones((4, 3))))
+    assert FileRows.from_memmap(np.load(tmp_path / "f.npy", mmap_mode="r")) is None
+    assert FileRows.from_memmap(np.load(tmp_path / "f.npy", mmap_mode="c")) is None
+    with pytest.raises(ValueError, match="Fortran order"):
+        FileRows.from_npy(tmp_path / "f.npy")
+
+
+def test_init_sample_size_is_checked():
+    with pytest.raises(ValueError, match="init_sample_size must be >= 3"):
+        GaussianMixture(3, init_sample_size=2).fit(np.random.default_rng(0).random((20, 2)))
+
+
+# ===================================================================== parts
+def test_read_parts_of_npy_files_equals_the_stacked_array(tmp_path, client):
+    X, _ = _data("full")
+    for i, (a, b) in enumerate([(0, 1), (1, 1200), (1200, 2000)]):
+        np.save(tmp_path / f"part-{i * 5}.npy", X[a:b])  # part-10 sorts after part-5
+    stacked = read_parts(tmp_path, rows_per_block=300)
+    assert stacked.chunks[0] == (1, 300, 300, 300, 299, 300, 300, 200)
+    np.testing.assert_array_equal(stacked.compute(), X)
+    start = _start(X, "full")
+    _assert_same_model(
+        _fit(_model("full", **start), X), _fit(_model("full", **start), stacked), 1e-8
+    )
+
+
+def test_read_parts_of_csv_files_with_and_without_header(tmp_path, client):
+    X, _ = _data("diag", n_samples=500)
+    np.savetxt(tmp_path / "a.csv", X[:200], delimiter=",", header="x,y,z", comments="")
+    np.savetxt(tmp_path / "b.csv", X[200:], delimiter=",")
+    stacked = read_parts(tmp_path)
+    np.testing.assert_allclose(stacked.compute(), X, rtol=1e-15)
+    start = _start(X, "diag")
+    got = _fit(_model("diag", **start), stacked)
+    _assert_same_model(_fit(_model("diag", **start), X), got, 1e-8)
+
+
+def test_read_parts_refuses_unclear_folders(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="No such file"):
+        read_parts(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"no \.npy or \.csv parts"):
+        read_parts(tmp_path)
+    np.save(tmp_path / "a.npy", np.zeros((3, 2)))
+    np.save(tmp_path / "b.npy", np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"different numbers of columns \(\[2, 4\]\), e.g. b.npy"):
+        read_parts(tmp_path)
+    np.savetxt(tmp_path / "c.csv", np.zeros((3, 2)), delimiter=",")
+    with pytest.raises(ValueError, match=r"both \.npy and \.csv"):
+        read_parts(tmp_path)
+    store = tmp_path / "data.zarr"
+    store.mkdir()
+    monkeypatch.setitem(sys.modules, "zarr", None)
+    with pytest.raises(ImportError, match="pip install zarr"):
+        read_parts(store)
+
+
+# ============================================================ without dask
+def test_without_dask_a_dask_array_gets_a_clear_error(monkeypatch, tmp_path):
+    data = np.random.default_rng(0).random((50, 2))
+    X = da.from_array(data, chunks=10)
+    model = GaussianMixture(2, random_state=0).fit(data)
+    for name in ("dask", "dask.array", "distributed"):
+        monkeypatch.setitem(sys.modules, name, None)
+    install = r'pip install "gmm\[dask\]"'
+    with pytest.raises(ImportError, match=install):
+        GaussianMixture(2).fit(X)
+    with pytest.raises(ImportError, match=install):
+        model.predict(X)
+    with pytest.raises(ImportError, match=install):
+        read_parts(tmp_path)
+    # Plain arrays need no dask.
+    assert model.predict(data).shape == (50,)
+
+
+def test_importing_gmm_does_not_import_dask():
+    code = "import sys, gmm, gmm.scale, gmm.parts; print(sorted({'dask', 'distributed'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ==================================================================== sweeps
+def test_sweep_on_the_cluster_through_joblib_with_a_checkpoint(client, tmp_path):
+    import joblib
+
+    from gmm import sweep
+
+    X, _ = _data("diag", n_samples=400)
+    grid = dict(n_components=[1, 2, 3], covariance_types=["diag", "full"], progress=False)
+    serial = sweep(X, **grid)
+    checkpoint = tmp_path / "sweep.jsonl"
+    with distributed.get_task_stream(client) as tasks, joblib.parallel_config(backend="dask"):
+        on_cluster = sweep(X, n_jobs=-1, checkpoint=checkpoint, **grid)
+    workers = set(client.scheduler_info()["workers"])
+    assert tasks.data and {task["worker"] for task in tasks.data} <= workers
+    columns = ("n_components", "covariance_type", "aic", "bic", "icl", "n_iter")
+    rows = lambda result: [[row[c] for c in columns] for row in result.table]  # noqa: E731
+    assert rows(on_cluster) == rows(serial)
+    assert len(checkpoint.read_text().splitlines()) == 1 + 6  # header and one line per fit
+    with joblib.parallel_config(backend="dask"):
+        resumed = sweep(X, n_jobs=-1, checkpoint=checkpoint, **grid)
+    assert resumed.table.to_records() == on_cluster.table.to_records()
