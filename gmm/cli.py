@@ -382,11 +382,16 @@ def _read_npy(path: str) -> np.ndarray:
     _check_npy_size(path)
     try:
         X = np.load(path, allow_pickle=False)
-    except ValueError as error:
+    except OSError:
+        raise  # no such file, a folder, ...: reported with the file name
+    except Exception as error:  # numpy raises ValueError, EOFError, BadZipFile, TokenError...
         if "allow_pickle" in str(error):
             raise CommandLineError(f"{path}: holds Python objects; DATA must be numbers") from None
         raise CommandLineError(f"{path}: not a readable .npy file ({_one_line(error)})") from None
-    if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":
+    if not isinstance(X, np.ndarray):  # an .npz archive
+        X.close()
+        raise CommandLineError(f"{path}: DATA must be a numeric array, not an .npz archive")
+    if X.dtype.kind not in "biuf":
         raise CommandLineError(f"{path}: DATA must be a numeric array")
     if X.ndim != 2:
         raise CommandLineError(
@@ -417,7 +422,7 @@ def _check_npy_size(path: str) -> None:
                 shape, _, dtype = npy_format.read_array_header_1_0(file)
             else:
                 shape, _, dtype = npy_format.read_array_header_2_0(file)
-        except (ValueError, EOFError):
+        except Exception:  # numpy's header parser raises more than ValueError
             return  # not a valid header: np.load says why
         available = os.fstat(file.fileno()).st_size - file.tell()
     if dtype.hasobject:
