@@ -8,13 +8,12 @@ import warnings
 from time import perf_counter
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import em, validation
+from . import em, scale, validation
 from .covariance import get_family
 from .sampling import colorize
 
@@ -43,6 +42,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Initialisations to run; the best (highest likelihood) is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
         How initial responsibilities are drawn (see :mod:`gmm.initialization`).
+    init_sample_size : int or None, default=None
+        Rows of a uniform random subsample the initializer runs on; an M-step
+        on it, then one E-step and M-step over all rows, give the initial
+        parameters. None: all rows for in-memory data (as scikit-learn), at
+        most 100,000 for memory-mapped files and dask arrays, which are never
+        brought into memory whole (see :mod:`gmm.scale`).
     weights_init : array-like of shape (n_components,), default=None
     means_init : array-like of shape (n_components, n_features), default=None
     precisions_init : array-like, default=None
@@ -74,6 +79,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     Notes
     -----
+    ``fit`` and the prediction methods also take ``np.load(path,
+    mmap_mode='r')`` of a file larger than memory, read in row chunks, and dask
+    arrays chunked by rows (``pip install "gmm[dask]"``), on which each EM
+    iteration is one map-reduce and predictions are lazy dask arrays (see
+    :mod:`gmm.scale`).
+
     One EM iteration costs O(n·K·D²) time for 'full' (O(n·K·D) for 'diag' and
     'spherical', O(n·D² + n·K·D) for 'tied') and O(chunk·(K + D²)) extra memory:
     data are processed in row chunks and responsibilities are never stored for
@@ -103,6 +114,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         max_iter=100,
         n_init=1,
         init_params="kmeans",
+        init_sample_size=None,
         weights_init=None,
         means_init=None,
         precisions_init=None,
@@ -118,6 +130,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
+        self.init_sample_size = init_sample_size
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
@@ -167,13 +180,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _fit_unsafe(self, X, sample_weight):
         family, initializer = validation.check_parameters(self)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        X = validation.check_fit_data(self, X, reset=do_init)
-        dtype = X.dtype
-        w = validation.check_sample_weight(sample_weight, X.shape[0], dtype)
-        inits = validation.check_initial_parameters(self, family, X.shape[1], dtype)
-
-        shift = _column_mean(X, w)
-        data = em.ChunkedData(X, w, family, shift, self.n_components)
+        data = scale.fit_data(self, X, sample_weight, family, reset=do_init)
+        dtype = data.dtype
+        inits = validation.check_initial_parameters(self, family, data.n_features, dtype)
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1
 
@@ -182,9 +191,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._verbose_init_start(init)
             start_time = perf_counter()
             if do_init:
-                params = self._initial_parameters(
-                    X, w, data, family, initializer, random_state, inits
-                )
+                params = self._initial_parameters(data, family, initializer, random_state, inits)
                 lower_bound = -np.inf
             else:
                 params = self._get_parameters()
@@ -194,9 +201,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n_iter = 0
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
-                stats, coefs = em.expectation(data, params)
+                stats, coefs = data.expectation(params)
                 lower_bound = stats.log_likelihood / stats.total_weight
-                params = em.maximization(stats, family, self.reg_covar, shift, dtype, coefs)
+                params = em.maximization(stats, family, self.reg_covar, data.shift, dtype, coefs)
                 lower_bounds.append(lower_bound)
                 change = lower_bound - previous
                 self._verbose_iter(n_iter, change, start_time)
@@ -221,15 +228,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_iter_ = n_iter
         self.lower_bound_ = lower_bound
         self.lower_bounds_ = lower_bounds
-        return X
+        return data.X
 
-    def _initial_parameters(self, X, w, data, family, initializer, random_state, inits):
+    def _initial_parameters(self, data, family, initializer, random_state, inits):
         weights_init, means_init, precisions_init = inits
-        dtype = X.dtype
         if weights_init is None or means_init is None or precisions_init is None:
-            resp = initializer(X, self.n_components, random_state, w)
-            stats = em.statistics_from_resp(data, resp, self.n_components)
-            params = em.maximization(stats, family, self.reg_covar, data.shift, dtype)
+            params = data.initial_parameters(
+                initializer, random_state, self.reg_covar, self.init_sample_size
+            )
         else:
             params = em.Parameters(weights_init, means_init, None, None)
         if weights_init is not None:
@@ -254,14 +260,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.precisions_ = family.precisions(params.precisions_cholesky)
 
     # ----------------------------------------------------------- prediction
-    def _log_prob_chunks(self, X):
-        return em.log_prob_chunks(X, self._get_parameters(), get_family(self.covariance_type))
+    def _map_rows(self, X, kernel):
+        family = get_family(self.covariance_type)
+        return scale.map_rows(X, self._get_parameters(), family, kernel)
 
     def _labels(self, X) -> np.ndarray:
-        labels = np.empty(X.shape[0], dtype=np.intp)
-        for rows, log_prob in self._log_prob_chunks(X):
-            labels[rows] = log_prob.argmax(axis=1)
-        return labels
+        return self._map_rows(X, scale.rows.LABELS)
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the model.
@@ -273,13 +277,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
-            O(n·K·D²) time for 'full', O(chunk·K) extra memory.
+            O(n·K·D²) time for 'full', O(chunk·K) extra memory. A lazy dask
+            array for a dask X.
         """
-        X = validation.check_predict_data(self, X)
-        out = np.empty(X.shape[0], dtype=X.dtype)
-        for rows, log_prob in self._log_prob_chunks(X):
-            out[rows] = logsumexp(log_prob, axis=1)
-        return out
+        X = scale.predict_data(self, X)
+        return self._map_rows(X, scale.rows.LOG_LIKELIHOOD)
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of X.
@@ -296,8 +298,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            A lazy dask array for a dask X.
         """
-        X = validation.check_predict_data(self, X)
+        X = scale.predict_data(self, X)
         return self._labels(X)
 
     def predict_proba(self, X):
@@ -306,22 +309,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         resp : ndarray of shape (n_samples, n_components)
-            Rows sum to 1. O(n·K) memory for the result.
+            Rows sum to 1. O(n·K) memory for the result. A lazy dask array
+            for a dask X.
         """
-        X = validation.check_predict_data(self, X)
-        out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
-        for rows, log_prob in self._log_prob_chunks(X):
-            log_prob -= logsumexp(log_prob, axis=1)[:, None]
-            out[rows] = np.exp(log_prob)
-        return out
+        X = scale.predict_data(self, X)
+        return self._map_rows(X, scale.rows.RESPONSIBILITIES)
 
     def _log_resp_entropy(self, X) -> float:
-        entropy = 0.0
-        for _, log_prob in self._log_prob_chunks(X):
-            log_prob -= logsumexp(log_prob, axis=1)[:, None]
-            resp = np.exp(log_prob)
-            entropy -= float(np.sum(resp * log_prob, dtype=np.float64))
-        return entropy
+        return float(np.sum(self._map_rows(X, scale.rows.ENTROPY), dtype=np.float64))
 
     # ------------------------------------------------------------- criteria
     def _n_parameters(self) -> int:
@@ -339,7 +334,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         ``-2 · log-likelihood + 2 · n_parameters``.
         """
-        X = validation.check_predict_data(self, X)
+        X = scale.predict_data(self, X)
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
 
     def bic(self, X):
@@ -347,7 +342,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         ``-2 · log-likelihood + n_parameters · log(n_samples)``.
         """
-        X = validation.check_predict_data(self, X)
+        X = scale.predict_data(self, X)
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
     def icl(self, X):
@@ -357,7 +352,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``-2 sum_n sum_k r_nk log r_nk``. It penalises overlapping components;
         lower is better, as with :meth:`bic`.
         """
-        X = validation.check_predict_data(self, X)
+        X = scale.predict_data(self, X)
         return self.bic(X) + 2 * self._log_resp_entropy(X)
 
     # ------------------------------------------------------------- sampling
@@ -423,13 +418,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Initialization {state}. time lapse {perf_counter() - start_time:.5f}s"
                 f"\t lower bound {lower_bound:.5f}."
             )
-
-
-def _column_mean(X, w) -> np.ndarray:
-    """Weighted column mean, used as the shift that keeps the quadratics well conditioned."""
-    rows = em.chunk_rows(X.shape[1], X.dtype.itemsize)
-    total = np.zeros(X.shape[1])
-    for start in range(0, X.shape[0], rows):
-        chunk = np.asarray(X[start : start + rows], dtype=np.float64)
-        total += chunk.sum(axis=0) if w is None else w[start : start + rows] @ chunk
-    return total / (X.shape[0] if w is None else w.sum(dtype=np.float64))

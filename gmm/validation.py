@@ -28,6 +28,8 @@ def check_parameters(est) -> tuple[CovarianceFamily, object]:
     _check_int(est.verbose_interval, "verbose_interval", minimum=1)
     _check_number(est.tol, "tol")
     _check_number(est.reg_covar, "reg_covar")
+    if est.init_sample_size is not None:
+        _check_int(est.init_sample_size, "init_sample_size", minimum=max(2, est.n_components))
     family = get_family(est.covariance_type)
     initializer = get_initializer(est.init_params)
     return family, initializer

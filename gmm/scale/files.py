@@ -131,6 +131,16 @@ class FileRows:
         out = np.empty((stop - start, self.shape[1]), dtype=self.file_dtype)
         with open(self.path, "rb", buffering=0) as file:
             _read_into(file, self.offset + start * self.row_bytes, out)
+            if stop < self.shape[0] and hasattr(os, "posix_fadvise"):
+                # Ask the kernel to fetch the next rows now, so that reading them
+                # overlaps with the computation on these.
+                ahead = min(stop - start, self.shape[0] - stop) * self.row_bytes
+                os.posix_fadvise(
+                    file.fileno(),
+                    self.offset + stop * self.row_bytes,
+                    ahead,
+                    os.POSIX_FADV_WILLNEED,
+                )
         return self._convert(out)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
