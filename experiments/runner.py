@@ -37,6 +37,7 @@ EXPERIMENTS = [
     "articles",
     "bench",
     "bench_sweep",
+    "bench_scale",
 ]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
