@@ -370,7 +370,15 @@ class _Reader:
         shape, _, dtype = self.header(name)
         if dtype.kind != "U" or tuple(shape) != (n_features,):
             self.fail(f"{name} must be {n_features} strings, got {dtype} of shape {shape}")
-        return self.array(name, (n_features,), dtype).astype(object)
+        names = self.array(name, (n_features,), dtype)
+        try:
+            # numpy raises SystemError for code points past U+10FFFF; surrogates fail to encode.
+            names = names.astype(object)
+            for text in names:
+                text.encode("utf-8")
+        except (SystemError, ValueError):
+            self.fail(f"{name} holds characters that are not valid Unicode")
+        return names
 
     # ---------------------------------------------------------- metadata
     def metadata(self) -> dict[str, Any]:

@@ -546,6 +546,18 @@ LOAD_CASES = [
         "format_version must be a positive integer",
     ),
     (
+        "load names past U+10FFFF",
+        lambda t: _names_replaced(t, [0x110000, 0x62]),
+        ModelFileError,
+        "not valid Unicode",
+    ),
+    (
+        "load names with a surrogate",
+        lambda t: _names_replaced(t, [0xDC80, 0x62]),
+        ModelFileError,
+        "not valid Unicode",
+    ),
+    (
         "load selection missing",
         lambda t: _selection_removed(t),
         ModelFileError,
@@ -558,6 +570,21 @@ def _npy_bytes(array) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def _names_replaced(tmp_path, code_points):
+    """A model fitted on named columns whose stored names hold ``code_points``."""
+    pd = pytest.importorskip("pandas")
+    path = tmp_path / "named.npz"
+    save(GaussianMixture(2, random_state=0).fit(pd.DataFrame(X_GOOD, columns=["a", "b"])), path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    names = np.frombuffer(np.array(code_points, dtype="<u4").tobytes(), dtype="<U1")
+    members["model.feature_names_in_.npy"] = _npy_bytes(names)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
 
 
 def _selection_removed(tmp_path):
