@@ -49,13 +49,20 @@ class Statistics:
     moments: tuple[np.ndarray, ...]
     log_likelihood: float
     total_weight: float
+    #: Set instead of the family's moments by :func:`statistics_from_resp`:
+    #: (sum of r·x, scatter about each component's mean).
+    centred: tuple[np.ndarray, np.ndarray] | None = None
 
     def __add__(self, other: Statistics) -> Statistics:
+        centred = None
+        if self.centred is not None:
+            centred = (self.centred[0] + other.centred[0], self.centred[1] + other.centred[1])
         return Statistics(
             self.nk + other.nk,
             tuple(a + b for a, b in zip(self.moments, other.moments, strict=True)),
             self.log_likelihood + other.log_likelihood,
             self.total_weight + other.total_weight,
+            centred,
         )
 
 
@@ -220,28 +227,40 @@ def expectation(data: ChunkedData, params: Parameters):
 
 
 def statistics_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) -> Statistics:
-    """Statistics for given responsibilities, or for hard labels (1-D ints)."""
-    total = None
-    start = 0
-    for Xc, feats, w in data:
-        stop = start + Xc.shape[0]
-        if resp.ndim == 1:
-            chunk = np.zeros((n_components, stop - start), dtype=Xc.dtype)
-            chunk[resp[start:stop], np.arange(stop - start)] = 1
-        else:
-            chunk = resp[start:stop].T.astype(Xc.dtype, copy=True)
-        if w is not None:
-            chunk *= w.astype(chunk.dtype, copy=False)
-        total_weight = float(Xc.shape[0]) if w is None else float(np.sum(w, dtype=np.float64))
-        if Xc.dtype != np.float64:
-            # Initial responsibilities carry no conditioning information: sum in float64.
-            Xc = Xc.astype(np.float64)
-            feats = data.family.features(Xc)
-            chunk = chunk.astype(np.float64)
-        stats = _statistics(Xc, feats, chunk, data.family, None, None, 0.0, total_weight)
-        total = stats if total is None else total + stats
-        start = stop
-    return total
+    """Exact statistics for given responsibilities, or hard labels (1-D ints).
+
+    Two passes in float64: the first finds each component's mean, the second
+    sums the scatter about it (``family.centred_scatter``), so components of one
+    point, or far from the rest, get their covariance without cancellation.
+    """
+
+    def chunks():
+        start = 0
+        for Xc, _, w in data:
+            stop = start + Xc.shape[0]
+            if resp.ndim == 1:
+                chunk = np.zeros((n_components, stop - start))
+                chunk[resp[start:stop], np.arange(stop - start)] = 1
+            else:
+                chunk = resp[start:stop].T.astype(np.float64)
+            if w is not None:
+                chunk *= w
+            yield Xc.astype(np.float64, copy=False), chunk, w
+            start = stop
+
+    nk = np.zeros(n_components)
+    sum_x = np.zeros((n_components, data.X.shape[1]))
+    total_weight = 0.0
+    for Xc, chunk, w in chunks():
+        nk += chunk.sum(axis=1)
+        sum_x += chunk @ Xc
+        total_weight += Xc.shape[0] if w is None else float(np.sum(w, dtype=np.float64))
+    means = sum_x / (nk + 10 * np.finfo(data.X.dtype).eps)[:, None]
+    scatter = None
+    for Xc, chunk, _ in chunks():
+        part = data.family.centred_scatter(Xc, chunk, means)
+        scatter = part if scatter is None else scatter + part
+    return Statistics(nk, (), 0.0, total_weight, centred=(sum_x, scatter))
 
 
 def maximization(
@@ -259,10 +278,16 @@ def maximization(
     """
     # The same guard as scikit-learn against empty components.
     nk = stats.nk + 10 * np.finfo(dtype).eps
-    means, covariances = family.estimate(stats.moments, nk, reg_covar, coefs)
+    if stats.centred is not None:
+        sum_x, scatter = stats.centred
+        means = sum_x / nk[:, None]
+        covariances = family.estimate_from_scatter(scatter, nk, reg_covar)
+    else:
+        means, covariances = family.estimate(stats.moments, nk, reg_covar, coefs)
     prec_chol = family.precision_cholesky(covariances)
     return Parameters(
-        weights=(nk / stats.total_weight).astype(dtype),
+        # Normalised by their sum, like scikit-learn's M-step, so they sum to 1.
+        weights=(nk / nk.sum()).astype(dtype),
         means=(means + shift).astype(dtype),
         covariances=covariances.astype(dtype),
         precisions_cholesky=prec_chol.astype(dtype),

@@ -18,7 +18,6 @@ import tempfile
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
@@ -368,15 +367,7 @@ def test_a_fitted_models_parameters_are_a_valid_start(shape):
     np.testing.assert_allclose(again.score_samples(X), model.score_samples(X), rtol=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    match="weights_init must lie in",
-    reason="em.maximization sets weights = (nk + 10 eps) / total_weight without "
-    "renormalising, so one component fitted on 30 rows gets weights_ = 1 + 2.2e-16; "
-    "validation.check_initial_parameters then refuses that model's own weights_ as "
-    "weights_init ('must lie in [0, 1]'). scikit-learn divides by the sum, giving 1.",
-)
+# Fixed: the M-step normalises the weights by their sum, as scikit-learn does.
 def test_a_single_components_weight_is_a_valid_start():
     X = mixture_data(0, "spherical", 1, 1, n=30)
     model = GaussianMixture(1, covariance_type="spherical", max_iter=3)

@@ -65,6 +65,24 @@ class CollapsedComponentError(ValueError):
         super().__init__(msg)
 
 
+def full_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """(K, D, D) scatter about each component's mean; see ``centred_scatter``."""
+    scatter = np.empty((means.shape[0], X.shape[1], X.shape[1]))
+    for k, mean in enumerate(means):
+        dev = X - mean
+        scatter[k] = (dev * resp[k][:, None]).T @ dev
+    return scatter
+
+
+def diagonal_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """(K, D) diagonal scatter about each component's mean."""
+    scatter = np.empty(means.shape)
+    for k, mean in enumerate(means):
+        dev = X - mean
+        scatter[k] = resp[k] @ (dev * dev)
+    return scatter
+
+
 class CovarianceFamily(ABC):
     """One covariance structure of a Gaussian mixture.
 
@@ -163,6 +181,23 @@ class CovarianceFamily(ABC):
         self, moments: tuple[np.ndarray, ...], nk: np.ndarray, reg_covar: float, coefs: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """M-step: shifted ``(means, covariances)`` from summed moments and ``nk``."""
+
+    # ------------------------------------------- exact start from responsibilities
+    @abstractmethod
+    def centred_scatter(self, X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
+        """``sum_n r_kn (x_n - m_k)(x_n - m_k)'`` (or its diagonal), per component.
+
+        Used once, for the M-step from initial responsibilities, where no previous
+        parameters tell which components are tight: centring on each component's
+        own mean keeps a one-point or far-away component exact. O(n·K·D²) for
+        full scatter, O(n·K·D) for diagonal. ``resp`` is (K, n).
+        """
+
+    @abstractmethod
+    def estimate_from_scatter(
+        self, scatter: np.ndarray, nk: np.ndarray, reg_covar: float
+    ) -> np.ndarray:
+        """Covariances from :meth:`centred_scatter` summed over chunks."""
 
     # ------------------------------------------------ representation changes
     @abstractmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CollapsedComponentError, CovarianceFamily
+from .base import CollapsedComponentError, CovarianceFamily, diagonal_scatter
 
 
 class Diag(CovarianceFamily):
@@ -65,6 +65,12 @@ class Diag(CovarianceFamily):
         means = stat[:, d:] / nk[:, None]
         variances = stat[:, :d] / nk[:, None] - means * means + reg_covar
         return means, variances
+
+    def centred_scatter(self, X, resp, means):
+        return diagonal_scatter(X, resp, means)
+
+    def estimate_from_scatter(self, scatter, nk, reg_covar):
+        return scatter / nk[:, None] + reg_covar
 
     def precision_cholesky(self, covariances):
         bad = np.flatnonzero(np.any(covariances <= 0, axis=tuple(range(1, covariances.ndim))))

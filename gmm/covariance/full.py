@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _matrices
-from .base import CovarianceFamily, kappa_max
+from .base import CovarianceFamily, full_scatter, kappa_max
 
 
 @dataclass
@@ -165,6 +165,15 @@ class Full(CovarianceFamily):
             covariances[idx] = 0.5 * (covariances[idx] + np.swapaxes(covariances[idx], 1, 2))
         covariances[:, np.arange(d), np.arange(d)] += reg_covar
         return means, covariances
+
+    def centred_scatter(self, X, resp, means):
+        return full_scatter(X, resp, means)
+
+    def estimate_from_scatter(self, scatter, nk, reg_covar):
+        covariances = scatter / nk[:, None, None]
+        d = covariances.shape[1]
+        covariances[:, np.arange(d), np.arange(d)] += reg_covar
+        return covariances
 
     def precision_cholesky(self, covariances):
         return _matrices.precision_factor(covariances)

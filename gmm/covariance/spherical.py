@@ -29,6 +29,9 @@ class Spherical(Diag):
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
 
+    def estimate_from_scatter(self, scatter, nk, reg_covar):
+        return super().estimate_from_scatter(scatter, nk, reg_covar).mean(axis=1)
+
     def estimate(self, moments, nk, reg_covar, coefs):
         means, variances = super().estimate(moments, nk, reg_covar, coefs)
         return means, variances.mean(axis=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _matrices
-from .base import CollapsedComponentError, CovarianceFamily
+from .base import CollapsedComponentError, CovarianceFamily, full_scatter
 
 
 class Tied(CovarianceFamily):
@@ -70,6 +70,14 @@ class Tied(CovarianceFamily):
         covariance = (scatter - between) / nk.sum()
         covariance.flat[:: covariance.shape[0] + 1] += reg_covar
         return means, covariance
+
+    def centred_scatter(self, X, resp, means):
+        return full_scatter(X, resp, means)
+
+    def estimate_from_scatter(self, scatter, nk, reg_covar):
+        covariance = scatter.sum(axis=0) / nk.sum()
+        covariance.flat[:: covariance.shape[0] + 1] += reg_covar
+        return covariance
 
     def precision_cholesky(self, covariances):
         try:
