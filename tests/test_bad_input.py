@@ -676,3 +676,42 @@ def test_bad_command_line(tmp_path, monkeypatch, capsys, case):
     assert re.search(match, err), err
     # Nothing on disk changed: no model or checkpoint lost, no file left behind.
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+# ================================================================== faults
+# Also elsewhere: a sweep killed with SIGKILL resumes with nothing lost
+# (test_checkpoint.py::test_sweep_killed_with_sigkill_resumes_to_the_same_table),
+# and a save interrupted by KeyboardInterrupt or a failed rename leaves the
+# previous file (test_persistence.py::test_interrupted_save_leaves_the_previous_file).
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_save_killed_with_sigkill_leaves_a_whole_file(tmp_path):
+    """A process killed mid-save leaves the old or the new model, never a torn file."""
+    import os
+    import signal
+    import time
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 12))
+    models = [
+        GaussianMixture(k, max_iter=2, init_params="random_from_data", random_state=0).fit(X)
+        for k in (20, 21)
+    ]
+    target = tmp_path / "model.npz"
+    save(models[0], target)
+    for delay in (0.01, 0.05, 0.13):
+        pid = os.fork()  # the child has gmm imported already: no interpreter start-up
+        if pid == 0:
+            try:
+                i = 1
+                while True:
+                    save(models[i % 2], target)
+                    i += 1
+            finally:
+                os._exit(1)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        loaded = load(target)
+        original = models[loaded.n_components - 20]
+        np.testing.assert_array_equal(loaded.predict_proba(X), original.predict_proba(X))
