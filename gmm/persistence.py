@@ -78,8 +78,16 @@ _CLASSES = ("GaussianMixture", "GaussianMixtureIC")
 
 #: What zipfile raises on a damaged archive: a bad CRC or local header
 #: (BadZipFile), a garbled version or flag field (NotImplementedError), a member
-#: marked encrypted (RuntimeError), an offset outside the file (OSError, EOFError).
-_ZIP_DAMAGE = (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError)
+#: marked encrypted (RuntimeError), an offset outside the file (OSError, EOFError),
+#: a member name flagged UTF-8 that is not (UnicodeDecodeError).
+_ZIP_DAMAGE = (
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    EOFError,
+    UnicodeDecodeError,
+)
 
 
 class ModelFileError(ValueError):
@@ -474,11 +482,12 @@ class _Reader:
 
         params, param_arrays = self.params(section.get("params"), "model", GaussianMixture)
         used |= param_arrays
-        if params.get("n_components", k) != k:
-            self.fail(f"params say n_components={params['n_components']!r}, arrays hold {k}")
-        if params.get("covariance_type", covariance_type) != covariance_type:
+        # Both must be present: a missing one would take the constructor's default.
+        if params.get("n_components") != k:
+            self.fail(f"params say n_components={params.get('n_components')!r}, arrays hold {k}")
+        if params.get("covariance_type") != covariance_type:
             self.fail(
-                f"params say covariance_type={params['covariance_type']!r}, "
+                f"params say covariance_type={params.get('covariance_type')!r}, "
                 f"the model is {covariance_type!r}"
             )
         model = GaussianMixture(**params)

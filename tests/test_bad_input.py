@@ -563,6 +563,19 @@ LOAD_CASES = [
         ModelFileError,
         "no 'selection' section",
     ),
+    (
+        "load params without covariance_type",
+        lambda t: _params_without(t, "covariance_type"),
+        ModelFileError,
+        "params say covariance_type=None",
+    ),
+    (
+        "load params without n_components",
+        lambda t: _params_without(t, "n_components"),
+        ModelFileError,
+        "params say n_components=None",
+    ),
+    ("load member name not UTF-8", lambda t: _bad_local_name(t), ModelFileError, "damaged"),
 ]
 
 
@@ -584,6 +597,32 @@ def _names_replaced(tmp_path, code_points):
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
+    return path
+
+
+def _params_without(tmp_path, name):
+    """A 'diag' model whose stored constructor parameters lack ``name``."""
+    path = tmp_path / "diag.npz"
+    save(GaussianMixture(2, covariance_type="diag", random_state=0).fit(X_GOOD), path)
+    with zipfile.ZipFile(path) as archive:
+        members = {member: archive.read(member) for member in archive.namelist()}
+    metadata = json.loads(npy_format.read_array(io.BytesIO(members["metadata.npy"])).tobytes())
+    del metadata["model"]["params"][name]
+    members["metadata.npy"] = _npy_bytes(_metadata(metadata))
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return path
+
+
+def _bad_local_name(tmp_path):
+    """A model file whose first member's local header claims a UTF-8 name that is not."""
+    path = _saved(tmp_path)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"PK\x03\x04")
+    data[start + 7] |= 0x08  # general purpose flag bit 11: the name is UTF-8
+    data[start + 30] = 0xC7  # a lead byte followed by ASCII: invalid UTF-8
+    path.write_bytes(bytes(data))
     return path
 
 
