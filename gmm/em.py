@@ -107,7 +107,9 @@ class ChunkedData:
             stop = min(start + self.rows, n_samples)
             Xc = np.asarray(self.X[start:stop]) - self.shift
             w = None if self.sample_weight is None else self.sample_weight[start:stop]
-            yield Xc, self.family.features(Xc), w
+            with np.errstate(over="ignore"):  # reported by check_representable
+                feats = self.family.features(Xc)
+            yield Xc, feats, w
 
     def __iter__(self):
         return iter(self._cache) if self._cache is not None else self._compute()
@@ -119,7 +121,9 @@ class ChunkedData:
             return
         for Xc, _, w in self:
             Xc = Xc.astype(dtype)
-            yield Xc, self.family.features(Xc), w
+            with np.errstate(over="ignore"):  # reported by check_representable
+                feats = self.family.features(Xc)
+            yield Xc, feats, w
 
 
 def weighted_log_prob(
@@ -130,7 +134,9 @@ def weighted_log_prob(
     ``log_norm_const`` is ``log(pi_k) + log det U_k - D/2 log(2 pi)``, shape (K,).
     O(rows · K · F) time.
     """
-    log_prob, work = family.mahalanobis(Xc, feats, coefs)
+    # Overflow (a row ~1e155 away in float64) is reported by check_representable.
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_prob, work = family.mahalanobis(Xc, feats, coefs)
     log_prob *= -0.5
     log_prob += log_norm_const[:, None]
     return log_prob, work
@@ -186,9 +192,34 @@ def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray):
     return coefs, const.astype(dtype)
 
 
+class OutOfRangeError(ValueError):
+    """Rows so far from every component that their densities cannot be represented."""
+
+
+def _out_of_range(row: int, dtype) -> OutOfRangeError:
+    return OutOfRangeError(
+        f"Row {row} lies so far from every component that its squared distances "
+        f"overflow {np.dtype(dtype).name} (its density is 0 to machine precision and "
+        "its responsibilities are undefined). Check that row for a unit or scale "
+        "error, or standardise the data."
+    )
+
+
+def check_representable(log_prob: np.ndarray, first_row: int = 0) -> None:
+    """Raise :class:`OutOfRangeError` if a row's log-probabilities are all -inf or NaN.
+
+    ``log_prob`` is component-major (K, rows). O(K · rows).
+    """
+    top = np.max(log_prob, axis=0)
+    bad = ~(top > -np.inf)  # -inf, or NaN from inf - inf in an expanded form
+    if bad.any():
+        raise _out_of_range(first_row + int(np.flatnonzero(bad)[0]), log_prob.dtype)
+
+
 def chunk_statistics(Xc, feats, w, family, coefs, const) -> Statistics:
     """Fused E-step and sufficient statistics of one chunk."""
     log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
+    check_representable(log_prob)
     resp, log_norm = normalize_log_prob(log_prob)
     if w is not None:
         resp *= w.astype(resp.dtype, copy=False)
@@ -305,5 +336,7 @@ def log_prob_chunks(
     start = 0
     for Xc, feats, _ in data.in_dtype(dtype):
         stop = start + Xc.shape[0]
-        yield slice(start, stop), weighted_log_prob(Xc, feats, family, coefs, const)[0].T
+        log_prob = weighted_log_prob(Xc, feats, family, coefs, const)[0]
+        check_representable(log_prob, start)
+        yield slice(start, stop), log_prob.T
         start = stop

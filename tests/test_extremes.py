@@ -235,15 +235,7 @@ def test_one_point_initialisation_on_large_data_fits_like_sklearn(covariance_typ
         np.testing.assert_allclose(model.score(X), expected, rtol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A finite point far enough out that every squared Mahalanobis distance "
-    "overflows (|x| ~ 1e20 in float32, 1e155 in float64) gets log-probabilities "
-    "-inf for every component, and predict_proba returns NaN rows (exp(-inf - -inf)) "
-    "while predict returns component 0: garbage without an error. The limit exists "
-    "(the component widest in that direction takes the point), or a ValueError "
-    "could say the data are out of range. scikit-learn returns NaN too.",
-)
+# Fixed: such rows raise gmm.em.OutOfRangeError (a ValueError) naming the row.
 @pytest.mark.parametrize("dtype, far", [(np.float32, 1e20), (np.float64, 1e160)])
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_points_whose_distances_overflow_get_a_distribution_or_an_error(
