@@ -54,9 +54,12 @@ def covariance_from_factor(factors: np.ndarray) -> np.ndarray:
 
 def is_spd(matrices: np.ndarray) -> bool:
     """True if every matrix in the stack is symmetric and positive definite."""
-    work = np.asarray(matrices, dtype=np.float64)
+    matrices = np.asarray(matrices)
+    # Symmetric to rounding in the matrices' own dtype (float32 fits are float32).
+    rounding = 1e-10 if matrices.dtype != np.float32 else 1e-5
+    work = matrices.astype(np.float64)
     scale = np.max(np.abs(work), axis=(-1, -2), keepdims=True)
-    if not np.allclose(work, np.swapaxes(work, -1, -2), rtol=0, atol=1e-10 * scale.max()):
+    if not np.allclose(work, np.swapaxes(work, -1, -2), rtol=0, atol=rounding * scale.max()):
         return False
     try:
         np.linalg.cholesky(work)
