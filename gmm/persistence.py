@@ -536,7 +536,7 @@ class _Reader:
             self.fail(f"weights_ sum to {total!r}, not 1")
         matrices = _holds_matrices(family)
         for name in ("covariances_", "precisions_"):
-            if not _positive_definite(values[name], matrices, dtype):
+            if not family.is_positive_definite(values[name]):
                 self.fail(f"{name} is not symmetric positive definite")
         # sample() draws with covariances_, the predictions use the precisions.
         if not _inverse_pair(values["covariances_"], values["precisions_"], matrices, dtype):
@@ -655,26 +655,6 @@ def _holds_matrices(family) -> bool:
     """Whether the family stores (D, D) matrices ('full', 'tied') or variances."""
     shape = family.shape(2, 3)
     return len(shape) >= 2 and shape[-2:] == (3, 3)
-
-
-def _positive_definite(values: np.ndarray, matrices: bool, dtype) -> bool:
-    """Positive variances, or matrices symmetric to the dtype's precision with a Cholesky.
-
-    ``family.is_positive_definite`` judges symmetry to float64 precision, which
-    float32 covariances computed as ``inv(U).T @ inv(U)`` do not meet.
-    """
-    work = np.asarray(values, dtype=np.float64)
-    if not matrices:
-        return bool(np.all(work > 0))
-    scale = float(np.max(np.abs(work)))
-    tolerance = math.sqrt(float(np.finfo(dtype).eps)) * scale
-    if np.max(np.abs(work - np.swapaxes(work, -1, -2))) > tolerance:
-        return False
-    try:
-        np.linalg.cholesky(work)
-    except np.linalg.LinAlgError:
-        return False
-    return True
 
 
 def _inverse_pair(covariances, precisions, matrices: bool, dtype) -> bool:

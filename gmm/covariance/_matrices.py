@@ -55,11 +55,13 @@ def covariance_from_factor(factors: np.ndarray) -> np.ndarray:
 def is_spd(matrices: np.ndarray) -> bool:
     """True if every matrix in the stack is symmetric and positive definite."""
     matrices = np.asarray(matrices)
-    # Symmetric to rounding in the matrices' own dtype (float32 fits are float32).
-    rounding = 1e-10 if matrices.dtype != np.float32 else 1e-5
+    # Symmetric to the rounding of the matrices' own dtype (float32 fits are float32).
+    dtype = matrices.dtype if matrices.dtype == np.float32 else np.dtype(np.float64)
     work = matrices.astype(np.float64)
-    scale = np.max(np.abs(work), axis=(-1, -2), keepdims=True)
-    if not np.allclose(work, np.swapaxes(work, -1, -2), rtol=0, atol=rounding * scale.max()):
+    if not np.all(np.isfinite(work)):
+        return False
+    tolerance = np.sqrt(np.finfo(dtype).eps) * np.max(np.abs(work))
+    if np.max(np.abs(work - np.swapaxes(work, -1, -2)), initial=0.0) > tolerance:
         return False
     try:
         np.linalg.cholesky(work)
@@ -80,3 +82,19 @@ def _first_failure(covariances: np.ndarray, factor: np.ndarray | None = None) ->
         ):
             return k if covariances.ndim == 3 else None
     return None if covariances.ndim == 2 else 0
+
+
+class MatrixRepresentation:
+    """Representation changes shared by families that store (D, D) matrices."""
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return precision_factor_from_precisions(precisions)
+
+    def precisions(self, prec_chol):
+        return gram(prec_chol)
+
+    def covariances(self, prec_chol):
+        return covariance_from_factor(prec_chol)
+
+    def is_positive_definite(self, matrices):
+        return is_spd(matrices)

@@ -24,7 +24,7 @@ class FullCoefficients:
     factor_stack: np.ndarray  # (len(centred), D, D) float64 U_k
 
 
-class Full(CovarianceFamily):
+class Full(_matrices.MatrixRepresentation, CovarianceFamily):
     """Full covariance, (K, D, D).
 
     Two formulations, chosen per component and per iteration:
@@ -178,17 +178,5 @@ class Full(CovarianceFamily):
     def precision_cholesky(self, covariances):
         return _matrices.precision_factor(covariances)
 
-    def precision_cholesky_from_precisions(self, precisions):
-        return _matrices.precision_factor_from_precisions(precisions)
-
-    def precisions(self, prec_chol):
-        return _matrices.gram(prec_chol)
-
-    def covariances(self, prec_chol):
-        return _matrices.covariance_from_factor(prec_chol)
-
     def component_covariance(self, covariances, k):
         return covariances[k]
-
-    def is_positive_definite(self, matrices):
-        return _matrices.is_spd(matrices)

@@ -8,7 +8,7 @@ from . import _matrices
 from .base import CollapsedComponentError, CovarianceFamily, full_scatter
 
 
-class Tied(CovarianceFamily):
+class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
     """One shared covariance, (D, D).
 
     The E-step whitens once, ``y = x @ U`` (O(n·D²)), and gets every component's
@@ -85,17 +85,5 @@ class Tied(CovarianceFamily):
         except CollapsedComponentError:
             raise CollapsedComponentError(None, covariances.dtype) from None
 
-    def precision_cholesky_from_precisions(self, precisions):
-        return _matrices.precision_factor_from_precisions(precisions)
-
-    def precisions(self, prec_chol):
-        return _matrices.gram(prec_chol)
-
-    def covariances(self, prec_chol):
-        return _matrices.covariance_from_factor(prec_chol)
-
     def component_covariance(self, covariances, k):
         return covariances
-
-    def is_positive_definite(self, matrices):
-        return _matrices.is_spd(matrices)
