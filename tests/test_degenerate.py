@@ -260,13 +260,14 @@ def test_memory_layout_does_not_change_the_fit(covariance_type, dtype, layout):
 @pytest.mark.xfail(
     strict=True,
     raises=CollapsedComponentError,
-    reason="float32 'full': a point 1e6 away gets a one-point component at "
-    "initialisation. The initial M-step from the k-means responsibilities "
-    "(em.maximization with coefs=None) forms its covariance from uncentred moments "
-    "about the global shift, E[x x'] - m m' with entries near 1e12 in float32 "
-    "(resolution ~1e5), so it is not positive definite and the fit raises "
-    "CollapsedComponentError; scikit-learn, which centres on each component's mean, "
-    "fits it.",
+    reason="float32 'full': a point 1e6 away gets a one-point component. The start "
+    "is now exact, but the first EM iteration puts both components on the 'centred' "
+    "path, which whitens as X @ U - m @ U (Full.mahalanobis: white = X @ factors - "
+    "offsets). For the far point both products are ~1e9 in float32 (resolution ~64) "
+    "and their difference, which should be ~0, is rounding noise; the M-step then "
+    "gives that component a rank-one covariance of that noise (eigenvalues -2.6e-3, "
+    "1e-6, 3.9 instead of reg_covar) and the fit raises CollapsedComponentError. "
+    "Whitening (X - m) @ U keeps the digits; scikit-learn fits it.",
 )
 def test_far_point_in_float32_fits_like_sklearn():
     covariance_type = "full"
@@ -282,11 +283,12 @@ def test_far_point_in_float32_fits_like_sklearn():
 
 SINGLETON_GAP = pytest.mark.xfail(
     strict=True,
-    reason="'diag'/'spherical' with reg_covar=0: a component holding one point has "
-    "variance exactly 0, but the M-step computes it from uncentred moments as "
-    "rounding noise (~1e-12 here) that passes the positivity check, so the fit "
-    "returns a meaningless model (that point's density ~2e9) instead of raising "
-    "CollapsedComponentError as 'full' does.",
+    reason="'diag' with reg_covar=0: a component holding one point has variance "
+    "exactly 0, but Diag.estimate computes it from uncentred moments, "
+    "stat/nk - mean² (3.4e-12 and 6.8e-13 here), and the exact start leaves 7e-27 "
+    "(nk = 1 + 10 eps); both pass the positivity check, so the fit returns a "
+    "meaningless model (that point's density ~2e9) instead of raising "
+    "CollapsedComponentError as 'full' and 'spherical' do.",
 )
 
 
