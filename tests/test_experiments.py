@@ -29,7 +29,9 @@ def quick_run(tmp_path_factory):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        # Far above the 60 s goal, so that on a loaded machine the content tests
+        # still run and only the timing test fails.
+        timeout=900,
     )
     return completed, out, time.perf_counter() - start
 
