@@ -576,6 +576,12 @@ LOAD_CASES = [
         "params say n_components=None",
     ),
     ("load member name not UTF-8", lambda t: _bad_local_name(t), ModelFileError, "damaged"),
+    (
+        "load means too large to compute with",
+        lambda t: _means_scaled(t, 1e200),
+        ModelFileError,
+        "too large to compute with",
+    ),
 ]
 
 
@@ -609,6 +615,19 @@ def _params_without(tmp_path, name):
     metadata = json.loads(npy_format.read_array(io.BytesIO(members["metadata.npy"])).tobytes())
     del metadata["model"]["params"][name]
     members["metadata.npy"] = _npy_bytes(_metadata(metadata))
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return path
+
+
+def _means_scaled(tmp_path, factor):
+    """A saved model whose means_ are multiplied by ``factor`` (finite, far apart)."""
+    path = _saved(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        members = {member: archive.read(member) for member in archive.namelist()}
+    means = npy_format.read_array(io.BytesIO(members["model.means_.npy"]))
+    members["model.means_.npy"] = _npy_bytes(means * factor)
     with zipfile.ZipFile(path, "w") as archive:
         for member, data in members.items():
             archive.writestr(member, data)
