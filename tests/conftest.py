@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_moons
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
+
+# Tests check correctness, not speed: one BLAS/OpenMP thread per process keeps the
+# suite's subprocesses (dask workers, the CLI, the experiments) from oversubscribing
+# two cores, where spinning BLAS threads made small solves a hundred times slower.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """Limit the already-loaded BLAS libraries of this process to one thread."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="session")

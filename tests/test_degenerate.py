@@ -257,18 +257,8 @@ def test_memory_layout_does_not_change_the_fit(covariance_type, dtype, layout):
 
 
 # ------------------------------------------------ known gaps (for the lead)
-@pytest.mark.xfail(
-    strict=True,
-    raises=CollapsedComponentError,
-    reason="float32 'full': a point 1e6 away gets a one-point component. The start "
-    "is now exact, but the first EM iteration puts both components on the 'centred' "
-    "path, which whitens as X @ U - m @ U (Full.mahalanobis: white = X @ factors - "
-    "offsets). For the far point both products are ~1e9 in float32 (resolution ~64) "
-    "and their difference, which should be ~0, is rounding noise; the M-step then "
-    "gives that component a rank-one covariance of that noise (eigenvalues -2.6e-3, "
-    "1e-6, 3.9 instead of reg_covar) and the fit raises CollapsedComponentError. "
-    "Whitening (X - m) @ U keeps the digits; scikit-learn fits it.",
-)
+# Fixed: the centred path whitens (x - m) @ U and sums the whitened first moment,
+# so a one-point component 1e6 away keeps its digits in float32.
 def test_far_point_in_float32_fits_like_sklearn():
     covariance_type = "full"
     X = np.vstack([BASE, [[1e6] * 3]]).astype(np.float32)

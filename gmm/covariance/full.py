@@ -19,7 +19,7 @@ class FullCoefficients:
     const: np.ndarray  # (len(fast), 1)
     centred: np.ndarray  # component indices on the centred path
     factors: np.ndarray  # (len(centred), D, D): the U_k in the data's dtype
-    offsets: np.ndarray  # (len(centred), 1, D): m_k @ U_k
+    centres_in_dtype: np.ndarray  # (len(centred), 1, D): the shifted means m_k
     centres: np.ndarray  # (len(centred), D): the shifted means m_k
     factor_stack: np.ndarray  # (len(centred), D, D) float64 U_k
 
@@ -95,14 +95,13 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         linear = np.concatenate([quad, -2.0 * prec_means], axis=1)
 
         stack = factor[centred]
-        offsets = np.einsum("ki,kij->kj", means64[centred], stack)[:, None, :]
         return FullCoefficients(
             fast=fast,
             linear=np.ascontiguousarray(linear, dtype=dtype),
             const=const.astype(dtype)[:, None],
             centred=centred,
             factors=stack.astype(dtype),
-            offsets=offsets.astype(dtype),
+            centres_in_dtype=means64[centred][:, None, :].astype(dtype),
             centres=means64[centred],
             factor_stack=stack,
         )
@@ -118,9 +117,10 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             expanded = coefs.linear @ feats.T
             expanded += coefs.const
             maha[coefs.fast] = expanded
-        # (G, n, D): one small GEMM per centred component, laid out for the M-step.
-        white = np.matmul(X, coefs.factors)
-        white -= coefs.offsets
+        # (G, n, D): (x - m_k) @ U_k, one small GEMM per centred component, laid out
+        # for the M-step. Subtracting before whitening keeps the digits of a point
+        # far from the shift (x @ U - m @ U would cancel two large numbers).
+        white = np.matmul(X[None, :, :] - coefs.centres_in_dtype, coefs.factors)
         maha[coefs.centred] = np.einsum("gnd,gnd->gn", white, white)
         return np.maximum(maha, 0, out=maha), white
 
@@ -131,19 +131,22 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         n_components = resp.shape[0]
         d = X.shape[1]
         if coefs is None or coefs.centred.size == 0:
-            return resp @ feats, np.zeros((n_components, d, d))
+            return resp @ feats, np.zeros((n_components, d)), np.zeros((n_components, d, d))
         raw = np.zeros((n_components, feats.shape[1]), dtype=resp.dtype)
+        first = np.zeros((n_components, d), dtype=resp.dtype)
         gram = np.zeros((n_components, d, d), dtype=resp.dtype)
         if coefs.fast.size:
             raw[coefs.fast] = resp[coefs.fast] @ feats
+        # Centred components: moments of the whitened deviations y = (x - c) @ U
+        # from the E-step, sum r·y and sum r·y'y, so no digits cancel.
         resp_c = resp[coefs.centred]
-        raw[coefs.centred, -d:] = resp_c @ X
-        work *= np.sqrt(resp_c)[:, :, None]  # the E-step's whitened rows, reused
+        first[coefs.centred] = np.einsum("gn,gnd->gd", resp_c, work)
+        work *= np.sqrt(resp_c)[:, :, None]
         gram[coefs.centred] = np.swapaxes(work, 1, 2) @ work
-        return raw, gram
+        return raw, first, gram
 
     def estimate(self, moments, nk, reg_covar, coefs):
-        raw, gram = moments
+        raw, first, gram = moments
         n_components, d = gram.shape[:2]
         n_pairs = d * (d + 1) // 2
         means = raw[:, n_pairs:] / nk[:, None]
@@ -160,7 +163,9 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
                 coefs.factor_stack, np.broadcast_to(np.eye(d), coefs.factor_stack.shape)
             )
             scatter = np.swapaxes(inv, 1, 2) @ (gram[idx] / nk[idx, None, None]) @ inv
-            delta = means[idx] - coefs.centres
+            # The mean moves by delta = E[y] @ U⁻¹ from the previous mean c.
+            delta = np.einsum("gd,gde->ge", first[idx] / nk[idx, None], inv)
+            means[idx] = coefs.centres + delta
             covariances[idx] = scatter - delta[:, :, None] * delta[:, None, :]
             covariances[idx] = 0.5 * (covariances[idx] + np.swapaxes(covariances[idx], 1, 2))
         covariances[:, np.arange(d), np.arange(d)] += reg_covar
