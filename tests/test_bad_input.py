@@ -577,10 +577,10 @@ LOAD_CASES = [
     ),
     ("load member name not UTF-8", lambda t: _bad_local_name(t), ModelFileError, "damaged"),
     (
-        "load means too large to compute with",
-        lambda t: _means_scaled(t, 1e200),
+        "load covariances not the precisions' inverse",
+        lambda t: _member_scaled(t, "model.covariances_", 4.0),
         ModelFileError,
-        "too large to compute with",
+        "covariances_ is not the inverse of precisions_",
     ),
 ]
 
@@ -621,13 +621,13 @@ def _params_without(tmp_path, name):
     return path
 
 
-def _means_scaled(tmp_path, factor):
-    """A saved model whose means_ are multiplied by ``factor`` (finite, far apart)."""
+def _member_scaled(tmp_path, name, factor):
+    """A saved model whose member ``name`` is multiplied by ``factor``."""
     path = _saved(tmp_path)
     with zipfile.ZipFile(path) as archive:
         members = {member: archive.read(member) for member in archive.namelist()}
-    means = npy_format.read_array(io.BytesIO(members["model.means_.npy"]))
-    members["model.means_.npy"] = _npy_bytes(means * factor)
+    values = npy_format.read_array(io.BytesIO(members[f"{name}.npy"]))
+    members[f"{name}.npy"] = _npy_bytes(values * factor)
     with zipfile.ZipFile(path, "w") as archive:
         for member, data in members.items():
             archive.writestr(member, data)
