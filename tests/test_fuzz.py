@@ -17,8 +17,8 @@ import pickle
 import subprocess
 import sys
 import tracemalloc
-import warnings
 import zipfile
+from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
@@ -64,14 +64,11 @@ def declaring(content: bytes, shape) -> bytes:
 def call(argv):
     """``gmm.cli.main`` in process: (status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings():
-        from contextlib import redirect_stderr, redirect_stdout
-
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                status = main([str(a) for a in argv])
-            except SystemExit as exit:
-                status = exit.code
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            status = main([str(a) for a in argv])
+        except SystemExit as exit:
+            status = exit.code
     return status, out.getvalue(), err.getvalue()
 
 
@@ -94,15 +91,15 @@ def test_bounded_fuzz_run_has_no_failure(tmp_path):
 
 
 class _Planned(fuzz.Fuzzer):
-    """A fuzzer whose every case is ``call`` (no seeds needed)."""
+    """A fuzzer whose every case is ``planned`` (no seeds needed)."""
 
-    def __init__(self, folder, call):
+    def __init__(self, folder, planned):
         self.folder = folder
         self.sentinel = str(folder / "code-ran")
-        self.call = call
+        self.planned = planned
 
     def case(self):
-        return "load", "planned", self.call, b"", ".npz"
+        return "load", "planned", self.planned, b"", ".npz"
 
 
 def test_fuzz_harness_reports_each_kind_of_failure(tmp_path, monkeypatch):
@@ -125,8 +122,8 @@ def test_fuzz_harness_reports_each_kind_of_failure(tmp_path, monkeypatch):
         return "loaded"
 
     report = fuzz.Report()
-    for call in (crash, garbage, hang, code_execution, lambda: "refused"):
-        _Planned(tmp_path, call).run_one(report, tmp_path / "saved")
+    for planned in (crash, garbage, hang, code_execution, lambda: "refused"):
+        _Planned(tmp_path, planned).run_one(report, tmp_path / "saved")
     assert [outcome for (_, _, outcome) in report.outcomes] == [
         "crash",
         "garbage",
