@@ -23,7 +23,8 @@ The oracle, per target:
 For every call: an answer within :data:`CALL_SECONDS`, a peak memory that grows
 by less than :data:`MEMORY_BOUND`, and the code planted in pickles never runs
 (it would create a folder, which is looked for after every case). Anything else
-is a failure; its input is saved under ``--out`` to replay.
+is a failure; its input is saved under ``--out`` to replay. Unix only (the time
+limit is a SIGALRM).
 """
 
 from __future__ import annotations
@@ -133,10 +134,13 @@ def _blobs(seed: int = 0) -> np.ndarray:
 
 def seed_models(folder: Path) -> dict[str, bytes]:
     """Valid model files: every covariance type in float32 and float64, one with
-    feature names and an array parameter, and a GaussianMixtureIC."""
-    import pandas as pd
-
+    feature names (with pandas) and an array parameter, and a GaussianMixtureIC."""
     from gmm import GaussianMixture, GaussianMixtureIC, save
+
+    try:
+        import pandas as pd
+    except ImportError:
+        pd = None
 
     X = _blobs()
     fitted = {}
@@ -147,8 +151,8 @@ def seed_models(folder: Path) -> dict[str, bytes]:
                 name = f"{covariance_type}-{np.dtype(dtype).name}"
                 model = GaussianMixture(2, covariance_type=covariance_type, random_state=0)
                 fitted[name] = model.fit(X.astype(dtype))
-        frame = pd.DataFrame(X, columns=["a", "b", "c"])
-        fitted["named"] = GaussianMixture(2, means_init=X[[0, -1]], random_state=0).fit(frame)
+        named = X if pd is None else pd.DataFrame(X, columns=["a", "b", "c"])
+        fitted["named"] = GaussianMixture(2, means_init=X[[0, -1]], random_state=0).fit(named)
         fitted["ic"] = GaussianMixtureIC(
             [1, 2], covariance_type=("full", "diag"), random_state=0
         ).fit(X)
@@ -715,15 +719,16 @@ def run(
 ) -> Report:
     """Fuzz for ``seconds`` of wall time or ``iterations`` cases, whichever ends first.
 
-    The same seed and iteration count give the same cases.
+    The same seed and iteration count give the same cases. The seconds count from
+    the first case (fitting the seed models comes before).
     """
     if seconds is None and iterations is None:
         raise ValueError("give seconds or iterations")
     report = Report()
-    start = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="gmm-fuzz-"))
     try:
         fuzzer = Fuzzer(folder, seed)
+        start = time.perf_counter()
         while (iterations is None or report.cases < iterations) and (
             seconds is None or time.perf_counter() - start < seconds
         ):
