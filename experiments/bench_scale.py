@@ -130,7 +130,7 @@ def _cluster(quick: bool) -> dict:
     # Quick mode keeps the workers in this process: no start-up of two interpreters.
     where = {"processes": False} if quick else {"processes": True, "host": "127.0.0.1"}
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, dashboard_address=None, memory_limit=0, **where
+        n_workers=2, threads_per_worker=1, dashboard_address=":0", memory_limit=0, **where
     )
     client = Client(cluster)
     try:

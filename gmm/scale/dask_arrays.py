@@ -222,9 +222,13 @@ class DaskTrainingData(TrainingData):
 
     def expectation(self, params: em.Parameters):
         dask, _ = import_dask()
-        coefs, const = em.prepare(params, self.family, self.shift)
-        # One key for the coefficients, fetched once per worker rather than once per block.
-        shared = dask.delayed((coefs, const), pure=True, traverse=False)
+        # Each block runs em.expectation itself, so it computes exactly as in
+        # memory (the working precision included); the M-step's coefficients come
+        # from the same function on no rows.
+        empty = np.empty((0, self.X.shape[1]), dtype=self.X.dtype)
+        _, coefs = em.expectation(self._chunks(empty, None), params)
+        # One key for the parameters, fetched once per worker rather than once per block.
+        shared = dask.delayed(params, pure=True, traverse=False)
         blocks = self.X.to_delayed(optimize_graph=False).ravel()
         weights = (
             [None] * len(blocks)
@@ -242,6 +246,9 @@ class DaskTrainingData(TrainingData):
         (stats,) = dask.compute(parts[0], optimize_graph=False)
         return stats, coefs
 
+    def _chunks(self, X, w) -> em.ChunkedData:
+        return em.ChunkedData(X, w, self.family, self.shift, self.n_components, cache=False)
+
     def all_rows(self):
         dask, _ = import_dask()
         X, w = dask.compute(self.X, self.sample_weight)
@@ -253,14 +260,10 @@ class DaskTrainingData(TrainingData):
         return dask.compute(self.X[rows], w)
 
 
-def _block_statistics(Xb, wb, family, shift, n_components, prepared) -> em.Statistics | None:
-    """Statistics of one block, in chunks (None for an empty block)."""
-    coefs, const = prepared
-    total = None
-    for Xc, feats, w in em.ChunkedData(Xb, wb, family, shift, n_components, cache=False):
-        stats = em.chunk_statistics(Xc, feats, w, family, coefs, const)
-        total = stats if total is None else total + stats
-    return total
+def _block_statistics(Xb, wb, family, shift, n_components, params) -> em.Statistics | None:
+    """Statistics of one block, by the in-memory E-step (None for an empty block)."""
+    chunks = em.ChunkedData(Xb, wb, family, shift, n_components, cache=False)
+    return em.expectation(chunks, params)[0]
 
 
 def _add(*parts: em.Statistics | None) -> em.Statistics | None:
