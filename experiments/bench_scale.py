@@ -91,6 +91,14 @@ def distributed_wait(X) -> None:
 
 
 # =============================================================== memory
+def _rss() -> int:
+    with open("/proc/self/status") as file:
+        for line in file:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _reset_peak() -> None:
     import ctypes
 
@@ -156,6 +164,7 @@ def _cluster(quick: bool) -> dict:
             memory_s, memory_model = _seconds_per_iteration(make, X, iterations)
             if not quick:
                 client.run(_reset_peak)
+            before = client.run(_rss)
             dask_s, dask_model = _seconds_per_iteration(make, Xd, iterations)
             peaks = client.run(_peak_rss)
             rows.append(
@@ -167,6 +176,7 @@ def _cluster(quick: bool) -> dict:
                     "in_memory_s_per_iter": memory_s,
                     "ratio_dask_to_in_memory": dask_s / memory_s,
                     "peak_worker_rss_gb": max(peaks.values()) / 2**30,
+                    "worker_rss_before_fit_gb": max(before.values()) / 2**30,
                     "data_per_worker_gb": X.nbytes / 2 / 2**30,
                     "max_rel_diff_means": float(
                         np.max(
@@ -347,6 +357,7 @@ def run(quick: bool = False) -> ExperimentResult:
             "in-memory s/iter": round(r["in_memory_s_per_iter"], 3),
             "ratio": round(r["ratio_dask_to_in_memory"], 2),
             "peak GB/worker": round(r["peak_worker_rss_gb"], 2),
+            "GB/worker before fit": round(r["worker_rss_before_fit_gb"], 2),
             "data GB/worker": round(r["data_per_worker_gb"], 2),
         }
         for r in rows
