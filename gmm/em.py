@@ -167,7 +167,13 @@ def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # so the row gives 0/0 = NaN nowhere (its log_norm stays -inf).
     top[~np.isfinite(top)] = 0
     log_prob -= top
+    # Below the smallest normal number (e^-708 in float64, e^-87 in float32) exp gives
+    # subnormals, slow in exp and in the M-step's products: such entries become 0.
+    floor = np.log(np.finfo(log_prob.dtype).tiny) + 1
+    representable = log_prob >= floor
+    np.maximum(log_prob, floor, out=log_prob)
     resp = np.exp(log_prob, out=log_prob)
+    resp *= representable  # the clamped entries become exactly 0
     total = np.sum(resp, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         resp /= total
