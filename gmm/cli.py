@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .covariance import covariance_types
+
 PROG = "gmm"
 
 _EXAMPLES = {
@@ -223,7 +225,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--covariance",
         default="full",
-        choices=("full", "tied", "diag", "spherical"),
+        choices=covariance_types(),
         help="covariance type (default full)",
     )
     sub.add_argument("--out", metavar="MODEL", help="save the fitted model here")

@@ -555,9 +555,8 @@ def _check_data(X):
 
 # -------------------------------------------------------------------- fitting
 def _relative_cost(k: int, covariance_type: str, n_features: int) -> float:
-    per_component = n_features**2 if covariance_type == "full" else n_features
-    shared = n_features**2 if covariance_type == "tied" else 0
-    return k * per_component + shared
+    # Work per EM iteration grows with the parameters a fit estimates.
+    return get_family(covariance_type).n_parameters(k, n_features) + k * n_features
 
 
 def _run(grid, pending, X_fit, X_arr, w, params, n_jobs) -> Iterator[tuple[int, dict, Any]]:
