@@ -636,10 +636,15 @@ def _fit(args) -> int:
     return 0
 
 
-def _predict(args) -> int:
+def _model_and_data(args):
+    """The model file and the data file of a command, checked against each other."""
     model = _load_model(args.model)
     X, names = read_data(args.data)
-    X = _check_features(model, X, names, args.data)
+    return model, _check_features(model, X, names, args.data)
+
+
+def _predict(args) -> int:
+    model, X = _model_and_data(args)
     if args.proba:
         _write_array(model.predict_proba(X))
     else:
@@ -648,9 +653,7 @@ def _predict(args) -> int:
 
 
 def _score(args) -> int:
-    model = _load_model(args.model)
-    X, names = read_data(args.data)
-    X = _check_features(model, X, names, args.data)
+    model, X = _model_and_data(args)
     if args.samples:
         _write_array(model.score_samples(X))
     else:

@@ -5,6 +5,7 @@ and stores the fitted attributes; the math lives in :mod:`gmm.em` and
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from time import perf_counter
 
 import numpy as np
@@ -16,6 +17,22 @@ from sklearn.utils.validation import check_is_fitted
 from . import em, scale, validation
 from .covariance import get_family
 from .sampling import colorize
+
+
+@contextmanager
+def state_kept_on_failure(est):
+    """Restore ``est``'s attributes exactly if the block raises (or is interrupted).
+
+    A failed or interrupted ``fit`` must leave a fitted model as it was; scikit-learn's
+    validation writes ``n_features_in_`` before the data are known to be good.
+    """
+    saved = est.__dict__.copy()
+    try:
+        yield
+    except BaseException:
+        est.__dict__.clear()
+        est.__dict__.update(saved)
+        raise
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -168,14 +185,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self._labels(X)
 
     def _fit(self, X, sample_weight):
-        # A failed or interrupted fit leaves a fitted model exactly as it was.
-        saved = self.__dict__.copy()
-        try:
+        with state_kept_on_failure(self):
             return self._fit_unsafe(X, sample_weight)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
 
     def _fit_unsafe(self, X, sample_weight):
         family, initializer = validation.check_parameters(self)

@@ -37,7 +37,7 @@ from . import em, validation
 from .checkpoint import Checkpoint, data_fingerprint
 from .covariance import covariance_types as registered_covariance_types
 from .covariance import get_family
-from .estimator import GaussianMixture
+from .estimator import GaussianMixture, state_kept_on_failure
 
 CRITERIA = ("aic", "bic", "icl")
 
@@ -912,8 +912,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         """
         # validate_data resets n_features_in_ before the sweep runs: a failed or
         # interrupted fit must leave a fitted selection exactly as it was.
-        saved = self.__dict__.copy()
-        try:
+        with state_kept_on_failure(self):
             X = validate_data(self, X, dtype=list(validation.FLOAT_DTYPES), ensure_min_samples=2)
             result = sweep(
                 X,
@@ -931,10 +930,6 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 init_params=self.init_params,
             )
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
         self._set_result(result)
         return self
 
