@@ -98,3 +98,21 @@ class MatrixRepresentation:
 
     def is_positive_definite(self, matrices):
         return is_spd(matrices)
+
+    def is_inverse_pair(self, covariances, precisions, dtype):
+        eps = float(np.finfo(dtype).eps)
+        prec = np.asarray(precisions, dtype=np.float64)
+        d = prec.shape[-1]
+        cov = np.asarray(covariances, dtype=np.float64).reshape(-1, d, d)
+        prec = prec.reshape(-1, d, d)
+        with np.errstate(all="ignore"):
+            eigenvalues = np.linalg.eigvalsh(prec)
+            tiny = np.finfo(np.float64).tiny
+            condition = eigenvalues[:, -1] / np.maximum(eigenvalues[:, 0], tiny)
+            error = np.max(np.abs(cov @ prec - np.eye(d)), axis=(1, 2))
+            return bool(np.all(error <= 64 * eps * condition))
+
+    def is_valid_factor(self, precisions_cholesky):
+        factor = np.asarray(precisions_cholesky)
+        diagonal = np.diagonal(factor, axis1=-2, axis2=-1)
+        return bool(np.all(np.tril(factor, -1) == 0) and np.all(diagonal > 0))

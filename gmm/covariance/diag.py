@@ -16,6 +16,7 @@ class Diag(CovarianceFamily):
 
     name = "diag"
     precision_requirement = "positive (every entry > 0)"
+    factor_requirement = "positive"
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features)
@@ -93,3 +94,13 @@ class Diag(CovarianceFamily):
     def is_positive_definite(self, matrices):
         matrices = np.asarray(matrices)
         return bool(np.all(np.isfinite(matrices)) and np.all(matrices > 0))
+
+    def is_inverse_pair(self, covariances, precisions, dtype):
+        eps = float(np.finfo(dtype).eps)
+        cov = np.asarray(covariances, dtype=np.float64)
+        prec = np.asarray(precisions, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            return bool(np.all(np.abs(cov * prec - 1) <= 64 * eps))
+
+    def is_valid_factor(self, precisions_cholesky):
+        return bool(np.all(np.asarray(precisions_cholesky) > 0))

@@ -1,0 +1,76 @@
+"""Information criteria of a fitted mixture: the parameter count, AIC, BIC and ICL.
+
+One place for the formulas, used by the estimators' ``aic``/``bic``/``icl``, by
+:func:`gmm.sweep` and by the command line. Lower is better for all three:
+
+- ``aic = -2 LL + 2 p``
+- ``bic = -2 LL + p log n``
+- ``icl = bic + 2 E``, with ``E = -sum_i w_i sum_k r_ik log r_ik`` the entropy of
+  the responsibilities (Biernacki, Celeux & Govaert, 2000)
+
+where ``LL = sum_i w_i log p(x_i)``, ``p`` the number of free parameters and
+``n = sum_i w_i`` (the row count without weights: weights count observations).
+
+>>> from gmm.covariance import get_family
+>>> n_parameters(get_family("full"), n_components=2, n_features=2)
+11
+>>> round(bic(log_likelihood=-100.0, n_parameters=11, n_samples=50), 4)
+243.0324
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .covariance import CovarianceFamily
+
+#: The criteria, by name.
+CRITERIA = ("aic", "bic", "icl")
+
+
+def n_parameters(family: CovarianceFamily, n_components: int, n_features: int) -> int:
+    """Free parameters of a mixture: covariances, means and ``K - 1`` weights."""
+    return (
+        family.n_parameters(n_components, n_features) + n_components * n_features + n_components - 1
+    )
+
+
+def aic(log_likelihood: float, n_parameters: int) -> float:
+    """Akaike's criterion ``-2 LL + 2 p``."""
+    return -2.0 * log_likelihood + 2.0 * n_parameters
+
+
+def bic(log_likelihood: float, n_parameters: int, n_samples: float) -> float:
+    """Schwarz's criterion ``-2 LL + p log n``."""
+    return -2.0 * log_likelihood + n_parameters * math.log(n_samples)
+
+
+def icl(log_likelihood: float, n_parameters: int, n_samples: float, entropy: float) -> float:
+    """Integrated completed likelihood, ``bic + 2 · entropy``."""
+    return bic(log_likelihood, n_parameters, n_samples) + 2.0 * entropy
+
+
+def all_criteria(
+    log_likelihood: float, entropy: float, n_parameters: int, n_samples: float
+) -> dict[str, float]:
+    """``log_likelihood``, ``aic``, ``bic`` and ``icl`` as one dict of floats."""
+    return {
+        "log_likelihood": float(log_likelihood),
+        "aic": aic(log_likelihood, n_parameters),
+        "bic": bic(log_likelihood, n_parameters, n_samples),
+        "icl": icl(log_likelihood, n_parameters, n_samples, entropy),
+    }
+
+
+def weighted_total(values, sample_weight: np.ndarray | None) -> float:
+    """``sum_i w_i v_i`` in float64 (``sum_i v_i`` without weights).
+
+    ``values`` may be a lazy dask array (computed here). O(n) time.
+    """
+    if sample_weight is None:
+        total = values.sum(dtype=np.float64)
+    else:
+        total = (values.astype(np.float64) * sample_weight).sum()
+    return float(total.compute() if hasattr(total, "compute") else total)
