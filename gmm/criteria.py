@@ -15,7 +15,7 @@ where ``LL = sum_i w_i log p(x_i)``, ``p`` the number of free parameters and
 >>> n_parameters(get_family("full"), n_components=2, n_features=2)
 11
 >>> round(bic(log_likelihood=-100.0, n_parameters=11, n_samples=50), 4)
-243.0324
+243.0323
 """
 
 from __future__ import annotations

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from . import statistics
 from .covariance import CovarianceFamily
+from .statistics import Scatter
 
 #: Target size in bytes of one chunk's largest temporary (features or log-probs).
 CHUNK_BYTES = 8 * 2**20
@@ -30,12 +33,17 @@ _LOG_2PI = np.log(2 * np.pi)
 
 @dataclass
 class Parameters:
-    """Parameters of a Gaussian mixture, in scikit-learn's representation."""
+    """Parameters of a Gaussian mixture, in scikit-learn's representation.
+
+    ``state`` belongs to the covariance family: what its M-step carries from
+    one iteration to the next (None for the closed-form families).
+    """
 
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray | None
     precisions_cholesky: np.ndarray
+    state: Any = None
 
 
 @dataclass
@@ -49,20 +57,13 @@ class Statistics:
     moments: tuple[np.ndarray, ...]
     log_likelihood: float
     total_weight: float
-    #: Set instead of the family's moments by :func:`statistics_from_resp`:
-    #: (sum of r·x, scatter about each component's mean).
-    centred: tuple[np.ndarray, np.ndarray] | None = None
 
     def __add__(self, other: Statistics) -> Statistics:
-        centred = None
-        if self.centred is not None:
-            centred = (self.centred[0] + other.centred[0], self.centred[1] + other.centred[1])
         return Statistics(
             self.nk + other.nk,
             tuple(a + b for a, b in zip(self.moments, other.moments, strict=True)),
             self.log_likelihood + other.log_likelihood,
             self.total_weight + other.total_weight,
-            centred,
         )
 
 
@@ -149,10 +150,14 @@ def working_precision(params: Parameters, family: CovarianceFamily, shift, dtype
     there (float32 data with tight or near-singular components): then float64.
     """
     shifted = params.means - shift
-    if family.exact_in(dtype, params.weights, shifted, params.precisions_cholesky):
-        return params, np.dtype(dtype)
-    cast = [None if a is None else np.asarray(a, dtype=np.float64) for a in vars(params).values()]
-    return Parameters(*cast), np.dtype(np.float64)
+    working = family.working_dtype(dtype, params.weights, shifted, params.precisions_cholesky)
+    if working == np.dtype(dtype):
+        return params, working
+    cast = {
+        name: value if name == "state" or value is None else np.asarray(value, dtype=working)
+        for name, value in vars(params).items()
+    }
+    return Parameters(**cast), working
 
 
 def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,21 +186,27 @@ def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return resp, log_norm
 
 
-def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray):
-    """Per-iteration coefficients: ``(coefs, log_norm_const)``."""
-    dtype = params.means.dtype
+def log_normalizer(params: Parameters, family: CovarianceFamily) -> np.ndarray:
+    """``log det U_k - D/2 log(2 pi)``: the Gaussian's log normaliser, (K,), float64."""
     n_features = params.means.shape[1]
+    log_det = family.log_det_precision_cholesky(params.precisions_cholesky, n_features)
+    return np.asarray(log_det, dtype=np.float64) - 0.5 * n_features * _LOG_2PI
+
+
+def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray, log_const=None):
+    """Per-iteration coefficients: ``(coefs, log_const)`` in the parameters' dtype.
+
+    ``log_const`` (K,) is what the estimator adds to ``-maha / 2`` for each
+    component; None means maximum likelihood's ``log(weight) + log normaliser``.
+    """
+    dtype = params.means.dtype
+    if log_const is None:
+        with np.errstate(divide="ignore"):
+            log_const = np.log(params.weights.astype(np.float64)) + log_normalizer(params, family)
     coefs = family.coefficients(
         params.weights, (params.means - shift).astype(dtype), params.precisions_cholesky
     )
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(params.weights)
-    const = (
-        log_weights
-        + family.log_det_precision_cholesky(params.precisions_cholesky, n_features)
-        - 0.5 * n_features * _LOG_2PI
-    )
-    return coefs, const.astype(dtype)
+    return coefs, np.asarray(log_const).astype(dtype)
 
 
 class OutOfRangeError(ValueError):
@@ -243,19 +254,26 @@ def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statisti
     return Statistics(resp.sum(axis=1, dtype=np.float64), moments, loglik, total)
 
 
-def expectation(data: ChunkedData, params: Parameters):
+def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     """One fused E-step over all chunks.
+
+    Parameters
+    ----------
+    data : ChunkedData
+    params : Parameters
+    log_const : ndarray of shape (n_components,)
+        Added to ``-maha / 2`` per component (see :func:`prepare`).
 
     Returns
     -------
     stats : Statistics
         Log-likelihood and sufficient statistics.
     coefs : object
-        The family's coefficients of ``params``, which the M-step needs.
+        The family's coefficients of ``params``, which the statistics step needs.
     """
     family = data.family
     params, dtype = working_precision(params, family, data.shift, data.X.dtype)
-    coefs, const = prepare(params, family, data.shift.astype(dtype))
+    coefs, const = prepare(params, family, data.shift.astype(dtype), log_const)
     total = None
     for Xc, feats, w in data.in_dtype(dtype):
         stats = chunk_statistics(Xc, feats, w, family, coefs, const)
@@ -263,12 +281,18 @@ def expectation(data: ChunkedData, params: Parameters):
     return total, coefs
 
 
-def statistics_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) -> Statistics:
-    """Exact statistics for given responsibilities, or hard labels (1-D ints).
+def scatter(stats: Statistics, family: CovarianceFamily, shift, coefs, dtype) -> Scatter:
+    """The statistics step: summed moments → ``(nk, means, S_k)``. O(K·D³) at most."""
+    nk = statistics.guarded_counts(stats.nk, dtype)
+    return family.scatter(stats.moments, nk, np.asarray(shift, dtype=np.float64), coefs)
 
-    Two passes in float64: the first finds each component's mean, the second
-    sums the scatter about it (``family.centred_scatter``), so components of one
-    point, or far from the rest, get their covariance without cancellation.
+
+def scatter_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) -> Scatter:
+    """The exact statistics of given responsibilities, or hard labels (1-D ints).
+
+    Two passes in float64 (:func:`gmm.statistics.from_responsibilities`), so
+    components of one point, or far from the rest, get their covariance
+    without cancellation.
     """
 
     def chunks():
@@ -285,60 +309,48 @@ def statistics_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int)
             yield Xc.astype(np.float64, copy=False), chunk, w
             start = stop
 
-    nk = np.zeros(n_components)
-    sum_x = np.zeros((n_components, data.X.shape[1]))
-    total_weight = 0.0
-    for Xc, chunk, w in chunks():
-        nk += chunk.sum(axis=1)
-        sum_x += chunk @ Xc
-        total_weight += Xc.shape[0] if w is None else float(np.sum(w, dtype=np.float64))
-    means = sum_x / (nk + 10 * np.finfo(data.X.dtype).eps)[:, None]
-    scatter = None
-    for Xc, chunk, _ in chunks():
-        part = data.family.centred_scatter(Xc, chunk, means)
-        scatter = part if scatter is None else scatter + part
-    return Statistics(nk, (), 0.0, total_weight, centred=(sum_x, scatter))
+    return statistics.from_responsibilities(
+        chunks, data.family.scatter_kind, n_components, data.shift, data.X.dtype
+    )
 
 
 def maximization(
-    stats: Statistics,
+    scatter: Scatter,
     family: CovarianceFamily,
     reg_covar: float,
-    shift: np.ndarray,
+    weights: np.ndarray,
+    previous: Parameters | None,
     dtype: np.dtype,
-    coefs=None,
 ) -> Parameters:
-    """M-step: parameters from summed statistics. O(K·D³) time.
+    """M-step: parameters from the statistics and the estimator's weights. O(K·D³).
 
-    Raises :class:`gmm.covariance.CollapsedComponentError` if a covariance is
-    not positive definite.
+    The family applies its constraint and ``reg_covar`` (and carries its
+    state); the estimator chose the weights. Raises
+    :class:`gmm.covariance.CollapsedComponentError` if a covariance is not
+    positive definite.
     """
-    # The same guard as scikit-learn against empty components.
-    nk = stats.nk + 10 * np.finfo(dtype).eps
-    if stats.centred is not None:
-        sum_x, scatter = stats.centred
-        means = sum_x / nk[:, None]
-        covariances = family.estimate_from_scatter(scatter, nk, reg_covar)
-    else:
-        means, covariances = family.estimate(stats.moments, nk, reg_covar, coefs)
+    covariances, state = family.estimate(scatter, reg_covar, previous)
     prec_chol = family.precision_cholesky(covariances)
     return Parameters(
-        # Normalised by their sum, like scikit-learn's M-step, so they sum to 1.
-        weights=(nk / nk.sum()).astype(dtype),
-        means=(means + shift).astype(dtype),
+        weights=np.asarray(weights).astype(dtype),
+        means=scatter.means.astype(dtype),
         covariances=covariances.astype(dtype),
         precisions_cholesky=prec_chol.astype(dtype),
+        state=state,
     )
 
 
 def log_prob_chunks(
-    X, params: Parameters, family: CovarianceFamily
+    X, params: Parameters, family: CovarianceFamily, log_const: np.ndarray
 ) -> Iterator[tuple[slice, np.ndarray]]:
-    """Weighted log-probabilities ``(rows, K)`` of successive row chunks of X."""
+    """Weighted log-probabilities ``(rows, K)`` of successive row chunks of X.
+
+    ``log_const`` as in :func:`prepare`.
+    """
     shift = (params.weights @ params.means).astype(X.dtype)
     data = ChunkedData(X, None, family, shift, params.means.shape[0], cache=False)
     params, dtype = working_precision(params, family, shift, X.dtype)
-    coefs, const = prepare(params, family, shift.astype(dtype))
+    coefs, const = prepare(params, family, shift.astype(dtype), log_const)
     start = 0
     for Xc, feats, _ in data.in_dtype(dtype):
         stop = start + Xc.shape[0]

@@ -1,41 +1,24 @@
-"""``GaussianMixture``: the estimator. It validates, initialises, runs the EM loop
-and stores the fitted attributes; the math lives in :mod:`gmm.em` and
-:mod:`gmm.covariance`."""
+"""``GaussianMixture``: maximum-likelihood Gaussian mixtures.
+
+A thin subclass of the EM driver (:class:`gmm.driver.BaseMixture`): it
+declares the hooks (weights ``nk / sum nk``, the log-likelihood as the lower
+bound, initialisation from ``init_params`` or the ``*_init`` arrays) and adds
+the information criteria. The loop lives in :mod:`gmm.driver`, the pass in
+:mod:`gmm.em`, the math in :mod:`gmm.statistics` and :mod:`gmm.covariance`.
+"""
 
 from __future__ import annotations
 
-import warnings
-from contextlib import contextmanager
-from time import perf_counter
-
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
-from . import em, scale, validation
+from . import criteria, em, scale, validation
 from .covariance import get_family
-from .sampling import colorize
+from .driver import BaseMixture, state_kept_on_failure
+
+__all__ = ["GaussianMixture", "state_kept_on_failure"]
 
 
-@contextmanager
-def state_kept_on_failure(est):
-    """Restore ``est``'s attributes exactly if the block raises (or is interrupted).
-
-    A failed or interrupted ``fit`` must leave a fitted model as it was; scikit-learn's
-    validation writes ``n_features_in_`` before the data are known to be good.
-    """
-    saved = est.__dict__.copy()
-    try:
-        yield
-    except BaseException:
-        est.__dict__.clear()
-        est.__dict__.update(saved)
-        raise
-
-
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(BaseMixture):
     """Gaussian mixture model fitted by expectation-maximisation.
 
     The constructor has the names, defaults and meaning of scikit-learn's
@@ -57,8 +40,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         EM iterations per initialisation.
     n_init : int, default=1
         Initialisations to run; the best (highest likelihood) is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'} or callable, \
+default='kmeans'
         How initial responsibilities are drawn (see :mod:`gmm.initialization`).
+        A callable ``init(X, n_components, random_state) -> resp`` gives them
+        itself: ``resp`` of shape (n_samples, n_components), non-negative,
+        finite, rows summing to 1 (one-hot rows for a partition); EM starts
+        with the M-step from it. ``X`` is the validated data in memory (or the
+        ``init_sample_size`` subsample), ``random_state`` a ``RandomState``. A
+        model fitted this way saves and loads like any other, but the callable
+        is not stored: :func:`gmm.load` gives back ``init_params=None``, so a
+        refit of the loaded model needs ``set_params(init_params=...)``.
     init_sample_size : int or None, default=None
         Rows of a uniform random subsample the initializer runs on; an M-step
         on it, then one E-step and M-step over all rows, give the initial
@@ -156,97 +148,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
 
-    # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters with EM.
+    # ================================================================ hooks
+    def _check_parameters(self):
+        return validation.check_parameters(self)
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : ignored
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights. An integer weight acts as repeating the row.
-
-        Returns
-        -------
-        self : GaussianMixture
-        """
-        self._fit(X, sample_weight)
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return ``predict(X)`` (the labels from one final E-step).
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        X = self._fit(X, sample_weight)
-        return self._labels(X)
-
-    def _fit(self, X, sample_weight):
-        with state_kept_on_failure(self):
-            return self._fit_unsafe(X, sample_weight)
-
-    def _fit_unsafe(self, X, sample_weight):
-        family, initializer = validation.check_parameters(self)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        data = scale.fit_data(self, X, sample_weight, family, reset=do_init)
-        dtype = data.dtype
-        inits = validation.check_initial_parameters(self, family, data.n_features, dtype)
-        random_state = check_random_state(self.random_state)
-        n_init = self.n_init if do_init else 1
-
-        best = None
-        for init in range(n_init):
-            self._verbose_init_start(init)
-            start_time = perf_counter()
-            if do_init:
-                params = self._initial_parameters(data, family, initializer, random_state, inits)
-                lower_bound = -np.inf
-            else:
-                params = self._get_parameters()
-                lower_bound = self.lower_bound_
-            lower_bounds: list[float] = []
-            converged = False
-            n_iter = 0
-            for n_iter in range(1, self.max_iter + 1):
-                previous = lower_bound
-                stats, coefs = data.expectation(params)
-                lower_bound = stats.log_likelihood / stats.total_weight
-                params = em.maximization(stats, family, self.reg_covar, data.shift, dtype, coefs)
-                lower_bounds.append(lower_bound)
-                change = lower_bound - previous
-                self._verbose_iter(n_iter, change, start_time)
-                if abs(change) < self.tol:
-                    converged = True
-                    break
-            if self.max_iter > 0:
-                self._verbose_init_end(lower_bound, converged, start_time)
-            if best is None or lower_bound > best[0]:
-                best = (lower_bound, params, n_iter, lower_bounds, converged)
-
-        lower_bound, params, n_iter, lower_bounds, converged = best
-        if not converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different "
-                "init parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        self._set_parameters(params, family)
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = lower_bound
-        self.lower_bounds_ = lower_bounds
-        return data.X
-
-    def _initial_parameters(self, data, family, initializer, random_state, inits):
-        weights_init, means_init, precisions_init = inits
+    def _initialize(self, data, family, initializer, random_state) -> em.Parameters:
+        weights_init, means_init, precisions_init = validation.check_initial_parameters(
+            self, family, data.n_features, data.dtype
+        )
         if weights_init is None or means_init is None or precisions_init is None:
-            params = data.initial_parameters(
-                initializer, random_state, self.reg_covar, self.init_sample_size
+            scatter, subsampled = data.initial_scatter(
+                initializer, random_state, self.init_sample_size
             )
+            params = self._m_step(scatter, None, family, data.dtype)
+            if subsampled:  # one pass over all rows, so the start describes them all
+                stats, coefs = data.expectation(params, self._log_const(params, family))
+                scatter = em.scatter(stats, family, data.shift, coefs, data.dtype)
+                params = self._m_step(scatter, params, family, data.dtype)
         else:
             params = em.Parameters(weights_init, means_init, None, None)
         if weights_init is not None:
@@ -256,11 +174,30 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if precisions_init is not None:
             params.precisions_cholesky = family.precision_cholesky_from_precisions(precisions_init)
             params.covariances = family.covariances(params.precisions_cholesky)
+            params.state = None
         return params
+
+    def _estep_log_weights(self, params):
+        return np.log(np.asarray(params.weights, dtype=np.float64))
+
+    def _estep_log_normalizer(self, params, family):
+        return em.log_normalizer(params, family)
+
+    def _m_step(self, scatter, previous, family, dtype):
+        # Normalised by their sum, like scikit-learn's M-step, so they sum to 1.
+        weights = scatter.nk / scatter.nk.sum()
+        return em.maximization(scatter, family, self.reg_covar, weights, previous, dtype)
+
+    def _lower_bound(self, stats, params):
+        return stats.log_likelihood / stats.total_weight
 
     def _get_parameters(self) -> em.Parameters:
         return em.Parameters(
-            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.precisions_cholesky_,
+            getattr(self, "_family_state", None),
         )
 
     def _set_parameters(self, params: em.Parameters, family) -> None:
@@ -269,163 +206,41 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
         self.precisions_ = family.precisions(params.precisions_cholesky)
+        self._family_state = params.state
 
-    # ----------------------------------------------------------- prediction
-    def _map_rows(self, X, kernel):
-        family = get_family(self.covariance_type)
-        return scale.map_rows(X, self._get_parameters(), family, kernel)
-
-    def _labels(self, X) -> np.ndarray:
-        return self._map_rows(X, scale.rows.LABELS)
-
-    def score_samples(self, X):
-        """Log-likelihood of each sample under the model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_prob : ndarray of shape (n_samples,)
-            O(n·K·D²) time for 'full', O(chunk·K) extra memory. A lazy dask
-            array for a dask X.
-        """
-        X = scale.predict_data(self, X)
-        return self._map_rows(X, scale.rows.LOG_LIKELIHOOD)
-
-    def score(self, X, y=None):
-        """Mean log-likelihood per sample of X.
-
-        Returns
-        -------
-        float
-        """
-        return float(np.mean(self.score_samples(X), dtype=np.float64))
-
-    def predict(self, X):
-        """Most probable component of each sample.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            A lazy dask array for a dask X.
-        """
-        X = scale.predict_data(self, X)
-        return self._labels(X)
-
-    def predict_proba(self, X):
-        """Posterior probability of each component for each sample.
-
-        Returns
-        -------
-        resp : ndarray of shape (n_samples, n_components)
-            Rows sum to 1. O(n·K) memory for the result. A lazy dask array
-            for a dask X.
-        """
-        X = scale.predict_data(self, X)
-        return self._map_rows(X, scale.rows.RESPONSIBILITIES)
-
-    def _log_resp_entropy(self, X) -> float:
-        return float(np.sum(self._map_rows(X, scale.rows.ENTROPY), dtype=np.float64))
-
-    # ------------------------------------------------------------- criteria
+    # ============================================================= criteria
     def _n_parameters(self) -> int:
         n_components, n_features = self.means_.shape
-        family = get_family(self.covariance_type)
-        return (
-            family.n_parameters(n_components, n_features)
-            + n_features * n_components
-            + n_components
-            - 1
-        )
+        return criteria.n_parameters(get_family(self.covariance_type), n_components, n_features)
+
+    def _log_likelihood(self, X) -> float:
+        return criteria.weighted_total(self._map_rows(X, scale.rows.LOG_LIKELIHOOD), None)
 
     def aic(self, X):
         """Akaike information criterion on X; lower is better.
 
-        ``-2 · log-likelihood + 2 · n_parameters``.
+        ``-2 · log-likelihood + 2 · n_parameters`` (:mod:`gmm.criteria`). One
+        E-step over X.
         """
         X = scale.predict_data(self, X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return criteria.aic(self._log_likelihood(X), self._n_parameters())
 
     def bic(self, X):
         """Bayesian information criterion on X; lower is better.
 
-        ``-2 · log-likelihood + n_parameters · log(n_samples)``.
+        ``-2 · log-likelihood + n_parameters · log(n_samples)`` (:mod:`gmm.criteria`).
+        One E-step over X.
         """
         X = scale.predict_data(self, X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+        return criteria.bic(self._log_likelihood(X), self._n_parameters(), X.shape[0])
 
     def icl(self, X):
         """Integrated completed likelihood (Biernacki, Celeux & Govaert, 2000).
 
         BIC plus twice the entropy of the responsibilities,
         ``-2 sum_n sum_k r_nk log r_nk``. It penalises overlapping components;
-        lower is better, as with :meth:`bic`.
+        lower is better, as with :meth:`bic`. Two E-steps over X.
         """
         X = scale.predict_data(self, X)
-        return self.bic(X) + 2 * self._log_resp_entropy(X)
-
-    # ------------------------------------------------------------- sampling
-    def sample(self, n_samples=1, random_state=None):
-        """Draw samples from the fitted mixture, in random order.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-        random_state : int, RandomState instance or None, default=None
-            Without one, successive calls give different draws.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            The component each sample came from.
-        """
-        check_is_fitted(self)
-        if (
-            isinstance(n_samples, bool)
-            or not isinstance(n_samples, (int, np.integer))
-            or n_samples < 1
-        ):
-            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
-        rng = check_random_state(random_state)
-        family = get_family(self.covariance_type)
-        n_components, n_features = self.means_.shape
-        weights = np.asarray(self.weights_, dtype=np.float64)
-        counts = rng.multinomial(n_samples, weights / weights.sum())
-        X = np.empty((n_samples, n_features), dtype=self.means_.dtype)
-        y = np.repeat(np.arange(n_components), counts)
-        start = 0
-        for k, count in enumerate(counts):
-            z = rng.standard_normal((count, n_features))
-            cov = family.component_covariance(self.covariances_, k)
-            X[start : start + count] = self.means_[k] + colorize(z, cov)
-            start += count
-        order = rng.permutation(n_samples)
-        return X[order], y[order]
-
-    # -------------------------------------------------------------- verbose
-    def _verbose_init_start(self, init):
-        if self.verbose >= 1:
-            print(f"Initialization {init}")
-
-    def _verbose_iter(self, n_iter, change, start_time):
-        if n_iter % self.verbose_interval == 0:
-            if self.verbose == 1:
-                print(f"  Iteration {n_iter}")
-            elif self.verbose >= 2:
-                print(
-                    f"  Iteration {n_iter}\t time lapse {perf_counter() - start_time:.5f}s"
-                    f"\t ll change {change:.5f}"
-                )
-
-    def _verbose_init_end(self, lower_bound, converged, start_time):
-        if self.verbose == 1:
-            print(f"Initialization {'converged' if converged else 'did not converge'}.")
-        elif self.verbose >= 2:
-            state = "converged" if converged else "did not converge"
-            print(
-                f"Initialization {state}. time lapse {perf_counter() - start_time:.5f}s"
-                f"\t lower bound {lower_bound:.5f}."
-            )
+        entropy = criteria.weighted_total(self._map_rows(X, scale.rows.ENTROPY), None)
+        return criteria.icl(self._log_likelihood(X), self._n_parameters(), X.shape[0], entropy)

@@ -6,6 +6,17 @@ either hard labels, an int array of shape (n_samples,), or soft
 responsibilities of shape (n_samples, n_components). The draws match
 scikit-learn's ``GaussianMixture`` for the same ``RandomState`` when no
 ``sample_weight`` is given.
+
+``init_params`` may also be a user's callable
+``init(X, n_components, random_state) -> resp``; :func:`get_initializer` wraps
+it so that its output is checked (shape, finite, non-negative, rows summing to
+1) before EM uses it:
+
+>>> import numpy as np
+>>> init = get_initializer(lambda X, k, rs: np.eye(k)[np.arange(len(X)) % k])
+>>> init(np.zeros((4, 1)), 2, np.random.RandomState(0), None)[:2]
+array([[1., 0.],
+       [0., 1.]])
 """
 
 from __future__ import annotations
@@ -35,13 +46,72 @@ def init_methods() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def get_initializer(name: str) -> Initializer:
-    """Return the initializer called ``name``; the error lists the valid names."""
+def get_initializer(name: str | Callable) -> Initializer:
+    """Return the initializer called ``name``; the error lists the valid names.
+
+    A callable ``init(X, n_components, random_state) -> resp`` is wrapped by
+    :func:`from_callable`.
+    """
+    if callable(name):
+        return from_callable(name)
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         valid = ", ".join(repr(n) for n in _REGISTRY)
-        raise ValueError(f"Unknown init_params {name!r}. Valid init_params are: {valid}.") from None
+        raise ValueError(
+            f"Unknown init_params {name!r}. Valid init_params are: {valid}, or a callable "
+            "init(X, n_components, random_state) -> resp."
+        ) from None
+
+
+def from_callable(func: Callable) -> Initializer:
+    """An initializer that calls ``func(X, n_components, random_state)`` and checks its result.
+
+    The result must be an array of shape (n_samples, n_components), finite,
+    non-negative, each row summing to 1 (to 1e-6); anything else raises a
+    ValueError saying what is wrong. Sample weights are not passed to ``func``:
+    they weigh its responsibilities in the M-step that follows. O(n·K) to check.
+    """
+
+    def init(X, n_components, random_state, sample_weight=None):
+        resp = func(X, n_components, random_state)
+        return check_responsibilities(resp, X.shape[0], n_components, X.dtype, func)
+
+    init.__wrapped__ = func
+    return init
+
+
+def check_responsibilities(resp, n_samples: int, n_components: int, dtype, func=None):
+    """Validate responsibilities from a user's ``init_params`` callable; return an array."""
+    who = f"init_params callable {getattr(func, '__name__', func)!r}"
+    try:
+        resp = np.asarray(resp, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"The {who} must return a numeric array of shape (n_samples, n_components) = "
+            f"({n_samples}, {n_components}), got {type(resp).__name__}."
+        ) from None
+    if resp.shape != (n_samples, n_components):
+        raise ValueError(
+            f"The {who} returned shape {resp.shape}, expected (n_samples, n_components) = "
+            f"({n_samples}, {n_components}): one row of responsibilities per sample."
+        )
+    if not np.all(np.isfinite(resp)):
+        raise ValueError(f"The {who} returned NaN or infinity; responsibilities must be finite.")
+    if np.any(resp < 0):
+        raise ValueError(
+            f"The {who} returned negative responsibilities; they must be >= 0 "
+            "(probabilities of each component, rows summing to 1)."
+        )
+    sums = resp.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1) > 1e-6)
+    if bad.size:
+        raise ValueError(
+            f"The {who} returned rows that do not sum to 1 (row {int(bad[0])} sums to "
+            f"{sums[bad[0]]:.6g}). Normalise them, e.g. resp / resp.sum(axis=1, keepdims=True), "
+            "or return one-hot rows for a partition."
+        )
+    return resp.astype(dtype, copy=False)
 
 
 @register("kmeans")

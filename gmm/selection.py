@@ -699,7 +699,8 @@ def information_criteria(model: GaussianMixture, X: np.ndarray, w: np.ndarray | 
     )
     log_likelihood = 0.0
     entropy = 0.0
-    for rows, log_prob in em.log_prob_chunks(X, params, family):
+    log_const = np.log(model.weights_.astype(np.float64)) + em.log_normalizer(params, family)
+    for rows, log_prob in em.log_prob_chunks(X, params, family, log_const):
         log_norm = logsumexp(log_prob, axis=1)
         log_prob -= log_norm[:, None]
         resp = np.exp(log_prob)

@@ -191,12 +191,12 @@ def test_killing_a_worker_mid_fit_gives_the_same_model(client, monkeypatch):
     calls = []
     original = DaskTrainingData.expectation
 
-    def expectation(self, params):
+    def expectation(self, params, log_const):
         calls.append(1)
         if len(calls) == 3:
             # The worker holds persisted blocks of X: the cluster must recompute them.
             os.kill(victim, signal.SIGKILL)
-        return original(self, params)
+        return original(self, params, log_const)
 
     monkeypatch.setattr(DaskTrainingData, "expectation", expectation)
     Xd = da.from_array(X, chunks=(CHUNKS, 3))

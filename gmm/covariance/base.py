@@ -1,10 +1,14 @@
 """The interface every covariance family implements.
 
 The EM pass never asks which covariance type it holds. It asks the family for
-per-chunk *features* of the data, for per-iteration *coefficients* of the current
-parameters, for squared Mahalanobis distances, for summable *moments*, and for
-the M-step estimate from those moments. Adding a family (mclust has 14) means
-adding one module that subclasses :class:`CovarianceFamily` and registering it.
+per-chunk *features* of the data, for per-iteration *coefficients* of the
+current parameters, for squared Mahalanobis distances and summable *moments*
+(the E-step kernels); the shared statistics step turns summed moments into
+``(nk, means, S_k)`` and the family's M-step (:meth:`CovarianceFamily.estimate`)
+applies its constraint; the representation methods convert, count and check the
+fitted arrays. Adding a family (mclust has 14) means adding one module that
+subclasses :class:`CovarianceFamily` and registering it with
+:func:`gmm.covariance.register`; see docs/architecture.md.
 
 Conventions shared by all families (the same as scikit-learn's, so fitted
 attributes are interchangeable):
@@ -21,9 +25,14 @@ attributes are interchangeable):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..statistics import Scatter
+
+if TYPE_CHECKING:
+    from ..em import Parameters
 
 #: Relative error allowed in a squared Mahalanobis distance, per working dtype.
 #: The expanded quadratic ``x'Px - 2x'Pm + m'Pm`` loses about ``eps · kappa · D``
@@ -65,28 +74,37 @@ class CollapsedComponentError(ValueError):
         super().__init__(msg)
 
 
-def full_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """(K, D, D) scatter about each component's mean; see ``centred_scatter``."""
-    scatter = np.empty((means.shape[0], X.shape[1], X.shape[1]))
-    for k, mean in enumerate(means):
-        dev = X - mean
-        scatter[k] = (dev * resp[k][:, None]).T @ dev
-    return scatter
-
-
-def diagonal_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """(K, D) diagonal scatter about each component's mean."""
-    scatter = np.empty(means.shape)
-    for k, mean in enumerate(means):
-        dev = X - mean
-        scatter[k] = resp[k] @ (dev * dev)
-    return scatter
-
-
 class CovarianceFamily(ABC):
-    """One covariance structure of a Gaussian mixture.
+    """One covariance structure of a Gaussian mixture, in three parts.
 
-    Subclasses are stateless; one instance of each is registered by name.
+    **E-step kernels** (:meth:`features`, :meth:`coefficients`,
+    :meth:`mahalanobis`, :meth:`moments`, :meth:`working_dtype`): squared
+    Mahalanobis distances of row chunks and the summable moments of a chunk.
+    The family keeps its own precision policy here: which formulation each
+    component takes (an expanded quadratic, fast, or a centred one, exact for
+    tight components) and when float32 data must be computed in float64.
+
+    **Statistics and M-step** (:attr:`scatter_kind`, :meth:`scatter`,
+    :meth:`estimate`): the summed moments become a
+    :class:`gmm.statistics.Scatter` ``(nk, means, S_k)`` through the shared
+    functions of :mod:`gmm.statistics` (the family only says which kind it
+    reads); :meth:`estimate` applies the family's constraint and decides where
+    ``reg_covar`` enters, so the constraint still holds after it. It receives
+    the previous parameters, whose ``state`` the family owns (for inner
+    iterations warm-started from the last orientation, say), and returns the
+    new state.
+
+    **Representation** (:meth:`shape`, :meth:`n_parameters`,
+    :meth:`precision_cholesky`, :meth:`precisions`, :meth:`covariances`, ...,
+    :meth:`colorize`, :meth:`check_fitted`): the fitted arrays, the parameter
+    count for AIC/BIC/ICL, changes between covariances and precision factors,
+    the factor that turns standard normal draws into draws of a component, and
+    the check of arrays that come from outside EM (model files).
+
+    Instances are registered by name (:func:`gmm.covariance.register`); one
+    instance serves every estimator, so anything that changes from one
+    iteration to the next travels in ``Parameters.state``, never on ``self``.
+    Kernels do no checking: validation happens once, at the public boundary.
     """
 
     #: Registry key, the value of ``covariance_type``.
@@ -95,37 +113,53 @@ class CovarianceFamily(ABC):
     precision_requirement: str = "symmetric positive definite"
     #: What a valid precision factor is, for error messages.
     factor_requirement: str = "upper triangular with a positive diagonal"
+    #: Which :class:`~gmm.statistics.Scatter` :meth:`estimate` reads:
+    #: 'full', 'diagonal' or 'pooled' (see :mod:`gmm.statistics`).
+    scatter_kind: str = "full"
 
-    # ----------------------------------------------------------------- shapes
-    @abstractmethod
-    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
-        """Shape of ``covariances_``, ``precisions_`` and ``precisions_cholesky_``."""
-
-    @abstractmethod
-    def n_parameters(self, n_components: int, n_features: int) -> int:
-        """Number of free covariance parameters (for AIC, BIC and ICL)."""
-
-    # ------------------------------------------------------------- E-step math
+    # ============================================================ E-step kernels
     @abstractmethod
     def features(self, X: np.ndarray) -> np.ndarray:
-        """Per-row features that make the E-step and M-step one GEMM each.
+        """Per-row features that make the E-step and the moments one GEMM each.
 
         Parameters
         ----------
         X : ndarray of shape (n_rows, n_features)
-            Shifted data.
+            Shifted data, float32 or float64.
 
         Returns
         -------
         feats : ndarray of shape (n_rows, n_feats)
+            In X's dtype (``X`` itself if the family needs nothing more).
+        """
+
+    @abstractmethod
+    def working_dtype(self, dtype, weights, means, prec_chol) -> np.dtype:
+        """The dtype in which the E-step keeps its accuracy for these parameters.
+
+        ``dtype`` itself, or float64 when float32 kernels would lose the
+        distances (tight or near-singular components). ``means`` are shifted.
+        The EM pass then computes that iteration in the returned dtype; its
+        outputs keep the data's dtype.
         """
 
     @abstractmethod
     def coefficients(self, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> Any:
-        """Precompute, once per EM iteration, what :meth:`mahalanobis` needs.
+        """Precompute, once per iteration, what :meth:`mahalanobis` needs.
 
-        ``means`` are shifted like the data. Families may also decide here, per
-        component, between a fast expanded formulation and a slower centred one.
+        Parameters
+        ----------
+        weights : ndarray of shape (n_components,)
+        means : ndarray of shape (n_components, n_features)
+            Shifted like the data, in the working dtype.
+        prec_chol : ndarray
+            Precision factors in the family's shape, in the working dtype.
+
+        Returns
+        -------
+        coefs : object
+            Opaque to the caller; passed back to :meth:`mahalanobis`,
+            :meth:`moments` and :meth:`scatter` of the same iteration.
         """
 
     @abstractmethod
@@ -134,7 +168,7 @@ class CovarianceFamily(ABC):
 
         Returns
         -------
-        maha : ndarray of shape (n_components, n_rows), non-negative.
+        maha : ndarray of shape (n_components, n_rows), non-negative
             Component-major, so that reductions over components in the E-step
             are elementwise operations between rows.
         work : object
@@ -143,24 +177,16 @@ class CovarianceFamily(ABC):
         """
 
     @abstractmethod
-    def expansion_condition(
-        self, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray
-    ) -> np.ndarray:
-        """Condition estimate ``kappa_k`` of the expanded quadratic, per component.
+    def moments(
+        self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray, coefs: Any, work: Any
+    ) -> tuple[np.ndarray, ...]:
+        """Sufficient statistics of one chunk; summing them over chunks is exact.
 
-        ``means`` are shifted. See :data:`EXPANSION_TOLERANCE`.
+        ``resp`` has shape (n_components, n_rows) and already carries the sample
+        weights (each column sums to the row's weight). ``coefs`` and ``work``
+        are those of this chunk's :meth:`coefficients` and :meth:`mahalanobis`.
+        The caller casts the arrays to float64 before summing them.
         """
-
-    def exact_in(self, dtype, weights, means, prec_chol) -> bool:
-        """Whether the E-step in ``dtype`` keeps its accuracy for these parameters.
-
-        When it does not (float32 data with tight or near-singular components),
-        the EM pass computes in float64 for that iteration; outputs keep ``dtype``.
-        """
-        if np.dtype(dtype) == np.float64:
-            return True
-        kappa = self.expansion_condition(weights, means, prec_chol)
-        return bool(np.max(kappa) <= kappa_max(dtype))
 
     @abstractmethod
     def log_det_precision_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
@@ -169,39 +195,52 @@ class CovarianceFamily(ABC):
         Needs ``n_features`` because a spherical factor stands for D equal ones.
         """
 
-    # ------------------------------------------------------------- M-step math
+    # ====================================================== statistics, M-step
     @abstractmethod
-    def moments(self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Sufficient statistics of one chunk; summing them over chunks is exact.
+    def scatter(
+        self, moments: tuple[np.ndarray, ...], nk: np.ndarray, shift: np.ndarray, coefs: Any
+    ) -> Scatter:
+        """The statistics step: summed :meth:`moments` → :class:`~gmm.statistics.Scatter`.
 
-        ``resp`` has shape (n_components, n_rows) and already carries the sample
-        weights (each column sums to the row's weight).
+        ``nk`` is already guarded (:func:`gmm.statistics.guarded_counts`);
+        ``shift`` is added back to the means. Implementations call the shared
+        functions of :mod:`gmm.statistics` for their :attr:`scatter_kind`.
         """
 
     @abstractmethod
     def estimate(
-        self, moments: tuple[np.ndarray, ...], nk: np.ndarray, reg_covar: float, coefs: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """M-step: shifted ``(means, covariances)`` from summed moments and ``nk``."""
+        self, scatter: Scatter, reg_covar: float, previous: Parameters | None
+    ) -> tuple[np.ndarray, Any]:
+        """M-step: covariances (float64, the family's shape) from the statistics.
 
-    # ------------------------------------------- exact start from responsibilities
-    @abstractmethod
-    def centred_scatter(self, X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
-        """``sum_n r_kn (x_n - m_k)(x_n - m_k)'`` (or its diagonal), per component.
+        Parameters
+        ----------
+        scatter : Scatter
+            Of kind :attr:`scatter_kind`.
+        reg_covar : float
+            Added where the family's constraint still holds after it (for the
+            unconstrained families: to every variance).
+        previous : Parameters or None
+            The parameters of the last iteration, with the family's ``state``;
+            None at the start of EM.
 
-        Used once, for the M-step from initial responsibilities, where no previous
-        parameters tell which components are tight: centring on each component's
-        own mean keeps a one-point or far-away component exact. O(n·K·D²) for
-        full scatter, O(n·K·D) for diagonal. ``resp`` is (K, n).
+        Returns
+        -------
+        covariances : ndarray
+        state : object
+            Kept in the new ``Parameters.state`` for the next M-step (None if
+            the family needs nothing).
         """
 
+    # ============================================================ representation
     @abstractmethod
-    def estimate_from_scatter(
-        self, scatter: np.ndarray, nk: np.ndarray, reg_covar: float
-    ) -> np.ndarray:
-        """Covariances from :meth:`centred_scatter` summed over chunks."""
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of ``covariances_``, ``precisions_`` and ``precisions_cholesky_``."""
 
-    # ------------------------------------------------ representation changes
+    @abstractmethod
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        """Number of free covariance parameters (for AIC, BIC and ICL)."""
+
     @abstractmethod
     def precision_cholesky(self, covariances: np.ndarray) -> np.ndarray:
         """Upper factors ``U`` of the precisions; raises CollapsedComponentError."""
@@ -222,7 +261,16 @@ class CovarianceFamily(ABC):
     def component_covariance(self, covariances: np.ndarray, k: int) -> np.ndarray | float:
         """Covariance of component ``k`` as a matrix (D, D), a vector (D,) or a scalar.
 
-        This is the form :func:`gmm.sample_mvn` accepts, so sampling has one path.
+        The forms :func:`gmm.mvn_logpdf` and :func:`gmm.sample_mvn` accept, so
+        densities and plots of a fitted component have one path.
+        """
+
+    @abstractmethod
+    def colorize(self, z: np.ndarray, covariances: np.ndarray, k: int) -> np.ndarray:
+        """Standard normal draws ``z`` (n, D) → draws with component ``k``'s covariance.
+
+        ``z @ L.T`` for a factor ``L L' = Sigma_k`` (for diagonal families, ``z``
+        times the standard deviations). In z's dtype. O(n·D²) or O(n·D).
         """
 
     # ---------------------------------------------------------------- checks

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CollapsedComponentError, CovarianceFamily, diagonal_scatter
+from .. import statistics
+from .base import CollapsedComponentError, CovarianceFamily, kappa_max
 
 
 class Diag(CovarianceFamily):
@@ -15,6 +16,7 @@ class Diag(CovarianceFamily):
     """
 
     name = "diag"
+    scatter_kind = "diagonal"
     precision_requirement = "positive (every entry > 0)"
     factor_requirement = "positive"
 
@@ -41,7 +43,18 @@ class Diag(CovarianceFamily):
         const = np.sum(prec * means * means, axis=1)
         return np.ascontiguousarray(linear.T, dtype=means.dtype), const.astype(means.dtype)[:, None]
 
+    def working_dtype(self, dtype, weights, means, prec_chol):
+        dtype = np.dtype(dtype)
+        if dtype == np.float64:
+            return dtype
+        kappa = self.expansion_condition(weights, means, prec_chol)
+        return dtype if np.max(kappa) <= kappa_max(dtype) else np.dtype(np.float64)
+
     def expansion_condition(self, weights, means, prec_chol):
+        """Condition estimate ``kappa_k`` of the expanded quadratic, per component.
+
+        See :data:`gmm.covariance.base.EXPANSION_TOLERANCE`; ``means`` are shifted.
+        """
         d = means.shape[1]
         prec = self._precision_per_feature(prec_chol, d)
         means = means.astype(np.float64)
@@ -60,18 +73,12 @@ class Diag(CovarianceFamily):
     def moments(self, X, feats, resp, coefs, work):
         return (resp @ feats,)
 
-    def estimate(self, moments, nk, reg_covar, coefs):
-        (stat,) = moments
-        d = stat.shape[1] // 2
-        means = stat[:, d:] / nk[:, None]
-        variances = stat[:, :d] / nk[:, None] - means * means + reg_covar
-        return means, variances
+    def scatter(self, moments, nk, shift, coefs):
+        means, variances = statistics.diagonal_from_moments(moments[0], nk, shift)
+        return statistics.Scatter(nk, means, variances, self.scatter_kind)
 
-    def centred_scatter(self, X, resp, means):
-        return diagonal_scatter(X, resp, means)
-
-    def estimate_from_scatter(self, scatter, nk, reg_covar):
-        return scatter / nk[:, None] + reg_covar
+    def estimate(self, scatter, reg_covar, previous):
+        return scatter.covariances + reg_covar, None
 
     def precision_cholesky(self, covariances):
         bad = np.flatnonzero(np.any(covariances <= 0, axis=tuple(range(1, covariances.ndim))))
@@ -90,6 +97,10 @@ class Diag(CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances[k]
+
+    def colorize(self, z, covariances, k):
+        deviations = np.sqrt(np.asarray(covariances[k], dtype=np.float64))
+        return z * deviations.astype(z.dtype, copy=False)
 
     def is_positive_definite(self, matrices):
         matrices = np.asarray(matrices)

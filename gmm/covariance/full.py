@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import statistics
 from . import _matrices
-from .base import CovarianceFamily, full_scatter, kappa_max
+from .base import CovarianceFamily, kappa_max
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
     """
 
     name = "full"
+    scatter_kind = "full"
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components, n_features, n_features)
@@ -64,6 +66,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         return feats.T
 
     def expansion_condition(self, weights, means, prec_chol):
+        """Condition estimate ``kappa_k`` of the expanded quadratic, per component."""
         d = means.shape[1]
         eigen = np.linalg.eigvalsh(_matrices.gram(prec_chol.astype(np.float64)))
         # Spread of the data around the shift, from the model: sum_k w_k (tr S_k + |m_k|²),
@@ -73,9 +76,9 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
         return eigen[:, -1] * (spread + norms) ** 2 / d
 
-    def exact_in(self, dtype, weights, means, prec_chol) -> bool:
-        # Components past kappa_max already take the centred path.
-        return True
+    def working_dtype(self, dtype, weights, means, prec_chol):
+        # Components past kappa_max take the centred path, exact in any dtype.
+        return np.dtype(dtype)
 
     def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
         dtype = means.dtype
@@ -145,43 +148,28 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         gram[coefs.centred] = np.swapaxes(work, 1, 2) @ work
         return raw, first, gram
 
-    def estimate(self, moments, nk, reg_covar, coefs):
+    def scatter(self, moments, nk, shift, coefs):
         raw, first, gram = moments
-        n_components, d = gram.shape[:2]
-        n_pairs = d * (d + 1) // 2
-        means = raw[:, n_pairs:] / nk[:, None]
-        rows, cols = np.triu_indices(d)
-        second = np.empty((n_components, d, d))
-        second[:, rows, cols] = raw[:, :n_pairs]
-        second[:, cols, rows] = raw[:, :n_pairs]
-        second /= nk[:, None, None]
-        covariances = second - means[:, :, None] * means[:, None, :]
+        means, covariances = statistics.full_from_moments(raw, nk, shift)
         if coefs is not None and coefs.centred.size:
             idx = coefs.centred
-            # gram = U' S U with S the scatter about the previous mean c: S = U⁻' gram U⁻¹.
-            inv = np.linalg.solve(
-                coefs.factor_stack, np.broadcast_to(np.eye(d), coefs.factor_stack.shape)
+            means[idx], covariances[idx] = statistics.full_from_whitened(
+                first[idx], gram[idx], nk[idx], coefs.centres, coefs.factor_stack
             )
-            scatter = np.swapaxes(inv, 1, 2) @ (gram[idx] / nk[idx, None, None]) @ inv
-            # The mean moves by delta = E[y] @ U⁻¹ from the previous mean c.
-            delta = np.einsum("gd,gde->ge", first[idx] / nk[idx, None], inv)
-            means[idx] = coefs.centres + delta
-            covariances[idx] = scatter - delta[:, :, None] * delta[:, None, :]
-            covariances[idx] = 0.5 * (covariances[idx] + np.swapaxes(covariances[idx], 1, 2))
-        covariances[:, np.arange(d), np.arange(d)] += reg_covar
-        return means, covariances
+            means[idx] += shift
+        return statistics.Scatter(nk, means, covariances, self.scatter_kind)
 
-    def centred_scatter(self, X, resp, means):
-        return full_scatter(X, resp, means)
-
-    def estimate_from_scatter(self, scatter, nk, reg_covar):
-        covariances = scatter / nk[:, None, None]
+    def estimate(self, scatter, reg_covar, previous):
+        covariances = scatter.covariances.copy()
         d = covariances.shape[1]
         covariances[:, np.arange(d), np.arange(d)] += reg_covar
-        return covariances
+        return covariances, None
 
     def precision_cholesky(self, covariances):
         return _matrices.precision_factor(covariances)
 
     def component_covariance(self, covariances, k):
         return covariances[k]
+
+    def colorize(self, z, covariances, k):
+        return _matrices.colorize(z, covariances[k])

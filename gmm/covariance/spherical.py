@@ -29,9 +29,10 @@ class Spherical(Diag):
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
 
-    def estimate_from_scatter(self, scatter, nk, reg_covar):
-        return super().estimate_from_scatter(scatter, nk, reg_covar).mean(axis=1)
+    def estimate(self, scatter, reg_covar, previous):
+        variances, state = super().estimate(scatter, reg_covar, previous)
+        return variances.mean(axis=1), state
 
-    def estimate(self, moments, nk, reg_covar, coefs):
-        means, variances = super().estimate(moments, nk, reg_covar, coefs)
-        return means, variances.mean(axis=1)
+    def colorize(self, z, covariances, k):
+        deviations = np.sqrt(np.asarray(covariances[k], dtype=np.float64))
+        return z * deviations.astype(z.dtype, copy=False)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import statistics
 from . import _matrices
-from .base import CollapsedComponentError, CovarianceFamily, full_scatter
+from .base import CollapsedComponentError, CovarianceFamily, kappa_max
 
 
 class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
@@ -17,6 +18,7 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
     """
 
     name = "tied"
+    scatter_kind = "pooled"
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_features, n_features)
@@ -39,7 +41,15 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
             const.astype(dtype)[:, None],
         )
 
+    def working_dtype(self, dtype, weights, means, prec_chol):
+        dtype = np.dtype(dtype)
+        if dtype == np.float64:
+            return dtype
+        kappa = self.expansion_condition(weights, means, prec_chol)
+        return dtype if np.max(kappa) <= kappa_max(dtype) else np.dtype(np.float64)
+
     def expansion_condition(self, weights, means, prec_chol):
+        """Condition estimate ``kappa_k`` of the expanded quadratic, per component."""
         d = means.shape[1]
         factor = prec_chol.astype(np.float64)
         inv_factor = np.linalg.solve(factor, np.eye(d))
@@ -63,21 +73,15 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         row_weight = resp.sum(axis=0)
         return resp @ X, (X * row_weight[:, None]).T @ X
 
-    def estimate(self, moments, nk, reg_covar, coefs):
-        sum_x, scatter = moments
-        means = sum_x / nk[:, None]
-        between = (nk[:, None] * means).T @ means
-        covariance = (scatter - between) / nk.sum()
-        covariance.flat[:: covariance.shape[0] + 1] += reg_covar
-        return means, covariance
+    def scatter(self, moments, nk, shift, coefs):
+        sum_x, second = moments
+        means, covariance = statistics.pooled_from_moments(sum_x, second, nk, shift)
+        return statistics.Scatter(nk, means, covariance, self.scatter_kind)
 
-    def centred_scatter(self, X, resp, means):
-        return full_scatter(X, resp, means)
-
-    def estimate_from_scatter(self, scatter, nk, reg_covar):
-        covariance = scatter.sum(axis=0) / nk.sum()
+    def estimate(self, scatter, reg_covar, previous):
+        covariance = scatter.covariances.copy()
         covariance.flat[:: covariance.shape[0] + 1] += reg_covar
-        return covariance
+        return covariance, None
 
     def precision_cholesky(self, covariances):
         try:
@@ -87,3 +91,6 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances
+
+    def colorize(self, z, covariances, k):
+        return _matrices.colorize(z, covariances)

@@ -150,7 +150,13 @@ def predict_data(est, X):
     return validation.check_predict_data(est, X)
 
 
-def map_rows(X, params: em.Parameters, family: CovarianceFamily, kernel: rows.RowKernel):
+def map_rows(
+    X,
+    params: em.Parameters,
+    family: CovarianceFamily,
+    log_const: np.ndarray,
+    kernel: rows.RowKernel,
+):
     """Apply a row kernel to data from :func:`predict_data` or ``fit_data(...).X``.
 
     Returns
@@ -162,14 +168,16 @@ def map_rows(X, params: em.Parameters, family: CovarianceFamily, kernel: rows.Ro
     if is_dask_collection(X):
         from . import dask_arrays
 
-        return dask_arrays.map_rows(X, params, family, kernel)
+        return dask_arrays.map_rows(X, params, family, log_const, kernel)
     if isinstance(X, FileRows):
         out = kernel.output(X.shape[0], params.means.shape[0], X.dtype)
         for start, block in X.blocks():
             rows.check_finite(block, start)
-            out[start : start + block.shape[0]] = rows.apply(block, params, family, kernel)
+            out[start : start + block.shape[0]] = rows.apply(
+                block, params, family, log_const, kernel
+            )
         return out
-    return rows.apply(X, params, family, kernel)
+    return rows.apply(X, params, family, log_const, kernel)
 
 
 def _file_rows(X) -> FileRows | None:

@@ -220,15 +220,15 @@ class DaskTrainingData(TrainingData):
         self.shift = shift
         self.in_memory = False
 
-    def expectation(self, params: em.Parameters):
+    def expectation(self, params: em.Parameters, log_const: np.ndarray):
         dask, _ = import_dask()
         # Each block runs em.expectation itself, so it computes exactly as in
         # memory (the working precision included); the M-step's coefficients come
         # from the same function on no rows.
         empty = np.empty((0, self.X.shape[1]), dtype=self.X.dtype)
-        _, coefs = em.expectation(self._chunks(empty, None), params)
+        _, coefs = em.expectation(self._chunks(empty, None), params, log_const)
         # One key for the parameters, fetched once per worker rather than once per block.
-        shared = dask.delayed(params, pure=True, traverse=False)
+        shared = dask.delayed((params, log_const), pure=True, traverse=False)
         blocks = self.X.to_delayed(optimize_graph=False).ravel()
         weights = (
             [None] * len(blocks)
@@ -260,10 +260,11 @@ class DaskTrainingData(TrainingData):
         return dask.compute(self.X[rows], w)
 
 
-def _block_statistics(Xb, wb, family, shift, n_components, params) -> em.Statistics | None:
+def _block_statistics(Xb, wb, family, shift, n_components, shared) -> em.Statistics | None:
     """Statistics of one block, by the in-memory E-step (None for an empty block)."""
+    params, log_const = shared
     chunks = em.ChunkedData(Xb, wb, family, shift, n_components, cache=False)
-    return em.expectation(chunks, params)[0]
+    return em.expectation(chunks, params, log_const)[0]
 
 
 def _add(*parts: em.Statistics | None) -> em.Statistics | None:
@@ -272,14 +273,20 @@ def _add(*parts: em.Statistics | None) -> em.Statistics | None:
 
 
 # =============================================================== prediction
-def map_rows(X, params: em.Parameters, family: CovarianceFamily, kernel: row_kernels.RowKernel):
+def map_rows(
+    X,
+    params: em.Parameters,
+    family: CovarianceFamily,
+    log_const: np.ndarray,
+    kernel: row_kernels.RowKernel,
+):
     """A lazy dask array of ``kernel`` applied to every block of X.
 
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
         From :func:`predict_data`.
-    params, family, kernel :
+    params, family, log_const, kernel :
         As in :func:`gmm.scale.rows.apply`.
 
     Returns
@@ -295,17 +302,18 @@ def map_rows(X, params: em.Parameters, family: CovarianceFamily, kernel: row_ker
             _block_rows,
             params,
             family,
+            log_const,
             kernel,
             chunks=(X.chunks[0], (n_components,)),
             dtype=meta.dtype,
             meta=meta,
         )
     return X.map_blocks(
-        _block_rows, params, family, kernel, drop_axis=1, dtype=meta.dtype, meta=meta
+        _block_rows, params, family, log_const, kernel, drop_axis=1, dtype=meta.dtype, meta=meta
     )
 
 
-def _block_rows(block, params, family, kernel, block_info=None):
+def _block_rows(block, params, family, log_const, kernel, block_info=None):
     first_row = 0 if block_info is None else block_info[0]["array-location"][0][0]
     row_kernels.check_finite(block, first_row)
-    return row_kernels.apply(block, params, family, kernel)
+    return row_kernels.apply(block, params, family, log_const, kernel)

@@ -76,7 +76,11 @@ ENTROPY = RowKernel(_entropy)
 
 
 def apply(
-    X: np.ndarray, params: em.Parameters, family: CovarianceFamily, kernel: RowKernel
+    X: np.ndarray,
+    params: em.Parameters,
+    family: CovarianceFamily,
+    log_const: np.ndarray,
+    kernel: RowKernel,
 ) -> np.ndarray:
     """Run ``kernel`` over the rows of an in-memory array, chunk by chunk.
 
@@ -86,6 +90,8 @@ def apply(
         Validated data in the model's dtype (or float64).
     params : Parameters
     family : CovarianceFamily
+    log_const : ndarray of shape (n_components,)
+        The estimator's per-component constant (see :func:`gmm.em.prepare`).
     kernel : RowKernel
 
     Returns
@@ -97,7 +103,7 @@ def apply(
     O(n·K·D²) time for 'full' and O(chunk·K) memory besides the result.
     """
     out = kernel.output(X.shape[0], params.means.shape[0], X.dtype)
-    for rows, log_prob in em.log_prob_chunks(X, params, family):
+    for rows, log_prob in em.log_prob_chunks(X, params, family, log_const):
         out[rows] = kernel.func(log_prob)
     return out
 

@@ -3,7 +3,9 @@
 :class:`TrainingData` holds validated rows, their weights and the shift (the
 weighted column mean that centres every chunk), and gives the EM loop the two
 things it needs: one fused E-step over all rows (:meth:`TrainingData.expectation`)
-and the initial parameters (:meth:`TrainingData.initial_parameters`). The rows
+and the statistics of the initial responsibilities
+(:meth:`TrainingData.initial_scatter`). It holds data only: the M-steps are
+the estimator's. The rows
 may be an ndarray or a :class:`~gmm.scale.files.FileRows`; the dask version in
 :mod:`gmm.scale.dask_arrays` overrides how rows are reached, not what is
 computed.
@@ -15,6 +17,7 @@ import numpy as np
 
 from .. import em
 from ..covariance import CovarianceFamily
+from ..statistics import Scatter
 from . import rows as row_kernels
 
 #: Rows the initializer sees by default when the data are not in memory.
@@ -69,40 +72,41 @@ class TrainingData:
         return self.X.shape[1]
 
     # ------------------------------------------------------------------- EM
-    def expectation(self, params: em.Parameters):
+    def expectation(self, params: em.Parameters, log_const: np.ndarray):
         """One fused E-step over all rows; see :func:`gmm.em.expectation`."""
-        return em.expectation(self.chunks, params)
+        return em.expectation(self.chunks, params, log_const)
 
-    def initial_parameters(
-        self, initializer, random_state, reg_covar: float, sample_size: int | None
-    ) -> em.Parameters:
-        """Initial parameters from ``initializer`` run on all rows or on a subsample.
+    def initial_scatter(
+        self, initializer, random_state, sample_size: int | None
+    ) -> tuple[Scatter, bool]:
+        """Statistics of the responsibilities ``initializer`` gives on all rows or a subsample.
 
         The initializer sees ``min(n_samples, sample_size)`` rows; ``None``
         means all rows for in-memory data and :data:`DEFAULT_INIT_SAMPLE_SIZE`
-        otherwise. On all rows this is scikit-learn's initialisation: an M-step
-        from the initial responsibilities. On a uniform random subsample the
-        M-step on the subsample is followed by one E-step and M-step over all
-        rows, so the weights and covariances describe all the data. Only the
-        subsample is brought into memory.
+        otherwise. Only the subsample is brought into memory. On all rows, an
+        M-step from the result is scikit-learn's initialisation; after a
+        subsample the estimator follows its M-step with one E-step and M-step
+        over all rows, so the weights and covariances describe all the data.
 
         Parameters
         ----------
         initializer : callable
-            From :mod:`gmm.initialization`.
+            ``initializer(X, n_components, random_state, sample_weight) -> resp``
+            (see :mod:`gmm.initialization`), validated.
         random_state : RandomState
             Draws the subsample, then seeds the initializer.
-        reg_covar : float
         sample_size : int or None
 
         Returns
         -------
-        Parameters
+        scatter : Scatter
+        subsampled : bool
+            Whether the initializer saw a subsample.
 
         Notes
         -----
         Cost: the initializer on the subsample (k-means: O(m·K·D) per Lloyd
-        iteration) plus, with a subsample, one pass over the data.
+        iteration) plus two passes over it for the statistics.
         """
         if sample_size is None and not self.in_memory:
             sample_size = DEFAULT_INIT_SAMPLE_SIZE
@@ -118,12 +122,7 @@ class TrainingData:
         else:
             X, w, chunks = self.all_rows()
         resp = initializer(X, self.n_components, random_state, w)
-        stats = em.statistics_from_resp(chunks, resp, self.n_components)
-        params = em.maximization(stats, self.family, reg_covar, self.shift, self.dtype)
-        if subsample:
-            stats, coefs = self.expectation(params)
-            params = em.maximization(stats, self.family, reg_covar, self.shift, self.dtype, coefs)
-        return params
+        return em.scatter_from_resp(chunks, resp, self.n_components), subsample
 
     # ------------------------------------------------------------------ rows
     def all_rows(self):

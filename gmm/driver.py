@@ -1,0 +1,335 @@
+"""The EM driver: the loop every mixture estimator shares.
+
+:class:`BaseMixture` owns what is the same for any mixture fitted by EM or its
+variants: ``n_init`` starts of at most ``max_iter`` iterations, the tolerance
+test, keeping the best start, ``warm_start``, verbose output, the
+``ConvergenceWarning``, the final E-step behind ``fit_predict``, the fitted
+state kept exactly on failure, and the prediction methods (``predict``,
+``predict_proba``, ``score_samples``, ``score``, ``sample``).
+
+A subclass declares the model by overriding the hooks, all abstract so the
+contract is in one place:
+
+- :meth:`~BaseMixture._check_parameters`: validate the constructor arguments;
+  return the covariance family and the initializer;
+- :meth:`~BaseMixture._initialize`: initial parameters of one start;
+- :meth:`~BaseMixture._estep_log_weights` and
+  :meth:`~BaseMixture._estep_log_normalizer`: what the E-step adds to
+  ``-maha / 2`` per component (``log pi_k`` and ``log det U_k - D/2 log 2 pi``
+  for maximum likelihood; expectations under the posterior for a variational
+  mixture);
+- :meth:`~BaseMixture._m_step`: parameters from the statistics
+  (:class:`gmm.statistics.Scatter`) and the previous parameters;
+- :meth:`~BaseMixture._lower_bound`: the objective whose change stops EM;
+- :meth:`~BaseMixture._get_parameters` / :meth:`~BaseMixture._set_parameters`:
+  between :class:`gmm.em.Parameters` and the fitted attributes.
+
+One iteration is ``data.expectation`` (the fused E-step over row chunks,
+:mod:`gmm.em`) → :func:`gmm.em.scatter` (the shared statistics step) →
+``_m_step`` (the family's constraint, the estimator's weights) →
+``_lower_bound``. The data may be in memory, memory-mapped or a dask array
+(:mod:`gmm.scale`); the loop does not ask.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from time import perf_counter
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import em, scale
+from .covariance import CovarianceFamily, get_family
+from .statistics import Scatter
+
+
+@contextmanager
+def state_kept_on_failure(est):
+    """Restore ``est``'s attributes exactly if the block raises (or is interrupted).
+
+    A failed or interrupted ``fit`` must leave a fitted model as it was; scikit-learn's
+    validation writes ``n_features_in_`` before the data are known to be good.
+    """
+    saved = est.__dict__.copy()
+    try:
+        yield
+    except BaseException:
+        est.__dict__.clear()
+        est.__dict__.update(saved)
+        raise
+
+
+class BaseMixture(DensityMixin, BaseEstimator, ABC):
+    """Base class of mixture estimators fitted by EM; see the module docstring.
+
+    Subclasses store their constructor arguments (scikit-learn's contract) and
+    must have at least ``n_components``, ``covariance_type``, ``tol``,
+    ``max_iter``, ``n_init``, ``random_state``, ``warm_start``, ``verbose`` and
+    ``verbose_interval``.
+    """
+
+    # ================================================================== hooks
+    @abstractmethod
+    def _check_parameters(self) -> tuple[CovarianceFamily, object]:
+        """Validate constructor arguments (never write them back).
+
+        Returns
+        -------
+        family : CovarianceFamily
+        initializer : callable
+            ``initializer(X, n_components, random_state, sample_weight) -> resp``.
+        """
+
+    @abstractmethod
+    def _initialize(self, data, family, initializer, random_state) -> em.Parameters:
+        """Initial parameters of one start, from ``data`` (a :mod:`gmm.scale` source)."""
+
+    @abstractmethod
+    def _estep_log_weights(self, params: em.Parameters) -> np.ndarray:
+        """Per-component log-weights the E-step adds, shape (K,), float64."""
+
+    @abstractmethod
+    def _estep_log_normalizer(self, params: em.Parameters, family) -> np.ndarray:
+        """Per-component log normaliser of the component densities, (K,), float64."""
+
+    @abstractmethod
+    def _m_step(
+        self, scatter: Scatter, previous: em.Parameters | None, family, dtype
+    ) -> em.Parameters:
+        """Parameters from the statistics; ``previous`` is None at a start."""
+
+    @abstractmethod
+    def _lower_bound(self, stats: em.Statistics, params: em.Parameters) -> float:
+        """The objective of the iteration whose E-step gave ``stats``.
+
+        ``params`` are the parameters after that iteration's M-step.
+        """
+
+    @abstractmethod
+    def _get_parameters(self) -> em.Parameters:
+        """The fitted parameters."""
+
+    @abstractmethod
+    def _set_parameters(self, params: em.Parameters, family) -> None:
+        """Store ``params`` as fitted attributes."""
+
+    # ==================================================================== fit
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Also a memory-mapped ``.npy`` or a dask array (see :mod:`gmm.scale`).
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights. An integer weight acts as repeating the row.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return ``predict(X)`` (the labels from one final E-step).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        X = self._fit(X, sample_weight)
+        return self._labels(X)
+
+    def _fit(self, X, sample_weight):
+        with state_kept_on_failure(self):
+            return self._run_em(X, sample_weight)
+
+    def _log_const(self, params: em.Parameters, family) -> np.ndarray:
+        with np.errstate(divide="ignore"):  # a weight of 0 gives -inf: never chosen
+            return self._estep_log_weights(params) + self._estep_log_normalizer(params, family)
+
+    def _run_em(self, X, sample_weight):
+        family, initializer = self._check_parameters()
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        data = scale.fit_data(self, X, sample_weight, family, reset=do_init)
+        dtype = data.dtype
+        random_state = check_random_state(self.random_state)
+        n_init = self.n_init if do_init else 1
+
+        best = None
+        for init in range(n_init):
+            self._verbose_init_start(init)
+            start_time = perf_counter()
+            if do_init:
+                params = self._initialize(data, family, initializer, random_state)
+                lower_bound = -np.inf
+            else:
+                params = self._get_parameters()
+                lower_bound = self.lower_bound_
+            lower_bounds: list[float] = []
+            converged = False
+            n_iter = 0
+            for n_iter in range(1, self.max_iter + 1):
+                previous = lower_bound
+                stats, coefs = data.expectation(params, self._log_const(params, family))
+                scatter = em.scatter(stats, family, data.shift, coefs, dtype)
+                params = self._m_step(scatter, params, family, dtype)
+                lower_bound = self._lower_bound(stats, params)
+                lower_bounds.append(lower_bound)
+                change = lower_bound - previous
+                self._verbose_iter(n_iter, change, start_time)
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            if self.max_iter > 0:
+                self._verbose_init_end(lower_bound, converged, start_time)
+            if best is None or lower_bound > best[0]:
+                best = (lower_bound, params, n_iter, lower_bounds, converged)
+
+        lower_bound, params, n_iter, lower_bounds, converged = best
+        if not converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different "
+                "init parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._set_parameters(params, family)
+        self.converged_ = converged
+        self.n_iter_ = n_iter
+        self.lower_bound_ = lower_bound
+        self.lower_bounds_ = lower_bounds
+        return data.X
+
+    # ============================================================= prediction
+    def _map_rows(self, X, kernel):
+        family = get_family(self.covariance_type)
+        params = self._get_parameters()
+        return scale.map_rows(X, params, family, self._log_const(params, family), kernel)
+
+    def _labels(self, X) -> np.ndarray:
+        return self._map_rows(X, scale.rows.LABELS)
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            O(n·K·D²) time for 'full', O(chunk·K) extra memory. A lazy dask
+            array for a dask X.
+        """
+        X = scale.predict_data(self, X)
+        return self._map_rows(X, scale.rows.LOG_LIKELIHOOD)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample of X.
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.score_samples(X), dtype=np.float64))
+
+    def predict(self, X):
+        """Most probable component of each sample.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            A lazy dask array for a dask X.
+        """
+        X = scale.predict_data(self, X)
+        return self._labels(X)
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+            Rows sum to 1. O(n·K) memory for the result. A lazy dask array
+            for a dask X.
+        """
+        X = scale.predict_data(self, X)
+        return self._map_rows(X, scale.rows.RESPONSIBILITIES)
+
+    # =============================================================== sampling
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the fitted mixture, in random order.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Without one, successive calls give different draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The component each sample came from.
+
+        Notes
+        -----
+        O(n·D² + K·D³) time for full covariances, O(n·D) for diagonal ones.
+        """
+        check_is_fitted(self)
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, (int, np.integer))
+            or n_samples < 1
+        ):
+            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        family = get_family(self.covariance_type)
+        params = self._get_parameters()
+        n_components, n_features = params.means.shape
+        weights = np.asarray(params.weights, dtype=np.float64)
+        counts = rng.multinomial(n_samples, weights / weights.sum())
+        X = np.empty((n_samples, n_features), dtype=params.means.dtype)
+        y = np.repeat(np.arange(n_components), counts)
+        start = 0
+        for k, count in enumerate(counts):
+            z = rng.standard_normal((count, n_features))
+            X[start : start + count] = params.means[k] + family.colorize(z, params.covariances, k)
+            start += count
+        order = rng.permutation(n_samples)
+        return X[order], y[order]
+
+    # ================================================================ verbose
+    def _verbose_init_start(self, init):
+        if self.verbose >= 1:
+            print(f"Initialization {init}")
+
+    def _verbose_iter(self, n_iter, change, start_time):
+        if n_iter % self.verbose_interval == 0:
+            if self.verbose == 1:
+                print(f"  Iteration {n_iter}")
+            elif self.verbose >= 2:
+                print(
+                    f"  Iteration {n_iter}\t time lapse {perf_counter() - start_time:.5f}s"
+                    f"\t ll change {change:.5f}"
+                )
+
+    def _verbose_init_end(self, lower_bound, converged, start_time):
+        if self.verbose == 1:
+            print(f"Initialization {'converged' if converged else 'did not converge'}.")
+        elif self.verbose >= 2:
+            state = "converged" if converged else "did not converge"
+            print(
+                f"Initialization {state}. time lapse {perf_counter() - start_time:.5f}s"
+                f"\t lower bound {lower_bound:.5f}."
+            )

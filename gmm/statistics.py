@@ -1,0 +1,194 @@
+"""The statistics step: summed moments or responsibilities → ``(nk, means, S_k)``.
+
+Every M-step starts from the same three things: the weighted count ``nk`` of
+each component, its weighted mean, and the scatter of its rows about that new
+mean, ``W_k = sum_n r_nk (x_n - m_k)(x_n - m_k)'``. A :class:`Scatter` carries
+them, with the scatter divided by ``nk`` (``S_k = W_k / nk``: the unconstrained
+maximum-likelihood covariance, what scikit-learn's M-step computes before
+``reg_covar``). Covariance families turn a :class:`Scatter` into covariances
+under their constraint (:meth:`gmm.covariance.CovarianceFamily.estimate`).
+
+What a family needs of the scatter is one of three *kinds*:
+
+- ``'full'``: ``S_k`` for every component, shape (K, D, D);
+- ``'diagonal'``: the diagonal of every ``S_k``, shape (K, D);
+- ``'pooled'``: the pooled scatter ``sum_k W_k / sum_k nk``, shape (D, D).
+
+The functions here compute each kind from the moments that the E-step kernels
+sum over row chunks, and, for the start of EM, from given responsibilities in
+two exact passes. They are written once and shared by every family.
+
+Everything here is a kernel: inputs are trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The kinds of scatter a family may ask for.
+KINDS = ("full", "diagonal", "pooled")
+
+
+@dataclass
+class Scatter:
+    """Counts, means and scatter of the components: the input of every M-step.
+
+    Attributes
+    ----------
+    nk : ndarray of shape (n_components,)
+        Weighted counts, plus ``10 · eps`` of the working dtype (scikit-learn's
+        guard against empty components), in float64.
+    means : ndarray of shape (n_components, n_features)
+        Weighted means, in the data's coordinates, float64.
+    covariances : ndarray
+        ``S_k = W_k / nk``: shape (K, D, D) for kind 'full', (K, D) for
+        'diagonal', (D, D) for 'pooled' (``sum_k W_k / sum_k nk``). float64,
+        without regularisation.
+    kind : str
+        One of :data:`KINDS`.
+    """
+
+    nk: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    kind: str
+
+    @property
+    def scatter(self) -> np.ndarray:
+        """``W_k = nk · S_k`` (the pooled ``W = sum_k nk · S``), unnormalised."""
+        if self.kind == "pooled":
+            return self.covariances * self.nk.sum()
+        return self.covariances * self.nk.reshape((-1,) + (1,) * (self.covariances.ndim - 1))
+
+
+def guarded_counts(nk: np.ndarray, dtype) -> np.ndarray:
+    """``nk + 10 · eps(dtype)``: no component divides by zero."""
+    return nk + 10 * np.finfo(dtype).eps
+
+
+# ------------------------------------------------------------- from moments
+def diagonal_from_moments(
+    stat: np.ndarray, nk: np.ndarray, shift: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means and diagonal ``S_k`` from ``sum r [x², x]`` (shape (K, 2D)), shifted data.
+
+    O(K·D).
+    """
+    d = stat.shape[1] // 2
+    means = stat[:, d:] / nk[:, None]
+    variances = stat[:, :d] / nk[:, None] - means * means
+    return means + shift, variances
+
+
+def full_from_moments(
+    raw: np.ndarray, nk: np.ndarray, shift: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means and ``S_k`` from ``sum r [x_i x_j (i<=j), x]`` (shape (K, D(D+1)/2 + D)).
+
+    O(K·D²).
+    """
+    n_components, d = raw.shape[0], shift.shape[0]
+    n_pairs = d * (d + 1) // 2
+    means = raw[:, n_pairs:] / nk[:, None]
+    rows, cols = np.triu_indices(d)
+    second = np.empty((n_components, d, d))
+    second[:, rows, cols] = raw[:, :n_pairs]
+    second[:, cols, rows] = raw[:, :n_pairs]
+    second /= nk[:, None, None]
+    return means + shift, second - means[:, :, None] * means[:, None, :]
+
+
+def full_from_whitened(
+    first: np.ndarray, gram: np.ndarray, nk: np.ndarray, centres: np.ndarray, factors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means and ``S_k`` from moments of whitened deviations ``y = (x - c) @ U``.
+
+    ``first = sum r y`` (G, D) and ``gram = sum r y'y`` (G, D, D) about centres
+    ``c`` (G, D) with factors ``U`` (G, D, D), all shifted: no digits cancel for
+    a component that is tight or far from the shift. O(G·D³).
+    """
+    d = factors.shape[-1]
+    inv = np.linalg.solve(factors, np.broadcast_to(np.eye(d), factors.shape))
+    # gram = U' S_c U with S_c the scatter about c: S_c = U⁻' gram U⁻¹.
+    scatter = np.swapaxes(inv, 1, 2) @ (gram / nk[:, None, None]) @ inv
+    # The mean moves by delta = E[y] @ U⁻¹ from c.
+    delta = np.einsum("gd,gde->ge", first / nk[:, None], inv)
+    covariances = scatter - delta[:, :, None] * delta[:, None, :]
+    return centres + delta, 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
+
+
+def pooled_from_moments(
+    sum_x: np.ndarray, second: np.ndarray, nk: np.ndarray, shift: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means and pooled ``S`` from ``sum r x`` (K, D) and ``sum w x x'`` (D, D). O(K·D²)."""
+    means = sum_x / nk[:, None]
+    between = (nk[:, None] * means).T @ means
+    return means + shift, (second - between) / nk.sum()
+
+
+# ------------------------------------------------------- from responsibilities
+def full_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """``W_k``, (K, D, D), about given means; ``resp`` is (K, n). O(n·K·D²)."""
+    scatter = np.empty((means.shape[0], X.shape[1], X.shape[1]))
+    for k, mean in enumerate(means):
+        dev = X - mean
+        scatter[k] = (dev * resp[k][:, None]).T @ dev
+    return scatter
+
+
+def diagonal_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Diagonal of ``W_k``, (K, D), about given means; ``resp`` is (K, n). O(n·K·D)."""
+    scatter = np.empty(means.shape)
+    for k, mean in enumerate(means):
+        dev = X - mean
+        scatter[k] = resp[k] @ (dev * dev)
+    return scatter
+
+
+_CENTRED_SCATTER = {"full": full_scatter, "diagonal": diagonal_scatter, "pooled": full_scatter}
+
+
+def from_responsibilities(
+    chunks, kind: str, n_components: int, shift: np.ndarray, dtype
+) -> Scatter:
+    """The exact :class:`Scatter` of given responsibilities, in two passes.
+
+    Parameters
+    ----------
+    chunks : callable
+        ``chunks()`` yields ``(Xc, resp_c, w_c)`` with ``Xc`` shifted rows in
+        float64, ``resp_c`` of shape (K, rows) already multiplied by the weights
+        ``w_c`` (or None); it is called twice.
+    kind : {'full', 'diagonal', 'pooled'}
+    n_components : int
+    shift : ndarray of shape (n_features,)
+        What was subtracted from the rows; added back to the means.
+    dtype : numpy dtype
+        The working dtype (for the guard on ``nk``).
+
+    Returns
+    -------
+    Scatter
+        The first pass finds each component's mean,
+        the second sums the scatter about it, so a component of one point, or
+        far from the rest, keeps its digits. O(n·K·D²) for 'full' and 'pooled',
+        O(n·K·D) for 'diagonal'.
+    """
+    nk = np.zeros(n_components)
+    sum_x = np.zeros((n_components, shift.shape[0]))
+    for Xc, resp, _ in chunks():
+        nk += resp.sum(axis=1)
+        sum_x += resp @ Xc
+    nk = guarded_counts(nk, dtype)
+    means = sum_x / nk[:, None]
+    scatter = None
+    for Xc, resp, _ in chunks():
+        part = _CENTRED_SCATTER[kind](Xc, resp, means)
+        scatter = part if scatter is None else scatter + part
+    if kind == "pooled":
+        covariances = scatter.sum(axis=0) / nk.sum()
+    else:
+        covariances = scatter / nk.reshape((-1,) + (1,) * (scatter.ndim - 1))
+    return Scatter(nk, means + shift, covariances, kind)
