@@ -54,6 +54,12 @@ def get_initializer(name: str | Callable) -> Initializer:
     """
     if callable(name):
         return from_callable(name)
+    if name is None:
+        raise ValueError(
+            "init_params is None: this model was probably loaded from a file and fitted "
+            "with a callable init_params, which files do not store. Set one with "
+            "set_params(init_params=...) (a name such as 'kmeans', or the callable) to refit."
+        )
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):

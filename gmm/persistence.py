@@ -233,6 +233,10 @@ def _encode_value(name: str, value: Any) -> Any:
     if isinstance(value, (np.random.RandomState, np.random.Generator)):
         # A generator's state is not a model parameter; the loaded model gets None.
         return None
+    if callable(value):
+        # Code is never stored in a model file (init_params=callable): the loaded
+        # model gets None, and a refit needs set_params(init_params=...).
+        return None
     raise TypeError(
         f"Cannot save parameter {name}={value!r} of type {type(value).__name__}: "
         "only numbers, strings, None, sequences and arrays can be stored."
@@ -492,7 +496,7 @@ class _Reader:
             )
         model = GaussianMixture(**params)
         try:
-            validation.check_parameters(model)
+            validation.check_parameters(model, for_fit=False)
         except (TypeError, ValueError) as error:
             self.fail(f"invalid constructor parameter: {error}")
         for name, value in values.items():

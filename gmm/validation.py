@@ -17,10 +17,12 @@ from .initialization import get_initializer
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def check_parameters(est) -> tuple[CovarianceFamily, object]:
+def check_parameters(est, *, for_fit: bool = True) -> tuple[CovarianceFamily, object]:
     """Validate constructor arguments; return the covariance family and initializer.
 
-    Constructor arguments are read, never written back.
+    Constructor arguments are read, never written back. With ``for_fit=False``
+    (a model read from a file) ``init_params=None`` is accepted, since files
+    do not store a callable ``init_params``; the initializer is then None.
     """
     _check_int(est.n_components, "n_components", minimum=1)
     _check_int(est.max_iter, "max_iter", minimum=0)
@@ -31,6 +33,8 @@ def check_parameters(est) -> tuple[CovarianceFamily, object]:
     if est.init_sample_size is not None:
         _check_int(est.init_sample_size, "init_sample_size", minimum=max(2, est.n_components))
     family = get_family(est.covariance_type)
+    if est.init_params is None and not for_fit:
+        return family, None
     initializer = get_initializer(est.init_params)
     return family, initializer
 

@@ -42,3 +42,91 @@ def test_random_from_data_picks_distinct_rows_with_positive_weight(moons):
     rows = np.flatnonzero(resp.sum(axis=1))
     assert len(rows) == 4 and np.all(rows < 10)
     np.testing.assert_array_equal(resp.sum(axis=0), np.ones(4))
+
+
+# ------------------------------------------------------- init_params as a callable
+def _kmeans_partition(X, n_components, random_state):
+    """What init_params='kmeans' does, written as a user's callable (one-hot rows)."""
+    labels = KMeans(n_components, n_init=1, random_state=random_state).fit(X).labels_
+    return np.eye(n_components)[labels]
+
+
+def test_callable_partition_gives_the_registered_kmeans_fit(moons):
+    from gmm import GaussianMixture
+
+    ours = GaussianMixture(4, init_params=_kmeans_partition, random_state=7).fit(moons)
+    ref = GaussianMixture(4, init_params="kmeans", random_state=7).fit(moons)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-12)
+    np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-12)
+    assert ours.n_iter_ == ref.n_iter_
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_callable_soft_responsibilities_start_with_their_m_step(moons, covariance_type):
+    """With max_iter=0 the model is the M-step from the callable's responsibilities."""
+    from gmm import GaussianMixture
+
+    resp = np.random.default_rng(0).dirichlet(np.ones(3), size=len(moons))
+    model = GaussianMixture(
+        3, covariance_type=covariance_type, init_params=lambda X, k, rs: resp, max_iter=0
+    ).fit(moons)
+    nk = resp.sum(axis=0)
+    np.testing.assert_allclose(model.weights_, nk / nk.sum(), rtol=1e-12)
+    np.testing.assert_allclose(model.means_, resp.T @ moons / nk[:, None], rtol=1e-12)
+    covs = np.array([np.cov(moons, rowvar=False, aweights=resp[:, k], bias=True) for k in range(3)])
+    if covariance_type == "diag":
+        covs = np.diagonal(covs, axis1=1, axis2=2)
+    else:
+        covs = covs + 1e-6 * np.eye(2)
+    np.testing.assert_allclose(
+        model.covariances_, covs + (1e-6 if covariance_type == "diag" else 0), rtol=1e-10
+    )
+
+
+def test_callable_receives_the_data_k_and_a_random_state(moons):
+    from gmm import GaussianMixture
+
+    seen = {}
+
+    def init(X, n_components, random_state):
+        seen.update(shape=X.shape, k=n_components, rs=type(random_state).__name__)
+        return _kmeans_partition(X, n_components, random_state)
+
+    GaussianMixture(2, init_params=init, random_state=0).fit(moons)
+    assert seen == {"shape": moons.shape, "k": 2, "rs": "RandomState"}
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda X, k: np.ones((len(X), k + 1)) / (k + 1), r"returned shape \(200, 4\), expected"),
+        (lambda X, k: np.ones(len(X)), "returned shape"),
+        (lambda X, k: np.full((len(X), k), np.nan), "NaN or infinity"),
+        (lambda X, k: np.tile([2.0, -1.0, 0.0], (len(X), 1)), "negative responsibilities"),
+        (lambda X, k: np.full((len(X), k), 0.5), "do not sum to 1"),
+        (lambda X, k: "labels", "numeric array"),
+    ],
+)
+def test_bad_callable_output_is_refused_and_keeps_the_fitted_model(moons, make, match):
+    from gmm import GaussianMixture
+
+    model = GaussianMixture(3, random_state=0).fit(moons)
+    before = {name: np.copy(value) for name, value in vars(model).items() if name.endswith("_")}
+    model.set_params(init_params=lambda X, k, rs: make(X, k))
+    with pytest.raises(ValueError, match=match):
+        model.fit(moons)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value)
+
+
+def test_callable_init_params_model_saves_and_loads(moons, tmp_path):
+    from gmm import GaussianMixture, load, save
+
+    model = GaussianMixture(3, init_params=_kmeans_partition, random_state=0).fit(moons)
+    save(model, tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert loaded.init_params is None  # the callable is not stored (documented)
+    np.testing.assert_array_equal(loaded.predict_proba(moons), model.predict_proba(moons))
+    with pytest.raises(ValueError, match="init_params"):
+        loaded.fit(moons)  # no initializer until set_params(init_params=...)
+    loaded.set_params(init_params="kmeans").fit(moons)

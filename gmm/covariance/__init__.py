@@ -17,9 +17,33 @@ _REGISTRY: dict[str, CovarianceFamily] = {}
 
 
 def register(family: CovarianceFamily) -> CovarianceFamily:
-    """Add a covariance family to the registry under ``family.name``."""
+    """Add a covariance family to the registry under ``family.name``.
+
+    From then on ``covariance_type=family.name`` works in every estimator,
+    :func:`gmm.sweep`, model files and the command line. Raises TypeError for
+    an object that is not a :class:`CovarianceFamily` (abstract methods left
+    unimplemented raise when it is instantiated) and ValueError for a name
+    already taken.
+    """
+    if not isinstance(family, CovarianceFamily):
+        raise TypeError(
+            f"register() takes a CovarianceFamily instance, got {type(family).__name__}."
+        )
+    if not isinstance(family.name, str) or not family.name:
+        raise ValueError("A covariance family needs a non-empty string `name` to be registered.")
+    if family.name in _REGISTRY:
+        raise ValueError(
+            f"A covariance family named {family.name!r} is already registered; "
+            "choose another name or unregister it first."
+        )
     _REGISTRY[family.name] = family
     return family
+
+
+def unregister(name: str) -> CovarianceFamily:
+    """Remove the family called ``name`` from the registry and return it."""
+    get_family(name)  # the error lists the valid names
+    return _REGISTRY.pop(name)
 
 
 for _family in (Spherical(), Diag(), Full(), Tied()):
@@ -54,4 +78,5 @@ __all__ = [
     "covariance_types",
     "get_family",
     "register",
+    "unregister",
 ]

@@ -1,0 +1,124 @@
+"""The shared statistics step against np.cov and np.average.
+
+Every kind of :class:`gmm.statistics.Scatter` (per-component full, diagonal,
+pooled), from summed moments and from responsibilities, must equal the weighted
+means and the biased weighted covariances that numpy computes directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gmm import em, statistics
+from gmm.covariance import get_family
+
+FAMILY_OF_KIND = {"full": "full", "diagonal": "diag", "pooled": "tied"}
+
+
+def _data(seed, n=400, d=3, k=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * [1.0, 3.0, 0.5][:d] + 100.0  # offset data
+    resp = rng.dirichlet(np.ones(k), size=n)
+    w = rng.uniform(0.5, 2.0, size=n)
+    return X, resp, w
+
+
+def _numpy_reference(X, resp, w):
+    """Weighted means and biased covariances per component (np.average, np.cov)."""
+    weights = resp * w[:, None]
+    means = np.array([np.average(X, axis=0, weights=weights[:, k]) for k in range(resp.shape[1])])
+    covs = np.array(
+        [np.cov(X, rowvar=False, aweights=weights[:, k], bias=True) for k in range(resp.shape[1])]
+    )
+    return weights.sum(axis=0), means, covs
+
+
+def _expected(kind, nk, covs):
+    if kind == "diagonal":
+        return np.diagonal(covs, axis1=1, axis2=2)
+    if kind == "pooled":
+        return np.tensordot(nk, covs, axes=1) / nk.sum()
+    return covs
+
+
+@pytest.mark.parametrize("kind", statistics.KINDS)
+def test_scatter_from_moments_equals_numpy(kind):
+    X, resp, w = _data(0)
+    family = get_family(FAMILY_OF_KIND[kind])
+    shift = X.mean(axis=0)
+    Xc = X - shift
+    params = em.Parameters(np.ones(3) / 3, np.zeros((3, 3)), None, None)
+    coefs = None
+    if kind == "full":  # the expanded formulation for every component
+        factor = np.broadcast_to(np.eye(3), (3, 3, 3)).copy()
+        coefs = family.coefficients(params.weights, params.means, factor)
+    moments = family.moments(Xc, family.features(Xc), (resp * w[:, None]).T, coefs, None)
+    nk = (resp * w[:, None]).sum(axis=0)
+    scatter = family.scatter(moments, nk, shift, coefs)
+    ref_nk, ref_means, ref_covs = _numpy_reference(X, resp, w)
+    assert scatter.kind == kind
+    np.testing.assert_allclose(scatter.nk, ref_nk, rtol=1e-12)
+    np.testing.assert_allclose(scatter.means, ref_means, rtol=1e-12)
+    np.testing.assert_allclose(scatter.covariances, _expected(kind, ref_nk, ref_covs), rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind", statistics.KINDS)
+def test_scatter_from_responsibilities_equals_numpy(kind):
+    X, resp, w = _data(1)
+    shift = X.mean(axis=0)
+
+    def chunks():  # two chunks, to show the passes sum over them
+        for rows in (slice(0, 150), slice(150, None)):
+            yield X[rows] - shift, (resp[rows] * w[rows, None]).T, w[rows]
+
+    scatter = statistics.from_responsibilities(chunks, kind, 3, shift, np.float64)
+    ref_nk, ref_means, ref_covs = _numpy_reference(X, resp, w)
+    np.testing.assert_allclose(scatter.nk, ref_nk, rtol=1e-12)
+    np.testing.assert_allclose(scatter.means, ref_means, rtol=1e-12)
+    np.testing.assert_allclose(scatter.covariances, _expected(kind, ref_nk, ref_covs), rtol=1e-10)
+    # W_k = nk S_k (pooled: sum_k W_k).
+    expected_w = _expected(kind, ref_nk, ref_covs) * (
+        ref_nk.sum()
+        if kind == "pooled"
+        else ref_nk.reshape((-1,) + (1,) * (ref_covs.ndim - 1 - (kind == "diagonal")))
+    )
+    np.testing.assert_allclose(scatter.scatter, expected_w, rtol=1e-10)
+
+
+def test_whitened_moments_give_the_same_scatter():
+    """The centred formulation's statistics equal np.cov about any centre and factor."""
+    X, resp, w = _data(2, k=2)
+    rng = np.random.default_rng(3)
+    # Centres near the data (the previous means, in EM): no digits cancel.
+    centres = X.mean(axis=0) + rng.standard_normal((2, 3))
+    factors = np.triu(rng.standard_normal((2, 3, 3))) + 3 * np.eye(3)
+    r = (resp * w[:, None]).T
+    white = np.matmul(X[None] - centres[:, None, :], factors)
+    first = np.einsum("gn,gnd->gd", r, white)
+    gram = np.einsum("gn,gnd,gne->gde", r, white, white)
+    means, covs = statistics.full_from_whitened(first, gram, r.sum(axis=1), centres, factors)
+    _, ref_means, ref_covs = _numpy_reference(X, resp, w)
+    np.testing.assert_allclose(means, ref_means, rtol=1e-11)
+    np.testing.assert_allclose(covs, ref_covs, rtol=1e-9, atol=1e-11)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), split=st.integers(1, 199))
+def test_pooled_is_the_count_weighted_mean_of_the_full_scatter(seed, split):
+    X, resp, w = _data(seed, n=200)
+    shift = np.zeros(3)
+
+    def chunks():
+        for rows in (slice(0, split), slice(split, None)):
+            yield X[rows], (resp[rows] * w[rows, None]).T, w[rows]
+
+    full = statistics.from_responsibilities(chunks, "full", 3, shift, np.float64)
+    pooled = statistics.from_responsibilities(chunks, "pooled", 3, shift, np.float64)
+    diagonal = statistics.from_responsibilities(chunks, "diagonal", 3, shift, np.float64)
+    np.testing.assert_allclose(pooled.scatter, full.scatter.sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(
+        diagonal.covariances, np.diagonal(full.covariances, axis1=1, axis2=2), rtol=1e-9
+    )
