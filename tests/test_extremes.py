@@ -210,7 +210,7 @@ def test_points_far_from_every_component(covariance_type, dtype):
 
 
 # ------------------------------------------------ known gaps (for the lead)
-# Fixed by the exact start: em.statistics_from_resp centres each component on its own
+# Fixed by the exact start: statistics.from_responsibilities centres each component on its own
 # mean, so a one-point component starts with covariance reg_covar, as in scikit-learn.
 @pytest.mark.parametrize(
     "covariance_type, init_params",

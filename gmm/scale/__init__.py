@@ -103,8 +103,8 @@ def fit_data(est, X, sample_weight, family: CovarianceFamily, *, reset: bool) ->
     -------
     TrainingData
         With ``X`` (validated: ndarray, :class:`FileRows` or persisted dask
-        array), ``dtype``, ``n_features``, ``shift``, ``expectation(params)``
-        and ``initial_parameters(...)``.
+        array), ``dtype``, ``n_features``, ``shift``, ``expectation(params, log_const)``
+        and ``initial_scatter(...)``.
 
     Raises
     ------

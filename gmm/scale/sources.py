@@ -39,7 +39,7 @@ class TrainingData:
         Weighted column mean of X, in float64.
     in_memory : bool, default=True
         Whether the initializer may see all rows by default (see
-        :meth:`initial_parameters`).
+        :meth:`initial_scatter`).
     """
 
     def __init__(
