@@ -193,16 +193,14 @@ def log_normalizer(params: Parameters, family: CovarianceFamily) -> np.ndarray:
     return np.asarray(log_det, dtype=np.float64) - 0.5 * n_features * _LOG_2PI
 
 
-def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray, log_const=None):
+def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray, log_const):
     """Per-iteration coefficients: ``(coefs, log_const)`` in the parameters' dtype.
 
     ``log_const`` (K,) is what the estimator adds to ``-maha / 2`` for each
-    component; None means maximum likelihood's ``log(weight) + log normaliser``.
+    component (its E-step hooks; ``log(weight) + log normaliser`` for maximum
+    likelihood).
     """
     dtype = params.means.dtype
-    if log_const is None:
-        with np.errstate(divide="ignore"):
-            log_const = np.log(params.weights.astype(np.float64)) + log_normalizer(params, family)
     coefs = family.coefficients(
         params.weights, (params.means - shift).astype(dtype), params.precisions_cholesky
     )

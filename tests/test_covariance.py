@@ -56,7 +56,7 @@ def test_log_density_equals_scipy(name, offset, d):
     weights = np.full(K, 1 / K)
     params = Parameters(weights, means, cov, family.precision_cholesky(cov))
     shift = X.mean(axis=0)
-    coefs, const = prepare(params, family, shift)
+    coefs, const = prepare(params, family, shift, _ml_log_const(params, family))
     Xc = X - shift
     log_prob, _ = weighted_log_prob(Xc, family.features(Xc), family, coefs, const)
     expected = np.column_stack(
@@ -81,7 +81,7 @@ def test_full_uses_centred_path_for_tight_components_and_stays_accurate():
     )
     params = Parameters(np.full(K, 1 / K), means, cov, family.precision_cholesky(cov))
     shift = X.mean(axis=0)
-    coefs, const = prepare(params, family, shift)
+    coefs, const = prepare(params, family, shift, _ml_log_const(params, family))
     assert coefs.centred.size == K and coefs.fast.size == 0
     Xc = X - shift
     log_prob, _ = weighted_log_prob(Xc, family.features(Xc), family, coefs, const)
@@ -97,7 +97,7 @@ def test_full_uses_fast_path_for_well_conditioned_components():
     cov = random_covariances(rng, "full", 4, 6)
     means = rng.normal(0, 3, size=(4, 6))
     params = Parameters(np.full(4, 0.25), means, cov, family.precision_cholesky(cov))
-    coefs, _ = prepare(params, family, np.zeros(6))
+    coefs, _ = prepare(params, family, np.zeros(6), _ml_log_const(params, family))
     assert coefs.fast.size == 4 and coefs.centred.size == 0
 
 
@@ -123,3 +123,10 @@ def test_tied_collapse_names_shared_covariance():
 def test_float32_collapse_message_suggests_float64():
     with pytest.raises(CollapsedComponentError, match="float64"):
         get_family("diag").precision_cholesky(np.zeros((2, 2), dtype=np.float32))
+
+
+def _ml_log_const(params, family):
+    """Maximum likelihood's E-step constant, log(weight) + log normaliser."""
+    from gmm.em import log_normalizer
+
+    return np.log(params.weights) + log_normalizer(params, family)

@@ -38,7 +38,7 @@ def test_statistics_add_up_over_row_splits():
         model.weights_, model.means_, model.covariances_, model.precisions_cholesky_
     )
     shift = X.mean(axis=0)
-    coefs, const = em.prepare(params, family, shift)
+    coefs, const = em.prepare(params, family, shift, _ml_log_const(params, family))
 
     def stats(rows):
         Xc = X[rows] - shift
@@ -143,3 +143,10 @@ def test_full_switches_to_centred_path_on_tight_data(monkeypatch):
     seen.clear()
     GaussianMixture(4, max_iter=3, tol=0, random_state=0).fit(_hard_data("tight std 1e-3"))
     assert seen and all(fast == 0 for fast, _ in seen)
+
+
+def _ml_log_const(params, family):
+    """Maximum likelihood's E-step constant, log(weight) + log normaliser."""
+    from gmm.em import log_normalizer
+
+    return np.log(params.weights) + log_normalizer(params, family)
