@@ -26,9 +26,13 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
+from .registry import Registry
+
 Initializer = Callable[[np.ndarray, int, np.random.RandomState, "np.ndarray | None"], np.ndarray]
 
-_REGISTRY: dict[str, Initializer] = {}
+_REGISTRY = Registry(
+    "init_params", "init_params", ", or a callable init(X, n_components, random_state) -> resp"
+)
 
 
 def register(name: str) -> Callable[[Initializer], Initializer]:
@@ -43,7 +47,7 @@ def register(name: str) -> Callable[[Initializer], Initializer]:
 
 def init_methods() -> tuple[str, ...]:
     """Names of all registered initializers."""
-    return tuple(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_initializer(name: str | Callable) -> Initializer:
@@ -60,14 +64,7 @@ def get_initializer(name: str | Callable) -> Initializer:
             "with a callable init_params, which files do not store. Set one with "
             "set_params(init_params=...) (a name such as 'kmeans', or the callable) to refit."
         )
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        valid = ", ".join(repr(n) for n in _REGISTRY)
-        raise ValueError(
-            f"Unknown init_params {name!r}. Valid init_params are: {valid}, or a callable "
-            "init(X, n_components, random_state) -> resp."
-        ) from None
+    return _REGISTRY.lookup(name)
 
 
 def from_callable(func: Callable) -> Initializer:

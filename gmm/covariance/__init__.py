@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
+from ..registry import Registry
 from .base import CollapsedComponentError, CovarianceFamily
 from .diag import Diag
 from .full import Full
 from .spherical import Spherical
 from .tied import Tied
 
-_REGISTRY: dict[str, CovarianceFamily] = {}
+_REGISTRY = Registry("covariance_type", "covariance types")
 
 
 def register(family: CovarianceFamily) -> CovarianceFamily:
@@ -52,7 +53,7 @@ for _family in (Spherical(), Diag(), Full(), Tied()):
 
 def covariance_types() -> tuple[str, ...]:
     """Names of all registered covariance families."""
-    return tuple(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_family(name: str) -> CovarianceFamily:
@@ -63,13 +64,7 @@ def get_family(name: str) -> CovarianceFamily:
     ValueError
         If no family has that name; the message lists the valid names.
     """
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        valid = ", ".join(repr(n) for n in _REGISTRY)
-        raise ValueError(
-            f"Unknown covariance_type {name!r}. Valid covariance types are: {valid}."
-        ) from None
+    return _REGISTRY.lookup(name)
 
 
 __all__ = [

@@ -48,6 +48,18 @@ def kappa_max(dtype) -> float:
     return EXPANSION_TOLERANCE[dtype] / np.finfo(dtype).eps
 
 
+def expansion_dtype(dtype, condition) -> np.dtype:
+    """``dtype`` if the expanded quadratic keeps its accuracy there, else float64.
+
+    ``condition`` holds the per-component estimates ``kappa_k`` (a callable
+    returning them, so float64 data never pay for them).
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.float64 or np.max(condition()) <= kappa_max(dtype):
+        return dtype
+    return np.dtype(np.float64)
+
+
 class CollapsedComponentError(ValueError):
     """A component's covariance is not positive definite (the component collapsed).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import statistics
-from .base import CollapsedComponentError, CovarianceFamily, kappa_max
+from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 
 
 class Diag(CovarianceFamily):
@@ -44,11 +44,7 @@ class Diag(CovarianceFamily):
         return np.ascontiguousarray(linear.T, dtype=means.dtype), const.astype(means.dtype)[:, None]
 
     def working_dtype(self, dtype, weights, means, prec_chol):
-        dtype = np.dtype(dtype)
-        if dtype == np.float64:
-            return dtype
-        kappa = self.expansion_condition(weights, means, prec_chol)
-        return dtype if np.max(kappa) <= kappa_max(dtype) else np.dtype(np.float64)
+        return expansion_dtype(dtype, lambda: self.expansion_condition(weights, means, prec_chol))
 
     def expansion_condition(self, weights, means, prec_chol):
         """Condition estimate ``kappa_k`` of the expanded quadratic, per component.

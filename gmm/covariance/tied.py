@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import statistics
 from . import _matrices
-from .base import CollapsedComponentError, CovarianceFamily, kappa_max
+from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 
 
 class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
@@ -42,11 +42,7 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         )
 
     def working_dtype(self, dtype, weights, means, prec_chol):
-        dtype = np.dtype(dtype)
-        if dtype == np.float64:
-            return dtype
-        kappa = self.expansion_condition(weights, means, prec_chol)
-        return dtype if np.max(kappa) <= kappa_max(dtype) else np.dtype(np.float64)
+        return expansion_dtype(dtype, lambda: self.expansion_condition(weights, means, prec_chol))
 
     def expansion_condition(self, weights, means, prec_chol):
         """Condition estimate ``kappa_k`` of the expanded quadratic, per component."""
