@@ -30,8 +30,10 @@ class GaussianMixture(BaseMixture):
     ----------
     n_components : int, default=1
         Number of mixture components.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
-        Structure of the covariances (see :mod:`gmm.covariance`).
+    covariance_type : {'full', 'tied', 'diag', 'spherical'} or str, default='full'
+        Structure of the covariances (see :mod:`gmm.covariance`): one of
+        ``gmm.covariance_types()``, which includes any family registered with
+        :func:`gmm.covariance.register`.
     tol : float, default=1e-3
         Stop when the mean log-likelihood gains less than ``tol`` in an iteration.
     reg_covar : float, default=1e-6
