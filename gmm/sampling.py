@@ -104,7 +104,7 @@ def colorize(z: np.ndarray, cov: np.ndarray | float, method: str = "cholesky") -
     """
     z = np.asarray(z)
     cov = np.asarray(cov, dtype=np.float64)
-    return Gaussian.from_psd_covariance(np.zeros(z.shape[1]), cov, method=method).colorize(z)
+    return Gaussian.from_psd_covariance(np.zeros(z.shape[-1]), cov, method=method).colorize(z)
 
 
 # ------------------------------------------------------------------ public API
