@@ -6,7 +6,9 @@ The squared Mahalanobis distance of ``n`` points is the squared norm of each
 for n numbers. Here every row is whitened on its own (a triangular solve with
 the Cholesky factor of the covariance, or a product with the Cholesky factor of
 the precision), in row chunks, so the cost is O(n·d²) time and O(chunk·d) extra
-memory, and no inverse matrix is ever formed.
+memory, and no inverse matrix is ever formed. The whitening and the
+log-density itself are those of :class:`gmm.gaussian.Gaussian`; this module
+validates the inputs and combines components.
 
 Every public function validates its inputs and then calls a kernel that trusts
 them. Covariances come in three forms, as in :mod:`gmm.covariance`: a scalar (a
@@ -16,68 +18,13 @@ symmetric positive-definite matrix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
 from .covariance import get_family
 from .em import chunk_rows
-
-_LOG_2PI = float(np.log(2 * np.pi))
-
-
-# ----------------------------------------------------------------- the kernel
-@dataclass(frozen=True)
-class _Gaussian:
-    """A validated Gaussian: its mean and a whitening factor.
-
-    ``kind`` says how a deviation ``x - mean`` is whitened:
-
-    - ``'scale'``: multiplied elementwise by ``factor`` (scalar or (d,)), the
-      inverse standard deviations;
-    - ``'cov_chol'``: solved against the lower Cholesky factor ``L`` of the
-      covariance (``cov = L @ L.T``);
-    - ``'prec_chol'``: multiplied by the upper factor ``U`` of the precision
-      (``inv(cov) = U @ U.T``, scikit-learn's ``precisions_cholesky_``).
-
-    ``log_det_u`` is ``-½ log det cov``, the log-determinant of the precision
-    factor.
-    """
-
-    mean: np.ndarray
-    kind: str
-    factor: np.ndarray
-    log_det_u: float
-
-    def log_pdf(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Log-density of every row of X. Kernel: no checking.
-
-        O(n·d²) time for a full factor (O(n·d) otherwise), O(chunk·d) extra memory.
-        """
-        n, d = X.shape
-        if out is None:
-            out = np.empty(n, dtype=X.dtype)
-        const = self.log_det_u - 0.5 * d * _LOG_2PI
-        rows = chunk_rows(d, X.dtype.itemsize)
-        for start in range(0, n, rows):
-            stop = min(start + rows, n)
-            out[start:stop] = -0.5 * self._squared_norms(X[start:stop]) + const
-        return out
-
-    def _squared_norms(self, X: np.ndarray) -> np.ndarray:
-        diff = X - self.mean
-        if self.kind == "scale":
-            diff *= self.factor
-            white = diff
-        elif self.kind == "prec_chol":
-            white = diff @ self.factor
-        else:
-            # (d, rows) right-hand side: diff.T is Fortran-ordered, so no copy.
-            white = solve_triangular(self.factor, diff.T, lower=True, check_finite=False).T
-        return np.einsum("ij,ij->i", white, white)
+from .gaussian import Gaussian, _as_finite
 
 
 # ------------------------------------------------------------------ public API
@@ -137,7 +84,7 @@ def mvn_logpdf(
     """
     X = _check_points(X)
     gaussian = _check_gaussian(mean, cov, prec_chol, X.shape[1], X.dtype)
-    return gaussian.log_pdf(X)
+    return gaussian.logpdf(X)
 
 
 def mvn_pdf(
@@ -242,7 +189,7 @@ def mixture_logpdf(
     return _mixture_log_pdf(X, weights, components)
 
 
-def _mixture_log_pdf(X: np.ndarray, weights: np.ndarray, components: list[_Gaussian]):
+def _mixture_log_pdf(X: np.ndarray, weights: np.ndarray, components: list[Gaussian]):
     """Kernel of :func:`mixture_logpdf`: rows chunked, components as columns."""
     n = X.shape[0]
     with np.errstate(divide="ignore"):
@@ -253,7 +200,7 @@ def _mixture_log_pdf(X: np.ndarray, weights: np.ndarray, components: list[_Gauss
         stop = min(start + rows, n)
         log_prob = np.empty((stop - start, len(components)), dtype=X.dtype)
         for k, component in enumerate(components):
-            component.log_pdf(X[start:stop], out=log_prob[:, k])
+            component.logpdf(X[start:stop], out=log_prob[:, k])
         log_prob += log_weights
         out[start:stop] = logsumexp(log_prob, axis=1)
     return out
@@ -275,16 +222,6 @@ def _check_points(X: ArrayLike) -> np.ndarray:
     if not np.all(np.isfinite(X)):
         raise ValueError("X contains NaN or infinity.")
     return X
-
-
-def _as_finite(value, name: str, dtype) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numeric, got {value!r}.") from None
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinity.")
-    return array
 
 
 def _check_weights(weights: ArrayLike, n_components: int) -> np.ndarray:
@@ -311,8 +248,8 @@ def _check_gaussian(
     n_features: int,
     dtype,
     name: str = "cov",
-) -> _Gaussian:
-    """Validate a mean and one covariance representation; build the kernel object.
+) -> Gaussian:
+    """Validate a mean and one covariance representation; build the Gaussian.
 
     The factorisation runs in float64; the factor is then cast to ``dtype`` so
     that float32 data is whitened in float32.
@@ -326,70 +263,5 @@ def _check_gaussian(
             f"{n_features} features (columns) of X."
         )
     if cov is not None:
-        kind, factor, log_det_u = _factor_from_covariance(cov, n_features, name)
-    else:
-        kind, factor, log_det_u = _factor_from_precision_cholesky(prec_chol, n_features)
-    return _Gaussian(mean, kind, np.asarray(factor, dtype=dtype), log_det_u)
-
-
-def _check_form(matrix: np.ndarray, name: str, n_features: int) -> None:
-    """Scalar, (d,) or (d, d); otherwise a ValueError naming the problem."""
-    if matrix.ndim == 1 and matrix.shape[0] != n_features:
-        raise ValueError(
-            f"{name} has shape {matrix.shape}, but the mean has {n_features} entries; "
-            f"a vector of variances needs shape ({n_features},)."
-        )
-    if matrix.ndim == 2:
-        if matrix.shape[0] != matrix.shape[1]:
-            raise ValueError(f"{name} must be square, got shape {matrix.shape}.")
-        if matrix.shape[0] != n_features:
-            raise ValueError(
-                f"{name} has shape {matrix.shape}, but the mean has {n_features} "
-                f"entries; expected ({n_features}, {n_features})."
-            )
-    if matrix.ndim > 2:
-        raise ValueError(
-            f"{name} must be a scalar, a vector of shape ({n_features},) or a matrix "
-            f"of shape ({n_features}, {n_features}); got shape {matrix.shape}."
-        )
-
-
-def _factor_from_covariance(cov, n_features: int, name: str) -> tuple[str, np.ndarray, float]:
-    cov = _as_finite(cov, name, np.float64)
-    _check_form(cov, name, n_features)
-    if cov.ndim < 2:
-        if np.any(cov <= 0):
-            raise ValueError(f"{name} must be positive: variances have to be > 0.")
-        std = np.sqrt(cov)
-        log_det_u = -float(np.sum(np.log(std))) * (n_features if cov.ndim == 0 else 1)
-        return "scale", 1.0 / std, log_det_u
-    scale = float(np.max(np.abs(cov)))
-    if not np.allclose(cov, cov.T, rtol=0, atol=1e-10 * scale):
-        raise ValueError(f"{name} must be symmetric.")
-    try:
-        lower = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        raise ValueError(
-            f"{name} is not positive definite (its Cholesky factorisation failed). "
-            "A singular covariance has no density; add a small multiple of the identity."
-        ) from None
-    return "cov_chol", lower, -float(np.sum(np.log(np.diag(lower))))
-
-
-def _factor_from_precision_cholesky(prec_chol, n_features: int) -> tuple[str, np.ndarray, float]:
-    factor = _as_finite(prec_chol, "prec_chol", np.float64)
-    _check_form(factor, "prec_chol", n_features)
-    if factor.ndim < 2:
-        if np.any(factor <= 0):
-            raise ValueError("prec_chol must be positive (inverse standard deviations).")
-        log_det_u = float(np.sum(np.log(factor))) * (n_features if factor.ndim == 0 else 1)
-        return "scale", factor, log_det_u
-    if np.any(np.tril(factor, -1) != 0):
-        raise ValueError(
-            "prec_chol must be upper triangular (U with inv(cov) = U @ U.T, as "
-            "GaussianMixture.precisions_cholesky_)."
-        )
-    diagonal = np.diag(factor)
-    if np.any(diagonal <= 0):
-        raise ValueError("prec_chol must have a positive diagonal.")
-    return "prec_chol", factor, float(np.sum(np.log(diagonal)))
+        return Gaussian.from_covariance(mean, cov, dtype=dtype, name=name)
+    return Gaussian.from_precision_cholesky(mean, prec_chol, dtype=dtype)

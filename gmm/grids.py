@@ -193,7 +193,7 @@ def _as_density(item: Any, index: int | None) -> Density:
     if index is not None and _is_pair(item):
         mean, cov = item
         gaussian = _check_gaussian(mean, cov, None, 2, np.float64, name=f"cov of {where}")
-        return lambda points: np.exp(gaussian.log_pdf(points))
+        return lambda points: np.exp(gaussian.logpdf(points))
     raise ValueError(
         f"{where} is not a density: expected a fitted model with score_samples, a "
         "callable on points of shape (n, 2), or (in a list) a (mean, cov) pair. "

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .covariance import get_family
+from .gaussian import Gaussian
 from .grids import evaluate_grid
 
 #: Okabe & Ito (2008), ordered so the first colors contrast most on white.
@@ -57,8 +58,9 @@ def plot_ellipses(
 
     The ellipse at ``n`` standard deviations holds the points at Mahalanobis
     distance ``n`` from the mean: its axes point along the eigenvectors of the
-    covariance and have half-lengths ``n·sqrt(eigenvalue)``. Fill opacity
-    follows the component weight.
+    covariance and have half-lengths ``n·sqrt(eigenvalue)``, the
+    :meth:`~gmm.gaussian.Gaussian.principal_axes` of the component's marginal
+    on ``dims``. Fill opacity follows the component weight.
 
     Parameters
     ----------
@@ -109,9 +111,12 @@ def plot_ellipses(
 
     patches = []
     for k, (mean, cov) in enumerate(zip(means, covariances, strict=True)):
-        block = cov[np.ix_((i, j), (i, j))]
-        values, vectors = np.linalg.eigh(block)
-        half_axes = np.sqrt(np.maximum(values, 0.0))
+        # The marginal of the two features, held by its eigendecomposition (the
+        # factor that would colorize its draws); a singular block still has axes.
+        marginal = Gaussian.from_psd_covariance(
+            mean[[i, j]], cov[np.ix_((i, j), (i, j))], method="eigh"
+        )
+        half_axes, vectors = marginal.principal_axes()
         angle = float(np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1])))
         color = colors[k % len(colors)]
         for radius in sorted(radii):

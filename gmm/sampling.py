@@ -4,29 +4,23 @@
 covariance is positive definite (the cheapest), or ``V @ diag(sqrt(s))`` from
 the eigendecomposition ``cov = V diag(s) V.T`` when it is only positive
 semi-definite. :func:`sample_mvn` (public, validating) and :func:`colorize`
-(the kernel that ``GaussianMixture.sample`` calls for every component) share
-the factor code, so both handle singular covariances the same way.
+(the kernel that ``GaussianMixture.sample`` calls for every component) both
+colorize through :meth:`gmm.gaussian.Gaussian.from_psd_covariance`, so they
+handle singular covariances the same way as each other and as the densities
+and plots built on :class:`gmm.gaussian.Gaussian`.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 
+from .gaussian import _CHECK_VALID, Gaussian, SingularCovarianceWarning
+
+__all__ = ["SingularCovarianceWarning", "colorize", "covariance_factor", "sample_mvn"]
+
 _METHODS = ("cholesky", "eigh")
-_CHECK_VALID = ("warn", "raise", "ignore")
-_NOT_PSD = "covariance is not symmetric positive-semidefinite."
-
-
-class SingularCovarianceWarning(UserWarning):
-    """The covariance is positive semi-definite but singular.
-
-    Its Cholesky factorisation fails, so the factor comes from an
-    eigendecomposition instead; the draws then lie in a lower-dimensional subspace.
-    """
 
 
 # ---------------------------------------------------------------------- kernels
@@ -38,7 +32,8 @@ def covariance_factor(
 ) -> np.ndarray:
     """A factor ``F`` with ``F @ F.T = cov``, or the standard deviations.
 
-    Kernel: shapes are trusted (validation lives in :func:`sample_mvn`).
+    Kernel: shapes are trusted (validation lives in :func:`sample_mvn`). The
+    factor is that of :meth:`gmm.gaussian.Gaussian.from_psd_covariance`.
 
     Parameters
     ----------
@@ -72,44 +67,11 @@ def covariance_factor(
     True
     """
     cov = np.asarray(cov, dtype=np.float64)
-    if cov.ndim < 2:
-        if np.any(cov < -tol * max(1.0, float(np.max(np.abs(cov))))):
-            _invalid(check_valid)
-        return np.sqrt(np.maximum(cov, 0.0))
-
-    symmetric = np.allclose(cov, cov.T, rtol=tol, atol=tol)
-    if symmetric and method == "cholesky":
-        try:
-            return np.linalg.cholesky(cov)
-        except np.linalg.LinAlgError:
-            pass  # not positive definite: the eigenvalues tell singular from invalid
-    values, vectors = np.linalg.eigh(0.5 * (cov + cov.T))
-    valid = symmetric and values[0] >= -tol * max(1.0, float(np.max(np.abs(values))))
-    if not valid:
-        _invalid(check_valid)
-    elif method == "cholesky":
-        warnings.warn(
-            "The covariance is positive semi-definite but singular, so it has no "
-            "Cholesky factor; sampling falls back to its eigendecomposition "
-            "(method='eigh').",
-            SingularCovarianceWarning,
-            stacklevel=3,
-        )
-    return vectors * np.sqrt(np.maximum(values, 0.0))
-
-
-def _invalid(check_valid: str) -> None:
-    if check_valid == "raise":
-        raise ValueError(_NOT_PSD)
-    if check_valid == "warn":
-        warnings.warn(_NOT_PSD, RuntimeWarning, stacklevel=4)
-
-
-def _apply_factor(z: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """``z @ F.T`` for a matrix factor, ``z * F`` for standard deviations."""
-    if factor.ndim < 2:
-        return z * factor.astype(z.dtype, copy=False)
-    return z @ factor.T.astype(z.dtype, copy=False)
+    mean = np.zeros(1 if cov.ndim == 0 else cov.shape[0])
+    gaussian = Gaussian.from_psd_covariance(
+        mean, cov, method=method, check_valid=check_valid, tol=tol
+    )
+    return gaussian.factor
 
 
 def colorize(z: np.ndarray, cov: np.ndarray | float, method: str = "cholesky") -> np.ndarray:
@@ -140,7 +102,9 @@ def colorize(z: np.ndarray, cov: np.ndarray | float, method: str = "cholesky") -
     >>> colorize(np.array([[1.0, 1.0]]), np.array([[4.0, 0.0], [0.0, 9.0]]))
     array([[2., 3.]])
     """
-    return _apply_factor(z, covariance_factor(cov, method))
+    z = np.asarray(z)
+    cov = np.asarray(cov, dtype=np.float64)
+    return Gaussian.from_psd_covariance(np.zeros(z.shape[-1]), cov, method=method).colorize(z)
 
 
 # ------------------------------------------------------------------ public API
@@ -220,10 +184,12 @@ def sample_mvn(
     else:
         rng = check_random_state(random_state)
 
-    factor = covariance_factor(cov, method, check_valid, tol)
+    gaussian = Gaussian.from_psd_covariance(
+        mean, cov, method=method, check_valid=check_valid, tol=tol
+    )
     n_draws = int(np.prod(shape, dtype=np.int64))
     z = rng.standard_normal((n_draws, mean.shape[0]))
-    samples = _apply_factor(z, factor)
+    samples = gaussian.colorize(z)
     samples += mean
     return samples.astype(mean.dtype, copy=False).reshape((*shape, mean.shape[0]))
 

@@ -1,8 +1,8 @@
 """Damaged model and data files: a clear error every time, never a crash, a hang,
 a memory blow-up or code execution.
 
-A bounded run of the fuzzer in ``experiments/fuzz.py`` (the long run is
-``python -m experiments.fuzz --seconds 600``), then the cases that matter most
+A bounded run of the fuzzer in ``tests/fuzzing.py`` (the long run is
+``python -m tests.fuzzing --seconds 600``), then the cases that matter most
 done exhaustively: truncations (every length through the zip directory), a
 declared 10¹² shape in every member, and a pickle payload in every member and
 as a data file. Damaged files are made with zipfile and numpy.lib.format
@@ -24,9 +24,10 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 
-from experiments import fuzz
 from gmm import GaussianMixture, ModelFileError, load, save
 from gmm.cli import main
+
+from . import fuzzing as fuzz
 
 
 @pytest.fixture(scope="module")

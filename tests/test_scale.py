@@ -21,9 +21,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from gmm import GaussianMixture, initialization
 from gmm.initialization import kmeans
-from gmm.parts import read_parts
 from gmm.scale import FileRows
 from gmm.scale.dask_arrays import DaskTrainingData
+from gmm.scale.parts import read_parts
 
 from .mixture_data import COVARIANCE_TYPES, make_mixture
 
@@ -410,7 +410,7 @@ def test_without_dask_a_dask_array_gets_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_importing_gmm_does_not_import_dask():
-    code = "import sys, gmm, gmm.scale, gmm.parts; print(sorted({'dask', 'distributed'} & set(sys.modules)))"
+    code = "import sys, gmm, gmm.scale, gmm.scale.parts; print(sorted({'dask', 'distributed'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import em
-from .scale.dask_arrays import import_dask
-from .scale.files import FileRows
+from .. import em
+from .dask_arrays import import_dask
+from .files import FileRows
 
 #: Target size of one block of a ``.npy`` part.
 BLOCK_BYTES = 128 * 2**20

@@ -1,6 +1,10 @@
 """Fuzzing: damaged model files and data files against ``gmm.load`` and the ``gmm`` command.
 
-    python -m experiments.fuzz --seconds 600 [--seed 0] [--out experiments/out/fuzz]
+    python -m tests.fuzzing --seconds 600 [--seed 0] [--out tests/out/fuzz]
+
+(from the repository's root). ``tests/test_fuzz.py`` runs a bounded number of
+cases on every test run; this module is the harness both share, like
+``tests/mixture_data.py`` for the data generators.
 
 Each case takes a valid input (a model file written by ``gmm.save``, a CSV or a
 ``.npy`` data file) and damages it. Blind damage: random bytes, truncation, bit
@@ -741,7 +745,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.fuzz",
+        prog="python -m tests.fuzzing",
         description="Fuzz gmm.load, gmm.cli.read_data and the gmm command line.",
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
