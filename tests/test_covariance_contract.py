@@ -98,9 +98,6 @@ class EqualSpherical(CovarianceFamily):
     def component_covariance(self, covariances, k):
         return covariances[k]
 
-    def colorize(self, z, covariances, k):
-        return z * np.sqrt(float(covariances[k]))
-
     def is_positive_definite(self, matrices):
         matrices = np.asarray(matrices)
         return bool(np.all(np.isfinite(matrices)) and np.all(matrices > 0))

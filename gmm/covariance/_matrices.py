@@ -52,15 +52,6 @@ def covariance_from_factor(factors: np.ndarray) -> np.ndarray:
     return (np.swapaxes(inv, -1, -2) @ inv).astype(factors.dtype, copy=False)
 
 
-def colorize(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
-    """``z @ L.T`` with ``L`` the lower Cholesky factor of one covariance (D, D).
-
-    The factor is computed in float64; the result has z's dtype. O(n·D² + D³).
-    """
-    factor = np.linalg.cholesky(np.asarray(covariance, dtype=np.float64))
-    return z @ factor.T.astype(z.dtype, copy=False)
-
-
 def is_spd(matrices: np.ndarray) -> bool:
     """True if every matrix in the stack is symmetric and positive definite."""
     matrices = np.asarray(matrices)

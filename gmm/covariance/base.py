@@ -273,17 +273,24 @@ class CovarianceFamily(ABC):
     def component_covariance(self, covariances: np.ndarray, k: int) -> np.ndarray | float:
         """Covariance of component ``k`` as a matrix (D, D), a vector (D,) or a scalar.
 
-        The forms :func:`gmm.mvn_logpdf` and :func:`gmm.sample_mvn` accept, so
-        densities and plots of a fitted component have one path.
+        The forms :class:`gmm.gaussian.Gaussian` (and so :func:`gmm.mvn_logpdf`
+        and :func:`gmm.sample_mvn`) accepts: densities, sampling and plots of a
+        fitted component have one path.
         """
 
-    @abstractmethod
     def colorize(self, z: np.ndarray, covariances: np.ndarray, k: int) -> np.ndarray:
-        """Standard normal draws ``z`` (n, D) → draws with component ``k``'s covariance.
+        """Standard normal draws ``z`` (n, D) → deviations with component ``k``'s covariance.
 
-        ``z @ L.T`` for a factor ``L L' = Sigma_k`` (for diagonal families, ``z``
-        times the standard deviations). In z's dtype. O(n·D²) or O(n·D).
+        ``z @ L.T`` for the Cholesky factor ``L L' = Sigma_k`` (for diagonal
+        families, ``z`` times the standard deviations), through
+        :class:`gmm.gaussian.Gaussian`, so sampling, densities and plots share
+        one factorisation. In z's dtype. O(n·D² + D³) or O(n·D). Override it
+        when the family holds a cheaper factor.
         """
+        from ..gaussian import Gaussian  # gaussian → em → covariance: import when sampling
+
+        cov = np.asarray(self.component_covariance(covariances, k), dtype=np.float64)
+        return Gaussian.from_psd_covariance(np.zeros(z.shape[-1]), cov).colorize(z)
 
     # ---------------------------------------------------------------- checks
     @abstractmethod

@@ -94,10 +94,6 @@ class Diag(CovarianceFamily):
     def component_covariance(self, covariances, k):
         return covariances[k]
 
-    def colorize(self, z, covariances, k):
-        deviations = np.sqrt(np.asarray(covariances[k], dtype=np.float64))
-        return z * deviations.astype(z.dtype, copy=False)
-
     def is_positive_definite(self, matrices):
         matrices = np.asarray(matrices)
         return bool(np.all(np.isfinite(matrices)) and np.all(matrices > 0))

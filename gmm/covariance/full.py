@@ -170,6 +170,3 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances[k]
-
-    def colorize(self, z, covariances, k):
-        return _matrices.colorize(z, covariances[k])

@@ -32,7 +32,3 @@ class Spherical(Diag):
     def estimate(self, scatter, reg_covar, previous):
         variances, state = super().estimate(scatter, reg_covar, previous)
         return variances.mean(axis=1), state
-
-    def colorize(self, z, covariances, k):
-        deviations = np.sqrt(np.asarray(covariances[k], dtype=np.float64))
-        return z * deviations.astype(z.dtype, copy=False)

@@ -87,6 +87,3 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances
-
-    def colorize(self, z, covariances, k):
-        return _matrices.colorize(z, covariances)

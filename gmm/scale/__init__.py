@@ -36,7 +36,7 @@ with checkpoints written on the client as fits finish::
         result = gmm.sweep(X, range(1, 21), n_jobs=-1, checkpoint="sweep.jsonl")
 
 Folders of ``.npy`` or ``.csv`` parts, and zarr stores, are read as dask arrays
-by :func:`gmm.parts.read_parts`.
+by :func:`gmm.scale.read_parts`.
 
 Examples
 --------
@@ -73,6 +73,7 @@ from ..covariance import CovarianceFamily
 from . import rows
 from .dask_arrays import is_dask_collection
 from .files import FileRows
+from .parts import read_parts
 from .sources import DEFAULT_INIT_SAMPLE_SIZE, TrainingData, check_n_samples, column_mean
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "fit_data",
     "map_rows",
     "predict_data",
+    "read_parts",
     "rows",
 ]
 
