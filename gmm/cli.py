@@ -343,34 +343,12 @@ def _covariance_names(text: str) -> str | list[str]:
 
 # ======================================================================= data
 def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
-    """Read DATA with :func:`gmm.datafiles.read_data`; its errors as :class:`CommandLineError`.
-
-    Parameters
-    ----------
-    path : str
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features)
-        float64 (float32 stays float32 for ``.npy``).
-    names : list of str or None
-        The CSV header, when the first row is not all numbers.
+    """DATA as :func:`gmm.datafiles.read_data` reads it: ``(X, names or None)``.
 
     Raises
     ------
     CommandLineError
-        For a file that is not numeric, finite, rectangular 2-D data.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from gmm.cli import read_data
-    >>> path = os.path.join(tempfile.mkdtemp(), "data.csv")
-    >>> with open(path, "w") as file:
-    ...     _ = file.write("height;weight\\n1.5;60\\n1.8;75\\n")
-    >>> X, names = read_data(path)
-    >>> X.tolist(), names
-    ([[1.5, 60.0], [1.8, 75.0]], ['height', 'weight'])
+        Instead of :class:`gmm.datafiles.DataFileError`, with the same message.
     """
     try:
         return datafiles.read_data(path)
