@@ -57,34 +57,43 @@ class CheckpointError(ValueError):
     """A checkpoint file cannot be used: other data or settings, or a damaged file."""
 
 
-def data_fingerprint(X: np.ndarray, sample_weight: np.ndarray | None) -> dict[str, Any]:
+def data_fingerprint(X, sample_weight: np.ndarray | None, dtype=None) -> dict[str, Any]:
     """SHA-256 of the data and the weights, with dtype and shape.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray, memory-mapped array or dask array of shape (n_samples, n_features)
     sample_weight : ndarray of shape (n_samples,) or None
+    dtype : numpy dtype, default=None
+        Hash X's values in this dtype (the one the fits use), so an integer
+        file and the same data as floats in memory have one fingerprint;
+        None: X's own dtype.
 
     Returns
     -------
     dict
         ``{"sha256", "shape", "dtype", "weighted"}``, JSON-serialisable.
-        O(n_samples · n_features) time; X is hashed in row blocks, so no copy of
-        the whole array is made.
+        O(n_samples · n_features) time; X is read and hashed in row blocks of
+        8 MB, so neither a copy of an in-memory X nor the whole of a
+        memory-mapped or dask X is ever in memory.
     """
+    dtype = np.dtype(X.dtype if dtype is None else dtype)
+    shape = tuple(int(n) for n in X.shape)
     digest = hashlib.sha256()
-    digest.update(f"X:{X.dtype.str}:{X.shape}".encode())
-    rows = max(1, (8 * 2**20) // max(1, X.shape[1] * X.dtype.itemsize))
-    for start in range(0, X.shape[0], rows):
-        digest.update(np.ascontiguousarray(X[start : start + rows]).tobytes())
+    digest.update(f"X:{dtype.str}:{shape}".encode())
+    rows = max(1, (8 * 2**20) // max(1, shape[1] * dtype.itemsize))
+    for start in range(0, shape[0], rows):
+        # np.asarray computes a dask block, and reads only this block of a memory map.
+        block = np.asarray(X[start : start + rows])
+        digest.update(np.ascontiguousarray(block, dtype=dtype).tobytes())
     if sample_weight is not None:
         w = np.ascontiguousarray(sample_weight)
         digest.update(f"w:{w.dtype.str}:{w.shape}".encode())
         digest.update(w.tobytes())
     return {
         "sha256": digest.hexdigest(),
-        "shape": list(X.shape),
-        "dtype": X.dtype.str,
+        "shape": list(shape),
+        "dtype": dtype.str,
         "weighted": sample_weight is not None,
     }
 

@@ -12,9 +12,6 @@ line).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import math
 import os
 import sys
 import warnings
@@ -23,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import datafiles
 from .covariance import covariance_types
 
 PROG = "gmm"
@@ -345,157 +343,17 @@ def _covariance_names(text: str) -> str | list[str]:
 
 # ======================================================================= data
 def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
-    """Read DATA: a ``.npy`` array or a CSV file.
-
-    Parameters
-    ----------
-    path : str
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features)
-        float64 (float32 stays float32 for ``.npy``).
-    names : list of str or None
-        The CSV header, when the first row is not all numbers.
+    """DATA as :func:`gmm.datafiles.read_data` reads it: ``(X, names or None)``.
 
     Raises
     ------
     CommandLineError
-        For a file that is not numeric, finite, rectangular 2-D data; the
-        message gives the line and column of the first bad cell.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from gmm.cli import read_data
-    >>> path = os.path.join(tempfile.mkdtemp(), "data.csv")
-    >>> with open(path, "w") as file:
-    ...     _ = file.write("height;weight\\n1.5;60\\n1.8;75\\n")
-    >>> X, names = read_data(path)
-    >>> X.tolist(), names
-    ([[1.5, 60.0], [1.8, 75.0]], ['height', 'weight'])
+        Instead of :class:`gmm.datafiles.DataFileError`, with the same message.
     """
-    if path.lower().endswith(".npy"):
-        return _read_npy(path), None
-    return _read_csv(path)
-
-
-def _read_npy(path: str) -> np.ndarray:
-    _check_npy_size(path)
     try:
-        X = np.load(path, allow_pickle=False)
-    except OSError:
-        raise  # no such file, a folder, ...: reported with the file name
-    except Exception as error:  # numpy raises ValueError, EOFError, BadZipFile, TokenError...
-        if "allow_pickle" in str(error):
-            raise CommandLineError(f"{path}: holds Python objects; DATA must be numbers") from None
-        raise CommandLineError(f"{path}: not a readable .npy file ({_one_line(error)})") from None
-    if not isinstance(X, np.ndarray):  # an .npz archive
-        X.close()
-        raise CommandLineError(f"{path}: DATA must be a numeric array, not an .npz archive")
-    if X.dtype.kind not in "biuf":
-        raise CommandLineError(f"{path}: DATA must be a numeric array")
-    if X.ndim != 2:
-        raise CommandLineError(
-            f"{path}: expected a 2-D array (n_samples, n_features), got shape {X.shape}"
-            + ("; save X.reshape(-1, 1) for one feature" if X.ndim == 1 else "")
-        )
-    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
-        row, column = np.argwhere(~np.isfinite(X))[0]
-        raise CommandLineError(
-            f"{path}: row {row}, column {column} is NaN or infinite; remove or impute "
-            "missing values first"
-        )
-    return X if X.dtype == np.float32 else X.astype(np.float64)
-
-
-def _check_npy_size(path: str) -> None:
-    """Refuse a header that declares more data than the file holds, before allocating.
-
-    ``np.load`` allocates the declared shape first, so a 40-byte file declaring
-    10¹² elements would otherwise ask for terabytes.
-    """
-    from numpy.lib import format as npy_format
-
-    with open(path, "rb") as file:
-        try:
-            version = npy_format.read_magic(file)
-            if version == (1, 0):
-                shape, _, dtype = npy_format.read_array_header_1_0(file)
-            else:
-                shape, _, dtype = npy_format.read_array_header_2_0(file)
-        except Exception:  # numpy's header parser raises more than ValueError
-            return  # not a valid header: np.load says why
-        available = os.fstat(file.fileno()).st_size - file.tell()
-    if dtype.hasobject:
-        return  # np.load refuses it without unpickling
-    declared = math.prod(shape) * dtype.itemsize
-    if declared > available:
-        raise CommandLineError(
-            f"{path}: the .npy header declares shape {shape} ({declared} bytes) but "
-            f"the file holds only {available} bytes"
-        )
-
-
-def _read_csv(path: str) -> tuple[np.ndarray, list[str] | None]:
-    with open(path, encoding="utf-8-sig", newline="") as file:
-        try:
-            text = file.read()
-        except UnicodeDecodeError:
-            raise CommandLineError(f"{path}: not a UTF-8 text file (CSV) or a .npy file") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise CommandLineError(f"{path}: the file is empty")
-    try:
-        dialect = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=",;\t| ")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = ","  # a single column has no delimiter to find
-    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter, skipinitialspace=True)
-    try:
-        rows = list(reader)
-    except csv.Error as error:
-        raise CommandLineError(f"{path}: not a readable CSV file ({error})") from None
-    names = None
-    first = [cell.strip() for cell in rows[0]]
-    if not all(_is_number(cell) for cell in first):
-        names = first
-        rows = rows[1:]
-        if len(set(names)) != len(names):
-            raise CommandLineError(f"{path}: the header has duplicate column names")
-    if not rows:
-        raise CommandLineError(f"{path}: no data rows")
-    width = len(first)
-    X = np.empty((len(rows), width))
-    offset = 2 if names is not None else 1
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise CommandLineError(
-                f"{path}: line {i + offset} has {len(row)} fields, expected {width}"
-            )
-        for j, cell in enumerate(row):
-            try:
-                value = float(cell)
-            except ValueError:
-                what = "an empty cell" if not cell.strip() else f"{cell.strip()!r}"
-                raise CommandLineError(
-                    f"{path}: line {i + offset}, column {j + 1}: {what} is not a number"
-                ) from None
-            if not math.isfinite(value):
-                raise CommandLineError(
-                    f"{path}: line {i + offset}, column {j + 1}: {cell.strip()!r} is not a "
-                    "finite number; remove or impute missing values first"
-                )
-            X[i, j] = value
-    return X, names
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+        return datafiles.read_data(path)
+    except datafiles.DataFileError as error:
+        raise CommandLineError(str(error)) from None
 
 
 def _with_names(X: np.ndarray, names: list[str] | None):
@@ -586,18 +444,16 @@ def _sweep(args) -> int:
     if args.out:
         from .persistence import save
 
-        model = GaussianMixtureIC(
-            list(args.k),
+        model = GaussianMixtureIC.from_sweep(
+            result,
+            feature_names_in=names,
+            n_components=list(args.k),
             covariance_type=args.covariance,
             criterion=args.criterion,
             n_init=args.n_init,
             random_state=args.seed,
             **_fit_params(args),
         )
-        model._set_result(result)
-        model.n_features_in_ = X.shape[1]
-        if names is not None:
-            model.feature_names_in_ = np.asarray(names, dtype=object)
         save(model, args.out)
     return 0
 
@@ -617,14 +473,15 @@ def _fit(args) -> int:
     from .selection import information_criteria
 
     X, names = read_data(args.data)
+    X = _with_names(X, names)
     model = GaussianMixture(
         args.k,
         covariance_type=args.covariance,
         n_init=args.n_init,
         random_state=args.seed,
         **_fit_params(args),
-    ).fit(_with_names(X, names))
-    criteria = information_criteria(model, X.astype(model_dtype(model), copy=False), None)
+    ).fit(X)
+    criteria = information_criteria(model, X, None)
     print(f"components: {args.k}, covariance: {args.covariance}")
     print(f"converged: {model.converged_} after {model.n_iter_} iterations")
     for key in ("log_likelihood", "aic", "bic", "icl"):

@@ -390,7 +390,7 @@ def test_bad_ic_predict_and_sample(fitted_ic):
 
 
 def test_keyboard_interrupt_during_ic_fit_keeps_the_fitted_selection(fitted_ic, monkeypatch):
-    from gmm import selection
+    from gmm.selection import search as selection
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -406,7 +406,7 @@ def test_keyboard_interrupt_during_sweep_keeps_finished_fits(tmp_path, monkeypat
     """An interrupted sweep keeps every finished fit in its checkpoint; the rerun
     fits only the rest and gives the uninterrupted table. (A SIGKILL is tested in
     test_checkpoint.py::test_sweep_killed_with_sigkill_resumes_to_the_same_table.)"""
-    from gmm import selection
+    from gmm.selection import search as selection
 
     path = tmp_path / "sweep.jsonl"
     real = selection.fit_point
@@ -415,7 +415,7 @@ def test_keyboard_interrupt_during_sweep_keeps_finished_fits(tmp_path, monkeypat
     def interrupted_after_two(*args, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt
-        calls.append(args[3:5])
+        calls.append(args[2:4])  # fit_point(X, w, k, covariance_type, params)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(selection, "fit_point", interrupted_after_two)
@@ -427,7 +427,7 @@ def test_keyboard_interrupt_during_sweep_keeps_finished_fits(tmp_path, monkeypat
     refitted = []
 
     def counting(*args, **kwargs):
-        refitted.append(args[3:5])
+        refitted.append(args[2:4])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(selection, "fit_point", counting)

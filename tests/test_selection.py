@@ -27,7 +27,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from gmm import GaussianMixture, GaussianMixtureIC, SweepResult, sweep
-from gmm.selection import COLUMNS, _blas_threads
+from gmm.selection import COLUMNS
+from gmm.selection.parallel import blas_threads as _blas_threads
 
 TYPES = ("spherical", "diag", "full", "tied")
 
@@ -397,3 +398,146 @@ def test_estimator_in_a_pipeline(blobs):
     direct = GaussianMixtureIC(range(1, 5), covariance_type="full", random_state=0).fit(scaled)
     assert np.array_equal(pipe.predict(blobs), direct.predict(scaled))
     assert pipe.score(blobs) == direct.score(scaled)
+
+
+# ------------------------------------------------------------- data sources
+# Reference: the same sweep on the in-memory array. Memory maps and dask arrays
+# must give its table, without being brought into memory whole.
+NUMERIC = ("log_likelihood", "n_parameters", "aic", "bic", "icl")
+SOURCE_GRID = dict(n_components=[1, 2, 3], covariance_types=["full", "diag"], progress=False)
+
+
+def source(kind, X, tmp_path):
+    if kind == "memmap":
+        np.save(tmp_path / "X.npy", X)
+        return np.load(tmp_path / "X.npy", mmap_mode="r")
+    da = pytest.importorskip("dask.array")
+    return da.from_array(X, chunks=40)
+
+
+def assert_same_table(table, reference, rtol):
+    assert len(table) == len(reference)
+    for row, ref in zip(table, reference, strict=True):
+        assert row["error"] is None and ref["error"] is None
+        for key in ("n_components", "covariance_type", "converged", "n_iter"):
+            assert row[key] == ref[key]
+        for key in NUMERIC:
+            np.testing.assert_allclose(row[key], ref[key], rtol=rtol, err_msg=f"{key} {row}")
+
+
+@pytest.mark.parametrize("kind", ["memmap", "dask"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sweep_on_a_memory_map_or_dask_array_gives_the_in_memory_table(
+    tmp_path, blobs, kind, weighted
+):
+    w = np.random.default_rng(0).integers(1, 4, len(blobs)) if weighted else None
+    reference = sweep(blobs, sample_weight=w, **SOURCE_GRID)
+    result = sweep(source(kind, blobs, tmp_path), sample_weight=w, **SOURCE_GRID)
+    assert_same_table(result.table, reference.table, rtol=1e-9)
+    assert result.best_params_ == reference.best_params_
+
+
+def test_memory_map_goes_to_the_fits_as_it_is_and_is_scored_in_blocks(tmp_path, blobs, monkeypatch):
+    from gmm.selection import search
+
+    mapped = source("memmap", blobs, tmp_path)
+    fitted_on, scored_rows = [], []
+    real_fit, real_score = GaussianMixture.fit, GaussianMixture.score_samples
+
+    def spy_fit(self, X, *args, **kwargs):
+        fitted_on.append(X)
+        return real_fit(self, X, *args, **kwargs)
+
+    def spy_score(self, X):
+        scored_rows.append(len(X))
+        return real_score(self, X)
+
+    monkeypatch.setattr(GaussianMixture, "fit", spy_fit)
+    monkeypatch.setattr(GaussianMixture, "score_samples", spy_score)
+    # At most 20 rows of 2 features (fewer when K > 2) per block.
+    monkeypatch.setattr(search, "BLOCK_BYTES", 8 * 2 * 20)
+    result = sweep(mapped, **SOURCE_GRID)
+    monkeypatch.undo()
+    assert fitted_on and all(X is mapped for X in fitted_on)
+    assert scored_rows and max(scored_rows) <= 20 < len(blobs)
+    assert_same_table(result.table, sweep(blobs, **SOURCE_GRID).table, rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["memmap", "dask"])
+def test_checkpoint_of_the_array_is_reused_for_its_memory_map_or_dask_array(
+    tmp_path, blobs, monkeypatch, kind
+):
+    from gmm.selection import search
+
+    path = tmp_path / "sweep.jsonl"
+    first = sweep(blobs, checkpoint=path, **SOURCE_GRID)
+    calls = []
+    real = search.fit_point
+
+    def counting(*args, **kwargs):
+        calls.append(args[2:4])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "fit_point", counting)
+    second = sweep(source(kind, blobs, tmp_path), checkpoint=path, **SOURCE_GRID)
+    # Same data, same fingerprint: only the best model is refitted.
+    assert calls == [tuple(first.best_params_.values())]
+    assert second.table.to_records() == first.table.to_records()
+
+
+@pytest.mark.parametrize("kind", ["memmap", "dask"])
+def test_estimator_fits_and_predicts_memory_maps_and_dask_arrays(tmp_path, blobs, kind):
+    params = dict(covariance_type=["full", "diag"], random_state=0)
+    reference = GaussianMixtureIC([1, 2, 3], **params).fit(blobs)
+    data = source(kind, blobs, tmp_path)
+    model = GaussianMixtureIC([1, 2, 3], **params).fit(data)
+    assert model.best_params_ == reference.best_params_
+    assert model.n_features_in_ == reference.n_features_in_
+    assert_same_table(model.table_, reference.table_, rtol=1e-9)
+    labels = model.predict(data)
+    labels = labels.compute() if hasattr(labels, "compute") else labels
+    assert np.array_equal(labels, reference.predict(blobs))
+    np.testing.assert_allclose(
+        np.asarray(model.score_samples(data)), reference.score_samples(blobs), rtol=1e-9
+    )
+
+
+# --------------------------------------------------------------- from_sweep
+def test_from_sweep_equals_fit(blobs):
+    params = dict(n_components=[1, 2, 3], covariance_type="full", random_state=0)
+    fitted = GaussianMixtureIC(**params).fit(blobs)
+    result = sweep(blobs, [1, 2, 3], "full", random_state=0, progress=False)
+    built = GaussianMixtureIC.from_sweep(result, **params)
+    assert built.get_params() == fitted.get_params()
+    assert built.best_params_ == fitted.best_params_
+    assert (built.n_components_, built.covariance_type_) == (
+        fitted.n_components_,
+        fitted.covariance_type_,
+    )
+    assert built.n_features_in_ == fitted.n_features_in_
+    assert without_seconds(built.table_) == without_seconds(fitted.table_)
+    assert np.array_equal(built.predict_proba(blobs), fitted.predict_proba(blobs))
+    assert built.sweep_result_ is result and built.best_estimator_ is result.best_estimator_
+
+
+def test_from_sweep_takes_feature_names(blobs):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(blobs, columns=["a", "b"])
+    result = sweep(blobs, [1, 2], "diag", progress=False)
+    named = GaussianMixtureIC.from_sweep(result, feature_names_in=["a", "b"])
+    assert list(named.feature_names_in_) == list(
+        GaussianMixtureIC([1, 2]).fit(frame).feature_names_in_
+    )
+    from_frame = GaussianMixtureIC.from_sweep(sweep(frame, [1, 2], "diag", progress=False))
+    assert list(from_frame.feature_names_in_) == ["a", "b"]
+    assert not hasattr(GaussianMixtureIC.from_sweep(result), "feature_names_in_")
+    assert named.criterion == result.criterion
+
+
+def test_from_sweep_refuses_bad_input(blobs, blob_sweep):
+    with pytest.raises(TypeError, match="needs a SweepResult"):
+        GaussianMixtureIC.from_sweep(blob_sweep.table)
+    with pytest.raises(ValueError, match="1 name"):
+        GaussianMixtureIC.from_sweep(blob_sweep, feature_names_in=["a"])
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        GaussianMixtureIC.from_sweep(blob_sweep, colour="red")

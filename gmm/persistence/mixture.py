@@ -1,0 +1,172 @@
+"""The :class:`~gmm.GaussianMixture` codec: its arrays, scalars and parameters.
+
+Members ``model.<attribute>.npy`` hold the fitted arrays, bit for bit; the
+metadata section ``"model"`` holds the covariance type, K, D, the dtype, the
+scalar fitted attributes and the constructor parameters. Reading checks every
+array's shape and dtype against K, D and the family before reading it, then
+the values: finite, weights in [0, 1] summing to 1, and the family's own checks
+of covariances, precisions and their Cholesky factors
+(``CovarianceFamily.check_fitted``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .. import validation
+from ..covariance import get_family
+from ..estimator import GaussianMixture
+from .file import Codec, ModelReader, names_array
+from .params import decode_params, encode_params
+
+_MODEL_ARRAYS = (
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_",
+    "precisions_cholesky_",
+)
+
+
+def encode(model: GaussianMixture, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The ``"model"`` section of a fitted GaussianMixture; its arrays go to ``arrays``."""
+    check_is_fitted(model)
+    return {"model": encode_section(model, arrays)}
+
+
+def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The ``"model"`` section of a fitted mixture (no fitted check: the caller made it)."""
+    for name in _MODEL_ARRAYS:
+        arrays[f"model.{name}"] = np.asarray(getattr(mixture, name))
+    arrays["model.lower_bounds_"] = np.asarray(mixture.lower_bounds_, dtype=np.float64)
+    if hasattr(mixture, "feature_names_in_"):
+        arrays["model.feature_names_in_"] = names_array(mixture.feature_names_in_)
+    params = encode_params(mixture.get_params(deep=False), arrays)
+    n_components, n_features = mixture.means_.shape
+    return {
+        "covariance_type": mixture.covariance_type,
+        "n_components": int(n_components),
+        "n_features": int(n_features),
+        "dtype": mixture.means_.dtype.name,
+        "params": params,
+        "converged_": bool(mixture.converged_),
+        "n_iter_": int(mixture.n_iter_),
+        "lower_bound_": float(mixture.lower_bound_),
+        "n_features_in_": int(mixture.n_features_in_),
+    }
+
+
+def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixture, set[str]]:
+    """The fitted GaussianMixture of the ``"model"`` section, checked; and the members read.
+
+    O(K·D³) time for the checks of 'full' covariances.
+    """
+    section = reader.section(metadata, "model")
+    covariance_type = reader.field(section, "covariance_type", str)
+    try:
+        family = get_family(covariance_type)
+    except ValueError as error:
+        reader.fail(str(error))
+    k = reader.field(section, "n_components", int)
+    d = reader.field(section, "n_features", int)
+    if k < 1 or d < 1:
+        reader.fail(f"n_components and n_features must be >= 1, got {k} and {d}")
+    dtype_name = reader.field(section, "dtype", str)
+    if dtype_name not in ("float32", "float64"):
+        reader.fail(f"dtype must be float32 or float64, got {dtype_name!r}")
+    dtype = np.dtype(dtype_name)
+    cov_shape = family.shape(k, d)
+    shapes = {
+        "weights_": (k,),
+        "means_": (k, d),
+        "covariances_": cov_shape,
+        "precisions_": cov_shape,
+        "precisions_cholesky_": cov_shape,
+    }
+    values = {name: reader.array(f"model.{name}", shape, dtype) for name, shape in shapes.items()}
+    used = {f"model.{name}" for name in shapes}
+    n_iter = reader.field(section, "n_iter_", int)
+    if n_iter < 0:
+        reader.fail(f"n_iter_ must be >= 0, got {n_iter}")
+    lower_bounds = reader.array("model.lower_bounds_", (n_iter,), np.float64)
+    used.add("model.lower_bounds_")
+    _check_values(reader, family, values, lower_bounds, dtype)
+
+    params, param_arrays = decode_params(reader, section.get("params"), "model", GaussianMixture)
+    used |= param_arrays
+    # Both must be present: a missing one would take the constructor's default.
+    if params.get("n_components") != k:
+        reader.fail(f"params say n_components={params.get('n_components')!r}, arrays hold {k}")
+    if params.get("covariance_type") != covariance_type:
+        reader.fail(
+            f"params say covariance_type={params.get('covariance_type')!r}, "
+            f"the model is {covariance_type!r}"
+        )
+    model = GaussianMixture(**params)
+    try:
+        validation.check_parameters(model, for_fit=False)
+    except (TypeError, ValueError) as error:
+        reader.fail(f"invalid constructor parameter: {error}")
+    for name, value in values.items():
+        setattr(model, name, value)
+    model.lower_bounds_ = lower_bounds.tolist()
+    model.converged_ = reader.field(section, "converged_", bool)
+    model.n_iter_ = n_iter
+    model.lower_bound_ = float(reader.field(section, "lower_bound_", float))
+    if reader.field(section, "n_features_in_", int) != d:
+        reader.fail(f"n_features_in_ is {section['n_features_in_']}, the means have {d}")
+    model.n_features_in_ = d
+    _check_usable(reader, model, k)
+    if "model.feature_names_in_" in reader.members:
+        model.feature_names_in_ = reader.names_array("model.feature_names_in_", d)
+        used.add("model.feature_names_in_")
+    return model, used
+
+
+def _check_values(reader: ModelReader, family, values, lower_bounds, dtype) -> None:
+    for name, value in values.items():
+        if not np.all(np.isfinite(value)):
+            reader.fail(f"{name} contains NaN or infinity")
+    if np.any(np.isnan(lower_bounds)):
+        reader.fail("lower_bounds_ contains NaN")
+    weights = values["weights_"]
+    # EM's weights carry rounding: a single component's weight can be 1 + eps.
+    tolerance = max(1e-6, 4 * weights.size * float(np.finfo(dtype).eps))
+    if np.any(weights < 0) or np.any(weights > 1 + tolerance):
+        reader.fail("weights_ must lie in [0, 1]")
+    total = float(np.sum(weights, dtype=np.float64))
+    if abs(total - 1.0) > tolerance:
+        reader.fail(f"weights_ sum to {total!r}, not 1")
+    try:
+        family.check_fitted(
+            values["covariances_"],
+            values["precisions_"],
+            values["precisions_cholesky_"],
+            dtype,
+        )
+    except ValueError as error:
+        reader.fail(str(error))
+
+
+def _check_usable(reader: ModelReader, model: GaussianMixture, k: int) -> None:
+    # Finite, positive-definite values can still be too large to compute with.
+    probe = model.means_[:: max(1, k // 64)]
+    try:
+        with np.errstate(all="ignore"):
+            usable = np.all(np.isfinite(model.score_samples(probe))) and np.all(
+                np.isfinite(model.predict_proba(probe))
+            )
+    except ValueError:  # gmm.em.OutOfRangeError: the squared distances overflow
+        usable = False
+    if not usable:
+        reader.fail(
+            "the parameters are too large to compute with (non-finite "
+            "log-densities at the model's own means)"
+        )
+
+
+#: GaussianMixture: encoder and decoder.
+CODEC = Codec(GaussianMixture, encode, decode)

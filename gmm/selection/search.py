@@ -1,0 +1,483 @@
+"""The sweep: fit every grid point, score it, keep the best.
+
+:func:`sweep` checks its arguments once, then fits one
+:class:`~gmm.GaussianMixture` per grid point with :func:`fit_point` (through
+:func:`gmm.selection.parallel.run`, in this process or in joblib workers),
+records each finished fit in a checkpoint when asked (:mod:`gmm.checkpoint`)
+and returns a :class:`~gmm.selection.table.SweepResult`. The criteria of a
+fitted model come from its public ``score_samples`` and ``predict_proba``
+through the formulas of :mod:`gmm.criteria` (:func:`information_criteria`), so
+every data source the estimator takes (arrays, memory-mapped files, dask
+arrays) is scored the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array
+
+from .. import criteria, validation
+from ..checkpoint import Checkpoint, data_fingerprint
+from ..covariance import covariance_types as registered_covariance_types
+from ..covariance import get_family
+from ..estimator import GaussianMixture
+from ..scale.dask_arrays import is_dask_collection
+from . import parallel
+from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
+
+# Set by the grid, not by ``**estimator_params``.
+_GRID_PARAMS = ("n_components", "covariance_type", "random_state", "n_init")
+
+#: Bytes of one row block when the criteria are computed block by block.
+BLOCK_BYTES = 8 * 2**20
+
+
+# ====================================================================== sweep
+def sweep(
+    X,
+    n_components=range(1, 11),
+    covariance_types=("spherical", "diag", "full", "tied"),
+    *,
+    criterion: str = "bic",
+    n_init: int = 1,
+    random_state=0,
+    sample_weight=None,
+    n_jobs: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    **estimator_params,
+) -> SweepResult:
+    """Fit a Gaussian mixture for every (K, covariance type) and score each fit.
+
+    Parameters
+    ----------
+    X : array-like, memory-mapped array or dask array of shape (n_samples, n_features)
+        Training data; float32 stays float32, anything else becomes float64.
+        Whatever ``GaussianMixture.fit`` takes: ``np.load(path,
+        mmap_mode='r')`` and dask arrays are passed to every fit as they are
+        and scored in row blocks, never brought into memory whole (see
+        :mod:`gmm.scale`).
+    n_components : int or iterable of int, default=range(1, 11)
+        The values of K. Duplicates are dropped; order is kept.
+    covariance_types : str or iterable of str, default=('spherical', 'diag', 'full', 'tied')
+        Covariance types to try; ``'all'`` means every registered type.
+    criterion : {'bic', 'aic', 'icl'}, default='bic'
+        Chooses the best model (lower is better). All three are in the table.
+    n_init : int, default=1
+        Initialisations per fit (the best is kept), as in ``GaussianMixture``.
+    random_state : int, RandomState instance or None, default=0
+        One integer seed used for every grid point. A RandomState or None draws
+        that integer once (a checkpoint needs an int, to be resumable).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Frequency weights: a weight of 2 counts as the row repeated twice. The
+        log-likelihood column is ``sum_i w_i log p(x_i)``, BIC's sample size is
+        ``sum_i w_i``, and ICL's entropy term is weighted the same way, so the
+        criteria equal those of the data with rows repeated. Weights that do not
+        count observations (e.g. normalised to sum to 1) make BIC meaningless.
+    n_jobs : int or None, default=None
+        Fits run in parallel with joblib (``pip install "gmm[parallel]"``);
+        None or 1 runs them in this process, -1 uses every core. Each worker's
+        BLAS is limited to ``cores // workers`` threads (threadpoolctl), so
+        workers times threads never exceed the cores.
+    checkpoint : str or path, default=None
+        A JSON Lines file that records each finished fit (flushed and fsynced).
+        Rerunning with the same file skips finished fits: see
+        :mod:`gmm.checkpoint`. A file written for other data or settings is
+        refused with :class:`gmm.checkpoint.CheckpointError`.
+    progress : bool or None, default=None
+        Show a tqdm bar over the fits (``pip install "gmm[parallel]"``). None
+        means: when standard error is a terminal and tqdm is installed.
+    overwrite : bool, default=False
+        Start a mismatched checkpoint afresh instead of refusing it.
+    **estimator_params
+        Other ``GaussianMixture`` parameters (``tol``, ``reg_covar``,
+        ``max_iter``, ``init_params``, ...), the same for every fit.
+
+    Returns
+    -------
+    SweepResult
+        ``table`` (one row per grid point, in the order covariance type, then K),
+        ``best_estimator_``, ``best_params_``, ``best_score_`` and ``plot()``.
+
+    Raises
+    ------
+    ValueError
+        For invalid data or arguments, and when every fit fails. A single
+        failed fit (e.g. a collapsed component) only becomes a row whose
+        ``error`` holds the message.
+
+    Notes
+    -----
+    Cost: the sum of the fits (for 'full', O(n_init · n_iter · n · K · D²) each)
+    plus two E-steps per fit for the criteria (:func:`information_criteria`),
+    spread over ``n_jobs`` workers; O(block · (D + K)) extra memory for the
+    criteria of a memory-mapped or dask X.
+    Fits run largest first so that workers finish together.
+
+    The best model is the one fitted in this call. When its row was read from
+    the checkpoint instead, it is refitted at the end: the fit is deterministic
+    given the integer ``random_state``, so this is the same model (a warning is
+    raised if its criterion differs from the stored row, which can happen only
+    with a different BLAS or thread count).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from gmm import sweep
+    >>> X, _ = make_blobs(200, centers=[[0, 0], [6, 0], [0, 6]], random_state=0)
+    >>> result = sweep(X, range(1, 5), ["full", "diag"], progress=False)
+    >>> result.best_params_
+    {'n_components': 3, 'covariance_type': 'diag'}
+    >>> len(result.table), result.table[0]["covariance_type"]
+    (8, 'full')
+    """
+    criterion = check_criterion(criterion)
+    ks = check_n_components(n_components)
+    types = check_covariance_types(covariance_types)
+    seed = _integer_seed(random_state, checkpoint)
+    params = _fit_params(estimator_params, n_init, seed, ks[0], types[0])
+    X_fit, X_rows, dtype = _check_data(X)
+    w = validation.check_sample_weight(sample_weight, X_rows.shape[0], dtype)
+    show_progress = parallel.want_progress(progress)
+    grid = [(k, name) for name in types for k in ks]
+
+    rows: dict[int, dict[str, Any]] = {}
+    store = None
+    if checkpoint is not None:
+        store = Checkpoint(
+            checkpoint,
+            {
+                "columns": list(COLUMNS),
+                "data": data_fingerprint(X_rows, w, dtype),
+                "settings": params,
+            },
+            overwrite=overwrite,
+        )
+    best_model: tuple[tuple[float, int], GaussianMixture] | None = None
+    try:
+        if store is not None:
+            for index, point in enumerate(grid):
+                if point in store.rows:
+                    rows[index] = _clean_row(store.rows[point])
+        pending = [index for index in range(len(grid)) if index not in rows]
+        pending.sort(key=lambda index: -_relative_cost(*grid[index], X_rows.shape[1]))
+        # fit_point is looked up here, at call time, so tests can stand in for it.
+        tasks = [(index, (X_fit, w, *grid[index], params)) for index in pending]
+        with parallel.progress_bar(show_progress, len(grid), len(rows)) as bar:
+            for index, (row, model) in parallel.run(fit_point, tasks, n_jobs):
+                rows[index] = row
+                if store is not None:
+                    store.append(row)
+                if model is not None and math.isfinite(row[criterion]):
+                    key = (row[criterion], index)
+                    if best_model is None or key < best_model[0]:
+                        best_model = (key, model)
+                if bar is not None:
+                    bar.set_postfix_str(_describe(row, criterion), refresh=False)
+                    bar.update(1)
+    finally:
+        if store is not None:
+            store.close()
+
+    table = SweepTable(rows[index] for index in range(len(grid)))
+    _warn_summary(table)
+    best = best_index(table, criterion)
+    if best_model is not None and best_model[0][1] == best:
+        model = best_model[1]
+    else:
+        model = _refit(table[best], X_fit, w, params, criterion)
+    return SweepResult(table, criterion, model)
+
+
+# ---------------------------------------------------------------- arguments
+def check_n_components(n_components) -> list[int]:
+    """The grid's values of K as a list of distinct ints >= 1 (order kept)."""
+    if isinstance(n_components, numbers.Integral) and not isinstance(n_components, bool):
+        values = [n_components]
+    elif isinstance(n_components, (str, bytes)) or not isinstance(n_components, Iterable):
+        raise TypeError(
+            f"n_components must be an int or an iterable of ints such as range(1, 11), "
+            f"got {n_components!r}."
+        )
+    else:
+        values = list(n_components)
+    if not values:
+        raise ValueError("n_components is empty; give at least one number of components.")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"n_components must hold integers, got {value!r}.")
+        if value < 1:
+            raise ValueError(f"n_components must be >= 1, got {value}.")
+    return [int(v) for v in dict.fromkeys(values)]
+
+
+def check_covariance_types(covariance_types) -> list[str]:
+    """Covariance type names: 'all', one name, or an iterable of names (validated)."""
+    if isinstance(covariance_types, str):
+        if covariance_types == "all":
+            return list(registered_covariance_types())
+        covariance_types = [covariance_types]
+    try:
+        names = list(dict.fromkeys(covariance_types))
+    except TypeError:
+        raise TypeError(
+            f"covariance_type must be 'all', a name or a list of names, got {covariance_types!r}."
+        ) from None
+    if not names:
+        raise ValueError("No covariance type given; pass 'all' or names such as ['full', 'diag'].")
+    for name in names:
+        get_family(name)
+    return names
+
+
+def _integer_seed(random_state, checkpoint) -> int:
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    if checkpoint is not None:
+        raise ValueError(
+            "A checkpoint needs an integer random_state, so that a rerun fits the "
+            f"same models; got {random_state!r}."
+        )
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _fit_params(estimator_params, n_init, seed, k, covariance_type) -> dict[str, Any]:
+    """Constructor parameters shared by every fit, validated once, up front."""
+    valid = set(GaussianMixture().get_params()) - set(_GRID_PARAMS)
+    for name in estimator_params:
+        if name in _GRID_PARAMS:
+            raise TypeError(
+                f"{name} is set by the sweep itself; pass it as the sweep's own "
+                "argument (n_components, covariance_types, random_state, n_init)."
+            )
+        if name not in valid:
+            raise TypeError(
+                f"Unknown GaussianMixture parameter {name!r}. Valid ones are: "
+                f"{', '.join(sorted(valid))}."
+            )
+    params = {**estimator_params, "n_init": n_init, "random_state": seed}
+    validation.check_parameters(GaussianMixture(k, covariance_type=covariance_type, **params))
+    return params
+
+
+def _check_data(X):
+    """``(X as given to the fits, X for reading rows, the fits' dtype)``.
+
+    A DataFrame is passed on to the fits so the models record its column names.
+    A memory-mapped array or a dask array is passed on as it is, after checks
+    that read no rows: the fits check its values as they read them.
+    """
+    if is_lazy_source(X):
+        n_samples = X.shape[0]
+        if X.ndim != 2 or X.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Expected a 2-D numeric array of shape (n_samples, n_features), got "
+                f"{X.dtype} data of shape {X.shape}."
+            )
+        if not (n_samples >= 2):  # a dask array of unknown length has a NaN here
+            raise ValueError(
+                f"Found array with {n_samples} sample(s) (shape={X.shape}) while a "
+                "minimum of 2 is required."
+            )
+        dtype = X.dtype if X.dtype in validation.FLOAT_DTYPES else np.dtype(np.float64)
+        return X, X, dtype
+    X_arr = check_array(X, dtype=list(validation.FLOAT_DTYPES), ensure_min_samples=2)
+    return (X if hasattr(X, "columns") else X_arr), X_arr, X_arr.dtype
+
+
+def is_lazy_source(X) -> bool:
+    """Whether X is a memory-mapped array or a dask array (read in blocks, never whole)."""
+    return isinstance(X, np.memmap) or is_dask_collection(X)
+
+
+# -------------------------------------------------------------------- fitting
+def _relative_cost(k: int, covariance_type: str, n_features: int) -> float:
+    # Work per EM iteration grows with the parameters a fit estimates.
+    return get_family(covariance_type).n_parameters(k, n_features) + k * n_features
+
+
+def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any]):
+    """Fit one grid point; return ``(row, model)``, or ``(row with error, None)``.
+
+    ConvergenceWarning is silenced here: the ``converged`` column carries it.
+
+    Parameters
+    ----------
+    X : array-like, memory-mapped array or dask array of shape (n_samples, n_features)
+        As the fit takes it (checked by :func:`sweep`).
+    w : ndarray of shape (n_samples,) or None
+    k : int
+    covariance_type : str
+    params : dict
+        The other ``GaussianMixture`` parameters.
+    """
+    model = GaussianMixture(k, covariance_type=covariance_type, **params)
+    n_parameters = criteria.n_parameters(get_family(covariance_type), k, X.shape[1])
+    start = perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, sample_weight=w)
+        seconds = perf_counter() - start
+        scores = information_criteria(model, X, w)
+    except Exception as exc:  # a failed fit is a row of the table, not the end of the sweep
+        row = _row(k, covariance_type, n_parameters, seconds=perf_counter() - start)
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        return row, None
+    row = _row(k, covariance_type, n_parameters, seconds=seconds)
+    row.update(scores)
+    row["converged"] = bool(model.converged_)
+    row["n_iter"] = int(model.n_iter_)
+    return row, model
+
+
+def _row(k, covariance_type, n_parameters, seconds) -> dict[str, Any]:
+    return {
+        "n_components": int(k),
+        "covariance_type": str(covariance_type),
+        "log_likelihood": math.nan,
+        "n_parameters": int(n_parameters),
+        "aic": math.nan,
+        "bic": math.nan,
+        "icl": math.nan,
+        "converged": False,
+        "n_iter": None,
+        "fit_seconds": float(seconds),
+        "error": None,
+    }
+
+
+def information_criteria(model: GaussianMixture, X, w: np.ndarray | None) -> dict[str, float]:
+    """Total log-likelihood, AIC, BIC and ICL of a fitted model on (weighted) data.
+
+    The formulas are those of :mod:`gmm.criteria`, with ``n = sum_i w_i`` (the
+    row count without weights). The per-row log-likelihoods and
+    responsibilities come from the model's ``score_samples`` and
+    ``predict_proba``: lazily for a dask X, block by block otherwise.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        Fitted.
+    X : array-like, memory-mapped array or dask array of shape (n_samples, n_features)
+        The data, as the model takes it (a DataFrame with the fitted column names).
+    w : ndarray of shape (n_samples,) or None
+
+    Returns
+    -------
+    dict
+        ``log_likelihood``, ``aic``, ``bic``, ``icl`` as floats.
+
+    Notes
+    -----
+    Two E-steps: O(n · K · D²) time for 'full'. O(block · (D + K)) extra memory
+    (blocks of :data:`BLOCK_BYTES`); a memory-mapped X is read one block at a
+    time, never whole.
+
+    Examples
+    --------
+    >>> import math
+    >>> from sklearn.datasets import make_blobs
+    >>> from gmm import GaussianMixture
+    >>> from gmm.selection import information_criteria
+    >>> X, _ = make_blobs(100, centers=2, random_state=0)
+    >>> model = GaussianMixture(2, random_state=0).fit(X)
+    >>> scores = information_criteria(model, X, None)
+    >>> math.isclose(scores["bic"], model.bic(X)), math.isclose(scores["icl"], model.icl(X))
+    (True, True)
+    """
+    if is_dask_collection(X):
+        log_likelihood = criteria.weighted_total(model.score_samples(X), w)
+        resp = model.predict_proba(X)
+        row_entropy = resp.map_blocks(criteria.row_entropy, drop_axis=1, dtype=resp.dtype)
+        entropy = criteria.weighted_total(row_entropy, w)
+    else:
+        log_likelihood = entropy = 0.0
+        for rows, block in _row_blocks(X, model.n_components):
+            weights = None if w is None else w[rows]
+            log_likelihood += criteria.weighted_total(model.score_samples(block), weights)
+            entropy += criteria.weighted_total(
+                criteria.row_entropy(model.predict_proba(block)), weights
+            )
+    n_components, n_features = model.means_.shape
+    n_parameters = criteria.n_parameters(
+        get_family(model.covariance_type), n_components, n_features
+    )
+    n_samples = X.shape[0] if w is None else float(np.sum(w, dtype=np.float64))
+    return criteria.all_criteria(log_likelihood, entropy, n_parameters, n_samples)
+
+
+def _row_blocks(X, n_components: int) -> Iterator[tuple[slice, Any]]:
+    """``(rows, X[rows])`` in blocks of about :data:`BLOCK_BYTES`.
+
+    A memory map's block is read as a plain array (only that block); a
+    DataFrame's block keeps its column names.
+    """
+    n_samples, n_features = X.shape
+    size = BLOCK_BYTES // (8 * max(1, n_features, n_components))
+    for start in range(0, n_samples, max(1, size)):
+        rows = slice(start, min(start + max(1, size), n_samples))
+        if hasattr(X, "iloc"):
+            yield rows, X.iloc[rows]
+        else:
+            yield rows, np.asarray(X[rows])
+
+
+def _refit(row, X, w, params, criterion) -> GaussianMixture:
+    """Refit the best grid point (its row came from a checkpoint)."""
+    new_row, model = fit_point(X, w, row["n_components"], row["covariance_type"], params)
+    if model is None:
+        raise ValueError(
+            f"Refitting the best model (K={row['n_components']}, "
+            f"{row['covariance_type']!r}) from the checkpoint failed: {new_row['error']}"
+        )
+    if not math.isclose(new_row[criterion], row[criterion], rel_tol=1e-9, abs_tol=1e-9):
+        warnings.warn(
+            f"The refitted best model has {criterion}={new_row[criterion]!r}, the "
+            f"checkpoint recorded {row[criterion]!r}. The checkpoint was probably "
+            "written with another BLAS or thread count.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return model
+
+
+def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {column: row[column] for column in COLUMNS}
+
+
+def _warn_summary(table: SweepTable) -> None:
+    failed = sum(row["error"] is not None for row in table)
+    not_converged = sum(row["error"] is None and not row["converged"] for row in table)
+    if failed:
+        warnings.warn(
+            f"{failed} of {len(table)} fits failed; their rows hold the error "
+            "(see the 'error' column).",
+            UserWarning,
+            stacklevel=3,
+        )
+    if not_converged:
+        warnings.warn(
+            f"{not_converged} of {len(table)} fits did not converge (see the "
+            "'converged' column); increase max_iter or tol.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
+def _describe(row: dict[str, Any], criterion: str) -> str:
+    where = f"K={row['n_components']} {row['covariance_type']}"
+    if row["error"] is not None:
+        return f"{where} failed"
+    return f"{where} {criterion}={row[criterion]:.6g}"
