@@ -15,9 +15,9 @@ contract is in one place:
 - :meth:`~BaseMixture._initialize`: initial parameters of one start;
 - :meth:`~BaseMixture._estep_log_weights` and
   :meth:`~BaseMixture._estep_log_normalizer`: what the E-step adds to
-  ``-maha / 2`` per component (``log pi_k`` and ``log det U_k - D/2 log 2 pi``
-  for maximum likelihood; expectations under the posterior for a variational
-  mixture);
+  ``-maha / 2`` per component besides ``-D/2 log 2 pi`` (``log pi_k`` and
+  ``log det U_k`` for maximum likelihood; expectations under the posterior for
+  a variational mixture);
 - :meth:`~BaseMixture._m_step`: parameters from the statistics
   (:class:`gmm.statistics.Scatter`) and the previous parameters;
 - :meth:`~BaseMixture._lower_bound`: the objective whose change stops EM;
@@ -44,7 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import em, scale
+from . import em, scale, validation
 from .covariance import CovarianceFamily, get_family
 from .statistics import Scatter
 
@@ -96,7 +96,11 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
 
     @abstractmethod
     def _estep_log_normalizer(self, params: em.Parameters, family) -> np.ndarray:
-        """Per-component log normaliser of the component densities, (K,), float64."""
+        """Per-component log normaliser of the densities, (K,), float64.
+
+        Without the ``-D/2 log(2 pi)`` that the driver adds: ``log det U_k`` for
+        maximum likelihood.
+        """
 
     @abstractmethod
     def _m_step(
@@ -154,12 +158,14 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
 
     def _log_const(self, params: em.Parameters, family) -> np.ndarray:
         with np.errstate(divide="ignore"):  # a weight of 0 gives -inf: never chosen
-            return self._estep_log_weights(params) + self._estep_log_normalizer(params, family)
+            log_const = self._estep_log_weights(params) + self._estep_log_normalizer(params, family)
+        return log_const - 0.5 * params.means.shape[1] * em.LOG_2PI
 
     def _run_em(self, X, sample_weight):
         family, initializer = self._check_parameters()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        data = scale.fit_data(self, X, sample_weight, family, reset=do_init)
+        data = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
+        validation.check_features(self, data.feature_source, reset=do_init)
         dtype = data.dtype
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1
@@ -210,6 +216,13 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         return data.X
 
     # ============================================================= prediction
+    def _predict_rows(self, X):
+        """Validated rows for prediction (ndarray, FileRows or dask array)."""
+        check_is_fitted(self)
+        rows, feature_source = scale.predict_data(X, type(self).__name__)
+        validation.check_features(self, feature_source, reset=False)
+        return rows
+
     def _map_rows(self, X, kernel):
         family = get_family(self.covariance_type)
         params = self._get_parameters()
@@ -231,7 +244,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             O(n·K·D²) time for 'full', O(chunk·K) extra memory. A lazy dask
             array for a dask X.
         """
-        X = scale.predict_data(self, X)
+        X = self._predict_rows(X)
         return self._map_rows(X, scale.rows.LOG_LIKELIHOOD)
 
     def score(self, X, y=None):
@@ -251,7 +264,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         labels : ndarray of shape (n_samples,)
             A lazy dask array for a dask X.
         """
-        X = scale.predict_data(self, X)
+        X = self._predict_rows(X)
         return self._labels(X)
 
     def predict_proba(self, X):
@@ -263,7 +276,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             Rows sum to 1. O(n·K) memory for the result. A lazy dask array
             for a dask X.
         """
-        X = scale.predict_data(self, X)
+        X = self._predict_rows(X)
         return self._map_rows(X, scale.rows.RESPONSIBILITIES)
 
     # =============================================================== sampling

@@ -28,7 +28,8 @@ CHUNK_BYTES = 8 * 2**20
 #: Data whose features take at most this many bytes keeps them across iterations.
 FEATURE_CACHE_BYTES = 64 * 2**20
 
-_LOG_2PI = np.log(2 * np.pi)
+#: log(2 pi): the E-step adds -D/2 of it to every component's log density.
+LOG_2PI = np.log(2 * np.pi)
 
 
 @dataclass
@@ -186,11 +187,11 @@ def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return resp, log_norm
 
 
-def log_normalizer(params: Parameters, family: CovarianceFamily) -> np.ndarray:
-    """``log det U_k - D/2 log(2 pi)``: the Gaussian's log normaliser, (K,), float64."""
+def log_det_precision(params: Parameters, family: CovarianceFamily) -> np.ndarray:
+    """``log det U_k`` (half the log-determinant of each precision), (K,), float64."""
     n_features = params.means.shape[1]
     log_det = family.log_det_precision_cholesky(params.precisions_cholesky, n_features)
-    return np.asarray(log_det, dtype=np.float64) - 0.5 * n_features * _LOG_2PI
+    return np.asarray(log_det, dtype=np.float64)
 
 
 def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray, log_const):

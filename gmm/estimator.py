@@ -183,7 +183,7 @@ default='kmeans'
         return np.log(np.asarray(params.weights, dtype=np.float64))
 
     def _estep_log_normalizer(self, params, family):
-        return em.log_normalizer(params, family)
+        return em.log_det_precision(params, family)
 
     def _m_step(self, scatter, previous, family, dtype):
         # Normalised by their sum, like scikit-learn's M-step, so they sum to 1.
@@ -224,7 +224,7 @@ default='kmeans'
         ``-2 · log-likelihood + 2 · n_parameters`` (:mod:`gmm.criteria`). One
         E-step over X.
         """
-        X = scale.predict_data(self, X)
+        X = self._predict_rows(X)
         return criteria.aic(self._log_likelihood(X), self._n_parameters())
 
     def bic(self, X):
@@ -233,7 +233,7 @@ default='kmeans'
         ``-2 · log-likelihood + n_parameters · log(n_samples)`` (:mod:`gmm.criteria`).
         One E-step over X.
         """
-        X = scale.predict_data(self, X)
+        X = self._predict_rows(X)
         return criteria.bic(self._log_likelihood(X), self._n_parameters(), X.shape[0])
 
     def icl(self, X):
@@ -243,6 +243,6 @@ default='kmeans'
         ``-2 sum_n sum_k r_nk log r_nk``. It penalises overlapping components;
         lower is better, as with :meth:`bic`. Two E-steps over X.
         """
-        X = scale.predict_data(self, X)
+        X = self._predict_rows(X)
         entropy = criteria.weighted_total(self._map_rows(X, scale.rows.ENTROPY), None)
         return criteria.icl(self._log_likelihood(X), self._n_parameters(), X.shape[0], entropy)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 from .covariance import CovarianceFamily, get_family
 from .initialization import get_initializer
@@ -53,25 +53,36 @@ def _check_number(value, name):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
 
 
-def check_fit_data(est, X, *, reset: bool = True) -> np.ndarray:
+def check_fit_data(X, n_components: int, estimator_name: str) -> np.ndarray:
     """Validate training data: 2-D, numeric, finite, at least 2 rows and K rows.
 
-    Integer and boolean data become float64; float32 stays float32.
+    Integer and boolean data become float64; float32 stays float32. The
+    estimator's name only words the messages; nothing is written anywhere.
     """
-    X = validate_data(est, X, dtype=list(FLOAT_DTYPES), ensure_min_samples=2, reset=reset)
-    if X.shape[0] < est.n_components:
+    X = check_array(
+        X, dtype=list(FLOAT_DTYPES), ensure_min_samples=2, estimator=estimator_name, input_name="X"
+    )
+    if X.shape[0] < n_components:
         raise ValueError(
             f"Expected n_samples >= n_components but got n_components = "
-            f"{est.n_components}, n_samples = {X.shape[0]}. Use fewer components "
+            f"{n_components}, n_samples = {X.shape[0]}. Use fewer components "
             "or more data."
         )
     return X
 
 
-def check_predict_data(est, X) -> np.ndarray:
-    """Validate data for a fitted model: same number of features as at fit."""
-    check_is_fitted(est)
-    return validate_data(est, X, dtype=list(FLOAT_DTYPES), reset=False)
+def check_predict_data(X, estimator_name: str) -> np.ndarray:
+    """Validate data for prediction: 2-D, numeric, finite (features: see ``check_features``)."""
+    return check_array(X, dtype=list(FLOAT_DTYPES), estimator=estimator_name, input_name="X")
+
+
+def check_features(est, X, *, reset: bool) -> None:
+    """Record (``reset``) or check the number and names of X's features on ``est``.
+
+    scikit-learn's ``n_features_in_`` and ``feature_names_in_``; X has been
+    validated already (its columns are only counted and named).
+    """
+    validate_data(est, X, skip_check_array=True, reset=reset)
 
 
 def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | None:

@@ -273,7 +273,7 @@ def test_far_point_in_float32_fits_like_sklearn():
 SINGLETON_GAP = pytest.mark.xfail(
     strict=True,
     reason="'diag' with reg_covar=0: a component holding one point has variance "
-    "exactly 0, but Diag.estimate computes it from uncentred moments, "
+    "exactly 0, but statistics.diagonal_from_moments computes it from uncentred moments, "
     "stat/nk - mean² (3.4e-12 and 6.8e-13 here), and the exact start leaves 7e-27 "
     "(nk = 1 + 10 eps); both pass the positivity check, so the fit returns a "
     "meaningless model (that point's density ~2e9) instead of raising "

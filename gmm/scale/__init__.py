@@ -66,7 +66,6 @@ True
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import em, validation
 from ..covariance import CovarianceFamily
@@ -88,18 +87,23 @@ __all__ = [
 ]
 
 
-def fit_data(est, X, sample_weight, family: CovarianceFamily, *, reset: bool) -> TrainingData:
+def fit_data(
+    X, sample_weight, family: CovarianceFamily, n_components: int, estimator_name: str
+) -> TrainingData:
     """Validate training data of any kind; return it ready for the EM loop.
+
+    Data only: the estimator records ``n_features_in_`` and
+    ``feature_names_in_`` itself, from ``TrainingData.feature_source``.
 
     Parameters
     ----------
-    est : GaussianMixture
-        Gets ``n_features_in_`` (and ``feature_names_in_``) when ``reset``.
     X : array-like, memory-mapped array or dask array of shape (n_samples, n_features)
     sample_weight : array-like or dask array of shape (n_samples,), or None
     family : CovarianceFamily
-    reset : bool
-        False for a warm start: X must have the fitted number of features.
+    n_components : int
+        The data need at least this many rows.
+    estimator_name : str
+        Words the error messages.
 
     Returns
     -------
@@ -119,37 +123,39 @@ def fit_data(est, X, sample_weight, family: CovarianceFamily, *, reset: bool) ->
     if is_dask_collection(X):
         from . import dask_arrays
 
-        return dask_arrays.fit_data(est, X, sample_weight, family, reset=reset)
+        return dask_arrays.fit_data(X, sample_weight, family, n_components)
     if is_dask_collection(sample_weight):
         sample_weight = np.asarray(sample_weight)  # small: one number per row
     file_rows = _file_rows(X)
     if file_rows is not None:
-        validate_data(est, file_rows, skip_check_array=True, reset=reset)
-        check_n_samples(file_rows.shape, est.n_components)
+        check_n_samples(file_rows.shape, n_components)
         w = validation.check_sample_weight(sample_weight, file_rows.shape[0], file_rows.dtype)
         shift = column_mean(file_rows, w, check_finite=True)
-        return TrainingData(file_rows, w, family, est.n_components, shift, in_memory=False)
-    X = validation.check_fit_data(est, X, reset=reset)
-    w = validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
-    return TrainingData(X, w, family, est.n_components, column_mean(X, w))
+        return TrainingData(file_rows, w, family, n_components, shift, in_memory=False)
+    valid = validation.check_fit_data(X, n_components, estimator_name)
+    w = validation.check_sample_weight(sample_weight, valid.shape[0], valid.dtype)
+    data = TrainingData(valid, w, family, n_components, column_mean(valid, w))
+    data.feature_source = X  # column names of a DataFrame
+    return data
 
 
-def predict_data(est, X):
-    """Validate data for a fitted model; return an ndarray, FileRows or dask array.
+def predict_data(X, estimator_name: str):
+    """Validate data for prediction; return ``(rows, feature_source)``.
 
-    Files and dask arrays are checked for NaN as their rows are read, by
-    :func:`map_rows`.
+    ``rows`` is an ndarray, a FileRows or a dask array; ``feature_source`` is
+    what the estimator checks its features against (a DataFrame keeps its
+    column names). Files and dask arrays are checked for NaN as their rows
+    are read, by :func:`map_rows`.
     """
     if is_dask_collection(X):
         from . import dask_arrays
 
-        return dask_arrays.predict_data(est, X)
+        rows = dask_arrays.as_rows(X)
+        return rows, rows
     file_rows = _file_rows(X)
     if file_rows is not None:
-        check_is_fitted(est)
-        validate_data(est, file_rows, skip_check_array=True, reset=False)
-        return file_rows
-    return validation.check_predict_data(est, X)
+        return file_rows, file_rows
+    return validation.check_predict_data(X, estimator_name), X
 
 
 def map_rows(

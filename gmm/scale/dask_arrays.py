@@ -19,7 +19,6 @@ import sys
 from functools import reduce
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import em, validation
 from ..covariance import CovarianceFamily
@@ -75,7 +74,7 @@ def as_rows(X, *, name: str = "X"):
     return X
 
 
-def fit_data(est, X, sample_weight, family: CovarianceFamily, *, reset: bool) -> DaskTrainingData:
+def fit_data(X, sample_weight, family: CovarianceFamily, n_components: int) -> DaskTrainingData:
     """Validate a dask array for ``fit`` and persist it; see :class:`DaskTrainingData`.
 
     Reads X twice: once to persist it, once to check it for NaN and infinity
@@ -83,11 +82,10 @@ def fit_data(est, X, sample_weight, family: CovarianceFamily, *, reset: bool) ->
     """
     dask, da = import_dask()
     X = as_rows(X)
-    validate_data(est, X, skip_check_array=True, reset=reset)
     X = _persist(X)
     if any(np.isnan(c) for c in X.chunks[0]):
         X.compute_chunk_sizes()
-    check_n_samples(X.shape, est.n_components)
+    check_n_samples(X.shape, n_components)
     w = _weights(sample_weight, X)
     X64 = X.astype(np.float64)
     checks = {"finite": da.isfinite(X).all()}
@@ -119,7 +117,7 @@ def fit_data(est, X, sample_weight, family: CovarianceFamily, *, reset: bool) ->
             )
         shift = checks["sum"] / checks["total"]
         w = _persist(w.astype(X.dtype))
-    return DaskTrainingData(X, w, family, est.n_components, shift)
+    return DaskTrainingData(X, w, family, n_components, shift)
 
 
 def _weights(sample_weight, X):
@@ -182,14 +180,6 @@ def _physical_memory() -> int:
         return 2**33
 
 
-def predict_data(est, X):
-    """Validate a dask array for a fitted model (lazily: NaN is found when computed)."""
-    check_is_fitted(est)
-    X = as_rows(X)
-    validate_data(est, X, skip_check_array=True, reset=False)
-    return X
-
-
 # ======================================================================= EM
 class DaskTrainingData(TrainingData):
     """Persisted dask rows: the E-step is a map-reduce on the cluster.
@@ -219,6 +209,7 @@ class DaskTrainingData(TrainingData):
         self.n_components = n_components
         self.shift = shift
         self.in_memory = False
+        self.feature_source = X
 
     def expectation(self, params: em.Parameters, log_const: np.ndarray):
         dask, _ = import_dask()

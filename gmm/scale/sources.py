@@ -57,6 +57,8 @@ class TrainingData:
         self.n_components = n_components
         self.shift = shift
         self.in_memory = in_memory
+        #: What the estimator reads the features' count and names from.
+        self.feature_source = X
         self.chunks = em.ChunkedData(X, sample_weight, family, shift, n_components)
 
     @property
