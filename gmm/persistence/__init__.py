@@ -91,7 +91,10 @@ def save(model, path: str | os.PathLike) -> None:
     ------
     TypeError
         If ``model`` is not one of the two classes, or a constructor parameter
-        cannot be stored (a RandomState instance is stored as None).
+        cannot be stored (a RandomState instance is stored as None, and so is a
+        callable ``init_params``: files hold no code, so such a model loads with
+        ``init_params=None`` and needs ``set_params(init_params=...)`` before it
+        is refitted).
     sklearn.exceptions.NotFittedError
         If the model is not fitted.
 
