@@ -57,8 +57,9 @@ def all_criteria(
     log_likelihood: float, entropy: float, n_parameters: int, n_samples: float
 ) -> dict[str, float]:
     """``log_likelihood``, ``aic``, ``bic`` and ``icl`` as one dict of floats."""
+    log_likelihood, entropy, n_samples = float(log_likelihood), float(entropy), float(n_samples)
     return {
-        "log_likelihood": float(log_likelihood),
+        "log_likelihood": log_likelihood,
         "aic": aic(log_likelihood, n_parameters),
         "bic": bic(log_likelihood, n_parameters, n_samples),
         "icl": icl(log_likelihood, n_parameters, n_samples, entropy),

@@ -215,8 +215,28 @@ default='kmeans'
         n_components, n_features = self.means_.shape
         return criteria.n_parameters(get_family(self.covariance_type), n_components, n_features)
 
-    def _log_likelihood(self, X) -> float:
-        return criteria.weighted_total(self._map_rows(X, scale.rows.LOG_LIKELIHOOD), None)
+    def _criteria(self, X, sample_weight=None) -> dict[str, float]:
+        """``log_likelihood``, ``aic``, ``bic`` and ``icl`` on validated rows, one E-step.
+
+        ``X`` from :meth:`_predict_rows`; with ``sample_weight`` the sums are
+        weighted and BIC's ``n`` is the total weight (frequency weights).
+        O(n·K·D²) for 'full'; per-row values are not kept for files or dask.
+        """
+        params = self._get_parameters()
+        family = get_family(self.covariance_type)
+        log_likelihood, entropy = scale.sum_rows(
+            X,
+            params,
+            family,
+            self._log_const(params, family),
+            scale.rows.LOG_LIKELIHOOD_AND_ENTROPY,
+            sample_weight,
+        )
+        if sample_weight is None:
+            n_samples = X.shape[0]
+        else:
+            n_samples = criteria.weighted_total(sample_weight, None)
+        return criteria.all_criteria(log_likelihood, entropy, self._n_parameters(), n_samples)
 
     def aic(self, X):
         """Akaike information criterion on X; lower is better.
@@ -224,8 +244,7 @@ default='kmeans'
         ``-2 · log-likelihood + 2 · n_parameters`` (:mod:`gmm.criteria`). One
         E-step over X.
         """
-        X = self._predict_rows(X)
-        return criteria.aic(self._log_likelihood(X), self._n_parameters())
+        return self._criteria(self._predict_rows(X))["aic"]
 
     def bic(self, X):
         """Bayesian information criterion on X; lower is better.
@@ -233,16 +252,13 @@ default='kmeans'
         ``-2 · log-likelihood + n_parameters · log(n_samples)`` (:mod:`gmm.criteria`).
         One E-step over X.
         """
-        X = self._predict_rows(X)
-        return criteria.bic(self._log_likelihood(X), self._n_parameters(), X.shape[0])
+        return self._criteria(self._predict_rows(X))["bic"]
 
     def icl(self, X):
         """Integrated completed likelihood (Biernacki, Celeux & Govaert, 2000).
 
         BIC plus twice the entropy of the responsibilities,
         ``-2 sum_n sum_k r_nk log r_nk``. It penalises overlapping components;
-        lower is better, as with :meth:`bic`. Two E-steps over X.
+        lower is better, as with :meth:`bic`. One E-step over X.
         """
-        X = self._predict_rows(X)
-        entropy = criteria.weighted_total(self._map_rows(X, scale.rows.ENTROPY), None)
-        return criteria.icl(self._log_likelihood(X), self._n_parameters(), X.shape[0], entropy)
+        return self._criteria(self._predict_rows(X))["icl"]

@@ -437,29 +437,30 @@ def test_sweep_on_a_memory_map_or_dask_array_gives_the_in_memory_table(
     assert result.best_params_ == reference.best_params_
 
 
-def test_memory_map_goes_to_the_fits_as_it_is_and_is_scored_in_blocks(tmp_path, blobs, monkeypatch):
-    from gmm.selection import search
+def test_memory_map_goes_to_the_fits_as_it_is_and_is_scored_in_blocks(tmp_path, monkeypatch):
+    from gmm.scale import files, rows
 
+    blobs, _ = make_blobs(600, centers=3, cluster_std=0.8, random_state=1)
     mapped = source("memmap", blobs, tmp_path)
     fitted_on, scored_rows = [], []
-    real_fit, real_score = GaussianMixture.fit, GaussianMixture.score_samples
+    real_fit, real_apply = GaussianMixture.fit, rows.apply
 
     def spy_fit(self, X, *args, **kwargs):
         fitted_on.append(X)
         return real_fit(self, X, *args, **kwargs)
 
-    def spy_score(self, X):
+    def spy_apply(X, *args, **kwargs):
         scored_rows.append(len(X))
-        return real_score(self, X)
+        return real_apply(X, *args, **kwargs)
 
     monkeypatch.setattr(GaussianMixture, "fit", spy_fit)
-    monkeypatch.setattr(GaussianMixture, "score_samples", spy_score)
-    # At most 20 rows of 2 features (fewer when K > 2) per block.
-    monkeypatch.setattr(search, "BLOCK_BYTES", 8 * 2 * 20)
+    monkeypatch.setattr(rows, "apply", spy_apply)
+    # The criteria read the file in blocks of 256 rows (the smallest chunk).
+    monkeypatch.setattr(files, "BLOCK_BYTES", 1)
     result = sweep(mapped, **SOURCE_GRID)
     monkeypatch.undo()
     assert fitted_on and all(X is mapped for X in fitted_on)
-    assert scored_rows and max(scored_rows) <= 20 < len(blobs)
+    assert scored_rows and max(scored_rows) <= 256 < len(blobs)
     assert_same_table(result.table, sweep(blobs, **SOURCE_GRID).table, rtol=1e-9)
 
 

@@ -84,6 +84,7 @@ __all__ = [
     "predict_data",
     "read_parts",
     "rows",
+    "sum_rows",
 ]
 
 
@@ -186,6 +187,54 @@ def map_rows(
             )
         return out
     return rows.apply(X, params, family, log_const, kernel)
+
+
+def sum_rows(
+    X,
+    params: em.Parameters,
+    family: CovarianceFamily,
+    log_const: np.ndarray,
+    kernel: rows.RowKernel,
+    sample_weight=None,
+) -> np.ndarray:
+    """``sum_i w_i kernel(x_i)`` over the rows of X, in float64, in one pass.
+
+    Per-row results are never held for all rows of a file: a memory-mapped
+    file is reduced block by block, a dask array by one lazy sum computed once.
+
+    Parameters
+    ----------
+    X : ndarray, FileRows or dask array of shape (n_samples, n_features)
+        From :func:`predict_data`.
+    params, family, log_const, kernel :
+        As in :func:`map_rows`; ``kernel`` gives numbers (not labels).
+    sample_weight : ndarray or dask array of shape (n_samples,), default=None
+
+    Returns
+    -------
+    ndarray of shape () or (n_columns,)
+        O(n·K·D²) time for 'full'; O(block·(D + K)) memory for files and dask.
+    """
+    if is_dask_collection(X):
+        values = map_rows(X, params, family, log_const, kernel).astype(np.float64)
+        if sample_weight is not None:
+            w = sample_weight.astype(np.float64)
+            values = values * (w if values.ndim == 1 else w[:, None])
+        return np.asarray(values.sum(axis=0).compute())
+    if isinstance(X, FileRows):
+        blocks = X.blocks()
+    else:
+        blocks = [(0, X)]
+    total = np.zeros(kernel.output(0, params.means.shape[0], np.float64).shape[1:])
+    for start, block in blocks:
+        if isinstance(X, FileRows):
+            rows.check_finite(block, start)
+        values = rows.apply(block, params, family, log_const, kernel).astype(np.float64)
+        if sample_weight is None:
+            total += values.sum(axis=0)
+        else:
+            total += np.asarray(sample_weight[start : start + len(block)], np.float64) @ values
+    return total
 
 
 def _file_rows(X) -> FileRows | None:

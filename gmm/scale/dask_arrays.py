@@ -288,14 +288,15 @@ def map_rows(
     """
     n_components = params.means.shape[0]
     meta = kernel.output(0, n_components, X.dtype)
-    if kernel.per_component:
+    columns = kernel.n_columns(n_components)
+    if columns:
         return X.map_blocks(
             _block_rows,
             params,
             family,
             log_const,
             kernel,
-            chunks=(X.chunks[0], (n_components,)),
+            chunks=(X.chunks[0], (columns,)),
             dtype=meta.dtype,
             meta=meta,
         )

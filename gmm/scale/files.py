@@ -156,9 +156,13 @@ class FileRows:
                     _read_into(file, self.offset + int(rows[a]) * self.row_bytes, out[a:b])
         return self._convert(out)
 
-    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first_row, rows)`` for successive blocks of about ``block_bytes``."""
-        step = em.chunk_rows(self.shape[1], self.dtype.itemsize, block_bytes)
+    def blocks(self, block_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_row, rows)`` for successive blocks of about ``block_bytes``.
+
+        None: :data:`BLOCK_BYTES`, read when called.
+        """
+        budget = BLOCK_BYTES if block_bytes is None else block_bytes
+        step = em.chunk_rows(self.shape[1], self.dtype.itemsize, budget)
         for start in range(0, self.shape[0], step):
             yield start, self.read(start, min(start + step, self.shape[0]))
 

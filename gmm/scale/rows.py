@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .. import em
+from .. import criteria, em
 from ..covariance import CovarianceFamily
 
 
@@ -29,9 +29,11 @@ class RowKernel:
     ----------
     func : callable
         ``func(log_prob) -> values``, ``log_prob`` of shape (rows, K), which it
-        may overwrite; ``values`` of shape (rows,) or (rows, K).
+        may overwrite; ``values`` of shape (rows,), (rows, K) or (rows, width).
     per_component : bool
-        Whether ``values`` has shape (rows, K) rather than (rows,).
+        Whether ``values`` has shape (rows, K).
+    width : int
+        If not 0, the fixed number of columns of ``values``.
     integer : bool
         Whether ``values`` holds indices (``np.intp``) rather than numbers in
         the data's dtype.
@@ -40,10 +42,16 @@ class RowKernel:
     func: Callable[[np.ndarray], np.ndarray]
     per_component: bool = False
     integer: bool = False
+    width: int = 0
+
+    def n_columns(self, n_components: int) -> int:
+        """Columns of the result: 0 for one value per row."""
+        return n_components if self.per_component else self.width
 
     def output(self, n_rows: int, n_components: int, dtype) -> np.ndarray:
         """An empty result array for ``n_rows`` rows."""
-        shape = (n_rows, n_components) if self.per_component else (n_rows,)
+        columns = self.n_columns(n_components)
+        shape = (n_rows, columns) if columns else (n_rows,)
         return np.empty(shape, dtype=np.intp if self.integer else dtype)
 
 
@@ -60,9 +68,10 @@ def _resp(log_prob: np.ndarray) -> np.ndarray:
     return np.exp(log_prob, out=log_prob)
 
 
-def _entropy(log_prob: np.ndarray) -> np.ndarray:
-    log_prob -= logsumexp(log_prob, axis=1)[:, None]
-    return -np.sum(np.exp(log_prob) * log_prob, axis=1)
+def _log_norm_and_entropy(log_prob: np.ndarray) -> np.ndarray:
+    log_norm = logsumexp(log_prob, axis=1)
+    log_prob -= log_norm[:, None]
+    return np.column_stack([log_norm, criteria.row_entropy(np.exp(log_prob))])
 
 
 #: Most probable component of each row.
@@ -71,8 +80,9 @@ LABELS = RowKernel(_argmax, integer=True)
 LOG_LIKELIHOOD = RowKernel(_log_norm)
 #: Posterior probability of each component, rows summing to 1.
 RESPONSIBILITIES = RowKernel(_resp, per_component=True)
-#: Entropy ``-sum_k r_k log r_k`` of each row's responsibilities.
-ENTROPY = RowKernel(_entropy)
+#: ``log p(x)`` and the entropy ``-sum_k r_k log r_k`` of the responsibilities,
+#: (rows, 2): what the information criteria sum (:mod:`gmm.criteria`).
+LOG_LIKELIHOOD_AND_ENTROPY = RowKernel(_log_norm_and_entropy, width=2)
 
 
 def apply(

@@ -17,7 +17,7 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 
@@ -37,9 +37,6 @@ from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
 
 # Set by the grid, not by ``**estimator_params``.
 _GRID_PARAMS = ("n_components", "covariance_type", "random_state", "n_init")
-
-#: Bytes of one row block when the criteria are computed block by block.
-BLOCK_BYTES = 8 * 2**20
 
 
 # ====================================================================== sweep
@@ -362,9 +359,9 @@ def information_criteria(model: GaussianMixture, X, w: np.ndarray | None) -> dic
     """Total log-likelihood, AIC, BIC and ICL of a fitted model on (weighted) data.
 
     The formulas are those of :mod:`gmm.criteria`, with ``n = sum_i w_i`` (the
-    row count without weights). The per-row log-likelihoods and
-    responsibilities come from the model's ``score_samples`` and
-    ``predict_proba``: lazily for a dask X, block by block otherwise.
+    row count without weights), summed in one E-step by the model
+    (``GaussianMixture._criteria``, through :func:`gmm.scale.sum_rows`): block
+    by block for a memory-mapped X, as one lazy sum for a dask X.
 
     Parameters
     ----------
@@ -381,9 +378,8 @@ def information_criteria(model: GaussianMixture, X, w: np.ndarray | None) -> dic
 
     Notes
     -----
-    Two E-steps: O(n · K · D²) time for 'full'. O(block · (D + K)) extra memory
-    (blocks of :data:`BLOCK_BYTES`); a memory-mapped X is read one block at a
-    time, never whole.
+    One E-step: O(n · K · D²) time for 'full'. A memory-mapped X is read one
+    block at a time, never whole.
 
     Examples
     --------
@@ -397,41 +393,7 @@ def information_criteria(model: GaussianMixture, X, w: np.ndarray | None) -> dic
     >>> math.isclose(scores["bic"], model.bic(X)), math.isclose(scores["icl"], model.icl(X))
     (True, True)
     """
-    if is_dask_collection(X):
-        log_likelihood = criteria.weighted_total(model.score_samples(X), w)
-        resp = model.predict_proba(X)
-        row_entropy = resp.map_blocks(criteria.row_entropy, drop_axis=1, dtype=resp.dtype)
-        entropy = criteria.weighted_total(row_entropy, w)
-    else:
-        log_likelihood = entropy = 0.0
-        for rows, block in _row_blocks(X, model.n_components):
-            weights = None if w is None else w[rows]
-            log_likelihood += criteria.weighted_total(model.score_samples(block), weights)
-            entropy += criteria.weighted_total(
-                criteria.row_entropy(model.predict_proba(block)), weights
-            )
-    n_components, n_features = model.means_.shape
-    n_parameters = criteria.n_parameters(
-        get_family(model.covariance_type), n_components, n_features
-    )
-    n_samples = X.shape[0] if w is None else float(np.sum(w, dtype=np.float64))
-    return criteria.all_criteria(log_likelihood, entropy, n_parameters, n_samples)
-
-
-def _row_blocks(X, n_components: int) -> Iterator[tuple[slice, Any]]:
-    """``(rows, X[rows])`` in blocks of about :data:`BLOCK_BYTES`.
-
-    A memory map's block is read as a plain array (only that block); a
-    DataFrame's block keeps its column names.
-    """
-    n_samples, n_features = X.shape
-    size = BLOCK_BYTES // (8 * max(1, n_features, n_components))
-    for start in range(0, n_samples, max(1, size)):
-        rows = slice(start, min(start + max(1, size), n_samples))
-        if hasattr(X, "iloc"):
-            yield rows, X.iloc[rows]
-        else:
-            yield rows, np.asarray(X[rows])
+    return model._criteria(model._predict_rows(X), w)
 
 
 def _refit(row, X, w, params, criterion) -> GaussianMixture:
