@@ -203,9 +203,9 @@ from gmm.scale.sources import TrainingData
 
 passes = []
 original = TrainingData.expectation
-def timed(self, params):
+def timed(self, *args):
     start = perf_counter()
-    result = original(self, params)
+    result = original(self, *args)
     passes.append(perf_counter() - start)
     return result
 TrainingData.expectation = timed
