@@ -66,18 +66,6 @@ def all_criteria(
     }
 
 
-def weighted_total(values, sample_weight: np.ndarray | None) -> float:
-    """``sum_i w_i v_i`` in float64 (``sum_i v_i`` without weights).
-
-    ``values`` may be a lazy dask array (computed here). O(n) time.
-    """
-    if sample_weight is None:
-        total = values.sum(dtype=np.float64)
-    else:
-        total = (values.astype(np.float64) * sample_weight).sum()
-    return float(total.compute() if hasattr(total, "compute") else total)
-
-
 def row_entropy(resp: np.ndarray) -> np.ndarray:
     """Entropy ``-sum_k r_ik log r_ik`` of each row of responsibilities (``0 log 0 = 0``).
 

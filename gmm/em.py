@@ -281,9 +281,12 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
 
 
 def scatter(stats: Statistics, family: CovarianceFamily, shift, coefs, dtype) -> Scatter:
-    """The statistics step: summed moments → ``(nk, means, S_k)``. O(K·D³) at most."""
+    """The statistics step: summed moments → ``(nk, means, S_k)``. O(K·D³) at most.
+
+    ``shift`` is the data source's float64 shift.
+    """
     nk = statistics.guarded_counts(stats.nk, dtype)
-    return family.scatter(stats.moments, nk, np.asarray(shift, dtype=np.float64), coefs)
+    return family.scatter(stats.moments, nk, shift, coefs)
 
 
 def scatter_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) -> Scatter:

@@ -235,7 +235,7 @@ default='kmeans'
         if sample_weight is None:
             n_samples = X.shape[0]
         else:
-            n_samples = criteria.weighted_total(sample_weight, None)
+            n_samples = float(np.sum(sample_weight, dtype=np.float64))  # dask: computed
         return criteria.all_criteria(log_likelihood, entropy, self._n_parameters(), n_samples)
 
     def aic(self, X):

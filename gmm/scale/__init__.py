@@ -180,8 +180,7 @@ def map_rows(
         return dask_arrays.map_rows(X, params, family, log_const, kernel)
     if isinstance(X, FileRows):
         out = kernel.output(X.shape[0], params.means.shape[0], X.dtype)
-        for start, block in X.blocks():
-            rows.check_finite(block, start)
+        for start, block in _blocks(X):
             out[start : start + block.shape[0]] = rows.apply(
                 block, params, family, log_const, kernel
             )
@@ -221,20 +220,24 @@ def sum_rows(
             w = sample_weight.astype(np.float64)
             values = values * (w if values.ndim == 1 else w[:, None])
         return np.asarray(values.sum(axis=0).compute())
-    if isinstance(X, FileRows):
-        blocks = X.blocks()
-    else:
-        blocks = [(0, X)]
     total = np.zeros(kernel.output(0, params.means.shape[0], np.float64).shape[1:])
-    for start, block in blocks:
-        if isinstance(X, FileRows):
-            rows.check_finite(block, start)
+    for start, block in _blocks(X):
         values = rows.apply(block, params, family, log_const, kernel).astype(np.float64)
         if sample_weight is None:
             total += values.sum(axis=0)
         else:
             total += np.asarray(sample_weight[start : start + len(block)], np.float64) @ values
     return total
+
+
+def _blocks(X):
+    """``(first_row, rows)``: a file's blocks, each checked for NaN as read; else X whole."""
+    if not isinstance(X, FileRows):
+        yield 0, X
+        return
+    for start, block in X.blocks():
+        rows.check_finite(block, start)
+        yield start, block
 
 
 def _file_rows(X) -> FileRows | None:

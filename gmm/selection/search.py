@@ -26,12 +26,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from .. import criteria, validation
+from .. import criteria, scale, validation
 from ..checkpoint import Checkpoint, data_fingerprint
 from ..covariance import covariance_types as registered_covariance_types
 from ..covariance import get_family
 from ..estimator import GaussianMixture
 from ..scale.dask_arrays import is_dask_collection
+from ..scale.sources import check_n_samples
 from . import parallel
 from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
 
@@ -276,19 +277,10 @@ def _check_data(X):
     that read no rows: the fits check its values as they read them.
     """
     if is_lazy_source(X):
-        n_samples = X.shape[0]
-        if X.ndim != 2 or X.dtype.kind not in "biuf":
-            raise ValueError(
-                f"Expected a 2-D numeric array of shape (n_samples, n_features), got "
-                f"{X.dtype} data of shape {X.shape}."
-            )
-        if not (n_samples >= 2):  # a dask array of unknown length has a NaN here
-            raise ValueError(
-                f"Found array with {n_samples} sample(s) (shape={X.shape}) while a "
-                "minimum of 2 is required."
-            )
-        dtype = X.dtype if X.dtype in validation.FLOAT_DTYPES else np.dtype(np.float64)
-        return X, X, dtype
+        # The data sources' own checks of shape and dtype, which read no rows.
+        rows, _ = scale.predict_data(X, "sweep")
+        check_n_samples(rows.shape, 1)
+        return X, X, rows.dtype
     X_arr = check_array(X, dtype=list(validation.FLOAT_DTYPES), ensure_min_samples=2)
     return (X if hasattr(X, "columns") else X_arr), X_arr, X_arr.dtype
 
