@@ -36,6 +36,7 @@ EXPERIMENTS = [
     "agreement",
     "articles",
     "bench",
+    "bench_grid",
     "bench_sweep",
     "bench_scale",
 ]

@@ -1,0 +1,251 @@
+"""Speed on every shape: the per-iteration ratio over a grid of (D, K, family, dtype).
+
+``python -m experiments.bench_grid`` measures the speed issue's grid — N = 100,000
+rows; D in {1, 2, 5, 10, 20, 50, 100, 200}; K in {1, 2, 4, 8, 32, 128}; every
+covariance type scikit-learn has; float64 and float32 — and writes
+``experiments/out/bench_grid.json`` after every cell. The full grid takes hours on
+a small machine (scikit-learn's 'full' iteration at D = 200, K = 128 alone is about
+a minute), so a run that is stopped resumes where it stopped: cells already in the
+JSON for the same settings are not measured again. ``--rows``, ``--features``,
+``--components``, ``--types`` and ``--dtypes`` choose a smaller grid.
+
+Each cell fits both libraries from identical initial parameters (scikit-learn's
+own k-means start) with ``tol=0`` and a fixed number of iterations, in the same
+process, and reports the ratio of the medians of repeats. ``python -m experiments
+bench_grid`` draws the stored grid as heatmaps (D × K, one panel per family); when
+no grid has been stored it measures a small one and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .bench import OUT, per_iteration_case
+from .result import ExperimentResult, figure_png
+
+FEATURES = (1, 2, 5, 10, 20, 50, 100, 200)
+COMPONENTS = (1, 2, 4, 8, 32, 128)
+TYPES = ("full", "tied", "diag", "spherical")
+DTYPES = ("float64", "float32")
+GRID_FILE = "bench_grid.json"
+QUICK = {"rows": 3_000, "features": (2, 20), "components": (2, 8), "iters": 2, "repeats": 1}
+
+
+def grid_data(n_samples: int, n_features: int, n_components: int, dtype: str) -> np.ndarray:
+    """Rows drawn from a mixture of ``n_components`` unit Gaussians with spread means."""
+    rng = np.random.default_rng(n_features * 1000 + n_components)
+    centres = rng.uniform(-6, 6, (max(n_components, 1), n_features))
+    labels = rng.integers(0, len(centres), n_samples)
+    X = rng.standard_normal((n_samples, n_features)) + centres[labels]
+    return X.astype(dtype)
+
+
+def _key(cell: dict) -> str:
+    d, k = cell["n_features"], cell["n_components"]
+    return f"{cell['covariance_type']}|{cell['dtype']}|D={d}|K={k}"
+
+
+def measure_cell(n_samples, n_features, n_components, covariance_type, dtype, iters, repeats):
+    """One cell of the grid: both libraries from the same start, ratio of medians."""
+    X = grid_data(n_samples, n_features, n_components, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = per_iteration_case(
+            f"{covariance_type}, {dtype}, D={n_features}, K={n_components}",
+            X,
+            n_components,
+            covariance_type,
+            iters,
+            repeats,
+        )
+    row = {k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()}
+    row.update(
+        covariance_type=covariance_type,
+        dtype=dtype,
+        n_features=n_features,
+        n_components=n_components,
+        n_samples=n_samples,
+    )
+    return row
+
+
+def measure_grid(
+    rows: int = 100_000,
+    features=FEATURES,
+    components=COMPONENTS,
+    types=TYPES,
+    dtypes=DTYPES,
+    iters: int = 3,
+    repeats: int = 3,
+    path: Path | None = None,
+    log=print,
+) -> dict:
+    """Measure every cell not yet stored in ``path`` (for the same settings); return the grid."""
+    settings = {"rows": rows, "iters": iters, "repeats": repeats}
+    stored = {"settings": settings, "cells": []}
+    if path is not None and path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("settings") == settings:
+            stored = previous
+    done = {_key(c) for c in stored["cells"]}
+    for covariance_type in types:
+        for dtype in dtypes:
+            for d in features:
+                for k in components:
+                    cell = {
+                        "covariance_type": covariance_type,
+                        "dtype": dtype,
+                        "n_features": d,
+                        "n_components": k,
+                    }
+                    if _key(cell) in done:
+                        continue
+                    row = measure_cell(rows, d, k, covariance_type, dtype, iters, repeats)
+                    stored["cells"].append(row)
+                    log(
+                        f"{_key(cell):32s} sklearn {row['sklearn_ms_per_iter']:9.1f} ms  "
+                        f"gmm {row['gmm_ms_per_iter']:9.1f} ms  ratio {row['ratio']:6.2f}x"
+                    )
+                    if path is not None:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_text(json.dumps(stored, indent=1))
+    return stored
+
+
+def summary(grid: dict) -> list[dict]:
+    """Minimum, median and maximum ratio per (family, dtype), and the worst cell."""
+    out = []
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for cell in grid["cells"]:
+        groups.setdefault((cell["covariance_type"], cell["dtype"]), []).append(cell)
+    for (cov, dtype), cells in groups.items():
+        ratios = np.array([c["ratio"] for c in cells])
+        worst = cells[int(np.argmin(ratios))]
+        out.append(
+            {
+                "family": cov,
+                "dtype": dtype,
+                "cells": len(cells),
+                "min": f"{ratios.min():.2f}x",
+                "median": f"{np.median(ratios):.2f}x",
+                "max": f"{ratios.max():.2f}x",
+                "worst cell": f"D={worst['n_features']}, K={worst['n_components']}",
+                "cells below 1.5x": int((ratios < 1.5).sum()),
+            }
+        )
+    return out
+
+
+def heatmaps(grid: dict, dtype: str):
+    """One panel per family: log2 of the ratio over D (rows) × K (columns)."""
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in grid["cells"] if c["dtype"] == dtype]
+    types = [t for t in TYPES if any(c["covariance_type"] == t for c in cells)]
+    ds = sorted({c["n_features"] for c in cells})
+    ks = sorted({c["n_components"] for c in cells})
+    fig, axes = plt.subplots(1, len(types), figsize=(3.2 * len(types), 3.4), squeeze=False)
+    image = None
+    for ax, cov in zip(axes[0], types, strict=True):
+        table = np.full((len(ds), len(ks)), np.nan)
+        for c in cells:
+            if c["covariance_type"] == cov:
+                table[ds.index(c["n_features"]), ks.index(c["n_components"])] = c["ratio"]
+        image = ax.imshow(np.log2(table), cmap="RdBu", vmin=-4, vmax=4, aspect="auto")
+        for i in range(len(ds)):
+            for j in range(len(ks)):
+                if np.isfinite(table[i, j]):
+                    ax.text(j, i, f"{table[i, j]:.1f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(ks)), ks)
+        ax.set_yticks(range(len(ds)), ds)
+        ax.set_xlabel("K")
+        ax.set_title(cov)
+    axes[0][0].set_ylabel("D")
+    fig.colorbar(image, ax=axes[0].tolist(), label="log2(speed-up over scikit-learn)")
+    fig.suptitle(f"Per-iteration speed-up over scikit-learn, {dtype}")
+    return fig
+
+
+def run(quick: bool = False) -> ExperimentResult:
+    path = OUT / GRID_FILE
+    stored = not quick and path.exists()
+    if stored:
+        grid = json.loads(path.read_text())
+    else:
+        grid = measure_grid(
+            rows=QUICK["rows"],
+            features=QUICK["features"],
+            components=QUICK["components"],
+            iters=QUICK["iters"],
+            repeats=QUICK["repeats"],
+            log=lambda _line: None,
+        )
+    table = summary(grid)
+    ratios = np.array([c["ratio"] for c in grid["cells"]])
+    n = grid["settings"]["rows"]
+    source = (
+        f"the stored grid ({len(ratios)} cells, N = {n:,}, from python -m experiments.bench_grid)"
+        if stored
+        else f"a small grid measured now ({len(ratios)} cells, N = {n:,}; run "
+        "python -m experiments.bench_grid for the full one)"
+    )
+    verdict = (
+        f"Over {source}: speed-up {ratios.min():.2f}x at worst, median {np.median(ratios):.2f}x, "
+        f"best {ratios.max():.2f}x; {int((ratios < 1).sum())} cells slower than scikit-learn."
+    )
+    figures = {
+        f"Speed-up over the grid, {dtype}": figure_png(heatmaps(grid, dtype))
+        for dtype in DTYPES
+        if any(c["dtype"] == dtype for c in grid["cells"])
+    }
+    return ExperimentResult(
+        name="bench_grid",
+        title="Speed on every shape",
+        description=(
+            "The per-iteration speed-up over scikit-learn on every (D, K) of the grid, for "
+            "each covariance type and dtype, from identical starts (median of repeats)."
+        ),
+        verdict=verdict,
+        ok=quick or bool(ratios.min() >= 1.0),
+        figures=figures,
+        tables={"Speed-up per family": table},
+        metrics=grid,
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--features", type=int, nargs="+", default=list(FEATURES))
+    parser.add_argument("--components", type=int, nargs="+", default=list(COMPONENTS))
+    parser.add_argument("--types", nargs="+", default=list(TYPES), choices=TYPES)
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    path = args.out / GRID_FILE
+    grid = measure_grid(
+        args.rows,
+        args.features,
+        args.components,
+        args.types,
+        args.dtypes,
+        args.iters,
+        args.repeats,
+        path,
+    )
+    for row in summary(grid):
+        print(" | ".join(f"{k}: {v}" for k, v in row.items()))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
