@@ -262,17 +262,17 @@ degrees_of_freedom_prior_, covariance_prior_ :
 
     def _prepare(self, data, family) -> None:
         """The priors, with defaults from the data; one O(n·D²) pass for the covariance."""
-        n_features, dtype = data.n_features, data.dtype
+        n_features = data.n_features
         dof = self.degrees_of_freedom_prior
         if dof is not None and not (np.isfinite(dof) and dof > n_features - 1):
             raise ValueError(
                 f"degrees_of_freedom_prior must be greater than n_features - 1 = "
                 f"{n_features - 1}, got {dof!r}. Leave it None for n_features."
             )
-        mean_prior = self._check_mean_prior(n_features, dtype)
-        covariance_prior = self._check_covariance_prior(family, n_features, dtype)
+        mean_prior = self._check_mean_prior(n_features)
+        covariance_prior = self._check_covariance_prior(family, n_features)
         if mean_prior is None:
-            mean_prior = data.shift.astype(dtype)
+            mean_prior = data.shift
         if covariance_prior is None:
             covariance_prior = self._data_covariance(data, family)
         prior = self.weight_concentration_prior
@@ -284,17 +284,17 @@ degrees_of_freedom_prior_, covariance_prior_ :
         self.degrees_of_freedom_prior_ = n_features if dof is None else dof
         self.covariance_prior_ = covariance_prior
 
-    def _check_mean_prior(self, n_features, dtype):
+    def _check_mean_prior(self, n_features):
         if self.mean_prior is None:
             return None
-        return validation._as_array(self.mean_prior, "mean_prior", (n_features,), dtype)
+        return validation._as_array(self.mean_prior, "mean_prior", (n_features,), np.float64)
 
-    def _check_covariance_prior(self, family, n_features, dtype):
+    def _check_covariance_prior(self, family, n_features):
         if self.covariance_prior is None:
             return None
         one = family.shape(1, n_features)
         shape = np.shape(family.component_covariance(np.zeros(one), 0))
-        prior = validation._as_array(self.covariance_prior, "covariance_prior", shape, dtype)
+        prior = validation._as_array(self.covariance_prior, "covariance_prior", shape, np.float64)
         if not family.is_positive_definite(np.broadcast_to(prior, one)):
             raise ValueError(
                 f"covariance_prior for covariance_type={family.name!r} must be "
