@@ -264,7 +264,7 @@ def test_effective_components_threshold():
     with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\)"):
         model.effective_components(1.5)
     with pytest.raises(NotFittedError):
-        BayesianGaussianMixture().effective_components_  # noqa: B018
+        _ = BayesianGaussianMixture().effective_components_
 
 
 def test_fit_predict_equals_fit_then_predict(moons):
@@ -306,7 +306,7 @@ def test_float32_stays_float32(moons, covariance_type):
 def test_sample_is_shuffled_and_seeded(moons):
     model = BayesianGaussianMixture(4, random_state=0).fit(moons)
     X1, y1 = model.sample(200, random_state=3)
-    X2, y2 = model.sample(200, random_state=3)
+    X2, _ = model.sample(200, random_state=3)
     np.testing.assert_array_equal(X1, X2)
     assert np.any(np.diff(y1) < 0)  # not sorted by component
 
