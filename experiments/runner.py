@@ -33,11 +33,13 @@ EXPERIMENTS = [
     "moons_density",
     "moons_selection",
     "digits",
+    "how_many",
     "agreement",
     "articles",
     "bench",
     "bench_sweep",
     "bench_scale",
+    "bench_bayesian",
 ]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
