@@ -41,8 +41,8 @@ TARGETS = {"full": (8, 4), "diag": (5, 3)}
 OUT = Path(__file__).resolve().parent / "out"
 
 
-class _SkFromResponsibilities(SkBayesian):
-    """scikit-learn's model started from given responsibilities."""
+class SkFromResponsibilities(SkBayesian):
+    """scikit-learn's model started from given responsibilities (it has no callable start)."""
 
     def __init__(self, resp=None, **params):
         super().__init__(**params)
@@ -83,7 +83,7 @@ def per_iteration(X, resp, covariance_type, iters, repeats) -> dict:
         )
 
     def theirs(n):
-        return lambda: _SkFromResponsibilities(resp, n_components=k, max_iter=n, **params)
+        return lambda: SkFromResponsibilities(resp, n_components=k, max_iter=n, **params)
 
     times = {}
     for lib, make in (("sklearn", theirs), ("gmm", ours)):

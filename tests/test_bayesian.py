@@ -26,6 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from experiments.bench_bayesian import SkFromResponsibilities
 from gmm import BayesianGaussianMixture, GaussianMixture, load, save
 from gmm.cli import main
 from gmm.covariance import Spherical, register, unregister
@@ -79,17 +80,6 @@ def fit_quietly(model, X, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(X, **kwargs)
-
-
-class SkFromResponsibilities(SkBayesian):
-    """scikit-learn's model started from given responsibilities (it has no callable init)."""
-
-    def __init__(self, resp=None, **params):
-        super().__init__(**params)
-        self.resp = resp
-
-    def _initialize_parameters(self, X, random_state, xp=None):
-        self._initialize(X, self.resp)
 
 
 def random_resp(n_samples, n_components, seed=0):
