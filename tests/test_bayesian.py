@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import BayesianGaussianMixture as SkBayesian
 from sklearn.pipeline import make_pipeline
@@ -205,6 +207,39 @@ def test_lower_bound_never_decreases(covariance_type, prior):
         X,
     )
     bounds = np.asarray(model.lower_bounds_)
+    assert np.all(np.diff(bounds) >= -1e-9 * np.abs(bounds[1:]))
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    covariance_type=st.sampled_from(COVARIANCE_TYPES),
+    prior=st.sampled_from(PRIOR_TYPES),
+    concentration=st.floats(1e-3, 10.0),
+    weighted=st.booleans(),
+)
+@settings(max_examples=25, deadline=None)
+def test_lower_bound_never_decreases_on_random_data(
+    seed, covariance_type, prior, concentration, weighted
+):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 2)) * rng.uniform(0.1, 10, size=2) + rng.normal(0, 5, size=2)
+    w = rng.uniform(0.2, 3.0, size=60) if weighted else None
+    model = fit_quietly(
+        BayesianGaussianMixture(
+            4,
+            covariance_type=covariance_type,
+            weight_concentration_prior_type=prior,
+            weight_concentration_prior=concentration,
+            tol=0,
+            max_iter=25,
+            init_params="random",
+            random_state=seed,
+        ),
+        X,
+        sample_weight=w,
+    )
+    bounds = np.asarray(model.lower_bounds_)
+    assert np.all(np.isfinite(bounds))
     assert np.all(np.diff(bounds) >= -1e-9 * np.abs(bounds[1:]))
 
 
