@@ -33,7 +33,7 @@ from . import em, validation, variational
 from .covariance import get_family
 from .driver import BaseMixture
 
-__all__ = ["SUPPORTED_COVARIANCE_TYPES", "BayesianGaussianMixture", "Posterior"]
+__all__ = ["SUPPORTED_COVARIANCE_TYPES", "BayesianGaussianMixture", "Posterior", "component_shape"]
 
 #: Covariance types with a conjugate (Wishart-type) posterior here, as in scikit-learn.
 SUPPORTED_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -83,6 +83,15 @@ class Posterior:
         if self.sticks:
             return variational.log_stick_norm(self.weight_concentration)
         return variational.log_dirichlet_norm(self.weight_concentration)
+
+
+def component_shape(family, n_features: int) -> tuple[int, ...]:
+    """Shape of one component's covariance in ``family`` (and of ``covariance_prior``).
+
+    (D, D) for 'full' and 'tied', (D,) for 'diag', () for 'spherical'.
+    """
+    one = np.zeros(family.shape(1, n_features))
+    return np.shape(family.component_covariance(one, 0))
 
 
 def _per_component(values, ndim: int) -> np.ndarray:
@@ -277,9 +286,8 @@ degrees_of_freedom_prior_, covariance_prior_ :
             covariance_prior = self._data_covariance(data, family)
         prior = self.weight_concentration_prior
         self.weight_concentration_prior_ = 1.0 / self.n_components if prior is None else prior
-        self.mean_precision_prior_ = (
-            1.0 if self.mean_precision_prior is None else (self.mean_precision_prior)
-        )
+        beta0 = self.mean_precision_prior
+        self.mean_precision_prior_ = 1.0 if beta0 is None else beta0
         self.mean_prior_ = mean_prior
         self.degrees_of_freedom_prior_ = n_features if dof is None else dof
         self.covariance_prior_ = covariance_prior
@@ -292,10 +300,9 @@ degrees_of_freedom_prior_, covariance_prior_ :
     def _check_covariance_prior(self, family, n_features):
         if self.covariance_prior is None:
             return None
-        one = family.shape(1, n_features)
-        shape = np.shape(family.component_covariance(np.zeros(one), 0))
+        shape = component_shape(family, n_features)
         prior = validation._as_array(self.covariance_prior, "covariance_prior", shape, np.float64)
-        if not family.is_positive_definite(np.broadcast_to(prior, one)):
+        if not family.is_positive_definite(np.broadcast_to(prior, family.shape(1, n_features))):
             raise ValueError(
                 f"covariance_prior for covariance_type={family.name!r} must be "
                 f"{family.precision_requirement}."
@@ -310,10 +317,9 @@ degrees_of_freedom_prior_, covariance_prior_ :
         those of all the data, on every data source, with the weights.
         """
         n_features, dtype = data.n_features, data.dtype
-        one = family.shape(1, n_features)
-        component = np.shape(family.component_covariance(np.zeros(one), 0))
+        component = component_shape(family, n_features)
         identity = np.eye(n_features) if len(component) == 2 else np.ones(component)
-        precisions = np.broadcast_to(identity, one).astype(dtype)
+        precisions = np.broadcast_to(identity, family.shape(1, n_features)).astype(dtype)
         params = em.Parameters(
             np.ones(1, dtype=dtype),
             data.shift[None, :].astype(dtype),

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ..bayesian import BayesianGaussianMixture
+from ..bayesian import BayesianGaussianMixture, component_shape
 from ..covariance import covariance_types, get_family
 from .file import Codec, ModelReader
 from .mixture import _check_usable, _check_values, encode_section
@@ -93,7 +93,7 @@ def decode(
 
     posterior = reader.section(metadata, "posterior")
     sticks = model.weight_concentration_prior_type == "dirichlet_process"
-    component = np.shape(family.component_covariance(np.zeros(shape), 0))
+    component = component_shape(family, d)
     arrays = {
         "weight_concentration_": ((2, k) if sticks else (k,), np.float64),
         "mean_precision_": ((k,), np.float64),
