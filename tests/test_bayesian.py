@@ -437,6 +437,17 @@ def test_memmap_fit_equals_in_memory(tmp_path, moons):
     assert_close(b.lower_bounds_, a.lower_bounds_, rtol=1e-10)
 
 
+def test_subsampled_start_on_a_memmap_equals_in_memory(tmp_path, moons):
+    path = tmp_path / "x.npy"
+    np.save(path, moons)
+    params = dict(random_state=0, tol=0, max_iter=5, init_sample_size=50)
+    a = fit_quietly(BayesianGaussianMixture(4, **params), moons)
+    b = fit_quietly(BayesianGaussianMixture(4, **params), np.load(path, mmap_mode="r"))
+    for name in ATTRIBUTES:
+        assert_close(getattr(b, name), getattr(a, name), rtol=1e-10, scale=1.0)
+    assert np.all(np.diff(a.lower_bounds_) >= 0)
+
+
 def test_dask_fit_equals_in_memory(moons):
     da = pytest.importorskip("dask.array")
     import dask
