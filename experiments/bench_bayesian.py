@@ -113,6 +113,8 @@ def measure(size: str = "report") -> dict:
 
 
 def _verdict(result) -> tuple[str, bool]:
+    """Ratios against the issue's targets; in quick mode (2,000 rows) only the ELBO counts."""
+    quick = result["size"] == "quick"
     parts, ok = [], True
     for row in result["rows"]:
         ratio, target, floor = row["ratio"], row["target"], row["floor"]
@@ -122,12 +124,13 @@ def _verdict(result) -> tuple[str, bool]:
             met = f"below the {target}× target, above the {floor}× floor"
         else:
             met = f"BELOW the {floor}× floor"
-        ok &= ratio >= floor and row["lower_bound_rel_diff"] < 1e-6
+        ok &= (quick or ratio >= floor) and row["lower_bound_rel_diff"] < 1e-6
         parts.append(
             f"{row['case']}: {ratio:.1f}× scikit-learn ({met}), "
             f"ELBO gap {row['lower_bound_rel_diff']:.1e}"
         )
-    return "; ".join(parts) + ".", ok
+    note = " (quick mode: too few rows for the ratios to mean anything)" if quick else ""
+    return "; ".join(parts) + "." + note, ok
 
 
 def run(quick: bool = False) -> ExperimentResult:
