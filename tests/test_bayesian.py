@@ -157,9 +157,10 @@ def test_same_defaults_same_model(moons, covariance_type, seed):
     assert_close(ours.score_samples(moons), ref.score_samples(moons), rtol=1e-5)
 
 
-def test_default_constructor_equals_sklearn(moons):
-    ours = fit_quietly(BayesianGaussianMixture(random_state=0), moons)
-    ref = fit_quietly(SkBayesian(random_state=0), moons)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_default_constructor_equals_sklearn(moons, seed):
+    ours = fit_quietly(BayesianGaussianMixture(random_state=seed), moons)
+    ref = fit_quietly(SkBayesian(random_state=seed), moons)
     assert_same_model(ours, ref, moons, rtol=1e-5)
 
 
