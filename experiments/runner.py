@@ -33,12 +33,14 @@ EXPERIMENTS = [
     "moons_density",
     "moons_selection",
     "digits",
+    "how_many",
     "agreement",
     "articles",
     "bench",
     "bench_grid",
     "bench_sweep",
     "bench_scale",
+    "bench_bayesian",
 ]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"

@@ -1,5 +1,6 @@
 """gmm: Gaussian mixture models fitted by EM, written with numpy and scipy."""
 
+from .bayesian import BayesianGaussianMixture
 from .covariance import covariance_types
 from .densities import mixture_logpdf, mvn_logpdf, mvn_pdf
 from .estimator import GaussianMixture
@@ -13,6 +14,7 @@ from .selection import GaussianMixtureIC, SweepResult, sweep
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianGaussianMixture",
     "GaussianMixture",
     "GaussianMixtureIC",
     "ModelFileError",

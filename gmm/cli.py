@@ -227,6 +227,24 @@ def _build_parser() -> argparse.ArgumentParser:
         help="covariance type (default full)",
     )
     sub.add_argument("--out", metavar="MODEL", help="save the fitted model here")
+    sub.add_argument(
+        "--bayesian",
+        action="store_true",
+        help="fit a BayesianGaussianMixture (variational; K is an upper bound)",
+    )
+    sub.add_argument(
+        "--weight-prior",
+        default="dirichlet_process",
+        choices=("dirichlet_process", "dirichlet_distribution"),
+        help="with --bayesian: the prior on the weights (default dirichlet_process)",
+    )
+    sub.add_argument(
+        "--weight-concentration",
+        type=float,
+        default=None,
+        metavar="A",
+        help="with --bayesian: weight_concentration_prior (default 1/K)",
+    )
     _add_fit_options(sub)
 
     sub = command("predict", "Print the component of each sample (or its probabilities).", _predict)
@@ -472,6 +490,8 @@ def _fit(args) -> int:
     from .estimator import GaussianMixture
     from .selection import information_criteria
 
+    if args.bayesian:
+        return _fit_bayesian(args)
     X, names = read_data(args.data)
     X = _with_names(X, names)
     model = GaussianMixture(
@@ -486,6 +506,33 @@ def _fit(args) -> int:
     print(f"converged: {model.converged_} after {model.n_iter_} iterations")
     for key in ("log_likelihood", "aic", "bic", "icl"):
         print(f"{key}: {criteria[key]:.10g}")
+    if args.out:
+        from .persistence import save
+
+        save(model, args.out)
+    return 0
+
+
+def _fit_bayesian(args) -> int:
+    from .bayesian import BayesianGaussianMixture
+
+    X, names = read_data(args.data)
+    model = BayesianGaussianMixture(
+        args.k,
+        covariance_type=args.covariance,
+        weight_concentration_prior_type=args.weight_prior,
+        weight_concentration_prior=args.weight_concentration,
+        n_init=args.n_init,
+        random_state=args.seed,
+        **_fit_params(args),
+    ).fit(_with_names(X, names))
+    effective = model.effective_components_
+    print(f"components: {args.k} (upper bound), covariance: {args.covariance}")
+    print(f"weight prior: {args.weight_prior}")
+    print(f"converged: {model.converged_} after {model.n_iter_} iterations")
+    print(f"lower bound: {model.lower_bound_:.10g}")
+    print(f"effective components (weight > 1%): {len(effective)}")
+    print("weights: " + " ".join(f"{w:.4g}" for w in model.weights_[effective]))
     if args.out:
         from .persistence import save
 

@@ -12,6 +12,8 @@ contract is in one place:
 
 - :meth:`~BaseMixture._check_parameters`: validate the constructor arguments;
   return the covariance family and the initializer;
+- :meth:`~BaseMixture._prepare` (optional): settings that depend on the
+  validated data, once per ``fit``;
 - :meth:`~BaseMixture._initialize`: initial parameters of one start;
 - :meth:`~BaseMixture._estep_log_weights` and
   :meth:`~BaseMixture._estep_log_normalizer`: what the E-step adds to
@@ -86,9 +88,32 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             ``initializer(X, n_components, random_state, sample_weight) -> resp``.
         """
 
+    def _prepare(self, data, family) -> None:
+        """Once per ``fit``, after the data are validated: settings that depend on them.
+
+        Not abstract: maximum likelihood needs nothing. A variational mixture
+        sets its priors here (the data's mean and covariance by default), so a
+        warm start, which skips :meth:`_initialize`, gets them too.
+        """
+
     @abstractmethod
     def _initialize(self, data, family, initializer, random_state) -> em.Parameters:
         """Initial parameters of one start, from ``data`` (a :mod:`gmm.scale` source)."""
+
+    def _initial_parameters(self, data, family, initializer, random_state, sample_size):
+        """Parameters of the M-step from the initializer's responsibilities.
+
+        After an initializer that saw a subsample (see
+        ``TrainingData.initial_scatter``), one E-step and M-step over all rows,
+        so the start describes all the data. For ``_initialize``.
+        """
+        scatter, subsampled = data.initial_scatter(initializer, random_state, sample_size)
+        params = self._m_step(scatter, None, family, data.dtype)
+        if subsampled:
+            stats, coefs = data.expectation(params, self._log_const(params, family))
+            scatter = em.scatter(stats, family, data.shift, coefs, data.dtype)
+            params = self._m_step(scatter, params, family, data.dtype)
+        return params
 
     @abstractmethod
     def _estep_log_weights(self, params: em.Parameters) -> np.ndarray:
@@ -166,6 +191,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         data = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
         validation.check_features(self, data.feature_source, reset=do_init)
+        self._prepare(data, family)
         dtype = data.dtype
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import os
 
+from .bayesian import CODEC as _BAYESIAN
 from .file import (
     FORMAT,
     FORMAT_VERSION,
@@ -61,6 +62,7 @@ from .selection import CODEC as _SELECTION
 CODECS: dict[str, Codec] = {
     "GaussianMixture": _MIXTURE,
     "GaussianMixtureIC": _SELECTION,
+    "BayesianGaussianMixture": _BAYESIAN,
 }
 
 __all__ = [
