@@ -54,7 +54,7 @@ def check_data(X, estimator_name: str, *, ensure_min_samples: int = 1) -> np.nda
     X = check_array(
         X,
         dtype=list(validation.FLOAT_DTYPES),
-        ensure_all_finite="allow-nan",
+        ensure_all_finite=False,  # NaN allowed; infinity refused below, with its place
         ensure_min_samples=ensure_min_samples,
         estimator=estimator_name,
         input_name="X",
