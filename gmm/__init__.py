@@ -5,6 +5,7 @@ from .densities import mixture_logpdf, mvn_logpdf, mvn_pdf
 from .estimator import GaussianMixture
 from .grids import evaluate_grid
 from .images import blend, gaussian_mask
+from .imputation import GaussianMixtureImputer
 from .initialization import init_methods
 from .persistence import ModelFileError, load, save
 from .sampling import sample_mvn
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GaussianMixture",
     "GaussianMixtureIC",
+    "GaussianMixtureImputer",
     "ModelFileError",
     "SweepResult",
     "__version__",

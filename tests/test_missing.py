@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from gmm import GaussianMixture, covariance_types
+from gmm import GaussianMixture, covariance_types, missing
 from gmm import em as em_module
-from gmm import missing
 from gmm.covariance import get_family, register, unregister
 from gmm.scale import incomplete
 from tests.mixture_data import make_mixture
@@ -98,7 +97,7 @@ def test_score_samples_equal_scipy_on_observed_coordinates(data, covariance_type
 
 
 def test_row_without_observed_entry_gets_the_weights(data):
-    X, Xm = data
+    X, _ = data
     model = GaussianMixture(3, random_state=0, nan_policy="omit").fit(X)
     empty = np.full((2, X.shape[1]), np.nan)
     np.testing.assert_allclose(model.predict_proba(empty), np.tile(model.weights_, (2, 1)))
