@@ -35,6 +35,7 @@ EXPERIMENTS = [
     "digits",
     "agreement",
     "articles",
+    "missing_values",
     "bench",
     "bench_sweep",
     "bench_scale",
