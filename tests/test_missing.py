@@ -353,3 +353,33 @@ def test_memmap_and_dask_keep_refusing_nan(tmp_path, data):
     da = pytest.importorskip("dask.array")
     with pytest.raises(ValueError, match="NaN"):
         model.fit(da.from_array(Xm, chunks=100))
+
+
+# ---------------------------------------------------------------- the CLI
+def test_cli_fits_on_csv_with_holes_and_imputes(tmp_path, capsys):
+    from gmm.cli import main
+    from gmm.datafiles import read_data
+
+    X = make_mixture("full", n_samples=60, n_components=2, d=3, seed=3)[0]
+    Xm = with_holes(X, 0.2, 5)
+    lines = ["a,b,c"] + [
+        ",".join(("NA" if i % 2 else "") if np.isnan(v) else repr(float(v)) for v in row)
+        for i, row in enumerate(Xm)
+    ]
+    data = tmp_path / "holes.csv"
+    data.write_text("\n".join(lines) + "\n")
+    read, names = read_data(str(data), allow_missing=True)
+    np.testing.assert_array_equal(np.isnan(read), np.isnan(Xm))
+    assert names == ["a", "b", "c"]
+    assert main(["fit", str(data), "--k", "2"]) != 0  # 'raise': the empty cell is an error
+    assert "--nan-policy" in capsys.readouterr().err
+    model_path = tmp_path / "model.npz"
+    fit = ["fit", str(data), "--k", "2", "--nan-policy", "marginalize", "--out", str(model_path)]
+    assert main(fit) == 0
+    capsys.readouterr()
+    assert main(["impute", str(model_path), str(data)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    filled = np.array([[float(v) for v in line.split(",")] for line in printed[1:]])
+    expected = GaussianMixture(2, random_state=0, nan_policy="marginalize").fit(Xm).impute(Xm)
+    np.testing.assert_allclose(filled, expected, rtol=1e-12)
+    assert main(["predict", str(model_path), str(data)]) == 0
