@@ -34,7 +34,7 @@ from .covariance import CovarianceFamily
 #: log(2 pi).
 LOG_2PI = np.log(2 * np.pi)
 #: Target size in bytes of a block's largest temporary, (K, rows, D) float64.
-BLOCK_BYTES = 8 * 2**20
+BLOCK_BYTES = 2 * 2**20
 
 
 @dataclass
