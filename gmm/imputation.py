@@ -96,17 +96,9 @@ class GaussianMixtureImputer(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        mixture = GaussianMixture(
-            self.n_components,
-            covariance_type=self.covariance_type,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            n_init=self.n_init,
-            init_params=self.init_params,
-            random_state=self.random_state,
-            nan_policy="marginalize",
-        ).fit(X, sample_weight=sample_weight)
+        # Every constructor argument is GaussianMixture's, under the same name.
+        mixture = GaussianMixture(nan_policy="marginalize", **self.get_params())
+        mixture.fit(X, sample_weight=sample_weight)
         validate_data(self, X, skip_check_array=True, reset=True)
         self.mixture_ = mixture
         self.n_iter_ = mixture.n_iter_
