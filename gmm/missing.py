@@ -163,22 +163,29 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     m = matrices.shape[0]
     chol = np.zeros_like(matrices)
     for j in range(m):
-        row = chol[j, :j]
+        pivot = matrices[j, j].copy()
+        below = matrices[j + 1 :, j].copy()
+        for k in range(j):  # subtract the columns already found
+            pivot -= chol[j, k] * chol[j, k]
+            below -= chol[j + 1 :, k] * chol[j, k]
         with np.errstate(invalid="ignore"):
-            chol[j, j] = np.sqrt(matrices[j, j] - np.einsum("kb,kb->b", row, row))
-        if j + 1 < m:
-            below = matrices[j + 1 :, j] - np.einsum("ikb,kb->ib", chol[j + 1 :, :j], row)
-            chol[j + 1 :, j] = below / chol[j, j]
+            np.sqrt(pivot, out=chol[j, j])
+        np.divide(below, chol[j, j], out=chol[j + 1 :, j])
     diagonal = chol[np.arange(m), np.arange(m)]  # (m, B)
     log_det = 2 * np.sum(np.log(diagonal), axis=0)
-    inv_chol = np.zeros_like(matrices)  # L^-1, lower triangular
+    inv_chol = np.zeros_like(matrices)  # L^-1, lower triangular: row i from rows < i
     for i in range(m):
-        inv_chol[i, i] = 1 / diagonal[i]
-        if i:
-            part = np.einsum("kb,kjb->jb", chol[i, :i], inv_chol[:i, :i])
-            inv_chol[i, :i] = -part / diagonal[i]
-    # (L L')^-1 = L^-T L^-1.
-    return log_det, np.einsum("kib,kjb->ijb", inv_chol, inv_chol)
+        row = inv_chol[i, : i + 1]
+        row[i] = 1
+        for k in range(i):
+            row[: k + 1] -= chol[i, k] * inv_chol[k, : k + 1]
+        row /= diagonal[i]
+    # (L L')^-1 = L^-T L^-1 = sum_k outer(row k of L^-1), each row nonzero up to k.
+    inverse = np.zeros_like(matrices)
+    for k in range(m):
+        row = inv_chol[k, : k + 1]
+        inverse[: k + 1, : k + 1] += row[:, None] * row[None, :]
+    return log_det, inverse
 
 
 def conditional_precisions(block: Block, dense: DenseComponents):

@@ -106,6 +106,16 @@ def test_row_without_observed_entry_gets_the_weights(data):
 
 
 # ---------------------------------------------------------------- the E-step
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 8])
+def test_batched_cholesky_inverse_equals_numpy(m):
+    rng = np.random.default_rng(m)
+    A = rng.standard_normal((50, m, m))
+    spd = A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(m)
+    log_det, inverse = missing.cholesky_inverse(np.ascontiguousarray(spd.transpose(1, 2, 0)))
+    np.testing.assert_allclose(log_det, np.linalg.slogdet(spd)[1], rtol=1e-10)
+    np.testing.assert_allclose(inverse.transpose(2, 0, 1), np.linalg.inv(spd), rtol=1e-8, atol=1e-8)
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "test-EII"])
 def test_conditional_expectations_equal_per_row_reference(data, covariance_type):
     _, Xm = data
