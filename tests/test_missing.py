@@ -49,7 +49,7 @@ def with_holes(X, fraction, seed):
 
 @pytest.fixture(scope="module")
 def data():
-    X = make_mixture("full", n_samples=300, n_components=3, d=4, seed=1)[0]
+    X = make_mixture("full", n_samples=180, n_components=3, d=4, seed=1)[0]
     return X, with_holes(X, 0.3, 2)
 
 
