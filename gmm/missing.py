@@ -191,11 +191,18 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def conditional_precisions(block: Block, dense: DenseComponents):
     """``log det P_mm`` (K, p) and ``P_mm^-1`` (K, p, m, m) of each pattern and component.
 
-    O(K·p·m³), vectorised over components and patterns (:func:`cholesky_inverse`).
+    O(K·p·m³), vectorised over components and patterns (:func:`cholesky_inverse`)
+    when they are many against m², else one LAPACK call per matrix.
     """
     idx = block.missing
     n_components, n_patterns, m = dense.precisions.shape[0], idx.shape[0], idx.shape[1]
     sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
+    if 4 * m * m > n_components * n_patterns:
+        # Few matrices, each large: m² vectorised steps would cost more than one
+        # LAPACK call per matrix.
+        chol = np.linalg.cholesky(sub)
+        log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        return log_det, np.linalg.inv(sub)
     batch = np.ascontiguousarray(sub.transpose(2, 3, 0, 1).reshape(m, m, -1))
     log_det, inverse = cholesky_inverse(batch)
     inverse = inverse.reshape(m, m, n_components, n_patterns).transpose(2, 3, 0, 1)
