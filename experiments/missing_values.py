@@ -220,7 +220,9 @@ def digit_pictures(quick: bool):
     rows = slice(0, 200) if quick else slice(None)
     k = 3 if quick else 10
     gmm_filled = GaussianMixtureImputer(k, reg_covar=0.5, random_state=0).fit(X_holes[rows])
-    iterative = IterativeImputer(max_iter=5, random_state=0).fit(X_holes[rows])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        iterative = IterativeImputer(max_iter=5, random_state=0).fit(X_holes[rows])
     show = np.arange(8)
     panels = [
         ("original", digits[show]),
