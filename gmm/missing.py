@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from .covariance import CovarianceFamily
 
@@ -48,11 +49,14 @@ class DenseComponents:
     precisions : ndarray of shape (K, D, D)
     factors : ndarray of shape (K, D, D)
         Upper-triangular ``U`` with ``precisions = U @ U.T``.
+    precisions_last : ndarray of shape (D, D, K)
+        The precisions with the components last (batches of m × m blocks).
     """
 
     means: np.ndarray
     precisions: np.ndarray
     factors: np.ndarray
+    precisions_last: np.ndarray
 
 
 def dense_components(means, covariances, family: CovarianceFamily, shift) -> DenseComponents:
@@ -76,7 +80,9 @@ def dense_components(means, covariances, family: CovarianceFamily, shift) -> Den
         # U = L^-T: upper triangular, U U' = L^-T L^-1 = Sigma^-1.
         factors[k] = np.linalg.solve(chol, eye).T
     precisions = factors @ np.swapaxes(factors, 1, 2)
-    return DenseComponents(means - np.asarray(shift, dtype=np.float64), precisions, factors)
+    shifted = means - np.asarray(shift, dtype=np.float64)
+    last = np.ascontiguousarray(precisions.transpose(1, 2, 0))
+    return DenseComponents(shifted, precisions, factors, last)
 
 
 @dataclass
@@ -95,6 +101,8 @@ class Block:
         Each row's pattern, an index into ``missing`` (non-decreasing).
     starts : ndarray of shape (p,)
         First row of each pattern (for sums over a pattern's rows).
+    embedding : scipy.sparse matrix of shape (p·m², D²)
+        Puts each pattern's m × m block at its place in a D × D matrix.
     """
 
     rows: np.ndarray
@@ -102,6 +110,7 @@ class Block:
     missing: np.ndarray
     pattern: np.ndarray
     starts: np.ndarray
+    embedding: sparse.csr_matrix
 
     @property
     def n_missing(self) -> int:
@@ -146,7 +155,12 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
             missing = np.nonzero(mask[start:stop][first])[1].reshape(first.size, m)
             values = np.asarray(X[incomplete[start:stop]], dtype=np.float64) - shift
             values[mask[start:stop]] = 0.0
-            blocks.append(Block(incomplete[start:stop], values, missing, pattern, first))
+            flat = (missing[:, :, None] * n_features + missing[:, None, :]).ravel()
+            embedding = sparse.csr_matrix(
+                (np.ones(flat.size), (np.arange(flat.size), flat)),
+                shape=(flat.size, n_features**2),
+            )
+            blocks.append(Block(incomplete[start:stop], values, missing, pattern, first, embedding))
     return blocks
 
 
@@ -196,17 +210,18 @@ def conditional_precisions(block: Block, dense: DenseComponents):
     """
     idx = block.missing
     n_components, n_patterns, m = dense.precisions.shape[0], idx.shape[0], idx.shape[1]
-    sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
     if 4 * m * m > n_components * n_patterns:
+        sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
         # Few matrices, each large: m² vectorised steps would cost more than one
         # LAPACK call per matrix.
         chol = np.linalg.cholesky(sub)
         log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
         return log_det, np.linalg.inv(sub)
-    batch = np.ascontiguousarray(sub.transpose(2, 3, 0, 1).reshape(m, m, -1))
-    log_det, inverse = cholesky_inverse(batch)
-    inverse = inverse.reshape(m, m, n_components, n_patterns).transpose(2, 3, 0, 1)
-    return log_det.reshape(n_components, n_patterns), inverse
+    # (m, m, p, K), gathered straight into the batch-last layout.
+    batch = dense.precisions_last[idx.T[:, None, :], idx.T[None, :, :]]
+    log_det, inverse = cholesky_inverse(batch.reshape(m, m, -1))
+    inverse = inverse.reshape(m, m, n_patterns, n_components).transpose(3, 2, 0, 1)
+    return log_det.reshape(n_patterns, n_components).T, inverse
 
 
 def block_log_prob(block: Block, dense: DenseComponents, log_const, conditionals):
@@ -300,16 +315,11 @@ def block_statistics(
     O(n·K·D²) time.
     """
     inverse = conditionals[1]
-    n_components, _, n_features = deviations.shape
+    n_components = deviations.shape[0]
     second = np.swapaxes(deviations * resp[:, :, None], 1, 2) @ deviations
     per_pattern = np.add.reduceat(resp, block.starts, axis=1)  # (K, p)
-    idx = block.missing
-    flat = idx[:, :, None] * n_features + idx[:, None, :]  # (p, m, m)
-    flat = flat[None] + (n_features**2 * np.arange(n_components))[:, None, None, None]
-    weighted = per_pattern[:, :, None, None] * inverse
-    second += np.bincount(
-        flat.ravel(), weighted.ravel(), minlength=n_components * n_features**2
-    ).reshape(second.shape)
+    weighted = (per_pattern[:, :, None, None] * inverse).reshape(n_components, -1)
+    second += (block.embedding.T @ weighted.T).T.reshape(second.shape)
     first = np.einsum("kn,knd->kd", resp, deviations)
     return IncompleteStatistics(resp.sum(axis=1), first, second, None)
 
