@@ -119,7 +119,6 @@ default='kmeans'
     Examples
     --------
     >>> import numpy as np
-from sklearn.utils import check_random_state
     >>> from gmm import GaussianMixture
     >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
     >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
@@ -188,39 +187,38 @@ from sklearn.utils import check_random_state
     def impute(self, X, n_draws=None, random_state=None):
         """X with each missing entry (NaN) filled from the fitted mixture.
 
-                Parameters
-                ----------
-                X : array-like of shape (n_samples, n_features)
-                    In memory; NaN marks a hole (whatever ``nan_policy``).
-                n_draws : int or None, default=None
-                    None: each hole gets its conditional mean ``E[x_m | x_o]`` under the
-                    mixture. An int: that many draws from the conditional distribution
-                    ``p(x_m | x_o)`` (multiple imputation).
-                random_state : int, RandomState instance or None, default=None
-                    For the draws.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            In memory; NaN marks a hole (whatever ``nan_policy``).
+        n_draws : int or None, default=None
+            None: each hole gets its conditional mean ``E[x_m | x_o]`` under the
+            mixture. An int: that many draws from the conditional distribution
+            ``p(x_m | x_o)`` (multiple imputation).
+        random_state : int, RandomState instance or None, default=None
+            For the draws.
 
-                Returns
-                -------
-                ndarray of shape (n_samples, n_features), or (n_draws, n_samples, n_features)
-                    Observed entries are unchanged. A row with no observed entry gets the
-                    mixture's mean (or draws from the mixture).
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), or (n_draws, n_samples, n_features)
+            Observed entries are unchanged. A row with no observed entry gets the
+            mixture's mean (or draws from the mixture).
 
-                Notes
-                -----
-                O(n·K·(m³ + D²)) time for rows with m holes (the m³ shared by rows
-                with the same pattern), O(chunk·K·D) extra memory besides the result.
+        Notes
+        -----
+        O(n·K·(m³ + D²)) time for rows with m holes (the m³ shared by rows
+        with the same pattern), O(chunk·K·D) extra memory besides the result.
 
-                Examples
-                --------
-                >>> import numpy as np
-        from sklearn.utils import check_random_state
-                >>> from gmm import GaussianMixture
-                >>> rng = np.random.default_rng(0)
-                >>> X = rng.multivariate_normal([0, 0], [[1, 0.9], [0.9, 1]], size=500)
-                >>> gm = GaussianMixture(1, random_state=0).fit(X)
-                >>> filled = gm.impute([[1.0, np.nan]])
-                >>> bool(abs(filled[0, 1] - 0.9) < 0.15)
-                True
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gmm import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.multivariate_normal([0, 0], [[1, 0.9], [0.9, 1]], size=500)
+        >>> gm = GaussianMixture(1, random_state=0).fit(X)
+        >>> filled = gm.impute([[1.0, np.nan]])
+        >>> bool(abs(filled[0, 1] - 0.9) < 0.15)
+        True
         """
         if n_draws is not None:
             validation._check_int(n_draws, "n_draws", minimum=1)
