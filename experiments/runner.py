@@ -36,6 +36,7 @@ EXPERIMENTS = [
     "how_many",
     "agreement",
     "articles",
+    "missing_values",
     "bench",
     "bench_grid",
     "bench_sweep",

@@ -6,6 +6,7 @@ from .densities import mixture_logpdf, mvn_logpdf, mvn_pdf
 from .estimator import GaussianMixture
 from .grids import evaluate_grid
 from .images import blend, gaussian_mask
+from .imputation import GaussianMixtureImputer
 from .initialization import init_methods
 from .persistence import ModelFileError, load, save
 from .sampling import sample_mvn
@@ -17,6 +18,7 @@ __all__ = [
     "BayesianGaussianMixture",
     "GaussianMixture",
     "GaussianMixtureIC",
+    "GaussianMixtureImputer",
     "ModelFileError",
     "SweepResult",
     "__version__",

@@ -49,6 +49,10 @@ Fits every (K, covariance type), prints the table and the best model. With
   gmm sample model.npz -n 100 --seed 0 > draws.csv""",
     "info": """example:
   gmm info model.npz""",
+    "impute": """example:
+  gmm fit data.csv --k 3 --nan-policy marginalize --out model.npz
+  gmm impute model.npz data.csv > filled.csv             # conditional means
+  gmm impute model.npz data.csv --draws 5 --seed 0       # 5 draws, stacked""",
 }
 
 
@@ -245,7 +249,27 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="A",
         help="with --bayesian: weight_concentration_prior (default 1/K)",
     )
+    sub.add_argument(
+        "--nan-policy",
+        default="raise",
+        choices=("raise", "omit", "marginalize"),
+        help="empty cells, NA and NaN: an error (default), drop their rows (omit), or "
+        "exact EM over the observed entries (marginalize)",
+    )
     _add_fit_options(sub)
+
+    sub = command("impute", "Fill missing entries (empty, NA) from a model, as CSV.", _impute)
+    sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit")
+    sub.add_argument("data", metavar="DATA", help="CSV or .npy file; empty cells, NA, NaN missing")
+    sub.add_argument(
+        "--draws",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="N draws from the conditional distribution, one block of rows per draw "
+        "(default: the conditional mean)",
+    )
+    sub.add_argument("--seed", type=int, default=None, help="random seed of the draws")
 
     sub = command("predict", "Print the component of each sample (or its probabilities).", _predict)
     sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit or sweep")
@@ -360,7 +384,7 @@ def _covariance_names(text: str) -> str | list[str]:
 
 
 # ======================================================================= data
-def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
+def read_data(path: str, allow_missing: bool = False) -> tuple[np.ndarray, list[str] | None]:
     """DATA as :func:`gmm.datafiles.read_data` reads it: ``(X, names or None)``.
 
     Raises
@@ -369,7 +393,7 @@ def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
         Instead of :class:`gmm.datafiles.DataFileError`, with the same message.
     """
     try:
-        return datafiles.read_data(path)
+        return datafiles.read_data(path, allow_missing)
     except datafiles.DataFileError as error:
         raise CommandLineError(str(error)) from None
 
@@ -492,13 +516,14 @@ def _fit(args) -> int:
 
     if args.bayesian:
         return _fit_bayesian(args)
-    X, names = read_data(args.data)
+    X, names = read_data(args.data, allow_missing=args.nan_policy != "raise")
     X = _with_names(X, names)
     model = GaussianMixture(
         args.k,
         covariance_type=args.covariance,
         n_init=args.n_init,
         random_state=args.seed,
+        nan_policy=args.nan_policy,
         **_fit_params(args),
     ).fit(X)
     criteria = information_criteria(model, X, None)
@@ -543,7 +568,8 @@ def _fit_bayesian(args) -> int:
 def _model_and_data(args):
     """The model file and the data file of a command, checked against each other."""
     model = _load_model(args.model)
-    X, names = read_data(args.data)
+    # A model fitted with a nan_policy other than 'raise' predicts on incomplete rows.
+    X, names = read_data(args.data, getattr(model, "nan_policy", "raise") != "raise")
     return model, _check_features(model, X, names, args.data)
 
 
@@ -562,6 +588,17 @@ def _score(args) -> int:
         _write_array(model.score_samples(X))
     else:
         print(f"{model.score(X):.17g}")
+    return 0
+
+
+def _impute(args) -> int:
+    model = _load_model(args.model)
+    if not hasattr(model, "impute"):
+        raise CommandLineError(f"{args.model} holds a {type(model).__name__}, which cannot impute")
+    X, names = read_data(args.data, allow_missing=True)
+    X = _check_features(model, X, names, args.data)
+    filled = model.impute(X, n_draws=args.draws, random_state=args.seed)
+    _write_array(filled.reshape(-1, X.shape[1]), names)
     return 0
 
 

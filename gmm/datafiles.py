@@ -64,12 +64,20 @@ def read_npy_header(file: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     raise NpyVersionError(version)
 
 
-def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
+#: CSV cells that mean "missing" when missing values are allowed (besides an empty cell).
+MISSING_CELLS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
+
+
+def read_data(path: str, allow_missing: bool = False) -> tuple[np.ndarray, list[str] | None]:
     """Read DATA: a ``.npy`` array or a CSV file.
 
     Parameters
     ----------
     path : str
+    allow_missing : bool, default=False
+        Read an empty CSV cell, ``NA``, ``NaN``, ``N/A``, ``null``, ``None`` or
+        ``?`` (any case), and NaN in a ``.npy``, as NaN (a missing entry).
+        Infinities stay an error.
 
     Returns
     -------
@@ -104,11 +112,11 @@ def read_data(path: str) -> tuple[np.ndarray, list[str] | None]:
     ([[1.5, 60.0], [1.8, 75.0]], ['height', 'weight'])
     """
     if path.lower().endswith(".npy"):
-        return _read_npy(path), None
-    return _read_csv(path)
+        return _read_npy(path, allow_missing), None
+    return _read_csv(path, allow_missing)
 
 
-def _read_npy(path: str) -> np.ndarray:
+def _read_npy(path: str, allow_missing: bool = False) -> np.ndarray:
     _check_npy_size(path)
     try:
         X = np.load(path, allow_pickle=False)
@@ -128,11 +136,13 @@ def _read_npy(path: str) -> np.ndarray:
             f"{path}: expected a 2-D array (n_samples, n_features), got shape {X.shape}"
             + ("; save X.reshape(-1, 1) for one feature" if X.ndim == 1 else "")
         )
-    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
-        row, column = np.argwhere(~np.isfinite(X))[0]
+    bad = (np.isinf(X) if allow_missing else ~np.isfinite(X)) if X.dtype.kind == "f" else None
+    if bad is not None and bad.any():
+        row, column = np.argwhere(bad)[0]
         raise DataFileError(
             f"{path}: row {row}, column {column} is NaN or infinite; remove or impute "
             "missing values first"
+            + ("" if allow_missing else " (or pass --nan-policy to treat NaN as missing)")
         )
     return X if X.dtype == np.float32 else X.astype(np.float64)
 
@@ -159,7 +169,7 @@ def _check_npy_size(path: str) -> None:
         )
 
 
-def _read_csv(path: str) -> tuple[np.ndarray, list[str] | None]:
+def _read_csv(path: str, allow_missing: bool = False) -> tuple[np.ndarray, list[str] | None]:
     with open(path, encoding="utf-8-sig", newline="") as file:
         try:
             text = file.read()
@@ -180,7 +190,8 @@ def _read_csv(path: str) -> tuple[np.ndarray, list[str] | None]:
         raise DataFileError(f"{path}: not a readable CSV file ({error})") from None
     names = None
     first = [cell.strip() for cell in rows[0]]
-    if not all(_is_number(cell) for cell in first):
+    missing = MISSING_CELLS if allow_missing else frozenset()
+    if not all(_is_number(cell) or cell.lower() in missing for cell in first):
         names = first
         rows = rows[1:]
         if len(set(names)) != len(names):
@@ -196,17 +207,22 @@ def _read_csv(path: str) -> tuple[np.ndarray, list[str] | None]:
                 f"{path}: line {i + offset} has {len(row)} fields, expected {width}"
             )
         for j, cell in enumerate(row):
+            if cell.strip().lower() in missing:
+                X[i, j] = np.nan
+                continue
             try:
                 value = float(cell)
             except ValueError:
                 what = "an empty cell" if not cell.strip() else f"{cell.strip()!r}"
                 raise DataFileError(
                     f"{path}: line {i + offset}, column {j + 1}: {what} is not a number"
+                    + ("" if allow_missing else " (--nan-policy reads empty cells as missing)")
                 ) from None
             if not math.isfinite(value):
                 raise DataFileError(
                     f"{path}: line {i + offset}, column {j + 1}: {cell.strip()!r} is not a "
-                    "finite number; remove or impute missing values first"
+                    "finite number; remove or impute missing values first, or pass "
+                    "--nan-policy to read empty cells and NA as missing"
                 )
             X[i, j] = value
     return X, names

@@ -58,13 +58,18 @@ class Statistics:
     moments: tuple[np.ndarray, ...]
     log_likelihood: float
     total_weight: float
+    #: Statistics of rows with missing entries (:class:`gmm.missing.IncompleteStatistics`),
+    #: kept apart from the family's moments; None when every row is complete.
+    incomplete: Any = None
 
     def __add__(self, other: Statistics) -> Statistics:
+        parts = [p for p in (self.incomplete, other.incomplete) if p is not None]
         return Statistics(
             self.nk + other.nk,
             tuple(a + b for a, b in zip(self.moments, other.moments, strict=True)),
             self.log_likelihood + other.log_likelihood,
             self.total_weight + other.total_weight,
+            sum(parts[1:], parts[0]) if parts else None,
         )
 
 
@@ -277,16 +282,30 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     for Xc, feats, w in data.in_dtype(dtype):
         stats = chunk_statistics(Xc, feats, w, family, coefs, const)
         total = stats if total is None else total + stats
+    if total is None:  # no rows (every row has a hole): zero statistics of the right shapes
+        empty = np.zeros((0, data.X.shape[1]), dtype=dtype)
+        with np.errstate(over="ignore"):
+            feats = family.features(empty)
+        total = chunk_statistics(empty, feats, None, family, coefs, const)
     return total, coefs
 
 
 def scatter(stats: Statistics, family: CovarianceFamily, shift, coefs, dtype) -> Scatter:
     """The statistics step: summed moments → ``(nk, means, S_k)``. O(K·D³) at most.
 
-    ``shift`` is the data source's float64 shift.
+    ``shift`` is the data source's float64 shift. Statistics of rows with
+    missing entries (``stats.incomplete``) are merged into the family's
+    scatter (:func:`gmm.statistics.merge_incomplete`), so every family's
+    constraint step sees the exact complete-data scatter.
     """
     nk = statistics.guarded_counts(stats.nk, dtype)
-    return family.scatter(stats.moments, nk, shift, coefs)
+    result = family.scatter(stats.moments, nk, shift, coefs)
+    inc = stats.incomplete
+    if inc is None:
+        return result
+    return statistics.merge_incomplete(
+        result, stats.nk, inc.nk, inc.first, inc.second, inc.centres + shift, dtype
+    )
 
 
 def scatter_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) -> Scatter:

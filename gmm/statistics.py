@@ -192,3 +192,43 @@ def from_responsibilities(
     else:
         covariances = scatter / nk.reshape((-1,) + (1,) * (scatter.ndim - 1))
     return Scatter(nk, means + shift, covariances, kind)
+
+
+# ------------------------------------------------------------ incomplete rows
+def merge_incomplete(
+    scatter: Scatter,
+    complete_nk: np.ndarray,
+    nk: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    centres: np.ndarray,
+    dtype,
+) -> Scatter:
+    """The :class:`Scatter` of complete rows and incomplete rows together.
+
+    ``scatter`` holds the complete rows (``complete_nk`` their unguarded
+    counts, possibly 0). The incomplete rows give ``nk`` (K,), ``first = sum r
+    d`` (K, D) and ``second = sum r (d d' + C)`` (K, D, D) about ``centres``
+    (K, D, data coordinates), with ``d`` the deviation whose holes hold their
+    conditional expectation and ``C`` the conditional covariance of the holes
+    (Ghahramani & Jordan, 1994). Two groups combine by the parallel-axis rule,
+    ``W = W_1 + W_2 + n_1 n_2 / n (m_1 - m_2)(m_1 - m_2)'``, so the result has
+    the scatter's kind and the family's constraint step is unchanged. O(K·D²).
+    """
+    guarded = guarded_counts(nk, dtype)
+    delta = first / guarded[:, None]
+    means_2 = centres + delta
+    scatter_2 = second - guarded[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    total = guarded_counts(complete_nk + nk, dtype)
+    gap = scatter.means - means_2
+    between = (complete_nk * nk / total)[:, None, None] * gap[:, :, None] * gap[:, None, :]
+    means = (complete_nk[:, None] * scatter.means + nk[:, None] * means_2) / total[:, None]
+    added = scatter_2 + between
+    if scatter.kind == "pooled":
+        covariances = (scatter.scatter + added.sum(axis=0)) / total.sum()
+    elif scatter.kind == "diagonal":
+        added = np.diagonal(added, axis1=1, axis2=2)
+        covariances = (scatter.scatter + added) / total[:, None]
+    else:
+        covariances = (scatter.scatter + added) / total[:, None, None]
+    return Scatter(total, means, covariances, scatter.kind)

@@ -39,6 +39,14 @@ def check_parameters(est, *, for_fit: bool = True) -> tuple[CovarianceFamily, ob
     return family, initializer
 
 
+def check_nan_policy(value) -> str:
+    """``nan_policy`` must be one of 'raise', 'omit', 'marginalize'; return it."""
+    policies = ("raise", "omit", "marginalize")
+    if not isinstance(value, str) or value not in policies:
+        raise ValueError(f"nan_policy must be one of {policies}, got {value!r}.")
+    return value
+
+
 def _check_int(value, name, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")

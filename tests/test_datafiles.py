@@ -51,3 +51,24 @@ def test_npy_is_read_as_np_load_reads_it(tmp_path):
     data, names = read_data(str(tmp_path / "X.npy"))
     assert names is None and data.dtype == np.float32
     assert np.array_equal(data, np.load(tmp_path / "X.npy"))
+
+
+def test_missing_cells_are_nan_only_when_allowed(tmp_path):
+    path = tmp_path / "holes.csv"
+    path.write_text("a,b,c\n1,,3\nNA,2,?\nnan,N/A,null\n4,5,6\n")
+    X, names = read_data(str(path), allow_missing=True)
+    assert names == ["a", "b", "c"]
+    expected = np.array(
+        [[1, np.nan, 3], [np.nan, 2, np.nan], [np.nan, np.nan, np.nan], [4, 5, 6]], dtype=float
+    )
+    np.testing.assert_array_equal(X, expected)  # NaN compare equal here
+    with pytest.raises(DataFileError, match=r"line 2, column 2: an empty cell.*--nan-policy"):
+        read_data(str(path))
+    path.write_text("1,inf\n2,3\n")
+    with pytest.raises(DataFileError, match="line 1, column 2: 'inf' is not a finite"):
+        read_data(str(path), allow_missing=True)
+    npy = tmp_path / "holes.npy"
+    np.save(npy, expected)
+    np.testing.assert_array_equal(read_data(str(npy), allow_missing=True)[0], expected)
+    with pytest.raises(DataFileError, match=r"row 0, column 1 is NaN.*--nan-policy"):
+        read_data(str(npy))

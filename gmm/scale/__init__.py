@@ -72,14 +72,20 @@ from ..covariance import CovarianceFamily
 from . import rows
 from .dask_arrays import is_dask_collection
 from .files import FileRows
+from .incomplete import NAN_POLICIES, WithMissing, impute
 from .parts import read_parts
+from .rows import IncompleteRows
 from .sources import DEFAULT_INIT_SAMPLE_SIZE, TrainingData, check_n_samples, column_mean
 
 __all__ = [
     "DEFAULT_INIT_SAMPLE_SIZE",
+    "NAN_POLICIES",
     "FileRows",
+    "IncompleteRows",
     "TrainingData",
+    "WithMissing",
     "fit_data",
+    "impute",
     "map_rows",
     "predict_data",
     "read_parts",
@@ -120,7 +126,20 @@ def fit_data(
         fewer than 2 or ``n_components`` rows, and for invalid weights.
     ImportError
         For a dask array when dask is not installed.
+
+    Notes
+    -----
+    In-memory data wrapped in :class:`WithMissing` may hold NaN, handled by its
+    ``nan_policy`` (:mod:`gmm.scale.incomplete`); memory-mapped files and dask
+    arrays are always checked for NaN.
     """
+    if isinstance(X, WithMissing):
+        if is_dask_collection(X.X) or _file_rows(X.X) is not None:
+            X = X.X  # NaN is refused there, row by row, with the usual message
+        else:
+            from . import incomplete
+
+            return incomplete.fit_data(X, sample_weight, family, n_components, estimator_name)
     if is_dask_collection(X):
         from . import dask_arrays
 
@@ -146,8 +165,16 @@ def predict_data(X, estimator_name: str):
     ``rows`` is an ndarray, a FileRows or a dask array; ``feature_source`` is
     what the estimator checks its features against (a DataFrame keeps its
     column names). Files and dask arrays are checked for NaN as their rows
-    are read, by :func:`map_rows`.
+    are read, by :func:`map_rows`. In-memory data wrapped in :class:`WithMissing`
+    may hold NaN: its rows with holes come back as :class:`IncompleteRows`.
     """
+    if isinstance(X, WithMissing):
+        if is_dask_collection(X.X) or _file_rows(X.X) is not None:
+            X = X.X
+        else:
+            from . import incomplete
+
+            return incomplete.predict_data(X, estimator_name)
     if is_dask_collection(X):
         from . import dask_arrays
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .. import criteria, em
+from .. import criteria, em, missing
 from ..covariance import CovarianceFamily
 
 
@@ -85,6 +85,35 @@ RESPONSIBILITIES = RowKernel(_resp, per_component=True)
 LOG_LIKELIHOOD_AND_ENTROPY = RowKernel(_log_norm_and_entropy, width=2)
 
 
+class IncompleteRows:
+    """Validated in-memory rows some of which hold NaN (missing entries).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64; finite or NaN.
+    """
+
+    def __init__(self, X: np.ndarray):
+        self.X = X
+        self.complete = ~np.isnan(X).any(axis=1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.X.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.X.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+
 def apply(
     X: np.ndarray,
     params: em.Parameters,
@@ -96,8 +125,9 @@ def apply(
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Validated data in the model's dtype (or float64).
+    X : ndarray or IncompleteRows of shape (n_samples, n_features)
+        Validated data in the model's dtype (or float64); rows of an
+        :class:`IncompleteRows` may hold NaN.
     params : Parameters
     family : CovarianceFamily
     log_const : ndarray of shape (n_components,)
@@ -113,7 +143,11 @@ def apply(
     O(n·K·D²) time for 'full' and O(chunk·K) memory besides the result.
     """
     out = kernel.output(X.shape[0], params.means.shape[0], X.dtype)
-    for rows, log_prob in em.log_prob_chunks(X, params, family, log_const):
+    if isinstance(X, IncompleteRows):  # rows with holes: the marginal of their observed entries
+        chunks = incomplete_log_prob_chunks(X, params, family, log_const)
+    else:
+        chunks = em.log_prob_chunks(X, params, family, log_const)
+    for rows, log_prob in chunks:
         out[rows] = kernel.func(log_prob)
     return out
 
@@ -131,3 +165,31 @@ def check_finite(block: np.ndarray, first_row: int = 0) -> None:
             f"Input X contains NaN or infinity (first at row {bad}). Remove or "
             "impute those rows before fitting or predicting."
         )
+
+
+def check_rows(log_prob: np.ndarray, rows: np.ndarray) -> None:
+    """:func:`gmm.em.check_representable` of (K, n) log-probabilities of ``rows`` of X."""
+    bad = np.flatnonzero(~(np.max(log_prob, axis=0) > -np.inf))
+    if bad.size:
+        em.check_representable(log_prob[:, bad[:1]], int(rows[bad[0]]))
+
+
+def incomplete_log_prob_chunks(X: IncompleteRows, params, family, log_const):
+    """``(rows, log_prob)`` of successive chunks: row indices and (rows, K) log-probabilities.
+
+    Complete rows by :func:`gmm.em.log_prob_chunks`; rows with holes by the
+    marginal density of their observed entries. A row with no observed entry
+    gets the log-weights ``log pi_k`` (its marginal is the prior).
+    """
+    index = np.flatnonzero(X.complete)
+    if index.size:
+        for chunk, log_prob in em.log_prob_chunks(X.X[index], params, family, log_const):
+            yield index[chunk], log_prob
+    shift = np.asarray(params.weights, dtype=np.float64) @ np.asarray(params.means, np.float64)
+    dense = missing.dense_components(params.means, params.covariances, family, shift)
+    log_const = np.asarray(log_const, dtype=np.float64)
+    for block in missing.make_blocks(X.X, shift, params.means.shape[0]):
+        conditionals = missing.conditional_precisions(block, dense)
+        log_prob = missing.block_log_prob(block, dense, log_const, conditionals)[0]
+        check_rows(log_prob, block.rows)
+        yield block.rows, log_prob.T.astype(X.dtype)

@@ -1,0 +1,363 @@
+"""Conditional Gaussians for rows with missing entries (Ghahramani & Jordan, 1994).
+
+A row ``x`` with observed coordinates ``o`` and missing ones ``m`` has, under
+component ``k`` with mean ``mu`` and precision ``P = Sigma^-1``:
+
+- the marginal density of its observed entries, ``N(x_o | mu_o, Sigma_oo)``;
+- the conditional distribution of its holes, ``N(x_m | c, P_mm^-1)`` with
+  ``c = mu_m - P_mm^-1 P_mo (x_o - mu_o)``.
+
+Both come from the precision: with ``d`` the deviation ``x - mu`` whose missing
+entries are filled with ``c - mu_m``, ``(x_o - mu_o)' Sigma_oo^-1 (x_o - mu_o)
+= d' P d`` and ``log det Sigma_oo = log det Sigma + log det P_mm``. So a row
+costs one m × m Cholesky factorisation and inverse per component besides the
+complete-data work, never a D × D one: O(K·(m³ + D²)) per row, and rows with
+the same missingness pattern share the m × m work.
+
+Rows are grouped into :class:`Block` s: rows with the same number ``m`` of
+missing entries, sorted by pattern, so one batched LAPACK call serves every
+pattern of a block. The precision, its factor and the means are the family's
+public representation made dense (:func:`dense_components`), so the same code
+serves every covariance family, including families registered later.
+
+Everything here is a kernel: inputs are trusted. Computations are in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from .covariance import CovarianceFamily
+
+#: log(2 pi).
+LOG_2PI = np.log(2 * np.pi)
+#: Target size in bytes of a block's largest temporary, (K, rows, D) float64.
+BLOCK_BYTES = 2 * 2**20
+
+
+@dataclass
+class DenseComponents:
+    """Every component as dense float64 arrays, whatever its family.
+
+    Attributes
+    ----------
+    means : ndarray of shape (K, D)
+        Shifted by the caller's reference point.
+    precisions : ndarray of shape (K, D, D)
+    factors : ndarray of shape (K, D, D)
+        Upper-triangular ``U`` with ``precisions = U @ U.T``.
+    precisions_last : ndarray of shape (D, D, K)
+        The precisions with the components last (batches of m × m blocks).
+    """
+
+    means: np.ndarray
+    precisions: np.ndarray
+    factors: np.ndarray
+    precisions_last: np.ndarray
+
+
+def dense_components(means, covariances, family: CovarianceFamily, shift) -> DenseComponents:
+    """Dense means, precisions and precision factors from the family's covariances.
+
+    ``family.component_covariance`` gives each component's covariance as a
+    matrix, a vector (diagonal) or a scalar; the factor is ``L^-T`` for the
+    Cholesky factor ``L`` of the covariance. O(K·D³).
+    """
+    means = np.asarray(means, dtype=np.float64)
+    n_components, n_features = means.shape
+    eye = np.eye(n_features)
+    factors = np.empty((n_components, n_features, n_features))
+    for k in range(n_components):
+        cov = np.asarray(family.component_covariance(covariances, k), dtype=np.float64)
+        if cov.ndim == 0:
+            cov = cov * eye
+        elif cov.ndim == 1:
+            cov = np.diag(cov)
+        chol = np.linalg.cholesky(cov)
+        # U = L^-T: upper triangular, U U' = L^-T L^-1 = Sigma^-1.
+        factors[k] = np.linalg.solve(chol, eye).T
+    precisions = factors @ np.swapaxes(factors, 1, 2)
+    shifted = means - np.asarray(shift, dtype=np.float64)
+    last = np.ascontiguousarray(precisions.transpose(1, 2, 0))
+    return DenseComponents(shifted, precisions, factors, last)
+
+
+@dataclass
+class Block:
+    """Rows with the same number of missing entries, sorted by pattern.
+
+    Attributes
+    ----------
+    rows : ndarray of shape (n,)
+        Indices of the rows in the array the blocks were made from.
+    values : ndarray of shape (n, D)
+        The rows in float64, minus the shift, with 0 in place of each hole.
+    missing : ndarray of shape (p, m)
+        Missing columns of each of the block's ``p`` patterns, ascending.
+    pattern : ndarray of shape (n,)
+        Each row's pattern, an index into ``missing`` (non-decreasing).
+    starts : ndarray of shape (p,)
+        First row of each pattern (for sums over a pattern's rows).
+    embedding : scipy.sparse matrix of shape (p·m², D²)
+        Puts each pattern's m × m block at its place in a D × D matrix.
+    """
+
+    rows: np.ndarray
+    values: np.ndarray
+    missing: np.ndarray
+    pattern: np.ndarray
+    starts: np.ndarray
+    embedding: sparse.csr_matrix
+
+    @property
+    def n_missing(self) -> int:
+        return self.missing.shape[1]
+
+
+def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYTES) -> list[Block]:
+    """Group the rows of X (NaN marks a hole) into :class:`Block` s.
+
+    Rows without NaN are left out: they take the complete-data path. A block
+    holds at most about ``budget / (8·K·D)`` rows (a pattern may span blocks).
+
+    O(n·D + n log n) time, once per fit.
+    """
+    n_features = X.shape[1]
+    mask = np.isnan(X)
+    incomplete = np.flatnonzero(mask.any(axis=1))
+    if incomplete.size == 0:
+        return []
+    mask = mask[incomplete]
+    packed = np.packbits(mask, axis=1)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, pattern_id = np.unique(keys, return_inverse=True)
+    n_missing = mask.sum(axis=1)
+    order = np.lexsort((pattern_id.ravel(), n_missing))
+    incomplete, mask, pattern_id, n_missing = (
+        incomplete[order],
+        mask[order],
+        pattern_id.ravel()[order],
+        n_missing[order],
+    )
+    size = max(64, budget // (8 * max(1, n_components) * n_features))
+    blocks = []
+    bounds = np.flatnonzero(np.diff(n_missing)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, incomplete.size], strict=True):
+        for start in range(lo, hi, size):
+            stop = min(start + size, hi)
+            ids = pattern_id[start:stop]
+            first = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]
+            pattern = np.cumsum(np.r_[0, np.diff(ids) != 0])
+            m = int(n_missing[start])
+            missing = np.nonzero(mask[start:stop][first])[1].reshape(first.size, m)
+            values = np.asarray(X[incomplete[start:stop]], dtype=np.float64) - shift
+            values[mask[start:stop]] = 0.0
+            flat = (missing[:, :, None] * n_features + missing[:, None, :]).ravel()
+            embedding = sparse.csr_matrix(
+                (np.ones(flat.size), (np.arange(flat.size), flat)),
+                shape=(flat.size, n_features**2),
+            )
+            blocks.append(Block(incomplete[start:stop], values, missing, pattern, first, embedding))
+    return blocks
+
+
+def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-determinants and inverses of a batch of small SPD matrices, batch last.
+
+    ``matrices`` has shape (m, m, B). The Cholesky factor ``L`` and its
+    inverse are built column by column, each step one vectorised operation
+    over the whole batch: for the many tiny systems of a block (m a few, B =
+    K · patterns in the thousands) this is far faster than one LAPACK call
+    per matrix. Returns ``log det`` (B,) and the inverses (m, m, B). O(B·m³).
+    A matrix that is not positive definite gives NaN.
+    """
+    m = matrices.shape[0]
+    chol = np.zeros_like(matrices)
+    for j in range(m):
+        pivot = matrices[j, j].copy()
+        below = matrices[j + 1 :, j].copy()
+        for k in range(j):  # subtract the columns already found
+            pivot -= chol[j, k] * chol[j, k]
+            below -= chol[j + 1 :, k] * chol[j, k]
+        with np.errstate(invalid="ignore"):
+            np.sqrt(pivot, out=chol[j, j])
+        np.divide(below, chol[j, j], out=chol[j + 1 :, j])
+    diagonal = chol[np.arange(m), np.arange(m)]  # (m, B)
+    log_det = 2 * np.sum(np.log(diagonal), axis=0)
+    inv_chol = np.zeros_like(matrices)  # L^-1, lower triangular: row i from rows < i
+    for i in range(m):
+        row = inv_chol[i, : i + 1]
+        row[i] = 1
+        for k in range(i):
+            row[: k + 1] -= chol[i, k] * inv_chol[k, : k + 1]
+        row /= diagonal[i]
+    # (L L')^-1 = L^-T L^-1 = sum_k outer(row k of L^-1), each row nonzero up to k.
+    inverse = np.zeros_like(matrices)
+    for k in range(m):
+        row = inv_chol[k, : k + 1]
+        inverse[: k + 1, : k + 1] += row[:, None] * row[None, :]
+    return log_det, inverse
+
+
+def conditional_precisions(block: Block, dense: DenseComponents):
+    """``log det P_mm`` (K, p) and ``P_mm^-1`` (K, p, m, m) of each pattern and component.
+
+    O(K·p·m³), vectorised over components and patterns (:func:`cholesky_inverse`)
+    when they are many against m², else one LAPACK call per matrix.
+    """
+    idx = block.missing
+    n_components, n_patterns, m = dense.precisions.shape[0], idx.shape[0], idx.shape[1]
+    if 4 * m * m > n_components * n_patterns:
+        sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
+        # Few matrices, each large: m² vectorised steps would cost more than one
+        # LAPACK call per matrix.
+        chol = np.linalg.cholesky(sub)
+        log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        return log_det, np.linalg.inv(sub)
+    # (m, m, p, K), gathered straight into the batch-last layout.
+    batch = dense.precisions_last[idx.T[:, None, :], idx.T[None, :, :]]
+    log_det, inverse = cholesky_inverse(batch.reshape(m, m, -1))
+    inverse = inverse.reshape(m, m, n_patterns, n_components).transpose(3, 2, 0, 1)
+    return log_det.reshape(n_patterns, n_components).T, inverse
+
+
+def block_log_prob(block: Block, dense: DenseComponents, log_const, conditionals):
+    """Weighted log-probabilities of the observed entries and the filled deviations.
+
+    Parameters
+    ----------
+    block : Block
+    dense : DenseComponents
+        Means shifted as ``block.values``.
+    log_const : ndarray of shape (K,)
+        The estimator's ``log pi_k + log det U_k - D/2 log(2 pi)``.
+    conditionals : tuple
+        :func:`conditional_precisions` of the block.
+
+    Returns
+    -------
+    log_prob : ndarray of shape (K, n)
+        ``log pi_k + log N(x_o | mu_o, Sigma_oo)`` per component and row.
+    deviations : ndarray of shape (K, n, D)
+        ``x - mu_k`` with each hole filled by ``E[x_m | x_o, k] - mu_m``.
+
+    Notes
+    -----
+    With ``d_0`` the deviation with 0 in the holes and ``g = P d_0``, the holes'
+    conditional deviation is ``-P_mm^-1 g_m`` and the Mahalanobis distance of
+    the observed entries is ``|d_0 U|² - g_m' P_mm^-1 g_m`` (a Schur
+    complement). Two batched GEMMs over the components: O(n·K·(D² + m²))
+    time besides :func:`conditional_precisions`, O(n·K·(D + m²)) memory.
+    """
+    log_det, inverse = conditionals
+    n_rows = block.values.shape[0]
+    m = block.n_missing
+    holes = block.missing[block.pattern]  # (n, m)
+    rows = np.arange(n_rows)[:, None]
+    observed = np.ones(block.values.shape)
+    observed[rows, holes] = 0.0
+    dev = block.values[None] - dense.means[:, None]  # (K, n, D)
+    dev *= observed
+    whitened = dev @ dense.factors
+    grad = (whitened @ np.swapaxes(dense.factors, 1, 2))[:, rows, holes]  # (K, n, m)
+    per_row = inverse if inverse.shape[1] == n_rows else inverse[:, block.pattern]
+    filled = -(per_row @ grad[..., None])[..., 0]
+    # |d_0 U|² - g_m' P_mm^-1 g_m, never below 0 after rounding.
+    maha = np.einsum("knd,knd->kn", whitened, whitened) + np.einsum("kni,kni->kn", grad, filled)
+    np.maximum(maha, 0.0, out=maha)
+    dev[:, rows, holes] = filled
+    log_prob = log_const[:, None] + 0.5 * m * LOG_2PI - 0.5 * log_det[:, block.pattern]
+    log_prob -= 0.5 * maha
+    return log_prob, dev
+
+
+@dataclass
+class IncompleteStatistics:
+    """Sufficient statistics of incomplete rows, about the components' means.
+
+    Adding two gives those of the union of their rows (same ``centres``).
+
+    Attributes
+    ----------
+    nk : ndarray of shape (K,)
+        Summed (weighted) responsibilities.
+    first : ndarray of shape (K, D)
+        ``sum_n r_nk d_nk`` with ``d`` the filled deviation from ``centres``.
+    second : ndarray of shape (K, D, D)
+        ``sum_n r_nk (d_nk d_nk' + C_nk)``, ``C_nk`` the conditional covariance
+        of the holes (zero outside the missing block).
+    centres : ndarray of shape (K, D)
+        The means the deviations are taken from (shifted).
+    """
+
+    nk: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    centres: np.ndarray
+
+    def __add__(self, other: IncompleteStatistics) -> IncompleteStatistics:
+        return IncompleteStatistics(
+            self.nk + other.nk,
+            self.first + other.first,
+            self.second + other.second,
+            self.centres,
+        )
+
+
+def block_statistics(
+    block: Block, resp: np.ndarray, deviations: np.ndarray, conditionals
+) -> IncompleteStatistics:
+    """Statistics of a block from its weighted responsibilities ``resp`` (K, n).
+
+    O(n·K·D²) time.
+    """
+    inverse = conditionals[1]
+    n_components = deviations.shape[0]
+    second = np.swapaxes(deviations * resp[:, :, None], 1, 2) @ deviations
+    per_pattern = np.add.reduceat(resp, block.starts, axis=1)  # (K, p)
+    weighted = (per_pattern[:, :, None, None] * inverse).reshape(n_components, -1)
+    second += (block.embedding.T @ weighted.T).T.reshape(second.shape)
+    first = np.einsum("kn,knd->kd", resp, deviations)
+    return IncompleteStatistics(resp.sum(axis=1), first, second, None)
+
+
+def block_imputations(
+    block: Block,
+    dense: DenseComponents,
+    log_const,
+    conditionals,
+    n_draws: int | None,
+    random_state: np.random.RandomState,
+) -> np.ndarray:
+    """Values for the holes of a block's rows (shifted like ``block.values``).
+
+    With ``n_draws`` None, the conditional mean under the mixture,
+    ``sum_k p(k | x_o) E[x_m | x_o, k]``, shape (1, n, m). Otherwise
+    ``n_draws`` draws from the conditional mixture ``p(x_m | x_o)``: a
+    component from ``p(k | x_o)``, then ``N(E[x_m | x_o, k], P_mm^-1)``;
+    shape (n_draws, n, m). O(n·K·(D² + m²) + K·p·m³ + n_draws·n·(K + m²)).
+    """
+    log_prob, deviations = block_log_prob(block, dense, log_const, conditionals)
+    log_prob -= log_prob.max(axis=0)
+    resp = np.exp(log_prob)
+    resp /= resp.sum(axis=0)
+    holes = block.missing[block.pattern]  # (n, m)
+    rows = np.arange(holes.shape[0])[:, None]
+    # E[x_m | x_o, k] for every component: (K, n, m).
+    means = dense.means[:, holes] + deviations[:, rows, holes]
+    if n_draws is None:
+        return np.einsum("kn,knm->nm", resp, means)[None]
+    cumulative = np.cumsum(resp, axis=0)
+    cumulative[-1] = 1.0
+    factors = np.linalg.cholesky(conditionals[1])  # (K, p, m, m): L L' = P_mm^-1
+    draws = np.empty((n_draws, holes.shape[0], holes.shape[1]))
+    for i in range(n_draws):
+        u = random_state.uniform(size=holes.shape[0])
+        k = np.minimum((cumulative < u).sum(axis=0), resp.shape[0] - 1)
+        z = random_state.standard_normal(holes.shape)
+        noise = np.einsum("nij,nj->ni", factors[k, block.pattern], z)
+        draws[i] = means[k, rows[:, 0]] + noise
+    return draws

@@ -1,0 +1,235 @@
+"""Data with missing entries (NaN) for ``nan_policy='omit'`` and ``'marginalize'``.
+
+:class:`WithMissing` is how the estimator hands the scale layer its data
+together with its ``nan_policy``; :func:`fit_data` and :func:`predict_data`
+of :mod:`gmm.scale` then validate it here:
+
+- infinities are always an error; a column with no observed entry is an error;
+- ``'omit'`` drops every incomplete row (their number is kept on the
+  :class:`WithMissing` and warned about) and fits the rest as usual;
+- ``'marginalize'`` keeps every row: complete rows take the usual fused E-step
+  (:class:`gmm.scale.sources.TrainingData`), rows with holes the conditional
+  Gaussians of :mod:`gmm.missing`, and the two sets of statistics meet in the
+  statistics step (:func:`gmm.em.scatter`). A row with no observed entry is
+  an error naming it.
+
+For prediction, rows with holes are wrapped in :class:`IncompleteRows`, which
+the row kernels (:func:`gmm.scale.rows.apply`) evaluate on the marginal
+density of their observed entries. Only in-memory data may hold NaN:
+memory-mapped files and dask arrays keep refusing it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.utils.validation import check_array
+
+from .. import em, missing, validation
+from ..covariance import CovarianceFamily
+from .rows import IncompleteRows, check_rows
+from .sources import TrainingData, column_mean
+
+#: The accepted values of ``nan_policy``.
+NAN_POLICIES = ("raise", "omit", "marginalize")
+
+
+class WithMissing:
+    """Data that may hold NaN, with the estimator's ``nan_policy``.
+
+    ``n_omitted`` is set by :func:`fit_data` under ``'omit'``; ``rows`` by
+    :func:`fit_data` is every validated row (for ``fit_predict``).
+    """
+
+    def __init__(self, X, policy: str):
+        self.X = X
+        self.policy = policy
+        self.n_omitted = 0
+        self.rows = None
+
+
+def check_data(X, estimator_name: str, *, ensure_min_samples: int = 1) -> np.ndarray:
+    """2-D numeric data where NaN is allowed and infinity is not; float32 stays float32."""
+    X = check_array(
+        X,
+        dtype=list(validation.FLOAT_DTYPES),
+        ensure_all_finite=False,  # NaN allowed; infinity refused below, with its place
+        ensure_min_samples=ensure_min_samples,
+        estimator=estimator_name,
+        input_name="X",
+    )
+    infinite = np.isinf(X)
+    if infinite.any():
+        row, column = np.argwhere(infinite)[0]
+        raise ValueError(
+            f"Input X contains infinity (first at row {row}, column {column}). NaN marks a "
+            "missing entry, but infinities are always an error: replace them by NaN or "
+            "finite values."
+        )
+    return X
+
+
+def fit_data(
+    source: WithMissing, sample_weight, family: CovarianceFamily, n_components: int, name: str
+):
+    """Validate in-memory data with NaN under ``source.policy``; see the module docstring.
+
+    Returns a :class:`TrainingData` (``'omit'``, or no NaN at all) or an
+    :class:`IncompleteTrainingData`. O(n·D) time besides what those cost.
+    """
+    X = check_data(source.X, name, ensure_min_samples=2)
+    w = validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    holes = np.isnan(X)
+    empty_columns = np.flatnonzero(holes.all(axis=0))
+    if empty_columns.size:
+        raise ValueError(
+            f"Column(s) {empty_columns.tolist()} of X have no observed entry (all NaN); "
+            "nothing can be learnt about them. Drop those columns."
+        )
+    incomplete = holes.any(axis=1)
+    source.rows = IncompleteRows(X) if incomplete.any() else X
+    if source.policy == "omit":
+        source.n_omitted = int(incomplete.sum())
+        if source.n_omitted:
+            warnings.warn(
+                f"nan_policy='omit' dropped {source.n_omitted} of {X.shape[0]} rows with "
+                "missing entries. nan_policy='marginalize' uses their observed entries.",
+                UserWarning,
+                stacklevel=7,
+            )
+        kept = ~incomplete
+        w = None if w is None else w[kept]
+        if w is not None and not np.any(w > 0):
+            raise ValueError("Every complete row has zero sample_weight; nothing is left to fit.")
+        X = validation.check_fit_data(X[kept], n_components, name)
+    else:
+        empty_rows = np.flatnonzero(holes.all(axis=1))
+        if empty_rows.size:
+            raise ValueError(
+                f"Row {empty_rows[0]} of X has no observed entry (all NaN): it says nothing "
+                "about the mixture. Drop it, or use nan_policy='omit'."
+            )
+        if X.shape[0] < n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {n_components}, "
+                f"n_samples = {X.shape[0]}. Use fewer components or more data."
+            )
+    if np.isnan(X).any():
+        data = IncompleteTrainingData(X, w, family, n_components, observed_mean(X, w))
+    else:  # exactly the in-memory path of gmm.scale.fit_data
+        data = TrainingData(X, w, family, n_components, column_mean(X, w))
+    data.feature_source = source.X
+    return data
+
+
+def predict_data(source: WithMissing, name: str):
+    """``(rows, feature_source)``: an ndarray, or :class:`IncompleteRows` if X has NaN."""
+    X = check_data(source.X, name)
+    return (IncompleteRows(X) if np.isnan(X).any() else X), source.X
+
+
+def observed_mean(X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+    """Weighted mean of each column's observed entries, float64. O(n·D)."""
+    observed = ~np.isnan(X)
+    w = np.ones(X.shape[0]) if sample_weight is None else sample_weight.astype(np.float64)
+    totals = w @ np.where(observed, X, 0).astype(np.float64)
+    counts = w @ observed
+    return totals / np.where(counts > 0, counts, 1)
+
+
+class IncompleteTrainingData(TrainingData):
+    """Training rows some of which have holes: exact EM over the observed entries.
+
+    The complete rows are a :class:`TrainingData` of their own (the fused
+    E-step, unchanged); the incomplete ones are grouped once into
+    :class:`gmm.missing.Block` s by missingness pattern.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated; NaN marks a hole, no row or column is all NaN.
+    sample_weight, family, n_components, shift :
+        As for :class:`TrainingData`; ``shift`` is :func:`observed_mean`.
+    """
+
+    def __init__(self, X, sample_weight, family, n_components, shift):
+        rows = IncompleteRows(X)
+        kept = rows.complete
+        w = None if sample_weight is None else sample_weight[kept]
+        self.complete = TrainingData(X[kept], w, family, n_components, shift)
+        self.blocks = missing.make_blocks(X, shift, n_components)
+        self.weights = [None if w is None else sample_weight[b.rows] for b in self.blocks]
+        self.full_weight = sample_weight
+        self.imputed = np.where(np.isnan(X), shift.astype(X.dtype), X)
+        super().__init__(self.imputed, sample_weight, family, n_components, shift)
+        self.X = rows
+
+    def all_rows(self):
+        """``(X, sample_weight, chunks)``: every row, each hole at its column's mean."""
+        return self.imputed, self.sample_weight, self.chunks
+
+    def take(self, rows: np.ndarray):
+        """The rows at ``rows`` with holes at their column's mean, and their weights."""
+        return self.imputed[rows], None if self.sample_weight is None else self.sample_weight[rows]
+
+    def expectation(self, params: em.Parameters, log_const: np.ndarray):
+        """E-step over all rows: the fused one over complete rows, the marginal one over the rest.
+
+        O(n·K·D²) for the complete rows; O(K·(m³ + D²)) more per incomplete
+        row with m holes, the m³ shared by rows with the same pattern.
+        """
+        stats, coefs = self.complete.expectation(params, log_const)
+        dense = missing.dense_components(params.means, params.covariances, self.family, self.shift)
+        log_const = np.asarray(log_const, dtype=np.float64)
+        incomplete = None
+        for block, w in zip(self.blocks, self.weights, strict=True):
+            conditionals = missing.conditional_precisions(block, dense)
+            log_prob, deviations = missing.block_log_prob(block, dense, log_const, conditionals)
+            check_rows(log_prob, block.rows)
+            resp, log_norm = em.normalize_log_prob(log_prob)
+            if w is None:
+                stats.log_likelihood += float(np.sum(log_norm))
+                stats.total_weight += float(block.rows.size)
+            else:
+                resp *= w
+                stats.log_likelihood += float(np.dot(w, log_norm))
+                stats.total_weight += float(np.sum(w, dtype=np.float64))
+            part = missing.block_statistics(block, resp, deviations, conditionals)
+            incomplete = part if incomplete is None else incomplete + part
+        incomplete.centres = dense.means
+        stats.incomplete = incomplete
+        return stats, coefs
+
+
+def impute(X: np.ndarray, params: em.Parameters, family, log_const, n_draws, random_state):
+    """X with its holes filled: conditional means, or ``n_draws`` draws of them.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated (:func:`check_data`); NaN marks a hole.
+    params, family, log_const :
+        The fitted mixture, as for :func:`gmm.scale.map_rows`.
+    n_draws : int or None
+    random_state : RandomState
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), or (n_draws, n_samples, n_features)
+        In X's dtype. A row with no observed entry gets the mixture's mean (or
+        draws from the mixture). O(n·D) for complete rows; see
+        :func:`gmm.missing.block_imputations` for the others.
+    """
+    shift = np.asarray(params.weights, dtype=np.float64) @ np.asarray(params.means, np.float64)
+    dense = missing.dense_components(params.means, params.covariances, family, shift)
+    log_const = np.asarray(log_const, dtype=np.float64)
+    out = np.repeat(X[None], 1 if n_draws is None else n_draws, axis=0)
+    for block in missing.make_blocks(X, shift, params.means.shape[0]):
+        conditionals = missing.conditional_precisions(block, dense)
+        values = missing.block_imputations(
+            block, dense, log_const, conditionals, n_draws, random_state
+        )
+        holes = block.missing[block.pattern]
+        out[:, block.rows[:, None], holes] = values + shift[holes]
+    return out[0] if n_draws is None else out

@@ -1,0 +1,399 @@
+"""Missing values: exact EM over the observed entries (gmm.missing, gmm.scale.incomplete).
+
+References are independent of the kernels: scipy's ``multivariate_normal.logpdf``
+on the observed coordinates with the sub-mean and sub-covariance; conditional
+expectations and covariances written per row from the covariance (the kernels
+use the precision); the M-step statistics summed row by row in plain numpy.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from gmm import GaussianMixture, covariance_types, missing
+from gmm import em as em_module
+from gmm.covariance import get_family, register, unregister
+from gmm.scale import incomplete
+from tests.mixture_data import make_mixture
+from tests.test_covariance_contract import EqualSpherical
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered_family():
+    """A family registered from outside (mclust's EII): missing values must work for it too."""
+    family = register(EqualSpherical())
+    yield family
+    unregister(family.name)
+
+
+def families():
+    return [*covariance_types(), "test-EII"]
+
+
+def with_holes(X, fraction, seed):
+    """X with ``fraction`` of its entries NaN, completely at random; every row keeps one."""
+    rng = np.random.default_rng(seed)
+    holes = rng.random(X.shape) < fraction
+    holes[holes.all(axis=1), 0] = False
+    out = X.astype(float).copy()
+    out[holes] = np.nan
+    return out
+
+
+@pytest.fixture(scope="module")
+def data():
+    X = make_mixture("full", n_samples=180, n_components=3, d=4, seed=1)[0]
+    return X, with_holes(X, 0.3, 2)
+
+
+def dense_covariance(model, k):
+    family = get_family(model.covariance_type)
+    cov = np.asarray(family.component_covariance(model.covariances_, k), dtype=float)
+    d = model.means_.shape[1]
+    return cov * np.eye(d) if cov.ndim == 0 else np.diag(cov) if cov.ndim == 1 else cov
+
+
+def reference_log_prob(model, x):
+    """(K,) log pi_k + scipy's log N(x_o | mu_o, Sigma_oo) of one row with holes."""
+    obs = ~np.isnan(x)
+    out = np.log(model.weights_.astype(float))
+    for k in range(len(out)):
+        if obs.any():
+            cov = dense_covariance(model, k)[np.ix_(obs, obs)]
+            out[k] += multivariate_normal.logpdf(x[obs], model.means_[k][obs], cov)
+    return out
+
+
+def reference_conditional(model, x, k):
+    """E[x_m | x_o, k] and Cov[x_m | x_o, k] from the covariance, by np.linalg.solve."""
+    obs, hole = ~np.isnan(x), np.isnan(x)
+    cov, mean = dense_covariance(model, k), model.means_[k].astype(float)
+    gain = np.linalg.solve(cov[np.ix_(obs, obs)], cov[np.ix_(obs, hole)]).T
+    cond_mean = mean[hole] + gain @ (x[obs] - mean[obs])
+    cond_cov = cov[np.ix_(hole, hole)] - gain @ cov[np.ix_(obs, hole)]
+    return cond_mean, cond_cov
+
+
+# ---------------------------------------------------------------- densities
+@pytest.mark.parametrize("covariance_type", families())
+def test_score_samples_equal_scipy_on_observed_coordinates(data, covariance_type):
+    _, Xm = data
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    model.set_params(nan_policy="marginalize").fit(Xm)
+    expected = np.array([logsumexp(reference_log_prob(model, x)) for x in Xm])
+    np.testing.assert_allclose(model.score_samples(Xm), expected, rtol=1e-10, atol=1e-10)
+    log_prob = np.array([reference_log_prob(model, x) for x in Xm])
+    resp = np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
+    np.testing.assert_allclose(model.predict_proba(Xm), resp, atol=1e-10)
+    np.testing.assert_array_equal(model.predict(Xm), model.fit_predict(Xm))
+    assert model.score(Xm) == pytest.approx(expected.mean(), rel=1e-12)
+
+
+def test_row_without_observed_entry_gets_the_weights(data):
+    X, _ = data
+    model = GaussianMixture(3, random_state=0, nan_policy="omit").fit(X)
+    empty = np.full((2, X.shape[1]), np.nan)
+    np.testing.assert_allclose(model.predict_proba(empty), np.tile(model.weights_, (2, 1)))
+    np.testing.assert_allclose(model.score_samples(empty), 0.0, atol=1e-12)
+    np.testing.assert_allclose(model.impute(empty), np.tile(model.weights_ @ model.means_, (2, 1)))
+
+
+# ---------------------------------------------------------------- the E-step
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 8])
+def test_batched_cholesky_inverse_equals_numpy(m):
+    rng = np.random.default_rng(m)
+    A = rng.standard_normal((50, m, m))
+    spd = A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(m)
+    log_det, inverse = missing.cholesky_inverse(np.ascontiguousarray(spd.transpose(1, 2, 0)))
+    np.testing.assert_allclose(log_det, np.linalg.slogdet(spd)[1], rtol=1e-10)
+    np.testing.assert_allclose(inverse.transpose(2, 0, 1), np.linalg.inv(spd), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "test-EII"])
+def test_conditional_expectations_equal_per_row_reference(data, covariance_type):
+    _, Xm = data
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    model.set_params(nan_policy="marginalize", max_iter=3, tol=1e9).fit(Xm)
+    family = get_family(covariance_type)
+    shift = np.nanmean(Xm, axis=0)
+    dense = missing.dense_components(model.means_, model.covariances_, family, shift)
+    log_const = model._log_const(model._get_parameters(), family)
+    for block in missing.make_blocks(Xm, shift, 3, budget=4000):  # several blocks
+        conditionals = missing.conditional_precisions(block, dense)
+        log_prob, deviations = missing.block_log_prob(block, dense, log_const, conditionals)
+        inverse = conditionals[1][:, block.pattern]
+        for i, row in enumerate(block.rows):
+            x = Xm[row]
+            hole = np.isnan(x)
+            np.testing.assert_allclose(log_prob[:, i], reference_log_prob(model, x), rtol=1e-10)
+            for k in range(3):
+                cond_mean, cond_cov = reference_conditional(model, x, k)
+                filled = deviations[k, i] + model.means_[k] - shift
+                np.testing.assert_allclose(filled[~hole] + shift[~hole], x[~hole], atol=1e-12)
+                np.testing.assert_allclose(filled[hole] + shift[hole], cond_mean, atol=1e-10)
+                np.testing.assert_allclose(inverse[k, i], cond_cov, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("every_row_has_a_hole", [False, True])
+def test_statistics_step_equals_rowwise_reference(data, covariance_type, every_row_has_a_hole):
+    """Means and S_k of one E-step equal sums over rows of r (x̂ x̂' + C) in plain numpy."""
+    X, Xm = data
+    if every_row_has_a_hole:  # no complete row: the family's moments are all zero
+        Xm = X.copy()
+        Xm[np.arange(len(X)), np.arange(len(X)) % X.shape[1]] = np.nan
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    model.set_params(nan_policy="marginalize", max_iter=2, tol=1e9).fit(Xm)
+    family = get_family(covariance_type)
+    source = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), None, family, 3, "t")
+    params = model._get_parameters()
+    stats, coefs = source.expectation(params, model._log_const(params, family))
+    scatter = em_module.scatter(stats, family, source.shift, coefs, np.dtype(float))
+
+    n, d = Xm.shape
+    resp = np.empty((n, 3))
+    filled = np.empty((n, 3, d))
+    extra = np.zeros((n, 3, d, d))
+    for i, x in enumerate(Xm):
+        log_prob = reference_log_prob(model, x)
+        resp[i] = np.exp(log_prob - logsumexp(log_prob))
+        hole = np.isnan(x)
+        for k in range(3):
+            filled[i, k] = x
+            if hole.any():
+                cond_mean, cond_cov = reference_conditional(model, x, k)
+                filled[i, k, hole] = cond_mean
+                extra[i, k][np.ix_(hole, hole)] = cond_cov
+    nk = resp.sum(axis=0)
+    means = np.einsum("nk,nkd->kd", resp, filled) / nk[:, None]
+    dev = filled - means[None]
+    W = np.einsum("nk,nki,nkj->kij", resp, dev, dev) + np.einsum("nk,nkij->kij", resp, extra)
+    np.testing.assert_allclose(scatter.nk, nk, rtol=1e-10)
+    np.testing.assert_allclose(scatter.means, means, rtol=1e-9, atol=1e-10)
+    expected = {
+        "full": W / nk[:, None, None],
+        "diagonal": np.diagonal(W, axis1=1, axis2=2) / nk[:, None],
+        "pooled": W.sum(axis=0) / n,
+    }[scatter.kind]
+    np.testing.assert_allclose(scatter.covariances, expected, rtol=1e-9, atol=1e-10)
+    assert stats.log_likelihood == pytest.approx(
+        sum(logsumexp(reference_log_prob(model, x)) for x in Xm), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("covariance_type", families())
+def test_observed_log_likelihood_never_decreases(data, covariance_type):
+    _, Xm = data
+    model = GaussianMixture(
+        3, covariance_type=covariance_type, nan_policy="marginalize", tol=0, max_iter=25
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.set_params(init_params="random", random_state=3).fit(Xm)
+    bounds = np.array(model.lower_bounds_)
+    assert np.all(np.diff(bounds) >= -1e-10 * np.abs(bounds[1:]))
+    # lower_bound_ is the E-step's value before the last M-step, which can only raise it.
+    assert model.score(Xm) >= model.lower_bound_ - 1e-12
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), fraction=st.floats(0.05, 0.6))
+def test_marginal_densities_hold_for_any_pattern(seed, fraction):
+    """Property: any MCAR mask; the marginal log-density of every row matches scipy."""
+    X = make_mixture("full", n_samples=60, n_components=2, d=5, seed=seed % 7)[0]
+    model = GaussianMixture(2, random_state=0, max_iter=5).fit(X)
+    model.set_params(nan_policy="marginalize")
+    Xm = with_holes(X, fraction, seed)
+    Xm[0] = np.nan  # one row with no observed entry
+    expected = [logsumexp(reference_log_prob(model, x)) for x in Xm]
+    np.testing.assert_allclose(model.score_samples(Xm), expected, rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------- no NaN, weights, dtype
+@pytest.mark.parametrize("covariance_type", families())
+@pytest.mark.parametrize("policy", ["omit", "marginalize"])
+def test_without_nan_the_fit_is_bit_identical(data, covariance_type, policy):
+    X, _ = data
+    w = np.random.default_rng(0).uniform(0.5, 2, X.shape[0])
+    for dtype in (np.float64, np.float32):
+        base = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+        ours = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+        base.fit(X.astype(dtype), sample_weight=w)
+        ours.set_params(nan_policy=policy).fit(X.astype(dtype), sample_weight=w)
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            np.testing.assert_array_equal(getattr(ours, name), getattr(base, name))
+        assert ours.lower_bounds_ == base.lower_bounds_
+
+
+def fixed_start(Xm, covariance_type="full"):
+    """Initial parameters from a fit on the complete rows (both fits start alike)."""
+    start = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    start.set_params(nan_policy="omit", max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start.fit(Xm)
+    return {
+        "weights_init": start.weights_,
+        "means_init": start.means_,
+        "precisions_init": start.precisions_,
+        "covariance_type": covariance_type,
+    }
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_integer_weights_equal_repeated_rows(data):
+    _, Xm = data
+    counts = np.random.default_rng(4).integers(0, 3, Xm.shape[0])
+    counts[:10] = 1
+    init = fixed_start(Xm)
+    a = GaussianMixture(3, nan_policy="marginalize", tol=0, max_iter=10, **init)
+    b = GaussianMixture(3, nan_policy="marginalize", tol=0, max_iter=10, **init)
+    a.fit(Xm, sample_weight=counts)
+    b.fit(np.repeat(Xm, counts, axis=0))
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-9)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_float32_stays_float32(data):
+    _, Xm = data
+    init = fixed_start(Xm)
+    a = GaussianMixture(3, nan_policy="marginalize", max_iter=20, tol=0, **init).fit(Xm)
+    b = GaussianMixture(3, nan_policy="marginalize", max_iter=20, tol=0, **init)
+    b.fit(Xm.astype(np.float32))
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert getattr(b, name).dtype == np.float32
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=2e-3, atol=2e-4)
+    assert b.impute(Xm.astype(np.float32)).dtype == np.float32
+    assert b.predict_proba(Xm.astype(np.float32)).dtype == np.float32
+
+
+def test_omit_fits_the_complete_rows_and_counts_them(data):
+    _, Xm = data
+    complete = ~np.isnan(Xm).any(axis=1)
+    model = GaussianMixture(3, random_state=0, nan_policy="omit")
+    with pytest.warns(UserWarning, match=f"dropped {np.sum(~complete)} of {len(Xm)} rows"):
+        labels = model.fit_predict(Xm)
+    base = GaussianMixture(3, random_state=0).fit(Xm[complete])
+    np.testing.assert_array_equal(model.means_, base.means_)
+    assert model.n_rows_omitted_ == np.sum(~complete)
+    assert labels.shape == (len(Xm),)
+    np.testing.assert_array_equal(labels, model.predict(Xm))
+
+
+# ------------------------------------------------------------------ impute
+def test_impute_conditional_mean_equals_reference(data):
+    _, Xm = data
+    model = GaussianMixture(3, random_state=0, nan_policy="marginalize").fit(Xm)
+    filled = model.impute(Xm)
+    for x, out in zip(Xm[:60], filled[:60], strict=True):
+        hole = np.isnan(x)
+        log_prob = reference_log_prob(model, x)
+        resp = np.exp(log_prob - logsumexp(log_prob))
+        expected = x.copy()
+        if hole.any():
+            expected[hole] = sum(resp[k] * reference_conditional(model, x, k)[0] for k in range(3))
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    assert not np.isnan(filled).any()
+
+
+def test_impute_draws_follow_the_conditional_distribution():
+    """One Gaussian: draws of x_2 | x_1 have mean and variance of the closed form."""
+    cov = np.array([[1.0, 0.8], [0.8, 2.0]])
+    X = np.random.default_rng(0).multivariate_normal([1, -1], cov, 50)
+    model = GaussianMixture(1, max_iter=0, weights_init=[1.0], means_init=[[1.0, -1.0]])
+    model.set_params(precisions_init=[np.linalg.inv(cov)]).fit(X)  # the parameters as given
+    draws = model.impute([[2.0, np.nan], [np.nan, 0.0]], n_draws=20_000, random_state=0)
+    assert draws.shape == (20_000, 2, 2)
+    np.testing.assert_array_equal(draws[:, 0, 0], 2.0)
+    # closed form: E[x2 | x1=2] = -1 + 0.8 (2 - 1), Var = 2 - 0.8²; E[x1 | x2=0] = 1 + 0.4.
+    assert draws[:, 0, 1].mean() == pytest.approx(-0.2, abs=0.03)
+    assert draws[:, 0, 1].var() == pytest.approx(2 - 0.64, rel=0.05)
+    assert draws[:, 1, 0].mean() == pytest.approx(1.4, abs=0.03)
+    assert draws[:, 1, 0].var() == pytest.approx(1 - 0.32, rel=0.05)
+    same = model.impute([[2.0, np.nan]], n_draws=3, random_state=1)
+    np.testing.assert_array_equal(same, model.impute([[2.0, np.nan]], n_draws=3, random_state=1))
+
+
+# ---------------------------------------------------------------- bad input
+def bad_inputs(X):
+    empty_column = X.copy()
+    empty_column[:, 1] = np.nan
+    empty_row = X.copy()
+    empty_row[7] = np.nan
+    infinite = X.copy()
+    infinite[3, 2] = np.inf
+    some_nan = X.copy()
+    some_nan[5, 0] = np.nan
+    return [
+        ({"nan_policy": "marginalize"}, empty_column, None, r"Column\(s\) \[1\].*all NaN"),
+        ({"nan_policy": "marginalize"}, empty_row, None, "Row 7 of X has no observed entry"),
+        ({"nan_policy": "omit"}, infinite, None, "row 3, column 2.*infinities are always"),
+        ({"nan_policy": "marginalize"}, some_nan, np.r_[np.nan, np.ones(len(X) - 1)], "NaN"),
+        ({}, some_nan, None, "NaN"),
+        ({"nan_policy": "drop"}, X, None, "nan_policy must be one of"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_bad_input_is_refused_before_any_state_changes(data, case):
+    X, _ = data
+    params, bad, weights, message = bad_inputs(X)[case]
+    model = GaussianMixture(3, random_state=0).fit(X)
+    before = {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in vars(model).items()}
+    model.set_params(**params)
+    with pytest.raises(ValueError, match=message):
+        model.fit(bad, sample_weight=weights)
+    model.set_params(nan_policy="raise")
+    for key, value in before.items():
+        np.testing.assert_array_equal(getattr(model, key), value)
+
+
+def test_memmap_and_dask_keep_refusing_nan(tmp_path, data):
+    _, Xm = data
+    path = tmp_path / "x.npy"
+    np.save(path, Xm)
+    model = GaussianMixture(2, nan_policy="marginalize")
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(np.load(path, mmap_mode="r"))
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(da.from_array(Xm, chunks=100))
+
+
+# ---------------------------------------------------------------- the CLI
+def test_cli_fits_on_csv_with_holes_and_imputes(tmp_path, capsys):
+    from gmm.cli import main
+    from gmm.datafiles import read_data
+
+    X = make_mixture("full", n_samples=60, n_components=2, d=3, seed=3)[0]
+    Xm = with_holes(X, 0.2, 5)
+    lines = ["a,b,c"] + [
+        ",".join(("NA" if i % 2 else "") if np.isnan(v) else repr(float(v)) for v in row)
+        for i, row in enumerate(Xm)
+    ]
+    data = tmp_path / "holes.csv"
+    data.write_text("\n".join(lines) + "\n")
+    read, names = read_data(str(data), allow_missing=True)
+    np.testing.assert_array_equal(np.isnan(read), np.isnan(Xm))
+    assert names == ["a", "b", "c"]
+    assert main(["fit", str(data), "--k", "2"]) != 0  # 'raise': the empty cell is an error
+    assert "--nan-policy" in capsys.readouterr().err
+    model_path = tmp_path / "model.npz"
+    fit = ["fit", str(data), "--k", "2", "--nan-policy", "marginalize", "--out", str(model_path)]
+    assert main(fit) == 0
+    capsys.readouterr()
+    assert main(["impute", str(model_path), str(data)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    filled = np.array([[float(v) for v in line.split(",")] for line in printed[1:]])
+    expected = GaussianMixture(2, random_state=0, nan_policy="marginalize").fit(Xm).impute(Xm)
+    np.testing.assert_allclose(filled, expected, rtol=1e-12)
+    assert main(["predict", str(model_path), str(data)]) == 0
