@@ -11,6 +11,7 @@ from ..registry import Registry
 from .base import CollapsedComponentError, CovarianceFamily
 from .diag import Diag
 from .full import Full
+from .mclust import MODELS as MCLUST_MODELS
 from .spherical import Spherical
 from .tied import Tied
 
@@ -49,6 +50,9 @@ def unregister(name: str) -> CovarianceFamily:
 
 for _family in (Spherical(), Diag(), Full(), Tied()):
     register(_family)
+# mclust's 14 models and its one-feature 'E', 'V', under mclust's names.
+for _model in MCLUST_MODELS.values():
+    register(_model())
 
 
 def covariance_types() -> tuple[str, ...]:
