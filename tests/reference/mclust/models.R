@@ -1,7 +1,10 @@
 # Reference fits of mclust's covariance models for tests/test_covariance_mclust.py.
 #
-# Run from the repository root:  Rscript tests/reference/mclust/models.R [out.json]
-# (default out: tests/reference/mclust/models.json). Needs R >= 4, mclust >= 6
+# Run from the repository root:
+#   Rscript tests/reference/mclust/models.R [out.json [datasets [max_G]]]
+# (default out: tests/reference/mclust/models.json; datasets a comma-separated
+# subset of faithful,iris,diabetes,waiting, max_G at most 9: the live test runs
+# a small subset). Needs R >= 4, mclust >= 6
 # and jsonlite. Written for gmm; it calls mclust's public functions only.
 #
 # For each data set and G = 1..9 it records mclust's own starting partition,
@@ -19,6 +22,7 @@ suppressPackageStartupMessages({
 
 args <- commandArgs(trailingOnly = TRUE)
 out_path <- if (length(args) >= 1) args[[1]] else "tests/reference/mclust/models.json"
+max_G <- if (length(args) >= 3) as.integer(args[[3]]) else 9L
 
 data(diabetes, package = "mclust")
 datasets <- list(
@@ -27,6 +31,7 @@ datasets <- list(
   diabetes = as.matrix(diabetes[, 2:4]),
   waiting = as.matrix(faithful[, "waiting", drop = FALSE])
 )
+selected <- if (length(args) >= 2) strsplit(args[[2]], ",")[[1]] else names(datasets)
 multivariate <- c("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE",
                   "EVE", "VVE", "EEV", "VEV", "EVV", "VVV")
 univariate <- c("E", "V")
@@ -86,13 +91,13 @@ result <- list(
   control = list(tol = control$tol, itmax = control$itmax),
   datasets = list()
 )
-for (data_name in names(datasets)) {
+for (data_name in selected) {
   X <- datasets[[data_name]]
   d <- ncol(X)
   tree <- hc(if (d == 1) datasets$faithful else X, modelName = "VVV", use = "SVD")
   models <- if (d == 1) univariate else multivariate
   cells <- list()
-  for (G in 1:9) {
+  for (G in seq_len(max_G)) {
     cl <- as.vector(hclass(tree, G))
     z <- unmap(cl)
     fits <- lapply(models, function(model) fit_json(X, model, z))
