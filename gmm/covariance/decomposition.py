@@ -155,7 +155,7 @@ def common_orientation(
     top = np.linalg.eigvalsh(scatters)[:, -1]
 
     def diagonals(axes):
-        projected = np.einsum("ij,kil,lj->kj", axes, scatters, axes)
+        projected = np.sum(axes * (scatters @ axes), axis=1)  # diag(D' W_k D)
         if not equal_volume:
             return projected / nk[:, None]
         volumes = root_det(projected)
@@ -167,7 +167,7 @@ def common_orientation(
         for n_iter in range(1, max_iter + 1):
             inverse = 1.0 / psi
             bound = float(np.sum(top * inverse.max(axis=1)))
-            gradient = np.einsum("kij,jl,kl->il", scatters, orientation, inverse)
+            gradient = np.sum((scatters @ orientation) * inverse[:, None, :], axis=0)
             u, _, vt = np.linalg.svd(gradient - bound * orientation)
             orientation = -u @ vt
             updated = diagonals(orientation)
