@@ -282,3 +282,271 @@ def test_common_orientation_step_is_the_optimum_over_the_angle(reference):
         grid = np.sum(nk[None, :, None] * np.log(diag) + omega / diag, axis=(1, 2))
         assert objective(axes, psi) <= grid.min() + 1e-7
         np.testing.assert_allclose(axes.T @ axes, np.eye(2), atol=1e-12)
+
+
+# ============================================ scikit-learn's names, same models
+@pytest.mark.parametrize(
+    "sklearn_name,mclust_name",
+    [("spherical", "VII"), ("diag", "VVI"), ("full", "VVV"), ("tied", "EEE")],
+)
+def test_sklearn_names_are_the_same_models(sklearn_name, mclust_name):
+    X = _blobs(240, 3, seed=4)
+    kwargs = dict(random_state=0, tol=1e-10, max_iter=500)
+    theirs = GaussianMixture(3, covariance_type=sklearn_name, **kwargs).fit(X)
+    ours = GaussianMixture(3, covariance_type=mclust_name, **kwargs).fit(X)
+    expanded = np.empty((3, 3, 3))
+    for k in range(3):
+        expanded[k] = (
+            np.diag(np.broadcast_to(theirs.covariances_[k], 3))
+            if (sklearn_name in ("spherical", "diag"))
+            else (theirs.covariances_ if sklearn_name == "tied" else theirs.covariances_[k])
+        )
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-12)
+    np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e-10)
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.covariances_, expanded, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-10)
+    assert ours.bic(X) == pytest.approx(theirs.bic(X), rel=1e-12)
+
+
+# ============================================================ every entry point
+def _blobs(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 1.0, -2.0], [-1.0, 7.0, 3.0]])[:, :d]
+    scales = np.array([[1.0, 0.5, 0.8], [0.6, 1.5, 1.0], [1.2, 0.7, 0.4]])[:, :d]
+    labels = rng.integers(0, 3, n)
+    X = centres[labels] + rng.standard_normal((n, d)) * scales[labels]
+    return X @ np.linalg.qr(rng.standard_normal((d, d)))[0] if d > 1 else X
+
+
+def _mixture_log_density(model, X):
+    """scipy's multivariate normal, component by component."""
+    dens = sum(
+        w * multivariate_normal(m, c).pdf(X)
+        for w, m, c in zip(model.weights_, model.means_, model.covariances_)
+    )
+    return np.log(dens)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_model_works_everywhere_a_family_works(name, tmp_path):
+    d = 1 if name in ("E", "V") else 2
+    X = _blobs(120, d, seed=1)
+    model = GaussianMixture(3, covariance_type=name, random_state=0, tol=1e-8).fit(X)
+    K = 3
+    assert model.covariances_.shape == model.precisions_.shape == (K, d, d)
+    assert model.precisions_cholesky_.shape == (K, d, d)
+    np.testing.assert_allclose(
+        model.precisions_cholesky_ @ np.swapaxes(model.precisions_cholesky_, 1, 2),
+        model.precisions_,
+        rtol=1e-10,
+    )
+    np.testing.assert_allclose(
+        model.covariances_ @ model.precisions_, np.broadcast_to(np.eye(d), (K, d, d)), atol=1e-10
+    )
+    bounds = np.asarray(model.lower_bounds_)
+    assert np.all(np.diff(bounds) >= -1e-10 * np.abs(bounds[1:]))
+    # predictions against scipy's densities
+    np.testing.assert_allclose(model.score_samples(X), _mixture_log_density(model, X), rtol=1e-9)
+    assert model.score(X) == pytest.approx(model.score_samples(X).mean(), rel=1e-12)
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
+    assert model.variance_["sigma"].shape == (K, d, d)
+    # sampling
+    draws, labels = model.sample(50, random_state=0)
+    assert draws.shape == (50, d) and labels.shape == (50,)
+    # float32 stays float32 and agrees with float64
+    single = GaussianMixture(3, covariance_type=name, random_state=0, tol=1e-8).fit(
+        X.astype(np.float32)
+    )
+    assert single.covariances_.dtype == np.float32 and single.means_.dtype == np.float32
+    np.testing.assert_allclose(
+        np.sort(single.means_, axis=0), np.sort(model.means_, axis=0), rtol=1e-3, atol=1e-3
+    )
+    # integer weights equal repeated rows (same start: the fitted parameters)
+    weights = np.random.default_rng(2).integers(1, 4, X.shape[0])
+    start = dict(
+        weights_init=model.weights_, means_init=model.means_, precisions_init=model.precisions_,
+        covariance_type=name, tol=0, max_iter=5,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted = GaussianMixture(3, **start).fit(X, sample_weight=weights)
+        repeated = GaussianMixture(3, **start).fit(np.repeat(X, weights, axis=0))
+    np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-9, atol=1e-12)
+    # save / load
+    save(model, tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert loaded.covariance_type == name
+    np.testing.assert_array_equal(loaded.predict_proba(X), proba)
+    # memory-mapped data
+    np.save(tmp_path / "X.npy", X)
+    mapped = GaussianMixture(3, covariance_type=name, random_state=0, tol=1e-8).fit(
+        np.load(tmp_path / "X.npy", mmap_mode="r")
+    )
+    np.testing.assert_allclose(mapped.means_, model.means_, rtol=1e-9, atol=1e-12)
+    # the command line
+    status = main(
+        ["fit", str(tmp_path / "X.npy"), "--k", "3", "--covariance", name,
+         "--out", str(tmp_path / "cli.npz")]
+    )  # fmt: skip
+    assert status == 0 and load(tmp_path / "cli.npz").covariance_type == name
+
+
+@pytest.mark.parametrize("name", ["VEV", "EVE", "EEI", "E"])
+def test_models_on_dask_arrays_equal_numpy(name):
+    da = pytest.importorskip("dask.array")
+    d = 1 if name == "E" else 2
+    X = _blobs(150, d, seed=3)
+    kwargs = dict(covariance_type=name, random_state=0, tol=1e-8)
+    expected = GaussianMixture(3, **kwargs).fit(X)
+    got = GaussianMixture(3, **kwargs).fit(da.from_array(X, chunks=(50, d)))
+    np.testing.assert_allclose(got.means_, expected.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(got.covariances_, expected.covariances_, rtol=1e-8, atol=1e-10)
+
+
+def test_models_in_sweep_and_selection():
+    X = _blobs(150, 2, seed=5)
+    names = ["EII", "VEV", "EVE", "VVV"]
+    result = sweep(X, [1, 2, 3], names, progress=False)
+    for row in result.table:
+        family = get_family(row["covariance_type"])
+        assert row["n_parameters"] == n_parameters(family, row["n_components"], 2)
+    direct = GaussianMixture(3, covariance_type="VEV", random_state=0).fit(X)
+    row = next(r for r in result.table if r["covariance_type"] == "VEV" and r["n_components"] == 3)
+    assert row["bic"] == pytest.approx(direct.bic(X), rel=1e-9)
+    selection = GaussianMixtureIC(n_components=[1, 2, 3], covariance_type=names, random_state=0)
+    best = min(result.table, key=lambda r: r["bic"])
+    assert selection.fit(X).best_estimator_.covariance_type == best["covariance_type"]
+
+
+# ================================================================ bad input
+def test_univariate_and_multivariate_names_say_which_apply():
+    X = _blobs(60, 2)
+    model = GaussianMixture(2, covariance_type="VVV", random_state=0).fit(X)
+    before = {
+        k: v.copy() for k, v in vars(model).items() if k.endswith("_") and isinstance(v, np.ndarray)
+    }
+    model.set_params(covariance_type="E")
+    with pytest.raises(ValueError, match=r"one-feature data.*2 features.*EII, VII"):
+        model.fit(X)
+    for key, value in before.items():  # a failed fit leaves the fitted model as it was
+        np.testing.assert_array_equal(getattr(model, key), value)
+    with pytest.raises(ValueError, match=r"multivariate model 'VEV'.*one feature.*'E'.*'V'"):
+        GaussianMixture(2, covariance_type="VEV").fit(X[:, :1])
+
+
+def test_too_few_rows_for_the_parameters_is_a_clear_error():
+    X = _blobs(14, 3)
+    with pytest.raises(ValueError, match=r"Too few rows.*'VVV'.*29 free parameters.*14 rows"):
+        GaussianMixture(3, covariance_type="VVV", random_state=0).fit(X)
+    GaussianMixture(3, covariance_type="EII", random_state=0).fit(X)  # 1 + 9 + 2 < 14
+
+
+def test_unknown_name_lists_every_model():
+    with pytest.raises(ValueError, match=r"'EII'.*'VVV'.*'E', 'V'"):
+        GaussianMixture(2, covariance_type="VVX").fit(_blobs(30, 2))
+
+
+@pytest.mark.parametrize("model", ["VEI", "VEE", "VEV", "EVE", "VVE"])
+def test_inner_iteration_cap_warns_naming_model_and_component(model):
+    capped = register(MODELS[model](name=f"capped-{model}", max_inner_iter=1))
+    try:
+        with pytest.warns(InnerIterationWarning, match=rf"mclust model {model}.*component \d"):
+            GaussianMixture(3, covariance_type=capped.name, random_state=0, max_iter=3).fit(
+                _blobs(90, 2, seed=6)
+            )
+    finally:
+        unregister(capped.name)
+
+
+def test_inner_settings_are_checked():
+    with pytest.raises(ValueError, match="inner_tol must be a positive"):
+        MODELS["VEV"](inner_tol=0)
+    with pytest.raises(ValueError, match="max_inner_iter must be an integer >= 1"):
+        MODELS["EVE"](max_inner_iter=0)
+
+
+def test_variance_is_only_for_mclust_models():
+    model = GaussianMixture(2, covariance_type="full", random_state=0).fit(_blobs(40, 2))
+    with pytest.raises(AttributeError, match="no mclust decomposition.*'VVV'"):
+        model.variance_
+
+
+def test_listing_keeps_the_sklearn_four_apart():
+    assert set(covariance_types()) >= {"spherical", "diag", "full", "tied"}
+    assert not set(ALL) & set(covariance_types())
+    assert set(ALL) <= set(covariance_types(include_mclust=True))
+    assert mclust_types(1) == ("E", "V") and len(mclust_types(3)) == 14
+
+
+# ==================================================== the constraint holds
+def _objective(scatters, nk, covariances):
+    """-2 logL of an M-step up to constants: sum_k n_k log|S_k| + tr(W_k S_k^-1)."""
+    _, logdet = np.linalg.slogdet(covariances)
+    return float(nk @ logdet + np.einsum("kij,kji->", scatters, np.linalg.inv(covariances)))
+
+
+def _estimate(name, scatters, nk):
+    family = get_family(name)
+    d = scatters.shape[1]
+    covariances = scatters / nk[:, None, None]
+    if family.scatter_kind == "diagonal":
+        covariances = np.diagonal(covariances, axis1=1, axis2=2)
+    elif family.scatter_kind == "pooled":
+        covariances = scatters.sum(axis=0) / nk.sum()
+    with warnings.catch_warnings():
+        # A cold start of EVE's MM may need more than the cap; the constraint and
+        # the bounds hold at every iterate, so the test does not need convergence.
+        warnings.simplefilter("ignore", InnerIterationWarning)
+        result, _ = family.estimate(
+            Scatter(nk, np.zeros((len(nk), d)), covariances, family.scatter_kind), 0.0, None
+        )
+    return result
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(2, 3),
+    st.integers(2, 3),
+    st.integers(0, 2**32 - 1),
+)
+def test_each_m_step_satisfies_its_constraint_and_lies_between_eii_and_vvv(K, d, seed):
+    rng = np.random.default_rng(seed)
+    nk = rng.uniform(d + 2, 50, K)
+    factors = rng.standard_normal((K, d, d)) * rng.uniform(0.3, 3, (K, 1, d))
+    scatters = factors @ np.swapaxes(factors, 1, 2) + 0.1 * np.eye(d)
+    scatters *= nk[:, None, None] / d
+    bounds = (_objective(scatters, nk, _estimate("VVV", scatters, nk)),
+              _objective(scatters, nk, _estimate("EII", scatters, nk)))  # fmt: skip
+    for name in MULTIVARIATE:
+        cov = _estimate(name, scatters, nk)
+        value = _objective(scatters, nk, cov)
+        assert bounds[0] - 1e-8 * abs(bounds[0]) <= value <= bounds[1] + 1e-8 * abs(bounds[1]), name
+        parts = decompose(cov, name)
+        volumes = np.exp(np.linalg.slogdet(cov)[1] / d)
+        if name[0] == "E":
+            np.testing.assert_allclose(volumes, volumes[0], rtol=1e-8, err_msg=name)
+        if name[2] == "I":
+            np.testing.assert_allclose(
+                cov, np.einsum("kii->ki", cov)[:, :, None] * np.eye(d), atol=1e-12
+            )
+        if name[2] == "E":  # one orientation: the covariances commute
+            np.testing.assert_allclose(
+                cov[0] @ cov[1], cov[1] @ cov[0], atol=1e-8 * np.max(np.abs(cov)) ** 2
+            )
+        shapes = np.sort(np.linalg.eigvalsh(cov) / volumes[:, None], axis=1)
+        if name[1] == "E":
+            np.testing.assert_allclose(
+                shapes, np.broadcast_to(shapes[0], shapes.shape), rtol=1e-6, err_msg=name
+            )
+        # the decomposition rebuilds the covariances
+        axes = parts.get("orientation", np.eye(d))
+        axes = np.broadcast_to(axes, (K, d, d))
+        shape = np.broadcast_to(parts.get("shape", np.ones(d)), (K, d))
+        scale = np.broadcast_to(parts["scale"], (K,))
+        rebuilt = scale[:, None, None] * (axes * shape[:, None, :]) @ np.swapaxes(axes, 1, 2)
+        np.testing.assert_allclose(rebuilt, cov, rtol=1e-8, atol=1e-10 * np.max(np.abs(cov)))
