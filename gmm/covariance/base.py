@@ -285,6 +285,7 @@ class CovarianceFamily(ABC):
         models ('E', 'V') and its multivariate ones call it when the data
         reach them, before any fitted state changes.
         """
+        return None
 
     def decompose(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
         """Volume, shape and orientation of fitted covariances, as mclust's ``variance``.

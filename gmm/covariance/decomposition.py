@@ -203,7 +203,7 @@ def decompose(covariances: np.ndarray, model: str) -> dict[str, np.ndarray]:
     dict of str to ndarray
     """
     sigma = np.asarray(covariances, dtype=np.float64)
-    n_components, d = sigma.shape[:2]
+    n_components = sigma.shape[0]
     if model in ("E", "V"):
         variances = sigma[:, 0, 0]
         value = variances if model == "V" else variances[0]

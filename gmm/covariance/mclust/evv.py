@@ -1,4 +1,7 @@
-"""'EVV': equal volume, variable shape and orientation: ``Sigma_k = lambda C_k``, ``|C_k| = 1`` (mclust)."""
+"""'EVV': equal volume, variable shape and orientation (mclust).
+
+``Sigma_k = lambda C_k`` with ``|C_k| = 1``.
+"""
 
 from __future__ import annotations
 

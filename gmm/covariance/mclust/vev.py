@@ -1,4 +1,7 @@
-"""'VEV': variable volume and orientation, equal shape: ``Sigma_k = lambda_k D_k A D_k'`` (mclust)."""
+"""'VEV': variable volume and orientation, equal shape (mclust).
+
+``Sigma_k = lambda_k D_k A D_k'``.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,6 @@ class VEV(General):
     def _constrain(self, scatters, nk, state):
         values, axes = eigh_decreasing(scatters)
         start = None if state is None else state["volumes"]
-        volumes, shape, result = equal_shape(
-            values, nk, start, self.inner_tol, self.max_inner_iter
-        )
+        volumes, shape, result = equal_shape(values, nk, start, self.inner_tol, self.max_inner_iter)
         self._warn_cap(result, "fixed point of volumes and shape")
         return from_axes(axes, volumes[:, None] * shape[None]), {"volumes": volumes}

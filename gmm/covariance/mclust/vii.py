@@ -1,4 +1,7 @@
-"""'VII': variable volume, spherical: ``Sigma_k = lambda_k I`` (mclust; scikit-learn's 'spherical')."""
+"""'VII': variable volume, spherical (mclust; scikit-learn's 'spherical').
+
+``Sigma_k = lambda_k I``.
+"""
 
 from __future__ import annotations
 
