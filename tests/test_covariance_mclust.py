@@ -394,7 +394,7 @@ def test_every_model_works_everywhere_a_family_works(name, tmp_path):
     )
     assert single.covariances_.dtype == np.float32 and single.means_.dtype == np.float32
     # the same optimum to float32 accuracy (1-D mixtures converge slowly: compare fits)
-    assert single.score(X) == pytest.approx(model.score(X), rel=1e-4)
+    assert single.score(X) == pytest.approx(model.score(X), rel=1e-3)
     # integer weights equal repeated rows (same start: the fitted parameters)
     weights = np.random.default_rng(2).integers(1, 4, X.shape[0])
     start = dict(
