@@ -85,6 +85,16 @@ def equal_shape(
     volumes : ndarray of shape (K,)
     shape : ndarray of shape (D,) or (D, D), determinant 1
     result : InnerResult
+
+    Examples
+    --------
+    Two components whose scatters have the same shape: volumes 1 and 4.
+
+    >>> import numpy as np
+    >>> scatters = np.array([[4.0, 1.0], [16.0, 4.0]]) * 10  # diag(W_k), n_k = 10
+    >>> volumes, shape, _ = equal_shape(scatters, np.array([10.0, 10.0]), None, 1e-12, 100)
+    >>> np.round(volumes, 6), np.round(shape, 6)
+    (array([2., 8.]), array([2. , 0.5]))
     """
     full = scatters.ndim == 3
     d = scatters.shape[1]
@@ -149,6 +159,21 @@ def common_orientation(
     diagonals : ndarray of shape (K, D)
         ``Psi_k``; the covariances are ``D diag(Psi_k) D'``.
     result : InnerResult
+
+    Examples
+    --------
+    Scatters that share the axes of a 30° rotation are recovered exactly.
+
+    >>> import numpy as np
+    >>> c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    >>> R = np.array([[c, -s], [s, c]])
+    >>> W = np.stack([R @ np.diag([9.0, 1.0]) @ R.T, R @ np.diag([1.0, 4.0]) @ R.T]) * 10
+    >>> axes, psi, _ = common_orientation(W, np.array([10.0, 10.0]), False, None, 1e-12, 1000)
+    >>> np.round(psi, 6)
+    array([[9., 1.],
+           [1., 4.]])
+    >>> bool(np.allclose(np.abs(axes.T @ R), np.eye(2)))
+    True
     """
     if orientation is None:
         orientation = eigh_decreasing(scatters.sum(axis=0))[1]
@@ -221,6 +246,13 @@ def decompose(covariances: np.ndarray, model: str) -> dict[str, np.ndarray]:
     Returns
     -------
     dict of str to ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> parts = decompose(np.stack([np.diag([4.0, 1.0]), np.diag([8.0, 2.0])]), "VEI")
+    >>> parts["scale"], parts["shape"]
+    (array([2., 4.]), array([2. , 0.5]))
     """
     sigma = np.asarray(covariances, dtype=np.float64)
     n_components = sigma.shape[0]
