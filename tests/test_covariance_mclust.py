@@ -28,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gmm import GaussianMixture, GaussianMixtureIC, load, save, sweep
 from gmm.cli import main
@@ -580,3 +581,30 @@ def test_each_m_step_satisfies_its_constraint_and_lies_between_eii_and_vvv(K, d,
         scale = np.broadcast_to(parts["scale"], (K,))
         rebuilt = scale[:, None, None] * (axes * shape[:, None, :]) @ np.swapaxes(axes, 1, 2)
         np.testing.assert_allclose(rebuilt, cov, rtol=1e-8, atol=1e-10 * np.max(np.abs(cov)))
+
+
+# ==================================================== scikit-learn's checks
+TOO_FEW_ROWS = (
+    "The check fits few rows (10 rows, 3 features; 27 rows, 30 features): "
+    "more free parameters than rows, which mclust's models refuse by design "
+    "(test_too_few_rows_for_the_parameters_is_a_clear_error)."
+)
+
+
+def _expected_sklearn_failures(estimator):
+    names = ["check_dtype_object", "check_sample_weight_equivalence_on_dense_data"]
+    if estimator.n_components > 1:
+        names += [
+            "check_estimators_dtypes",
+            "check_n_features_in_after_fitting",
+            "check_estimators_nan_inf",
+        ]
+    return dict.fromkeys(names, TOO_FEW_ROWS)
+
+
+@parametrize_with_checks(
+    [GaussianMixture(covariance_type="VEV"), GaussianMixture(2, covariance_type="EVE")],
+    expected_failed_checks=_expected_sklearn_failures,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)

@@ -97,7 +97,8 @@ class MclustFamily(CovarianceFamily):
         if not self.univariate and n_features == 1:
             raise ValueError(
                 f"covariance_type={self.name!r} is mclust's multivariate model "
-                f"{self.model!r}, but the data have one feature. For one feature use "
+                f"{self.model!r}, but the data have one feature (n_features = 1). For one "
+                "feature use "
                 "'E' (equal variance) or 'V' (variable variance)."
             )
 
