@@ -477,6 +477,19 @@ def test_too_few_rows_for_the_parameters_is_a_clear_error():
     GaussianMixture(3, covariance_type="EII", random_state=0).fit(X)  # 1 + 9 + 2 < 14
 
 
+@pytest.mark.parametrize(
+    "name,precisions,match",
+    [
+        ("VVI", np.array([[[1.0, 0.5], [0.5, 1.0]]] * 2), "must be diagonal"),
+        ("EEE", np.array([np.eye(2), 2 * np.eye(2)]), "the same matrix for every component"),
+    ],
+)
+def test_precisions_init_must_have_the_model_structure(name, precisions, match):
+    X = _blobs(60, 2)
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture(2, covariance_type=name, precisions_init=precisions).fit(X)
+
+
 def test_unknown_name_lists_every_model():
     with pytest.raises(ValueError, match=r"'EII'.*'VVV'.*'E', 'V'"):
         GaussianMixture(2, covariance_type="VVX").fit(_blobs(30, 2))

@@ -196,6 +196,15 @@ class AxisAligned(MclustFamily, _matrices.MatrixRepresentation, Diag):
         covariances[:, np.arange(d), np.arange(d)] = variances
         return covariances, state
 
+    def precision_cholesky_from_precisions(self, precisions):
+        d = precisions.shape[-1]
+        if np.any(precisions[:, ~np.eye(d, dtype=bool)] != 0):
+            raise ValueError(
+                f"precisions_init for covariance_type={self.name!r} must be diagonal "
+                "matrices: the model's axes are the features."
+            )
+        return super().precision_cholesky_from_precisions(precisions)
+
     def precision_cholesky(self, covariances):
         variances = np.diagonal(covariances, axis1=-2, axis2=-1)
         bad = np.flatnonzero(~np.all(variances > 0, axis=1))
@@ -223,6 +232,14 @@ class Pooled(MclustFamily, Tied):
         shared, state = super().estimate(scatter, reg_covar, previous)
         n_components = scatter.nk.shape[0]
         return np.repeat(shared[None], n_components, axis=0), state
+
+    def precision_cholesky_from_precisions(self, precisions):
+        if np.any(precisions != precisions[:1]):
+            raise ValueError(
+                f"precisions_init for covariance_type={self.name!r} must hold the same "
+                "matrix for every component: the model shares one covariance."
+            )
+        return super().precision_cholesky_from_precisions(precisions)
 
     def precision_cholesky(self, covariances):
         factor = Tied.precision_cholesky(self, covariances[0])
