@@ -490,6 +490,15 @@ def test_precisions_init_must_have_the_model_structure(name, precisions, match):
         GaussianMixture(2, covariance_type=name, precisions_init=precisions).fit(X)
 
 
+def test_too_few_rows_is_a_failed_row_in_the_sweep():
+    X = _blobs(20, 3)
+    with pytest.warns(UserWarning, match="1 of 4 fits failed"):
+        result = sweep(X, [2, 3], ["VVV", "EII"], progress=False)
+    failed = [row for row in result.table if row["error"]]
+    assert [(row["covariance_type"], row["n_components"]) for row in failed] == [("VVV", 3)]
+    assert "Too few rows" in failed[0]["error"]
+
+
 def test_unknown_name_lists_every_model():
     with pytest.raises(ValueError, match=r"'EII'.*'VVV'.*'E', 'V'"):
         GaussianMixture(2, covariance_type="VVX").fit(_blobs(30, 2))
