@@ -201,6 +201,9 @@ def common_orientation(
     stretch = 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         for n_iter in range(1, max_iter + 1):
+            if not np.all(psi > 0) or not np.all(np.isfinite(psi)):
+                # A collapsed component: the caller's factorisation reports it.
+                return orientation, psi, InnerResult(n_iter, None)
             inverse = 1.0 / psi
             bound = float(np.sum(top * inverse.max(axis=1)))
             gradient = half_gradient(orientation, inverse)
