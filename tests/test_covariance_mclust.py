@@ -33,6 +33,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from gmm import GaussianMixture, GaussianMixtureIC, load, save, sweep
 from gmm.cli import main
 from gmm.covariance import (
+    CollapsedComponentError,
     CovarianceFamily,
     covariance_types,
     get_family,
@@ -252,6 +253,16 @@ def test_live_mclust_reproduces_the_committed_reference(reference, tmp_path):
                     np.testing.assert_allclose(
                         array(fit["sigma"]), array(fit_kept["sigma"]), rtol=1e-6, atol=1e-9
                     )
+
+
+def test_vve_collapse_where_mclust_stops_short_is_reported(reference, tight):
+    """diabetes, G = 7: mclust's VVE (short of its M-step maximum) converges; ours
+    climbs to a component collapsing, which must surface as the documented error."""
+    data = reference["datasets"]["diabetes"]
+    cell = data["cells"][6]
+    fit = next(f for f in cell["fits"] if f["model"] == "VVE")
+    with pytest.raises(CollapsedComponentError, match="component 4"):
+        fit_like_mclust(array(data["X"]), cell, fit)
 
 
 def test_common_orientation_step_is_the_optimum_over_the_angle(reference):
