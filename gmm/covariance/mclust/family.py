@@ -97,9 +97,8 @@ class MclustFamily(CovarianceFamily):
         if not self.univariate and n_features == 1:
             raise ValueError(
                 f"covariance_type={self.name!r} is mclust's multivariate model "
-                f"{self.model!r}, but the data have one feature (n_features = 1). For one "
-                "feature use "
-                "'E' (equal variance) or 'V' (variable variance)."
+                f"{self.model!r}, but the data have one feature (n_features = 1). "
+                "For one feature use 'E' (equal variance) or 'V' (variable variance)."
             )
 
     def features(self, X):
@@ -159,9 +158,9 @@ class MclustFamily(CovarianceFamily):
         """The model's maximum-likelihood covariances from regularised scatters.
 
         ``scatters`` are ``W_k`` in the layout of :attr:`scatter_kind`: (K, D)
-        diagonals, (D, D) pooled, or (K, D, D). Returns (K, D, D) covariances
-        (or, for axis-aligned models, their (K, D) diagonals) and the state
-        for the next M-step.
+        diagonals, (D, D) pooled, or (K, D, D). Returns covariances in the same
+        layout (:class:`AxisAligned` and :class:`Pooled` expand them to (K, D,
+        D)) and the state for the next M-step.
         """
         raise NotImplementedError
 
