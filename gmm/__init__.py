@@ -1,7 +1,7 @@
 """gmm: Gaussian mixture models fitted by EM, written with numpy and scipy."""
 
 from .bayesian import BayesianGaussianMixture
-from .covariance import covariance_types
+from .covariance import covariance_types, mclust_types
 from .densities import mixture_logpdf, mvn_logpdf, mvn_pdf
 from .estimator import GaussianMixture
 from .grids import evaluate_grid
@@ -28,6 +28,7 @@ __all__ = [
     "gaussian_mask",
     "init_methods",
     "load",
+    "mclust_types",
     "mixture_logpdf",
     "mvn_logpdf",
     "mvn_pdf",

@@ -227,7 +227,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--covariance",
         default="full",
-        choices=covariance_types(),
+        choices=covariance_types(include_mclust=True),
         help="covariance type (default full)",
     )
     sub.add_argument("--out", metavar="MODEL", help="save the fitted model here")

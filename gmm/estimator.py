@@ -295,6 +295,23 @@ default='kmeans'
         self.precisions_ = family.precisions(params.precisions_cholesky)
         self._family_state = params.state
 
+    @property
+    def variance_(self) -> dict[str, np.ndarray]:
+        """Volume, shape and orientation of the fitted covariances, as mclust's ``variance``.
+
+        For mclust's models ('EII' ... 'VVV', 'E', 'V'):
+        ``scale``, ``shape``, ``orientation`` and ``sigma`` (see
+        :func:`gmm.covariance.decomposition.decompose`). O(K·D³). Other
+        families raise AttributeError saying so.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "covariances_")
+        try:
+            return get_family(self.covariance_type).decompose(self.covariances_)
+        except NotImplementedError as error:
+            raise AttributeError(str(error)) from None
+
     # ============================================================= criteria
     def _n_parameters(self) -> int:
         n_components, n_features = self.means_.shape

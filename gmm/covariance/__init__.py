@@ -11,6 +11,9 @@ from ..registry import Registry
 from .base import CollapsedComponentError, CovarianceFamily
 from .diag import Diag
 from .full import Full
+from .mclust import MODELS as MCLUST_MODELS
+from .mclust import MULTIVARIATE as MCLUST_MULTIVARIATE
+from .mclust import UNIVARIATE as MCLUST_UNIVARIATE
 from .spherical import Spherical
 from .tied import Tied
 
@@ -49,11 +52,38 @@ def unregister(name: str) -> CovarianceFamily:
 
 for _family in (Spherical(), Diag(), Full(), Tied()):
     register(_family)
+# mclust's 14 models and its one-feature 'E', 'V', under mclust's names.
+for _model in MCLUST_MODELS.values():
+    register(_model())
 
 
-def covariance_types() -> tuple[str, ...]:
-    """Names of all registered covariance families."""
-    return _REGISTRY.names()
+def covariance_types(*, include_mclust: bool = False) -> tuple[str, ...]:
+    """Names of the registered covariance families.
+
+    By default scikit-learn's four and any family a user registered: what
+    ``'all'`` means in :func:`gmm.sweep`. mclust's 16 models (see
+    :func:`mclust_types`) are registered too and work everywhere by name;
+    ``include_mclust=True`` lists them as well.
+    """
+    names = _REGISTRY.names()
+    if include_mclust:
+        return names
+    builtin = set(MCLUST_MODELS)
+    return tuple(name for name in names if name not in builtin)
+
+
+def mclust_types(n_features: int | None = None) -> tuple[str, ...]:
+    """mclust's model names, in mclust's order.
+
+    The 14 multivariate models for ``n_features > 1``, the one-feature models
+    'E' and 'V' for ``n_features == 1``, all 16 for None.
+
+    >>> mclust_types(1)
+    ('E', 'V')
+    """
+    if n_features is None:
+        return MCLUST_MULTIVARIATE + MCLUST_UNIVARIATE
+    return MCLUST_UNIVARIATE if n_features == 1 else MCLUST_MULTIVARIATE
 
 
 def get_family(name: str) -> CovarianceFamily:
@@ -72,6 +102,7 @@ __all__ = [
     "CovarianceFamily",
     "covariance_types",
     "get_family",
+    "mclust_types",
     "register",
     "unregister",
 ]

@@ -278,6 +278,27 @@ class CovarianceFamily(ABC):
         fitted component have one path.
         """
 
+    def check_n_features(self, n_features: int) -> None:
+        """Raise ValueError if the family does not apply to ``n_features`` features.
+
+        Optional hook; the default accepts any number. mclust's one-feature
+        models ('E', 'V') and its multivariate ones call it when the data
+        reach them, before any fitted state changes.
+        """
+        return None
+
+    def decompose(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
+        """Volume, shape and orientation of fitted covariances, as mclust's ``variance``.
+
+        Optional hook: the mclust families implement it
+        (:func:`gmm.covariance.decomposition.decompose`); others raise
+        NotImplementedError.
+        """
+        raise NotImplementedError(
+            f"covariance_type={self.name!r} has no mclust decomposition; fit one of "
+            "mclust's models (for example 'VVV' instead of 'full') to get it."
+        )
+
     def colorize(self, z: np.ndarray, covariances: np.ndarray, k: int) -> np.ndarray:
         """Standard normal draws ``z`` (n, D) → deviations with component ``k``'s covariance.
 
