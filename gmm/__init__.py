@@ -6,6 +6,7 @@ from .estimator import GaussianMixture
 from .grids import evaluate_grid
 from .images import blend, gaussian_mask
 from .initialization import init_methods
+from .online import fit_stream
 from .persistence import ModelFileError, load, save
 from .sampling import sample_mvn
 from .selection import GaussianMixtureIC, SweepResult, sweep
@@ -21,6 +22,7 @@ __all__ = [
     "blend",
     "covariance_types",
     "evaluate_grid",
+    "fit_stream",
     "gaussian_mask",
     "init_methods",
     "load",
