@@ -422,3 +422,22 @@ def test_stationary_stream_reaches_batch_em(stream):
 
 def test_public_api_exports_fit_stream():
     assert gmm.fit_stream is fit_stream and "fit_stream" in gmm.__all__
+
+
+# ======================================================================= CLI
+def test_cli_fit_online_reads_npy_and_csv_in_batches(tmp_path, stream, capsys):
+    from gmm.cli import main
+
+    np.save(tmp_path / "x.npy", stream)
+    np.savetxt(tmp_path / "x.csv", stream, delimiter=",", fmt="%.17g")
+    expected = fit_stream(stream, batch_size=200, n_components=3, random_state=0)
+    for name in ("x.npy", "x.csv"):
+        out = tmp_path / f"{name}.npz"
+        argv = ["fit", str(tmp_path / name), "--k", "3", "--online", "--batch-size", "200"]
+        assert main([*argv, "--out", str(out)]) == 0
+        assert f"online: 6 batches, {len(stream)} samples" in capsys.readouterr().out
+        assert same_parameters(load(out), expected)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", str(tmp_path / "x.npy"), "--k", "3", "--online", "--batch-size", "0"])
+    assert exit_info.value.code == 2
+    assert "batch-size" in capsys.readouterr().err
