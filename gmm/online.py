@@ -214,13 +214,14 @@ def _update(est, X, sample_weight) -> None:
         log_likelihood + stats.log_likelihood,
     )
     est.n_batches_seen_ = n_batches + 1
-    est.n_samples_seen_ = (getattr(est, "n_samples_seen_", 0) if state is not None else 0) + (
-        data.n_samples
-    )
-    est.lower_bounds_ = (list(est.lower_bounds_) if state is not None else []) + [batch_bound]
+    est.n_samples_seen_ = (est.n_samples_seen_ if state is not None else 0) + data.n_samples
     est.lower_bound_ = est._online.log_likelihood / est._online.weight_seen
     est.n_iter_ = est.n_batches_seen_
     est.converged_ = False
+    if state is None:
+        est.lower_bounds_ = []
+    # Last, and in place (O(1), not a copy per batch): nothing after it can fail.
+    est.lower_bounds_.append(batch_bound)
 
 
 def _first_batch(est, X, sample_weight, family) -> scale.TrainingData:
