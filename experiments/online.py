@@ -180,7 +180,10 @@ def drifting(size: dict, decays=(None,)) -> dict:
     """A stream whose means turn slowly: online EM's trajectory and batch EM's single fit."""
     mixture = Mixture(n_components=3, n_features=2, seed=5)
     n_rows, batch_rows = size["drift"], size["batch"]
-    checkpoints = np.linspace(0, n_rows, 11)[1:].astype(int)
+    n_batches = -(-n_rows // batch_rows)
+    # Ends of batches near each tenth of the stream.
+    ends = np.round(np.linspace(0, n_batches, 11)[1:]).astype(int) * batch_rows
+    checkpoints = np.minimum(ends, n_rows)
     probe_rng = np.random.default_rng(6)
     probes = {
         c: mixture.draw(probe_rng, 5_000, mixture.drifted_means(c / n_rows)) for c in checkpoints

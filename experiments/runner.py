@@ -38,6 +38,8 @@ EXPERIMENTS = [
     "bench",
     "bench_sweep",
     "bench_scale",
+    "online",
+    "bench_online",
 ]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
