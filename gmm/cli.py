@@ -537,6 +537,7 @@ def _fit_online(args) -> int:
         covariance_type=args.covariance,
         random_state=args.seed,
         total=-(-X.shape[0] // args.batch_size),
+        progress=None,
         **_fit_params(args),
     )
     print(f"components: {args.k}, covariance: {args.covariance}")

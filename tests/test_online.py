@@ -441,3 +441,32 @@ def test_cli_fit_online_reads_npy_and_csv_in_batches(tmp_path, stream, capsys):
         main(["fit", str(tmp_path / "x.npy"), "--k", "3", "--online", "--batch-size", "0"])
     assert exit_info.value.code == 2
     assert "batch-size" in capsys.readouterr().err
+
+
+def test_interrupt_or_collapse_mid_update_leaves_the_stream_unchanged(stream, monkeypatch):
+    import gmm.online
+
+    reference = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gmm.online, "blend", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.partial_fit(stream[300:600])
+    monkeypatch.undo()
+    assert same_parameters(model, reference) and same_state(model._online, reference._online)
+    assert model.lower_bounds_ == reference.lower_bounds_
+    for m in (model, reference):
+        m.partial_fit(stream[300:600])
+    assert same_parameters(model, reference)
+
+
+def test_collapse_on_the_first_batch_leaves_the_model_unfitted(stream):
+    model = GaussianMixture(2, reg_covar=0.0, random_state=0)
+    with pytest.raises(ValueError, match="reg_covar"):
+        model.partial_fit(np.repeat(stream[:2], 20, axis=0) * [1.0, 0.0])
+    assert not hasattr(model, "means_") and not hasattr(model, "_online")
+    model.set_params(reg_covar=1e-6).partial_fit(stream[:300])
+    assert model.n_batches_seen_ == 1
