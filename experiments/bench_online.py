@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from gmm import GaussianMixture, fit_stream
 
+from . import online
 from .result import ExperimentResult
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -208,17 +209,7 @@ def run(quick: bool = False) -> ExperimentResult:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    result = run(quick="--quick" in argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "bench_online.json").write_text(json.dumps(result.metrics, indent=2))
-    for name, table in result.tables.items():
-        print(name)
-        for row in table:
-            print("  " + " | ".join(f"{k}: {v}" for k, v in row.items()))
-    print(result.verdict)
-    print(f"wrote {OUT / 'bench_online.json'}")
-    return 0
+    return online.main(argv, run=run, name="bench_online")
 
 
 if __name__ == "__main__":

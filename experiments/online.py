@@ -312,17 +312,19 @@ def run(quick: bool = False) -> ExperimentResult:
     )
 
 
-def main(argv=None) -> int:
+def main(argv=None, run=run, name: str = "online") -> int:
+    """Run (``--quick``: small sizes), print the tables, write ``out/<name>.json``."""
     argv = sys.argv[1:] if argv is None else argv
     result = run(quick="--quick" in argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "online.json").write_text(json.dumps(result.metrics, indent=2, default=float))
-    for name, table in result.tables.items():
-        print(name)
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps(result.metrics, indent=2, default=float))
+    for title, table in result.tables.items():
+        print(title)
         for row in table:
             print("  " + " | ".join(f"{k}: {v}" for k, v in row.items()))
     print(result.verdict)
-    print(f"wrote {OUT / 'online.json'}")
+    print(f"wrote {path}")
     return 0
 
 
