@@ -209,7 +209,7 @@ def drifting(size: dict, decays=(None,)) -> dict:
                 means.append(model.means_.tolist())
         result[f"online {model.learning_decay}"] = {"scores": scores, "means": means}
     result["batch EM scores"] = [batch.score(probes[c]) for c in checkpoints]
-    result["true means"] = [mixture.drifted_means(c / n_rows).tolist() for c in checkpoints]
+    result["true means"] = [mixture.drifted_means(f).tolist() for f in np.linspace(0, 1, 60)]
     result["default"] = f"online {GaussianMixture().learning_decay}"
     return result
 

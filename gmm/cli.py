@@ -527,17 +527,22 @@ def _fit_online(args) -> int:
         names = None
     else:
         X, names = read_data(args.data)
-    batches = (
-        _with_names(X[start : start + args.batch_size], names)
-        for start in range(0, X.shape[0], args.batch_size)
-    )
+    # A memory map is read batch by batch with plain file reads; a CSV's names go with
+    # every batch, so the model records them.
+    batches = X
+    if names is not None:
+        batches = (
+            _with_names(X[start : start + args.batch_size], names)
+            for start in range(0, X.shape[0], args.batch_size)
+        )
     model = fit_stream(
         batches,
+        batch_size=args.batch_size,
+        progress=None,
+        total=-(-X.shape[0] // args.batch_size),
         n_components=args.k,
         covariance_type=args.covariance,
         random_state=args.seed,
-        total=-(-X.shape[0] // args.batch_size),
-        progress=None,
         **_fit_params(args),
     )
     print(f"components: {args.k}, covariance: {args.covariance}")

@@ -48,6 +48,7 @@ from sklearn.utils import check_random_state
 
 from . import em, scale, validation
 from .driver import state_kept_on_failure
+from .scale import FileRows
 from .scale.dask_arrays import is_dask_collection
 from .statistics import Scatter
 
@@ -371,11 +372,21 @@ def fit_stream(
 
 
 def _is_array(batches) -> bool:
-    return is_dask_collection(batches) or (isinstance(batches, np.ndarray) and batches.ndim == 2)
+    return (
+        is_dask_collection(batches)
+        or isinstance(batches, FileRows)
+        or (isinstance(batches, np.ndarray) and batches.ndim == 2)
+    )
 
 
 def _array_batches(X, batch_size: int, sample_weight) -> Iterator[tuple]:
-    """Row blocks of an ndarray, memory map or dask array, each read (computed) once."""
+    """Row blocks of an ndarray, memory map or dask array, each read (computed) once.
+
+    A memory map is read with plain file reads (:class:`gmm.scale.FileRows`),
+    so its pages do not pile up in the process over a long pass.
+    """
+    if isinstance(X, np.memmap):
+        X = FileRows.from_memmap(X) or X
     n_samples = X.shape[0]
     if sample_weight is not None and not is_dask_collection(sample_weight):
         sample_weight = np.asarray(sample_weight)
