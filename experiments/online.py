@@ -43,6 +43,7 @@ K, D = 4, 5
 #: The issue's target for the stationary check, nats per sample.
 GAP_GOAL = 0.01
 DECAYS = {"quick": (0.6, 0.7, 1.0), "report": (0.55, 0.6, 0.7, 0.8, 0.9, 1.0)}
+LARGER_DECAYS = (0.6, 0.7, 0.8, 1.0)  # report mode only
 
 SIZES = {
     # rows of the stationary check, its batch size, held-out rows, long stream, its sample,
@@ -118,15 +119,16 @@ def batch_em(X: np.ndarray, params: dict) -> GaussianMixture:
 
 
 # ============================================================== measurements
-def stationary(size: dict, decays=(None,), families=None) -> list[dict]:
+def stationary(size: dict, decays=(None,), families=None, mixture=None) -> list[dict]:
     """Online (one pass) against batch EM from the same start: held-out gap per family."""
-    mixture = Mixture()
+    mixture = Mixture() if mixture is None else mixture
+    n_components = len(mixture.weights)
     rng = np.random.default_rng(1)
     train = mixture.draw(rng, size["rows"])
     held_out = mixture.draw(rng, size["held_out"])
     rows = []
     for covariance_type in families or gmm.covariance_types():
-        params = start_params(train[: size["batch"]], covariance_type)
+        params = start_params(train[: size["batch"]], covariance_type, n_components)
         t = perf_counter()
         batch = batch_em(train, params)
         batch_seconds = perf_counter() - t
@@ -223,11 +225,12 @@ def _figure(drift: dict):
     for k in range(truth.shape[1]):
         color = style.PALETTE[k]
         left.plot(truth[:, k, 0], truth[:, k, 1], "-", color=style.TRUTH, lw=1)
+        left.plot(truth[0, k, 0], truth[0, k, 1], ">", color=style.TRUTH, ms=6)
         left.plot(online[:, k, 0], online[:, k, 1], "o", color=color, ms=4)
     batch_means = np.asarray(drift["batch EM means"])
     left.plot(batch_means[:, 0], batch_means[:, 1], "x", color="k", ms=8, mew=2, label="batch EM")
     left.plot([], [], "o", color=style.OURS, ms=4, label="online EM (each tenth of the stream)")
-    left.plot([], [], "-", color=style.TRUTH, label="true means over time")
+    left.plot([], [], "->", color=style.TRUTH, label="true means over time (from ▸)")
     style.label_axes(left, "Drifting means: the paths and the estimates")
     left.legend(loc="best", fontsize=7)
     rows = np.asarray(drift["checkpoints"]) / 1e6
@@ -249,6 +252,15 @@ def measure(mode: str) -> dict:
         "sizes": size,
         "stationary": stationary(size),
         "decays": stationary(size, decays=DECAYS[mode], families=("full",)),
+        # A larger model (2,309 parameters) needs a longer memory: the decay's other side.
+        "decays, larger model": stationary(
+            size,
+            decays=LARGER_DECAYS,
+            families=("full",),
+            mixture=Mixture(n_components=10, n_features=20, seed=11),
+        )
+        if mode == "report"
+        else [],
         "long": long_stream(size),
         "drift": drifting(size, decays=DECAYS[mode]),
     }
@@ -284,6 +296,17 @@ def run(quick: bool = False) -> ExperimentResult:
         }
         for r in result["decays"]
     ]
+    tables = {
+        "Stationary check, every family": result["stationary"],
+        "learning_decay ('full', K = 4, D = 5)": decay_rows,
+        "Long stream": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in long.items()}],
+    }
+    larger = [
+        {"learning_decay": r["learning_decay"], "stationary gap (nats)": r["gap (nats)"]}
+        for r in result["decays, larger model"]
+    ]
+    if larger:
+        tables["learning_decay ('full', K = 10, D = 20)"] = larger
     return ExperimentResult(
         name="online",
         title=TITLE,
@@ -294,20 +317,16 @@ def run(quick: bool = False) -> ExperimentResult:
             "convergence (tol 1e-6) from the same start (k-means on the first batch), scored on "
             "held-out rows. Long stream: rows generated batch by batch, never held in memory, "
             "against batch EM on a sample. Drift: K = 3, D = 2, the means turn half a turn over "
-            "the stream; batch EM sees a uniform sample of the whole stream. The decay table "
-            "is how the default learning_decay was chosen. Wall times on a shared, busy "
-            "2-core machine."
+            "the stream; batch EM sees a uniform sample of the whole stream. The decay tables "
+            "are how the default learning_decay (0.7) was chosen: smaller decays forget old "
+            "batches faster, so they track drift better but average fewer rows, which costs "
+            "a model with more parameters (K = 10, D = 20, report mode only) on stationary "
+            "data. Wall times on a shared, busy 2-core machine."
         ),
         verdict=verdict,
-        ok=ok or quick,
+        ok=ok,
         figures={"Online EM on a drifting stream": figure_png(_figure(drift))},
-        tables={
-            "Stationary check, every family": result["stationary"],
-            "learning_decay ('full')": decay_rows,
-            "Long stream": [
-                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in long.items()}
-            ],
-        },
+        tables=tables,
         metrics=result,
     )
 

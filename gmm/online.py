@@ -10,7 +10,9 @@ statistics with step size ``rho_t = (t + learning_offset) ** -learning_decay``
     s_t = (1 - rho_t) s_{t-1} + rho_t S_t / T_t,
 
 with ``S_t`` the batch's summed statistics (``nk``, ``sum r x``, ``sum r x x'``)
-and ``T_t`` its total weight. The estimator's M-step (the family's constraint,
+and ``T_t`` its total weight. The first batch of a stream (and the first after
+``fit``) has nothing to blend with: its statistics become the running ones
+(step 1). The estimator's M-step (the family's constraint,
 :func:`gmm.em.maximization`) then runs on the running statistics. Nothing here
 asks which covariance family it holds.
 
