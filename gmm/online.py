@@ -285,12 +285,12 @@ def fit_stream(
 
     Parameters
     ----------
-    batches : iterable of array-like, or a 2-D array, memory map or dask array
+    batches : iterable of array-like, or a 2-D array, memory map, DataFrame or dask array
         An iterable yields batches: arrays of shape (n_rows, n_features), or
         ``(X, sample_weight)`` pairs. A 2-D ndarray, ``np.load(path,
-        mmap_mode='r')`` or a dask array is read in row blocks of
-        ``batch_size`` rows, once (a dask array's blocks are computed one at a
-        time).
+        mmap_mode='r')`` (read with plain file reads), a pandas DataFrame or a
+        dask array is read in row blocks of ``batch_size`` rows, once (a dask
+        array's blocks are computed one at a time).
     model : GaussianMixture, optional
         Updated in place with :meth:`~gmm.GaussianMixture.partial_fit`; a model
         in the middle of a stream continues it. By default a new
@@ -377,8 +377,14 @@ def _is_array(batches) -> bool:
     return (
         is_dask_collection(batches)
         or isinstance(batches, FileRows)
+        or _is_frame(batches)
         or (isinstance(batches, np.ndarray) and batches.ndim == 2)
     )
+
+
+def _is_frame(X) -> bool:
+    """A pandas DataFrame (iterating one would give its column names, not rows)."""
+    return hasattr(X, "iloc") and hasattr(X, "columns")
 
 
 def _array_batches(X, batch_size: int, sample_weight) -> Iterator[tuple]:
@@ -393,13 +399,14 @@ def _array_batches(X, batch_size: int, sample_weight) -> Iterator[tuple]:
     if sample_weight is not None and not is_dask_collection(sample_weight):
         sample_weight = np.asarray(sample_weight)
     for start in range(0, n_samples, batch_size):
-        block = X[start : start + batch_size]
-        w = None if sample_weight is None else sample_weight[start : start + batch_size]
+        rows = slice(start, start + batch_size)
+        block = X.iloc[rows] if _is_frame(X) else X[rows]
+        w = None if sample_weight is None else sample_weight[rows]
         if is_dask_collection(block):
             block = block.compute()
         if is_dask_collection(w):
             w = w.compute()
-        yield np.asarray(block), w
+        yield (block if _is_frame(block) else np.asarray(block)), w  # a frame keeps its names
 
 
 def _bar(show: bool, total: int | None):

@@ -470,3 +470,13 @@ def test_collapse_on_the_first_batch_leaves_the_model_unfitted(stream):
     assert not hasattr(model, "means_") and not hasattr(model, "_online")
     model.set_params(reg_covar=1e-6).partial_fit(stream[:300])
     assert model.n_batches_seen_ == 1
+
+
+def test_fit_stream_reads_a_dataframe_in_row_blocks_with_its_names(stream):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(stream, columns=["a", "b"])
+    model = fit_stream(frame, batch_size=400, n_components=3, random_state=0)
+    expected = fit_stream(stream, batch_size=400, n_components=3, random_state=0)
+    # A frame's values may come out Fortran-ordered: the same sums in another order.
+    np.testing.assert_allclose(model.covariances_, expected.covariances_, rtol=1e-12)
+    assert list(model.feature_names_in_) == ["a", "b"] and model.n_batches_seen_ == 3
