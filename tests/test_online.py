@@ -480,3 +480,16 @@ def test_fit_stream_reads_a_dataframe_in_row_blocks_with_its_names(stream):
     # A frame's values may come out Fortran-ordered: the same sums in another order.
     np.testing.assert_allclose(model.covariances_, expected.covariances_, rtol=1e-12)
     assert list(model.feature_names_in_) == ["a", "b"] and model.n_batches_seen_ == 3
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), split=st.integers(3, 299))
+def test_row_order_within_a_batch_does_not_matter(stream, seed, split):
+    """An update depends on the batch as a set of rows (up to rounding), not on its order."""
+    kwargs = start(COVARIANCE_TYPES[seed % len(COVARIANCE_TYPES)], stream)
+    batch = stream[300:600]
+    order = np.random.default_rng(seed).permutation(len(batch))
+    a = GaussianMixture(**kwargs).partial_fit(stream[:split]).partial_fit(batch)
+    b = GaussianMixture(**kwargs).partial_fit(stream[:split]).partial_fit(batch[order])
+    for name in PARAMS:
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12)
