@@ -42,6 +42,8 @@ EXPERIMENTS = [
     "bench_sweep",
     "bench_scale",
     "bench_bayesian",
+    "online",
+    "bench_online",
 ]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"

@@ -8,6 +8,7 @@ from .grids import evaluate_grid
 from .images import blend, gaussian_mask
 from .imputation import GaussianMixtureImputer
 from .initialization import init_methods
+from .online import fit_stream
 from .persistence import ModelFileError, load, save
 from .sampling import sample_mvn
 from .selection import GaussianMixtureIC, SweepResult, sweep
@@ -25,6 +26,7 @@ __all__ = [
     "blend",
     "covariance_types",
     "evaluate_grid",
+    "fit_stream",
     "gaussian_mask",
     "init_methods",
     "load",

@@ -38,7 +38,11 @@ _EXAMPLES = {
 Fits every (K, covariance type), prints the table and the best model. With
 --checkpoint, a rerun after an interruption skips the fits already done.""",
     "fit": """example:
-  gmm fit data.csv --k 5 --covariance full --seed 0 --out model.npz""",
+  gmm fit data.csv --k 5 --covariance full --seed 0 --out model.npz
+  gmm fit big.npy --k 5 --online --batch-size 1000 --out model.npz
+
+With --online, one pass of stepwise EM over batches (a .npy is memory-mapped
+and read once, batch by batch; a CSV is parsed whole, then streamed).""",
     "predict": """example:
   gmm predict model.npz data.csv            # one label per line
   gmm predict model.npz data.csv --proba    # one row of probabilities per sample""",
@@ -255,6 +259,18 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=("raise", "omit", "marginalize"),
         help="empty cells, NA and NaN: an error (default), drop their rows (omit), or "
         "exact EM over the observed entries (marginalize)",
+    )
+    sub.add_argument(
+        "--online",
+        action="store_true",
+        help="one pass of online (stepwise) EM over batches instead of batch EM",
+    )
+    sub.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="rows per batch with --online (default 1000)",
     )
     _add_fit_options(sub)
 
@@ -516,6 +532,8 @@ def _fit(args) -> int:
 
     if args.bayesian:
         return _fit_bayesian(args)
+    if args.online:
+        return _fit_online(args)
     X, names = read_data(args.data, allow_missing=args.nan_policy != "raise")
     X = _with_names(X, names)
     model = GaussianMixture(
@@ -558,6 +576,50 @@ def _fit_bayesian(args) -> int:
     print(f"lower bound: {model.lower_bound_:.10g}")
     print(f"effective components (weight > 1%): {len(effective)}")
     print("weights: " + " ".join(f"{w:.4g}" for w in model.weights_[effective]))
+    if args.out:
+        from .persistence import save
+
+        save(model, args.out)
+    return 0
+
+
+def _fit_online(args) -> int:
+    """``gmm fit --online``: :func:`gmm.fit_stream` over DATA read once in batches."""
+    from .online import fit_stream
+
+    if args.data.lower().endswith(".npy"):
+        try:
+            X = np.load(args.data, mmap_mode="r", allow_pickle=False)
+        except OSError:
+            raise
+        except Exception as error:
+            raise CommandLineError(f"{args.data}: not a readable .npy file ({error})") from None
+        if X.ndim != 2 or X.dtype.kind not in "biuf":
+            raise CommandLineError(f"{args.data}: DATA must be a 2-D numeric array")
+        names = None
+    else:
+        X, names = read_data(args.data)
+    # A memory map is read batch by batch with plain file reads; a CSV's names go with
+    # every batch, so the model records them.
+    batches = X
+    if names is not None:
+        batches = (
+            _with_names(X[start : start + args.batch_size], names)
+            for start in range(0, X.shape[0], args.batch_size)
+        )
+    model = fit_stream(
+        batches,
+        batch_size=args.batch_size,
+        progress=None,
+        total=-(-X.shape[0] // args.batch_size),
+        n_components=args.k,
+        covariance_type=args.covariance,
+        random_state=args.seed,
+        **_fit_params(args),
+    )
+    print(f"components: {args.k}, covariance: {args.covariance}")
+    print(f"online: {model.n_batches_seen_} batches, {model.n_samples_seen_} samples")
+    print(f"mean log-likelihood of the stream: {model.lower_bound_:.10g}")
     if args.out:
         from .persistence import save
 

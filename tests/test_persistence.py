@@ -367,3 +367,55 @@ def test_tampered_selection_table_is_refused(tmp_path, X):
     write_members(path, metadata, members)
     with pytest.raises(ModelFileError, match="row 0 of the sweep table is malformed"):
         load(path)
+
+
+# ------------------------------------------------------------ online streams
+def test_mid_stream_model_keeps_its_running_statistics_and_family_state(tmp_path, X):
+    """A family whose M-step carries an array state: it is stored, and the stream continues."""
+    from gmm.covariance import register, unregister
+    from gmm.covariance.diag import Diag
+
+    class CountingDiag(Diag):
+        name = "counting_diag"
+
+        def estimate(self, scatter, reg_covar, previous):
+            covariances, _ = super().estimate(scatter, reg_covar, previous)
+            count = 0.0 if previous is None or previous.state is None else previous.state[0]
+            return covariances, np.array([count + 1.0])
+
+    register(CountingDiag())
+    try:
+        batches = np.array_split(X, 6)
+        model = GaussianMixture(3, covariance_type="counting_diag", random_state=0)
+        for batch in batches[:3]:
+            model.partial_fit(batch)
+        save(model, tmp_path / "m.npz")
+        loaded = load(tmp_path / "m.npz")
+        assert np.array_equal(loaded._family_state, [4.0])  # the initial M-step and 3 updates
+        for batch in batches[3:]:
+            model.partial_fit(batch)
+            loaded.partial_fit(batch)
+        assert np.array_equal(loaded._family_state, model._family_state)
+        assert np.array_equal(loaded.covariances_, model.covariances_)
+        with zipfile.ZipFile(tmp_path / "m.npz") as archive:
+            names = set(archive.namelist())
+        assert {"model.online.nk.npy", "model.family_state.npy"} <= names
+    finally:
+        unregister("counting_diag")
+
+
+def test_tampered_running_statistics_are_refused(tmp_path, X):
+    model = GaussianMixture(3, random_state=0).partial_fit(X[:120]).partial_fit(X[120:])
+    path = tmp_path / "m.npz"
+    save(model, path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    bad = np.array([1.0, -2.0, 3.0])
+    buffer = io.BytesIO()
+    npy_format.write_array(buffer, bad)
+    members["model.online.nk.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelFileError, match="online nk must be positive"):
+        load(path)

@@ -2,7 +2,12 @@
 
 Members ``model.<attribute>.npy`` hold the fitted arrays, bit for bit; the
 metadata section ``"model"`` holds the covariance type, K, D, the dtype, the
-scalar fitted attributes and the constructor parameters. Reading checks every
+scalar fitted attributes and the constructor parameters. A model in the middle
+of a stream (:meth:`~gmm.GaussianMixture.partial_fit`) also stores its running
+statistics, bit for bit (members ``model.online.<name>.npy`` and the field
+``"online"``: the stream's counters and totals, floats written by JSON's exact
+round trip), and a covariance family's state when it is an array (member
+``model.family_state.npy``), so a loaded model continues the stream exactly. Reading checks every
 array's shape and dtype against K, D and the family before reading it, then
 the values: finite, weights in [0, 1] summing to 1, and the family's own checks
 of covariances, precisions and their Cholesky factors
@@ -16,9 +21,10 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .. import validation
+from .. import online, validation
 from ..covariance import get_family
 from ..estimator import GaussianMixture
+from ..statistics import KINDS, Scatter
 from .file import Codec, ModelReader, names_array
 from .params import decode_params, encode_params
 
@@ -46,7 +52,14 @@ def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> d
         arrays["model.feature_names_in_"] = names_array(mixture.feature_names_in_)
     params = encode_params(mixture.get_params(deep=False), arrays)
     n_components, n_features = mixture.means_.shape
+    state = getattr(mixture, "_family_state", None)
+    if isinstance(state, np.ndarray) and state.dtype.kind == "f":
+        arrays["model.family_state"] = state
+    extra = {}
+    if getattr(mixture, "_online", None) is not None:
+        extra["online"] = _encode_online(mixture, arrays)
     return {
+        **extra,
         "covariance_type": mixture.covariance_type,
         "n_components": int(n_components),
         "n_features": int(n_features),
@@ -119,11 +132,77 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
     if reader.field(section, "n_features_in_", int) != d:
         reader.fail(f"n_features_in_ is {section['n_features_in_']}, the means have {d}")
     model.n_features_in_ = d
+    if "model.family_state" in reader.members:
+        shape, _, state_dtype = reader.header("model.family_state")
+        if state_dtype.kind != "f":
+            reader.fail(f"model.family_state must hold floats, got {state_dtype}")
+        model._family_state = reader.array("model.family_state", shape, state_dtype)
+        used.add("model.family_state")
+    if "online" in section:
+        used |= _decode_online(reader, section["online"], model, family, k, d)
     _check_usable(reader, model, k)
     if "model.feature_names_in_" in reader.members:
         model.feature_names_in_ = reader.names_array("model.feature_names_in_", d)
         used.add("model.feature_names_in_")
     return model, used
+
+
+_ONLINE_ARRAYS = ("nk", "means", "covariances")
+
+
+def _encode_online(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The running statistics of stepwise EM: arrays to ``arrays``, the rest returned."""
+    state = mixture._online
+    for name in _ONLINE_ARRAYS:
+        arrays[f"model.online.{name}"] = np.asarray(getattr(state.scatter, name))
+    return {
+        "kind": state.scatter.kind,
+        "scale": float(state.scale),
+        "weight_seen": float(state.weight_seen),
+        "log_likelihood": float(state.log_likelihood),
+        "n_batches_seen_": int(mixture.n_batches_seen_),
+        "n_samples_seen_": int(mixture.n_samples_seen_),
+    }
+
+
+def _decode_online(reader: ModelReader, section, model, family, k: int, d: int) -> set[str]:
+    """Check and restore the running statistics on ``model``; return the members read."""
+    if not isinstance(section, dict):
+        reader.fail("metadata field 'online' is not a JSON object")
+    kind = reader.field(section, "kind", str)
+    if kind not in KINDS or kind != family.scatter_kind:
+        reader.fail(
+            f"online statistics of kind {kind!r}, but {family.name!r} uses {family.scatter_kind!r}"
+        )
+    covariance_shape = {"full": (k, d, d), "diagonal": (k, d), "pooled": (d, d)}[kind]
+    shapes = {"nk": (k,), "means": (k, d), "covariances": covariance_shape}
+    values = {
+        name: reader.array(f"model.online.{name}", shape, np.float64)
+        for name, shape in shapes.items()
+    }
+    totals = {name: float(reader.field(section, name, float)) for name in ("scale", "weight_seen")}
+    log_likelihood = float(reader.field(section, "log_likelihood", float))
+    counts = {
+        name: reader.field(section, name, int) for name in ("n_batches_seen_", "n_samples_seen_")
+    }
+    for name, value in values.items():
+        if not np.all(np.isfinite(value)):
+            reader.fail(f"online {name} contains NaN or infinity")
+    if np.any(values["nk"] <= 0):
+        reader.fail("online nk must be positive")
+    if not all(np.isfinite(v) and v > 0 for v in totals.values()) or np.isnan(log_likelihood):
+        reader.fail("online scale and weight_seen must be finite and positive")
+    if counts["n_batches_seen_"] < 1 or counts["n_samples_seen_"] < counts["n_batches_seen_"]:
+        reader.fail(f"online counters are inconsistent: {counts}")
+    if counts["n_batches_seen_"] != model.n_iter_:
+        reader.fail("n_iter_ must equal n_batches_seen_ for a model fitted online")
+    scatter = Scatter(values["nk"], values["means"], values["covariances"], kind)
+    model._online = online.OnlineState(
+        scatter, totals["scale"], totals["weight_seen"], log_likelihood
+    )
+    model.n_batches_seen_ = counts["n_batches_seen_"]
+    model.n_samples_seen_ = counts["n_samples_seen_"]
+    return {f"model.online.{name}" for name in shapes}
 
 
 def _check_values(reader: ModelReader, family, values, lower_bounds, dtype) -> None:

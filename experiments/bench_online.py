@@ -1,0 +1,216 @@
+"""Benchmark: online EM's throughput against a batch EM iteration, and its memory over a stream.
+
+Throughput: rows per second of one online pass (``gmm.fit_stream`` over an
+in-memory array, batch by batch) against rows per second of one batch EM
+iteration over the same rows, from the same start; medians of repeats, in the
+same process. Memory: the peak RSS of a fresh process that makes one pass over
+a stream generated on the fly, for a short and a long stream; flat means the
+long pass peaks no higher than the short one plus a few MB.
+
+``python -m experiments.bench_online [--quick]`` writes ``out/bench_online.json``.
+Timings come from a shared, busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from time import perf_counter
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+from gmm import GaussianMixture, fit_stream
+
+from . import online
+from .result import ExperimentResult
+
+OUT = Path(__file__).resolve().parent / "out"
+ROOT = Path(__file__).resolve().parents[1]
+#: The issue's floor: an online pass at least this fraction of a batch iteration's rows/s.
+THROUGHPUT_GOAL = 0.8
+#: "A few MB": the long pass may peak this much above the short one.
+MEMORY_SLACK_MB = 8.0
+
+CASES = {
+    # (covariance, K, D, batch size)
+    "quick": [("full", 3, 2, 1000), ("full", 8, 20, 1000)],
+    "report": [
+        ("full", 3, 2, 1000),
+        ("full", 3, 2, 10_000),
+        ("diag", 8, 20, 1000),
+        ("full", 8, 20, 1000),
+        ("full", 8, 20, 10_000),
+        ("full", 16, 50, 1000),
+    ],
+}
+ROWS = {"quick": 20_000, "report": 200_000}
+REPEATS = {"quick": 1, "report": 3}
+#: Batch EM iterations timed per repeat: (fit(max_iter=ITERATIONS) - fit(max_iter=0)) / ITERATIONS.
+ITERATIONS = 10
+#: Rows of the short and the long pass of the memory measurement (not at quick sizes).
+STREAMS = {"report": (100_000, 10_000_000)}
+
+
+def _data(n_rows: int, n_components: int, n_features: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    means = rng.uniform(-5, 5, (n_components, n_features))
+    return means[rng.integers(0, n_components, n_rows)] + rng.standard_normal((n_rows, n_features))
+
+
+def throughput(case, n_rows: int, repeats: int) -> dict:
+    covariance_type, k, d, batch = case
+    X = _data(n_rows, k, d)
+    init = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        init.fit(X[:batch])
+        params = dict(
+            n_components=k,
+            covariance_type=covariance_type,
+            weights_init=init.weights_,
+            means_init=init.means_,
+            precisions_init=init.precisions_,
+        )
+        iterations, online = [], []
+        for _ in range(repeats):
+            times = []
+            for max_iter in (0, ITERATIONS):
+                t = perf_counter()
+                GaussianMixture(max_iter=max_iter, tol=0, **params).fit(X)
+                times.append(perf_counter() - t)
+            iterations.append((times[1] - times[0]) / ITERATIONS)
+            t = perf_counter()
+            fit_stream(X, batch_size=batch, **params)
+            online.append(perf_counter() - t)
+    batch_rate = n_rows / float(np.median(iterations))
+    online_rate = n_rows / float(np.median(online))
+    return {
+        "case": f"{covariance_type} K={k} D={d} batch={batch}",
+        "rows": n_rows,
+        "batch EM iteration rows/s": round(batch_rate),
+        "online pass rows/s": round(online_rate),
+        "ratio": round(online_rate / batch_rate, 3),
+        "online ms per batch": round(1e3 * float(np.median(online)) * batch / n_rows, 3),
+    }
+
+
+_MEMORY_SCRIPT = """
+import json, resource, sys
+from experiments.online import Mixture, stream, start_params
+from gmm import fit_stream
+n_rows = int(sys.argv[1])
+mixture = Mixture()
+first = next(stream(mixture, 1000, 1000, seed=9))
+params = start_params(first, "full")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+model = fit_stream(stream(mixture, n_rows, 1000, seed=9), **params)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"rows": model.n_samples_seen_, "before_mb": before / 1024,
+                  "peak_mb": peak / 1024}))
+"""
+
+
+def memory(n_rows: int) -> dict:
+    """Peak RSS of a fresh process making one pass over ``n_rows`` generated rows."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    t = perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(n_rows)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info["seconds"] = perf_counter() - t
+    return info
+
+
+def measure(mode: str) -> dict:
+    with threadpool_limits(limits=1):  # as the report runs it; both methods alike
+        rows = [throughput(case, ROWS[mode], REPEATS[mode]) for case in CASES[mode]]
+    if mode not in STREAMS:
+        return {"mode": mode, "throughput": rows, "memory": None}
+    short, long = (memory(n) for n in STREAMS[mode])
+    return {
+        "mode": mode,
+        "throughput": rows,
+        "memory": {
+            "short": short,
+            "long": long,
+            "growth_mb": long["peak_mb"] - short["peak_mb"],
+            "slack_mb": MEMORY_SLACK_MB,
+        },
+    }
+
+
+def run(quick: bool = False) -> ExperimentResult:
+    result = measure("quick" if quick else "report")
+    rows = result["throughput"]
+    met = [r["case"] for r in rows if r["ratio"] >= THROUGHPUT_GOAL]
+    missed = [f"{r['case']} ({r['ratio']:.2f}x)" for r in rows if r["ratio"] < THROUGHPUT_GOAL]
+    mem = result["memory"]
+    if mem is None:
+        flat, memory_text, memory_rows = True, "; memory not measured at quick sizes", []
+    else:
+        flat = mem["growth_mb"] <= MEMORY_SLACK_MB
+        memory_text = (
+            f"; peak RSS of a {mem['long']['rows']:,}-row pass {mem['long']['peak_mb']:.0f} MB "
+            f"vs {mem['short']['peak_mb']:.0f} MB for {mem['short']['rows']:,} rows "
+            f"({mem['growth_mb']:+.1f} MB, {'flat' if flat else 'NOT flat'})"
+        )
+        memory_rows = [
+            {
+                "rows": m["rows"],
+                "peak RSS MB": round(m["peak_mb"], 1),
+                "seconds": round(m["seconds"], 1),
+            }
+            for m in (mem["short"], mem["long"])
+        ]
+    verdict = (
+        f"online pass / batch EM iteration, rows per second: goal {THROUGHPUT_GOAL}x met for "
+        f"{len(met)} of {len(rows)} cases"
+        + (f"; below it: {', '.join(missed)}" if missed else "")
+        + memory_text
+        + (" (quick sizes)" if quick else "")
+    )
+    return ExperimentResult(
+        name="bench_online",
+        title="Online EM: throughput and memory over a stream",
+        description=(
+            "Throughput: one online pass (fit_stream over an in-memory array) against one "
+            "batch EM iteration over the same rows from the same start, as rows per second; "
+            "a batch EM iteration is (time of fit with max_iter=10 − with max_iter=0) / 10; "
+            "medians of repeats, one BLAS thread. Every online batch pays a fixed cost "
+            "(validation, the family's per-iteration coefficients, one M-step), so small "
+            "batches of narrow data fall below the goal and wider data or larger batches "
+            "meet it. Memory: peak RSS (ru_maxrss) of a fresh process making one pass over "
+            "a stream generated batch by batch (K = 4, D = 5, 'full', batches of 1,000). "
+            "Timings on a shared, busy 2-core machine."
+        ),
+        verdict=verdict,
+        ok=quick or (flat and not missed),
+        tables={
+            "Throughput": rows,
+            "Memory": memory_rows,
+        },
+        metrics=result,
+    )
+
+
+def main(argv=None) -> int:
+    return online.main(argv, run=run, name="bench_online")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

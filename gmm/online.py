@@ -1,0 +1,417 @@
+"""Online EM: stepwise EM (Cappé & Moulines, 2009) on a stream of batches.
+
+Each batch gets one fused E-step with the current parameters
+(:func:`gmm.em.expectation`) and the shared statistics step
+(:func:`gmm.em.scatter`), which give its counts, means and scatter. Those
+statistics, normalised by the batch's total weight, are blended into running
+statistics with step size ``rho_t = (t + learning_offset) ** -learning_decay``
+(``t`` batches seen before this one):
+
+    s_t = (1 - rho_t) s_{t-1} + rho_t S_t / T_t,
+
+with ``S_t`` the batch's summed statistics (``nk``, ``sum r x``, ``sum r x x'``)
+and ``T_t`` its total weight. The first batch of a stream (and the first after
+``fit``) has nothing to blend with: its statistics become the running ones
+(step 1). The estimator's M-step (the family's constraint,
+:func:`gmm.em.maximization`) then runs on the running statistics. Nothing here
+asks which covariance family it holds.
+
+Two choices keep the blend exact and well conditioned:
+
+- **One coordinate frame.** The running statistics are a
+  :class:`~gmm.statistics.Scatter`: counts, means in the data's own
+  coordinates and scatter about those means (in float64). Each batch's E-step
+  is shifted by that batch's column mean, as in ``fit``, but what is blended
+  is independent of the shift, so batches far apart never mix frames. Two
+  scatters are pooled like parallel variances (Chan, Golub & LeVeque, 1979):
+  means by their weight fractions, scatters plus the spread of the means, with
+  no large raw second moments that would cancel.
+- **The batch's scale.** The running statistics are kept multiplied by the
+  latest batch's total weight, ``s_t · T_t``, so that the M-step (whose guard
+  against empty components adds ``10 eps`` to each count) sees the counts a
+  batch EM iteration on that batch would see. With ``rho = 1`` the blend
+  returns the batch's statistics bit for bit: an update with step size 1 and
+  the whole data set as its batch is one batch EM iteration.
+
+Everything but :func:`partial_fit` and :func:`fit_stream` is a kernel: inputs
+are trusted.
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from . import em, scale, validation
+from .driver import state_kept_on_failure
+from .scale import FileRows
+from .scale.dask_arrays import is_dask_collection
+from .statistics import Scatter
+
+#: Default exponent of the step size (measured: see ``experiments/online.py``).
+DEFAULT_LEARNING_DECAY = 0.7
+#: Default offset of the step size.
+DEFAULT_LEARNING_OFFSET = 1.0
+
+
+@dataclass(frozen=True)
+class OnlineState:
+    """What stepwise EM carries from one batch to the next.
+
+    Attributes
+    ----------
+    scatter : Scatter
+        The running statistics times ``scale`` (float64): counts ``nk``, means
+        in the data's coordinates, and the scatter of the family's kind.
+    scale : float
+        Total weight of the latest batch.
+    weight_seen : float
+        Total weight of all batches.
+    log_likelihood : float
+        Sum over the batches of their log-likelihood under the parameters
+        that scored them (before their own update).
+    """
+
+    scatter: Scatter
+    scale: float
+    weight_seen: float
+    log_likelihood: float
+
+
+# ================================================================= kernels
+def step_size(n_batches_seen: int, learning_decay: float, learning_offset: float) -> float:
+    """``rho_t = (t + learning_offset) ** -learning_decay`` for the batch after ``t`` batches.
+
+    >>> step_size(0, 0.7, 1.0), round(step_size(3, 1.0, 1.0), 6)
+    (1.0, 0.25)
+    """
+    return float((n_batches_seen + learning_offset) ** -learning_decay)
+
+
+def blend(running: Scatter, scale: float, batch: Scatter, batch_weight: float, rho: float):
+    """Stepwise-EM blend of normalised statistics, kept at the batch's scale.
+
+    Parameters
+    ----------
+    running : Scatter
+        Running statistics, multiplied by ``scale``.
+    scale : float
+        Total weight the running statistics are multiplied by.
+    batch : Scatter
+        The batch's statistics (summed, not normalised), same kind.
+    batch_weight : float
+        The batch's total weight ``T``.
+    rho : float
+        Step size in (0, 1].
+
+    Returns
+    -------
+    Scatter
+        ``((1 - rho) running / scale + rho batch / T) · T``, float64. With
+        ``rho = 1`` the arrays of ``batch`` themselves, bit for bit. O(K·D²)
+        time for kinds 'full' and 'pooled', O(K·D) for 'diagonal'.
+    """
+    a = (1.0 - rho) * (batch_weight / scale)
+    n_old = a * running.nk
+    nk = n_old + rho * batch.nk
+    # Weight fractions of the two sets in each component: f_new is exactly 1 for rho = 1.
+    f_old = n_old / nk
+    f_new = (rho * batch.nk) / nk
+    delta = running.means - batch.means
+    means = batch.means + f_old[:, None] * delta
+    between_weight = f_old * f_new  # per component, of delta delta'
+    if batch.kind == "pooled":
+        total = nk.sum()
+        outer = np.einsum("k,ki,kj->ij", between_weight * nk, delta, delta)
+        covariances = (
+            (n_old.sum() / total) * running.covariances
+            + ((rho * batch.nk).sum() / total) * batch.covariances
+            + outer / total
+        )
+    elif batch.kind == "diagonal":
+        covariances = (
+            f_old[:, None] * running.covariances
+            + f_new[:, None] * batch.covariances
+            + between_weight[:, None] * delta * delta
+        )
+    else:
+        covariances = (
+            f_old[:, None, None] * running.covariances
+            + f_new[:, None, None] * batch.covariances
+            + between_weight[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        )
+    return Scatter(nk, means, covariances, batch.kind)
+
+
+def check_learning_parameters(learning_decay, learning_offset) -> tuple[float, float]:
+    """Validate ``learning_decay`` in (0.5, 1] and ``learning_offset`` >= 1; return floats."""
+    for name, value in (("learning_decay", learning_decay), ("learning_offset", learning_offset)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {value!r}.")
+    if not 0.5 < learning_decay <= 1:
+        raise ValueError(
+            f"learning_decay must lie in (0.5, 1] (stepwise EM converges only there), "
+            f"got {learning_decay!r}. The default is {DEFAULT_LEARNING_DECAY}."
+        )
+    if not (np.isfinite(learning_offset) and learning_offset >= 1):
+        raise ValueError(
+            f"learning_offset must be a finite number >= 1, got {learning_offset!r}. "
+            f"The default is {DEFAULT_LEARNING_OFFSET}."
+        )
+    return float(learning_decay), float(learning_offset)
+
+
+# ============================================================ the estimator
+def partial_fit(est, X, sample_weight=None):
+    """One stepwise-EM update of ``est`` from the batch ``X``; see the module docstring.
+
+    The logic behind :meth:`gmm.GaussianMixture.partial_fit` (which documents
+    the behaviour), written on the EM driver's hooks. Validates everything
+    before any state changes; on any error ``est`` is left exactly as it was.
+
+    Returns
+    -------
+    est
+    """
+    with state_kept_on_failure(est):
+        _update(est, X, sample_weight)
+    return est
+
+
+def _update(est, X, sample_weight) -> None:
+    decay, offset = check_learning_parameters(est.learning_decay, est.learning_offset)
+    family, initializer = est._check_parameters()
+    state: OnlineState | None = getattr(est, "_online", None)
+    started = hasattr(est, "means_")
+    if started:
+        data = _later_batch(est, X, sample_weight, family)
+        params = est._get_parameters()
+    else:
+        data = _first_batch(est, X, sample_weight, family)
+        params = est._initialize(data, family, initializer, check_random_state(est.random_state))
+    stats, coefs = data.expectation(params, est._log_const(params, family))
+    batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
+    n_batches = getattr(est, "n_batches_seen_", 0) if state is not None else 0
+    if state is None:
+        running = batch
+        weight_seen, log_likelihood = 0.0, 0.0
+    else:
+        rho = step_size(n_batches, decay, offset)
+        running = blend(state.scatter, state.scale, batch, stats.total_weight, rho)
+        weight_seen, log_likelihood = state.weight_seen, state.log_likelihood
+    # A copy: a family's M-step must not be able to change the running statistics.
+    private = replace(running, covariances=running.covariances.copy())
+    params = est._m_step(private, params, family, data.dtype)
+    batch_bound = stats.log_likelihood / stats.total_weight
+    est._set_parameters(params, family)
+    est._online = OnlineState(
+        running,
+        stats.total_weight,
+        weight_seen + stats.total_weight,
+        log_likelihood + stats.log_likelihood,
+    )
+    est.n_batches_seen_ = n_batches + 1
+    est.n_samples_seen_ = (est.n_samples_seen_ if state is not None else 0) + data.n_samples
+    est.lower_bound_ = est._online.log_likelihood / est._online.weight_seen
+    est.n_iter_ = est.n_batches_seen_
+    est.converged_ = False
+    if state is None:
+        est.lower_bounds_ = []
+    # Last, and in place (O(1), not a copy per batch): nothing after it can fail.
+    est.lower_bounds_.append(batch_bound)
+
+
+def _first_batch(est, X, sample_weight, family) -> scale.TrainingData:
+    """The batch that initialises the model: validated, its features recorded."""
+    n_rows = _n_rows(X)
+    if n_rows is not None and n_rows < est.n_components:
+        raise ValueError(
+            f"The first batch initialises the model and needs at least n_components="
+            f"{est.n_components} rows, got {n_rows}. Pass a larger first batch."
+        )
+    valid = validation.check_fit_data(X, est.n_components, type(est).__name__)
+    w = validation.check_sample_weight(sample_weight, valid.shape[0], valid.dtype)
+    validation.check_features(est, X, reset=True)
+    return scale.TrainingData(valid, w, family, est.n_components, scale.column_mean(valid, w))
+
+
+def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
+    """A batch after the first: any number of rows, the model's features and dtype."""
+    dtype = est.means_.dtype
+    given = getattr(X, "dtype", None)
+    if isinstance(given, np.dtype) and given.kind == "f" and given != dtype:
+        raise TypeError(
+            f"This batch has dtype {given.name}, but the model was started on {dtype.name} "
+            f"data and keeps that precision. Pass X.astype(np.{dtype.name})."
+        )
+    valid = validation.check_predict_data(X, type(est).__name__).astype(dtype, copy=False)
+    validation.check_features(est, X, reset=False)
+    w = validation.check_sample_weight(sample_weight, valid.shape[0], dtype)
+    return scale.TrainingData(valid, w, family, est.n_components, scale.column_mean(valid, w))
+
+
+def _n_rows(X) -> int | None:
+    """Rows of a 2-D array or a list of rows, without converting it; None if unknown."""
+    shape = getattr(X, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) == 2 else None
+    return len(X) if isinstance(X, (list, tuple)) else None
+
+
+def forget(est) -> None:
+    """Drop the running statistics and the stream's counters (``fit`` starts afresh)."""
+    for name in ("_online", "n_batches_seen_", "n_samples_seen_"):
+        est.__dict__.pop(name, None)
+
+
+# ================================================================ streams
+def fit_stream(
+    batches,
+    model=None,
+    *,
+    batch_size: int = 1000,
+    sample_weight=None,
+    progress: bool | None = False,
+    total: int | None = None,
+    **params,
+):
+    """Fit a Gaussian mixture by stepwise EM over a stream, reading every row once.
+
+    Parameters
+    ----------
+    batches : iterable of array-like, or a 2-D array, memory map, DataFrame or dask array
+        An iterable yields batches: arrays of shape (n_rows, n_features), or
+        ``(X, sample_weight)`` pairs. A 2-D ndarray, ``np.load(path,
+        mmap_mode='r')`` (read with plain file reads), a pandas DataFrame or a
+        dask array is read in row blocks of ``batch_size`` rows, once (a dask
+        array's blocks are computed one at a time).
+    model : GaussianMixture, optional
+        Updated in place with :meth:`~gmm.GaussianMixture.partial_fit`; a model
+        in the middle of a stream continues it. By default a new
+        ``GaussianMixture(**params)``.
+    batch_size : int, default=1000
+        Rows per batch when ``batches`` is one array.
+    sample_weight : array-like of shape (n_samples,), optional
+        With ``batches`` one array only: the rows' weights, sliced alike.
+    progress : bool or None, default=False
+        Show a tqdm progress bar over the batches on standard error (None: when
+        standard error is a terminal and tqdm is installed).
+    total : int, optional
+        Number of batches, for the bar of an iterable without ``len``.
+    **params
+        Constructor parameters of the new model (``n_components``,
+        ``covariance_type``, ``learning_decay``, ...); not with ``model``.
+
+    Returns
+    -------
+    GaussianMixture
+        The fitted model (``model`` itself if one was given).
+
+    Notes
+    -----
+    Each batch costs one E-step, O(rows·K·D²) time for 'full', and one M-step,
+    O(K·D³). Memory: one batch and its per-chunk temporaries, O(batch·(D + K)),
+    whatever the length of the stream.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gmm
+    >>> rng = np.random.default_rng(0)
+    >>> stream = (
+    ...     np.concatenate([rng.normal(-4, 1, (50, 2)), rng.normal(4, 1, (50, 2))])
+    ...     for _ in range(40)
+    ... )
+    >>> model = gmm.fit_stream(stream, n_components=2, random_state=0)
+    >>> model.n_batches_seen_, model.n_samples_seen_
+    (40, 4000)
+    >>> np.round(np.sort(model.means_[:, 0]))
+    array([-4.,  4.])
+    """
+    from .estimator import GaussianMixture
+    from .selection.parallel import want_progress
+
+    if model is None:
+        model = GaussianMixture(**params)
+    elif params:
+        raise TypeError(
+            f"fit_stream takes constructor parameters ({', '.join(sorted(params))}) only "
+            "without a model; set them on the model with model.set_params(...)."
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be an integer, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if _is_array(batches):
+        if total is None:
+            total = -(-batches.shape[0] // batch_size)
+        items = _array_batches(batches, batch_size, sample_weight)
+    else:
+        if sample_weight is not None:
+            raise TypeError(
+                "sample_weight goes with one array of rows; for an iterable of batches, "
+                "yield (X, sample_weight) pairs."
+            )
+        if total is None and hasattr(batches, "__len__"):
+            total = len(batches)
+        items = iter(batches)
+    show = want_progress(progress)
+    with _bar(show, total) as bar:
+        for item in items:
+            X, w = item if isinstance(item, tuple) else (item, None)
+            model.partial_fit(X, sample_weight=w)
+            if bar is not None:
+                bar.update(1)
+    if not hasattr(model, "n_batches_seen_"):
+        raise ValueError("fit_stream got no batches: the stream is empty.")
+    return model
+
+
+def _is_array(batches) -> bool:
+    return (
+        is_dask_collection(batches)
+        or isinstance(batches, FileRows)
+        or _is_frame(batches)
+        or (isinstance(batches, np.ndarray) and batches.ndim == 2)
+    )
+
+
+def _is_frame(X) -> bool:
+    """A pandas DataFrame (iterating one would give its column names, not rows)."""
+    return hasattr(X, "iloc") and hasattr(X, "columns")
+
+
+def _array_batches(X, batch_size: int, sample_weight) -> Iterator[tuple]:
+    """Row blocks of an ndarray, memory map or dask array, each read (computed) once.
+
+    A memory map is read with plain file reads (:class:`gmm.scale.FileRows`),
+    so its pages do not pile up in the process over a long pass.
+    """
+    if isinstance(X, np.memmap):
+        X = FileRows.from_memmap(X) or X
+    n_samples = X.shape[0]
+    if sample_weight is not None and not is_dask_collection(sample_weight):
+        sample_weight = np.asarray(sample_weight)
+    for start in range(0, n_samples, batch_size):
+        rows = slice(start, start + batch_size)
+        block = X.iloc[rows] if _is_frame(X) else X[rows]
+        w = None if sample_weight is None else sample_weight[rows]
+        if is_dask_collection(block):
+            block = block.compute()
+        if is_dask_collection(w):
+            w = w.compute()
+        yield (block if _is_frame(block) else np.asarray(block)), w  # a frame keeps its names
+
+
+def _bar(show: bool, total: int | None):
+    if not show:
+        return nullcontext(None)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="stream", unit="batch", file=sys.stderr)

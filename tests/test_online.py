@@ -1,0 +1,495 @@
+"""Online EM (gmm.online, GaussianMixture.partial_fit, gmm.fit_stream).
+
+References: the blend against np.average / np.cov with aweights on the union of
+two weighted row sets; two stepwise-EM updates against a plain reimplementation
+(scipy.stats densities, np.cov M-steps with each family's constraint written
+out); one update with step size 1 against batch EM (``fit(max_iter=1)``) from
+the same start, bit for bit; integer weights against repeated rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import multivariate_normal
+from sklearn.exceptions import ConvergenceWarning
+
+import gmm
+from gmm import GaussianMixture, fit_stream, load, save
+from gmm.online import blend, step_size
+from gmm.statistics import Scatter
+from tests.mixture_data import COVARIANCE_TYPES, make_mixture
+
+BUILTIN = ("spherical", "diag", "full", "tied")
+PARAMS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
+
+
+def same_parameters(a, b) -> bool:
+    return all(
+        getattr(a, n).dtype == getattr(b, n).dtype and np.array_equal(getattr(a, n), getattr(b, n))
+        for n in PARAMS
+    )
+
+
+def same_state(a, b) -> bool:
+    arrays = all(
+        np.array_equal(getattr(a.scatter, n), getattr(b.scatter, n))
+        for n in ("nk", "means", "covariances")
+    )
+    return arrays and (a.scale, a.weight_seen, a.log_likelihood) == (
+        b.scale,
+        b.weight_seen,
+        b.log_likelihood,
+    )
+
+
+@pytest.fixture(scope="module")
+def stream():
+    X, *_ = make_mixture("full", n_samples=1200, n_components=3, d=2, seed=4)
+    return X
+
+
+def start(covariance_type, X, **kwargs):
+    """Initial parameters for a start shared by two estimators (one k-means fit)."""
+    ref = GaussianMixture(3, covariance_type=covariance_type, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref.fit(X)
+    return dict(
+        n_components=3,
+        covariance_type=covariance_type,
+        weights_init=ref.weights_,
+        means_init=ref.means_,
+        precisions_init=ref.precisions_,
+        **kwargs,
+    )
+
+
+# ===================================================================== kernel
+def weighted_scatter(X, w, kind):
+    """Scatter of rows X with per-component weights w (K, n), by np.average / np.cov."""
+    nk = w.sum(axis=1)
+    means = np.stack([np.average(X, axis=0, weights=wk) for wk in w])
+    full = np.stack([np.cov(X.T, aweights=wk, bias=True) for wk in w])
+    if kind == "diagonal":
+        return Scatter(nk, means, np.diagonal(full, axis1=1, axis2=2).copy(), kind)
+    if kind == "pooled":
+        return Scatter(nk, means, np.einsum("k,kij->ij", nk, full) / nk.sum(), kind)
+    return Scatter(nk, means, full, kind)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rho=st.floats(0.01, 1.0),
+    n_old=st.integers(3, 40),
+    n_new=st.integers(3, 40),
+    kind=st.sampled_from(("full", "diagonal", "pooled")),
+    seed=st.integers(0, 2**16),
+)
+def test_blend_is_the_scatter_of_the_weighted_union(rho, n_old, n_new, kind, seed):
+    rng = np.random.default_rng(seed)
+    A, B = rng.normal(3, 2, (n_old, 3)), rng.normal(-1, 1, (n_new, 3))
+    rA, rB = rng.dirichlet(np.ones(2), n_old).T, rng.dirichlet(np.ones(2), n_new).T
+    wA, wB = rng.uniform(0.5, 2, n_old), rng.uniform(0.5, 2, n_new)
+    TA, TB = wA.sum(), wB.sum()
+    old, new = weighted_scatter(A, rA * wA, kind), weighted_scatter(B, rB * wB, kind)
+    # Stepwise EM: (1 - rho) of the old normalised statistics, rho of the new, at scale TB.
+    union = np.concatenate([(1 - rho) * rA * wA / TA, rho * rB * wB / TB], axis=1) * TB
+    expected = weighted_scatter(np.concatenate([A, B]), union, kind)
+    got = blend(old, TA, new, TB, rho)
+    for name in ("nk", "means", "covariances"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-10)
+
+
+def test_blend_with_step_one_returns_the_batch_bit_for_bit():
+    rng = np.random.default_rng(1)
+    for kind in ("full", "diagonal", "pooled"):
+        old = weighted_scatter(rng.normal(size=(20, 3)), rng.uniform(size=(2, 20)), kind)
+        new = weighted_scatter(rng.normal(size=(30, 3)), rng.uniform(size=(2, 30)), kind)
+        got = blend(old, 7.3, new, 11.9, 1.0)
+        for name in ("nk", "means", "covariances"):
+            assert np.array_equal(getattr(got, name), getattr(new, name))
+
+
+def test_step_size_closed_form():
+    assert step_size(0, 0.7, 1.0) == 1.0
+    assert step_size(9, 0.5, 7.0) == pytest.approx(0.25)  # 16 ** -0.5
+    assert step_size(1, 1.0, 1.0) == 0.5  # decay 1, offset 1: a running mean of the batches
+
+
+# =========================================================== exact references
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_step_one_on_all_data_is_one_batch_em_iteration(stream, covariance_type):
+    kwargs = start(covariance_type, stream)
+    batch = GaussianMixture(max_iter=1, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        batch.fit(stream)
+    online = GaussianMixture(**kwargs).partial_fit(stream)
+    assert same_parameters(online, batch)
+    assert online.lower_bound_ == batch.lower_bound_
+    # The default start (k-means on the first batch) is fit's start too.
+    default = GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        default.fit(stream)
+    first = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    assert same_parameters(first.partial_fit(stream), default)
+
+
+def reference_m_step(X, resp, covariance_type, reg):
+    """Plain M-step from responsibilities (K, n): np.cov plus each constraint."""
+    nk = resp.sum(axis=1)
+    means = resp @ X / nk[:, None]
+    full = np.stack([np.cov(X.T, aweights=r, bias=True) for r in resp])
+    d = X.shape[1]
+    if covariance_type == "full":
+        cov = full + reg * np.eye(d)
+    elif covariance_type == "tied":
+        cov = np.einsum("k,kij->ij", nk, full) / nk.sum() + reg * np.eye(d)
+    elif covariance_type == "diag":
+        cov = np.diagonal(full, axis1=1, axis2=2) + reg
+    else:
+        cov = np.diagonal(full, axis1=1, axis2=2).mean(axis=1) + reg
+    return nk / nk.sum(), means, cov
+
+
+def reference_resp(X, weights, means, cov, covariance_type):
+    d = X.shape[1]
+    dense = {
+        "full": lambda k: cov[k],
+        "tied": lambda k: cov,
+        "diag": lambda k: np.diag(cov[k]),
+        "spherical": lambda k: cov[k] * np.eye(d),
+    }[covariance_type]
+    dens = np.stack(
+        [
+            w * multivariate_normal(m, dense(k)).pdf(X)
+            for k, (w, m) in enumerate(zip(weights, means, strict=True))
+        ]
+    )
+    return dens / dens.sum(axis=0)
+
+
+@pytest.mark.parametrize("covariance_type", BUILTIN)
+def test_two_updates_match_a_plain_stepwise_em(stream, covariance_type):
+    """Batch 1 from a given start, then batch 2 blended with rho_1, against scipy + np.cov."""
+    X1, X2 = stream[:500], stream[500:800]
+    w2 = np.random.default_rng(0).uniform(0.2, 3.0, X2.shape[0])
+    kwargs = start(covariance_type, stream, learning_decay=0.6, learning_offset=2.0)
+    model = GaussianMixture(**kwargs).partial_fit(X1).partial_fit(X2, sample_weight=w2)
+
+    reg = 1e-6
+    cov0 = (
+        np.linalg.inv(kwargs["precisions_init"])
+        if covariance_type in ("full", "tied")
+        else (1 / kwargs["precisions_init"])
+    )
+    r1 = reference_resp(X1, kwargs["weights_init"], kwargs["means_init"], cov0, covariance_type)
+    w, m, c = reference_m_step(X1, r1, covariance_type, reg)
+    r2 = reference_resp(X2, w, m, c, covariance_type) * w2
+    rho = (1 + 2.0) ** -0.6
+    union = np.concatenate([(1 - rho) * r1 / X1.shape[0], rho * r2 / w2.sum()], axis=1)
+    weights, means, cov = reference_m_step(np.concatenate([X1, X2]), union, covariance_type, reg)
+    np.testing.assert_allclose(model.weights_, weights, rtol=1e-9)
+    np.testing.assert_allclose(model.means_, means, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.covariances_, cov, rtol=1e-8)
+    assert (model.n_batches_seen_, model.n_samples_seen_) == (2, 800)
+
+
+@pytest.mark.parametrize("covariance_type", BUILTIN)
+def test_integer_weights_equal_repeated_rows(stream, covariance_type):
+    kwargs = start(covariance_type, stream)
+    counts = np.random.default_rng(2).integers(0, 4, 300)
+    batch = stream[300:600]
+    weighted = GaussianMixture(**kwargs).partial_fit(stream[:300], sample_weight=counts)
+    repeated = GaussianMixture(**kwargs).partial_fit(np.repeat(stream[:300], counts, axis=0))
+    weighted.partial_fit(batch, sample_weight=counts)
+    repeated.partial_fit(np.repeat(batch, counts, axis=0))
+    for name in PARAMS:
+        np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name), rtol=1e-9)
+    assert weighted.lower_bound_ == pytest.approx(repeated.lower_bound_, rel=1e-12)
+
+
+# ============================================================ the estimator
+def test_float32_stays_float32_and_statistics_run_in_float64(stream):
+    model = GaussianMixture(3, random_state=0)
+    for batch in np.array_split(stream.astype(np.float32), 6):
+        model.partial_fit(batch)
+    assert all(getattr(model, name).dtype == np.float32 for name in PARAMS)
+    assert model._online.scatter.covariances.dtype == np.float64
+    ref = GaussianMixture(3, random_state=0)
+    for batch in np.array_split(stream, 6):
+        ref.partial_fit(batch)
+    np.testing.assert_allclose(model.means_, ref.means_, rtol=1e-4, atol=1e-4)
+
+
+def test_batches_of_one_row(stream):
+    model = GaussianMixture(3, covariance_type="diag", random_state=0).partial_fit(stream[:100])
+    for row in stream[100:130]:
+        model.partial_fit(row[None, :])
+    assert model.n_batches_seen_ == 31 and model.n_samples_seen_ == 130
+    assert np.all(np.isfinite(model.covariances_))
+
+
+def test_lower_bound_is_the_running_mean_of_the_batches(stream):
+    model = GaussianMixture(3, random_state=0)
+    scores, sizes = [], []
+    for batch in np.array_split(stream, 4):
+        if model.__dict__.get("means_") is not None:
+            scores.append(model.score(batch))  # the parameters that will score it
+        model.partial_fit(batch)
+        sizes.append(len(batch))
+    assert len(model.lower_bounds_) == model.n_iter_ == 4 and not model.converged_
+    np.testing.assert_allclose(model.lower_bounds_[1:], scores, rtol=1e-12)
+    expected = np.dot(model.lower_bounds_, sizes) / sum(sizes)
+    assert model.lower_bound_ == pytest.approx(expected, rel=1e-12)
+
+
+def test_fit_after_partial_fit_starts_afresh(stream):
+    fresh = GaussianMixture(3, random_state=0).fit(stream)
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:200]).partial_fit(stream[200:])
+    model.fit(stream)
+    assert same_parameters(model, fresh) and model.n_iter_ == fresh.n_iter_
+    assert not hasattr(model, "n_batches_seen_") and not hasattr(model, "_online")
+    # A stream after fit starts from the fitted parameters: no new initialisation.
+    expected_score = fresh.score(stream[:100])
+    model.partial_fit(stream[:100])
+    assert model.n_batches_seen_ == 1 and model.lower_bound_ == pytest.approx(expected_score)
+
+
+def test_warm_start_fit_after_partial_fit_starts_from_the_stream(stream):
+    model = GaussianMixture(3, random_state=0, warm_start=True, max_iter=1)
+    model.partial_fit(stream[:400])
+    expected = GaussianMixture(
+        3,
+        weights_init=model.weights_,
+        means_init=model.means_,
+        precisions_init=model.precisions_,
+        max_iter=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        expected.fit(stream)
+        model.fit(stream)
+    np.testing.assert_allclose(model.means_, expected.means_, rtol=1e-12)
+
+
+# ================================================================ bad input
+BAD = [
+    (lambda X: X[:, :1], ValueError, "features"),
+    (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), ValueError, "NaN"),
+    (lambda X: X.astype(np.float32), TypeError, "float32"),
+    (lambda X: X.astype(str).astype(object) + "x", ValueError, "convert"),
+    (lambda X: X[:0], ValueError, "0 sample"),
+]
+
+
+@pytest.mark.parametrize("make_bad, error, match", BAD)
+def test_bad_batch_leaves_the_stream_unchanged(stream, make_bad, error, match):
+    good = stream[:300], stream[300:600], stream[600:900]
+    reference = GaussianMixture(3, random_state=0)
+    model = GaussianMixture(3, random_state=0)
+    for batch in good[:2]:
+        reference.partial_fit(batch)
+        model.partial_fit(batch)
+    with pytest.raises(error, match=match):
+        model.partial_fit(make_bad(good[2]))
+    assert same_parameters(model, reference) and model.n_batches_seen_ == 2
+    assert same_state(model._online, reference._online)
+    reference.partial_fit(good[2])
+    model.partial_fit(good[2])
+    assert same_parameters(model, reference) and model.lower_bound_ == reference.lower_bound_
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"learning_decay": 0.5}, ValueError, r"\(0.5, 1\]"),
+        ({"learning_decay": 1.2}, ValueError, "learning_decay"),
+        ({"learning_decay": "fast"}, TypeError, "real number"),
+        ({"learning_offset": 0.5}, ValueError, ">= 1"),
+        ({"learning_offset": np.inf}, ValueError, "finite"),
+    ],
+)
+def test_invalid_learning_parameters(stream, params, error, match):
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+    before = dict(model.__dict__)
+    with pytest.raises(error, match=match):
+        model.set_params(**params).partial_fit(stream[300:600])
+    assert model._online is before["_online"] and model.n_batches_seen_ == 1
+    with pytest.raises(error, match=match):
+        GaussianMixture(3, **params).partial_fit(stream[:300])
+
+
+def test_first_batch_smaller_than_n_components(stream):
+    model = GaussianMixture(5)
+    with pytest.raises(ValueError, match=r"first batch .* at least n_components=5 rows, got 3"):
+        model.partial_fit(stream[:3])
+    assert not hasattr(model, "means_")
+
+
+def test_bad_weights_leave_the_stream_unchanged(stream):
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+    saved = model._online
+    with pytest.raises(ValueError, match="negative"):
+        model.partial_fit(stream[300:400], sample_weight=-np.ones(100))
+    with pytest.raises(ValueError, match="shape"):
+        model.partial_fit(stream[300:400], sample_weight=np.ones(3))
+    assert model._online is saved and model.n_samples_seen_ == 300
+
+
+# =============================================================== persistence
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_save_load_mid_stream_continues_bit_for_bit(tmp_path, stream, covariance_type, dtype):
+    data = stream.astype(dtype)
+    batches = np.array_split(data, 8)
+    uninterrupted = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    interrupted = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    for batch in batches[:3]:
+        uninterrupted.partial_fit(batch)
+        interrupted.partial_fit(batch)
+    save(interrupted, tmp_path / "m.npz")
+    resumed = load(tmp_path / "m.npz")
+    for batch in batches[3:]:
+        uninterrupted.partial_fit(batch)
+        resumed.partial_fit(batch)
+    assert same_parameters(resumed, uninterrupted)
+    assert resumed.lower_bounds_ == uninterrupted.lower_bounds_
+    assert resumed.lower_bound_ == uninterrupted.lower_bound_
+    assert (resumed.n_batches_seen_, resumed.n_samples_seen_) == (8, data.shape[0])
+
+
+# =================================================================== streams
+def test_fit_stream_reads_arrays_memmaps_and_iterables_alike(tmp_path, stream):
+    manual = GaussianMixture(3, random_state=0)
+    for start_row in range(0, len(stream), 250):
+        manual.partial_fit(stream[start_row : start_row + 250])
+    from_array = fit_stream(stream, batch_size=250, n_components=3, random_state=0)
+    np.save(tmp_path / "x.npy", stream)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    from_memmap = fit_stream(mapped, batch_size=250, n_components=3, random_state=0)
+    pieces = [stream[i : i + 250] for i in range(0, len(stream), 250)]
+    from_list = fit_stream(pieces, n_components=3, random_state=0)
+    from_pairs = fit_stream(((p, np.ones(len(p))) for p in pieces), n_components=3, random_state=0)
+    for model in (from_array, from_memmap, from_list):
+        assert same_parameters(model, manual)
+    np.testing.assert_allclose(from_pairs.means_, manual.means_, rtol=1e-12)
+
+
+def test_fit_stream_dask_blocks_once(stream):
+    da = pytest.importorskip("dask.array")
+    manual = fit_stream(stream, batch_size=300, n_components=3, random_state=0)
+    lazy = da.from_array(stream, chunks=300)
+    model = fit_stream(lazy, batch_size=300, n_components=3, random_state=0)
+    assert same_parameters(model, manual)
+
+
+def test_fit_stream_continues_a_model_and_shows_progress(stream, capsys):
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+    same = fit_stream([stream[300:600], stream[600:]], model, progress=True)
+    assert same is model and model.n_batches_seen_ == 3
+    assert "stream" in capsys.readouterr().err
+
+
+def test_fit_stream_errors(stream):
+    with pytest.raises(ValueError, match="empty"):
+        fit_stream(iter([]), n_components=2)
+    with pytest.raises(TypeError, match="only without a model"):
+        fit_stream([stream], GaussianMixture(2), n_components=3)
+    with pytest.raises(ValueError, match="batch_size"):
+        fit_stream(stream, batch_size=0)
+    with pytest.raises(TypeError, match="pairs"):
+        fit_stream([stream], sample_weight=np.ones(len(stream)))
+
+
+def test_stationary_stream_reaches_batch_em(stream):
+    """A small version of the experiment: one pass of 30,000 rows in batches of 300."""
+    X, *_ = make_mixture("full", n_samples=36_000, n_components=3, d=2, seed=7)
+    train, held_out = X[:30_000], X[30_000:]
+    for covariance_type in BUILTIN:
+        kwargs = start(covariance_type, train[:300])
+        batch = GaussianMixture(**kwargs, tol=1e-8, max_iter=500).fit(train)
+        online = fit_stream(train, batch_size=300, **kwargs)
+        gap = batch.score(held_out) - online.score(held_out)
+        assert gap < 0.01, (covariance_type, gap)
+
+
+def test_public_api_exports_fit_stream():
+    assert gmm.fit_stream is fit_stream and "fit_stream" in gmm.__all__
+
+
+# ======================================================================= CLI
+def test_cli_fit_online_reads_npy_and_csv_in_batches(tmp_path, stream, capsys):
+    from gmm.cli import main
+
+    np.save(tmp_path / "x.npy", stream)
+    np.savetxt(tmp_path / "x.csv", stream, delimiter=",", fmt="%.17g")
+    expected = fit_stream(stream, batch_size=200, n_components=3, random_state=0)
+    for name in ("x.npy", "x.csv"):
+        out = tmp_path / f"{name}.npz"
+        argv = ["fit", str(tmp_path / name), "--k", "3", "--online", "--batch-size", "200"]
+        assert main([*argv, "--out", str(out)]) == 0
+        assert f"online: 6 batches, {len(stream)} samples" in capsys.readouterr().out
+        assert same_parameters(load(out), expected)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", str(tmp_path / "x.npy"), "--k", "3", "--online", "--batch-size", "0"])
+    assert exit_info.value.code == 2
+    assert "batch-size" in capsys.readouterr().err
+
+
+def test_interrupt_or_collapse_mid_update_leaves_the_stream_unchanged(stream, monkeypatch):
+    import gmm.online
+
+    reference = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gmm.online, "blend", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.partial_fit(stream[300:600])
+    monkeypatch.undo()
+    assert same_parameters(model, reference) and same_state(model._online, reference._online)
+    assert model.lower_bounds_ == reference.lower_bounds_
+    for m in (model, reference):
+        m.partial_fit(stream[300:600])
+    assert same_parameters(model, reference)
+
+
+def test_collapse_on_the_first_batch_leaves_the_model_unfitted(stream):
+    model = GaussianMixture(2, reg_covar=0.0, random_state=0)
+    with pytest.raises(ValueError, match="reg_covar"):
+        model.partial_fit(np.repeat(stream[:2], 20, axis=0) * [1.0, 0.0])
+    assert not hasattr(model, "means_") and not hasattr(model, "_online")
+    model.set_params(reg_covar=1e-6).partial_fit(stream[:300])
+    assert model.n_batches_seen_ == 1
+
+
+def test_fit_stream_reads_a_dataframe_in_row_blocks_with_its_names(stream):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(stream, columns=["a", "b"])
+    model = fit_stream(frame, batch_size=400, n_components=3, random_state=0)
+    expected = fit_stream(stream, batch_size=400, n_components=3, random_state=0)
+    # A frame's values may come out Fortran-ordered: the same sums in another order.
+    np.testing.assert_allclose(model.covariances_, expected.covariances_, rtol=1e-12)
+    assert list(model.feature_names_in_) == ["a", "b"] and model.n_batches_seen_ == 3
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), split=st.integers(3, 299))
+def test_row_order_within_a_batch_does_not_matter(stream, seed, split):
+    """An update depends on the batch as a set of rows (up to rounding), not on its order."""
+    kwargs = start(COVARIANCE_TYPES[seed % len(COVARIANCE_TYPES)], stream)
+    batch = stream[300:600]
+    order = np.random.default_rng(seed).permutation(len(batch))
+    a = GaussianMixture(**kwargs).partial_fit(stream[:split]).partial_fit(batch)
+    b = GaussianMixture(**kwargs).partial_fit(stream[:split]).partial_fit(batch[order])
+    for name in PARAMS:
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12)
