@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .covariance import CovarianceFamily
+from .covariance import CovarianceFamily, get_family
 
 #: log(2 pi).
 LOG_2PI = np.log(2 * np.pi)
@@ -103,6 +103,13 @@ class Block:
         First row of each pattern (for sums over a pattern's rows).
     embedding : scipy.sparse matrix of shape (p·m², D²)
         Puts each pattern's m × m block at its place in a D × D matrix.
+    columns : list of (int, ndarray, ndarray)
+        For each column ``j`` with a hole in the block: ``(j, rows, slots)``,
+        the block's rows with a hole at ``j`` and the hole's place among the
+        row's ``m`` holes (for the expanded path, :func:`expanded_log_prob`).
+    row_embedding : scipy.sparse matrix of shape (D², n·m²)
+        Sums each row's m × m block into its place in a D × D matrix
+        (:func:`expanded_statistics`).
     """
 
     rows: np.ndarray
@@ -111,6 +118,8 @@ class Block:
     pattern: np.ndarray
     starts: np.ndarray
     embedding: sparse.csr_matrix
+    columns: list
+    row_embedding: sparse.csr_matrix
 
     @property
     def n_missing(self) -> int:
@@ -121,7 +130,8 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
     """Group the rows of X (NaN marks a hole) into :class:`Block` s.
 
     Rows without NaN are left out: they take the complete-data path. A block
-    holds at most about ``budget / (8·K·D)`` rows (a pattern may span blocks).
+    of rows with m holes holds at most about ``budget / (8·K·max(D, m²))``
+    rows (a pattern may span blocks).
 
     O(n·D + n log n) time, once per fit.
     """
@@ -142,10 +152,11 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
         pattern_id.ravel()[order],
         n_missing[order],
     )
-    size = max(64, budget // (8 * max(1, n_components) * n_features))
     blocks = []
     bounds = np.flatnonzero(np.diff(n_missing)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, incomplete.size], strict=True):
+        width = max(n_features, int(n_missing[lo]) ** 2)
+        size = max(64, budget // (8 * max(1, n_components) * width))
         for start in range(lo, hi, size):
             stop = min(start + size, hi)
             ids = pattern_id[start:stop]
@@ -160,7 +171,22 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
                 (np.ones(flat.size), (np.arange(flat.size), flat)),
                 shape=(flat.size, n_features**2),
             )
-            blocks.append(Block(incomplete[start:stop], values, missing, pattern, first, embedding))
+            holes = missing[pattern]  # (n, m)
+            columns = []
+            for j in np.unique(holes):
+                rows, slots = np.nonzero(holes == j)
+                columns.append((int(j), rows, slots))
+            flat = (holes[:, :, None] * n_features + holes[:, None, :]).ravel()
+            row_embedding = sparse.csr_matrix(
+                (np.ones(flat.size), (flat, np.arange(flat.size))),
+                shape=(n_features**2, flat.size),
+            )
+            blocks.append(
+                Block(
+                    incomplete[start:stop],
+                    *(values, missing, pattern, first, embedding, columns, row_embedding),
+                )
+            )
     return blocks
 
 
@@ -208,7 +234,11 @@ def conditional_precisions(block: Block, dense: DenseComponents):
     O(K·p·m³), vectorised over components and patterns (:func:`cholesky_inverse`)
     when they are many against m², else one LAPACK call per matrix.
     """
-    idx = block.missing
+    return pattern_conditionals(block.missing, dense)
+
+
+def pattern_conditionals(idx: np.ndarray, dense: DenseComponents):
+    """:func:`conditional_precisions` of the patterns ``idx`` (p, m), missing columns."""
     n_components, n_patterns, m = dense.precisions.shape[0], idx.shape[0], idx.shape[1]
     if 4 * m * m > n_components * n_patterns:
         sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
@@ -252,7 +282,7 @@ def block_log_prob(block: Block, dense: DenseComponents, log_const, conditionals
     complement). Two batched GEMMs over the components: O(n·K·(D² + m²))
     time besides :func:`conditional_precisions`, O(n·K·(D + m²)) memory.
     """
-    log_det, inverse = conditionals
+    log_det, inverse = conditionals[:2]
     n_rows = block.values.shape[0]
     m = block.n_missing
     holes = block.missing[block.pattern]  # (n, m)
@@ -361,3 +391,147 @@ def block_imputations(
         noise = np.einsum("nij,nj->ni", factors[k, block.pattern], z)
         draws[i] = means[k, rows[:, 0]] + noise
     return draws
+
+
+# ------------------------------------------------------------------ the expanded path
+#: Largest condition estimate (see :func:`expanded_ok`) for the expanded path.
+EXPANDED_KAPPA = 1e-4 / np.finfo(np.float64).eps
+
+
+@dataclass
+class Expanded:
+    """The mixture's coefficients for :func:`expanded_log_prob`, once per iteration.
+
+    Attributes
+    ----------
+    linear : ndarray of shape (K, D(D+1)/2 + D)
+        ``(x - mu)' P (x - mu) = linear @ features(x) + const`` (upper-triangle
+        products ``x_i x_j``, i <= j, then ``x``).
+    const : ndarray of shape (K,)
+        ``mu' P mu``.
+    prec_means : ndarray of shape (K, D)
+        ``P mu``.
+    """
+
+    linear: np.ndarray
+    const: np.ndarray
+    prec_means: np.ndarray
+
+
+def expanded_coefficients(dense: DenseComponents) -> Expanded:
+    """:class:`Expanded` of the (shifted) components. O(K·D²)."""
+    d = dense.means.shape[1]
+    rows, cols = np.triu_indices(d)
+    prec = dense.precisions
+    prec_means = np.einsum("kij,kj->ki", prec, dense.means)
+    quad = prec[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
+    linear = np.concatenate([quad, -2.0 * prec_means], axis=1)
+    const = np.einsum("ki,ki->k", dense.means, prec_means)
+    return Expanded(linear, const, prec_means)
+
+
+def expanded_ok(dense: DenseComponents, weights) -> bool:
+    """Whether the expanded quadratic keeps its accuracy for every component.
+
+    The estimate is the one of the 'full' family's expanded E-step: the largest
+    precision eigenvalue times the squared spread of the (shifted) data,
+    ``lambda_max (s + |mu_k|)² / D``, against a bound 1e-4 / eps. O(K·D³).
+    """
+    eigen = np.linalg.eigvalsh(dense.precisions)
+    if not np.all(eigen > 0):
+        return False
+    norms = np.linalg.norm(dense.means, axis=1)
+    spread = np.sqrt(max(float(np.asarray(weights) @ (np.sum(1 / eigen, axis=1) + norms**2)), 0))
+    kappa = eigen[:, -1] * (spread + norms) ** 2 / dense.means.shape[1]
+    return bool(np.max(kappa) <= EXPANDED_KAPPA)
+
+
+def expanded_log_prob(
+    block: Block, dense: DenseComponents, coefs: Expanded, log_const, conditionals
+):
+    """:func:`block_log_prob` by matrix products shared by all components.
+
+    With ``x`` the row (shifted, 0 in the holes), ``a = x - mu`` and ``t =
+    (P x)_m`` (one small GEMM per hole column over the rows with a hole
+    there), the deviation ``d_0`` with 0 in the holes has ``d_0' P d_0 = a' P a
+    + 2 mu_m' t + mu_m' P_mm mu_m - 2 mu_m' (P mu)_m`` and ``g_m = (P d_0)_m
+    = t - (P mu)_m + P_mm mu_m``; ``a' P a`` is one GEMM with the quadratic
+    features (as the 'full' family's expanded E-step). Use only when
+    :func:`expanded_ok`. O(n·K·D² / 2 + n·K·m·(D + m)) time, O(n·(D² + K·m²))
+    memory.
+
+    Returns
+    -------
+    log_prob : ndarray of shape (K, n)
+    work : tuple
+        ``(features, gathered rows per hole column, e)`` for
+        :func:`expanded_statistics`, with ``e`` (n, m, K) the conditional
+        expectations of the holes under each component (shifted).
+    """
+    log_det, inverse = conditionals
+    x = block.values
+    n_rows, m = x.shape[0], block.n_missing
+    feats = get_family("full").features(x)  # [x_i x_j (i <= j), x]
+    quad = feats @ coefs.linear.T  # (n, K): a' P a, less mu' P mu
+    quad += coefs.const
+    t = np.empty((n_rows, m, dense.means.shape[0]))
+    gathered = []
+    for j, rows, slots in block.columns:
+        xj = x[rows]
+        t[rows, slots] = xj @ dense.precisions[:, j, :].T
+        gathered.append(xj)
+    idx = block.missing
+    mu_m = dense.means[:, idx]  # (K, p, m)
+    p_mm = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
+    p_mm_mu = np.einsum("kpij,kpj->kpi", p_mm, mu_m)
+    prec_means_m = coefs.prec_means[:, idx]
+    offset = (prec_means_m - p_mm_mu).transpose(1, 2, 0)  # (p, m, K)
+    const = np.einsum("kpi,kpi->pk", mu_m, p_mm_mu - 2 * prec_means_m)  # (p, K)
+    mu_rows = mu_m.transpose(1, 2, 0)[block.pattern]  # (n, m, K)
+    grad = t - offset[block.pattern]
+    per_row = inverse.transpose(1, 2, 3, 0)[block.pattern]  # (n, m, m, K)
+    solved = np.einsum("nijk,njk->nik", per_row, grad)  # P_mm^-1 g_m
+    maha = quad + const[block.pattern]
+    maha += 2 * np.einsum("nik,nik->nk", mu_rows, t)
+    maha -= np.einsum("nik,nik->nk", grad, solved)
+    np.maximum(maha, 0.0, out=maha)
+    log_prob = log_const[:, None] + 0.5 * m * LOG_2PI - 0.5 * log_det[:, block.pattern]
+    log_prob -= 0.5 * maha.T
+    return log_prob, (feats, gathered, mu_rows - solved, per_row)
+
+
+def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> IncompleteStatistics:
+    """:func:`block_statistics` about the shift, from :func:`expanded_log_prob`'s work.
+
+    With ``z = x + e`` the row with its holes filled (``x`` 0 in the holes,
+    ``e`` 0 outside them), ``sum r z z' = sum r x x' + sum r (x e' + e x') +
+    sum r e e'``: the first is one GEMM with the quadratic features, the
+    second one small GEMM per hole column, the third and the conditional
+    covariances are summed per pattern and put in place by the block's
+    embedding. ``centres`` are 0 (the shift). O(n·K·D² / 2 + n·K·m·(D + m)).
+    """
+    feats, gathered, filled, per_row = work
+    n_components, d = resp.shape[0], block.values.shape[1]
+    raw = resp @ feats  # (K, D(D+1)/2 + D)
+    rows, cols = np.triu_indices(d)
+    second = np.empty((n_components, d, d))
+    second[:, rows, cols] = raw[:, : rows.size]
+    second[:, cols, rows] = raw[:, : rows.size]
+    first = raw[:, rows.size :].copy()
+    weighted = filled * resp.T[:, None, :]  # (n, m, K): r e
+    cross = np.empty((n_components, d, d))
+    for (j, rows_j, slots_j), xj in zip(block.columns, gathered, strict=True):
+        part = weighted[rows_j, slots_j]  # (n_j, K)
+        cross[:, :, j] = part.T @ xj
+        first[:, j] += part.sum(axis=0)
+    for j in np.setdiff1d(np.arange(d), [c[0] for c in block.columns]):
+        cross[:, :, j] = 0.0
+    second += cross
+    second += np.swapaxes(cross, 1, 2)
+    # r (e e' + C) per row, (n, m, m, K), summed into place by one sparse product.
+    per_row *= resp.T[:, None, None, :]  # a gathered copy, free to overwrite
+    for i in range(block.n_missing):
+        per_row[:, i] += weighted[:, i, None, :] * filled
+    embedded = block.row_embedding @ per_row.reshape(-1, n_components)  # (D², K)
+    second += embedded.T.reshape(n_components, d, d)
+    return IncompleteStatistics(resp.sum(axis=1), first, second, None)

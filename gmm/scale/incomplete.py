@@ -177,15 +177,28 @@ class IncompleteTrainingData(TrainingData):
         """E-step over all rows: the fused one over complete rows, the marginal one over the rest.
 
         O(n·K·D²) for the complete rows; O(K·(m³ + D²)) more per incomplete
-        row with m holes, the m³ shared by rows with the same pattern.
+        row with m holes, the m³ shared by rows with the same pattern. The
+        incomplete rows take the expanded path of :mod:`gmm.missing` (matrix
+        products shared by the components) unless a component is so tight
+        against the data's spread that it would cancel digits
+        (:func:`gmm.missing.expanded_ok`); then the centred one.
         """
         stats, coefs = self.complete.expectation(params, log_const)
         dense = missing.dense_components(params.means, params.covariances, self.family, self.shift)
         log_const = np.asarray(log_const, dtype=np.float64)
+        expanded = None
+        if missing.expanded_ok(dense, params.weights):
+            expanded = missing.expanded_coefficients(dense)
         incomplete = None
-        for block, w in zip(self.blocks, self.weights, strict=True):
-            conditionals = missing.conditional_precisions(block, dense)
-            log_prob, deviations = missing.block_log_prob(block, dense, log_const, conditionals)
+        for block, w, conditionals in zip(
+            self.blocks, self.weights, self.conditionals(dense), strict=True
+        ):
+            if expanded is None:
+                log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
+            else:
+                log_prob, work = missing.expanded_log_prob(
+                    block, dense, expanded, log_const, conditionals
+                )
             check_rows(log_prob, block.rows)
             resp, log_norm = em.normalize_log_prob(log_prob)
             if w is None:
@@ -195,11 +208,19 @@ class IncompleteTrainingData(TrainingData):
                 resp *= w
                 stats.log_likelihood += float(np.dot(w, log_norm))
                 stats.total_weight += float(np.sum(w, dtype=np.float64))
-            part = missing.block_statistics(block, resp, deviations, conditionals)
+            if expanded is None:
+                part = missing.block_statistics(block, resp, work, conditionals)
+            else:
+                part = missing.expanded_statistics(block, resp, work, conditionals)
             incomplete = part if incomplete is None else incomplete + part
-        incomplete.centres = dense.means
+        incomplete.centres = dense.means if expanded is None else np.zeros_like(dense.means)
         stats.incomplete = incomplete
         return stats, coefs
+
+    def conditionals(self, dense):
+        """Each block's :func:`gmm.missing.conditional_precisions`, block by block."""
+        for block in self.blocks:
+            yield missing.conditional_precisions(block, dense)
 
 
 def impute(X: np.ndarray, params: em.Parameters, family, log_const, n_draws, random_state):
