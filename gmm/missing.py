@@ -451,53 +451,45 @@ def expanded_log_prob(
 ):
     """:func:`block_log_prob` by matrix products shared by all components.
 
-    With ``x`` the row (shifted, 0 in the holes), ``a = x - mu`` and ``t =
-    (P x)_m`` (one small GEMM per hole column over the rows with a hole
-    there), the deviation ``d_0`` with 0 in the holes has ``d_0' P d_0 = a' P a
-    + 2 mu_m' t + mu_m' P_mm mu_m - 2 mu_m' (P mu)_m`` and ``g_m = (P d_0)_m
-    = t - (P mu)_m + P_mm mu_m``; ``a' P a`` is one GEMM with the quadratic
-    features (as the 'full' family's expanded E-step). Use only when
-    :func:`expanded_ok`. O(n·K·D² / 2 + n·K·m·(D + m)) time, O(n·(D² + K·m²))
-    memory.
+    With ``x`` the row (shifted, 0 in the holes) and ``a = x - mu``, the
+    Mahalanobis distance of the observed entries is ``a' P a - u' P_mm^-1 u``
+    with ``u = (P a)_m``, and the holes' conditional expectation (shifted) is
+    ``-P_mm^-1 u`` (whatever ``a`` holds in the holes). ``a' P a`` is one GEMM
+    with the quadratic features, as in the 'full' family's expanded E-step;
+    ``(P x)_m`` one small GEMM per hole column over the rows with a hole
+    there. Use only when :func:`expanded_ok`. O(n·K·(D² / 2 + m·(D + m)))
+    time, O(n·(D² + K·m²)) memory.
 
     Returns
     -------
     log_prob : ndarray of shape (K, n)
     work : tuple
-        ``(features, gathered rows per hole column, e)`` for
+        ``(features, rows gathered per hole column, e, P_mm^-1 per row)`` for
         :func:`expanded_statistics`, with ``e`` (n, m, K) the conditional
-        expectations of the holes under each component (shifted).
+        expectations of the holes under each component (shifted) and the
+        inverses (n, m, m, K).
     """
-    log_det, inverse = conditionals
+    log_det, inverse = conditionals[:2]
     x = block.values
     n_rows, m = x.shape[0], block.n_missing
     feats = get_family("full").features(x)  # [x_i x_j (i <= j), x]
-    quad = feats @ coefs.linear.T  # (n, K): a' P a, less mu' P mu
+    quad = feats @ coefs.linear.T  # (n, K): a' P a less mu' P mu
     quad += coefs.const
-    t = np.empty((n_rows, m, dense.means.shape[0]))
+    u = np.empty((n_rows, m, dense.means.shape[0]))  # (P x)_m
     gathered = []
     for j, rows, slots in block.columns:
         xj = x[rows]
-        t[rows, slots] = xj @ dense.precisions[:, j, :].T
+        u[rows, slots] = xj @ dense.precisions[:, j, :].T
         gathered.append(xj)
-    idx = block.missing
-    mu_m = dense.means[:, idx]  # (K, p, m)
-    p_mm = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
-    p_mm_mu = np.einsum("kpij,kpj->kpi", p_mm, mu_m)
-    prec_means_m = coefs.prec_means[:, idx]
-    offset = (prec_means_m - p_mm_mu).transpose(1, 2, 0)  # (p, m, K)
-    const = np.einsum("kpi,kpi->pk", mu_m, p_mm_mu - 2 * prec_means_m)  # (p, K)
-    mu_rows = mu_m.transpose(1, 2, 0)[block.pattern]  # (n, m, K)
-    grad = t - offset[block.pattern]
-    per_row = inverse.transpose(1, 2, 3, 0)[block.pattern]  # (n, m, m, K)
-    solved = np.einsum("nijk,njk->nik", per_row, grad)  # P_mm^-1 g_m
-    maha = quad + const[block.pattern]
-    maha += 2 * np.einsum("nik,nik->nk", mu_rows, t)
-    maha -= np.einsum("nik,nik->nk", grad, solved)
-    np.maximum(maha, 0.0, out=maha)
+    u -= coefs.prec_means.T[block.missing][block.pattern]  # (P a)_m
+    per_row = np.ascontiguousarray(inverse.transpose(1, 2, 3, 0))[block.pattern]  # (n, m, m, K)
+    solved = np.einsum("nijk,njk->nik", per_row, u)  # P_mm^-1 u
+    quad -= np.einsum("nik,nik->nk", u, solved)
+    np.maximum(quad, 0.0, out=quad)
     log_prob = log_const[:, None] + 0.5 * m * LOG_2PI - 0.5 * log_det[:, block.pattern]
-    log_prob -= 0.5 * maha.T
-    return log_prob, (feats, gathered, mu_rows - solved, per_row)
+    log_prob -= 0.5 * quad.T
+    np.negative(solved, out=solved)
+    return log_prob, (feats, gathered, solved, per_row)
 
 
 def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> IncompleteStatistics:
