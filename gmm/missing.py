@@ -110,6 +110,8 @@ class Block:
     row_embedding : scipy.sparse matrix of shape (D², n·m²)
         Sums each row's m × m block into its place in a D × D matrix
         (:func:`expanded_statistics`).
+    column_embedding : scipy.sparse matrix of shape (D, n·m)
+        Sums each row's m holes into their columns.
     """
 
     rows: np.ndarray
@@ -120,6 +122,7 @@ class Block:
     embedding: sparse.csr_matrix
     columns: list
     row_embedding: sparse.csr_matrix
+    column_embedding: sparse.csr_matrix
 
     @property
     def n_missing(self) -> int:
@@ -181,10 +184,15 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
                 (np.ones(flat.size), (flat, np.arange(flat.size))),
                 shape=(n_features**2, flat.size),
             )
+            column_embedding = sparse.csr_matrix(
+                (np.ones(holes.size), (holes.ravel(), np.arange(holes.size))),
+                shape=(n_features, holes.size),
+            )
             blocks.append(
                 Block(
                     incomplete[start:stop],
-                    *(values, missing, pattern, first, embedding, columns, row_embedding),
+                    *(values, missing, pattern, first, embedding, columns),
+                    *(row_embedding, column_embedding),
                 )
             )
     return blocks
@@ -492,38 +500,71 @@ def expanded_log_prob(
     return log_prob, (feats, gathered, solved, per_row)
 
 
-def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> IncompleteStatistics:
+@dataclass
+class ExpandedStatistics:
+    """Sums of :func:`expanded_statistics` over blocks; :meth:`finish` makes them moments.
+
+    Attributes
+    ----------
+    nk : ndarray of shape (K,)
+    raw : ndarray of shape (K, D(D+1)/2 + D)
+        ``sum r [x_i x_j (i <= j), x]`` (0 in the holes).
+    hole_sums : ndarray of shape (D, K)
+        ``sum r e``, each hole's conditional expectation at its column.
+    cross : ndarray of shape (K, D, D)
+        ``sum r x e'``.
+    hole_pairs : ndarray of shape (D², K)
+        ``sum r (e e' + C)`` with ``C`` the conditional covariance of the holes.
+    """
+
+    nk: np.ndarray
+    raw: np.ndarray
+    hole_sums: np.ndarray
+    cross: np.ndarray
+    hole_pairs: np.ndarray
+
+    def __add__(self, other: ExpandedStatistics) -> ExpandedStatistics:
+        return ExpandedStatistics(
+            *(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True))
+        )
+
+    def astuple(self):
+        return self.nk, self.raw, self.hole_sums, self.cross, self.hole_pairs
+
+    def finish(self) -> IncompleteStatistics:
+        """:class:`IncompleteStatistics` about the shift (``centres`` 0). O(K·D²)."""
+        n_components, d = self.cross.shape[:2]
+        rows, cols = np.triu_indices(d)
+        second = np.empty((n_components, d, d))
+        second[:, rows, cols] = self.raw[:, : rows.size]
+        second[:, cols, rows] = self.raw[:, : rows.size]
+        second += self.cross
+        second += np.swapaxes(self.cross, 1, 2)
+        second += self.hole_pairs.T.reshape(n_components, d, d)
+        first = self.raw[:, rows.size :] + self.hole_sums.T
+        return IncompleteStatistics(self.nk, first, second, np.zeros((n_components, d)))
+
+
+def expanded_statistics(block: Block, resp: np.ndarray, work) -> ExpandedStatistics:
     """:func:`block_statistics` about the shift, from :func:`expanded_log_prob`'s work.
 
     With ``z = x + e`` the row with its holes filled (``x`` 0 in the holes,
     ``e`` 0 outside them), ``sum r z z' = sum r x x' + sum r (x e' + e x') +
     sum r e e'``: the first is one GEMM with the quadratic features, the
     second one small GEMM per hole column, the third and the conditional
-    covariances are summed per pattern and put in place by the block's
-    embedding. ``centres`` are 0 (the shift). O(n·K·D² / 2 + n·K·m·(D + m)).
+    covariances are put in place by the block's row embedding (one sparse
+    product). O(n·K·(D² / 2 + m·(D + m))).
     """
     feats, gathered, filled, per_row = work
     n_components, d = resp.shape[0], block.values.shape[1]
-    raw = resp @ feats  # (K, D(D+1)/2 + D)
-    rows, cols = np.triu_indices(d)
-    second = np.empty((n_components, d, d))
-    second[:, rows, cols] = raw[:, : rows.size]
-    second[:, cols, rows] = raw[:, : rows.size]
-    first = raw[:, rows.size :].copy()
     weighted = filled * resp.T[:, None, :]  # (n, m, K): r e
-    cross = np.empty((n_components, d, d))
+    cross = np.zeros((n_components, d, d))
     for (j, rows_j, slots_j), xj in zip(block.columns, gathered, strict=True):
-        part = weighted[rows_j, slots_j]  # (n_j, K)
-        cross[:, :, j] = part.T @ xj
-        first[:, j] += part.sum(axis=0)
-    for j in np.setdiff1d(np.arange(d), [c[0] for c in block.columns]):
-        cross[:, :, j] = 0.0
-    second += cross
-    second += np.swapaxes(cross, 1, 2)
+        cross[:, :, j] = weighted[rows_j, slots_j].T @ xj
+    hole_sums = block.column_embedding @ weighted.reshape(-1, n_components)
     # r (e e' + C) per row, (n, m, m, K), summed into place by one sparse product.
     per_row *= resp.T[:, None, None, :]  # a gathered copy, free to overwrite
     for i in range(block.n_missing):
         per_row[:, i] += weighted[:, i, None, :] * filled
-    embedded = block.row_embedding @ per_row.reshape(-1, n_components)  # (D², K)
-    second += embedded.T.reshape(n_components, d, d)
-    return IncompleteStatistics(resp.sum(axis=1), first, second, None)
+    hole_pairs = block.row_embedding @ per_row.reshape(-1, n_components)  # (D², K)
+    return ExpandedStatistics(resp.sum(axis=1), resp @ feats, hole_sums, cross, hole_pairs)

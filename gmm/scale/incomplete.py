@@ -211,9 +211,12 @@ class IncompleteTrainingData(TrainingData):
             if expanded is None:
                 part = missing.block_statistics(block, resp, work, conditionals)
             else:
-                part = missing.expanded_statistics(block, resp, work, conditionals)
+                part = missing.expanded_statistics(block, resp, work)
             incomplete = part if incomplete is None else incomplete + part
-        incomplete.centres = dense.means if expanded is None else np.zeros_like(dense.means)
+        if expanded is None:
+            incomplete.centres = dense.means
+        else:
+            incomplete = incomplete.finish()
         stats.incomplete = incomplete
         return stats, coefs
 
