@@ -357,16 +357,98 @@ def test_bad_input_is_refused_before_any_state_changes(data, case):
         np.testing.assert_array_equal(getattr(model, key), value)
 
 
-def test_memmap_and_dask_keep_refusing_nan(tmp_path, data):
+@pytest.fixture
+def small_file_blocks(monkeypatch):
+    """Files read in blocks of a few rows, so a fit crosses many block boundaries."""
+    from gmm.scale import files
+
+    monkeypatch.setattr(files, "BLOCK_BYTES", 1000)
+
+
+@pytest.mark.parametrize("policy", ["marginalize", "omit"])
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_memmap_with_holes_fits_as_in_memory(
+    tmp_path, data, small_file_blocks, policy, covariance_type
+):
+    """A memory-mapped file read block by block gives the in-memory fit and predictions."""
     _, Xm = data
     path = tmp_path / "x.npy"
     np.save(path, Xm)
-    model = GaussianMixture(2, nan_policy="marginalize")
-    with pytest.raises(ValueError, match="NaN"):
-        model.fit(np.load(path, mmap_mode="r"))
+    mapped = np.load(path, mmap_mode="r")
+    w = np.random.default_rng(4).uniform(0.5, 2, len(Xm))
+    kw = dict(covariance_type=covariance_type, nan_policy=policy, random_state=0, tol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 'omit' warns about the dropped rows
+        a = GaussianMixture(3, **kw).fit(Xm, sample_weight=w)
+        b = GaussianMixture(3, **kw).fit(mapped, sample_weight=w)
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(b.score_samples(mapped), a.score_samples(Xm), rtol=1e-9)
+    np.testing.assert_array_equal(b.predict(mapped), a.predict(Xm))
+    if policy == "omit":
+        assert b.n_rows_omitted_ == a.n_rows_omitted_ == int(np.isnan(Xm).any(axis=1).sum())
+
+
+def test_memmap_with_holes_bad_input(tmp_path, data, small_file_blocks):
+    """Errors on files name the row in the file; 'raise' refuses NaN as before."""
+    _, Xm = data
+    cases = {"raise": (Xm, "NaN")}
+    empty_row = Xm.copy()
+    empty_row[150] = np.nan
+    cases["marginalize"] = (empty_row, "Row 150 of X has no observed entry")
+    infinite = Xm.copy()
+    infinite[120, 1] = -np.inf
+    cases["omit"] = (infinite, "row 120, column 1.*infinities")
+    for policy, (bad, message) in cases.items():
+        path = tmp_path / f"{policy}.npy"
+        np.save(path, bad)
+        with pytest.raises(ValueError, match=message):
+            GaussianMixture(2, nan_policy=policy).fit(np.load(path, mmap_mode="r"))
+
+
+def test_dask_keeps_refusing_nan(data):
+    _, Xm = data
     da = pytest.importorskip("dask.array")
     with pytest.raises(ValueError, match="NaN"):
-        model.fit(da.from_array(Xm, chunks=100))
+        GaussianMixture(2, nan_policy="marginalize").fit(da.from_array(Xm, chunks=100))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "spherical", "test-EII"])
+def test_expanded_path_equals_centred_path(data, covariance_type, monkeypatch):
+    """The E-step statistics by shared matrix products equal the per-component centred ones."""
+    _, Xm = data
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    model.set_params(nan_policy="marginalize", max_iter=2, tol=1e9).fit(Xm)
+    family = get_family(covariance_type)
+    source = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), None, family, 3, "t")
+    params = model._get_parameters()
+    log_const = model._log_const(params, family)
+    assert missing.expanded_ok(
+        incomplete.marginal_components(params, family, source.shift)[0], params.weights
+    )
+    fast, coefs = source.expectation(params, log_const)
+    monkeypatch.setattr(missing, "EXPANDED_KAPPA", 0.0)  # every component on the centred path
+    slow, _ = source.expectation(params, log_const)
+    assert slow.incomplete.centres.any() and not fast.incomplete.centres.any()
+    assert fast.log_likelihood == pytest.approx(slow.log_likelihood, rel=1e-12)
+    for stats in (fast, slow):
+        scatter = em_module.scatter(stats, family, source.shift, coefs, np.dtype(float))
+        stats.result = scatter
+    np.testing.assert_allclose(fast.result.means, slow.result.means, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.result.covariances, slow.result.covariances, rtol=1e-10, atol=1e-12
+    )
+
+
+def test_tight_component_takes_the_centred_path():
+    """A component far from the data's centre against its spread would cancel digits."""
+    means = np.array([[0.0, 0.0], [1e6, 0.0]])
+    covariances = np.array([np.eye(2), 1e-6 * np.eye(2)])
+    dense = missing.dense_components(means, covariances, get_family("full"), np.zeros(2))
+    assert not missing.expanded_ok(dense, np.array([0.5, 0.5]))
+    dense = missing.dense_components(means[:1], covariances[:1], get_family("full"), np.zeros(2))
+    assert missing.expanded_ok(dense, np.array([1.0]))
 
 
 # ---------------------------------------------------------------- the CLI

@@ -134,11 +134,14 @@ def fit_data(
     arrays are always checked for NaN.
     """
     if isinstance(X, WithMissing):
-        if is_dask_collection(X.X) or _file_rows(X.X) is not None:
-            X = X.X  # NaN is refused there, row by row, with the usual message
-        else:
-            from . import incomplete
+        from . import incomplete
 
+        file_rows = _file_rows(X.X)
+        if file_rows is not None:
+            return incomplete.fit_file_data(X, file_rows, sample_weight, family, n_components)
+        if is_dask_collection(X.X):
+            X = X.X  # NaN is refused there, block by block, with the usual message
+        else:
             return incomplete.fit_data(X, sample_weight, family, n_components, estimator_name)
     if is_dask_collection(X):
         from . import dask_arrays
@@ -169,7 +172,10 @@ def predict_data(X, estimator_name: str):
     may hold NaN: its rows with holes come back as :class:`IncompleteRows`.
     """
     if isinstance(X, WithMissing):
-        if is_dask_collection(X.X) or _file_rows(X.X) is not None:
+        file_rows = _file_rows(X.X)
+        if file_rows is not None:
+            return file_rows.with_nan(), file_rows
+        if is_dask_collection(X.X):
             X = X.X
         else:
             from . import incomplete
@@ -263,8 +269,18 @@ def _blocks(X):
         yield 0, X
         return
     for start, block in X.blocks():
-        rows.check_finite(block, start)
-        yield start, block
+        if not X.nan_allowed:
+            rows.check_finite(block, start)
+            yield start, block
+            continue
+        infinite = np.isinf(block)
+        if infinite.any():
+            row, column = np.argwhere(infinite)[0]
+            raise ValueError(
+                f"Input X contains infinity (first at row {start + row}, column {column}). "
+                "NaN marks a missing entry, but infinities are always an error."
+            )
+        yield start, (IncompleteRows(block) if np.isnan(block).any() else block)
 
 
 def _file_rows(X) -> FileRows | None:

@@ -104,9 +104,20 @@ class FileRows:
             )
         return rows
 
+    #: Whether NaN (a missing entry) is allowed in the rows (``nan_policy`` not 'raise').
+    nan_allowed = False
+
     def with_dtype(self, dtype) -> FileRows:
         """The same rows, read as ``dtype``."""
-        return FileRows(self.path, self.offset, self.shape, self.file_dtype, dtype)
+        out = FileRows(self.path, self.offset, self.shape, self.file_dtype, dtype)
+        out.nan_allowed = self.nan_allowed
+        return out
+
+    def with_nan(self) -> FileRows:
+        """The same rows, NaN allowed: predictions use the observed entries of a row."""
+        out = self.with_dtype(self.dtype)
+        out.nan_allowed = True
+        return out
 
     # ------------------------------------------------------------- reading
     @property

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_array
 
 from .. import em, missing, validation
 from ..covariance import CovarianceFamily
+from .files import FileRows
 from .rows import IncompleteRows, check_rows
 from .sources import TrainingData, column_mean
 
@@ -184,46 +185,206 @@ class IncompleteTrainingData(TrainingData):
         (:func:`gmm.missing.expanded_ok`); then the centred one.
         """
         stats, coefs = self.complete.expectation(params, log_const)
-        dense = missing.dense_components(params.means, params.covariances, self.family, self.shift)
-        log_const = np.asarray(log_const, dtype=np.float64)
-        expanded = None
-        if missing.expanded_ok(dense, params.weights):
-            expanded = missing.expanded_coefficients(dense)
-        incomplete = None
-        for block, w, conditionals in zip(
-            self.blocks, self.weights, self.conditionals(dense), strict=True
-        ):
-            if expanded is None:
-                log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
-            else:
-                log_prob, work = missing.expanded_log_prob(
-                    block, dense, expanded, log_const, conditionals
-                )
-            check_rows(log_prob, block.rows)
-            resp, log_norm = em.normalize_log_prob(log_prob)
-            if w is None:
-                stats.log_likelihood += float(np.sum(log_norm))
-                stats.total_weight += float(block.rows.size)
-            else:
-                resp *= w
-                stats.log_likelihood += float(np.dot(w, log_norm))
-                stats.total_weight += float(np.sum(w, dtype=np.float64))
-            if expanded is None:
-                part = missing.block_statistics(block, resp, work, conditionals)
-            else:
-                part = missing.expanded_statistics(block, resp, work)
-            incomplete = part if incomplete is None else incomplete + part
-        if expanded is None:
-            incomplete.centres = dense.means
-        else:
-            incomplete = incomplete.finish()
-        stats.incomplete = incomplete
+        components = marginal_components(params, self.family, self.shift)
+        add_incomplete(stats, self.blocks, self.weights, components, log_const)
         return stats, coefs
 
-    def conditionals(self, dense):
-        """Each block's :func:`gmm.missing.conditional_precisions`, block by block."""
-        for block in self.blocks:
-            yield missing.conditional_precisions(block, dense)
+
+def marginal_components(params: em.Parameters, family, shift):
+    """``(dense, expanded)`` for :func:`add_incomplete`; ``expanded`` None on the centred path.
+
+    The incomplete rows take the expanded path of :mod:`gmm.missing` (matrix
+    products shared by the components) unless a component is so tight against
+    the data's spread that it would cancel digits
+    (:func:`gmm.missing.expanded_ok`); then the centred one. O(K·D³).
+    """
+    dense = missing.dense_components(params.means, params.covariances, family, shift)
+    expanded = None
+    if missing.expanded_ok(dense, params.weights):
+        expanded = missing.expanded_coefficients(dense)
+    return dense, expanded
+
+
+def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const) -> None:
+    """Add the E-step of rows with holes, grouped in ``blocks``, to ``stats`` in place.
+
+    ``weights`` holds each block's sample weights (or None); ``components`` is
+    :func:`marginal_components`. The log-likelihood and total weight are added
+    to ``stats``; the M-step statistics go to ``stats.incomplete`` (added to
+    what is there). O(K·(m³ + D²)) per row with m holes, the m³ shared by the
+    rows of a pattern in a block.
+    """
+    if not blocks:
+        return
+    dense, expanded = components
+    log_const = np.asarray(log_const, dtype=np.float64)
+    incomplete = None
+    for block, w in zip(blocks, weights, strict=True):
+        conditionals = missing.conditional_precisions(block, dense)
+        if expanded is None:
+            log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
+        else:
+            log_prob, work = missing.expanded_log_prob(
+                block, dense, expanded, log_const, conditionals
+            )
+        check_rows(log_prob, block.rows)
+        resp, log_norm = em.normalize_log_prob(log_prob)
+        if w is None:
+            stats.log_likelihood += float(np.sum(log_norm))
+            stats.total_weight += float(block.rows.size)
+        else:
+            resp *= w
+            stats.log_likelihood += float(np.dot(w, log_norm))
+            stats.total_weight += float(np.sum(w, dtype=np.float64))
+        if expanded is None:
+            part = missing.block_statistics(block, resp, work, conditionals)
+        else:
+            part = missing.expanded_statistics(block, resp, work)
+        incomplete = part if incomplete is None else incomplete + part
+    if expanded is None:
+        incomplete.centres = dense.means
+    else:
+        incomplete = incomplete.finish()
+    if stats.incomplete is not None:
+        incomplete = stats.incomplete + incomplete
+    stats.incomplete = incomplete
+
+
+def fit_file_data(source: WithMissing, file_rows: FileRows, sample_weight, family, n_components):
+    """:func:`fit_data` for a memory-mapped file that may hold NaN, read block by block.
+
+    One pass over the file validates it (infinity, a column or, under
+    ``'marginalize'``, a row with no observed entry), counts the incomplete
+    rows and takes the weighted mean of the observed entries (of the complete
+    rows under ``'omit'``). O(n·D) time; memory a few blocks, plus the indices
+    of the complete rows under ``'omit'`` (8 bytes a row).
+    """
+    n_samples, n_features = file_rows.shape
+    w = validation.check_sample_weight(sample_weight, n_samples, file_rows.dtype)
+    totals, counts = np.zeros(n_features), np.zeros(n_features)
+    observed_any = np.zeros(n_features, dtype=bool)
+    complete_rows, n_incomplete = [], 0
+    for start, block in file_rows.blocks():
+        infinite = np.isinf(block)
+        if infinite.any():
+            row, column = np.argwhere(infinite)[0]
+            raise ValueError(
+                f"Input X contains infinity (first at row {start + row}, column {column}). "
+                "NaN marks a missing entry, but infinities are always an error: replace "
+                "them by NaN or finite values."
+            )
+        holes = np.isnan(block)
+        observed_any |= ~holes.all(axis=0)
+        incomplete = holes.any(axis=1)
+        n_incomplete += int(incomplete.sum())
+        if source.policy == "marginalize":
+            empty = np.flatnonzero(holes.all(axis=1))
+            if empty.size:
+                raise ValueError(
+                    f"Row {start + empty[0]} of X has no observed entry (all NaN): it says "
+                    "nothing about the mixture. Drop it, or use nan_policy='omit'."
+                )
+        else:
+            complete_rows.append(start + np.flatnonzero(~incomplete))
+            holes = holes | incomplete[:, None]  # 'omit': the shift of the complete rows
+        wb = np.ones(block.shape[0]) if w is None else w[start : start + block.shape[0]]
+        wb = wb.astype(np.float64)
+        totals += wb @ np.where(holes, 0, block).astype(np.float64)
+        counts += wb @ ~holes
+    empty_columns = np.flatnonzero(~observed_any)
+    if empty_columns.size:
+        raise ValueError(
+            f"Column(s) {empty_columns.tolist()} of X have no observed entry (all NaN); "
+            "nothing can be learnt about them. Drop those columns."
+        )
+    kept = None
+    if source.policy == "omit":
+        kept = np.concatenate(complete_rows)
+        source.n_omitted = n_incomplete
+        if n_incomplete:
+            warnings.warn(
+                f"nan_policy='omit' dropped {n_incomplete} of {n_samples} rows with "
+                "missing entries. nan_policy='marginalize' uses their observed entries.",
+                UserWarning,
+                stacklevel=7,
+            )
+    n_kept = n_samples if kept is None else kept.size
+    if n_kept < max(2, n_components):
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = {n_components}, "
+            f"n_samples = {n_kept} (rows without a hole: nan_policy={source.policy!r}). "
+            "Use fewer components or more data."
+        )
+    if w is not None and kept is not None and not np.any(w[kept] > 0):
+        raise ValueError("Every complete row has zero sample_weight; nothing is left to fit.")
+    shift = totals / np.where(counts > 0, counts, 1)
+    source.rows = file_rows.with_nan()
+    data = IncompleteFileData(file_rows, w, family, n_components, shift, kept)
+    data.feature_source = file_rows
+    return data
+
+
+class IncompleteFileData(TrainingData):
+    """A memory-mapped file with holes: each EM iteration reads it block by block.
+
+    In each block the complete rows take the fused E-step and, under
+    ``'marginalize'``, the rows with holes are grouped by pattern
+    (:func:`gmm.missing.make_blocks`, O(rows log rows) a block, every
+    iteration) and take the marginal one; under ``'omit'`` (``kept`` the
+    indices of the complete rows) they are skipped. The initializer sees rows
+    with each hole at its column's mean, as in memory.
+    """
+
+    def __init__(self, X: FileRows, sample_weight, family, n_components, shift, kept):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.family = family
+        self.n_components = n_components
+        self.shift = shift
+        self.in_memory = False
+        self.feature_source = X
+        self.kept = kept
+        self.chunks = None
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0] if self.kept is None else self.kept.size
+
+    def expectation(self, params: em.Parameters, log_const: np.ndarray):
+        """One pass over the file; O(n·K·D²) plus O(K·(m³ + D²)) per row with m holes."""
+        components = (
+            None if self.kept is not None else marginal_components(params, self.family, self.shift)
+        )
+        total, coefs = None, None
+        for start, block in self.X.blocks():
+            wb = None if self.sample_weight is None else self.sample_weight[start:][: len(block)]
+            incomplete = np.isnan(block).any(axis=1)
+            wc = None if wb is None else wb[~incomplete]
+            chunks = em.ChunkedData(
+                block[~incomplete], wc, self.family, self.shift, self.n_components
+            )
+            stats, coefs = em.expectation(chunks, params, log_const)
+            if components is not None and incomplete.any():
+                blocks = missing.make_blocks(block, self.shift, self.n_components)
+                weights = [None if wb is None else wb[b.rows] for b in blocks]
+                for b in blocks:
+                    b.rows = b.rows + start  # row numbers in the file, for messages
+                add_incomplete(stats, blocks, weights, components, log_const)
+            total = stats if total is None else total + stats
+        return total, coefs
+
+    def all_rows(self):
+        """Every (kept) row in memory, each hole at its column's mean."""
+        rows = np.arange(self.n_samples)
+        X, w = self.take(rows)
+        return X, w, em.ChunkedData(X, w, self.family, self.shift, self.n_components)
+
+    def take(self, rows: np.ndarray):
+        """The (kept) rows at sorted indices ``rows``, holes at their column's mean, and weights."""
+        rows = rows if self.kept is None else self.kept[rows]
+        X = self.X.take(rows)
+        X = np.where(np.isnan(X), self.shift.astype(X.dtype), X)
+        return X, None if self.sample_weight is None else self.sample_weight[rows]
 
 
 def impute(X: np.ndarray, params: em.Parameters, family, log_const, n_draws, random_state):
