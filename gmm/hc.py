@@ -1,0 +1,581 @@
+"""Model-based agglomerative hierarchical clustering, as mclust's ``hc``.
+
+Fraley (1998), "Algorithms for model-based Gaussian hierarchical clustering":
+start from one cluster per distinct row and repeatedly merge the two clusters
+whose merge loses the least classification likelihood under a Gaussian model.
+The models and their per-cluster terms (``n_k`` rows, scatter ``W_k`` about the
+cluster mean, ``t_k = tr W_k``; the merge cost is ``term(i ∪ j) - term(i) -
+term(j)``):
+
+- ``'EII'``: ``t_k`` (Ward's criterion);
+- ``'VII'``: ``n_k log((t_k + α) / n_k)``;
+- ``'VVV'``: ``n_k log(det(W_k / n_k) + β (t_k + α) / n_k)``, the determinant
+  left out while ``n_k <= d`` (where it is zero);
+- ``'EEE'``: ``log det(Σ_k W_k)`` of the pooled scatter, reached in mclust's
+  three stages (the pooled trace while the pooled scatter has rank below d, then
+  the determinant guarded by the trace, then the determinant alone).
+
+``α = tr(W) / (n d)`` of the whole (transformed) data and ``β = 1``, mclust's
+defaults, keep the terms finite for small clusters. Ties go where mclust's
+sequential scan sends them: clusters sit in slots ``0..g-1``, a merge of slots
+``i < j`` puts the union in slot ``i`` and moves the last slot into slot ``j``,
+and among equal costs the pair ``(i, j)`` with the largest ``j``, then the
+largest ``i``, is merged.
+
+The data are first transformed as mclust's ``hcUse`` says (:func:`transform`):
+'VARS' (as they are), 'STD' (standardised), 'PCR' (principal components of the
+standardised data), 'PCS' (principal components of the centred data), 'SPH'
+(sphered by the ML covariance), 'SVD' (standardised, rotated by the right
+singular vectors and scaled by the inverse square roots of the singular
+values; mclust's default). Duplicate rows start in one cluster (mclust's
+``dupPartition``), and for more than :data:`SUBSET` rows a uniform random subset
+of :data:`SUBSET` rows builds the tree (mclust's ``mclust.options('subset')``).
+
+Written from the published algorithm and mclust's documented behaviour; no code
+is taken from mclust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array
+
+#: Models of the merge criterion, as mclust names them.
+MODELS = ("VVV", "VII", "EII", "EEE")
+#: Data transformations, as mclust's ``hcUse`` names them.
+USES = ("VARS", "STD", "SPH", "PCS", "PCR", "SVD")
+#: Rows above which the tree is built on a random subset of this many rows.
+SUBSET = 2000
+
+_FLOAT_EPS = np.finfo(np.float64).eps
+_EPS_MIN = _FLOAT_EPS / 2  # mclust's EPSMIN
+
+
+@dataclass(frozen=True)
+class HCTree:
+    """The merges of a model-based hierarchical clustering; see :func:`hc`.
+
+    Attributes
+    ----------
+    merges : ndarray of shape (n_initial - 1, 2)
+        Merge ``m`` joins the clusters labelled ``merges[m, 0] < merges[m, 1]``
+        (labels of :attr:`initial`, the union keeps the smaller label), in
+        order; mclust's ``hcPairs`` up to label numbering.
+    costs : ndarray of shape (n_initial - 1,)
+        The criterion change of each merge (for 'EEE', the criterion after it).
+    initial : ndarray of shape (n_rows,)
+        The starting partition (equal rows share a label), labels ``0..n_initial-1``
+        in order of first appearance.
+    rows : ndarray of shape (n_rows,)
+        Indices into the data given to :func:`hc` of the rows in the tree
+        (``arange(n_samples)`` without a subset).
+    n_samples : int
+        Rows of the data given to :func:`hc`.
+    model, use : str
+    """
+
+    merges: np.ndarray
+    costs: np.ndarray
+    initial: np.ndarray
+    rows: np.ndarray
+    n_samples: int
+    model: str
+    use: str
+
+    @property
+    def n_initial(self) -> int:
+        """Clusters before the first merge (distinct rows)."""
+        return int(self.initial.max()) + 1
+
+    @property
+    def subsampled(self) -> bool:
+        """Whether the tree holds a subset of the rows."""
+        return self.rows.shape[0] < self.n_samples
+
+    def labels(self, n_components: int) -> np.ndarray:
+        """The partition into ``n_components`` clusters, as mclust's ``hclass``.
+
+        Parameters
+        ----------
+        n_components : int
+            From 1 to :attr:`n_initial`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_rows,)
+            For the rows of :attr:`rows`, labels ``0..n_components-1`` in order
+            of first appearance. O(n_rows + n_initial) time.
+        """
+        if not isinstance(n_components, (int, np.integer)) or isinstance(n_components, bool):
+            raise TypeError(f"n_components must be an int, got {n_components!r}.")
+        if not 1 <= n_components <= self.n_initial:
+            raise ValueError(
+                f"n_components={n_components} is outside the tree: it has "
+                f"{self.n_initial} distinct rows, so n_components must be in 1..{self.n_initial}."
+            )
+        parent = np.arange(self.n_initial)
+        for low, high in self.merges[: self.n_initial - n_components]:
+            parent[high] = low
+        # Each merge points the larger label at the smaller; follow the chains.
+        for _ in range(self.n_initial):
+            nxt = parent[parent]
+            if np.array_equal(nxt, parent):
+                break
+            parent = nxt
+        raw = parent[self.initial]
+        return first_appearance(raw)
+
+
+def first_appearance(labels: np.ndarray) -> np.ndarray:
+    """Relabel ``labels`` as ``0, 1, ...`` in order of first appearance (mclust's ``partconv``)."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[inverse.reshape(-1)]
+
+
+# ==================================================================== public
+def hc(
+    X,
+    model: str = "VVV",
+    use: str = "SVD",
+    *,
+    merge_duplicates: bool = False,
+    subset: int = SUBSET,
+    random_state=None,
+):
+    """Model-based agglomerative hierarchical clustering (mclust's ``hc``).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite values; at least 2 rows.
+    model : {'VVV', 'VII', 'EII', 'EEE'}, default='VVV'
+        The Gaussian model whose classification likelihood the merges keep
+        highest (see the module docstring).
+    use : {'VARS', 'STD', 'SPH', 'PCS', 'PCR', 'SVD'}, default='SVD'
+        The transformation of the data the tree is built on (:func:`transform`).
+    subset : int, default=2000
+        With more rows than this, a uniform random subset of ``subset`` rows
+        (drawn with ``random_state``) builds the tree, as mclust does; the tree's
+        ``rows`` says which. With at most ``subset`` rows the result is
+        deterministic.
+    random_state : int, RandomState or None, default=None
+        Draws the subset; unused otherwise.
+
+    Returns
+    -------
+    HCTree
+        ``tree.labels(G)`` is the partition into G clusters.
+
+    Notes
+    -----
+    Cost, for m rows in the tree (``min(n, subset)``), g distinct rows and d
+    columns: **O(g²) memory** (the g × g matrix of merge costs, 32 MB at
+    g = 2000) plus O(g·d²) for 'VVV'. Time: one pass over pairs to start,
+    O(g²·d), then per merge O(g²) to find the cheapest pair and O(g·d) to
+    update the costs of the new cluster ('VVV': O(g·d³) for the pairs with more
+    than d rows, whose determinants count). 'EEE' recomputes every pair's cost
+    at each merge: O(g³·d) in all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gmm import hc
+    >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [0.1, 0.3], [5.0, 5.1], [5.2, 4.9], [5.1, 5.3]])
+    >>> hc(X, "VVV", "VARS").labels(2)
+    array([0, 0, 0, 1, 1, 1])
+    """
+    model = _check_choice(model, MODELS, "model")
+    use = _check_choice(use, USES, "use")
+    if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 2:
+        raise ValueError(f"subset must be an int >= 2, got {subset!r}.")
+    X = check_array(X, dtype=np.float64, ensure_min_samples=2)
+    n = X.shape[0]
+    if n > subset:
+        rows = np.sort(check_random_state(random_state).choice(n, size=subset, replace=False))
+    else:
+        rows = np.arange(n)
+    return _tree(X[rows], model, use, rows, n, merge_duplicates)
+
+
+def transform(X: np.ndarray, use: str) -> np.ndarray:
+    """The data as mclust's ``hcUse`` transformation gives them to the tree.
+
+    Columns that come out non-finite (a constant column standardised) are
+    dropped, as mclust drops them. O(n·d²) time.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    use : {'VARS', 'STD', 'SPH', 'PCS', 'PCR', 'SVD'}
+
+    Returns
+    -------
+    Z : ndarray of shape (n_samples, n_columns)
+    """
+    use = _check_choice(use, USES, "use")
+    X = np.asarray(X, dtype=np.float64)
+    if use == "VARS":
+        return X.copy()
+    centred = X - X.mean(axis=0)
+    if use in ("STD", "PCR", "SVD"):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data = _finite_columns(centred / X.std(axis=0, ddof=1))
+        if use == "STD":
+            return data
+        _, singular, vt = np.linalg.svd(data, full_matrices=False)
+        if use == "PCR":
+            return data @ vt.T
+        with np.errstate(divide="ignore"):
+            return data @ vt.T / np.sqrt(singular)
+    if use == "PCS":
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        return _finite_columns(centred @ vt.T)
+    # SPH: sphered by the ML covariance.
+    sigma = centred.T @ centred / X.shape[0]
+    eigen, vectors = np.linalg.eigh(sigma)
+    order = np.argsort(eigen)[::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _finite_columns(centred @ vectors[:, order] / np.sqrt(eigen[order]))
+
+
+def duplicate_partition(X: np.ndarray) -> np.ndarray:
+    """Equal rows share a label; labels in order of first appearance (mclust's ``dupPartition``)."""
+    _, inverse = np.unique(np.ascontiguousarray(X), axis=0, return_inverse=True)
+    return first_appearance(inverse.reshape(-1))
+
+
+# ================================================================ the tree
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def cached_hc(X: np.ndarray, model: str, use: str, random_state) -> HCTree:
+    """:func:`hc` with the last few trees kept, keyed by the data's bytes.
+
+    A sweep asks for the same tree once per grid point; the key is a hash of
+    the rows (and the subset drawn), so different data never share a tree.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    n = X.shape[0]
+    rows = None
+    if n > SUBSET:
+        rows = np.sort(check_random_state(random_state).choice(n, size=SUBSET, replace=False))
+    digest = hashlib.blake2b(X.tobytes(), digest_size=16)
+    if rows is not None:
+        digest.update(rows.tobytes())
+    key = (digest.hexdigest(), X.shape, model, use)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    if rows is None:
+        rows = np.arange(n)
+    tree = _tree(X[rows], model, use, rows, n, merge_duplicates=False)
+    _CACHE[key] = tree
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return tree
+
+
+def _tree(
+    X: np.ndarray, model: str, use: str, rows: np.ndarray, n_samples: int, merge_duplicates: bool
+) -> HCTree:
+    if not np.all(np.isfinite(X)):
+        raise ValueError(
+            "hc needs finite data: X holds NaN or infinity. Impute or drop those rows."
+        )
+    initial = duplicate_partition(X) if merge_duplicates else np.arange(X.shape[0])
+    Z = transform(X, use)
+    if Z.shape[1] == 0:
+        raise ValueError(
+            f"hc with use={use!r} left no column: every column of X is constant. "
+            "Use 'VARS', or give data that vary."
+        )
+    n_groups = int(initial.max()) + 1
+    if n_groups < 2:
+        raise ValueError("hc needs at least 2 distinct rows; every row of X is the same.")
+    if model == "EEE":
+        merges, costs = _merge_eee(Z, initial, n_groups)
+    else:
+        merges, costs = _merge_by_terms(Z, initial, n_groups, model)
+    return HCTree(merges, costs, initial, rows, n_samples, model, use)
+
+
+class _Clusters:
+    """Per-slot statistics of the current clusters: size, mean, scatter, trace, term.
+
+    For 'VVV', ``scatter`` holds what mclust keeps of each cluster's scatter
+    between merges. mclust stores a merged cluster's scatter as rows of its
+    triangular factor ``R`` (``W = RᵀR``), but fills every stored row ``k``
+    with the first row of ``R`` (from column ``k`` on): the scatter it reads
+    back later is ``ŨᵀŨ`` with ``Ũ[k, k:] = R[0, k:]`` for ``k < min(n - 1, d)``.
+    Only the cluster just formed is costed against the others with its true
+    scatter (``fresh``). We keep the same two matrices, so that the merges,
+    hence the partitions, are mclust's (:func:`_stored_scatter`).
+    """
+
+    def __init__(self, Z, initial, n_groups, model):
+        d = Z.shape[1]
+        self.model = model
+        self.d = d
+        self.size = np.bincount(initial, minlength=n_groups).astype(np.float64)
+        first = np.unique(initial, return_index=True)[1]
+        self.mean = Z[first].copy()  # duplicates: every member is the same row
+        self.trace = np.zeros(n_groups)
+        self.scatter = np.zeros((n_groups, d, d)) if model == "VVV" else None
+        self.fresh: tuple[int, np.ndarray] | None = None  # (slot, true scatter)
+        centred = Z - Z.mean(axis=0)
+        # mclust's α = tr(W) / (n d) of the whole data (floored at machine epsilon).
+        self.alpha = max(float(np.sum(centred * centred)) / (Z.shape[0] * d), _FLOAT_EPS)
+        self.label = np.arange(n_groups)  # smallest initial label in each slot
+        self.term = self.terms(self.size, self.trace, self.scatter)
+
+    def terms(self, size, trace, scatter):
+        """Each cluster's term of the criterion (vectorised over clusters)."""
+        if self.model == "EII":
+            return trace.copy()
+        if self.model == "VII":
+            return size * np.log((trace + self.alpha) / size)
+        base = np.log((trace + self.alpha) / size)  # β = 1
+        out = base.copy()
+        big = (size > self.d) & (trace > 0)
+        if np.any(big):
+            sign, logdet = np.linalg.slogdet(scatter[big] / size[big, None, None])
+            logdet = np.where(sign > 0, logdet, -np.inf)
+            out[big] = np.logaddexp(logdet, base[big])
+        return size * out
+
+    def _scatter_of(self, slot):
+        if self.fresh is not None and self.fresh[0] == slot:
+            return self.fresh[1]
+        return self.scatter[slot]
+
+    def candidates(self, i, others):
+        """Size, mean, trace (and scatter) of the union of slot ``i`` with each of ``others``."""
+        ni, nk = self.size[i], self.size[others]
+        size = ni + nk
+        delta = self.mean[others] - self.mean[i]
+        factor = ni * nk / size
+        trace = self.trace[i] + self.trace[others] + factor * np.einsum("kd,kd->k", delta, delta)
+        mean = (ni * self.mean[i] + nk[:, None] * self.mean[others]) / size[:, None]
+        scatter = None
+        if self.scatter is not None:
+            scatter = np.zeros((others.size, self.d, self.d))
+            big = size > self.d  # only these determinants enter the term
+            if np.any(big):
+                dk = delta[big]
+                scatter[big] = (
+                    self._scatter_of(i)
+                    + self.scatter[others[big]]
+                    + factor[big, None, None] * dk[:, :, None] * dk[:, None, :]
+                )
+        return size, mean, trace, scatter
+
+    def costs(self, i, others):
+        size, _, trace, scatter = self.candidates(i, others)
+        return self.terms(size, trace, scatter) - self.term[i] - self.term[others]
+
+    def merge(self, i, j, last, cost):
+        """Put the union of slots i < j in slot i and move slot ``last`` into slot j.
+
+        The union's term is ``cost + term_i + term_j``, as mclust carries it.
+        """
+        ni, nj = self.size[i], self.size[j]
+        size = ni + nj
+        delta = self.mean[j] - self.mean[i]
+        factor = ni * nj / size
+        if self.scatter is not None:
+            true = self._scatter_of(i) + self._scatter_of(j) + factor * np.outer(delta, delta)
+            self.scatter[i] = _stored_scatter(true, int(size))
+            self.fresh = (i, true)
+        self.trace[i] += self.trace[j] + factor * float(delta @ delta)
+        self.term[i] = cost + self.term[i] + self.term[j]
+        self.mean[i] = (ni * self.mean[i] + nj * self.mean[j]) / size
+        self.size[i] = size
+        self.label[i] = min(self.label[i], self.label[j])
+        if j != last:
+            for array in (self.size, self.mean, self.trace, self.term, self.label):
+                array[j] = array[last]
+            if self.scatter is not None:
+                self.scatter[j] = self.scatter[last]
+
+
+def _stored_scatter(scatter: np.ndarray, size: int) -> np.ndarray:
+    """The scatter mclust reads back for a merged cluster (see :class:`_Clusters`).
+
+    ``R[0] = W[0] / sqrt(W[0, 0])`` is the first row of the triangular factor of
+    ``W``; each of the ``min(size - 1, d)`` stored rows ``k`` is ``R[0]`` from
+    column ``k`` on. O(d²).
+    """
+    d = scatter.shape[0]
+    rows = min(size - 1, d)
+    if scatter[0, 0] <= 0:
+        return np.zeros_like(scatter)
+    first = scatter[0] / np.sqrt(scatter[0, 0])
+    factor = np.triu(np.broadcast_to(first, (rows, d)))
+    return factor.T @ factor
+
+
+def _last_minimum(cost: np.ndarray) -> tuple[int, int]:
+    """Slots ``i < j`` of the smallest entry of a symmetric matrix (inf on the diagonal).
+
+    Among equal entries, the largest ``j``, then the largest ``i``: the pair
+    mclust's scan (``j`` ascending, ``i < j`` ascending, ``<=``) keeps.
+    """
+    best = cost.min()
+    rows, cols = np.nonzero(cost == best)
+    high = np.maximum(rows, cols)
+    low = np.minimum(rows, cols)
+    pick = np.lexsort((low, high))[-1]
+    return int(low[pick]), int(high[pick])
+
+
+def _merge_by_terms(Z, initial, n_groups, model):
+    """Merges for the models whose criterion is a sum of per-cluster terms."""
+    clusters = _Clusters(Z, initial, n_groups, model)
+    cost = np.full((n_groups, n_groups), np.inf)
+    slots = np.arange(n_groups)
+    for i in range(n_groups - 1):
+        others = slots[i + 1 :]
+        values = clusters.costs(i, others)
+        cost[i, i + 1 :] = values
+        cost[i + 1 :, i] = values
+    merges = np.empty((n_groups - 1, 2), dtype=np.intp)
+    costs = np.empty(n_groups - 1)
+    g = n_groups
+    for step in range(n_groups - 1):
+        i, j = _last_minimum(cost[:g, :g])
+        costs[step] = cost[i, j]
+        low, high = sorted((int(clusters.label[i]), int(clusters.label[j])))
+        merges[step] = (low, high)
+        last = g - 1
+        clusters.merge(i, j, last, costs[step])
+        if j != last:
+            cost[j, :g] = cost[last, :g]
+            cost[:g, j] = cost[:g, last]
+            cost[j, j] = np.inf
+        g -= 1
+        if g > 1:
+            others = np.delete(slots[:g], i)
+            values = clusters.costs(i, others)
+            cost[i, others] = values
+            cost[others, i] = values
+    return merges, costs
+
+
+def _merge_eee(Z, initial, n_groups):
+    """Merges for 'EEE': the pooled scatter's trace, then its determinant (mclust's stages)."""
+    n, d = Z.shape
+    Z = Z / np.sqrt(n)  # mclust works on X / sqrt(n)
+    centred = Z - Z.mean(axis=0)
+    # The stage threshold: log of the total trace / d (of the scaled data).
+    delog = np.log(np.sum(centred * centred) / d + _EPS_MIN)
+    size = np.bincount(initial, minlength=n_groups).astype(np.float64)
+    first = np.unique(initial, return_index=True)[1]
+    mean = Z[first].copy()
+    label = np.arange(n_groups)
+    pooled = np.zeros((d, d))
+    trace = 0.0
+    # mclust counts rank-one updates of the pooled factor: 1, plus 2 per
+    # duplicate row absorbed, plus 1 per merge; 'full rank' means count >= d.
+    count = 1 + 2 * (n - n_groups)
+    logdet = -np.inf if count < d else _logdet(pooled)
+    stage = 1
+    merges = np.empty((n_groups - 1, 2), dtype=np.intp)
+    costs = np.empty(n_groups - 1)
+    g = n_groups
+    for step in range(n_groups - 1):
+        if count >= d:
+            stage = 2 if (stage <= 2 and logdet < delog) else 3
+        m, s = mean[:g], size[:g]
+        factor = s[:, None] * s[None, :] / (s[:, None] + s[None, :])
+        sq = np.sum(m * m, axis=1)
+        distance = np.maximum(sq[:, None] + sq[None, :] - 2 * m @ m.T, 0.0) * factor
+        pair_trace = trace + distance
+        if stage == 1:
+            criterion = np.maximum(pair_trace, _EPS_MIN)
+            np.fill_diagonal(criterion, np.inf)
+            i, j = _last_minimum(criterion)
+            new_logdet = logdet
+        else:
+            pair_logdet = _pair_logdets(pooled, m, factor)
+            np.fill_diagonal(pair_logdet, np.inf)
+            di, dj = _last_minimum(pair_logdet)
+            if stage == 2:
+                with np.errstate(divide="ignore"):
+                    guard = np.logaddexp(pair_logdet, np.log(np.maximum(pair_trace, _EPS_MIN)))
+                guard[pair_trace == 0] = -np.inf
+                np.fill_diagonal(guard, np.inf)
+                zi, zj = _last_minimum(guard)
+                i, j = (zi, zj) if pair_logdet[di, dj] < delog else (di, dj)
+            else:
+                i, j = di, dj
+            new_logdet = pair_logdet[i, j]
+        costs[step] = new_logdet if stage > 1 else pair_trace[i, j]
+        merges[step] = sorted((int(label[i]), int(label[j])))
+        delta = mean[j] - mean[i]
+        c = size[i] * size[j] / (size[i] + size[j])
+        pooled += c * np.outer(delta, delta)
+        trace = float(pair_trace[i, j])
+        if stage > 1:
+            logdet = new_logdet
+        count += 1
+        mean[i] = (size[i] * mean[i] + size[j] * mean[j]) / (size[i] + size[j])
+        size[i] += size[j]
+        label[i] = min(label[i], label[j])
+        last = g - 1
+        if j != last:
+            mean[j], size[j], label[j] = mean[last], size[last], label[last]
+        g -= 1
+    return merges, costs
+
+
+def _logdet(matrix: np.ndarray) -> float:
+    sign, value = np.linalg.slogdet(matrix)
+    return float(value) if sign > 0 else -np.inf
+
+
+def _pair_logdets(pooled: np.ndarray, means: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``log det(pooled + c_ij δ_ij δ_ijᵀ)`` for every pair of clusters, O(g²·d).
+
+    With a positive definite ``pooled = L Lᵀ`` this is ``log det pooled +
+    log(1 + c_ij ‖L⁻¹ δ_ij‖²)``; a singular one falls back to one determinant
+    per pair (O(g²·d³)).
+    """
+    try:
+        chol = np.linalg.cholesky(pooled)
+    except np.linalg.LinAlgError:
+        chol = None
+    if chol is not None and np.all(np.diag(chol) > 0):
+        white = np.linalg.solve(chol, means.T).T
+        sq = np.sum(white * white, axis=1)
+        dist = np.maximum(sq[:, None] + sq[None, :] - 2 * white @ white.T, 0.0)
+        return 2 * np.sum(np.log(np.diag(chol))) + np.log1p(factor * dist)
+    g = means.shape[0]
+    out = np.full((g, g), -np.inf)
+    for i in range(g - 1):
+        delta = means[i + 1 :] - means[i]
+        mats = pooled + factor[i, i + 1 :, None, None] * delta[:, :, None] * delta[:, None, :]
+        sign, value = np.linalg.slogdet(mats)
+        out[i, i + 1 :] = np.where(sign > 0, value, -np.inf)
+        out[i + 1 :, i] = out[i, i + 1 :]
+    return out
+
+
+def _finite_columns(Z: np.ndarray) -> np.ndarray:
+    return Z[:, np.all(np.isfinite(Z), axis=0)]
+
+
+def _check_choice(value, choices, what):
+    if isinstance(value, str) and value.upper() in choices:
+        return value.upper()
+    raise ValueError(
+        f"Unknown hc {what} {value!r}. Valid values are: {', '.join(repr(c) for c in choices)}."
+    )

@@ -1,0 +1,48 @@
+# Reference partitions of mclust's model-based hierarchical clustering (hc).
+#
+# Writes hc.json next to this script (or to the path given as the first
+# argument): the three data sets (Old Faithful, iris[, 1:4], mclust's
+# diabetes[, 2:4]) and hclass(hc(X, modelName = m, use = u), 1:9) for model
+# VVV with every `use`, and models EII, VII, EEE with use VARS and SVD.
+# Run: Rscript tests/reference/mclust/hc.R [out.json]
+suppressPackageStartupMessages({
+  library(mclust)
+  library(jsonlite)
+})
+
+args <- commandArgs(trailingOnly = TRUE)
+out <- if (length(args) >= 1) args[1] else {
+  here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])))
+  file.path(here, "hc.json")
+}
+
+data(diabetes, package = "mclust")
+datasets <- list(
+  faithful = as.matrix(datasets::faithful),
+  iris = as.matrix(datasets::iris[, 1:4]),
+  diabetes = as.matrix(diabetes[, 2:4])
+)
+runs <- c(paste0("VVV/", c("VARS", "STD", "SPH", "PCS", "PCR", "SVD")),
+          paste0(rep(c("EII", "VII", "EEE"), each = 2), "/", c("VARS", "SVD")))
+
+result <- list(
+  mclust_version = as.character(packageVersion("mclust")),
+  R_version = R.version.string,
+  G = 1:9,
+  datasets = list()
+)
+for (name in names(datasets)) {
+  X <- datasets[[name]]
+  dimnames(X) <- NULL
+  partitions <- list()
+  for (run in runs) {
+    parts <- strsplit(run, "/")[[1]]
+    tree <- hc(X, modelName = parts[1], use = parts[2])
+    cl <- hclass(tree, 1:9)
+    # One list of labels per G = 1..9.
+    partitions[[run]] <- lapply(seq_len(ncol(cl)), function(k) as.integer(cl[, k]))
+  }
+  result$datasets[[name]] <- list(X = X, hc = partitions)
+}
+writeLines(toJSON(result, digits = NA, auto_unbox = TRUE), out)
+cat("wrote", out, "\n")
