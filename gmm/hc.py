@@ -330,6 +330,7 @@ class _Clusters:
         self.mean = Z[first].copy()  # duplicates: every member is the same row
         self.trace = np.zeros(n_groups)
         self.scatter = np.zeros((n_groups, d, d)) if model == "VVV" else None
+        self.first_row = np.zeros((n_groups, d))  # first row of the stored factor
         self.fresh: tuple[int, np.ndarray] | None = None  # (slot, true scatter)
         centred = Z - Z.mean(axis=0)
         # mclust's α = tr(W) / (n d) of the whole data (floored at machine epsilon).
@@ -382,6 +383,24 @@ class _Clusters:
         size, _, trace, scatter = self.candidates(i, others)
         return self.terms(size, trace, scatter) - self.term[i] - self.term[others]
 
+    def _first_row(self, i, j, true, v):
+        """First row of the union's triangular factor, as mclust's Givens updates leave it.
+
+        ``W[0] / sqrt(W[0, 0])`` when ``W[0, 0] > 0`` (then it is unique up to
+        sign). With a zero first column no rotation touches the first row, so
+        it stays the first row loaded: the cluster just formed (whose factor
+        mclust loads first), else the later slot ``j``, else ``i``; for two
+        single rows, the scaled difference ``v``.
+        """
+        if true[0, 0] > 0:
+            return true[0] / np.sqrt(true[0, 0])
+        loaded = [slot for slot in (i, j) if self.size[slot] > 1]
+        if not loaded:
+            return v
+        if self.fresh is not None and self.fresh[0] in loaded:
+            return self.first_row[self.fresh[0]]
+        return self.first_row[loaded[-1]]
+
     def merge(self, i, j, last, cost):
         """Put the union of slots i < j in slot i and move slot ``last`` into slot j.
 
@@ -393,7 +412,8 @@ class _Clusters:
         factor = ni * nj / size
         if self.scatter is not None:
             true = self._scatter_of(i) + self._scatter_of(j) + factor * np.outer(delta, delta)
-            self.scatter[i] = _stored_scatter(true, int(size))
+            self.first_row[i] = self._first_row(i, j, true, np.sqrt(factor) * delta)
+            self.scatter[i] = _stored_scatter(self.first_row[i], int(size))
             self.fresh = (i, true)
         self.trace[i] += self.trace[j] + factor * float(delta @ delta)
         self.term[i] = cost + self.term[i] + self.term[j]
@@ -401,24 +421,20 @@ class _Clusters:
         self.size[i] = size
         self.label[i] = min(self.label[i], self.label[j])
         if j != last:
-            for array in (self.size, self.mean, self.trace, self.term, self.label):
+            for array in (self.size, self.mean, self.trace, self.term, self.label, self.first_row):
                 array[j] = array[last]
             if self.scatter is not None:
                 self.scatter[j] = self.scatter[last]
 
 
-def _stored_scatter(scatter: np.ndarray, size: int) -> np.ndarray:
+def _stored_scatter(first: np.ndarray, size: int) -> np.ndarray:
     """The scatter mclust reads back for a merged cluster (see :class:`_Clusters`).
 
-    ``R[0] = W[0] / sqrt(W[0, 0])`` is the first row of the triangular factor of
-    ``W``; each of the ``min(size - 1, d)`` stored rows ``k`` is ``R[0]`` from
-    column ``k`` on. O(d²).
+    Each of the ``min(size - 1, d)`` stored rows ``k`` of the factor is its
+    first row ``first`` from column ``k`` on. O(d²).
     """
-    d = scatter.shape[0]
+    d = first.shape[0]
     rows = min(size - 1, d)
-    if scatter[0, 0] <= 0:
-        return np.zeros_like(scatter)
-    first = scatter[0] / np.sqrt(scatter[0, 0])
     factor = np.triu(np.broadcast_to(first, (rows, d)))
     return factor.T @ factor
 
@@ -496,9 +512,7 @@ def _merge_eee(Z, initial, n_groups):
             stage = 2 if (stage <= 2 and logdet < delog) else 3
         m, s = mean[:g], size[:g]
         factor = s[:, None] * s[None, :] / (s[:, None] + s[None, :])
-        sq = np.sum(m * m, axis=1)
-        distance = np.maximum(sq[:, None] + sq[None, :] - 2 * m @ m.T, 0.0) * factor
-        pair_trace = trace + distance
+        pair_trace = trace + _ward_increase(m, s)
         if stage == 1:
             criterion = np.maximum(pair_trace, _EPS_MIN)
             np.fill_diagonal(criterion, np.inf)
@@ -535,6 +549,28 @@ def _merge_eee(Z, initial, n_groups):
             mean[j], size[j], label[j] = mean[last], size[last], label[last]
         g -= 1
     return merges, costs
+
+
+def _ward_increase(means: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """``n_i n_j / (n_i + n_j) ‖m_i - m_j‖²`` for every pair, from explicit differences.
+
+    Differences rather than ``‖m_i‖² + ‖m_j‖² - 2 m_i·m_j``, which cancels:
+    near-equal costs (data on a grid) must be ordered as mclust orders them.
+    Formed as mclust does, ``sqrt(n_j/n_ij) h_i - sqrt(n_i/n_ij) h_j`` with
+    ``h = sqrt(n) m``. O(g²·d) time, O(block·g·d) memory.
+    """
+    g, d = means.shape
+    heads = np.sqrt(size)[:, None] * means
+    out = np.empty((g, g))
+    block = max(1, 2_000_000 // max(1, g * d))
+    for start in range(0, g, block):
+        stop = min(g, start + block)
+        total = size[start:stop, None] + size[None, :]
+        si = np.sqrt(size[start:stop, None] / total)[:, :, None]
+        sj = np.sqrt(size[None, :] / total)[:, :, None]
+        v = sj * heads[start:stop, None, :] - si * heads[None, :, :]
+        out[start:stop] = np.einsum("abk,abk->ab", v, v)
+    return out
 
 
 def _logdet(matrix: np.ndarray) -> float:
