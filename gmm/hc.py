@@ -454,7 +454,12 @@ def _last_minimum(cost: np.ndarray) -> tuple[int, int]:
 
 
 def _merge_by_terms(Z, initial, n_groups, model):
-    """Merges for the models whose criterion is a sum of per-cluster terms."""
+    """Merges for the models whose criterion is a sum of per-cluster terms.
+
+    ``cost`` is the symmetric matrix of merge costs between slots; ``best``
+    keeps, for each slot ``r``, the cheapest partner ``c < r`` (the largest
+    such ``c`` among equals) so that finding the merge is O(g), not O(g²).
+    """
     clusters = _Clusters(Z, initial, n_groups, model)
     cost = np.full((n_groups, n_groups), np.inf)
     slots = np.arange(n_groups)
@@ -463,14 +468,14 @@ def _merge_by_terms(Z, initial, n_groups, model):
         values = clusters.costs(i, others)
         cost[i, i + 1 :] = values
         cost[i + 1 :, i] = values
+    best = _RowMinima(cost)
     merges = np.empty((n_groups - 1, 2), dtype=np.intp)
     costs = np.empty(n_groups - 1)
     g = n_groups
     for step in range(n_groups - 1):
-        i, j = _last_minimum(cost[:g, :g])
+        i, j = best.pick(g)
         costs[step] = cost[i, j]
-        low, high = sorted((int(clusters.label[i]), int(clusters.label[j])))
-        merges[step] = (low, high)
+        merges[step] = sorted((int(clusters.label[i]), int(clusters.label[j])))
         last = g - 1
         clusters.merge(i, j, last, costs[step])
         if j != last:
@@ -483,7 +488,55 @@ def _merge_by_terms(Z, initial, n_groups, model):
             values = clusters.costs(i, others)
             cost[i, others] = values
             cost[others, i] = values
+            best.refresh(cost, g, changed=(i, j) if j < g else (i,))
     return merges, costs
+
+
+class _RowMinima:
+    """For each slot r of a symmetric cost matrix, the minimum of ``cost[r, :r]`` and where.
+
+    Among equal entries the largest column is kept, so that :meth:`pick`
+    returns the pair mclust's scan keeps (see :func:`_last_minimum`).
+    """
+
+    def __init__(self, cost: np.ndarray):
+        g = cost.shape[0]
+        self.value = np.full(g, np.inf)
+        self.where = np.zeros(g, dtype=np.intp)
+        self.recompute(cost, np.arange(1, g), g)
+
+    def recompute(self, cost, rows, g):
+        """Full rescan of ``rows`` (O(len(rows)·g))."""
+        if rows.size == 0:
+            return
+        block = cost[rows, :g].copy()
+        block[np.arange(g)[None, :] >= rows[:, None]] = np.inf
+        value = block.min(axis=1)
+        last = g - 1 - np.argmax((block == value[:, None])[:, ::-1], axis=1)
+        self.value[rows], self.where[rows] = value, last
+
+    def pick(self, g) -> tuple[int, int]:
+        value = self.value[1:g]
+        best = value.min()
+        row = 1 + int(np.flatnonzero(value == best)[-1])
+        return int(self.where[row]), row
+
+    def refresh(self, cost, g, changed):
+        """After slots ``changed`` got new costs: rescan them, update the rows after them."""
+        rescan = set(changed)
+        for c in sorted(changed):
+            rows = np.arange(c + 1, g)
+            new = cost[rows, c]
+            partner = self.where[rows] == c
+            stale = partner & (new > self.value[rows])
+            rescan.update(rows[stale].tolist())
+            better = (new < self.value[rows]) | ((new == self.value[rows]) & (c > self.where[rows]))
+            # A better entry becomes the row's minimum; the same partner at a cost not
+            # higher keeps its place with the new cost.
+            update = ~stale & (better | partner)
+            self.value[rows[update]] = new[update]
+            self.where[rows[update]] = c
+        self.recompute(cost, np.array(sorted(r for r in rescan if 0 < r < g), dtype=np.intp), g)
 
 
 def _merge_eee(Z, initial, n_groups):
