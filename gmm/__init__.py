@@ -4,6 +4,7 @@ from .covariance import covariance_types
 from .densities import mixture_logpdf, mvn_logpdf, mvn_pdf
 from .estimator import GaussianMixture
 from .grids import evaluate_grid
+from .hc import hc
 from .images import blend, gaussian_mask
 from .initialization import init_methods
 from .persistence import ModelFileError, load, save
@@ -22,6 +23,7 @@ __all__ = [
     "covariance_types",
     "evaluate_grid",
     "gaussian_mask",
+    "hc",
     "init_methods",
     "load",
     "mixture_logpdf",

@@ -196,7 +196,11 @@ def hc(
     use = _check_choice(use, USES, "use")
     if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 2:
         raise ValueError(f"subset must be an int >= 2, got {subset!r}.")
-    X = check_array(X, dtype=np.float64, ensure_min_samples=2)
+    X = check_array(X, dtype=np.float64, ensure_min_samples=2, ensure_all_finite=False)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(
+            "hc needs finite data: X holds NaN or infinity. Impute or drop those rows."
+        )
     n = X.shape[0]
     if n > subset:
         rows = np.sort(check_random_state(random_state).choice(n, size=subset, replace=False))
@@ -636,7 +640,7 @@ def _pair_logdets(pooled: np.ndarray, means: np.ndarray, factor: np.ndarray) -> 
 
     With a positive definite ``pooled = L Lᵀ`` this is ``log det pooled +
     log(1 + c_ij ‖L⁻¹ δ_ij‖²)``; a singular one falls back to one determinant
-    per pair (O(g²·d³)).
+    per pair (O(g²·d³), in blocks of pairs).
     """
     try:
         chol = np.linalg.cholesky(pooled)
@@ -647,14 +651,16 @@ def _pair_logdets(pooled: np.ndarray, means: np.ndarray, factor: np.ndarray) -> 
         sq = np.sum(white * white, axis=1)
         dist = np.maximum(sq[:, None] + sq[None, :] - 2 * white @ white.T, 0.0)
         return 2 * np.sum(np.log(np.diag(chol))) + np.log1p(factor * dist)
-    g = means.shape[0]
+    g, d = means.shape
     out = np.full((g, g), -np.inf)
-    for i in range(g - 1):
-        delta = means[i + 1 :] - means[i]
-        mats = pooled + factor[i, i + 1 :, None, None] * delta[:, :, None] * delta[:, None, :]
+    rows, cols = np.triu_indices(g, 1)
+    step = max(1, 4_000_000 // (d * d))
+    for start in range(0, rows.size, step):
+        i, j = rows[start : start + step], cols[start : start + step]
+        delta = means[j] - means[i]
+        mats = pooled + factor[i, j, None, None] * delta[:, :, None] * delta[:, None, :]
         sign, value = np.linalg.slogdet(mats)
-        out[i, i + 1 :] = np.where(sign > 0, value, -np.inf)
-        out[i + 1 :, i] = out[i, i + 1 :]
+        out[i, j] = out[j, i] = np.where(sign > 0, value, -np.inf)
     return out
 
 

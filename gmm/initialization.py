@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
+from .hc import cached_hc
 from .registry import Registry
 
 Initializer = Callable[[np.ndarray, int, np.random.RandomState, "np.ndarray | None"], np.ndarray]
@@ -178,13 +179,11 @@ def hierarchical(X, n_components, random_state, sample_weight=None):
     rows; see :func:`gmm.hc.hc`), reused across calls on the same data (a
     sweep builds it once); with a subset, O(n·K·D²) for the E-step.
     """
-    from . import hc as hc_module
-
     n_samples, n_features = X.shape
     if n_features == 1:
         return quantile_classes(X[:, 0], n_components)
     model = "VVV" if n_samples > n_features else "EII"
-    tree = hc_module.cached_hc(X, model, "SVD", random_state)
+    tree = cached_hc(X, model, "SVD", random_state)
     if n_components > tree.n_initial:
         raise ValueError(
             f"init_params='hc' cannot make {n_components} clusters from {tree.n_initial} "

@@ -3,7 +3,10 @@
 # Writes hc.json next to this script (or to the path given as the first
 # argument): the three data sets (Old Faithful, iris[, 1:4], mclust's
 # diabetes[, 2:4]) and hclass(hc(X, modelName = m, use = u), 1:9) for model
-# VVV with every `use`, and models EII, VII, EEE with use VARS and SVD.
+# VVV with every `use`, and models EII, VII, EEE with use VARS and SVD; the
+# same for VVV/SVD started from dupPartition(X) (duplicate rows grouped: note
+# that hc() called without `partition` starts from single rows in mclust 6.0);
+# and qclass(x, k), k = 1..9, for each column (mclust's start on one feature).
 # Run: Rscript tests/reference/mclust/hc.R [out.json]
 suppressPackageStartupMessages({
   library(mclust)
@@ -42,7 +45,12 @@ for (name in names(datasets)) {
     # One list of labels per G = 1..9.
     partitions[[run]] <- lapply(seq_len(ncol(cl)), function(k) as.integer(cl[, k]))
   }
-  result$datasets[[name]] <- list(X = X, hc = partitions)
+  tree <- hc(X, modelName = "VVV", use = "SVD", partition = dupPartition(X))
+  cl <- hclass(tree, 1:9)
+  partitions[["VVV/SVD/dupPartition"]] <- lapply(seq_len(ncol(cl)), function(k) as.integer(cl[, k]))
+  qclasses <- lapply(seq_len(ncol(X)), function(j)
+    lapply(1:9, function(k) as.integer(mclust:::qclass(X[, j], k))))
+  result$datasets[[name]] <- list(X = X, hc = partitions, qclass = qclasses)
 }
 writeLines(toJSON(result, digits = NA, auto_unbox = TRUE), out)
 cat("wrote", out, "\n")
