@@ -35,6 +35,7 @@ EXPERIMENTS = [
     "digits",
     "agreement",
     "articles",
+    "mclust",
     "bench",
     "bench_sweep",
     "bench_scale",
