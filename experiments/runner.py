@@ -39,6 +39,7 @@ EXPERIMENTS = [
     "bench",
     "bench_sweep",
     "bench_scale",
+    "bench_mclust",
 ]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
