@@ -8,23 +8,10 @@
 # that hc() called without `partition` starts from single rows in mclust 6.0);
 # and qclass(x, k), k = 1..9, for each column (mclust's start on one feature).
 # Run: Rscript tests/reference/mclust/hc.R [out.json]
-suppressPackageStartupMessages({
-  library(mclust)
-  library(jsonlite)
-})
-
-args <- commandArgs(trailingOnly = TRUE)
-out <- if (length(args) >= 1) args[1] else {
-  here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])))
-  file.path(here, "hc.json")
-}
-
-data(diabetes, package = "mclust")
-datasets <- list(
-  faithful = as.matrix(datasets::faithful),
-  iris = as.matrix(datasets::iris[, 1:4]),
-  diabetes = as.matrix(diabetes[, 2:4])
-)
+here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])))
+source(file.path(here, "data.R"))
+out <- output_path("hc.json", here)
+datasets <- mclust_datasets()
 runs <- c(paste0("VVV/", c("VARS", "STD", "SPH", "PCS", "PCR", "SVD")),
           paste0(rep(c("EII", "VII", "EEE"), each = 2), "/", c("VARS", "SVD")))
 

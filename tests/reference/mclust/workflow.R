@@ -9,23 +9,10 @@
 # default table: Mclust's log-likelihood, n, df, BIC, ICL (icl()), the
 # classification, the uncertainty and the parameters.
 # Run: Rscript tests/reference/mclust/workflow.R [out.json]
-suppressPackageStartupMessages({
-  library(mclust)
-  library(jsonlite)
-})
-
-args <- commandArgs(trailingOnly = TRUE)
-out <- if (length(args) >= 1) args[1] else {
-  here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])))
-  file.path(here, "workflow.json")
-}
-
-data(diabetes, package = "mclust")
-datasets <- list(
-  faithful = as.matrix(datasets::faithful),
-  iris = as.matrix(datasets::iris[, 1:4]),
-  diabetes = as.matrix(diabetes[, 2:4])
-)
+here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])))
+source(file.path(here, "data.R"))
+out <- output_path("workflow.json", here)
+datasets <- mclust_datasets()
 tight <- emControl(tol = c(1e-10, sqrt(.Machine$double.eps)))
 
 table_of <- function(bic) {
