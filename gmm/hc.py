@@ -27,9 +27,17 @@ The data are first transformed as mclust's ``hcUse`` says (:func:`transform`):
 standardised data), 'PCS' (principal components of the centred data), 'SPH'
 (sphered by the ML covariance), 'SVD' (standardised, rotated by the right
 singular vectors and scaled by the inverse square roots of the singular
-values; mclust's default). Duplicate rows start in one cluster (mclust's
-``dupPartition``), and for more than :data:`SUBSET` rows a uniform random subset
-of :data:`SUBSET` rows builds the tree (mclust's ``mclust.options('subset')``).
+values; mclust's default). For more than :data:`SUBSET` rows a uniform random
+subset of :data:`SUBSET` rows builds the tree (mclust's
+``mclust.options('subset')``, drawn once per call of ``mclustBIC``).
+
+Duplicate rows: mclust's documentation says ``hc`` starts from
+``dupPartition(data)`` (equal rows in one cluster), but in mclust 6.0 ``hc``
+does not pass that default on, so ``hc(X)`` (and ``mclustBIC``) start from one
+cluster per row; tests/reference/mclust/hc.R records both, and on Old Faithful
+(16 duplicated rows) they differ. We follow what mclust computes by default
+(``merge_duplicates=False``; equal rows still merge first, at the lowest cost)
+and offer the documented start as ``merge_duplicates=True``.
 
 Written from the published algorithm and mclust's documented behaviour; no code
 is taken from mclust.
@@ -69,8 +77,9 @@ class HCTree:
     costs : ndarray of shape (n_initial - 1,)
         The criterion change of each merge (for 'EEE', the criterion after it).
     initial : ndarray of shape (n_rows,)
-        The starting partition (equal rows share a label), labels ``0..n_initial-1``
-        in order of first appearance.
+        The starting partition, labels ``0..n_initial-1`` in order of first
+        appearance: ``arange(n_rows)``, or equal rows sharing a label with
+        ``merge_duplicates=True``.
     rows : ndarray of shape (n_rows,)
         Indices into the data given to :func:`hc` of the rows in the tree
         (``arange(n_samples)`` without a subset).
@@ -89,7 +98,7 @@ class HCTree:
 
     @property
     def n_initial(self) -> int:
-        """Clusters before the first merge (distinct rows)."""
+        """Clusters before the first merge (rows, or distinct rows with ``merge_duplicates``)."""
         return int(self.initial.max()) + 1
 
     @property
@@ -115,8 +124,8 @@ class HCTree:
             raise TypeError(f"n_components must be an int, got {n_components!r}.")
         if not 1 <= n_components <= self.n_initial:
             raise ValueError(
-                f"n_components={n_components} is outside the tree: it has "
-                f"{self.n_initial} distinct rows, so n_components must be in 1..{self.n_initial}."
+                f"n_components={n_components} is outside the tree: it starts from "
+                f"{self.n_initial} clusters, so n_components must be in 1..{self.n_initial}."
             )
         parent = np.arange(self.n_initial)
         for low, high in self.merges[: self.n_initial - n_components]:
@@ -161,6 +170,10 @@ def hc(
         highest (see the module docstring).
     use : {'VARS', 'STD', 'SPH', 'PCS', 'PCR', 'SVD'}, default='SVD'
         The transformation of the data the tree is built on (:func:`transform`).
+    merge_duplicates : bool, default=False
+        Start with equal rows in one cluster (mclust's ``hc(X, partition =
+        dupPartition(X))``) rather than one cluster per row (what mclust's
+        ``hc(X)`` computes; see the module docstring).
     subset : int, default=2000
         With more rows than this, a uniform random subset of ``subset`` rows
         (drawn with ``random_state``) builds the tree, as mclust does; the tree's
@@ -176,8 +189,8 @@ def hc(
 
     Notes
     -----
-    Cost, for m rows in the tree (``min(n, subset)``), g distinct rows and d
-    columns: **O(g²) memory** (the g × g matrix of merge costs, 32 MB at
+    Cost, for m rows in the tree (``min(n, subset)``), g starting clusters (m,
+    or the distinct rows) and d columns: **O(g²) memory** (the g × g matrix of merge costs, 32 MB at
     g = 2000) plus O(g·d²) for 'VVV'. Time: one pass over pairs to start,
     O(g²·d), then per merge O(g²) to find the cheapest pair and O(g·d) to
     update the costs of the new cluster ('VVV': O(g·d³) for the pairs with more

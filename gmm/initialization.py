@@ -186,8 +186,8 @@ def hierarchical(X, n_components, random_state, sample_weight=None):
     tree = cached_hc(X, model, "SVD", random_state)
     if n_components > tree.n_initial:
         raise ValueError(
-            f"init_params='hc' cannot make {n_components} clusters from {tree.n_initial} "
-            "distinct rows; lower n_components or use another init_params."
+            f"init_params='hc' cannot make {n_components} clusters from a tree of "
+            f"{tree.n_initial} rows; lower n_components or use another init_params."
         )
     labels = tree.labels(n_components)
     if not tree.subsampled:

@@ -259,7 +259,7 @@ def test_init_hc_with_subset_gives_responsibilities_for_every_row(monkeypatch):
 
 def test_init_hc_errors_when_k_exceeds_the_rows_of_the_tree():
     X = np.array([[0.0, 1.0], [2.0, 0.5], [1.0, 3.0]])
-    with pytest.raises(ValueError, match="cannot make 5 clusters from 3"):
+    with pytest.raises(ValueError, match="cannot make 5 clusters from a tree of 3 rows"):
         get_initializer("hc")(X, 5, np.random.RandomState(0), None)
 
 

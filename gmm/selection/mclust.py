@@ -88,8 +88,8 @@ def mclust_models(n_features: int, registered: tuple[str, ...] | None = None) ->
     scikit-learn's name for the same model; models with neither are left out
     with a UserWarning that names them (they arrive with the families).
 
-    >>> mclust_models(3, registered=("spherical", "diag", "full", "tied"))  # doctest: +SKIP
-    {'VII': 'spherical', 'VVI': 'diag', 'EEE': 'tied', 'VVV': 'full'}
+    >>> mclust_models(1, registered=("spherical", "diag", "full", "tied"))
+    {'E': 'tied', 'V': 'full'}
     """
     if registered is None:
         registered = registered_covariance_types()
