@@ -20,8 +20,9 @@ ICL: mclust's ``icl()`` is ``BIC + 2 Σ_i log z_i,MAP`` (in its sign), the hard
 MAP assignment's log-probabilities, whereas the sweep's ``icl`` column uses the
 soft entropy ``-Σ_i Σ_k z_ik log z_ik`` (Biernacki et al. 2000). mclust's form
 is :func:`mclust_icl` here (mclust's sign) and :func:`gmm.criteria.icl_map`
-(ours, lower is better). For mclust's numbers to 1e-6, fit with
-``reg_covar=0`` and a tight ``tol`` (mclust adds no regulariser).
+(ours, lower is better). Parameters the caller does not pass take mclust's
+settings (:data:`MCLUST_DEFAULTS`); for mclust's numbers to 1e-6 pass a tighter
+``tol`` (the tests use 1e-10 against mclust's ``emControl(tol = 1e-10)``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ ONE_FEATURE_MODELS = ("E", "V")
 SKLEARN_NAMES = {"VII": "spherical", "VVI": "diag", "EEE": "tied", "VVV": "full"}
 #: On one feature 'tied' is 'E' and the per-component families are 'V'.
 ONE_FEATURE_NAMES = {"E": "tied", "V": "full"}
+
+#: What an mclust sweep uses for the parameters the caller leaves out: mclust's
+#: hierarchical start, no regulariser (mclust adds none: a singular fit is an NA
+#: cell), and EM run close to its fixed point (mclust stops at a relative change
+#: of 1e-5 in the log-likelihood; ``tol`` here is on the mean log-likelihood).
+MCLUST_DEFAULTS = {"init_params": "hc", "reg_covar": 0.0, "tol": 1e-6, "max_iter": 1000}
 
 #: How mclust's summary describes each model.
 DESCRIPTIONS = {

@@ -34,7 +34,7 @@ from ..estimator import GaussianMixture
 from ..scale.dask_arrays import is_dask_collection
 from ..scale.sources import check_n_samples
 from . import parallel
-from .mclust import MCLUST_MODELS, map_statistics, mclust_models, mclust_name
+from .mclust import MCLUST_DEFAULTS, MCLUST_MODELS, map_statistics, mclust_models, mclust_name
 from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
 
 # Set by the grid, not by ``**estimator_params``.
@@ -73,9 +73,11 @@ def sweep(
         Covariance types to try; ``'all'`` means every registered type;
         ``'mclust'`` means mclust's 14 models ('E' and 'V' on one feature),
         as ``mclustBIC`` fits them (see :mod:`gmm.selection.mclust`): with
-        ``n_components=range(1, 10), init_params='hc'`` this is mclust's
-        ``mclustBIC(X)``; add ``reg_covar=0`` and a tight ``tol`` for its
-        numbers. The result's :meth:`SweepResult.mclust_bic`,
+        ``n_components=range(1, 10)`` this is mclust's ``mclustBIC(X)``. The
+        ``GaussianMixture`` parameters you do not pass then take mclust's
+        settings (:data:`gmm.selection.mclust.MCLUST_DEFAULTS`:
+        ``init_params='hc'``, ``reg_covar=0``, ``tol=1e-6``, ``max_iter=1000``);
+        pass a smaller ``tol`` for its numbers to 1e-6. The result's :meth:`SweepResult.mclust_bic`,
         :meth:`SweepResult.summary` and ``plot(what=...)`` give mclust's table,
         summary and views.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
@@ -154,6 +156,8 @@ def sweep(
     ks = check_n_components(n_components)
     mclust_sweep = isinstance(covariance_types, str) and covariance_types == "mclust"
     types = None if mclust_sweep else check_covariance_types(covariance_types)
+    if mclust_sweep:  # mclust's settings for whatever the caller left out
+        estimator_params = {**MCLUST_DEFAULTS, **estimator_params}
     seed = _integer_seed(random_state, checkpoint)
     params = _fit_params(
         estimator_params, n_init, seed, ks[0], "full" if mclust_sweep else types[0]
