@@ -292,3 +292,21 @@ def test_live_workflow_script_reproduces_the_committed_tables(tmp_path):
                 rtol=1e-10,
             )
         assert live["datasets"][name]["best"]["model"] == data["best"]["model"]
+
+
+def test_default_mclust_sweep_takes_mclust_settings_and_its_choice():
+    # Without tol, reg_covar, max_iter or init_params the sweep uses mclust's
+    # settings (MCLUST_DEFAULTS) and picks mclust's model on the diabetes data
+    # (mclust: VVV, 3 components, also with its default EM control).
+    X = _data("diabetes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = sweep(X, range(1, 10), "mclust", progress=False)
+    assert result.best_estimator_.get_params()["init_params"] == "hc"
+    assert result.best_estimator_.get_params()["reg_covar"] == 0.0
+    best = REF["datasets"]["diabetes"]["best"]
+    assert result.mclust_bic().best(1)[0][:2] == (best["model"], best["G"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mine = sweep(X, [2], "mclust", reg_covar=1e-3, progress=False)
+    assert mine.best_estimator_.get_params()["reg_covar"] == 1e-3
