@@ -214,12 +214,8 @@ def hc(
         raise ValueError(
             "hc needs finite data: X holds NaN or infinity. Impute or drop those rows."
         )
-    n = X.shape[0]
-    if n > subset:
-        rows = np.sort(check_random_state(random_state).choice(n, size=subset, replace=False))
-    else:
-        rows = np.arange(n)
-    return _tree(X[rows], model, use, rows, n, merge_duplicates)
+    rows = _rows_for_tree(X.shape[0], subset, random_state)
+    return _tree(X[rows], model, use, rows, X.shape[0], merge_duplicates)
 
 
 def transform(X: np.ndarray, use: str) -> np.ndarray:
@@ -281,24 +277,25 @@ def cached_hc(X: np.ndarray, model: str, use: str, random_state) -> HCTree:
     the rows (and the subset drawn), so different data never share a tree.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
-    n = X.shape[0]
-    rows = None
-    if n > SUBSET:
-        rows = np.sort(check_random_state(random_state).choice(n, size=SUBSET, replace=False))
+    rows = _rows_for_tree(X.shape[0], SUBSET, random_state)
     digest = hashlib.blake2b(X.tobytes(), digest_size=16)
-    if rows is not None:
-        digest.update(rows.tobytes())
+    digest.update(rows.tobytes())
     key = (digest.hexdigest(), X.shape, model, use)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    if rows is None:
-        rows = np.arange(n)
-    tree = _tree(X[rows], model, use, rows, n, merge_duplicates=False)
+    tree = _tree(X[rows], model, use, rows, X.shape[0], merge_duplicates=False)
     _CACHE[key] = tree
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return tree
+
+
+def _rows_for_tree(n: int, subset: int, random_state) -> np.ndarray:
+    """All rows, or a sorted uniform random subset of ``subset`` of them when ``n > subset``."""
+    if n <= subset:
+        return np.arange(n)
+    return np.sort(check_random_state(random_state).choice(n, size=subset, replace=False))
 
 
 def _tree(

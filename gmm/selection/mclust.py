@@ -111,6 +111,11 @@ def mclust_models(n_features: int, registered: tuple[str, ...] | None = None) ->
             found[name] = name
         elif aliases.get(name) in registered:
             found[name] = aliases[name]
+    if not found:
+        raise ValueError(
+            "covariance_types='mclust' found none of mclust's models registered; "
+            f"registered types are: {', '.join(registered)}."
+        )
     missing = [name for name in wanted if name not in found]
     if missing:
         warnings.warn(
@@ -119,11 +124,6 @@ def mclust_models(n_features: int, registered: tuple[str, ...] | None = None) ->
             f"{len(found)} it has ({', '.join(f'{m}={r!r}' for m, r in found.items())}).",
             UserWarning,
             stacklevel=3,
-        )
-    if not found:
-        raise ValueError(
-            "covariance_types='mclust' found none of mclust's models registered; "
-            f"registered types are: {', '.join(registered)}."
         )
     return found
 
