@@ -310,3 +310,20 @@ def test_default_mclust_sweep_takes_mclust_settings_and_its_choice():
         warnings.simplefilter("ignore")
         mine = sweep(X, [2], "mclust", reg_covar=1e-3, progress=False)
     assert mine.best_estimator_.get_params()["reg_covar"] == 1e-3
+
+
+@pytest.mark.parametrize("source", ["memmap", "dask"])
+def test_summary_on_out_of_core_data_equals_in_memory(tmp_path, source):
+    X = _data("diabetes")
+    if source == "memmap":
+        np.save(tmp_path / "X.npy", X)
+        lazy = np.load(tmp_path / "X.npy", mmap_mode="r")
+    else:
+        da = pytest.importorskip("dask.array")
+        lazy = da.from_array(X, chunks=(50, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = sweep(lazy, [3], ["full"], progress=False, **TIGHT).summary()
+        ref = sweep(X, [3], ["full"], progress=False, **TIGHT).summary()
+    assert ours.counts == ref.counts and sum(ours.counts) == len(X)
+    assert ours.icl == pytest.approx(ref.icl, rel=1e-9)
