@@ -350,19 +350,27 @@ class _Clusters:
         # mclust's α = tr(W) / (n d) of the whole data (floored at machine epsilon).
         self.alpha = max(float(np.sum(centred * centred)) / (Z.shape[0] * d), _FLOAT_EPS)
         self.label = np.arange(n_groups)  # smallest initial label in each slot
-        self.term = self.terms(self.size, self.trace, self.scatter)
+        self.term = self.terms(self.size, self.trace)  # no spread yet: no determinant
 
-    def terms(self, size, trace, scatter):
-        """Each cluster's term of the criterion (vectorised over clusters)."""
+    def determinant_counts(self, size, trace):
+        """Which clusters' terms hold a determinant ('VVV': more than d rows, some spread)."""
+        return (size > self.d) & (trace > 0)
+
+    def terms(self, size, trace, big_scatter=None):
+        """Each cluster's term of the criterion (vectorised over clusters).
+
+        ``big_scatter`` holds the scatters of the clusters
+        :meth:`determinant_counts` selects ('VVV' only), in that order.
+        """
         if self.model == "EII":
             return trace.copy()
         if self.model == "VII":
             return size * np.log((trace + self.alpha) / size)
         base = np.log((trace + self.alpha) / size)  # β = 1
         out = base.copy()
-        big = (size > self.d) & (trace > 0)
+        big = self.determinant_counts(size, trace)
         if np.any(big):
-            sign, logdet = np.linalg.slogdet(scatter[big] / size[big, None, None])
+            sign, logdet = np.linalg.slogdet(big_scatter / size[big, None, None])
             logdet = np.where(sign > 0, logdet, -np.inf)
             out[big] = np.logaddexp(logdet, base[big])
         return size * out
@@ -372,30 +380,29 @@ class _Clusters:
             return self.fresh[1]
         return self.scatter[slot]
 
-    def candidates(self, i, others):
-        """Size, mean, trace (and scatter) of the union of slot ``i`` with each of ``others``."""
-        ni, nk = self.size[i], self.size[others]
-        size = ni + nk
-        delta = self.mean[others] - self.mean[i]
-        factor = ni * nk / size
-        trace = self.trace[i] + self.trace[others] + factor * np.einsum("kd,kd->k", delta, delta)
-        mean = (ni * self.mean[i] + nk[:, None] * self.mean[others]) / size[:, None]
-        scatter = None
+    def costs(self, first, second):
+        """Merge costs of slots ``first`` and ``second``: arrays of equal length, or one slot
+        ``first`` against the array ``second``. O(pairs·d), plus O(d³) per pair whose
+        determinant counts ('VVV')."""
+        n1, n2 = self.size[first], self.size[second]
+        size = n1 + n2
+        delta = self.mean[second] - self.mean[first]
+        factor = n1 * n2 / size
+        trace = (
+            self.trace[first] + self.trace[second] + factor * np.einsum("kd,kd->k", delta, delta)
+        )
+        big_scatter = None
         if self.scatter is not None:
-            scatter = np.zeros((others.size, self.d, self.d))
-            big = size > self.d  # only these determinants enter the term
+            big = self.determinant_counts(size, trace)
             if np.any(big):
+                own = self._scatter_of(first) if np.ndim(first) == 0 else self.scatter[first[big]]
                 dk = delta[big]
-                scatter[big] = (
-                    self._scatter_of(i)
-                    + self.scatter[others[big]]
+                big_scatter = (
+                    own
+                    + self.scatter[second[big]]
                     + factor[big, None, None] * dk[:, :, None] * dk[:, None, :]
                 )
-        return size, mean, trace, scatter
-
-    def costs(self, i, others):
-        size, _, trace, scatter = self.candidates(i, others)
-        return self.terms(size, trace, scatter) - self.term[i] - self.term[others]
+        return self.terms(size, trace, big_scatter) - self.term[first] - self.term[second]
 
     def _first_row(self, i, j, true, v):
         """First row of the union's triangular factor, as mclust's Givens updates leave it.
@@ -477,11 +484,14 @@ def _merge_by_terms(Z, initial, n_groups, model):
     clusters = _Clusters(Z, initial, n_groups, model)
     cost = np.full((n_groups, n_groups), np.inf)
     slots = np.arange(n_groups)
-    for i in range(n_groups - 1):
-        others = slots[i + 1 :]
-        values = clusters.costs(i, others)
-        cost[i, i + 1 :] = values
-        cost[i + 1 :, i] = values
+    block = max(1, 1_000_000 // (n_groups * Z.shape[1]))
+    for start in range(0, n_groups - 1, block):  # each block of rows against the later slots
+        rows = slots[start : start + block]
+        first, second = np.nonzero(rows[:, None] < slots[None, :])
+        first = rows[first]
+        cost[first, second] = clusters.costs(first, second)
+    upper = np.triu_indices(n_groups, 1)
+    cost[upper[1], upper[0]] = cost[upper]
     best = _RowMinima(cost)
     merges = np.empty((n_groups - 1, 2), dtype=np.intp)
     costs = np.empty(n_groups - 1)
