@@ -222,7 +222,9 @@ def transform(X: np.ndarray, use: str) -> np.ndarray:
     """The data as mclust's ``hcUse`` transformation gives them to the tree.
 
     Columns that come out non-finite (a constant column standardised) are
-    dropped, as mclust drops them. O(n·d²) time.
+    dropped, as mclust drops them; 'SVD' and 'SPH' also drop the directions
+    the data do not span (singular values below numpy's rank tolerance), where
+    mclust would divide rounding noise by a near-zero scale. O(n·d²) time.
 
     Parameters
     ----------
@@ -241,13 +243,13 @@ def transform(X: np.ndarray, use: str) -> np.ndarray:
     if use in ("STD", "PCR", "SVD"):
         with np.errstate(divide="ignore", invalid="ignore"):
             data = _finite_columns(centred / X.std(axis=0, ddof=1))
-        if use == "STD":
+        if use == "STD" or data.shape[1] == 0:
             return data
         _, singular, vt = np.linalg.svd(data, full_matrices=False)
         if use == "PCR":
             return data @ vt.T
-        with np.errstate(divide="ignore"):
-            return data @ vt.T / np.sqrt(singular)
+        keep = _numerical_rank(singular, data.shape)
+        return data @ vt[keep].T / np.sqrt(singular[keep])
     if use == "PCS":
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         return _finite_columns(centred @ vt.T)
@@ -255,8 +257,9 @@ def transform(X: np.ndarray, use: str) -> np.ndarray:
     sigma = centred.T @ centred / X.shape[0]
     eigen, vectors = np.linalg.eigh(sigma)
     order = np.argsort(eigen)[::-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _finite_columns(centred @ vectors[:, order] / np.sqrt(eigen[order]))
+    eigen, vectors = eigen[order], vectors[:, order]
+    keep = _numerical_rank(np.maximum(eigen, 0), sigma.shape)  # the rank of sigma
+    return centred @ vectors[:, keep] / np.sqrt(eigen[keep])
 
 
 def duplicate_partition(X: np.ndarray) -> np.ndarray:
@@ -682,6 +685,16 @@ def _pair_logdets(pooled: np.ndarray, means: np.ndarray, factor: np.ndarray) -> 
         sign, value = np.linalg.slogdet(mats)
         out[i, j] = out[j, i] = np.where(sign > 0, value, -np.inf)
     return out
+
+
+def _numerical_rank(singular: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Mask of the singular values above numpy's rank tolerance (``max(shape)·eps·s_max``).
+
+    'SVD' and 'SPH' divide by them: a direction the data do not span (collinear
+    columns) would otherwise become a column of amplified rounding noise, so it
+    is dropped (mclust keeps it; its partition then depends on that noise).
+    """
+    return singular > max(shape) * np.finfo(np.float64).eps * singular.max()
 
 
 def _finite_columns(Z: np.ndarray) -> np.ndarray:

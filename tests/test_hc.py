@@ -274,3 +274,19 @@ def test_fit_from_hc_equals_fit_from_its_partition():
     ).fit(X)
     np.testing.assert_allclose(ours.means_, ref.means_)
     assert ours.n_iter_ == ref.n_iter_
+
+
+def test_collinear_columns_drop_the_directions_the_data_do_not_span():
+    # Dividing by a near-zero singular value would turn rounding noise into a
+    # column; 'SVD' and 'SPH' keep the numerical rank (2 here).
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=30), rng.normal(size=30)
+    X = np.column_stack([a, 2 * a, b])
+    for use in ("SVD", "SPH"):
+        Z = transform(X, use)
+        assert Z.shape == (30, 2)
+        np.testing.assert_allclose(
+            np.cov(Z.T, bias=True) if use == "SPH" else Z.T @ Z,
+            np.eye(2) if use == "SPH" else np.diag(np.diag(Z.T @ Z)),
+            atol=1e-9,
+        )
