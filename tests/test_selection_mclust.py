@@ -304,6 +304,7 @@ def test_default_mclust_sweep_takes_mclust_settings_and_its_choice():
         result = sweep(X, range(1, 10), "mclust", progress=False)
     assert result.best_estimator_.get_params()["init_params"] == "hc"
     assert result.best_estimator_.get_params()["reg_covar"] == 0.0
+    assert result.best_estimator_.get_params()["init_sample_size"] == 2000
     best = REF["datasets"]["diabetes"]["best"]
     assert result.mclust_bic().best(1)[0][:2] == (best["model"], best["G"])
     with warnings.catch_warnings():

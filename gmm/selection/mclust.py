@@ -62,10 +62,18 @@ SKLEARN_NAMES = {"VII": "spherical", "VVI": "diag", "EEE": "tied", "VVV": "full"
 ONE_FEATURE_NAMES = {"E": "tied", "V": "full"}
 
 #: What an mclust sweep uses for the parameters the caller leaves out: mclust's
-#: hierarchical start, no regulariser (mclust adds none: a singular fit is an NA
-#: cell), and EM run close to its fixed point (mclust stops at a relative change
+#: hierarchical start, on a random subset of 2,000 rows for larger data followed,
+#: as in mclustBIC, by an M-step of the model being fitted on the subset and an
+#: E-step on all rows; no regulariser (mclust adds none: a singular fit is an NA
+#: cell); and EM run close to its fixed point (mclust stops at a relative change
 #: of 1e-5 in the log-likelihood; ``tol`` here is on the mean log-likelihood).
-MCLUST_DEFAULTS = {"init_params": "hc", "reg_covar": 0.0, "tol": 1e-6, "max_iter": 1000}
+MCLUST_DEFAULTS = {
+    "init_params": "hc",
+    "init_sample_size": 2000,
+    "reg_covar": 0.0,
+    "tol": 1e-6,
+    "max_iter": 1000,
+}
 
 #: How mclust's summary describes each model.
 DESCRIPTIONS = {
