@@ -172,7 +172,8 @@ def hierarchical(X, n_components, random_state, sample_weight=None):
     and an E-step with them gives responsibilities for every row. mclust's
     M-step on the subset uses the model being fitted; for exactly that, pass
     ``init_sample_size=2000`` to the estimator, which then runs the subset
-    M-step with its own covariance family and the E-step on all rows itself.
+    M-step with its own covariance family and the E-step on all rows itself
+    (``sweep(covariance_types='mclust')`` does so by default).
 
     Deterministic for at most 2,000 rows. The tree does not use
     ``sample_weight``. Cost: the tree (O(m²) memory for m = min(n, 2000)
