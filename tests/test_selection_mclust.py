@@ -328,3 +328,13 @@ def test_summary_on_out_of_core_data_equals_in_memory(tmp_path, source):
         ref = sweep(X, [3], ["full"], progress=False, **TIGHT).summary()
     assert ours.counts == ref.counts and sum(ours.counts) == len(X)
     assert ours.icl == pytest.approx(ref.icl, rel=1e-9)
+
+
+def test_one_feature_table_keeps_one_column_per_type():
+    # On one feature 'spherical', 'diag' and 'full' are all mclust's 'V': the
+    # first takes the name, the others keep theirs.
+    x = _data("faithful")[:, :1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = sweep(x, [1, 2], ["spherical", "diag", "full", "tied"], progress=False)
+    assert result.mclust_bic().models == ["V", "diag", "full", "E"]

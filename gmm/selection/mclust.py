@@ -212,7 +212,10 @@ def bic_table(table, model_names: dict[str, str]) -> MclustBIC:
     """
     ks = list(dict.fromkeys(int(row["n_components"]) for row in table))
     types = list(dict.fromkeys(row["covariance_type"] for row in table))
-    models = [model_names.get(t, t) for t in types]
+    models: list[str] = []
+    for t in types:  # one column per name: a second type with the same mclust name keeps its own
+        name = model_names.get(t, t)
+        models.append(t if name in models else name)
     values = np.full((len(ks), len(types)), np.nan)
     errors = {}
     for row in table:
