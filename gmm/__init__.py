@@ -5,7 +5,7 @@ from .covariance import covariance_types, mclust_types
 from .densities import mixture_logpdf, mvn_logpdf, mvn_pdf
 from .estimator import GaussianMixture
 from .grids import evaluate_grid
-from .hc import hc
+from .hierarchical import hc
 from .images import blend, gaussian_mask
 from .imputation import GaussianMixtureImputer
 from .initialization import init_methods

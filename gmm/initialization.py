@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from .hc import cached_hc
+from .hierarchical import cached_hc
 from .registry import Registry
 
 Initializer = Callable[[np.ndarray, int, np.random.RandomState, "np.ndarray | None"], np.ndarray]
@@ -162,11 +162,11 @@ def _one_hot_at(indices, n_samples, n_components, dtype):
 def hierarchical(X, n_components, random_state, sample_weight=None):
     """mclust's start: the partition at K of its model-based hierarchical clustering.
 
-    As ``mclustBIC`` does it: the tree of :func:`gmm.hc.hc` with model 'VVV'
+    As ``mclustBIC`` does it: the tree of :func:`gmm.hierarchical.hc` with model 'VVV'
     ('EII' when there are no more rows than features) on the 'SVD'
     transformation of the data, cut at ``n_components``; on one feature,
     mclust's quantile classes (:func:`quantile_classes`) instead. With more
-    than :data:`gmm.hc.SUBSET` rows the tree is built on a random subset of
+    than :data:`gmm.hierarchical.SUBSET` rows the tree is built on a random subset of
     that many rows (drawn with ``random_state``): the subset's partition gives
     Gaussian components ('full' covariances, weighted by ``sample_weight``),
     and an E-step with them gives responsibilities for every row. mclust's
@@ -177,7 +177,7 @@ def hierarchical(X, n_components, random_state, sample_weight=None):
 
     Deterministic for at most 2,000 rows. The tree does not use
     ``sample_weight``. Cost: the tree (O(m²) memory for m = min(n, 2000)
-    rows; see :func:`gmm.hc.hc`), reused across calls on the same data (a
+    rows; see :func:`gmm.hierarchical.hc`), reused across calls on the same data (a
     sweep builds it once); with a subset, O(n·K·D²) for the E-step.
     """
     n_samples, n_features = X.shape

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from gmm import GaussianMixture, hc
-from gmm.hc import MODELS, SUBSET, USES, transform
+from gmm import GaussianMixture, hc, hierarchical
+from gmm.hierarchical import MODELS, SUBSET, USES, transform
 from gmm.initialization import get_initializer, quantile_classes
 
 REFERENCE = Path(__file__).parent / "reference" / "mclust"
@@ -243,8 +242,8 @@ def test_init_hc_on_one_feature_uses_quantile_classes():
 
 
 def test_init_hc_with_subset_gives_responsibilities_for_every_row(monkeypatch):
-    # gmm.hc is the function; its module is reached through sys.modules.
-    monkeypatch.setattr(sys.modules["gmm.hc"], "SUBSET", 50)
+    # The module (gmm.hc is the function).
+    monkeypatch.setattr(hierarchical, "SUBSET", 50)
     rng = np.random.default_rng(5)
     X = np.vstack([rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 6]).astype(np.float32)
     resp = get_initializer("hc")(X, 2, np.random.RandomState(0), None)
