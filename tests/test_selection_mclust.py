@@ -188,7 +188,11 @@ def test_summary_equals_mclust_summary(sweeps, name):
 @pytest.mark.parametrize("name", ["faithful", "diabetes"])
 def test_mclust_icl_of_a_model_equals_mclust_icl(name):
     best = REF["datasets"][name]["tight_best"]
-    family = best["model"] if best["model"] in covariance_types(include_mclust=True) else _alias(best["model"])
+    family = (
+        best["model"]
+        if best["model"] in covariance_types(include_mclust=True)
+        else _alias(best["model"])
+    )
     X = _data(name)
     model = GaussianMixture(
         best["G"],
