@@ -451,6 +451,46 @@ def test_tight_component_takes_the_centred_path():
     assert missing.expanded_ok(dense, np.array([1.0]))
 
 
+# ---------------------------------------------------------------- model selection
+@pytest.mark.parametrize("policy", ["marginalize", "omit"])
+def test_sweep_scores_by_the_observed_data_likelihood(data, policy):
+    """The table's log-likelihood and BIC equal scipy's marginal densities summed by hand."""
+    from gmm import GaussianMixtureIC, sweep
+
+    _, Xm = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 'omit' warns about the dropped rows
+        result = sweep(Xm, [2, 3], ["full", "diag"], nan_policy=policy, progress=False)
+        selection = GaussianMixtureIC([2, 3], covariance_type=["full", "diag"], nan_policy=policy)
+        selection.set_params(random_state=0).fit(Xm)
+    model = result.best_estimator_
+    row = next(
+        r
+        for r in result.table
+        if (r["n_components"], r["covariance_type"]) == (model.n_components, model.covariance_type)
+    )
+    counted = np.ones(len(Xm), bool) if policy == "marginalize" else ~np.isnan(Xm).any(axis=1)
+    log_likelihood = sum(logsumexp(reference_log_prob(model, x)) for x in Xm[counted])
+    assert row["log_likelihood"] == pytest.approx(log_likelihood, rel=1e-10)
+    bic = -2 * log_likelihood + row["n_parameters"] * np.log(counted.sum())
+    assert row["bic"] == pytest.approx(bic, rel=1e-10)
+    assert selection.best_params_ == result.best_params_
+    np.testing.assert_array_equal(selection.predict(Xm), model.predict(Xm))
+
+
+def test_sweep_and_selection_refuse_nan_by_default(data):
+    from gmm import GaussianMixtureIC, sweep
+
+    _, Xm = data
+    with pytest.raises(ValueError, match="NaN"):
+        sweep(Xm, [2], "full", progress=False)
+    with pytest.raises(ValueError, match="NaN"):
+        GaussianMixtureIC([2], covariance_type="full").fit(Xm)
+    infinite = np.where(np.isnan(Xm), np.inf, Xm)
+    with pytest.raises(ValueError, match="infinit"):
+        sweep(infinite, [2], "full", nan_policy="marginalize", progress=False)
+
+
 # ---------------------------------------------------------------- the CLI
 def test_cli_fits_on_csv_with_holes_and_imputes(tmp_path, capsys):
     from gmm.cli import main

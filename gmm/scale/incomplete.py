@@ -387,6 +387,19 @@ class IncompleteFileData(TrainingData):
         return X, None if self.sample_weight is None else self.sample_weight[rows]
 
 
+def incomplete_rows(X) -> np.ndarray:
+    """Boolean (n_samples,): which rows of X hold a NaN. O(n·D); a memory map block by block."""
+    file_rows = X if isinstance(X, FileRows) else None
+    if file_rows is None and isinstance(X, np.memmap):
+        file_rows = FileRows.from_memmap(X)
+    if file_rows is None:
+        return np.isnan(np.asarray(X, dtype=np.float64)).any(axis=1)
+    out = np.empty(file_rows.shape[0], dtype=bool)
+    for start, block in file_rows.blocks():
+        out[start : start + block.shape[0]] = np.isnan(block).any(axis=1)
+    return out
+
+
 def impute(X: np.ndarray, params: em.Parameters, family, log_const, n_draws, random_state):
     """X with its holes filled: conditional means, or ``n_draws`` draws of them.
 

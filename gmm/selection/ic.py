@@ -44,6 +44,11 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         Resume file, see :func:`sweep`.
     progress : bool or None, default=None
         Progress bar, see :func:`sweep`.
+    nan_policy : {'raise', 'omit', 'marginalize'}, default='raise'
+        What NaN (a missing entry) in X means, as in :class:`~gmm.GaussianMixture`.
+        The criteria then use the observed-data log-likelihood (of every row
+        under 'marginalize', of the complete rows under 'omit'; see
+        :func:`gmm.selection.information_criteria`).
 
     Attributes
     ----------
@@ -94,6 +99,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         n_jobs=None,
         checkpoint=None,
         progress=None,
+        nan_policy="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -107,6 +113,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.checkpoint = checkpoint
         self.progress = progress
+        self.nan_policy = nan_policy
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit every grid point and keep the best by ``criterion``.
@@ -132,7 +139,11 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
                 validate_data(self, X, skip_check_array=True)
             else:
                 X = validate_data(
-                    self, X, dtype=list(validation.FLOAT_DTYPES), ensure_min_samples=2
+                    self,
+                    X,
+                    dtype=list(validation.FLOAT_DTYPES),
+                    ensure_min_samples=2,
+                    ensure_all_finite=self._finite(),
                 )
             result = sweep(
                 X,
@@ -149,6 +160,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
                 reg_covar=self.reg_covar,
                 max_iter=self.max_iter,
                 init_params=self.init_params,
+                nan_policy=self.nan_policy,
             )
         self._set_result(result)
         return self
@@ -245,7 +257,20 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             # Checked for the number of features here; the best model reads the rows.
             validate_data(self, X, skip_check_array=True, reset=False)
             return X
-        return validate_data(self, X, dtype=list(validation.FLOAT_DTYPES), reset=False)
+        return validate_data(
+            self,
+            X,
+            dtype=list(validation.FLOAT_DTYPES),
+            reset=False,
+            ensure_all_finite=self._finite(),
+        )
+
+    def _finite(self):
+        """scikit-learn's ``ensure_all_finite``: NaN passes unless nan_policy is 'raise'.
+
+        Infinity is refused later, by the fits, with its place.
+        """
+        return True if validation.check_nan_policy(self.nan_policy) == "raise" else "allow-nan"
 
     def predict(self, X):
         """Most probable component of each sample, under the best model.

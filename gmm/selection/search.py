@@ -111,7 +111,11 @@ def sweep(
         Start a mismatched checkpoint afresh instead of refusing it.
     **estimator_params
         Other ``GaussianMixture`` parameters (``tol``, ``reg_covar``,
-        ``max_iter``, ``init_params``, ...), the same for every fit.
+        ``max_iter``, ``init_params``, ...), the same for every fit. With
+        ``nan_policy='marginalize'`` or ``'omit'``, X may hold NaN (missing
+        entries): the criteria then use the observed-data log-likelihood, over
+        every row for 'marginalize' and over the complete rows for 'omit'
+        (see :func:`information_criteria`).
 
     Returns
     -------
@@ -163,7 +167,7 @@ def sweep(
     params = _fit_params(
         estimator_params, n_init, seed, ks[0], "full" if mclust_sweep else types[0]
     )
-    X_fit, X_rows, dtype = _check_data(X)
+    X_fit, X_rows, dtype = _check_data(X, params.get("nan_policy", "raise"))
     n_features = X_rows.shape[1]
     if mclust_sweep:  # mclust's models for this many features, as registered
         found = mclust_models(n_features)
@@ -225,7 +229,7 @@ def sweep(
         criterion,
         model,
         model_names=model_names,
-        best_map=map_statistics(model, X_fit, w),
+        best_map=map_statistics(model, X_fit, criteria_weights(model, X_fit, w)),
     )
 
 
@@ -305,20 +309,38 @@ def _fit_params(estimator_params, n_init, seed, k, covariance_type) -> dict[str,
     return params
 
 
-def _check_data(X):
+def _check_data(X, nan_policy: str = "raise"):
     """``(X as given to the fits, X for reading rows, the fits' dtype)``.
 
     A DataFrame is passed on to the fits so the models record its column names.
     A memory-mapped array or a dask array is passed on as it is, after checks
-    that read no rows: the fits check its values as they read them.
+    that read no rows: the fits check its values as they read them. With a
+    ``nan_policy`` other than 'raise', in-memory X may hold NaN (never infinity).
     """
     if is_lazy_source(X):
         # The data sources' own checks of shape and dtype, which read no rows.
         rows, _ = scale.predict_data(X, "sweep")
         check_n_samples(rows.shape, 1)
         return X, X, rows.dtype
-    X_arr = check_array(X, dtype=list(validation.FLOAT_DTYPES), ensure_min_samples=2)
+    if nan_policy != "raise":
+        X_arr = scale.incomplete.check_data(X, "sweep", ensure_min_samples=2)
+    else:
+        X_arr = check_array(X, dtype=list(validation.FLOAT_DTYPES), ensure_min_samples=2)
     return (X if hasattr(X, "columns") else X_arr), X_arr, X_arr.dtype
+
+
+def criteria_weights(model: GaussianMixture, X, w: np.ndarray | None) -> np.ndarray | None:
+    """The weights the criteria of ``model`` on X use: ``w``, but 0 for rows ``fit`` dropped.
+
+    With ``nan_policy='omit'`` a model is fitted on the complete rows only, so
+    its log-likelihood, BIC's n and ICL count those rows: each row with a hole
+    gets weight 0. Otherwise ``w`` unchanged (under 'marginalize' every row
+    counts, by the log-likelihood of its observed entries). O(n·D) for 'omit'.
+    """
+    if getattr(model, "nan_policy", "raise") != "omit":
+        return w
+    complete = ~scale.incomplete.incomplete_rows(X)
+    return complete.astype(np.float64) if w is None else np.where(complete, w, 0)
 
 
 def is_lazy_source(X) -> bool:
@@ -355,7 +377,7 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any]):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, sample_weight=w)
         seconds = perf_counter() - start
-        scores = information_criteria(model, X, w)
+        scores = information_criteria(model, X, criteria_weights(model, X, w))
     except Exception as exc:  # a failed fit is a row of the table, not the end of the sweep
         row = _row(k, covariance_type, n_parameters, seconds=perf_counter() - start)
         row["error"] = f"{type(exc).__name__}: {exc}"
@@ -408,6 +430,13 @@ def information_criteria(model: GaussianMixture, X, w: np.ndarray | None) -> dic
     -----
     One E-step: O(n · K · D²) time for 'full'. A memory-mapped X is read one
     block at a time, never whole.
+
+    With missing entries (NaN, a model fitted with ``nan_policy`` other than
+    'raise'), the log-likelihood is the observed-data one, ``sum_i w_i log
+    p(x_i,obs)`` (each row's marginal density over its observed entries, as
+    the EM maximises it), and ICL's entropy uses the responsibilities given
+    the observed entries. :func:`sweep` gives the rows a model fitted with
+    'omit' dropped weight 0 (:func:`criteria_weights`).
 
     Examples
     --------
