@@ -407,11 +407,32 @@ def test_memmap_with_holes_bad_input(tmp_path, data, small_file_blocks):
             GaussianMixture(2, nan_policy=policy).fit(np.load(path, mmap_mode="r"))
 
 
-def test_dask_keeps_refusing_nan(data):
-    _, Xm = data
+@pytest.mark.parametrize("policy", ["marginalize", "omit"])
+def test_dask_with_holes_fits_as_in_memory(data, policy):
+    """A dask array with NaN, block by block, gives the in-memory fit; predictions stay lazy."""
     da = pytest.importorskip("dask.array")
+    _, Xm = data
+    w = np.random.default_rng(4).uniform(0.5, 2, len(Xm))
+    kw = dict(nan_policy=policy, random_state=0, tol=1e-9)
+    lazy = da.from_array(Xm, chunks=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 'omit' warns about the dropped rows
+        a = GaussianMixture(3, **kw).fit(Xm, sample_weight=w)
+        b = GaussianMixture(3, **kw).fit(lazy, sample_weight=da.from_array(w, chunks=50))
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-9, atol=1e-10)
+    scores = b.score_samples(lazy)
+    assert type(scores).__name__ == "Array"
+    np.testing.assert_allclose(scores.compute(), a.score_samples(Xm), rtol=1e-9)
+    if policy == "omit":
+        assert b.n_rows_omitted_ == a.n_rows_omitted_
+    empty_row = Xm.copy()
+    empty_row[120] = np.nan
+    with pytest.raises(ValueError, match="Row 120 of X has no observed entry"):
+        GaussianMixture(2, nan_policy="marginalize").fit(da.from_array(empty_row, chunks=50))
     with pytest.raises(ValueError, match="NaN"):
-        GaussianMixture(2, nan_policy="marginalize").fit(da.from_array(Xm, chunks=100))
+        GaussianMixture(2).fit(lazy)  # 'raise', the default, refuses NaN as before
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "spherical", "test-EII"])

@@ -69,7 +69,7 @@ import numpy as np
 
 from .. import em, validation
 from ..covariance import CovarianceFamily
-from . import rows
+from . import dask_arrays, rows
 from .dask_arrays import is_dask_collection
 from .files import FileRows
 from .incomplete import NAN_POLICIES, WithMissing, impute
@@ -140,9 +140,10 @@ def fit_data(
         if file_rows is not None:
             return incomplete.fit_file_data(X, file_rows, sample_weight, family, n_components)
         if is_dask_collection(X.X):
-            X = X.X  # NaN is refused there, block by block, with the usual message
-        else:
-            return incomplete.fit_data(X, sample_weight, family, n_components, estimator_name)
+            from . import dask_arrays
+
+            return dask_arrays.fit_data(X.X, sample_weight, family, n_components, source=X)
+        return incomplete.fit_data(X, sample_weight, family, n_components, estimator_name)
     if is_dask_collection(X):
         from . import dask_arrays
 
@@ -176,7 +177,10 @@ def predict_data(X, estimator_name: str):
         if file_rows is not None:
             return file_rows.with_nan(), file_rows
         if is_dask_collection(X.X):
-            X = X.X
+            from . import dask_arrays
+
+            rows = dask_arrays.WithHoles(dask_arrays.as_rows(X.X))
+            return rows, rows.array
         else:
             from . import incomplete
 
@@ -207,10 +211,10 @@ def map_rows(
         Shape (n_samples,) or (n_samples, n_components), see :class:`rows.RowKernel`.
         O(n·K·D²) time for 'full'; O(block·(D + K)) memory besides the result.
     """
-    if is_dask_collection(X):
-        from . import dask_arrays
-
-        return dask_arrays.map_rows(X, params, family, log_const, kernel)
+    if is_dask_collection(X) or isinstance(X, dask_arrays.WithHoles):
+        nan_allowed = isinstance(X, dask_arrays.WithHoles)
+        X = X.array if nan_allowed else X
+        return dask_arrays.map_rows(X, params, family, log_const, kernel, nan_allowed)
     if isinstance(X, FileRows):
         out = kernel.output(X.shape[0], params.means.shape[0], X.dtype)
         for start, block in _blocks(X):
@@ -247,7 +251,7 @@ def sum_rows(
     ndarray of shape () or (n_columns,)
         O(n·K·D²) time for 'full'; O(block·(D + K)) memory for files and dask.
     """
-    if is_dask_collection(X):
+    if is_dask_collection(X) or isinstance(X, dask_arrays.WithHoles):
         values = map_rows(X, params, family, log_const, kernel).astype(np.float64)
         if sample_weight is not None:
             w = sample_weight.astype(np.float64)

@@ -74,19 +74,27 @@ def as_rows(X, *, name: str = "X"):
     return X
 
 
-def fit_data(X, sample_weight, family: CovarianceFamily, n_components: int) -> DaskTrainingData:
+def fit_data(
+    X, sample_weight, family: CovarianceFamily, n_components: int, source=None
+) -> DaskTrainingData:
     """Validate a dask array for ``fit`` and persist it; see :class:`DaskTrainingData`.
 
     Reads X twice: once to persist it, once to check it for NaN and infinity
     and to compute the shift, the row count and the weight checks together.
+    With ``source`` (a :class:`gmm.scale.incomplete.WithMissing`), X may hold
+    NaN under its policy: :func:`fit_data_with_holes`.
     """
     dask, da = import_dask()
     X = as_rows(X)
     X = _persist(X)
     if any(np.isnan(c) for c in X.chunks[0]):
         X.compute_chunk_sizes()
-    check_n_samples(X.shape, n_components)
     w = _weights(sample_weight, X)
+    if source is not None:
+        X, w, shift = fit_data_with_holes(X, w, n_components, source)
+        if shift is not None:
+            return DaskTrainingData(X, w, family, n_components, shift, marginalize=True)
+    check_n_samples(X.shape, n_components)
     X64 = X.astype(np.float64)
     checks = {"finite": da.isfinite(X).all()}
     if w is None:
@@ -118,6 +126,101 @@ def fit_data(X, sample_weight, family: CovarianceFamily, n_components: int) -> D
         shift = checks["sum"] / checks["total"]
         w = _persist(w.astype(X.dtype))
     return DaskTrainingData(X, w, family, n_components, shift)
+
+
+def fit_data_with_holes(X, w, n_components: int, source):
+    """Checks of a dask X that may hold NaN, in one reduction: ``(X, w, shift)``.
+
+    Infinity, a column with no observed entry and, under 'marginalize', a row
+    with no observed entry are errors. Under 'omit' the complete rows are
+    kept (persisted again, their count warned about; ``shift`` None: the usual
+    checks follow); under 'marginalize' ``shift`` is the weighted mean of the
+    observed entries. O(n·D), one or two passes over X.
+    """
+    dask, da = import_dask()
+    holes = da.isnan(X)
+    incomplete = holes.any(axis=1)
+    w64 = da.ones(X.shape[0], chunks=(X.chunks[0],)) if w is None else w.astype(np.float64)
+    counted = ~(holes | incomplete[:, None]) if source.policy == "omit" else ~holes
+    checks = {
+        "infinite": da.isinf(X).any(axis=1),
+        "observed": (~holes).any(axis=0),
+        "empty_rows": holes.all(axis=1),
+        "incomplete": incomplete.sum(),
+        "sum": (da.where(counted, X, 0).astype(np.float64) * w64[:, None]).sum(axis=0),
+        "count": (counted * w64[:, None]).sum(axis=0),
+    }
+    (checks,) = dask.compute(checks)
+    infinite = np.flatnonzero(checks["infinite"])
+    if infinite.size:
+        raise ValueError(
+            f"Input X contains infinity (first in row {infinite[0]}). NaN marks a missing "
+            "entry, but infinities are always an error: replace them by NaN or finite values."
+        )
+    empty_columns = np.flatnonzero(~checks["observed"])
+    if empty_columns.size:
+        raise ValueError(
+            f"Column(s) {empty_columns.tolist()} of X have no observed entry (all NaN); "
+            "nothing can be learnt about them. Drop those columns."
+        )
+    if source.policy == "omit":
+        source.n_omitted = int(checks["incomplete"])
+        if source.n_omitted:
+            import warnings
+
+            warnings.warn(
+                f"nan_policy='omit' dropped {source.n_omitted} of {X.shape[0]} rows with "
+                "missing entries. nan_policy='marginalize' uses their observed entries.",
+                UserWarning,
+                stacklevel=8,
+            )
+            kept = ~incomplete
+            X = X[kept].persist()
+            X.compute_chunk_sizes()
+            if w is not None:
+                w = w[kept].persist()
+                w.compute_chunk_sizes()  # the same row chunks as X's
+        source.rows = WithHoles(as_rows(source.X))
+        return X, w, None
+    empty_rows = np.flatnonzero(checks["empty_rows"])
+    if empty_rows.size:
+        raise ValueError(
+            f"Row {empty_rows[0]} of X has no observed entry (all NaN): it says nothing "
+            "about the mixture. Drop it, or use nan_policy='omit'."
+        )
+    check_n_samples(X.shape, n_components)
+    if w is not None:
+        if not bool(da.isfinite(w).all().compute()) or bool((w < 0).any().compute()):
+            raise ValueError("sample_weight must be finite and >= 0, one weight per sample.")
+        w = _persist(w.astype(X.dtype))
+    source.rows = WithHoles(X)
+    return X, w, checks["sum"] / np.where(checks["count"] > 0, checks["count"], 1)
+
+
+class WithHoles:
+    """A dask array whose rows may hold NaN (``nan_policy`` not 'raise'), for predictions.
+
+    :func:`gmm.scale.map_rows` evaluates a block's rows with holes on the
+    marginal density of their observed entries.
+    """
+
+    def __init__(self, array):
+        self.array = array
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __len__(self) -> int:
+        return self.array.shape[0]
 
 
 def _weights(sample_weight, X):
@@ -202,7 +305,7 @@ class DaskTrainingData(TrainingData):
     additions of O(K·D²) statistics. The client holds only the parameters.
     """
 
-    def __init__(self, X, sample_weight, family, n_components, shift):
+    def __init__(self, X, sample_weight, family, n_components, shift, marginalize=False):
         self.X = X
         self.sample_weight = sample_weight
         self.family = family
@@ -210,6 +313,8 @@ class DaskTrainingData(TrainingData):
         self.shift = shift
         self.in_memory = False
         self.feature_source = X
+        #: Whether rows may hold NaN, fitted on their observed entries.
+        self.marginalize = marginalize
 
     def expectation(self, params: em.Parameters, log_const: np.ndarray):
         dask, _ = import_dask()
@@ -219,7 +324,12 @@ class DaskTrainingData(TrainingData):
         empty = np.empty((0, self.X.shape[1]), dtype=self.X.dtype)
         _, coefs = em.expectation(self._chunks(empty, None), params, log_const)
         # One key for the parameters, fetched once per worker rather than once per block.
-        shared = dask.delayed((params, log_const), pure=True, traverse=False)
+        components = None
+        if self.marginalize:
+            from .incomplete import marginal_components
+
+            components = marginal_components(params, self.family, self.shift)
+        shared = dask.delayed((params, log_const, components), pure=True, traverse=False)
         blocks = self.X.to_delayed(optimize_graph=False).ravel()
         weights = (
             [None] * len(blocks)
@@ -227,9 +337,10 @@ class DaskTrainingData(TrainingData):
             else self.sample_weight.to_delayed(optimize_graph=False).ravel()
         )
         block_statistics = dask.delayed(_block_statistics, pure=True)
+        starts = np.cumsum([0, *self.X.chunks[0][:-1]]).tolist()
         parts = [
-            block_statistics(Xb, wb, self.family, self.shift, self.n_components, shared)
-            for Xb, wb in zip(blocks, weights, strict=True)
+            block_statistics(Xb, wb, start, self.family, self.shift, self.n_components, shared)
+            for Xb, wb, start in zip(blocks, weights, starts, strict=True)
         ]
         add = dask.delayed(_add, pure=True)
         while len(parts) > 1:
@@ -243,17 +354,31 @@ class DaskTrainingData(TrainingData):
     def all_rows(self):
         dask, _ = import_dask()
         X, w = dask.compute(self.X, self.sample_weight)
+        X = self._filled(X)
         return X, w, em.ChunkedData(X, w, self.family, self.shift, self.n_components)
 
     def take(self, rows: np.ndarray):
         dask, _ = import_dask()
         w = None if self.sample_weight is None else self.sample_weight[rows]
-        return dask.compute(self.X[rows], w)
+        X, w = dask.compute(self.X[rows], w)
+        return self._filled(X), w
+
+    def _filled(self, X: np.ndarray) -> np.ndarray:
+        """Rows for the initializer: each hole at its column's mean (as in memory)."""
+        if not self.marginalize:
+            return X
+        return np.where(np.isnan(X), self.shift.astype(X.dtype), X)
 
 
-def _block_statistics(Xb, wb, family, shift, n_components, shared) -> em.Statistics | None:
+def _block_statistics(Xb, wb, start, family, shift, n_components, shared) -> em.Statistics | None:
     """Statistics of one block, by the in-memory E-step (None for an empty block)."""
-    params, log_const = shared
+    params, log_const, components = shared
+    if components is not None:
+        from .incomplete import block_expectation
+
+        return block_expectation(
+            Xb, wb, start, family, n_components, shift, params, log_const, components
+        )[0]
     chunks = em.ChunkedData(Xb, wb, family, shift, n_components, cache=False)
     return em.expectation(chunks, params, log_const)[0]
 
@@ -270,6 +395,7 @@ def map_rows(
     family: CovarianceFamily,
     log_const: np.ndarray,
     kernel: row_kernels.RowKernel,
+    nan_allowed: bool = False,
 ):
     """A lazy dask array of ``kernel`` applied to every block of X.
 
@@ -284,7 +410,8 @@ def map_rows(
     -------
     dask.array.Array of shape (n_samples,) or (n_samples, n_components)
         Chunked like X's rows. Computing it raises ValueError if a block holds
-        NaN or infinity.
+        infinity, or NaN unless ``nan_allowed`` (then rows with holes use the
+        marginal density of their observed entries).
     """
     n_components = params.means.shape[0]
     meta = kernel.output(0, n_components, X.dtype)
@@ -296,16 +423,34 @@ def map_rows(
             family,
             log_const,
             kernel,
+            nan_allowed,
             chunks=(X.chunks[0], (columns,)),
             dtype=meta.dtype,
             meta=meta,
         )
     return X.map_blocks(
-        _block_rows, params, family, log_const, kernel, drop_axis=1, dtype=meta.dtype, meta=meta
+        _block_rows,
+        params,
+        family,
+        log_const,
+        kernel,
+        nan_allowed,
+        drop_axis=1,
+        dtype=meta.dtype,
+        meta=meta,
     )
 
 
-def _block_rows(block, params, family, log_const, kernel, block_info=None):
+def _block_rows(block, params, family, log_const, kernel, nan_allowed, block_info=None):
     first_row = 0 if block_info is None else block_info[0]["array-location"][0][0]
-    row_kernels.check_finite(block, first_row)
-    return row_kernels.apply(block, params, family, log_const, kernel)
+    if not nan_allowed or not np.isnan(block).any():
+        row_kernels.check_finite(block, first_row)
+        return row_kernels.apply(block, params, family, log_const, kernel)
+    infinite = np.isinf(block).any(axis=1)
+    if infinite.any():
+        raise ValueError(
+            f"Input X contains infinity (first in row {first_row + np.flatnonzero(infinite)[0]})."
+            " NaN marks a missing entry, but infinities are always an error."
+        )
+    rows = row_kernels.IncompleteRows(block)
+    return row_kernels.apply(rows, params, family, log_const, kernel)

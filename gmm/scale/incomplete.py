@@ -358,18 +358,17 @@ class IncompleteFileData(TrainingData):
         total, coefs = None, None
         for start, block in self.X.blocks():
             wb = None if self.sample_weight is None else self.sample_weight[start:][: len(block)]
-            incomplete = np.isnan(block).any(axis=1)
-            wc = None if wb is None else wb[~incomplete]
-            chunks = em.ChunkedData(
-                block[~incomplete], wc, self.family, self.shift, self.n_components
+            stats, coefs = block_expectation(
+                block,
+                wb,
+                start,
+                self.family,
+                self.n_components,
+                self.shift,
+                params,
+                log_const,
+                components,
             )
-            stats, coefs = em.expectation(chunks, params, log_const)
-            if components is not None and incomplete.any():
-                blocks = missing.make_blocks(block, self.shift, self.n_components)
-                weights = [None if wb is None else wb[b.rows] for b in blocks]
-                for b in blocks:
-                    b.rows = b.rows + start  # row numbers in the file, for messages
-                add_incomplete(stats, blocks, weights, components, log_const)
             total = stats if total is None else total + stats
         return total, coefs
 
@@ -385,6 +384,30 @@ class IncompleteFileData(TrainingData):
         X = self.X.take(rows)
         X = np.where(np.isnan(X), self.shift.astype(X.dtype), X)
         return X, None if self.sample_weight is None else self.sample_weight[rows]
+
+
+def block_expectation(
+    block: np.ndarray, w, start: int, family, n_components, shift, params, log_const, components
+):
+    """E-step of one block of rows that may hold NaN: ``(Statistics, coefficients)``.
+
+    The complete rows take the fused E-step (:func:`gmm.em.expectation`); with
+    ``components`` (:func:`marginal_components`) the rows with holes are
+    grouped by pattern (O(rows log rows)) and take the marginal one, else
+    they are skipped ('omit'). ``start`` is the block's first row, for
+    messages. Used by files and dask blocks alike.
+    """
+    incomplete = np.isnan(block).any(axis=1)
+    wc = None if w is None else w[~incomplete]
+    chunks = em.ChunkedData(block[~incomplete], wc, family, shift, n_components, cache=False)
+    stats, coefs = em.expectation(chunks, params, log_const)
+    if components is not None and incomplete.any():
+        blocks = missing.make_blocks(block, shift, n_components)
+        weights = [None if w is None else w[b.rows] for b in blocks]
+        for b in blocks:
+            b.rows = b.rows + start  # row numbers in the whole data, for messages
+        add_incomplete(stats, blocks, weights, components, log_const)
+    return stats, coefs
 
 
 def incomplete_rows(X) -> np.ndarray:
