@@ -472,6 +472,29 @@ def test_tight_component_takes_the_centred_path():
     assert missing.expanded_ok(dense, np.array([1.0]))
 
 
+def test_model_file_keeps_the_omitted_row_count(tmp_path, data):
+    """gmm.save / gmm.load keep n_rows_omitted_; a count without 'omit' is refused."""
+    from gmm import load, save
+    from tests.test_persistence import read_members, write_members
+
+    _, Xm = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = GaussianMixture(2, nan_policy="omit", random_state=0).fit(Xm)
+    path = tmp_path / "omit.npz"
+    save(model, path)
+    loaded = load(path)
+    assert loaded.n_rows_omitted_ == model.n_rows_omitted_ == int(np.isnan(Xm).any(axis=1).sum())
+    np.testing.assert_array_equal(loaded.predict(Xm), model.predict(Xm))
+    # Tampered: the count in a model whose nan_policy is 'marginalize'.
+    metadata, members = read_members(path)
+    metadata["model"]["params"]["nan_policy"] = "marginalize"
+    tampered = tmp_path / "tampered.npz"
+    write_members(tampered, metadata, members)
+    with pytest.raises(ValueError, match="n_rows_omitted_"):
+        load(tampered)
+
+
 # ---------------------------------------------------------------- model selection
 @pytest.mark.parametrize("policy", ["marginalize", "omit"])
 def test_sweep_scores_by_the_observed_data_likelihood(data, policy):

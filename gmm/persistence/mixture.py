@@ -58,6 +58,8 @@ def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> d
     extra = {}
     if getattr(mixture, "_online", None) is not None:
         extra["online"] = _encode_online(mixture, arrays)
+    if mixture.nan_policy == "omit" and hasattr(mixture, "n_rows_omitted_"):
+        extra["n_rows_omitted_"] = int(mixture.n_rows_omitted_)
     return {
         **extra,
         "covariance_type": mixture.covariance_type,
@@ -140,6 +142,14 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
         used.add("model.family_state")
     if "online" in section:
         used |= _decode_online(reader, section["online"], model, family, k, d)
+    if "n_rows_omitted_" in section:
+        omitted = reader.field(section, "n_rows_omitted_", int)
+        if omitted < 0 or model.nan_policy != "omit":
+            reader.fail(
+                f"n_rows_omitted_={omitted} needs nan_policy='omit' and a count >= 0, "
+                f"got nan_policy={model.nan_policy!r}"
+            )
+        model.n_rows_omitted_ = omitted
     _check_usable(reader, model, k)
     if "model.feature_names_in_" in reader.members:
         model.feature_names_in_ = reader.names_array("model.feature_names_in_", d)
