@@ -209,7 +209,7 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A matrix that is not positive definite gives NaN.
     """
     m = matrices.shape[0]
-    chol = np.zeros_like(matrices)
+    chol = np.empty_like(matrices)  # only the lower triangle is written and read
     for j in range(m):
         pivot = matrices[j, j].copy()
         below = matrices[j + 1 :, j].copy()
@@ -472,10 +472,9 @@ def expanded_log_prob(
     -------
     log_prob : ndarray of shape (K, n)
     work : tuple
-        ``(features, rows gathered per hole column, e, P_mm^-1 per row)`` for
+        ``(features, rows gathered per hole column, e)`` for
         :func:`expanded_statistics`, with ``e`` (n, m, K) the conditional
-        expectations of the holes under each component (shifted) and the
-        inverses (n, m, m, K).
+        expectations of the holes under each component (shifted).
     """
     log_det, inverse = conditionals[:2]
     x = block.values
@@ -497,7 +496,7 @@ def expanded_log_prob(
     log_prob = log_const[:, None] + 0.5 * m * LOG_2PI - 0.5 * log_det[:, block.pattern]
     log_prob -= 0.5 * quad.T
     np.negative(solved, out=solved)
-    return log_prob, (feats, gathered, solved, per_row)
+    return log_prob, (feats, gathered, solved)
 
 
 @dataclass
@@ -545,26 +544,28 @@ class ExpandedStatistics:
         return IncompleteStatistics(self.nk, first, second, np.zeros((n_components, d)))
 
 
-def expanded_statistics(block: Block, resp: np.ndarray, work) -> ExpandedStatistics:
+def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> ExpandedStatistics:
     """:func:`block_statistics` about the shift, from :func:`expanded_log_prob`'s work.
 
     With ``z = x + e`` the row with its holes filled (``x`` 0 in the holes,
     ``e`` 0 outside them), ``sum r z z' = sum r x x' + sum r (x e' + e x') +
     sum r e e'``: the first is one GEMM with the quadratic features, the
-    second one small GEMM per hole column, the third and the conditional
-    covariances are put in place by the block's row embedding (one sparse
-    product). O(n·K·(D² / 2 + m·(D + m))).
+    second one small GEMM per hole column, the third is put in place by the
+    block's row embedding (one sparse product) and the conditional
+    covariances, summed per pattern, by its pattern embedding.
+    O(n·K·(D² / 2 + m·(D + m))).
     """
-    feats, gathered, filled, per_row = work
+    feats, gathered, filled = work
     n_components, d = resp.shape[0], block.values.shape[1]
     weighted = filled * resp.T[:, None, :]  # (n, m, K): r e
     cross = np.zeros((n_components, d, d))
     for (j, rows_j, slots_j), xj in zip(block.columns, gathered, strict=True):
         cross[:, :, j] = weighted[rows_j, slots_j].T @ xj
     hole_sums = block.column_embedding @ weighted.reshape(-1, n_components)
-    # r (e e' + C) per row, (n, m, m, K), summed into place by one sparse product.
-    per_row *= resp.T[:, None, None, :]  # a gathered copy, free to overwrite
-    for i in range(block.n_missing):
-        per_row[:, i] += weighted[:, i, None, :] * filled
-    hole_pairs = block.row_embedding @ per_row.reshape(-1, n_components)  # (D², K)
+    outer = weighted[:, :, None, :] * filled[:, None, :, :]  # (n, m, m, K): r e e'
+    hole_pairs = block.row_embedding @ outer.reshape(-1, n_components)  # (D², K)
+    # r C summed per pattern: C is the pattern's P_mm^-1.
+    per_pattern = np.add.reduceat(resp, block.starts, axis=1)  # (K, p)
+    weighted_inverse = (per_pattern[:, :, None, None] * conditionals[1]).reshape(n_components, -1)
+    hole_pairs += block.embedding.T @ weighted_inverse.T
     return ExpandedStatistics(resp.sum(axis=1), resp @ feats, hole_sums, cross, hole_pairs)

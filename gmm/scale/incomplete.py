@@ -239,7 +239,7 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
         if expanded is None:
             part = missing.block_statistics(block, resp, work, conditionals)
         else:
-            part = missing.expanded_statistics(block, resp, work)
+            part = missing.expanded_statistics(block, resp, work, conditionals)
         incomplete = part if incomplete is None else incomplete + part
     if expanded is None:
         incomplete.centres = dense.means
