@@ -386,6 +386,7 @@ def test_memmap_with_holes_fits_as_in_memory(
     np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(b.score_samples(mapped), a.score_samples(Xm), rtol=1e-9)
     np.testing.assert_array_equal(b.predict(mapped), a.predict(Xm))
+    np.testing.assert_allclose(b.impute(mapped), a.impute(Xm), rtol=1e-9, atol=1e-10)
     if policy == "omit":
         assert b.n_rows_omitted_ == a.n_rows_omitted_ == int(np.isnan(Xm).any(axis=1).sum())
 
@@ -425,6 +426,7 @@ def test_dask_with_holes_fits_as_in_memory(data, policy):
     scores = b.score_samples(lazy)
     assert type(scores).__name__ == "Array"
     np.testing.assert_allclose(scores.compute(), a.score_samples(Xm), rtol=1e-9)
+    np.testing.assert_allclose(b.impute(lazy), a.impute(Xm), rtol=1e-9, atol=1e-10)
     if policy == "omit":
         assert b.n_rows_omitted_ == a.n_rows_omitted_
     empty_row = Xm.copy()

@@ -428,8 +428,10 @@ def impute(X: np.ndarray, params: em.Parameters, family, log_const, n_draws, ran
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Validated (:func:`check_data`); NaN marks a hole.
+    X : ndarray, FileRows or dask rows of shape (n_samples, n_features)
+        Validated (:func:`check_data`, or from :func:`gmm.scale.predict_data`);
+        NaN marks a hole. A memory-mapped file or a dask array is brought into
+        memory (the result holds every row anyway).
     params, family, log_const :
         The fitted mixture, as for :func:`gmm.scale.map_rows`.
     n_draws : int or None
@@ -442,6 +444,7 @@ def impute(X: np.ndarray, params: em.Parameters, family, log_const, n_draws, ran
         draws from the mixture). O(n·D) for complete rows; see
         :func:`gmm.missing.block_imputations` for the others.
     """
+    X = in_memory(X)
     shift = np.asarray(params.weights, dtype=np.float64) @ np.asarray(params.means, np.float64)
     dense = missing.dense_components(params.means, params.covariances, family, shift)
     log_const = np.asarray(log_const, dtype=np.float64)
@@ -454,3 +457,16 @@ def impute(X: np.ndarray, params: em.Parameters, family, log_const, n_draws, ran
         holes = block.missing[block.pattern]
         out[:, block.rows[:, None], holes] = values + shift[holes]
     return out[0] if n_draws is None else out
+
+
+def in_memory(X) -> np.ndarray:
+    """Rows from :func:`gmm.scale.predict_data` as one ndarray, infinity refused. O(n·D)."""
+    if isinstance(X, FileRows):
+        X = X[0 : X.shape[0]]
+    elif hasattr(X, "array"):  # dask rows that may hold NaN (dask_arrays.WithHoles)
+        X = np.asarray(X.array.compute())
+    elif hasattr(type(X), "__dask_graph__"):
+        X = np.asarray(X.compute())
+    else:
+        return X
+    return check_data(X, "X")
