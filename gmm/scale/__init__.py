@@ -277,13 +277,9 @@ def _blocks(X):
             rows.check_finite(block, start)
             yield start, block
             continue
-        infinite = np.isinf(block)
-        if infinite.any():
-            row, column = np.argwhere(infinite)[0]
-            raise ValueError(
-                f"Input X contains infinity (first at row {start + row}, column {column}). "
-                "NaN marks a missing entry, but infinities are always an error."
-            )
+        from .incomplete import refuse_infinity
+
+        refuse_infinity(block, start)
         yield start, (IncompleteRows(block) if np.isnan(block).any() else block)
 
 

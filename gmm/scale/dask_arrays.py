@@ -416,18 +416,7 @@ def map_rows(
     n_components = params.means.shape[0]
     meta = kernel.output(0, n_components, X.dtype)
     columns = kernel.n_columns(n_components)
-    if columns:
-        return X.map_blocks(
-            _block_rows,
-            params,
-            family,
-            log_const,
-            kernel,
-            nan_allowed,
-            chunks=(X.chunks[0], (columns,)),
-            dtype=meta.dtype,
-            meta=meta,
-        )
+    layout = {"chunks": (X.chunks[0], (columns,))} if columns else {"drop_axis": 1}
     return X.map_blocks(
         _block_rows,
         params,
@@ -435,9 +424,9 @@ def map_rows(
         log_const,
         kernel,
         nan_allowed,
-        drop_axis=1,
         dtype=meta.dtype,
         meta=meta,
+        **layout,
     )
 
 
@@ -446,11 +435,8 @@ def _block_rows(block, params, family, log_const, kernel, nan_allowed, block_inf
     if not nan_allowed or not np.isnan(block).any():
         row_kernels.check_finite(block, first_row)
         return row_kernels.apply(block, params, family, log_const, kernel)
-    infinite = np.isinf(block).any(axis=1)
-    if infinite.any():
-        raise ValueError(
-            f"Input X contains infinity (first in row {first_row + np.flatnonzero(infinite)[0]})."
-            " NaN marks a missing entry, but infinities are always an error."
-        )
+    from .incomplete import refuse_infinity
+
+    refuse_infinity(block, first_row)
     rows = row_kernels.IncompleteRows(block)
     return row_kernels.apply(rows, params, family, log_const, kernel)

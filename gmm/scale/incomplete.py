@@ -60,15 +60,20 @@ def check_data(X, estimator_name: str, *, ensure_min_samples: int = 1) -> np.nda
         estimator=estimator_name,
         input_name="X",
     )
+    refuse_infinity(X)
+    return X
+
+
+def refuse_infinity(X: np.ndarray, first_row: int = 0) -> None:
+    """Raise a ValueError naming the first infinite entry (row ``first_row`` + i). O(n·D)."""
     infinite = np.isinf(X)
     if infinite.any():
         row, column = np.argwhere(infinite)[0]
         raise ValueError(
-            f"Input X contains infinity (first at row {row}, column {column}). NaN marks a "
-            "missing entry, but infinities are always an error: replace them by NaN or "
-            "finite values."
+            f"Input X contains infinity (first at row {first_row + row}, column {column}). "
+            "NaN marks a missing entry, but infinities are always an error: replace them "
+            "by NaN or finite values."
         )
-    return X
 
 
 def fit_data(
@@ -265,14 +270,7 @@ def fit_file_data(source: WithMissing, file_rows: FileRows, sample_weight, famil
     observed_any = np.zeros(n_features, dtype=bool)
     complete_rows, n_incomplete = [], 0
     for start, block in file_rows.blocks():
-        infinite = np.isinf(block)
-        if infinite.any():
-            row, column = np.argwhere(infinite)[0]
-            raise ValueError(
-                f"Input X contains infinity (first at row {start + row}, column {column}). "
-                "NaN marks a missing entry, but infinities are always an error: replace "
-                "them by NaN or finite values."
-            )
+        refuse_infinity(block, start)
         holes = np.isnan(block)
         observed_any |= ~holes.all(axis=0)
         incomplete = holes.any(axis=1)
