@@ -524,6 +524,23 @@ def test_sweep_scores_by_the_observed_data_likelihood(data, policy):
     np.testing.assert_array_equal(selection.predict(Xm), model.predict(Xm))
 
 
+def test_sweep_with_holes_on_files_and_dask_equals_in_memory(tmp_path, data):
+    """The criteria of 'omit' on a memory map and a dask array count the same complete rows."""
+    from gmm import sweep
+
+    da = pytest.importorskip("dask.array")
+    _, Xm = data
+    path = tmp_path / "x.npy"
+    np.save(path, Xm)
+    sources = [Xm, np.load(path, mmap_mode="r"), da.from_array(Xm, chunks=60)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tables = [sweep(X, [2], "full", nan_policy="omit", progress=False).table for X in sources]
+    for table in tables[1:]:
+        for column in ("log_likelihood", "bic", "icl"):
+            assert table[0][column] == pytest.approx(tables[0][0][column], rel=1e-9)
+
+
 def test_sweep_and_selection_refuse_nan_by_default(data):
     from gmm import GaussianMixtureIC, sweep
 

@@ -409,10 +409,18 @@ def block_expectation(
 
 
 def incomplete_rows(X) -> np.ndarray:
-    """Boolean (n_samples,): which rows of X hold a NaN. O(n·D); a memory map block by block."""
+    """Boolean (n_samples,): which rows of X hold a NaN.
+
+    O(n·D) time; a memory map is read block by block, a dask array reduced
+    lazily, so only the n booleans are in memory.
+    """
     file_rows = X if isinstance(X, FileRows) else None
     if file_rows is None and isinstance(X, np.memmap):
         file_rows = FileRows.from_memmap(X)
+    if file_rows is None and hasattr(type(X), "__dask_graph__"):
+        import dask.array as da
+
+        return np.asarray(da.isnan(X).any(axis=1).compute())
     if file_rows is None:
         return np.isnan(np.asarray(X, dtype=np.float64)).any(axis=1)
     out = np.empty(file_rows.shape[0], dtype=bool)
