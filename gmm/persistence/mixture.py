@@ -58,7 +58,7 @@ def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> d
     extra = {}
     if getattr(mixture, "_online", None) is not None:
         extra["online"] = _encode_online(mixture, arrays)
-    if mixture.nan_policy == "omit" and hasattr(mixture, "n_rows_omitted_"):
+    if getattr(mixture, "nan_policy", "raise") == "omit" and hasattr(mixture, "n_rows_omitted_"):
         extra["n_rows_omitted_"] = int(mixture.n_rows_omitted_)
     return {
         **extra,
