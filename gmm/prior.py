@@ -114,7 +114,12 @@ class ConjugatePrior:
 
     def as_dict(self) -> dict[str, Any]:
         """The values as a dict of mclust's names (accepted back as ``prior=``)."""
-        return {"shrinkage": self.shrinkage, "mean": self.mean, "dof": self.dof, "scale": self.scale}
+        return {
+            "shrinkage": self.shrinkage,
+            "mean": self.mean,
+            "dof": self.dof,
+            "scale": self.scale,
+        }
 
 
 def prior_model(family: CovarianceFamily) -> str:
@@ -158,8 +163,7 @@ def check_spec(prior, family: CovarianceFamily) -> None:
             )
     else:
         raise ValueError(
-            "prior must be None, 'default' or a dict with keys "
-            f"{KEYS}, got {type(prior).__name__}."
+            f"prior must be None, 'default' or a dict with keys {KEYS}, got {type(prior).__name__}."
         )
     prior_model(family)
 
