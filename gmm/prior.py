@@ -69,8 +69,8 @@ from .covariance.base import CovarianceFamily
 from .statistics import Scatter
 
 __all__ = [
-    "ConjugatePrior",
     "MODELS_WITH_PRIOR",
+    "ConjugatePrior",
     "check_spec",
     "default_prior",
     "maximization",

@@ -379,8 +379,11 @@ def test_a_number_scale_for_an_axis_aligned_model(fitted):
 
 def test_partial_fit_with_a_prior_is_not_implemented(fitted):
     X, gm = fitted
+    means = gm.means_.copy()
     with pytest.raises(NotImplementedError, match="partial_fit does not take a prior"):
-        GaussianMixture(2, prior="default").partial_fit(X)
+        gm.set_params(prior="default").partial_fit(X)
+    np.testing.assert_array_equal(gm.means_, means)
+    assert not hasattr(gm, "n_batches_seen_")
 
 
 # ================================================================= in use
