@@ -37,6 +37,7 @@ EXPERIMENTS = [
     "agreement",
     "articles",
     "missing_values",
+    "mclust",
     "bench",
     "bench_grid",
     "bench_sweep",
@@ -44,6 +45,7 @@ EXPERIMENTS = [
     "bench_bayesian",
     "online",
     "bench_online",
+    "bench_mclust",
 ]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"

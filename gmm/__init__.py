@@ -5,6 +5,7 @@ from .covariance import covariance_types, mclust_types
 from .densities import mixture_logpdf, mvn_logpdf, mvn_pdf
 from .estimator import GaussianMixture
 from .grids import evaluate_grid
+from .hierarchical import hc
 from .images import blend, gaussian_mask
 from .imputation import GaussianMixtureImputer
 from .initialization import init_methods
@@ -28,6 +29,7 @@ __all__ = [
     "evaluate_grid",
     "fit_stream",
     "gaussian_mask",
+    "hc",
     "init_methods",
     "load",
     "mclust_types",

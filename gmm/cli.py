@@ -189,7 +189,8 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_covariance_names,
         default="all",
         metavar="TYPES",
-        help="'all' or a comma list of full, tied, diag, spherical (default all)",
+        help="'all', 'mclust' (its 14 models, as registered) or a comma list of full, tied, "
+        "diag, spherical (default all)",
     )
     sub.add_argument(
         "--criterion",
@@ -350,8 +351,8 @@ def _add_fit_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--init-params",
         default="kmeans",
-        choices=("kmeans", "k-means++", "random", "random_from_data"),
-        help="initialisation (default kmeans)",
+        choices=("kmeans", "k-means++", "random", "random_from_data", "hc"),
+        help="initialisation (default kmeans; hc: mclust's hierarchical start)",
     )
 
 
@@ -392,7 +393,7 @@ def _k_values(text: str) -> list[int]:
 def _covariance_names(text: str) -> str | list[str]:
     from .selection import check_covariance_types
 
-    names = text if text == "all" else [name.strip() for name in text.split(",")]
+    names = text if text in ("all", "mclust") else [name.strip() for name in text.split(",")]
     try:
         return check_covariance_types(names)
     except ValueError as error:

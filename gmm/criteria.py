@@ -53,6 +53,23 @@ def icl(log_likelihood: float, n_parameters: int, n_samples: float, entropy: flo
     return bic(log_likelihood, n_parameters, n_samples) + 2.0 * entropy
 
 
+def icl_map(
+    log_likelihood: float, n_parameters: int, n_samples: float, map_log_sum: float
+) -> float:
+    """mclust's ICL in our sign: ``bic - 2 Σ_i w_i log z_i,MAP`` (lower is better).
+
+    ``map_log_sum`` is ``Σ_i w_i log max_k r_ik``, the log-probabilities of the
+    hard MAP assignment. mclust's ``icl()`` is minus this value. It differs
+    from :func:`icl`, which adds the soft entropy ``-Σ_i Σ_k r_ik log r_ik``:
+    a row's entropy is never below ``-log max_k r_ik``, so ``icl >= icl_map``,
+    equal when every row is certain.
+
+    >>> round(icl_map(-100.0, 11, 50, map_log_sum=-3.0), 4)
+    249.0323
+    """
+    return bic(log_likelihood, n_parameters, n_samples) - 2.0 * float(map_log_sum)
+
+
 def all_criteria(
     log_likelihood: float, entropy: float, n_parameters: int, n_samples: float
 ) -> dict[str, float]:

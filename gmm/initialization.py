@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
+from .hierarchical import cached_hc
 from .registry import Registry
 
 Initializer = Callable[[np.ndarray, int, np.random.RandomState, "np.ndarray | None"], np.ndarray]
@@ -155,3 +156,100 @@ def _one_hot_at(indices, n_samples, n_components, dtype):
     resp = np.zeros((n_samples, n_components), dtype=dtype)
     resp[indices, np.arange(n_components)] = 1
     return resp
+
+
+@register("hc")
+def hierarchical(X, n_components, random_state, sample_weight=None):
+    """mclust's start: the partition at K of its model-based hierarchical clustering.
+
+    As ``mclustBIC`` does it: the tree of :func:`gmm.hierarchical.hc` with model 'VVV'
+    ('EII' when there are no more rows than features) on the 'SVD'
+    transformation of the data, cut at ``n_components``; on one feature,
+    mclust's quantile classes (:func:`quantile_classes`) instead. With more
+    than :data:`gmm.hierarchical.SUBSET` rows the tree is built on a random subset of
+    that many rows (drawn with ``random_state``): the subset's partition gives
+    Gaussian components ('full' covariances, weighted by ``sample_weight``),
+    and an E-step with them gives responsibilities for every row. mclust's
+    M-step on the subset uses the model being fitted; for exactly that, pass
+    ``init_sample_size=2000`` to the estimator, which then runs the subset
+    M-step with its own covariance family and the E-step on all rows itself
+    (``sweep(covariance_types='mclust')`` does so by default).
+
+    Deterministic for at most 2,000 rows. The tree does not use
+    ``sample_weight``. Cost: the tree (O(m²) memory for m = min(n, 2000)
+    rows; see :func:`gmm.hierarchical.hc`), reused across calls on the same data (a
+    sweep builds it once); with a subset, O(n·K·D²) for the E-step.
+    """
+    n_samples, n_features = X.shape
+    if n_features == 1:
+        return quantile_classes(X[:, 0], n_components)
+    model = "VVV" if n_samples > n_features else "EII"
+    tree = cached_hc(X, model, "SVD", random_state)
+    if n_components > tree.n_initial:
+        raise ValueError(
+            f"init_params='hc' cannot make {n_components} clusters from a tree of "
+            f"{tree.n_initial} rows; lower n_components or use another init_params."
+        )
+    labels = tree.labels(n_components)
+    if not tree.subsampled:
+        return labels
+    w = None if sample_weight is None else sample_weight[tree.rows]
+    return _responsibilities_from_partition(X, X[tree.rows], labels, n_components, w).astype(
+        X.dtype, copy=False
+    )
+
+
+def quantile_classes(x: np.ndarray, n_classes: int) -> np.ndarray:
+    """mclust's ``qclass``: classes between quantiles of one feature, labels 0..K-1.
+
+    The cuts are K + 1 distinct sample quantiles (more are taken until K + 1
+    are distinct, then the cuts closing the narrowest gaps are dropped). O(n log n).
+
+    >>> quantile_classes(np.array([1.0, 2.0, 3.0, 10.0, 11.0, 12.0]), 2).tolist()
+    [0, 0, 0, 1, 1, 1]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if np.unique(x).size < n_classes:
+        raise ValueError(
+            f"init_params='hc' on one feature needs at least {n_classes} distinct values "
+            f"for {n_classes} components; the feature has {np.unique(x).size}."
+        )
+    eps = np.std(x, ddof=1) * np.sqrt(np.finfo(np.float64).eps)
+    count = n_classes
+    cuts = np.array([])
+    while cuts.size < n_classes + 1:
+        count += 1
+        cuts = np.unique(np.quantile(x, np.linspace(0, 1, count)))
+    if cuts.size > n_classes + 1:
+        drop = np.argsort(np.diff(cuts), kind="stable")[: cuts.size - n_classes - 1]
+        cuts = np.delete(cuts, drop)
+    cuts[0], cuts[-1] = x.min() - eps, x.max() + eps
+    return np.clip(np.searchsorted(cuts, x, side="right") - 1, 0, n_classes - 1)
+
+
+def _responsibilities_from_partition(X, X_part, labels, n_components, sample_weight):
+    """M-step ('full', reg 1e-6) on a labelled subset, then an E-step on every row of X.
+
+    O(m·D² + K·D³) for the M-step, O(n·K·D²) time and O(n·K) memory for the E-step.
+    """
+    X_part = np.asarray(X_part, dtype=np.float64)
+    w = np.ones(X_part.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
+    d = X_part.shape[1]
+    log_prob = np.empty((X.shape[0], n_components))
+    total = w.sum()
+    for k in range(n_components):
+        member = labels == k
+        wk = w[member]
+        nk = wk.sum()
+        mean = wk @ X_part[member] / nk
+        centred = X_part[member] - mean
+        cov = (centred * wk[:, None]).T @ centred / nk + 1e-6 * np.eye(d)
+        chol = np.linalg.cholesky(cov)
+        z = np.linalg.solve(chol, (np.asarray(X, dtype=np.float64) - mean).T)
+        log_det = 2 * np.sum(np.log(np.diag(chol)))
+        log_prob[:, k] = np.log(nk / total) - 0.5 * (
+            np.sum(z * z, axis=0) + log_det + d * np.log(2 * np.pi)
+        )
+    log_prob -= log_prob.max(axis=1, keepdims=True)
+    resp = np.exp(log_prob)
+    return resp / resp.sum(axis=1, keepdims=True)

@@ -10,7 +10,7 @@ from gmm.initialization import get_initializer, init_methods
 
 
 def test_registry():
-    assert init_methods() == ("kmeans", "k-means++", "random", "random_from_data")
+    assert init_methods() == ("kmeans", "k-means++", "random", "random_from_data", "hc")
     with pytest.raises(ValueError, match="Valid init_params are: 'kmeans'"):
         get_initializer("kmeanz")
 

@@ -21,7 +21,9 @@ One concern per module:
   :mod:`gmm.criteria`);
 - :mod:`~gmm.selection.parallel`: joblib workers, BLAS thread limits, the
   progress bar;
-- :mod:`~gmm.selection.ic`: :class:`GaussianMixtureIC`.
+- :mod:`~gmm.selection.ic`: :class:`GaussianMixtureIC`;
+- :mod:`~gmm.selection.mclust`: ``covariance_types='mclust'``, mclust's BIC
+  table and sign, its summary, its (MAP) ICL and its plots.
 """
 
 from ..criteria import CRITERIA

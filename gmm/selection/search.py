@@ -34,6 +34,7 @@ from ..estimator import GaussianMixture
 from ..scale.dask_arrays import is_dask_collection
 from ..scale.sources import check_n_samples
 from . import parallel
+from .mclust import MCLUST_DEFAULTS, MCLUST_MODELS, map_statistics, mclust_models, mclust_name
 from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
 
 # Set by the grid, not by ``**estimator_params``.
@@ -69,7 +70,17 @@ def sweep(
     n_components : int or iterable of int, default=range(1, 11)
         The values of K. Duplicates are dropped; order is kept.
     covariance_types : str or iterable of str, default=('spherical', 'diag', 'full', 'tied')
-        Covariance types to try; ``'all'`` means every registered type.
+        Covariance types to try; ``'all'`` means every registered type;
+        ``'mclust'`` means mclust's 14 models ('E' and 'V' on one feature),
+        as ``mclustBIC`` fits them (see :mod:`gmm.selection.mclust`): with
+        ``n_components=range(1, 10)`` this is mclust's ``mclustBIC(X)``. The
+        ``GaussianMixture`` parameters you do not pass then take mclust's
+        settings (:data:`gmm.selection.mclust.MCLUST_DEFAULTS`:
+        ``init_params='hc'``, ``init_sample_size=2000``, ``reg_covar=0``,
+        ``tol=1e-6``, ``max_iter=1000``); pass a smaller ``tol`` for its
+        numbers to 1e-6. The result's :meth:`SweepResult.mclust_bic`,
+        :meth:`SweepResult.summary` and ``plot(what=...)`` give mclust's
+        table, summary and views.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Chooses the best model (lower is better). All three are in the table.
     n_init : int, default=1
@@ -106,7 +117,8 @@ def sweep(
     -------
     SweepResult
         ``table`` (one row per grid point, in the order covariance type, then K),
-        ``best_estimator_``, ``best_params_``, ``best_score_`` and ``plot()``.
+        ``best_estimator_``, ``best_params_``, ``best_score_``, ``plot()``,
+        ``mclust_bic()`` and ``summary()``.
 
     Raises
     ------
@@ -118,7 +130,8 @@ def sweep(
     Notes
     -----
     Cost: the sum of the fits (for 'full', O(n_init · n_iter · n · K · D²) each)
-    plus two E-steps per fit for the criteria (:func:`information_criteria`),
+    plus two E-steps per fit for the criteria (:func:`information_criteria`)
+    and one more for the best model's hard assignment (``summary()``),
     spread over ``n_jobs`` workers; O(block · (D + K)) extra memory for the
     criteria of a memory-mapped or dask X.
     Fits run largest first so that workers finish together.
@@ -142,10 +155,22 @@ def sweep(
     """
     criterion = check_criterion(criterion)
     ks = check_n_components(n_components)
-    types = check_covariance_types(covariance_types)
+    mclust_sweep = isinstance(covariance_types, str) and covariance_types == "mclust"
+    types = None if mclust_sweep else check_covariance_types(covariance_types)
+    if mclust_sweep:  # mclust's settings for whatever the caller left out
+        estimator_params = {**MCLUST_DEFAULTS, **estimator_params}
     seed = _integer_seed(random_state, checkpoint)
-    params = _fit_params(estimator_params, n_init, seed, ks[0], types[0])
+    params = _fit_params(
+        estimator_params, n_init, seed, ks[0], "full" if mclust_sweep else types[0]
+    )
     X_fit, X_rows, dtype = _check_data(X)
+    n_features = X_rows.shape[1]
+    if mclust_sweep:  # mclust's models for this many features, as registered
+        found = mclust_models(n_features)
+        types = list(dict.fromkeys(found.values()))
+        model_names = {registered: theirs for theirs, registered in found.items()}
+    else:
+        model_names = {name: mclust_name(name, n_features) for name in types}
     w = validation.check_sample_weight(sample_weight, X_rows.shape[0], dtype)
     show_progress = parallel.want_progress(progress)
     grid = [(k, name) for name in types for k in ks]
@@ -195,7 +220,13 @@ def sweep(
         model = best_model[1]
     else:
         model = _refit(table[best], X_fit, w, params, criterion)
-    return SweepResult(table, criterion, model)
+    return SweepResult(
+        table,
+        criterion,
+        model,
+        model_names=model_names,
+        best_map=map_statistics(model, X_fit, w),
+    )
 
 
 # ---------------------------------------------------------------- arguments
@@ -221,10 +252,15 @@ def check_n_components(n_components) -> list[int]:
 
 
 def check_covariance_types(covariance_types) -> list[str]:
-    """Covariance type names: 'all', one name, or an iterable of names (validated)."""
+    """Covariance type names: 'all', 'mclust', one name, or an iterable of names (validated).
+
+    'mclust' is mclust's 14 models as registered (see :func:`gmm.selection.mclust.mclust_models`).
+    """
     if isinstance(covariance_types, str):
         if covariance_types == "all":
             return list(registered_covariance_types())
+        if covariance_types == "mclust":  # several features; sweep resolves one feature itself
+            return list(dict.fromkeys(mclust_models(len(MCLUST_MODELS)).values()))
         covariance_types = [covariance_types]
     try:
         names = list(dict.fromkeys(covariance_types))

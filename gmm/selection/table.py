@@ -16,6 +16,7 @@ import numpy as np
 
 from ..criteria import CRITERIA
 from ..estimator import GaussianMixture
+from .mclust import MclustBIC, MclustSummary, bic_table, mclust_name, plot_views, summarize
 
 #: Columns of the sweep table, in order.
 COLUMNS = (
@@ -188,7 +189,15 @@ class SweepResult:
     'AIC (lower is better)'
     """
 
-    def __init__(self, table: SweepTable, criterion: str, best_estimator: GaussianMixture):
+    def __init__(
+        self,
+        table: SweepTable,
+        criterion: str,
+        best_estimator: GaussianMixture,
+        *,
+        model_names: dict[str, str] | None = None,
+        best_map: dict[str, Any] | None = None,
+    ):
         self.table = table
         self.criterion = check_criterion(criterion)
         self.best_index_ = best_index(table, self.criterion)
@@ -199,6 +208,43 @@ class SweepResult:
         }
         self.best_score_ = row[self.criterion]
         self.best_estimator_ = best_estimator
+        if model_names is None:
+            n_features = getattr(best_estimator, "n_features_in_", 2)
+            model_names = {t: mclust_name(t, n_features) for t in table.column("covariance_type")}
+        self.model_names = dict(model_names)
+        self.best_map_ = best_map
+
+    def mclust_bic(self) -> MclustBIC:
+        """The BIC table in mclust's layout and sign (``mclustBIC``'s table).
+
+        One row per K, one column per model (mclust's names), values
+        ``2 logL - df log n``: higher is better, the opposite of the ``bic``
+        column. NaN where a fit failed (mclust's NA). ``print()`` it for
+        mclust's printout.
+        """
+        return bic_table(self.table, self.model_names)
+
+    def summary(self) -> MclustSummary:
+        """What mclust's ``summary(Mclust(X))`` prints, for the best model; ``print()`` it.
+
+        Model, K, log-likelihood, n, df, BIC and ICL in mclust's sign (higher is
+        better; ICL is mclust's MAP form, :func:`gmm.selection.mclust.mclust_icl`)
+        and the clustering table (rows per MAP component).
+
+        Raises
+        ------
+        ValueError
+            For a result that was not made by :func:`gmm.sweep` (e.g. read
+            from a model file), which lacks the hard assignment.
+        """
+        if self.best_map_ is None:
+            raise ValueError(
+                "summary() needs the best model's hard assignment, which gmm.sweep "
+                "computes; this result was not made by sweep (run the sweep again)."
+            )
+        row = self.table[self.best_index_]
+        name = self.model_names.get(row["covariance_type"], row["covariance_type"])
+        return summarize(row, self.best_map_, name)
 
     def to_records(self) -> list[dict[str, Any]]:
         """Same as ``table.to_records()``."""
@@ -212,26 +258,39 @@ class SweepResult:
         """Same as ``table.to_csv(path)``."""
         self.table.to_csv(path)
 
-    def plot(self, criterion: str | None = None, ax=None):
-        """Plot a criterion against K, one line per covariance type, best marked.
+    def plot(self, criterion: str | None = None, ax=None, *, what=None, X=None, dimens=(0, 1)):
+        """Plot a criterion against K, one line per covariance type, best marked; or mclust's views.
 
         Parameters
         ----------
         criterion : {'aic', 'bic', 'icl'}, default=None
             Defaults to the sweep's criterion. The star marks the best row for
             the criterion plotted.
-        ax : matplotlib Axes, default=None
+        ax : matplotlib Axes (or a list of them, one per view), default=None
             Draw into it; without one, a new figure is made with pyplot.
+        what : {'BIC', 'classification', 'uncertainty', 'density', 'all'} or list, default=None
+            mclust's views instead of the criterion plot: the BIC curves of all
+            models against K in mclust's sign (one line and marker per model),
+            and the best model's classification (with its components'
+            1-standard-deviation ellipses), uncertainty (``1 - max_k z_ik`` as
+            the point size) and density (log-density contours), over features
+            ``dimens`` of X.
+        X : array-like of shape (n_samples, n_features), default=None
+            The data, for every view but 'BIC'.
+        dimens : tuple of two ints, default=(0, 1)
+            The features the data views show.
 
         Returns
         -------
-        ax : matplotlib Axes
+        ax : matplotlib Axes, or a list of Axes (one per view) with ``what``
 
         Raises
         ------
         ImportError
             If matplotlib is not installed.
         """
+        if what is not None:
+            return plot_views(self, X, what, axes=ax, dimens=dimens)
         return plot_criterion(self.table, criterion or self.criterion, ax=ax)
 
     def __repr__(self) -> str:
