@@ -30,6 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gmm import GaussianMixture, load, save, sweep
+from gmm.cli import main
 from gmm.covariance import CollapsedComponentError, get_family, register, unregister
 from gmm.covariance.mclust import MODELS, MULTIVARIATE
 from gmm.prior import MODELS_WITH_PRIOR, TWINS, default_prior, posterior_scatter
@@ -455,3 +456,20 @@ def test_sweep_passes_the_prior_through_as_mclustbic_with_prior(reference, datas
         model = TWINS.get(name, name)
         assert row["bic"] == pytest.approx(-expected[(k, model)], rel=1e-6), (k, name)
     assert result.best_estimator_.prior_.dof == 4.0
+
+
+def test_command_line_fit_with_the_default_prior(tmp_path, capsys, fitted):
+    X, _ = fitted
+    data, out = tmp_path / "data.npy", tmp_path / "model.gmm"
+    np.save(data, X)
+    status = main(["fit", str(data), "--k", "2", "--covariance", "VEV", "--prior", "default",
+                   "--out", str(out)])  # fmt: skip
+    assert status == 0
+    model = load(out)
+    expected = GaussianMixture(2, covariance_type="VEV", prior="default", random_state=0).fit(X)
+    assert model.prior == "default"
+    np.testing.assert_allclose(model.covariances_, expected.covariances_, rtol=1e-10)
+    assert main(["fit", str(data), "--k", "2", "--covariance", "EVE", "--prior", "default"]) == 1
+    assert "cannot take a prior" in capsys.readouterr().err
+    assert main(["fit", str(data), "--k", "2", "--prior", "default", "--online"]) == 1
+    assert "--prior goes with batch EM" in capsys.readouterr().err
