@@ -332,35 +332,23 @@ def maximization(
 def data_moments(data, family: CovarianceFamily) -> tuple[np.ndarray, np.ndarray]:
     """The data's mean (D,) and covariance (D, D), ddof=1, in one E-step pass.
 
-    One component with responsibility 1 for every row, so every data source
-    (memory, files, dask) and ``sample_weight`` (frequency weights) work. For a
-    family with diagonal statistics the covariance is diagonal: what its
-    prior needs (the trace). O(n·D²) time ('full'), O(chunk·D²) memory.
+    The variational mixture's default ``covariance_prior`` computation (one
+    component, every row's responsibility 1), so every data source and
+    ``sample_weight`` (frequency weights) work. With one component every
+    model's constraint keeps what its prior needs (the matrix, or the
+    trace for the axis-aligned models). O(n·D²) time ('full'), O(chunk·D²) memory.
     """
-    n_features, dtype = data.n_features, data.dtype
-    one = np.zeros(family.shape(1, n_features))
-    if one.ndim >= 2 and one.shape[-1] == one.shape[-2] == n_features:
-        identity = np.broadcast_to(np.eye(n_features), one.shape)
-    else:
-        identity = np.ones(one.shape)
-    precisions = np.ascontiguousarray(identity, dtype=dtype)
-    params = em.Parameters(
-        np.ones(1, dtype=dtype),
-        data.shift[None, :].astype(dtype),
-        precisions,
-        family.precision_cholesky_from_precisions(precisions),
-    )
-    stats, coefs = data.expectation(params, np.zeros(1))
-    total = stats.total_weight
-    if not total > 1:
+    from .bayesian import BayesianGaussianMixture
+
+    try:
+        covariance = BayesianGaussianMixture._data_covariance(data, family)
+    except ValueError:
         raise ValueError(
-            f"The data weigh {total:.6g} rows: the default prior needs the data's covariance "
-            "(ddof=1), so a total weight above 1. Use more rows or larger sample_weight."
-        )
-    scatter = em.scatter(stats, family, data.shift, coefs, dtype)
-    covariance = np.asarray(scatter.covariances, dtype=np.float64)
-    if scatter.kind == "diagonal":
-        covariance = np.diag(covariance[0])
-    elif scatter.kind == "full":
-        covariance = covariance[0]
-    return scatter.means[0].astype(np.float64), covariance * (total / (total - 1))
+            "The data weigh 1 row or less (the total of sample_weight): mclust's default "
+            "prior needs the data's covariance with ddof=1. Use more rows or larger weights."
+        ) from None
+    covariance = np.asarray(covariance, dtype=np.float64)
+    d = data.n_features
+    if covariance.ndim < 2:  # 'spherical', 'diag'
+        covariance = np.diag(np.broadcast_to(covariance, (d,)))
+    return np.asarray(data.shift, dtype=np.float64), covariance

@@ -31,10 +31,11 @@ from hypothesis import strategies as st
 
 from gmm import GaussianMixture, load, save, sweep
 from gmm.cli import main
-from gmm.covariance import CollapsedComponentError, get_family, register, unregister
-from gmm.covariance.mclust import MODELS, MULTIVARIATE
+from gmm.covariance import CollapsedComponentError, get_family
+from gmm.covariance.mclust import MULTIVARIATE
 from gmm.prior import MODELS_WITH_PRIOR, TWINS, default_prior, posterior_scatter
 from gmm.statistics import Scatter
+from tests.test_covariance_mclust import array, failed_cells, tight  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "reference" / "mclust" / "prior.json"
@@ -57,11 +58,6 @@ MCLUST_FAILURES = {
 FLAT = {("faithful", 9, "EEI"): 1e-3}
 
 
-def array(entry) -> np.ndarray:
-    """An R array from the JSON: values in column-major order with their dim."""
-    return np.asarray(entry["data"], dtype=float).reshape(entry["dim"], order="F")
-
-
 @pytest.fixture(scope="module")
 def reference():
     return json.loads(REFERENCE.read_text())
@@ -71,16 +67,6 @@ def reference():
 def datasets():
     data = json.loads(DATA.read_text())["datasets"]
     return {name: array(entry["X"]) for name, entry in data.items()}
-
-
-@pytest.fixture(scope="module")
-def tight():
-    """Every model with tight inner iterations, as the reference's (mclust: 1e-10)."""
-    names = [register(cls(name=f"tight-{m}", inner_tol=1e-13, max_inner_iter=100_000)).name
-             for m, cls in MODELS.items()]  # fmt: skip
-    yield
-    for name in names:
-        unregister(name)
 
 
 def start(classification, G):
@@ -145,14 +131,7 @@ def full_covariances(model: GaussianMixture) -> np.ndarray:
 
 # ================================================================ against R
 def test_reference_records_exactly_the_known_mclust_failures(reference):
-    failed = {
-        (name, cell["G"], fit["model"])
-        for name, data in reference["datasets"].items()
-        for cell in data["cells"]
-        for fit in cell["fits"]
-        if not fit["ok"]
-    }
-    assert failed == MCLUST_FAILURES
+    assert failed_cells(reference) == MCLUST_FAILURES
     assert reference["mclust_version"].startswith("6.")
 
 
@@ -178,8 +157,9 @@ def selected_cells():
     return CELLS
 
 
+@pytest.mark.usefixtures("tight")
 @pytest.mark.parametrize("name, G", selected_cells())
-def test_map_fit_matches_mclust_me_with_prior(reference, datasets, tight, name, G):
+def test_map_fit_matches_mclust_me_with_prior(reference, datasets, name, G):
     for _, X, cell, fit in reference_fits(reference, datasets, [(name, G)]):
         rtol = FLAT.get((name, G, fit["model"]), 1e-4)
         compare_with_mclust(X, cell, fit, fit_like_mclust(X, cell, fit), rtol)
@@ -194,7 +174,8 @@ def test_scikit_learn_names_take_their_mclust_twins_prior(reference, datasets, t
 
 
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript (R with mclust) not installed")
-def test_live_r_script_reproduces_the_reference(tmp_path, reference, datasets, tight):
+@pytest.mark.usefixtures("tight")
+def test_live_r_script_reproduces_the_reference(tmp_path, reference, datasets):
     out = tmp_path / "prior.json"
     run = subprocess.run(
         ["Rscript", str(SCRIPT), str(out), "faithful", "2"],
@@ -473,3 +454,12 @@ def test_command_line_fit_with_the_default_prior(tmp_path, capsys, fitted):
     assert "cannot take a prior" in capsys.readouterr().err
     assert main(["fit", str(data), "--k", "2", "--prior", "default", "--online"]) == 1
     assert "--prior goes with batch EM" in capsys.readouterr().err
+
+
+def test_weights_totalling_one_row_cannot_give_the_default_prior(fitted):
+    X, gm = fitted
+    gm.set_params(prior="default")
+    before = gm.means_.copy()
+    with pytest.raises(ValueError, match="weigh 1 row or less"):
+        gm.fit(X, sample_weight=np.full(len(X), 1.0 / len(X)))
+    np.testing.assert_array_equal(gm.means_, before)
