@@ -18,24 +18,25 @@ The M-step becomes a maximum a posteriori (MAP) step. With ``c_k = kappa n_k /
 the scatter about the component's mean ``xbar_k``), the means are shrunk to
 ``(n_k xbar_k + kappa mu_P) / (n_k + kappa)`` and every covariance is the
 model's maximum-likelihood constraint (:meth:`MclustFamily.estimate`) applied
-to *posterior scatters* ``T_k`` with *posterior counts* ``n'_k``:
+to *posterior scatters* ``T_k`` with *posterior counts* ``n'_k`` (ς is the
+scale where it is a number, Lambda where a matrix; ``[kappa > 0]`` is 1 or 0):
 
-======  ==========================  ===========================================
-model   T_k                          sum or value of n'_k
-======  ==========================  ===========================================
-E       ς/G + B_k                   sum: n + G + nu + 2
-V       ς + B_k                     n_k + nu + 3
-EII     diag B_k (no ς: as mclust)  sum: (n + G) d + nu + 2 (over d features)
-VII     ς/d + diag B_k              n_k + (nu + 2)/d + [kappa > 0]
-EEI     ς/G + diag B_k              sum: n + nu + 1 + [kappa > 0]
-EVI     ς + diag B_k                sum: n + nu + 1 + [kappa > 0]
-VEI     ς + diag B_k                n_k + (nu + 2 + [kappa > 0])/d
-VVI     ς + diag B_k                n_k + nu + 2 + [kappa > 0]
-EEE     Lambda + sum_k B_k (pooled) sum: n + nu + d + 1 + G [kappa > 0]
-EEV     Lambda + B_k                sum: n + nu + d + 1 + [kappa > 0]
-VEV     Lambda + B_k                n_k
-VVV     Lambda + B_k                n_k + nu + d + 2
-======  ==========================  ===========================================
+======  ============================  ===========================================
+model   T_k                           sum or value of n'_k
+======  ============================  ===========================================
+E       ς/G + B_k                     sum: n + G + nu + 2
+V       ς + B_k                       n_k + nu + 3
+EII     diag B_k (no ς: as mclust)    d times the sum: (n + G) d + nu + 2
+VII     ς/d + diag B_k                n_k + (nu + 2)/d + [kappa > 0]
+EEI     ς/G + diag B_k                sum: n + nu + 1 + [kappa > 0]
+EVI     ς + diag B_k                  sum: n + nu + 1 + [kappa > 0]
+VEI     ς + diag B_k                  n_k + (nu + 2 + [kappa > 0])/d
+VVI     ς + diag B_k                  n_k + nu + 2 + [kappa > 0]
+EEE     Lambda + sum_k B_k (pooled)   sum: n + nu + d + 1 + G [kappa > 0]
+EEV     Lambda + B_k                  sum: n + nu + d + 1 + [kappa > 0]
+VEV     Lambda + B_k                  n_k
+VVV     Lambda + B_k                  n_k + nu + d + 2
+======  ============================  ===========================================
 
 These are the updates of mclust's Fortran ``me*p`` routines, which ``me()`` with
 ``prior = priorControl()`` runs, read to learn them (this is our own code):
