@@ -463,3 +463,20 @@ def test_weights_totalling_one_row_cannot_give_the_default_prior(fitted):
     with pytest.raises(ValueError, match="weigh 1 row or less"):
         gm.fit(X, sample_weight=np.full(len(X), 1.0 / len(X)))
     np.testing.assert_array_equal(gm.means_, before)
+
+
+def test_memmap_and_dask_data_give_the_in_memory_prior_and_fit(tmp_path, fitted):
+    X, _ = fitted
+    np.save(tmp_path / "x.npy", X)
+    sources = [np.load(tmp_path / "x.npy", mmap_mode="r")]
+    try:  # dask is optional (pip install "gmm[dask]")
+        import dask.array as da
+    except ImportError:
+        da = None
+    if da is not None:
+        sources.append(da.from_array(X, chunks=20))
+    expected = GaussianMixture(2, covariance_type="EEV", prior="default", random_state=0).fit(X)
+    for source in sources:
+        gm = GaussianMixture(2, covariance_type="EEV", prior="default", random_state=0).fit(source)
+        np.testing.assert_allclose(gm.prior_.scale, expected.prior_.scale, rtol=1e-10)
+        np.testing.assert_allclose(gm.covariances_, expected.covariances_, rtol=1e-6)
