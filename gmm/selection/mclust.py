@@ -107,7 +107,7 @@ def mclust_models(n_features: int, registered: tuple[str, ...] | None = None) ->
     {'E': 'tied', 'V': 'full'}
     """
     if registered is None:
-        registered = registered_covariance_types()
+        registered = registered_covariance_types(include_mclust=True)
     wanted, aliases = (
         (ONE_FEATURE_MODELS, ONE_FEATURE_NAMES)
         if n_features == 1
