@@ -404,11 +404,12 @@ def test_float32_stays_float32_and_refit_without_prior_drops_prior_(fitted):
 
 
 def test_sweep_passes_the_prior_through_as_mclustbic_with_prior(reference, datasets):
-    """``sweep(..., prior='default', init_params='hc')``: mclust's BIC of me() with a prior.
+    """``sweep(X, covariance_types='mclust', prior='default')``: mclustBIC with a prior.
 
-    From mclust's hc start (``gmm.hc``, checked against R in test_hierarchical),
-    each cell is the reference's ``bic`` (sign converted); a model mclust fits
-    without a prior only is a failed row that says which models take one.
+    From mclust's hc start (the 'mclust' sweep's default, checked against R in
+    test_hierarchical), each cell is the reference's ``bic`` of me() with
+    ``priorControl()`` (sign converted); the models mclust has no prior for
+    are failed rows (mclust's NA) that say which models take one.
     """
     X = datasets["faithful"]
     expected = {
@@ -417,25 +418,16 @@ def test_sweep_passes_the_prior_through_as_mclustbic_with_prior(reference, datas
         for fit in cell["fits"]
         if fit["ok"]
     }
-    with pytest.warns(UserWarning, match="2 of 8 fits failed"):
+    with pytest.warns(UserWarning, match="8 of 28 fits failed"):
         result = sweep(
-            X,
-            [2, 3],
-            ["EII", "VEV", "full", "EVE"],
-            prior="default",
-            init_params="hc",
-            reg_covar=0,
-            tol=1e-11,
-            max_iter=10_000,
-            progress=False,
+            X, [2, 3], "mclust", prior="default", tol=1e-11, max_iter=10_000, progress=False
         )
     for row in result.table:
         k, name = row["n_components"], row["covariance_type"]
-        if name == "EVE":
-            assert "cannot take a prior" in row["error"]
-            continue
-        model = TWINS.get(name, name)
-        assert row["bic"] == pytest.approx(-expected[(k, model)], rel=1e-6), (k, name)
+        if name in MODELS_WITH_PRIOR:
+            assert row["bic"] == pytest.approx(-expected[(k, name)], rel=1e-6), (k, name)
+        else:
+            assert "cannot take a prior" in row["error"], (k, name)
     assert result.best_estimator_.prior_.dof == 4.0
 
 
