@@ -1,11 +1,11 @@
 # Reference MAP fits of mclust's models under its conjugate prior, for tests/test_prior.py.
 #
-# Run from the repository root:
-#   Rscript tests/reference/mclust/prior.R [out.json [datasets [Gs]]]
-# (default out: tests/reference/mclust/prior.json; datasets a comma-separated
+# Run: Rscript tests/reference/mclust/prior.R [out.json [datasets [Gs]]]
+# (default out: prior.json next to this script; datasets a comma-separated
 # subset of faithful,iris,diabetes,waiting; Gs a comma-separated subset of 1..9,
 # default 1,2,3,5,9: the live test runs a small subset). Needs R >= 4,
-# mclust >= 6 and jsonlite. Written for gmm; it calls mclust's public functions only.
+# mclust >= 6 and jsonlite (data.R loads them and the data). Written for gmm; it
+# calls mclust's public functions only.
 #
 # The data and starting partitions are those of models.R:
 # hclass(hc(X, modelName = "VVV", use = "SVD"), G) (Old Faithful's for the
@@ -17,22 +17,13 @@
 # prior are listed under "without_prior" with mclust's warning. Every numeric
 # array is written as {"dim": dim, "data": values in R's column-major order}.
 
-suppressPackageStartupMessages({
-  library(mclust)
-  library(jsonlite)
-})
-
+here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])))
+source(file.path(here, "data.R"))  # libraries, output_path(), mclust_datasets()
 args <- commandArgs(trailingOnly = TRUE)
-out_path <- if (length(args) >= 1) args[[1]] else "tests/reference/mclust/prior.json"
+out_path <- output_path("prior.json", here)
 Gs <- if (length(args) >= 3) as.integer(strsplit(args[[3]], ",")[[1]]) else c(1L, 2L, 3L, 5L, 9L)
-
-data(diabetes, package = "mclust")
-datasets <- list(
-  faithful = as.matrix(faithful),
-  iris = as.matrix(iris[, 1:4]),
-  diabetes = as.matrix(diabetes[, 2:4]),
-  waiting = as.matrix(faithful[, "waiting", drop = FALSE])
-)
+datasets <- mclust_datasets()
+datasets$waiting <- as.matrix(datasets::faithful[, "waiting", drop = FALSE])
 selected <- if (length(args) >= 2) strsplit(args[[2]], ",")[[1]] else names(datasets)
 with_prior <- c("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "EEV", "VEV", "VVV")
 without_prior <- c("VEE", "EVE", "VVE", "EVV")
