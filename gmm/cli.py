@@ -267,6 +267,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="one pass of online (stepwise) EM over batches instead of batch EM",
     )
     sub.add_argument(
+        "--prior",
+        choices=("default",),
+        default=None,
+        help="mclust's conjugate prior (priorControl()): a MAP fit that keeps components "
+        "from collapsing; batch EM only",
+    )
+    sub.add_argument(
         "--batch-size",
         type=_positive_int,
         default=1000,
@@ -531,6 +538,8 @@ def _fit(args) -> int:
     from .estimator import GaussianMixture
     from .selection import information_criteria
 
+    if args.prior is not None and (args.bayesian or args.online):
+        raise CommandLineError("--prior goes with batch EM, not with --bayesian or --online")
     if args.bayesian:
         return _fit_bayesian(args)
     if args.online:
@@ -543,6 +552,7 @@ def _fit(args) -> int:
         n_init=args.n_init,
         random_state=args.seed,
         nan_policy=args.nan_policy,
+        prior=args.prior,
         **_fit_params(args),
     ).fit(X)
     criteria = information_criteria(model, X, None)
