@@ -242,8 +242,19 @@ def _first_batch(est, X, sample_weight, family) -> scale.TrainingData:
 
 
 def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
-    """A batch after the first: any number of rows, the model's features and dtype."""
+    """A batch after the first: any number of rows, the model's features and dtype.
+
+    A plain ndarray of the model's dtype and feature count takes a fast path
+    (:func:`_plain_rows`): its column sums, which the shift needs anyway, also
+    show that its values are finite. Anything else, or sums that are not
+    finite, goes through full validation, which words the error.
+    """
     dtype = est.means_.dtype
+    if _plain_rows(est, X, dtype):
+        w = validation.check_sample_weight(sample_weight, X.shape[0], dtype)
+        shift = _batch_shift(X, w)
+        if shift is not None:
+            return scale.TrainingData(X, w, family, est.n_components, shift)
     given = getattr(X, "dtype", None)
     if isinstance(given, np.dtype) and given.kind == "f" and given != dtype:
         raise TypeError(
@@ -253,7 +264,47 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
     valid = validation.check_predict_data(X, type(est).__name__).astype(dtype, copy=False)
     validation.check_features(est, X, reset=False)
     w = validation.check_sample_weight(sample_weight, valid.shape[0], dtype)
-    return scale.TrainingData(valid, w, family, est.n_components, scale.column_mean(valid, w))
+    shift = _batch_shift(valid, w)
+    if shift is None:  # finite values whose sums overflow X's dtype
+        shift = scale.column_mean(valid, w)
+    return scale.TrainingData(valid, w, family, est.n_components, shift)
+
+
+def _plain_rows(est, X, dtype) -> bool:
+    """Whether X is a batch that full validation would return unchanged, but for its values.
+
+    A 2-D ndarray (not a subclass) with at least one row, of the model's dtype
+    and feature count, for a model that recorded no feature names (a model
+    fitted on a DataFrame warns about unnamed batches: full validation does).
+    O(1).
+    """
+    return (
+        type(X) is np.ndarray
+        and X.ndim == 2
+        and X.dtype == dtype
+        and X.shape[0] >= 1
+        and X.shape[1] == getattr(est, "n_features_in_", -1)
+        and not hasattr(est, "feature_names_in_")
+    )
+
+
+def _batch_shift(X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray | None:
+    """Weighted column mean of a later batch in float64, or None if a column sum is not finite.
+
+    The shift of the batch's E-step. The sums are one matrix-vector product in
+    X's dtype (numpy's column-wise ``sum(axis=0)`` is many times slower on
+    narrow rows, as slow as the E-step itself); a shift only conditions the
+    expanded quadratic forms, and the statistics are independent of it up to
+    rounding. A NaN or infinity anywhere in X makes a sum NaN or infinite (a
+    zero weight included: 0 · inf is NaN). O(n·D) time, O(D) memory.
+    """
+    weights = np.ones(X.shape[0], dtype=X.dtype) if sample_weight is None else sample_weight
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = weights @ X
+    if not np.all(np.isfinite(sums)):
+        return None
+    total = X.shape[0] if sample_weight is None else sample_weight.sum(dtype=np.float64)
+    return sums.astype(np.float64) / total
 
 
 def _n_rows(X) -> int | None:

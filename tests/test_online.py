@@ -286,6 +286,8 @@ BAD = [
     (lambda X: X.astype(np.float32), TypeError, "float32"),
     (lambda X: X.astype(str).astype(object) + "x", ValueError, "convert"),
     (lambda X: X[:0], ValueError, "0 sample"),
+    (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 5, np.inf, X), ValueError, "inf"),
+    (lambda X: np.hstack([X, X[:, :1]]), ValueError, "features"),
 ]
 
 
@@ -331,6 +333,52 @@ def test_first_batch_smaller_than_n_components(stream):
     with pytest.raises(ValueError, match=r"first batch .* at least n_components=5 rows, got 3"):
         model.partial_fit(stream[:3])
     assert not hasattr(model, "means_")
+
+
+def test_nan_under_a_zero_weight_is_still_an_error(stream):
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+    saved = model._online
+    batch = stream[300:400].copy()
+    batch[7, 1] = np.nan
+    weights = np.ones(100)
+    weights[7] = 0.0
+    with pytest.raises(ValueError, match="NaN"):
+        model.partial_fit(batch, sample_weight=weights)
+    assert model._online is saved and model.n_batches_seen_ == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_and_validated_batches_update_alike(stream, dtype):
+    """An ndarray batch (fast path) and the same rows as lists (full validation) agree exactly."""
+    data = stream.astype(dtype)
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, 300)
+    fast, slow = (GaussianMixture(3, random_state=0).partial_fit(data[:300]) for _ in range(2))
+    fast.partial_fit(data[300:600], sample_weight=weights)
+    fast.partial_fit(data[600:900])
+    slow.partial_fit(data[300:600].tolist(), sample_weight=weights.tolist())
+    slow.partial_fit(data[600:900].tolist())
+    assert same_parameters(fast, slow) and same_state(fast._online, slow._online)
+
+
+def test_finite_rows_whose_sums_overflow_get_an_exact_shift():
+    """float32 columns summing past float32's range: the shift is their mean (closed form)."""
+    from gmm.online import _later_batch
+
+    model = GaussianMixture(1, random_state=0).partial_fit(np.float32([[0, 0], [1, 1], [2, 0]]))
+    big = np.float32([[3e38, 1.0], [3e38, 3.0]])
+    data = _later_batch(model, big, None, model._check_parameters()[0])
+    assert data.X.dtype == np.float32
+    np.testing.assert_allclose(data.shift, [float(np.float32(3e38)), 2.0], rtol=1e-15)
+
+
+def test_a_model_fitted_on_named_columns_warns_on_an_unnamed_batch(stream):
+    pd = pytest.importorskip("pandas")
+    model = GaussianMixture(3, random_state=0).partial_fit(
+        pd.DataFrame(stream[:300], columns=["a", "b"])
+    )
+    with pytest.warns(UserWarning, match="feature names"):
+        model.partial_fit(stream[300:600])
+    assert model.n_batches_seen_ == 2
 
 
 def test_bad_weights_leave_the_stream_unchanged(stream):
