@@ -456,6 +456,48 @@ def test_fit_stream_errors(stream):
         fit_stream([stream], sample_weight=np.ones(len(stream)))
 
 
+def test_gathered_batches_update_as_one_batch_of_their_rows(stream):
+    """Mini-batch stepwise EM: consecutive batches gathered into one update of their union."""
+    pieces = [stream[i : i + 100] for i in range(0, 1000, 100)]  # 10 batches of 100 rows
+    weights = [None, np.full(100, 2.0), None, np.arange(100) % 3, None] + [None] * 5
+    model = fit_stream(
+        list(zip(pieces, weights, strict=True)), batch_size=250, n_components=3, random_state=0
+    )
+    manual = GaussianMixture(3, random_state=0)
+    for lo, hi in ((0, 3), (3, 6), (6, 9), (9, 10)):  # 300, 300, 300 rows, then the rest
+        w = [np.ones(100) if weights[i] is None else weights[i] for i in range(lo, hi)]
+        union_w = None if all(weights[i] is None for i in range(lo, hi)) else np.concatenate(w)
+        manual.partial_fit(np.concatenate(pieces[lo:hi]), sample_weight=union_w)
+    assert same_parameters(model, manual) and same_state(model._online, manual._online)
+    assert model.n_batches_seen_ == 4 and model.n_samples_seen_ == 1000
+
+
+def test_gathering_stops_at_a_bad_batch_with_the_rows_before_it_applied(stream):
+    bad = stream[200:300].copy()
+    bad[5, 0] = np.nan
+    pieces = [stream[:100], stream[100:200], bad, stream[300:400]]
+    model = GaussianMixture(3, random_state=0)
+    with pytest.raises(ValueError, match="NaN"):
+        fit_stream(pieces, model, batch_size=1000)
+    expected = GaussianMixture(3, random_state=0).partial_fit(stream[:200])
+    assert same_parameters(model, expected) and model.n_batches_seen_ == 1
+    # A batch of another width is passed alone, after the gathered rows: partial_fit's error.
+    model = GaussianMixture(3, random_state=0)
+    with pytest.raises(ValueError, match="features"):
+        fit_stream([stream[:100], stream[100:200], stream[200:300, :1]], model, batch_size=1000)
+    assert same_parameters(model, expected) and model.n_samples_seen_ == 200
+
+
+def test_fit_stream_reads_one_array_in_blocks_of_the_default_size(stream):
+    from gmm.online import DEFAULT_BATCH_SIZE
+
+    rows = np.tile(stream, (-(-(2 * DEFAULT_BATCH_SIZE + 1) // len(stream)), 1))
+    model = fit_stream(rows[: 2 * DEFAULT_BATCH_SIZE + 1], n_components=3, random_state=0)
+    assert model.n_batches_seen_ == 3 and model.n_samples_seen_ == 2 * DEFAULT_BATCH_SIZE + 1
+    with pytest.raises(TypeError, match="integer or None"):
+        fit_stream(stream, batch_size=2.5)
+
+
 def test_stationary_stream_reaches_batch_em(stream):
     """A small version of the experiment: one pass of 30,000 rows in batches of 300."""
     X, *_ = make_mixture("full", n_samples=36_000, n_components=3, d=2, seed=7)
