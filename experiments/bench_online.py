@@ -1,17 +1,17 @@
 """Benchmark: online EM's throughput against a batch EM iteration, and its memory over a stream.
 
-Throughput: rows per second of one online pass (``gmm.fit_stream`` over an
-in-memory array, batch by batch) against rows per second of one batch EM
-iteration over the same rows, from the same start; medians of repeats, in the
-same process. For each model the pass is timed at every size of a ladder of
-rows per update, which gives the smallest update that reaches the goal and,
-by a least-squares line through seconds per update against rows per update,
-the fixed cost of one update (its intercept: the family's coefficients, the
-statistics step, the M-step, the blend, Python) and the online cost per row
-(its slope), whose ratio to batch EM's cost per row bounds what any update
-size can reach. Memory: the peak RSS of a fresh process that makes one pass over
-a stream generated on the fly, for a short and a long stream; flat means the
-long pass peaks no higher than the short one plus a few MB.
+Throughput: rows per second of one online pass (``gmm.fit_stream`` over an in-
+memory array, batch by batch) against rows per second of one batch EM iteration
+over the same rows, from the same start; medians of repeats, in the same
+process. For each model the pass is timed at every size of a ladder of rows per
+update, which gives the smallest update that reaches the goal and, by a least-
+squares line through the seconds of a pass against its number of updates, the
+fixed cost of one update (its slope: the family's coefficients, the statistics
+step, the M-step, the blend, Python) and the online cost per row (its intercept
+over the rows), whose ratio to batch EM's cost per row bounds what any update
+size can reach. Memory: the peak RSS of a fresh process that makes one pass
+over a stream generated on the fly, for a short and a long stream; flat means
+the long pass peaks no higher than the short one plus a few MB.
 
 ``python -m experiments.bench_online [--quick]`` writes ``out/bench_online.json``.
 Timings come from a shared, busy 2-core machine.
@@ -71,17 +71,19 @@ def _data(n_rows: int, n_components: int, n_features: int) -> np.ndarray:
     return means[rng.integers(0, n_components, n_rows)] + rng.standard_normal((n_rows, n_features))
 
 
-def _median_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = perf_counter()
-        function()
-        times.append(perf_counter() - t)
-    return float(np.median(times))
+def _seconds(function) -> float:
+    t = perf_counter()
+    function()
+    return perf_counter() - t
 
 
 def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
-    """One model (covariance, K, D): batch EM iteration against online passes of each size."""
+    """One model (covariance, K, D): batch EM iteration against online passes of each size.
+
+    Each repeat times a batch EM iteration and then every online pass, back to
+    back, so that a change in the machine's load between repeats touches both
+    sides of that repeat's ratios; the ratios are medians over repeats.
+    """
     covariance_type, k, d = model
     X = _data(n_rows, k, d)
     init = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0)
@@ -96,27 +98,29 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
             means_init=init.means_,
             precisions_init=init.precisions_,
         )
-        iterations = []
+
+        def batch_fit(max_iter):
+            return lambda: GaussianMixture(max_iter=max_iter, tol=0, **params).fit(X)
+
+        iterations, passes = [], {size: [] for size in sizes}
         for _ in range(repeats):
-            times = []
-            for max_iter in (0, ITERATIONS):
-                t = perf_counter()
-                GaussianMixture(max_iter=max_iter, tol=0, **params).fit(X)
-                times.append(perf_counter() - t)
-            iterations.append((times[1] - times[0]) / ITERATIONS)
-        passes = {
-            size: _median_seconds(
-                lambda size=size: fit_stream(X, batch_size=size, **params), repeats
+            iterations.append(
+                (_seconds(batch_fit(ITERATIONS)) - _seconds(batch_fit(0))) / ITERATIONS
             )
-            for size in sizes
-        }
+            for size in sizes:
+                passes[size].append(
+                    _seconds(lambda size=size: fit_stream(X, batch_size=size, **params))
+                )
+    ratios = {
+        size: float(np.median(np.array(iterations) / np.array(passes[size]))) for size in sizes
+    }
+    passes = {size: float(np.median(times)) for size, times in passes.items()}
     iteration = float(np.median(iterations))
-    # seconds per update = fixed + per_row * rows per update (least squares over the ladder)
+    # seconds of a pass = n_rows * per_row + updates * fixed (least squares over the ladder)
     updates = np.array([-(-n_rows // size) for size in sizes], dtype=float)
-    per_update = np.array([passes[size] for size in sizes]) / updates
-    rows_per_update = n_rows / updates
-    per_row, fixed = np.polyfit(rows_per_update, per_update, 1)
-    ratio = {size: iteration / passes[size] for size in sizes}
+    fixed, intercept = np.polyfit(updates, [passes[size] for size in sizes], 1)
+    per_row = intercept / n_rows
+    ratio = ratios
     reaching = [size for size in sizes if ratio[size] >= THROUGHPUT_GOAL]
     return {
         "model": f"{covariance_type} K={k} D={d}",
@@ -255,21 +259,20 @@ def run(quick: bool = False) -> ExperimentResult:
         name="bench_online",
         title="Online EM: throughput and memory over a stream",
         description=(
-            "Throughput: one online pass (fit_stream over an in-memory array) against one "
-            "batch EM iteration over the same rows from the same start, as rows per second; "
-            "a batch EM iteration is (time of fit with max_iter=10 − with max_iter=0) / 10; "
-            "medians of repeats, one BLAS thread. Every update pays a fixed cost (the "
-            "family's per-iteration coefficients, the statistics step, one M-step, the "
-            "blend), which stepwise EM cannot avoid: it is the intercept of a line through "
-            "seconds per update against rows per update over a ladder of update sizes "
-            "(gmm.fit_stream's batch_size; 10,000 by default for one array). Its slope, the "
+            "Throughput: one online pass (fit_stream over an in-memory array) against one batch"
+            " EM iteration over the same rows from the same start, as rows per second; a batch "
+            "EM iteration is (time of fit with max_iter=10 − with max_iter=0) / 10; medians of "
+            "repeats, one BLAS thread. Every update pays a fixed cost (the family's per-"
+            "iteration coefficients, the statistics step, one M-step, the blend), which "
+            "stepwise EM cannot avoid: it is the slope of a line through the seconds of a pass "
+            "against its number of updates, over a ladder of update sizes (gmm.fit_stream's "
+            "batch_size; 10,000 by default for one array). Its intercept over the rows, the "
             "online cost per row, includes what a batch EM iteration on cached features does "
-            "not pay again (shifting the rows, forming the family's features, the column "
-            "sums): the ceiling column, batch EM's cost per row over the online one, bounds "
-            "the ratio any update size can reach. Memory: peak RSS (ru_maxrss) of a fresh "
-            "process making one pass over a stream generated batch by batch (K = 4, D = 5, "
-            "'full', batches of 1,000). "
-            "Timings on a shared, busy 2-core machine."
+            "not pay again (shifting the rows, forming the family's features, the column sums):"
+            " the ceiling column, batch EM's cost per row over the online one, bounds the ratio"
+            " any update size can reach. Memory: peak RSS (ru_maxrss) of a fresh process making"
+            " one pass over a stream generated batch by batch (K = 4, D = 5, 'full', batches of"
+            " 1,000). Timings on a shared, busy 2-core machine."
         ),
         verdict=verdict,
         ok=quick or (flat and not missed),
