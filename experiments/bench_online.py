@@ -1,17 +1,18 @@
 """Benchmark: online EM's throughput against a batch EM iteration, and its memory over a stream.
 
-Throughput: rows per second of one online pass (``gmm.fit_stream`` over an in-
-memory array, batch by batch) against rows per second of one batch EM iteration
-over the same rows, from the same start; medians of repeats, in the same
-process. For each model the pass is timed at every size of a ladder of rows per
-update, which gives the smallest update that reaches the goal and, by a least-
-squares line through the seconds of a pass against its number of updates, the
-fixed cost of one update (its slope: the family's coefficients, the statistics
-step, the M-step, the blend, Python) and the online cost per row (its intercept
-over the rows), whose ratio to batch EM's cost per row bounds what any update
-size can reach. Memory: the peak RSS of a fresh process that makes one pass
-over a stream generated on the fly, for a short and a long stream; flat means
-the long pass peaks no higher than the short one plus a few MB.
+Throughput: rows per second of one online pass (``gmm.fit_stream`` over an
+in-memory array, batch by batch) against rows per second of one batch EM
+iteration over the same rows, from the same start; medians of repeats, in the
+same process. For each model the pass is timed at every size of a ladder of
+rows per update, which gives the smallest update that reaches the goal and, by
+a least-squares line through the seconds of a pass against its number of
+updates, the fixed cost of one update (its slope: the family's coefficients,
+the statistics step, the M-step, the blend, Python) and the online cost per row
+(its intercept over the rows), whose ratio to batch EM's cost per row bounds
+what any update size can reach. Memory: the peak RSS of a fresh process that
+makes one pass over a stream generated on the fly, for a short and a long
+stream; flat means the long pass peaks no higher than the short one plus a few
+MB.
 
 ``python -m experiments.bench_online [--quick]`` writes ``out/bench_online.json``.
 Timings come from a shared, busy 2-core machine.
