@@ -466,7 +466,12 @@ def gathered(pairs, min_rows: int) -> Iterator[tuple]:
     A batch that cannot join (see :func:`_joinable`) is yielded alone, after
     the rows gathered before it, so that ``partial_fit`` validates it as given.
     The last update may hold fewer rows. Memory: at most ``min_rows`` rows plus
-    one batch.
+    one batch; O(rows·D) time for the finiteness checks and the copies.
+
+    >>> import numpy as np
+    >>> pairs = [(np.zeros((40, 2)), None)] * 3 + [(np.full((5, 2), np.nan), None)]
+    >>> [(X.shape[0], n) for X, _, n in gathered(pairs, 50)]
+    [(80, 2), (40, 1), (5, 1)]
     """
     pending: list[tuple[np.ndarray, np.ndarray | None]] = []
     rows = 0
