@@ -443,6 +443,10 @@ def test_fit_stream_continues_a_model_and_shows_progress(stream, capsys):
     same = fit_stream([stream[300:600], stream[600:]], model, progress=True)
     assert same is model and model.n_batches_seen_ == 3
     assert "stream" in capsys.readouterr().err
+    # Gathered: one update, but the bar counts the batches it read.
+    pieces = [stream[i : i + 100] for i in range(0, 400, 100)]
+    fit_stream(pieces, model, batch_size=400, progress=True)
+    assert model.n_batches_seen_ == 4 and "4/4" in capsys.readouterr().err
 
 
 def test_fit_stream_errors(stream):
