@@ -276,9 +276,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=1000,
+        default=None,
         metavar="N",
-        help="rows per batch with --online (default 1000)",
+        help="rows per update with --online (default: gmm.online.DEFAULT_BATCH_SIZE)",
     )
     _add_fit_options(sub)
 
@@ -596,7 +596,7 @@ def _fit_bayesian(args) -> int:
 
 def _fit_online(args) -> int:
     """``gmm fit --online``: :func:`gmm.fit_stream` over DATA read once in batches."""
-    from .online import fit_stream
+    from .online import DEFAULT_BATCH_SIZE, fit_stream
 
     if args.data.lower().endswith(".npy"):
         try:
@@ -612,17 +612,17 @@ def _fit_online(args) -> int:
         X, names = read_data(args.data)
     # A memory map is read batch by batch with plain file reads; a CSV's names go with
     # every batch, so the model records them.
+    size = args.batch_size or DEFAULT_BATCH_SIZE
     batches = X
     if names is not None:
         batches = (
-            _with_names(X[start : start + args.batch_size], names)
-            for start in range(0, X.shape[0], args.batch_size)
+            _with_names(X[start : start + size], names) for start in range(0, X.shape[0], size)
         )
     model = fit_stream(
         batches,
         batch_size=args.batch_size,
         progress=None,
-        total=-(-X.shape[0] // args.batch_size),
+        total=-(-X.shape[0] // size),
         n_components=args.k,
         covariance_type=args.covariance,
         random_state=args.seed,
