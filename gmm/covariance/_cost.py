@@ -116,30 +116,47 @@ def constants(dtype=np.float64) -> dict[str, float]:
     return _constants
 
 
-def _median_seconds(run: Callable[[], object], repeats: int = 5) -> float:
+def _best_seconds(run: Callable[[], object], repeats: int = 5) -> float:
+    """The fastest of ``repeats`` runs (after one warm-up): the least disturbed by load."""
     run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.min(times))
 
 
-def calibrate(rows: int = 2048) -> dict[str, float]:
+#: (formulation, D, K) of the calibration runs.
+CALIBRATION_SHAPES = (
+    ("expanded", 8, 1),
+    ("expanded", 8, 16),
+    ("expanded", 32, 1),
+    ("expanded", 32, 8),
+    ("expanded", 64, 2),
+    ("whitened", 8, 2),
+    ("whitened", 32, 2),
+    ("whitened", 64, 1),
+    ("whitened", 128, 1),
+)
+
+
+def calibrate(rows: int = 1024) -> dict[str, float]:
     """Measure ``a, b, c, e`` by timing both kernels on synthetic chunks of ``rows`` rows.
 
-    Expanded at D = 24 with K = 1 and K = 16 gives ``a`` and ``b``; whitened at
-    D = 16 and D = 128 (K = 1) gives ``c`` and ``e``. Medians of five runs each;
-    about 50 ms. Constants are clipped below at 1e-13 s so that noise never
-    makes one formulation free.
+    Each shape of :data:`CALIBRATION_SHAPES` is timed (features, distances and
+    moments of one chunk; the fastest of five runs, the least disturbed by
+    other load); the constants are the non-negative least-squares fit of the
+    model to the per-row times, in relative terms (each time weighs by its
+    inverse). About 0.2 s on a quiet two-core machine, once per process.
     """
+    from ..em import blas_threads_for  # em imports the families
     from .full import Full  # full imports this module
 
     family = Full()
     rng = np.random.default_rng(0)
 
-    def per_row(d: int, k: int, name: str) -> float:
+    def per_row(name: str, d: int, k: int) -> float:
         X = rng.standard_normal((rows, d))
         means = rng.standard_normal((k, d))
         factors = np.broadcast_to(np.eye(d), (k, d, d)).copy()
@@ -153,21 +170,34 @@ def calibrate(rows: int = 2048) -> dict[str, float]:
                 _, work = family.mahalanobis(X, feats, coefs)
                 family.moments(X, feats, resp, coefs, work)
 
-            return _median_seconds(run) / rows
-
-    from ..em import blas_threads_for  # em imports the families
+            return _best_seconds(run) / rows
 
     with blas_threads_for(0):  # as the EM pass runs chunks of this size
-        return _solve(per_row)
+        measured = {shape: per_row(*shape) for shape in CALIBRATION_SHAPES}
+    return fit_constants(measured)
 
 
-def _solve(per_row: Callable[[int, int, str], float]) -> dict[str, float]:
-    f = expanded_columns(24)
-    one, many = per_row(24, 1, "expanded"), per_row(24, 16, "expanded")
-    b = max((many - one) / (15 * f), 1e-13)
-    a = max(one / f - b, 1e-13)
-    small, large = per_row(16, 1, "whitened"), per_row(128, 1, "whitened")
-    # small = 16² c + 16 e, large = 128² c + 128 e
-    c = max((large - 8 * small) / (128**2 - 8 * 16**2), 1e-13)
-    e = max((small - 16**2 * c) / 16, 1e-13)
-    return {"a": a, "b": b, "c": c, "e": e}
+def fit_constants(measured: dict[tuple[str, int, int], float]) -> dict[str, float]:
+    """Non-negative least-squares constants from ``{(formulation, D, K): seconds per row}``.
+
+    Relative residuals (each equation divided by its time), so small and large
+    shapes count alike. Constants are at least 1e-13 s, so none is ever free.
+    """
+    from scipy.optimize import nnls
+
+    names = ("a", "b", "c", "e")
+    rows, times = [], []
+    for (name, d, k), seconds in measured.items():
+        f = expanded_columns(d)
+        if name == "expanded":
+            row = [f, f * k, 0.0, 0.0]
+        else:
+            row = [0.0, 0.0, k * d * d, k * d]
+        rows.append(np.array(row) / seconds)
+        times.append(1.0)
+    # Scale the columns so the solver sees numbers near one.
+    A = np.array(rows)
+    scale = np.max(A, axis=0)
+    solution, _ = nnls(A / scale, np.array(times))
+    values = solution / scale
+    return {name: max(float(v), 1e-13) for name, v in zip(names, values, strict=True)}
