@@ -25,7 +25,6 @@ from .covariance import CovarianceFamily
 from .statistics import Scatter
 
 
-
 def _last_level_cache() -> int:
     """Bytes of the largest CPU cache the OS reports (0 if it reports none)."""
     import os

@@ -48,7 +48,7 @@ def test_full_chunks_are_sized_for_the_formulation(formulation, monkeypatch):
     X = np.zeros((10_000, 40))
     with forced(formulation):
         data = em.ChunkedData(X, None, get_family("full"), np.zeros(40), 3, cache=False)
-        Xc, feats, _ = next(iter(data))
+        _, feats, _ = next(iter(data))
     columns = 4 * 40 if formulation == "whitened" else 40 * 41 // 2 + 2 * 40
     assert data.rows == 2**22 // (columns * 8)
     assert feats.shape == (data.rows, 40 if formulation == "whitened" else 40 * 41 // 2 + 40)
@@ -177,6 +177,7 @@ def test_full_switches_to_centred_path_on_tight_data(monkeypatch):
         return coefs
 
     monkeypatch.setattr(family, "coefficients", spy)
+    monkeypatch.setenv("GMM_FULL_FORMULATION", "expanded")  # not the shape's choice
     GaussianMixture(4, max_iter=3, tol=0, random_state=0).fit(_blobs(np.random.default_rng(1)))
     assert seen and all(centred == 0 for _, centred in seen)
     seen.clear()
