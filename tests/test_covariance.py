@@ -223,3 +223,39 @@ def _ml_log_const(params, family):
 
     d = params.means.shape[1]
     return np.log(params.weights) + log_det_precision(params, family) - 0.5 * d * LOG_2PI
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", ["full", "VVV", "EEV"])
+def test_both_full_formulations_fit_alike_and_like_sklearn(name):
+    """mclust's models on full's kernels and 'full' itself: the two formulations
+    give the same fit; 'full' also equals scikit-learn from the same start."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from gmm import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    X = np.vstack(
+        [rng.standard_normal((200, 4)) + 3, rng.standard_normal((200, 4)) * [1, 2, 0.5, 1] - 2]
+    )
+    fits = {}
+    for formulation in FORMULATIONS:
+        with forced(formulation):
+            model = GaussianMixture(2, covariance_type=name, random_state=0, tol=0, max_iter=15)
+            fits[formulation] = model.fit(X)
+    expanded, whitened = fits["expanded"], fits["whitened"]
+    assert whitened.lower_bound_ == pytest.approx(expanded.lower_bound_, rel=1e-12)
+    np.testing.assert_allclose(whitened.covariances_, expanded.covariances_, atol=1e-11)
+    np.testing.assert_allclose(whitened.means_, expanded.means_, atol=1e-11)
+    if name == "full":
+        init = dict(
+            weights_init=[0.5, 0.5],
+            means_init=X[[0, -1]],
+            precisions_init=np.stack([np.eye(4)] * 2),
+        )
+        ref = SkGaussianMixture(2, tol=0, max_iter=15, **init).fit(X)
+        for formulation in FORMULATIONS:
+            with forced(formulation):
+                ours = GaussianMixture(2, tol=0, max_iter=15, **init).fit(X)
+            assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-10)
+            np.testing.assert_allclose(ours.covariances_, ref.covariances_, atol=1e-9)
