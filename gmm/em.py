@@ -26,7 +26,12 @@ from .statistics import Scatter
 
 
 def _last_level_cache() -> int:
-    """Bytes of the largest CPU cache the OS reports (0 if it reports none)."""
+    """Bytes of the largest CPU cache the OS reports (0 if it reports none).
+
+    From ``sysconf`` where the C library knows it, else Linux's
+    ``/sys/devices/system/cpu/cpu0/cache/index*/size``.
+    """
+    import glob
     import os
 
     sizes = []
@@ -35,6 +40,16 @@ def _last_level_cache() -> int:
             sizes.append(int(os.sysconf(name)))
         except (ValueError, OSError, AttributeError):
             pass
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as file:
+                text = file.read().strip().upper()
+        except OSError:
+            continue
+        unit = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        digits = text[:-1] if text[-1:] in "KMG" else text
+        if digits.isdigit():
+            sizes.append(int(digits) * unit)
     return max(sizes, default=0)
 
 

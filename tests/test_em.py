@@ -191,3 +191,8 @@ def _ml_log_const(params, family):
 
     d = params.means.shape[1]
     return np.log(params.weights) + log_det_precision(params, family) - 0.5 * d * LOG_2PI
+
+
+def test_chunk_budget_is_within_its_documented_bounds():
+    assert 8 * 2**20 <= em.CHUNK_BYTES <= 32 * 2**20
+    assert em._last_level_cache() >= 0
