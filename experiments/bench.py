@@ -457,7 +457,19 @@ def run(quick: bool = False) -> ExperimentResult:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--grid" in argv:  # the grid: bench_grid's options follow --grid
+        from . import bench_grid
+
+        argv.remove("--grid")
+        return bench_grid.main(argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="run the grid of (D, K, family, dtype) instead (experiments.bench_grid; "
+        "its options such as --rows, --features follow)",
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     size.add_argument("--full", action="store_true", help="the speed issue's full benchmark")

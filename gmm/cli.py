@@ -267,11 +267,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="one pass of online (stepwise) EM over batches instead of batch EM",
     )
     sub.add_argument(
+        "--prior",
+        choices=("default",),
+        default=None,
+        help="mclust's conjugate prior (priorControl()): a MAP fit that keeps components "
+        "from collapsing; batch EM only",
+    )
+    sub.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=1000,
+        default=None,
         metavar="N",
-        help="rows per batch with --online (default 1000)",
+        help="rows per update with --online (default: gmm.online.DEFAULT_BATCH_SIZE)",
     )
     _add_fit_options(sub)
 
@@ -531,6 +538,8 @@ def _fit(args) -> int:
     from .estimator import GaussianMixture
     from .selection import information_criteria
 
+    if args.prior is not None and (args.bayesian or args.online):
+        raise CommandLineError("--prior goes with batch EM, not with --bayesian or --online")
     if args.bayesian:
         return _fit_bayesian(args)
     if args.online:
@@ -543,6 +552,7 @@ def _fit(args) -> int:
         n_init=args.n_init,
         random_state=args.seed,
         nan_policy=args.nan_policy,
+        prior=args.prior,
         **_fit_params(args),
     ).fit(X)
     criteria = information_criteria(model, X, None)
@@ -586,7 +596,7 @@ def _fit_bayesian(args) -> int:
 
 def _fit_online(args) -> int:
     """``gmm fit --online``: :func:`gmm.fit_stream` over DATA read once in batches."""
-    from .online import fit_stream
+    from .online import DEFAULT_BATCH_SIZE, fit_stream
 
     if args.data.lower().endswith(".npy"):
         try:
@@ -602,17 +612,17 @@ def _fit_online(args) -> int:
         X, names = read_data(args.data)
     # A memory map is read batch by batch with plain file reads; a CSV's names go with
     # every batch, so the model records them.
+    size = args.batch_size or DEFAULT_BATCH_SIZE
     batches = X
     if names is not None:
         batches = (
-            _with_names(X[start : start + args.batch_size], names)
-            for start in range(0, X.shape[0], args.batch_size)
+            _with_names(X[start : start + size], names) for start in range(0, X.shape[0], size)
         )
     model = fit_stream(
         batches,
         batch_size=args.batch_size,
         progress=None,
-        total=-(-X.shape[0] // args.batch_size),
+        total=-(-X.shape[0] // size),
         n_components=args.k,
         covariance_type=args.covariance,
         random_state=args.seed,

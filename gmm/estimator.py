@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import criteria, em, online, scale, validation
+from . import prior as conjugate_prior
 from .covariance import get_family
 from .driver import BaseMixture, state_kept_on_failure
 
@@ -90,6 +91,16 @@ default='kmeans'
         by measurement (``python -m experiments online``).
     learning_offset : float, default=1.0
         Of :meth:`partial_fit`; >= 1. Larger values slow down the early updates.
+    prior : None, 'default' or dict, default=None
+        mclust's conjugate prior (Fraley & Raftery, 2007; see :mod:`gmm.prior`):
+        the M-step becomes a MAP step that keeps components from collapsing.
+        'default' is mclust's ``priorControl()``; a dict of any of
+        ``shrinkage``, ``mean``, ``dof``, ``scale`` sets those values (the
+        others take mclust's ``defaultPrior``, computed from the training
+        data). For 'E', 'V', 'EII', 'VII', 'EEI', 'VEI', 'EVI', 'VVI', 'EEE',
+        'EEV', 'VEV', 'VVV' and scikit-learn's four; other models raise. The
+        log-likelihood and the criteria are those at the MAP estimate, as
+        mclust's. Not with :meth:`partial_fit`.
 
     Attributes
     ----------
@@ -111,6 +122,9 @@ default='kmeans'
         Only for input with string column names (pandas).
     n_batches_seen_, n_samples_seen_ : int
         Only after :meth:`partial_fit`: batches and rows of the stream so far.
+    prior_ : gmm.prior.ConjugatePrior
+        Only with ``prior``: the prior's values used by the fit (mclust's
+        ``defaultPrior`` of the training data, where not given).
 
     Notes
     -----
@@ -160,6 +174,7 @@ default='kmeans'
         nan_policy="raise",
         learning_decay=online.DEFAULT_LEARNING_DECAY,
         learning_offset=online.DEFAULT_LEARNING_OFFSET,
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -179,6 +194,7 @@ default='kmeans'
         self.nan_policy = nan_policy
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.prior = prior
 
     # ======================================================== missing values
     def _with_missing(self, X):
@@ -302,6 +318,10 @@ default='kmeans'
         >>> gm.n_batches_seen_, np.round(np.sort(gm.means_.ravel()))
         (20, array([-3.,  3.]))
         """
+        if self.prior is not None:
+            raise NotImplementedError(
+                "partial_fit does not take a prior yet: use fit, or set prior=None."
+            )
         return online.partial_fit(self, X, sample_weight)
 
     def _run_em(self, X, sample_weight):
@@ -310,7 +330,19 @@ default='kmeans'
 
     # ================================================================ hooks
     def _check_parameters(self):
-        return validation.check_parameters(self)
+        family, initializer = validation.check_parameters(self)
+        conjugate_prior.check_spec(self.prior, family)
+        return family, initializer
+
+    def _prepare(self, data, family):
+        # The prior's values from the training data (a failed fit restores the old ones).
+        self.__dict__.pop("prior_", None)
+        if self.prior is not None:
+            model = conjugate_prior.prior_model(family)
+            mean, covariance = conjugate_prior.data_moments(data, family)
+            self.prior_ = conjugate_prior.resolve(
+                self.prior, mean, covariance, self.n_components, model
+            )
 
     def _initialize(self, data, family, initializer, random_state) -> em.Parameters:
         weights_init, means_init, precisions_init = validation.check_initial_parameters(
@@ -346,6 +378,10 @@ default='kmeans'
     def _m_step(self, scatter, previous, family, dtype):
         # Normalised by their sum, like scikit-learn's M-step, so they sum to 1.
         weights = scatter.nk / scatter.nk.sum()
+        if self.prior is not None:
+            return conjugate_prior.maximization(
+                scatter, family, self.reg_covar, weights, previous, dtype, self.prior_
+            )
         return em.maximization(scatter, family, self.reg_covar, weights, previous, dtype)
 
     def _lower_bound(self, stats, params):

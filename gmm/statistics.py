@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blas_threads import blas_threads_for
+
 #: The kinds of scatter a family may ask for.
 KINDS = ("full", "diagonal", "pooled")
 
@@ -129,21 +131,40 @@ def pooled_from_moments(
 
 
 # ------------------------------------------------------- from responsibilities
+def _rows_of(resp_k: np.ndarray) -> np.ndarray | slice:
+    """The rows a component weighs (all of them unless some have zero weight)."""
+    rows = np.flatnonzero(resp_k)
+    return slice(None) if rows.size == resp_k.size else rows
+
+
 def full_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """``W_k``, (K, D, D), about given means; ``resp`` is (K, n). O(n·K·D²)."""
-    scatter = np.empty((means.shape[0], X.shape[1], X.shape[1]))
-    for k, mean in enumerate(means):
-        dev = X - mean
-        scatter[k] = (dev * resp[k][:, None]).T @ dev
+    """``W_k``, (K, D, D), about given means; ``resp`` (K, n) is non-negative.
+
+    Rows with zero responsibility are skipped, so hard labels (a k-means start)
+    cost O(n·D²) in all, soft ones O(n·K·D²); each component's scatter is one
+    product of ``sqrt(r)·(x - m)`` with itself, on one BLAS thread when small.
+    """
+    n_components, d = means.shape[0], X.shape[1]
+    scatter = np.zeros((n_components, d, d))
+    with blas_threads_for(float(X.shape[0]) * d * d):
+        for k, mean in enumerate(means):
+            rows = _rows_of(resp[k])
+            dev = X[rows] - mean
+            dev *= np.sqrt(resp[k, rows])[:, None]
+            scatter[k] = dev.T @ dev
     return scatter
 
 
 def diagonal_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """Diagonal of ``W_k``, (K, D), about given means; ``resp`` is (K, n). O(n·K·D)."""
+    """Diagonal of ``W_k``, (K, D), about given means; ``resp`` is (K, n). O(n·K·D).
+
+    Rows with zero responsibility are skipped, as in :func:`full_scatter`.
+    """
     scatter = np.empty(means.shape)
     for k, mean in enumerate(means):
-        dev = X - mean
-        scatter[k] = resp[k] @ (dev * dev)
+        rows = _rows_of(resp[k])
+        dev = X[rows] - mean
+        scatter[k] = resp[k, rows] @ (dev * dev)
     return scatter
 
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from gmm.covariance import CollapsedComponentError, covariance_types, get_family
+from gmm.covariance import CollapsedComponentError, _cost, covariance_types, get_family
+from gmm.covariance._cost import FORMULATIONS, forced
+from gmm.covariance.full import whiten, whitened_moments
 from gmm.em import Parameters, prepare, weighted_log_prob
 
 from .mixture_data import component_matrix, precisions_of, random_covariances
@@ -97,8 +99,98 @@ def test_full_uses_fast_path_for_well_conditioned_components():
     cov = random_covariances(rng, "full", 4, 6)
     means = rng.normal(0, 3, size=(4, 6))
     params = Parameters(np.full(4, 0.25), means, cov, family.precision_cholesky(cov))
-    coefs, _ = prepare(params, family, np.zeros(6), _ml_log_const(params, family))
+    with forced("expanded"):  # the shape's choice could be either on another machine
+        coefs, _ = prepare(params, family, np.zeros(6), _ml_log_const(params, family))
     assert coefs.fast.size == 4 and coefs.centred.size == 0
+    with forced("whitened"):
+        coefs, _ = prepare(params, family, np.zeros(6), _ml_log_const(params, family))
+    assert coefs.fast.size == 0 and coefs.centred.size == 4
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_full_log_density_equals_scipy_in_every_formulation(formulation, dtype, offset):
+    """Both formulations, through the features the EM pass builds for them."""
+    rng = np.random.default_rng(7)
+    family = get_family("full")
+    K, d = 3, 7
+    cov = random_covariances(rng, "full", K, d)
+    means = rng.normal(offset, 3, size=(K, d))
+    X = rng.normal(offset, 4, size=(200, d))
+    params = Parameters(np.full(K, 1 / K), means, cov, family.precision_cholesky(cov))
+    shift = X.mean(axis=0).astype(dtype).astype(np.float64)  # the same in both dtypes
+    Xc = (X - shift).astype(dtype)
+    cast = Parameters(*(np.asarray(v, dtype=dtype) for v in vars(params).values() if v is not None))
+    with forced(formulation):
+        coefs, const = prepare(cast, family, shift.astype(dtype), _ml_log_const(params, family))
+        feats = family.chunk_features(Xc, K)
+        log_prob, _ = weighted_log_prob(Xc, feats, family, coefs, const)
+    assert log_prob.dtype == dtype
+    # The reference sees the parameters as rounded to dtype (1e6 + 3 loses digits in float32).
+    m64, c64 = cast.means.astype(np.float64), cast.covariances.astype(np.float64)
+    expected = np.column_stack(
+        [np.log(1 / K) + multivariate_normal(m64[k], c64[k]).logpdf(X) for k in range(K)]
+    )
+    # float32: distances of ~d·(4/1)² keep ~6 digits; the log density is ~-30.
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(log_prob.T, expected, rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_whitening_kernels_equal_numpy(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 4)).astype(dtype)
+    centres = rng.standard_normal((3, 4)).astype(dtype)
+    factors = np.triu(rng.standard_normal((3, 4, 4))).astype(dtype)
+    white = whiten(X, centres, factors)
+    expected = np.stack([(X - c) @ U for c, U in zip(centres, factors, strict=True)])
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(white, expected, rtol=rtol, atol=rtol)
+    resp = rng.random((3, 50)).astype(dtype)
+    first, gram = whitened_moments(white.copy(), resp)
+    np.testing.assert_allclose(first, np.einsum("gn,gnd->gd", resp, expected), rtol=rtol * 10)
+    np.testing.assert_allclose(
+        gram, np.einsum("gn,gni,gnj->gij", resp, expected, expected), rtol=rtol * 10, atol=rtol
+    )
+
+
+def test_cost_model_constants_from_exact_times():
+    """Times generated from known constants give those constants back (closed form)."""
+    truth = {"a": 2e-9, "b": 3e-10, "c": 4e-11, "e": 5e-9}
+    measured = {}
+    for name, d, k in _cost.CALIBRATION_SHAPES:
+        measured[name, d, k] = _cost.predicted_seconds(d, k, truth)[name]
+    fitted = _cost.fit_constants(measured)
+    for key, value in truth.items():
+        assert fitted[key] == pytest.approx(value, rel=1e-6)
+
+
+def test_cost_model_choice_and_overrides(monkeypatch):
+    # Unit constants: expanded costs F (1 + K), whitened K (D² + D), F = D(D+1)/2 + D.
+    monkeypatch.setattr(_cost, "_constants", None)
+    _cost.set_constants({"a": 1.0, "b": 1.0, "c": 1.0, "e": 1.0})
+    monkeypatch.delenv("GMM_FULL_FORMULATION", raising=False)
+    assert _cost.choose(100, 1, np.float64) == "whitened"  # 5150·2 > 10100
+    assert _cost.choose(2, 32, np.float64) == "expanded"  # 5·33 < 32·6
+    with forced("expanded"):
+        assert _cost.choose(100, 1, np.float64) == "expanded"
+    monkeypatch.setenv("GMM_FULL_FORMULATION", "whitened")
+    assert _cost.choose(2, 32, np.float64) == "whitened"
+    monkeypatch.setenv("GMM_FULL_FORMULATION", "fastest")
+    with pytest.raises(ValueError, match=r"GMM_FULL_FORMULATION='fastest'.*expanded, whitened"):
+        _cost.choose(2, 32, np.float64)
+    with pytest.raises(ValueError, match="missing"):
+        _cost.set_constants({"a": 1.0})
+    with pytest.raises(ValueError, match="unknown formulation"):
+        with forced("fastest"):
+            pass
+
+
+def test_calibration_measures_positive_constants():
+    constants = _cost.calibrate(rows=256)
+    assert set(constants) == {"a", "b", "c", "e"}
+    assert all(np.isfinite(v) and v > 0 for v in constants.values())
 
 
 @pytest.mark.parametrize("name", ["full", "diag", "spherical"])
@@ -131,3 +223,39 @@ def _ml_log_const(params, family):
 
     d = params.means.shape[1]
     return np.log(params.weights) + log_det_precision(params, family) - 0.5 * d * LOG_2PI
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", ["full", "VVV", "EEV"])
+def test_both_full_formulations_fit_alike_and_like_sklearn(name):
+    """mclust's models on full's kernels and 'full' itself: the two formulations
+    give the same fit; 'full' also equals scikit-learn from the same start."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from gmm import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    X = np.vstack(
+        [rng.standard_normal((200, 4)) + 3, rng.standard_normal((200, 4)) * [1, 2, 0.5, 1] - 2]
+    )
+    fits = {}
+    for formulation in FORMULATIONS:
+        with forced(formulation):
+            model = GaussianMixture(2, covariance_type=name, random_state=0, tol=0, max_iter=15)
+            fits[formulation] = model.fit(X)
+    expanded, whitened = fits["expanded"], fits["whitened"]
+    assert whitened.lower_bound_ == pytest.approx(expanded.lower_bound_, rel=1e-12)
+    np.testing.assert_allclose(whitened.covariances_, expanded.covariances_, atol=1e-11)
+    np.testing.assert_allclose(whitened.means_, expanded.means_, atol=1e-11)
+    if name == "full":
+        init = dict(
+            weights_init=[0.5, 0.5],
+            means_init=X[[0, -1]],
+            precisions_init=np.stack([np.eye(4)] * 2),
+        )
+        ref = SkGaussianMixture(2, tol=0, max_iter=15, **init).fit(X)
+        for formulation in FORMULATIONS:
+            with forced(formulation):
+                ours = GaussianMixture(2, tol=0, max_iter=15, **init).fit(X)
+            assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-10)
+            np.testing.assert_allclose(ours.covariances_, ref.covariances_, atol=1e-9)

@@ -9,6 +9,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from gmm import GaussianMixture, em
+from gmm.covariance._cost import FORMULATIONS, forced
 
 from .mixture_data import COVARIANCE_TYPES, make_mixture
 
@@ -26,6 +27,31 @@ def test_chunk_size_does_not_change_the_fit(covariance_type, monkeypatch):
     for name in ("weights_", "means_", "covariances_"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-10)
     np.testing.assert_allclose(chunked.score_samples(X), whole.score_samples(X), rtol=1e-12)
+
+
+def test_chunk_budget_is_read_when_the_chunks_are_sized(monkeypatch):
+    """The tests above shrink CHUNK_BYTES; chunk_rows must see it (at least 256 rows)."""
+    monkeypatch.setattr(em, "CHUNK_BYTES", 1)
+    assert em.chunk_rows(10, 8) == 256
+    monkeypatch.setattr(em, "CHUNK_BYTES", 8000 * 10 * 8)
+    assert em.chunk_rows(10, 8) == 8000
+    assert em.chunk_rows(10, 8, budget=1000 * 10 * 8) == 1000
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+def test_full_chunks_are_sized_for_the_formulation(formulation, monkeypatch):
+    """The whitened formulation keeps K whitened copies of a chunk, the expanded one
+    its D(D+1)/2 + D features: each chunk's largest temporary stays near the budget."""
+    from gmm.covariance import get_family
+
+    monkeypatch.setattr(em, "CHUNK_BYTES", 2**22)
+    X = np.zeros((10_000, 40))
+    with forced(formulation):
+        data = em.ChunkedData(X, None, get_family("full"), np.zeros(40), 3, cache=False)
+        _, feats, _ = next(iter(data))
+    columns = 4 * 40 if formulation == "whitened" else 40 * 41 // 2 + 2 * 40
+    assert data.rows == 2**22 // (columns * 8)
+    assert feats.shape == (data.rows, 40 if formulation == "whitened" else 40 * 41 // 2 + 40)
 
 
 def test_statistics_add_up_over_row_splits():
@@ -99,6 +125,19 @@ def test_hard_data_matches_sklearn_to_1e8(name, covariance_type):
     scikit-learn's own expanded 'diag'/'spherical' formulas lose digits on data
     offset by 1e6. gmm shifts the data itself, so it needs no such help.
     """
+    _check_hard_data(name, covariance_type)
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize("name", HARD)
+def test_hard_data_matches_sklearn_for_every_full_formulation(name, formulation):
+    """As above for 'full', with each formulation of its E-step forced (private
+    override gmm.covariance._cost.forced), against scikit-learn."""
+    with forced(formulation):
+        _check_hard_data(name, "full")
+
+
+def _check_hard_data(name, covariance_type):
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
     X = _hard_data(name)
@@ -138,6 +177,7 @@ def test_full_switches_to_centred_path_on_tight_data(monkeypatch):
         return coefs
 
     monkeypatch.setattr(family, "coefficients", spy)
+    monkeypatch.setenv("GMM_FULL_FORMULATION", "expanded")  # not the shape's choice
     GaussianMixture(4, max_iter=3, tol=0, random_state=0).fit(_blobs(np.random.default_rng(1)))
     assert seen and all(centred == 0 for _, centred in seen)
     seen.clear()
@@ -151,3 +191,8 @@ def _ml_log_const(params, family):
 
     d = params.means.shape[1]
     return np.log(params.weights) + log_det_precision(params, family) - 0.5 * d * LOG_2PI
+
+
+def test_chunk_budget_is_within_its_documented_bounds():
+    assert 8 * 2**20 <= em.CHUNK_BYTES <= 32 * 2**20
+    assert em._last_level_cache() >= 0

@@ -25,6 +25,7 @@ from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from gmm import GaussianMixture
+from gmm.covariance._cost import FORMULATIONS, forced
 
 from .mixture_data import COVARIANCE_TYPES, component_matrix
 
@@ -140,6 +141,29 @@ def agreement_cases():
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("transform, covariance_type, dtype", agreement_cases())
 def test_agrees_with_standardized_float64_reference(transform, covariance_type, dtype):
+    check_agreement(transform, covariance_type, dtype)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize(
+    "transform, dtype",
+    [(t, d) for t in TRANSFORMS for d in DTYPES],
+    ids=[f"{t}-{np.dtype(d).name}" for t in TRANSFORMS for d in DTYPES],
+)
+def test_every_full_formulation_agrees_with_the_reference(transform, dtype, formulation):
+    """Each formulation of the 'full' E-step (forced through the private override
+    gmm.covariance._cost.forced) on the transformed data against the reference fitted
+    on standardized float64 data with the formulation chosen by shape."""
+    check_agreement(transform, "full", dtype, formulation)
+
+
+def check_agreement(transform, covariance_type, dtype, formulation=None):
+    """The fit on transformed data equals the fit on standardized float64 data.
+
+    ``formulation`` forces one formulation of the 'full' E-step for the fit on
+    the transformed data only (None: chosen by shape), so the reference checks it.
+    """
     X = transformed(transform, dtype)
     X64 = X.astype(np.float64)  # the reference sees the same (rounded) data
     mean, a = standardizer(X64, covariance_type)
@@ -152,13 +176,22 @@ def test_agrees_with_standardized_float64_reference(transform, covariance_type, 
     # reg_covar=0 keeps EM equivariant; tol=0 runs the same ten iterations on both.
     settings = dict(covariance_type=covariance_type, reg_covar=0.0, tol=0.0, max_iter=10)
     reference = GaussianMixture(2, **settings, **start).fit(Z)
-    model = GaussianMixture(
+    with forced(formulation):
+        model = fitted_in_data_units(X, settings, start, mean, a, covariance_type)
+        check_against_reference(model, reference, X, Z, mean, a, covariance_type, dtype)
+
+
+def fitted_in_data_units(X, settings, start, mean, a, covariance_type):
+    return GaussianMixture(
         2,
         **settings,
         weights_init=start["weights_init"],
         means_init=start["means_init"] * a + mean,
         precisions_init=to_data_units(start["precisions_init"], covariance_type, a),
     ).fit(X)
+
+
+def check_against_reference(model, reference, X, Z, mean, a, covariance_type, dtype):
     assert model.means_.dtype == dtype
     param_tol, score_tol = tolerances(X, a, dtype)
     log_shift = np.sum(np.log(a))

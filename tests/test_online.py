@@ -286,6 +286,8 @@ BAD = [
     (lambda X: X.astype(np.float32), TypeError, "float32"),
     (lambda X: X.astype(str).astype(object) + "x", ValueError, "convert"),
     (lambda X: X[:0], ValueError, "0 sample"),
+    (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 5, np.inf, X), ValueError, "inf"),
+    (lambda X: np.hstack([X, X[:, :1]]), ValueError, "features"),
 ]
 
 
@@ -331,6 +333,52 @@ def test_first_batch_smaller_than_n_components(stream):
     with pytest.raises(ValueError, match=r"first batch .* at least n_components=5 rows, got 3"):
         model.partial_fit(stream[:3])
     assert not hasattr(model, "means_")
+
+
+def test_nan_under_a_zero_weight_is_still_an_error(stream):
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+    saved = model._online
+    batch = stream[300:400].copy()
+    batch[7, 1] = np.nan
+    weights = np.ones(100)
+    weights[7] = 0.0
+    with pytest.raises(ValueError, match="NaN"):
+        model.partial_fit(batch, sample_weight=weights)
+    assert model._online is saved and model.n_batches_seen_ == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_and_validated_batches_update_alike(stream, dtype):
+    """An ndarray batch (fast path) and the same rows as lists (full validation) agree exactly."""
+    data = stream.astype(dtype)
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, 300)
+    fast, slow = (GaussianMixture(3, random_state=0).partial_fit(data[:300]) for _ in range(2))
+    fast.partial_fit(data[300:600], sample_weight=weights)
+    fast.partial_fit(data[600:900])
+    slow.partial_fit(data[300:600].tolist(), sample_weight=weights.tolist())
+    slow.partial_fit(data[600:900].tolist())
+    assert same_parameters(fast, slow) and same_state(fast._online, slow._online)
+
+
+def test_finite_rows_whose_sums_overflow_get_an_exact_shift():
+    """float32 columns summing past float32's range: the shift is their mean (closed form)."""
+    from gmm.online import _later_batch
+
+    model = GaussianMixture(1, random_state=0).partial_fit(np.float32([[0, 0], [1, 1], [2, 0]]))
+    big = np.float32([[3e38, 1.0], [3e38, 3.0]])
+    data = _later_batch(model, big, None, model._check_parameters()[0])
+    assert data.X.dtype == np.float32
+    np.testing.assert_allclose(data.shift, [float(np.float32(3e38)), 2.0], rtol=1e-15)
+
+
+def test_a_model_fitted_on_named_columns_warns_on_an_unnamed_batch(stream):
+    pd = pytest.importorskip("pandas")
+    model = GaussianMixture(3, random_state=0).partial_fit(
+        pd.DataFrame(stream[:300], columns=["a", "b"])
+    )
+    with pytest.warns(UserWarning, match="feature names"):
+        model.partial_fit(stream[300:600])
+    assert model.n_batches_seen_ == 2
 
 
 def test_bad_weights_leave_the_stream_unchanged(stream):
@@ -395,6 +443,10 @@ def test_fit_stream_continues_a_model_and_shows_progress(stream, capsys):
     same = fit_stream([stream[300:600], stream[600:]], model, progress=True)
     assert same is model and model.n_batches_seen_ == 3
     assert "stream" in capsys.readouterr().err
+    # Gathered: one update, but the bar counts the batches it read.
+    pieces = [stream[i : i + 100] for i in range(0, 400, 100)]
+    fit_stream(pieces, model, batch_size=400, progress=True)
+    assert model.n_batches_seen_ == 4 and "4/4" in capsys.readouterr().err
 
 
 def test_fit_stream_errors(stream):
@@ -406,6 +458,48 @@ def test_fit_stream_errors(stream):
         fit_stream(stream, batch_size=0)
     with pytest.raises(TypeError, match="pairs"):
         fit_stream([stream], sample_weight=np.ones(len(stream)))
+
+
+def test_gathered_batches_update_as_one_batch_of_their_rows(stream):
+    """Mini-batch stepwise EM: consecutive batches gathered into one update of their union."""
+    pieces = [stream[i : i + 100] for i in range(0, 1000, 100)]  # 10 batches of 100 rows
+    weights = [None, np.full(100, 2.0), None, np.arange(100) % 3, None] + [None] * 5
+    model = fit_stream(
+        list(zip(pieces, weights, strict=True)), batch_size=250, n_components=3, random_state=0
+    )
+    manual = GaussianMixture(3, random_state=0)
+    for lo, hi in ((0, 3), (3, 6), (6, 9), (9, 10)):  # 300, 300, 300 rows, then the rest
+        w = [np.ones(100) if weights[i] is None else weights[i] for i in range(lo, hi)]
+        union_w = None if all(weights[i] is None for i in range(lo, hi)) else np.concatenate(w)
+        manual.partial_fit(np.concatenate(pieces[lo:hi]), sample_weight=union_w)
+    assert same_parameters(model, manual) and same_state(model._online, manual._online)
+    assert model.n_batches_seen_ == 4 and model.n_samples_seen_ == 1000
+
+
+def test_gathering_stops_at_a_bad_batch_with_the_rows_before_it_applied(stream):
+    bad = stream[200:300].copy()
+    bad[5, 0] = np.nan
+    pieces = [stream[:100], stream[100:200], bad, stream[300:400]]
+    model = GaussianMixture(3, random_state=0)
+    with pytest.raises(ValueError, match="NaN"):
+        fit_stream(pieces, model, batch_size=1000)
+    expected = GaussianMixture(3, random_state=0).partial_fit(stream[:200])
+    assert same_parameters(model, expected) and model.n_batches_seen_ == 1
+    # A batch of another width is passed alone, after the gathered rows: partial_fit's error.
+    model = GaussianMixture(3, random_state=0)
+    with pytest.raises(ValueError, match="features"):
+        fit_stream([stream[:100], stream[100:200], stream[200:300, :1]], model, batch_size=1000)
+    assert same_parameters(model, expected) and model.n_samples_seen_ == 200
+
+
+def test_fit_stream_reads_one_array_in_blocks_of_the_default_size(stream):
+    from gmm.online import DEFAULT_BATCH_SIZE
+
+    rows = np.tile(stream, (-(-(2 * DEFAULT_BATCH_SIZE + 1) // len(stream)), 1))
+    model = fit_stream(rows[: 2 * DEFAULT_BATCH_SIZE + 1], n_components=3, random_state=0)
+    assert model.n_batches_seen_ == 3 and model.n_samples_seen_ == 2 * DEFAULT_BATCH_SIZE + 1
+    with pytest.raises(TypeError, match="integer or None"):
+        fit_stream(stream, batch_size=2.5)
 
 
 def test_stationary_stream_reaches_batch_em(stream):

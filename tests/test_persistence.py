@@ -419,3 +419,24 @@ def test_tampered_running_statistics_are_refused(tmp_path, X):
             archive.writestr(name, data)
     with pytest.raises(ModelFileError, match="online nk must be positive"):
         load(path)
+
+
+@pytest.mark.parametrize("covariance_type", ["VVV", "EII", "tied"])
+def test_prior_values_survive_and_a_tampered_prior_is_refused(tmp_path, X, covariance_type):
+    # prior_ is computed from the training data at fit time (gmm.prior); a loaded
+    # model holds the same values, in the same shapes, and refits from them.
+    model = GaussianMixture(2, covariance_type=covariance_type, prior="default", random_state=0)
+    model.fit(X)
+    path = tmp_path / "m.npz"
+    save(model, path)
+    loaded = load(path)
+    for name, value in model.prior_.as_dict().items():
+        got = loaded.prior_.as_dict()[name]
+        assert np.shape(got) == np.shape(value)
+        np.testing.assert_array_equal(got, value)
+    np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+    metadata, members = read_members(path)
+    members["model.prior.dof"] = np.array([-1.0])
+    write_members(path, metadata, members)
+    with pytest.raises(ModelFileError, match="dof > 0"):
+        load(path)

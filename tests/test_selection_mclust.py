@@ -49,15 +49,31 @@ def _data(name):
     return np.array(REF["datasets"][name]["X"], dtype=np.float64)
 
 
+#: The default suite sweeps the models whose M-step is closed form and cheap; with
+#: GMM_MCLUST_ALL=1 it sweeps all 14 (minutes: at tol=1e-10, VEI, EVE and VVE iterate
+#: inside every M-step, and VVE on iris alone took two minutes here).
+ALL_MODELS = os.environ.get("GMM_MCLUST_ALL") == "1"
+DEFAULT_MODELS = ("EII", "VII", "EEI", "VVI", "EEE", "VVV")
+#: mclust's own VVE M-step stops short of its maximum, so from the same start EM
+#: takes another path (tests/test_covariance_mclust.py documents it with numbers);
+#: its cells are not compared.
+NOT_REPRODUCED = {"VVE"}
+
+
 @pytest.fixture(scope="module")
 def sweeps():
-    """One mclust sweep per data set, shared by the tests of this module."""
-    out = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # missing families, converged columns
-        for name in REF["datasets"]:
-            out[name] = sweep(_data(name), range(1, 10), "mclust", progress=False, **TIGHT)
-    return out
+    """One mclust sweep per data set, made when a test first asks for it."""
+
+    class Sweeps(dict):
+        def __missing__(self, name):
+            X = _data(name)
+            models = "mclust" if ALL_MODELS else list(DEFAULT_MODELS)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # converged columns
+                self[name] = sweep(X, range(1, 10), models, progress=False, **TIGHT)
+            return self[name]
+
+    return Sweeps()
 
 
 def _mclust_cell(name, model, k):
@@ -82,7 +98,7 @@ def test_bic_table_equals_mclustbic_cell_by_cell(sweeps, name):
     checked = 0
     for m, model in enumerate(table.models):
         for g, k in enumerate(table.n_components):
-            if not _mclust_converged(name, model, k):
+            if model in NOT_REPRODUCED or not _mclust_converged(name, model, k):
                 continue
             assert np.isfinite(table.values[g, m]), (model, k, table.errors.get((k, model)))
             assert table.values[g, m] == pytest.approx(_mclust_cell(name, model, k), rel=1e-6), (
@@ -126,6 +142,7 @@ def test_best_model_among_ours_is_mclusts_best_among_the_same_models(sweeps, nam
 
 
 @NEEDS_14
+@pytest.mark.skipif(not ALL_MODELS, reason="all 14 models: set GMM_MCLUST_ALL=1 (minutes)")
 @pytest.mark.parametrize("name", list(REF["datasets"]))
 def test_all_14_models_and_mclusts_choice(sweeps, name):
     table = sweeps[name].mclust_bic()
@@ -241,7 +258,9 @@ def test_one_feature_sweep_uses_e_and_v():
         warnings.simplefilter("ignore")
         result = sweep(x, [1, 2], "mclust", init_params="hc", progress=False)
     assert result.mclust_bic().models == ["E", "V"]
-    assert list(dict.fromkeys(result.table.column("covariance_type"))) == ["tied", "full"]
+    # By their own names now that the one-feature families are registered.
+    expected = list(mclust_models(1).values())
+    assert list(dict.fromkeys(result.table.column("covariance_type"))) == expected
 
 
 # ------------------------------------------------------------------------- plots

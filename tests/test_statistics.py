@@ -122,3 +122,28 @@ def test_pooled_is_the_count_weighted_mean_of_the_full_scatter(seed, split):
     np.testing.assert_allclose(
         diagonal.covariances, np.diagonal(full.covariances, axis1=1, axis2=2), rtol=1e-9
     )
+
+
+@pytest.mark.parametrize("kind", ["full", "diagonal"])
+def test_scatter_of_hard_and_sparse_responsibilities_equals_numpy(kind):
+    """Rows of zero responsibility are skipped: hard labels give each group's np.cov,
+    and responsibilities with zeros give np.cov with aweights."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(3.0, 2.0, size=(120, 4))
+    labels = np.arange(120) % 3
+    resp = np.zeros((3, 120))
+    resp[labels, np.arange(120)] = 1.0
+    resp[2, :40] = 0.0  # component 2 weighs fewer rows, softly
+    resp[2, 40:] *= rng.random(80)
+    resp[1, :] = 0.0  # an empty component
+    means = rng.normal(size=(3, 4))
+    scatter = statistics._CENTRED_SCATTER[kind](X, resp, means)
+    for k in range(3):
+        dev = X - means[k]
+        expected = (resp[k][:, None] * dev).T @ dev  # the definition, all rows
+        if kind == "diagonal":
+            expected = np.diag(expected)
+        np.testing.assert_allclose(scatter[k], expected, rtol=1e-12, atol=1e-12)
+    # Against np.cov (about the group's own mean) for the hard-labelled component 0.
+    full = statistics._CENTRED_SCATTER["full"](X, resp, X[labels == 0].mean(axis=0)[None])
+    np.testing.assert_allclose(full[0], 40 * np.cov(X[labels == 0].T, bias=True), rtol=1e-12)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..blas_threads import blas_threads_for, matrix_work
 from .base import CollapsedComponentError
 
 
@@ -41,15 +42,21 @@ def precision_factor_from_precisions(precisions: np.ndarray) -> np.ndarray:
 
 def gram(factors: np.ndarray) -> np.ndarray:
     """``U @ U.T`` for a stack of factors."""
-    return factors @ np.swapaxes(factors, -1, -2)
+    with blas_threads_for(_work(factors)):
+        return factors @ np.swapaxes(factors, -1, -2)
+
+
+def _work(stack: np.ndarray) -> float:
+    return matrix_work(int(np.prod(stack.shape[:-2])), stack.shape[-1])
 
 
 def covariance_from_factor(factors: np.ndarray) -> np.ndarray:
     """``inv(U @ U.T)`` computed as ``inv(U).T @ inv(U)``."""
     work = factors.astype(np.float64)
     n_features = work.shape[-1]
-    inv = np.linalg.solve(work, np.broadcast_to(np.eye(n_features), work.shape))
-    return (np.swapaxes(inv, -1, -2) @ inv).astype(factors.dtype, copy=False)
+    with blas_threads_for(_work(work)):
+        inv = np.linalg.solve(work, np.broadcast_to(np.eye(n_features), work.shape))
+        return (np.swapaxes(inv, -1, -2) @ inv).astype(factors.dtype, copy=False)
 
 
 def is_spd(matrices: np.ndarray) -> bool:

@@ -145,6 +145,25 @@ class CovarianceFamily(ABC):
             In X's dtype (``X`` itself if the family needs nothing more).
         """
 
+    def chunk_features(self, X: np.ndarray, n_components: int) -> np.ndarray:
+        """The features the EM pass computes for a chunk, knowing the number of components.
+
+        Optional hook: a family whose fastest formulation depends on the shape
+        (the 'full' family's whitened one needs no features) returns what its
+        kernels for ``n_components`` components read; the default is
+        :meth:`features`. :meth:`mahalanobis` and :meth:`moments` must accept
+        either.
+        """
+        return self.features(X)
+
+    def chunk_columns(self, n_features: int, n_components: int, dtype) -> int:
+        """Width of the largest per-row temporary of the E-step (sizes the chunks).
+
+        Optional hook; the default is the width of :meth:`features` plus D.
+        """
+        probe = self.chunk_features(np.zeros((1, n_features), dtype=dtype), n_components)
+        return probe.shape[1] + n_features
+
     @abstractmethod
     def working_dtype(self, dtype, weights, means, prec_chol) -> np.dtype:
         """The dtype in which the E-step keeps its accuracy for these parameters.

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import blas
 
 from .. import statistics
-from . import _matrices
+from . import _cost, _matrices
 from .base import CovarianceFamily, kappa_max
 
 
@@ -28,7 +29,7 @@ class FullCoefficients:
 class Full(_matrices.MatrixRepresentation, CovarianceFamily):
     """Full covariance, (K, D, D).
 
-    Two formulations, chosen per component and per iteration:
+    Two formulations, chosen per shape and per component:
 
     - **expanded** (fast): ``(x-m)'P(x-m) = sum_{i<=j} c_ij x_i x_j - 2 x'Pm + m'Pm``
       on shifted data, with features ``[x_i x_j (i<=j), x]`` (D(D+1)/2 + D
@@ -38,7 +39,12 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
       is so large against the data's spread that the expansion would cancel
       (tight or near-singular components, float32); the M-step then sums
       ``r·y'y`` in whitened coordinates and maps back with ``U⁻¹``. Costs about
-      three times the expanded path.
+      three times the expanded path on small D.
+
+    Which one runs: every component takes the whitened (centred) one when the
+    measured cost model (:mod:`gmm.covariance._cost`) predicts it is faster for
+    (D, K, dtype) (many features, few components); otherwise the expanded one,
+    except for the components whose expansion would lose accuracy.
     """
 
     name = "full"
@@ -65,6 +71,22 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         feats[n_pairs:] = columns
         return feats.T
 
+    def formulation(self, n_features: int, n_components: int, dtype) -> str:
+        """'expanded' or 'whitened' for this shape (:func:`gmm.covariance._cost.choose`)."""
+        return _cost.choose(n_features, n_components, dtype)
+
+    def chunk_features(self, X: np.ndarray, n_components: int) -> np.ndarray:
+        if self.formulation(X.shape[1], n_components, X.dtype) == "whitened":
+            self.check_n_features(X.shape[1])
+            return X  # the whitened formulation needs no features
+        return self.features(X)
+
+    def chunk_columns(self, n_features: int, n_components: int, dtype) -> int:
+        if self.formulation(n_features, n_components, dtype) == "whitened":
+            # y = (x - m_k) @ U_k of every component lives from the E-step to the moments
+            return (n_components + 1) * n_features
+        return _cost.expanded_columns(n_features) + n_features
+
     def expansion_condition(self, weights, means, prec_chol):
         """Condition estimate ``kappa_k`` of the expanded quadratic, per component."""
         d = means.shape[1]
@@ -86,7 +108,10 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         factor = prec_chol.astype(np.float64)
         means64 = means.astype(np.float64)
         prec = _matrices.gram(factor)
-        kappa = self.expansion_condition(weights, means, prec_chol)
+        if self.formulation(d, len(weights), dtype) == "whitened":
+            kappa = np.full(len(weights), np.inf)  # every component whitened
+        else:
+            kappa = self.expansion_condition(weights, means, prec_chol)
         fast = np.flatnonzero(kappa <= kappa_max(dtype))
         centred = np.flatnonzero(kappa > kappa_max(dtype))
 
@@ -117,13 +142,12 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             return np.maximum(maha, 0, out=maha), None
         maha = np.empty((coefs.fast.size + coefs.centred.size, n), dtype=X.dtype)
         if coefs.fast.size:
+            if feats.shape[1] != coefs.linear.shape[1]:  # features of the whitened plan
+                feats = self.features(X)
             expanded = coefs.linear @ feats.T
             expanded += coefs.const
             maha[coefs.fast] = expanded
-        # (G, n, D): (x - m_k) @ U_k, one small GEMM per centred component, laid out
-        # for the M-step. Subtracting before whitening keeps the digits of a point
-        # far from the shift (x @ U - m @ U would cancel two large numbers).
-        white = np.matmul(X[None, :, :] - coefs.centres_in_dtype, coefs.factors)
+        white = whiten(X, coefs.centres_in_dtype[:, 0, :], coefs.factors)
         maha[coefs.centred] = np.einsum("gnd,gnd->gn", white, white)
         return np.maximum(maha, 0, out=maha), white
 
@@ -135,17 +159,16 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         d = X.shape[1]
         if coefs is None or coefs.centred.size == 0:
             return resp @ feats, np.zeros((n_components, d)), np.zeros((n_components, d, d))
-        raw = np.zeros((n_components, feats.shape[1]), dtype=resp.dtype)
+        raw = np.zeros((n_components, _cost.expanded_columns(d)), dtype=resp.dtype)
         first = np.zeros((n_components, d), dtype=resp.dtype)
         gram = np.zeros((n_components, d, d), dtype=resp.dtype)
         if coefs.fast.size:
+            if feats.shape[1] != coefs.linear.shape[1]:
+                feats = self.features(X)
             raw[coefs.fast] = resp[coefs.fast] @ feats
         # Centred components: moments of the whitened deviations y = (x - c) @ U
         # from the E-step, sum r·y and sum r·y'y, so no digits cancel.
-        resp_c = resp[coefs.centred]
-        first[coefs.centred] = np.einsum("gn,gnd->gd", resp_c, work)
-        work *= np.sqrt(resp_c)[:, :, None]
-        gram[coefs.centred] = np.swapaxes(work, 1, 2) @ work
+        first[coefs.centred], gram[coefs.centred] = whitened_moments(work, resp[coefs.centred])
         return raw, first, gram
 
     def scatter(self, moments, nk, shift, coefs):
@@ -170,3 +193,50 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances[k]
+
+
+def _blas(name: str, dtype):
+    return blas.get_blas_funcs(name, dtype=dtype)
+
+
+def whiten(X: np.ndarray, centres: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``y_g = (X - c_g) @ U_g`` for every component: shape (G, n, D), X's dtype.
+
+    ``U_g`` are upper triangular, so each product is one triangular BLAS-3
+    multiply in place (``trmm``, half a GEMM's flops). Subtracting before
+    whitening keeps the digits of a point far from the shift (``x @ U - c @ U``
+    would cancel two large numbers). O(G·n·D²) time, the (G, n, D) result.
+    """
+    n_components, (n, d) = factors.shape[0], X.shape
+    white = np.empty((n_components, n, d), dtype=X.dtype)
+    if n == 0 or n_components == 0:
+        return white
+    trmm = _blas("trmm", X.dtype)
+    for g in range(n_components):
+        np.subtract(X, centres[g], out=white[g])
+        # (x - c) @ U, transposed: U' (x - c)' on the Fortran-ordered view, in place.
+        out = trmm(1.0, factors[g], white[g].T, side=0, lower=0, trans_a=1, overwrite_b=1)
+        if not np.shares_memory(out, white[g]):
+            white[g] = out.T
+    return white
+
+
+def whitened_moments(white: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_n r_gn y_gn`` (G, D) and ``sum_n r_gn y_gn' y_gn`` (G, D, D).
+
+    ``white`` (G, n, D) is scaled by ``sqrt(r)`` in place (it is not needed
+    afterwards) and its scatter is a symmetric rank-n update (``syrk``, half a
+    GEMM's flops). O(G·n·D²) time, O(G·D²) memory.
+    """
+    n_components, n, d = white.shape
+    first = np.einsum("gn,gnd->gd", resp, white)
+    gram = np.zeros((n_components, d, d), dtype=white.dtype)
+    if n == 0:
+        return first, gram
+    syrk = _blas("syrk", white.dtype)
+    roots = np.sqrt(resp)
+    for g in range(n_components):
+        white[g] *= roots[g][:, None]
+        upper = syrk(1.0, white[g].T, trans=0, lower=0)
+        gram[g] = np.triu(upper) + np.triu(upper, 1).T
+    return first, gram

@@ -23,7 +23,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import online, validation
 from ..covariance import get_family
+from ..covariance._matrices import is_spd
 from ..estimator import GaussianMixture
+from ..prior import MATRIX_SCALE, ConjugatePrior, prior_model
 from ..statistics import KINDS, Scatter
 from .file import Codec, ModelReader, names_array
 from .params import decode_params, encode_params
@@ -55,6 +57,10 @@ def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> d
     state = getattr(mixture, "_family_state", None)
     if isinstance(state, np.ndarray) and state.dtype.kind == "f":
         arrays["model.family_state"] = state
+    if getattr(mixture, "prior_", None) is not None:
+        for name, value in mixture.prior_.as_dict().items():
+            # Numbers as (1,): the container stores no 0-d arrays.
+            arrays[f"model.prior.{name}"] = np.atleast_1d(np.asarray(value, dtype=np.float64))
     extra = {}
     if getattr(mixture, "_online", None) is not None:
         extra["online"] = _encode_online(mixture, arrays)
@@ -140,6 +146,8 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
             reader.fail(f"model.family_state must hold floats, got {state_dtype}")
         model._family_state = reader.array("model.family_state", shape, state_dtype)
         used.add("model.family_state")
+    if "model.prior.mean" in reader.members:
+        used |= _decode_prior(reader, model, family, d)
     if "online" in section:
         used |= _decode_online(reader, section["online"], model, family, k, d)
     if "n_rows_omitted_" in section:
@@ -155,6 +163,32 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
         model.feature_names_in_ = reader.names_array("model.feature_names_in_", d)
         used.add("model.feature_names_in_")
     return model, used
+
+
+def _decode_prior(reader: ModelReader, model, family, d: int) -> set[str]:
+    """``prior_``, the conjugate prior's values the fit computed from its data."""
+    if model.prior is None:
+        reader.fail("the file holds a prior's values but the model has prior=None")
+    matrix = prior_model(family) in MATRIX_SCALE
+    shapes = {"shrinkage": (1,), "mean": (d,), "dof": (1,), "scale": (d, d) if matrix else (1,)}
+    values = {
+        name: reader.array(f"model.prior.{name}", shape, np.float64)
+        for name, shape in shapes.items()
+    }
+    if not all(np.all(np.isfinite(v)) for v in values.values()):
+        reader.fail("the prior's values must be finite")
+    if values["shrinkage"] < 0 or values["dof"] <= 0:
+        reader.fail("the prior needs shrinkage >= 0 and dof > 0")
+    scale = values["scale"]
+    if (matrix and not is_spd(scale[None])) or (not matrix and scale <= 0):
+        reader.fail("the prior's scale must be positive (definite)")
+    model.prior_ = ConjugatePrior(
+        float(values["shrinkage"][0]),
+        values["mean"],
+        float(values["dof"][0]),
+        scale if matrix else scale.reshape(()),
+    )
+    return {f"model.prior.{name}" for name in shapes}
 
 
 _ONLINE_ARRAYS = ("nk", "means", "covariances")

@@ -48,6 +48,9 @@ def _encode_value(name: str, value: Any) -> Any:
         return {"tuple": [_encode_value(name, v) for v in value]}
     if isinstance(value, list):
         return [_encode_value(name, v) for v in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        # A dict of settings (``prior``); arrays in it are stored as nested lists.
+        return {"dict": {key: _encode_value(name, _listed(v)) for key, v in value.items()}}
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, (np.random.RandomState, np.random.Generator)):
@@ -61,6 +64,10 @@ def _encode_value(name: str, value: Any) -> Any:
         f"Cannot save parameter {name}={value!r} of type {type(value).__name__}: "
         "only numbers, strings, None, sequences and arrays can be stored."
     )
+
+
+def _listed(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 def decode_params(
@@ -101,6 +108,8 @@ def _decode_value(reader: ModelReader, name: str, value):
         return [_decode_value(reader, name, v) for v in value]
     if isinstance(value, dict) and set(value) == {"tuple"} and isinstance(value["tuple"], list):
         return tuple(_decode_value(reader, name, v) for v in value["tuple"])
+    if isinstance(value, dict) and set(value) == {"dict"} and isinstance(value["dict"], dict):
+        return {key: _decode_value(reader, name, v) for key, v in value["dict"].items()}
     if isinstance(value, dict) and set(value) == {"range"}:
         bounds = value["range"]
         if (

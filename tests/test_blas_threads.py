@@ -1,0 +1,26 @@
+"""BLAS thread policy: small kernels on one thread, large ones left to the library."""
+
+from __future__ import annotations
+
+import pytest
+
+from gmm import blas_threads
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def _blas_threads() -> list[int]:
+    return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_small_work_runs_on_one_thread_and_large_work_is_left_alone():
+    before = _blas_threads()
+    with blas_threads.blas_threads_for(1.0):
+        assert all(n == 1 for n in _blas_threads())
+    assert _blas_threads() == before  # restored on exit
+    with blas_threads.blas_threads_for(blas_threads.THREADED_WORK):
+        assert _blas_threads() == before
+
+
+def test_matrix_work_is_k_d_cubed():
+    assert blas_threads.matrix_work(3, 10) == 3000.0
