@@ -204,12 +204,13 @@ default='kmeans'
 
     def _fit(self, X, sample_weight):
         source = self._with_missing(X)
-        if source is X:
-            return super()._fit(X, sample_weight)
-        super()._fit(source, sample_weight)
-        if source.policy == "omit":
+        rows = super()._fit(source, sample_weight)
+        # After a successful fit only: the count belongs to the fit that made it.
+        if source is not X and source.policy == "omit":
             self.n_rows_omitted_ = source.n_omitted
-        return source.rows  # every row, for fit_predict
+        elif hasattr(self, "n_rows_omitted_"):
+            del self.n_rows_omitted_
+        return rows if source is X else source.rows  # every row, for fit_predict
 
     def _predict_rows(self, X):
         return super()._predict_rows(self._with_missing(X))

@@ -582,3 +582,15 @@ def test_cli_fits_on_csv_with_holes_and_imputes(tmp_path, capsys):
     expected = GaussianMixture(2, random_state=0, nan_policy="marginalize").fit(Xm).impute(Xm)
     np.testing.assert_allclose(filled, expected, rtol=1e-12)
     assert main(["predict", str(model_path), str(data)]) == 0
+
+
+def test_refit_under_another_policy_drops_the_omitted_count():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    X[:10, 0] = np.nan
+    model = GaussianMixture(2, nan_policy="omit", random_state=0)
+    with pytest.warns(UserWarning):
+        model.fit(X)
+    assert model.n_rows_omitted_ == 10
+    model.set_params(nan_policy="marginalize").fit(X)
+    assert not hasattr(model, "n_rows_omitted_")
