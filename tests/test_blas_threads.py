@@ -13,7 +13,8 @@ def _blas_threads() -> list[int]:
     return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
 
 
-def test_small_work_runs_on_one_thread_and_large_work_is_left_alone():
+def test_small_work_runs_on_one_thread_and_large_work_is_left_alone(monkeypatch):
+    monkeypatch.setattr(blas_threads, "THREADED_WORK", 2**28)
     before = _blas_threads()
     with blas_threads.blas_threads_for(1.0):
         assert all(n == 1 for n in _blas_threads())
@@ -24,3 +25,9 @@ def test_small_work_runs_on_one_thread_and_large_work_is_left_alone():
 
 def test_matrix_work_is_k_d_cubed():
     assert blas_threads.matrix_work(3, 10) == 3000.0
+
+
+def test_by_default_nothing_is_limited():
+    before = _blas_threads()
+    with blas_threads.blas_threads_for(1.0):
+        assert _blas_threads() == before
