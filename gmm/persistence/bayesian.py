@@ -19,9 +19,8 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..bayesian import BayesianGaussianMixture, component_shape
-from ..covariance import covariance_types, get_family
 from .file import Codec, ModelReader
-from .mixture import _check_usable, _check_values, encode_section
+from .mixture import _check_usable, encode_section, read_feature_names, read_fitted, set_fitted
 from .params import decode_params
 
 _SCALAR_PRIORS = (
@@ -58,26 +57,7 @@ def decode(
 ) -> tuple[BayesianGaussianMixture, set[str]]:
     """The fitted model, checked; and the members read. O(K·D³) for 'full'."""
     section = reader.section(metadata, "model")
-    covariance_type = reader.field(section, "covariance_type", str)
-    k = reader.field(section, "n_components", int)
-    d = reader.field(section, "n_features", int)
-    dtype_name = reader.field(section, "dtype", str)
-    if covariance_type not in covariance_types():
-        reader.fail(f"unknown covariance_type {covariance_type!r}")
-    if k < 1 or d < 1 or dtype_name not in ("float32", "float64"):
-        reader.fail(f"invalid n_components={k}, n_features={d} or dtype={dtype_name!r}")
-    family, dtype = get_family(covariance_type), np.dtype(dtype_name)
-    shape = family.shape(k, d)
-    shapes = {"weights_": (k,), "means_": (k, d)}
-    shapes.update(dict.fromkeys(("covariances_", "precisions_", "precisions_cholesky_"), shape))
-    values = {name: reader.array(f"model.{name}", s, dtype) for name, s in shapes.items()}
-    used = {f"model.{name}" for name in shapes}
-    n_iter = reader.field(section, "n_iter_", int)
-    if n_iter < 0:
-        reader.fail(f"n_iter_ must be >= 0, got {n_iter}")
-    lower_bounds = reader.array("model.lower_bounds_", (n_iter,), np.float64)
-    used.add("model.lower_bounds_")
-    _check_values(reader, family, values, lower_bounds, dtype)
+    covariance_type, family, k, d, values, lower_bounds, used = read_fitted(reader, section)
 
     params, param_arrays = decode_params(
         reader, section.get("params"), "model", BayesianGaussianMixture
@@ -109,8 +89,7 @@ def decode(
     nu = reader.field(posterior, "degrees_of_freedom_", float) if tied else None
     _check_posterior(reader, read, scalars, nu, family, d)
 
-    for name, value in values.items():
-        setattr(model, name, value)
+    set_fitted(reader, section, model, values, lower_bounds)
     for name, value in scalars.items():
         setattr(model, name, value)
     concentration = read.pop("weight_concentration_")
@@ -120,17 +99,8 @@ def decode(
     model.mean_prior_ = read.pop("mean_prior_")
     prior = read.pop("covariance_prior_")
     model.covariance_prior_ = prior.reshape(component)[()]  # a float for 'spherical'
-    model.lower_bounds_ = lower_bounds.tolist()
-    model.converged_ = reader.field(section, "converged_", bool)
-    model.n_iter_ = n_iter
-    model.lower_bound_ = float(reader.field(section, "lower_bound_", float))
-    if reader.field(section, "n_features_in_", int) != d:
-        reader.fail(f"n_features_in_ is {section['n_features_in_']}, the means have {d}")
-    model.n_features_in_ = d
     _check_usable(reader, model, k)
-    if "model.feature_names_in_" in reader.members:
-        model.feature_names_in_ = reader.names_array("model.feature_names_in_", d)
-        used.add("model.feature_names_in_")
+    used |= read_feature_names(reader, model, d)
     return model, used
 
 

@@ -80,12 +80,13 @@ def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> d
     }
 
 
-def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixture, set[str]]:
-    """The fitted GaussianMixture of the ``"model"`` section, checked; and the members read.
+def read_fitted(reader: ModelReader, section: dict[str, Any]):
+    """The header and fitted arrays every mixture's ``"model"`` section holds, checked.
 
-    O(K·D³) time for the checks of 'full' covariances.
+    Returns ``(covariance_type, family, n_components, n_features, values,
+    lower_bounds, used)``: ``values`` maps the five fitted array names to their
+    arrays, ``used`` the members read. O(K·D³) time for the checks of 'full'.
     """
-    section = reader.section(metadata, "model")
     covariance_type = reader.field(section, "covariance_type", str)
     try:
         family = get_family(covariance_type)
@@ -115,7 +116,38 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
     lower_bounds = reader.array("model.lower_bounds_", (n_iter,), np.float64)
     used.add("model.lower_bounds_")
     _check_values(reader, family, values, lower_bounds, dtype)
+    return covariance_type, family, k, d, values, lower_bounds, used
 
+
+def set_fitted(reader: ModelReader, section: dict[str, Any], model, values, lower_bounds) -> None:
+    """Give ``model`` the arrays of :func:`read_fitted` and the section's fitted scalars."""
+    for name, value in values.items():
+        setattr(model, name, value)
+    d = values["means_"].shape[1]
+    model.lower_bounds_ = lower_bounds.tolist()
+    model.converged_ = reader.field(section, "converged_", bool)
+    model.n_iter_ = len(lower_bounds)
+    model.lower_bound_ = float(reader.field(section, "lower_bound_", float))
+    if reader.field(section, "n_features_in_", int) != d:
+        reader.fail(f"n_features_in_ is {section['n_features_in_']}, the means have {d}")
+    model.n_features_in_ = d
+
+
+def read_feature_names(reader: ModelReader, model, n_features: int) -> set[str]:
+    """``feature_names_in_`` when the file holds it; the members read."""
+    if "model.feature_names_in_" not in reader.members:
+        return set()
+    model.feature_names_in_ = reader.names_array("model.feature_names_in_", n_features)
+    return {"model.feature_names_in_"}
+
+
+def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixture, set[str]]:
+    """The fitted GaussianMixture of the ``"model"`` section, checked; and the members read.
+
+    O(K·D³) time for the checks of 'full' covariances.
+    """
+    section = reader.section(metadata, "model")
+    covariance_type, family, k, d, values, lower_bounds, used = read_fitted(reader, section)
     params, param_arrays = decode_params(reader, section.get("params"), "model", GaussianMixture)
     used |= param_arrays
     # Both must be present: a missing one would take the constructor's default.
@@ -131,15 +163,7 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
         validation.check_parameters(model, for_fit=False)
     except (TypeError, ValueError) as error:
         reader.fail(f"invalid constructor parameter: {error}")
-    for name, value in values.items():
-        setattr(model, name, value)
-    model.lower_bounds_ = lower_bounds.tolist()
-    model.converged_ = reader.field(section, "converged_", bool)
-    model.n_iter_ = n_iter
-    model.lower_bound_ = float(reader.field(section, "lower_bound_", float))
-    if reader.field(section, "n_features_in_", int) != d:
-        reader.fail(f"n_features_in_ is {section['n_features_in_']}, the means have {d}")
-    model.n_features_in_ = d
+    set_fitted(reader, section, model, values, lower_bounds)
     if "model.family_state" in reader.members:
         shape, _, state_dtype = reader.header("model.family_state")
         if state_dtype.kind != "f":
@@ -159,9 +183,7 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
             )
         model.n_rows_omitted_ = omitted
     _check_usable(reader, model, k)
-    if "model.feature_names_in_" in reader.members:
-        model.feature_names_in_ = reader.names_array("model.feature_names_in_", d)
-        used.add("model.feature_names_in_")
+    used |= read_feature_names(reader, model, d)
     return model, used
 
 
