@@ -560,6 +560,11 @@ def _fit(args) -> int:
     print(f"converged: {model.converged_} after {model.n_iter_} iterations")
     for key in ("log_likelihood", "aic", "bic", "icl"):
         print(f"{key}: {criteria[key]:.10g}")
+    return _save_if_asked(model, args)
+
+
+def _save_if_asked(model, args) -> int:
+    """Save ``model`` to ``--out`` when given; the exit status of a fit command."""
     if args.out:
         from .persistence import save
 
@@ -587,11 +592,7 @@ def _fit_bayesian(args) -> int:
     print(f"lower bound: {model.lower_bound_:.10g}")
     print(f"effective components (weight > 1%): {len(effective)}")
     print("weights: " + " ".join(f"{w:.4g}" for w in model.weights_[effective]))
-    if args.out:
-        from .persistence import save
-
-        save(model, args.out)
-    return 0
+    return _save_if_asked(model, args)
 
 
 def _fit_online(args) -> int:
@@ -631,11 +632,7 @@ def _fit_online(args) -> int:
     print(f"components: {args.k}, covariance: {args.covariance}")
     print(f"online: {model.n_batches_seen_} batches, {model.n_samples_seen_} samples")
     print(f"mean log-likelihood of the stream: {model.lower_bound_:.10g}")
-    if args.out:
-        from .persistence import save
-
-        save(model, args.out)
-    return 0
+    return _save_if_asked(model, args)
 
 
 def _model_and_data(args):

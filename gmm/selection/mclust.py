@@ -36,26 +36,12 @@ import numpy as np
 
 from .. import criteria
 from ..covariance import covariance_types as registered_covariance_types
+from ..covariance import get_family, mclust_types
 
-#: mclust's multivariate models, in mclust's order.
-MCLUST_MODELS = (
-    "EII",
-    "VII",
-    "EEI",
-    "VEI",
-    "EVI",
-    "VVI",
-    "EEE",
-    "VEE",
-    "EVE",
-    "VVE",
-    "EEV",
-    "VEV",
-    "EVV",
-    "VVV",
-)
+#: mclust's multivariate models, in mclust's order (the registry's list).
+MCLUST_MODELS = mclust_types(2)
 #: mclust's models for one feature.
-ONE_FEATURE_MODELS = ("E", "V")
+ONE_FEATURE_MODELS = mclust_types(1)
 #: scikit-learn's names of the same models (several features).
 SKLEARN_NAMES = {"VII": "spherical", "VVI": "diag", "EEE": "tied", "VVV": "full"}
 #: On one feature 'tied' is 'E' and the per-component families are 'V'.
@@ -141,7 +127,10 @@ def mclust_name(covariance_type: str, n_features: int) -> str:
     if n_features == 1:
         if covariance_type in ONE_FEATURE_MODELS:
             return covariance_type
-        return "E" if covariance_type in ("tied", "EEE", "EEI", "EII") else "V"
+        # On one feature a family is 'E' or 'V' by whether its components share
+        # their variance: one free variance for two components, or two.
+        shared = get_family(covariance_type).n_parameters(2, 1) == 1
+        return "E" if shared else "V"
     reverse = {ours: theirs for theirs, ours in SKLEARN_NAMES.items()}
     return reverse.get(covariance_type, covariance_type)
 
@@ -294,7 +283,6 @@ def mclust_icl(model, X, sample_weight=None) -> float:
 
 def model_n_parameters(model) -> int:
     """Free parameters of a fitted ``GaussianMixture`` (mclust's ``df``)."""
-    from ..covariance import get_family
 
     family = get_family(model.covariance_type)
     return criteria.n_parameters(family, model.n_components, model.n_features_in_)
@@ -483,7 +471,6 @@ def _plot_data_view(model, X, view, ax, dimens):
 
 
 def _component_covariances(model, n_features):
-    from ..covariance import get_family
 
     family = get_family(model.covariance_type)
     out = []
