@@ -2,7 +2,7 @@
 #
 # Run from the repository root:
 #   Rscript tests/reference/mclust/models.R [out.json [datasets [max_G]]]
-# (default out: tests/reference/mclust/models.json; datasets a comma-separated
+# (default out: models.json next to this script; datasets a comma-separated
 # subset of faithful,iris,diabetes,waiting, max_G at most 9: the live test runs
 # a small subset). Needs R >= 4, mclust >= 6
 # and jsonlite. Written for gmm; it calls mclust's public functions only.
@@ -15,33 +15,18 @@
 # unlimited iterations). Every numeric array is written as
 # {"dim": dim, "data": values in R's column-major order}.
 
-suppressPackageStartupMessages({
-  library(mclust)
-  library(jsonlite)
-})
-
+here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])))
+source(file.path(here, "data.R"))  # libraries, output_path(), mclust_datasets(), me_json()
 args <- commandArgs(trailingOnly = TRUE)
-out_path <- if (length(args) >= 1) args[[1]] else "tests/reference/mclust/models.json"
+out_path <- output_path("models.json", here)
 max_G <- if (length(args) >= 3) as.integer(args[[3]]) else 9L
-
-data(diabetes, package = "mclust")
-datasets <- list(
-  faithful = as.matrix(faithful),
-  iris = as.matrix(iris[, 1:4]),
-  diabetes = as.matrix(diabetes[, 2:4]),
-  waiting = as.matrix(faithful[, "waiting", drop = FALSE])
-)
+datasets <- mclust_datasets()
+datasets$waiting <- as.matrix(datasets::faithful[, "waiting", drop = FALSE])
 selected <- if (length(args) >= 2) strsplit(args[[2]], ",")[[1]] else names(datasets)
 multivariate <- c("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE",
                   "EVE", "VVE", "EEV", "VEV", "EVV", "VVV")
 univariate <- c("E", "V")
 control <- emControl(tol = c(1e-10, 1e-10))
-
-array_json <- function(x) {
-  d <- dim(x)
-  if (is.null(d)) d <- length(x)
-  list(dim = as.integer(d), data = as.vector(x))
-}
 
 variance_json <- function(variance) {
   out <- list()
@@ -54,55 +39,22 @@ variance_json <- function(variance) {
 }
 
 fit_json <- function(X, model, z) {
-  n <- nrow(X)
-  d <- ncol(X)
-  G <- ncol(z)
-  fit <- tryCatch(
-    me(data = X, modelName = model, z = z, control = control, warn = FALSE),
-    error = function(e) e
-  )
-  if (inherits(fit, "error")) {
-    return(list(model = model, ok = FALSE, reason = conditionMessage(fit)))
-  }
-  code <- attr(fit, "returnCode")
-  info <- attr(fit, "info")
-  if (is.null(fit$loglik) || !is.finite(fit$loglik) || (!is.null(code) && code != 0)) {
-    return(list(model = model, ok = FALSE,
-                reason = paste0("me() returnCode ", code, ": ", attr(fit, "WARNING"))))
-  }
-  params <- fit$parameters
-  list(
-    model = model,
-    ok = TRUE,
-    loglik = fit$loglik,
-    n_params = nMclustParams(model, d, G),
-    bic = bic(model, fit$loglik, n, d, G),
-    iterations = info[[1]],
-    pro = array_json(params$pro),
-    mean = array_json(params$mean),
-    sigma = array_json(params$variance$sigma),
-    variance = variance_json(params$variance)
-  )
+  out <- me_json(X, model, z, control)
+  if (!out$ok) return(out)
+  fit <- out$fit
+  out$fit <- NULL
+  out$n_params <- nMclustParams(model, ncol(X), ncol(z))
+  out$variance <- variance_json(fit$parameters$variance)
+  out
 }
 
-result <- list(
-  mclust_version = as.character(packageVersion("mclust")),
-  r_version = R.version.string,
-  control = list(tol = control$tol, itmax = control$itmax),
-  datasets = list()
-)
+result <- reference_header(control)
 for (data_name in selected) {
   X <- datasets[[data_name]]
   d <- ncol(X)
   tree <- hc(if (d == 1) datasets$faithful else X, modelName = "VVV", use = "SVD")
   models <- if (d == 1) univariate else multivariate
-  cells <- list()
-  for (G in seq_len(max_G)) {
-    cl <- as.vector(hclass(tree, G))
-    z <- unmap(cl)
-    fits <- lapply(models, function(model) fit_json(X, model, z))
-    cells[[G]] <- list(G = G, classification = cl, fits = fits)
-  }
+  cells <- partition_cells(X, tree, seq_len(max_G), models, fit_json)
   result$datasets[[data_name]] <- list(X = array_json(X), cells = cells)
 }
 writeLines(toJSON(result, auto_unbox = TRUE, digits = NA, null = "null"), out_path)

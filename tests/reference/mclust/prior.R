@@ -18,7 +18,7 @@
 # array is written as {"dim": dim, "data": values in R's column-major order}.
 
 here <- dirname(normalizePath(sub("--file=", "", grep("--file=", commandArgs(), value = TRUE)[1])))
-source(file.path(here, "data.R"))  # libraries, output_path(), mclust_datasets()
+source(file.path(here, "data.R"))  # libraries, output_path(), mclust_datasets(), me_json()
 args <- commandArgs(trailingOnly = TRUE)
 out_path <- output_path("prior.json", here)
 Gs <- if (length(args) >= 3) as.integer(strsplit(args[[3]], ",")[[1]]) else c(1L, 2L, 3L, 5L, 9L)
@@ -30,12 +30,6 @@ without_prior <- c("VEE", "EVE", "VVE", "EVV")
 univariate <- c("E", "V")
 control <- emControl(tol = c(1e-10, 1e-10))
 
-array_json <- function(x) {
-  d <- dim(x)
-  if (is.null(d)) d <- length(x)
-  list(dim = as.integer(d), data = as.vector(x))
-}
-
 prior_json <- function(X, G, model) {
   p <- defaultPrior(X, G, model)
   list(shrinkage = p$shrinkage, mean = array_json(p$mean), dof = p$dof,
@@ -43,34 +37,11 @@ prior_json <- function(X, G, model) {
 }
 
 fit_json <- function(X, model, z) {
-  n <- nrow(X)
-  d <- ncol(X)
-  G <- ncol(z)
-  fit <- tryCatch(
-    me(data = X, modelName = model, z = z, prior = priorControl(),
-       control = control, warn = FALSE),
-    error = function(e) e
-  )
-  if (inherits(fit, "error")) {
-    return(list(model = model, ok = FALSE, reason = conditionMessage(fit)))
-  }
-  code <- attr(fit, "returnCode")
-  if (is.null(fit$loglik) || !is.finite(fit$loglik) || (!is.null(code) && code != 0)) {
-    return(list(model = model, ok = FALSE,
-                reason = paste0("me() returnCode ", code, ": ", attr(fit, "WARNING"))))
-  }
-  params <- fit$parameters
-  list(
-    model = model,
-    ok = TRUE,
-    loglik = fit$loglik,
-    bic = bic(model, fit$loglik, n, d, G),
-    iterations = attr(fit, "info")[[1]],
-    prior = prior_json(X, G, model),
-    pro = array_json(params$pro),
-    mean = array_json(params$mean),
-    sigma = array_json(params$variance$sigma)
-  )
+  out <- me_json(X, model, z, control, prior = priorControl())
+  if (!out$ok) return(out)
+  out$fit <- NULL
+  out$prior <- prior_json(X, ncol(z), model)
+  out
 }
 
 refused_json <- function(X, model, z) {
@@ -79,24 +50,13 @@ refused_json <- function(X, model, z) {
   list(model = model, warning = as.character(attr(fit, "WARNING")))
 }
 
-result <- list(
-  mclust_version = as.character(packageVersion("mclust")),
-  r_version = R.version.string,
-  control = list(tol = control$tol, itmax = control$itmax),
-  datasets = list()
-)
+result <- reference_header(control)
 for (data_name in selected) {
   X <- datasets[[data_name]]
   d <- ncol(X)
   tree <- hc(if (d == 1) datasets$faithful else X, modelName = "VVV", use = "SVD")
   models <- if (d == 1) univariate else with_prior
-  cells <- list()
-  for (G in Gs) {
-    cl <- as.vector(hclass(tree, G))
-    z <- unmap(cl)
-    fits <- lapply(models, function(model) fit_json(X, model, z))
-    cells[[length(cells) + 1]] <- list(G = G, classification = cl, fits = fits)
-  }
+  cells <- partition_cells(X, tree, Gs, models, fit_json)
   entry <- list(cells = cells)
   if (d > 1) {
     z <- unmap(as.vector(hclass(tree, 2)))
