@@ -117,8 +117,8 @@ class BayesianGaussianMixture(BaseMixture):
     follows the same trajectory. With the default Dirichlet-process prior the
     fit switches off components the data do not need: read the answer to "how
     many clusters?" from :attr:`effective_components_`. Beyond scikit-learn,
-    ``fit`` takes ``sample_weight`` (an integer weight acts as repeating the
-    row), float32 data stay float32, memory-mapped files and dask arrays work
+    ``fit`` takes ``sample_weight`` (relative weights: only their ratios
+    matter, and the posterior counts the rows of positive weight), float32 data stay float32, memory-mapped files and dask arrays work
     as for :class:`gmm.GaussianMixture`, ``sample`` returns its draws in random
     order, and :func:`gmm.save` / :func:`gmm.load` store the model without
     pickle.
@@ -330,9 +330,10 @@ degrees_of_freedom_prior_, covariance_prior_ :
         total = stats.total_weight
         if not total > 1:
             raise ValueError(
-                f"sample_weight sums to {total:.6g}: the default covariance_prior (the data's "
-                "covariance with ddof=1, as np.cov) needs a total weight above 1. Scale the "
-                "weights up, or pass covariance_prior."
+                f"sample_weight gives {total:.6g} row(s) a positive weight: the default "
+                "covariance_prior (the data's covariance with ddof=1, as np.cov) needs at "
+                "least 2 rows of positive weight. Give more rows a weight, or pass "
+                "covariance_prior."
             )
         scatter = em.scatter(stats, family, data.shift, coefs, dtype)
         covariance, _ = family.estimate(scatter, 0.0, None)

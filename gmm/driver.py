@@ -189,6 +189,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
     def _run_em(self, X, sample_weight):
         family, initializer = self._check_parameters()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if scale.dask_arrays.is_dask_collection(sample_weight):
+            sample_weight = validation.relative_weights(sample_weight)
         data = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
         validation.check_features(self, data.feature_source, reset=do_init)
         self._prepare(data, family)
@@ -273,14 +275,39 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         X = self._predict_rows(X)
         return self._map_rows(X, scale.rows.LOG_LIKELIHOOD)
 
-    def score(self, X, y=None):
-        """Mean log-likelihood per sample of X.
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood per sample of X (weighted mean with ``sample_weight``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; only their ratios matter, and an integer
+            weight acts as repeating the row.
 
         Returns
         -------
         float
+            O(n·K·D²) time for 'full'; with weights, O(block·K) extra memory
+            (per-row values are summed as they come).
         """
-        return float(np.mean(self.score_samples(X), dtype=np.float64))
+        if sample_weight is None:
+            return float(np.mean(self.score_samples(X), dtype=np.float64))
+        X = self._predict_rows(X)
+        w = self._check_weights(X, sample_weight)
+        params = self._get_parameters()
+        family = get_family(self.covariance_type)
+        log_const = self._log_const(params, family)
+        total = scale.sum_rows(X, params, family, log_const, scale.rows.LOG_LIKELIHOOD, w)
+        return float(total) / float(np.sum(w, dtype=np.float64))
+
+    @staticmethod
+    def _check_weights(X, sample_weight):
+        """Validated, relative weights for the rows of ``X`` (from :meth:`_predict_rows`)."""
+        if scale.dask_arrays.is_dask_collection(sample_weight):
+            return validation.relative_weights(sample_weight)
+        return validation.check_sample_weight(sample_weight, X.shape[0], np.float64)
 
     def predict(self, X):
         """Most probable component of each sample.

@@ -430,10 +430,16 @@ default='kmeans'
     def _criteria(self, X, sample_weight=None) -> dict[str, float]:
         """``log_likelihood``, ``aic``, ``bic`` and ``icl`` on validated rows, one E-step.
 
-        ``X`` from :meth:`_predict_rows`; with ``sample_weight`` the sums are
-        weighted and BIC's ``n`` is the total weight (frequency weights).
-        O(n·K·D²) for 'full'; per-row values are not kept for files or dask.
+        ``X`` from :meth:`_predict_rows`; ``sample_weight`` validated and
+        relative (:func:`gmm.validation.check_sample_weight`: mean 1 over the
+        rows of positive weight), so the sums are weighted and BIC's ``n`` is
+        the number of rows with a positive weight. O(n·K·D²) for 'full';
+        per-row values are not kept for files or dask.
         """
+        if sample_weight is not None:  # again: a caller may have zeroed rows ('omit')
+            dask = scale.dask_arrays.is_dask_collection(sample_weight)
+            w64 = sample_weight if dask else np.asarray(sample_weight, dtype=np.float64)
+            sample_weight = validation.relative_weights(w64)
         params = self._get_parameters()
         family = get_family(self.covariance_type)
         log_likelihood, entropy = scale.sum_rows(
@@ -450,27 +456,43 @@ default='kmeans'
             n_samples = float(np.sum(sample_weight, dtype=np.float64))  # dask: computed
         return criteria.all_criteria(log_likelihood, entropy, self._n_parameters(), n_samples)
 
-    def aic(self, X):
+    def _weighted_criteria(self, X, sample_weight) -> dict[str, float]:
+        X = self._predict_rows(X)
+        w = None if sample_weight is None else self._check_weights(X, sample_weight)
+        return self._criteria(X, w)
+
+    def aic(self, X, sample_weight=None):
         """Akaike information criterion on X; lower is better.
 
         ``-2 · log-likelihood + 2 · n_parameters`` (:mod:`gmm.criteria`). One
         E-step over X.
-        """
-        return self._criteria(self._predict_rows(X))["aic"]
 
-    def bic(self, X):
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Relative weights, as in ``fit``: scaled to mean 1 over the rows of
+            positive weight, so the log-likelihood is ``sum_i w_i log p(x_i)``
+            with ``sum_i w_i`` the number of those rows. Multiplying every
+            weight by a constant changes nothing; ``sweep`` uses the same rule.
+        """
+        return self._weighted_criteria(X, sample_weight)["aic"]
+
+    def bic(self, X, sample_weight=None):
         """Bayesian information criterion on X; lower is better.
 
-        ``-2 · log-likelihood + n_parameters · log(n_samples)`` (:mod:`gmm.criteria`).
-        One E-step over X.
+        ``-2 · log-likelihood + n_parameters · log(n)`` (:mod:`gmm.criteria`),
+        with ``n`` the number of rows (of positive weight, with
+        ``sample_weight``: see :meth:`aic`). One E-step over X.
         """
-        return self._criteria(self._predict_rows(X))["bic"]
+        return self._weighted_criteria(X, sample_weight)["bic"]
 
-    def icl(self, X):
+    def icl(self, X, sample_weight=None):
         """Integrated completed likelihood (Biernacki, Celeux & Govaert, 2000).
 
         BIC plus twice the entropy of the responsibilities,
-        ``-2 sum_n sum_k r_nk log r_nk``. It penalises overlapping components;
-        lower is better, as with :meth:`bic`. One E-step over X.
+        ``-2 sum_n sum_k r_nk log r_nk`` (weighted with ``sample_weight``, as
+        in :meth:`aic`). It penalises overlapping components; lower is better,
+        as with :meth:`bic`. One E-step over X.
         """
-        return self._criteria(self._predict_rows(X))["icl"]
+        return self._weighted_criteria(X, sample_weight)["icl"]

@@ -94,7 +94,13 @@ def check_features(est, X, *, reset: bool) -> None:
 
 
 def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | None:
-    """Non-negative finite weights of shape (n_samples,), not all zero, or None."""
+    """Non-negative finite weights of shape (n_samples,), not all zero, made relative; or None.
+
+    Only the weights' ratios matter: they are returned divided by their
+    maximum, then scaled to mean 1 over the rows of positive weight (see
+    :func:`relative_weights`), so multiplying every weight by a positive
+    constant changes nothing downstream, and no sum of weights can overflow.
+    """
     if sample_weight is None:
         return None
     if isinstance(sample_weight, numbers.Number):
@@ -115,7 +121,35 @@ def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | No
         raise ValueError("sample_weight contains negative values; weights must be >= 0.")
     if not np.any(w > 0):
         raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
-    return w.astype(dtype)
+    return relative_weights(w).astype(dtype)
+
+
+def relative_weights(w):
+    """Weights divided by their maximum, then scaled to mean 1 over the positive ones.
+
+    In that order, in float64, neither step can overflow or lose a positive
+    weight that matters: after the first the weights lie in [0, 1] with a 1
+    among them, so their sum lies in [1, n]. The sum of the result is the
+    number of rows with a positive weight: that is the ``n`` of weighted
+    criteria and of priors. O(n) time. ``w`` is a validated float64 ndarray
+    (finite, non-negative, not all zero) or a dask array (scaled lazily;
+    invalid values are left for its validation to report).
+
+    >>> relative_weights(np.array([0.0, 1e-300, 3e-300]))
+    array([0. , 0.5, 1.5])
+    """
+    top = w.max()
+    if not hasattr(w, "dask"):
+        w = w / top
+        return w * (np.count_nonzero(w) / w.sum())
+    import dask
+
+    top = float(dask.compute(top)[0])
+    if not (np.isfinite(top) and top > 0):
+        return w  # NaN, infinity or all zero: the data's validation words the error
+    w = w.astype(np.float64) / top
+    total, count = dask.compute(w.sum(), (w > 0).sum())
+    return w * (float(count) / float(total))
 
 
 def check_initial_parameters(est, family: CovarianceFamily, n_features: int, dtype):
