@@ -120,8 +120,8 @@ class BayesianGaussianMixture(BaseMixture):
     ``fit`` takes ``sample_weight`` (relative weights: only their ratios
     matter, and the posterior counts the rows of positive weight), float32
     data stay float32, memory-mapped files and dask arrays work as for
-    :class:`gmm.GaussianMixture`, ``sample`` returns its draws in random order, and :func:`gmm.save` / :func:`gmm.load` store the model without
-    pickle.
+    :class:`gmm.GaussianMixture`, ``sample`` returns its draws in random order,
+    and :func:`gmm.save` / :func:`gmm.load` store the model without pickle.
 
     Parameters
     ----------
