@@ -280,10 +280,15 @@ degrees_of_freedom_prior_, covariance_prior_ :
             )
         mean_prior = self._check_mean_prior(n_features)
         covariance_prior = self._check_covariance_prior(family, n_features)
+        problem = getattr(self, "_units", None)  # a rescaled problem (gmm.units)
         if mean_prior is None:
             mean_prior = data.shift
+        elif problem is not None:
+            mean_prior = problem.means_in(mean_prior)
         if covariance_prior is None:
             covariance_prior = self._data_covariance(data, family)
+        elif problem is not None:
+            covariance_prior = problem.covariance_in(covariance_prior)
         prior = self.weight_concentration_prior
         self.weight_concentration_prior_ = 1.0 / self.n_components if prior is None else prior
         beta0 = self.mean_precision_prior
@@ -372,7 +377,7 @@ degrees_of_freedom_prior_, covariance_prior_ :
         beta = beta0 + nk
         means = (beta0 * mean_prior + nk[:, None] * scatter.means) / beta[:, None]
         corrected = variational.prior_corrected_scatter(scatter, mean_prior, beta0, beta)
-        scale, _ = family.estimate(corrected, self.reg_covar, None)
+        scale, _ = family.estimate(corrected, self._problem_reg_covar(), None)
         counts = variational.posterior_counts(scatter)
         nu = self.degrees_of_freedom_prior_ + counts
         psi0 = np.asarray(self.covariance_prior_, dtype=np.float64)
@@ -411,12 +416,20 @@ degrees_of_freedom_prior_, covariance_prior_ :
         nu = posterior.degrees_of_freedom
         half_log_det = em.log_det_precision(params, family) - 0.5 * n_features * np.log(nu)
         log_wishart = variational.log_wishart_norm(nu, half_log_det, n_features)
+        # In the data's units whatever the problem's (gmm.units): log det U_k and so
+        # the Wishart terms carry D log s per unit of nu_k.
+        units_term = self._log_scale() * n_features * np.sum(np.broadcast_to(nu, (n_components,)))
         return float(
             entropy
             - np.sum(np.broadcast_to(log_wishart, (n_components,)))
             - posterior.log_weight_norm()
             - 0.5 * n_features * np.sum(np.log(posterior.mean_precision))
+            - units_term
         )
+
+    def _prepared_out(self, problem):
+        self.mean_prior_ = problem.means_out(self.mean_prior_)
+        self.covariance_prior_ = problem.covariance_out(self.covariance_prior_)
 
     def _get_parameters(self) -> em.Parameters:
         concentration = self.weight_concentration_

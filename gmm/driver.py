@@ -46,7 +46,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import em, scale, validation
+from . import em, scale, units, validation
 from .covariance import CovarianceFamily, get_family
 from .statistics import Scatter
 
@@ -65,6 +65,30 @@ def state_kept_on_failure(est):
         est.__dict__.clear()
         est.__dict__.update(saved)
         raise
+
+
+def _in_units(data, problem: units.Units, family):
+    """The training data as the problem ``(X - shift) / s`` (see :mod:`gmm.units`).
+
+    In-memory rows are copied once (O(n·D) time and memory, only for data
+    outside :func:`gmm.units.safe_band`); dask arrays are rescaled lazily.
+    """
+    X = data.X
+    if scale.dask_arrays.is_dask_collection(X):
+        rows = ((X.astype(np.float64) - problem.shift) / problem.scale).astype(X.dtype)
+        return scale.fit_data(rows, data.sample_weight, family, data.n_components, "")
+    if type(data) is not scale.TrainingData or not isinstance(X, np.ndarray):
+        raise em.OutOfRangeError(
+            f"The data's deviations from their mean are about {problem.scale:.3g}, too far "
+            "from 1 for the kernels, and data with missing values or in memory-mapped "
+            "files are not rescaled for you. Rescale the data (divide by a power of ten "
+            "near its spread) and fit again."
+        )
+    rows = problem.to_problem(X, X.dtype)
+    w = data.sample_weight
+    scaled = scale.TrainingData(rows, w, family, data.n_components, scale.column_mean(rows, w))
+    scaled.feature_source = data.feature_source
+    return scaled
 
 
 class BaseMixture(DensityMixin, BaseEstimator, ABC):
@@ -191,12 +215,51 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if scale.dask_arrays.is_dask_collection(sample_weight):
             sample_weight = validation.relative_weights(sample_weight)
-        data = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
-        validation.check_features(self, data.feature_source, reset=do_init)
+        given = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
+        validation.check_features(self, given.feature_source, reset=do_init)
+        problem = units.choose(given.X, given.shift, given.dtype, self.reg_covar)
+        data = given if problem is None else _in_units(given, problem, family)
+        self._units = problem
+        try:
+            params, result = self._em(data, family, initializer, do_init)
+        finally:
+            self.__dict__.pop("_units", None)
+        if problem is not None:
+            params = problem.params_out(params)
+            self._prepared_out(problem)
+        units.check_representable(params, family, data.dtype, problem)
+        self._set_parameters(params, family)
+        self.converged_, self.n_iter_, self.lower_bound_, self.lower_bounds_ = result
+        return given.X
+
+    def _prepared_out(self, problem: units.Units) -> None:
+        """Map what :meth:`_prepare` set (in the problem's units) to the data's units.
+
+        Called after a fit in rescaled units (see :mod:`gmm.units`); nothing to
+        map by default.
+        """
+
+    def _problem_reg_covar(self) -> float:
+        """``reg_covar`` in the units of the problem being fitted (see :mod:`gmm.units`)."""
+        problem = getattr(self, "_units", None)
+        return self.reg_covar if problem is None else problem.reg_covar_in(self.reg_covar)
+
+    def _log_scale(self) -> float:
+        """``log s`` of the problem being fitted (0 in the data's own units)."""
+        problem = getattr(self, "_units", None)
+        return 0.0 if problem is None else problem.log_scale
+
+    def _em(self, data, family, initializer, do_init):
+        """The ``n_init`` starts of EM on ``data``; return the best parameters and run.
+
+        Returns ``(params, (converged, n_iter, lower_bound, lower_bounds))``,
+        the parameters in ``data``'s units, the lower bounds in the data's own.
+        """
         self._prepare(data, family)
         dtype = data.dtype
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1
+        problem = getattr(self, "_units", None)
 
         best = None
         for init in range(n_init):
@@ -207,6 +270,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 lower_bound = -np.inf
             else:
                 params = self._get_parameters()
+                if problem is not None:
+                    params = problem.params_in(params)
                 lower_bound = self.lower_bound_
             lower_bounds: list[float] = []
             converged = False
@@ -234,14 +299,9 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 "Best performing initialization did not converge. Try different "
                 "init parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        self._set_parameters(params, family)
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = lower_bound
-        self.lower_bounds_ = lower_bounds
-        return data.X
+        return params, (converged, n_iter, lower_bound, lower_bounds)
 
     # ============================================================= prediction
     def _predict_rows(self, X):

@@ -341,14 +341,28 @@ default='kmeans'
         if self.prior is not None:
             model = conjugate_prior.prior_model(family)
             mean, covariance = conjugate_prior.data_moments(data, family)
+            problem = getattr(self, "_units", None)
+            if problem is not None:  # resolved in the data's units, where a given prior is
+                mean, covariance = problem.means_out(mean), problem.covariance_out(covariance)
             self.prior_ = conjugate_prior.resolve(
                 self.prior, mean, covariance, self.n_components, model
             )
+            if problem is not None:
+                self.prior_ = _prior_in_units(self.prior_, problem.means_in, problem.covariance_in)
+
+    def _prepared_out(self, problem):
+        if self.prior is not None:
+            self.prior_ = _prior_in_units(self.prior_, problem.means_out, problem.covariance_out)
 
     def _initialize(self, data, family, initializer, random_state) -> em.Parameters:
         weights_init, means_init, precisions_init = validation.check_initial_parameters(
             self, family, data.n_features, data.dtype
         )
+        problem = getattr(self, "_units", None)
+        if problem is not None and means_init is not None:
+            means_init = problem.means_in(means_init)
+        if problem is not None and precisions_init is not None:
+            precisions_init = problem.precisions_in(precisions_init)
         if weights_init is None or means_init is None or precisions_init is None:
             scatter, subsampled = data.initial_scatter(
                 initializer, random_state, self.init_sample_size
@@ -381,12 +395,15 @@ default='kmeans'
         weights = scatter.nk / scatter.nk.sum()
         if self.prior is not None:
             return conjugate_prior.maximization(
-                scatter, family, self.reg_covar, weights, previous, dtype, self.prior_
+                scatter, family, self._problem_reg_covar(), weights, previous, dtype, self.prior_
             )
-        return em.maximization(scatter, family, self.reg_covar, weights, previous, dtype)
+        return em.maximization(scatter, family, self._problem_reg_covar(), weights, previous, dtype)
 
     def _lower_bound(self, stats, params):
-        return stats.log_likelihood / stats.total_weight
+        # In the data's units whatever the problem's (gmm.units): -D log s per row.
+        bound = stats.log_likelihood / stats.total_weight
+        log_scale = self._log_scale()
+        return bound if log_scale == 0 else bound - params.means.shape[1] * log_scale
 
     def _get_parameters(self) -> em.Parameters:
         return em.Parameters(
@@ -496,3 +513,11 @@ default='kmeans'
         as with :meth:`bic`. One E-step over X.
         """
         return self._weighted_criteria(X, sample_weight)["icl"]
+
+
+def _prior_in_units(prior, map_mean, map_covariance):
+    """``prior`` with its mean and scale mapped to other units (:mod:`gmm.units`)."""
+    from dataclasses import replace
+
+    scale = map_covariance(np.asarray(prior.scale, dtype=np.float64))
+    return replace(prior, mean=map_mean(prior.mean), scale=scale)
