@@ -215,7 +215,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if scale.dask_arrays.is_dask_collection(sample_weight):
             sample_weight = validation.relative_weights(sample_weight)
-        given = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
+        with np.errstate(over="ignore", invalid="ignore"):  # a shift that overflows: below
+            given = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
         validation.check_features(self, given.feature_source, reset=do_init)
         problem = units.choose(given.X, given.shift, given.dtype, self.reg_covar)
         data = given if problem is None else _in_units(given, problem, family)

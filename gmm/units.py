@@ -149,7 +149,7 @@ def choose(X, shift: np.ndarray, dtype, reg_covar: float) -> Units | None:
         sample = X.take(rows)
     with np.errstate(over="ignore", invalid="ignore"):
         deviation = np.abs(np.asarray(sample, dtype=np.float64) - shift)
-        size = np.nanmax(deviation) if deviation.size else 0.0
+        size = float(np.nanmax(deviation)) if deviation.size else 0.0
     if not np.isfinite(size):
         raise OutOfRangeError(
             "The data's values differ by more than the largest float64 number "
@@ -178,13 +178,13 @@ def check_representable(params: Parameters, family, dtype, units: Units | None) 
     if not np.all(np.isfinite(cov)):
         raise OutOfRangeError(
             f"The fitted variances exceed the largest {name} number ({info.max:.3g}){size}, "
-            "so covariances_ cannot be represented. Rescale the data (divide it by a "
+            "so covariances_ cannot be represented; rescale the data (divide it by a "
             "power of ten near its spread) and fit again."
         )
     if not np.all(np.isfinite(params.precisions_cholesky)) or np.any(diagonal < info.tiny):
         raise OutOfRangeError(
             f"The fitted variances fall below the smallest normal {name} number "
-            f"({info.tiny:.3g}){size}, so precisions_ cannot be represented. Rescale the "
+            f"({info.tiny:.3g}){size}, so precisions_ cannot be represented; rescale the "
             "data (multiply it by a power of ten near 1 / its spread), or raise reg_covar."
         )
     if not np.all(np.isfinite(params.means)):

@@ -67,9 +67,14 @@ def check_fit_data(X, n_components: int, estimator_name: str) -> np.ndarray:
     Integer and boolean data become float64; float32 stays float32. The
     estimator's name only words the messages; nothing is written anywhere.
     """
-    X = check_array(
-        X, dtype=list(FLOAT_DTYPES), ensure_min_samples=2, estimator=estimator_name, input_name="X"
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # its finiteness test sums X
+        X = check_array(
+            X,
+            dtype=list(FLOAT_DTYPES),
+            ensure_min_samples=2,
+            estimator=estimator_name,
+            input_name="X",
+        )
     if X.shape[0] < n_components:
         raise ValueError(
             f"Expected n_samples >= n_components but got n_components = "
