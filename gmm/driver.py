@@ -182,7 +182,12 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             Also a memory-mapped ``.npy`` or a dask array (see :mod:`gmm.scale`).
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights. An integer weight acts as repeating the row.
+            Non-negative weights; only their ratios matter (they are scaled to
+            mean 1 over the rows of positive weight before the fit, so any
+            common factor, 1e-300 or 1e300, gives the same fit). For maximum
+            likelihood an integer weight acts as repeating the row; priors
+            (``prior=``, the variational mixture) count the rows of positive
+            weight.
 
         Returns
         -------
@@ -213,8 +218,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
     def _run_em(self, X, sample_weight):
         family, initializer = self._check_parameters()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        if scale.dask_arrays.is_dask_collection(sample_weight):
-            sample_weight = validation.relative_weights(sample_weight)
+        sample_weight = validation.fit_weights(sample_weight)  # only their ratios matter
         with np.errstate(over="ignore", invalid="ignore"):  # a shift that overflows: below
             given = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
         validation.check_features(self, given.feature_source, reset=do_init)
@@ -365,9 +369,9 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
 
     @staticmethod
     def _check_weights(X, sample_weight):
-        """Validated, relative weights for the rows of ``X`` (from :meth:`_predict_rows`)."""
+        """Validated weights for the rows of ``X`` (from :meth:`_predict_rows`), as given."""
         if scale.dask_arrays.is_dask_collection(sample_weight):
-            return validation.relative_weights(sample_weight)
+            return sample_weight
         return validation.check_sample_weight(sample_weight, X.shape[0], np.float64)
 
     def predict(self, X):

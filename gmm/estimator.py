@@ -291,12 +291,18 @@ default='kmeans'
             Brought into memory.
         y : ignored
         sample_weight : array-like of shape (n_rows,), default=None
-            An integer weight acts as repeating the row in the batch.
+            An integer weight acts as repeating the row in the batch. Weights
+            are relative within their batch (scaled to mean 1 over its rows of
+            positive weight, :func:`gmm.validation.fit_weights`): a batch's pull
+            on the model is the step size, whatever the scale of its weights,
+            and the batch counts as its rows of positive weight in
+            ``lower_bound_``.
 
         Returns
         -------
         self
-            With the fitted attributes, ``n_batches_seen_``, ``n_samples_seen_``;
+            With the fitted attributes, ``n_batches_seen_``, ``n_samples_seen_``
+            (rows, whatever their weights);
             ``lower_bound_`` is the (weighted) mean log-likelihood of all rows
             seen, each batch scored by the parameters before its own update;
             ``lower_bounds_`` holds each batch's; ``n_iter_`` counts batches and
@@ -447,16 +453,11 @@ default='kmeans'
     def _criteria(self, X, sample_weight=None) -> dict[str, float]:
         """``log_likelihood``, ``aic``, ``bic`` and ``icl`` on validated rows, one E-step.
 
-        ``X`` from :meth:`_predict_rows`; ``sample_weight`` validated and
-        relative (:func:`gmm.validation.check_sample_weight`: mean 1 over the
-        rows of positive weight), so the sums are weighted and BIC's ``n`` is
-        the number of rows with a positive weight. O(n·K·D²) for 'full';
-        per-row values are not kept for files or dask.
+        ``X`` from :meth:`_predict_rows`; with ``sample_weight`` the sums are
+        weighted and BIC's ``n`` is the total weight (frequency weights: an
+        integer weight counts as that many rows, as in ``sweep``). O(n·K·D²)
+        for 'full'; per-row values are not kept for files or dask.
         """
-        if sample_weight is not None:  # again: a caller may have zeroed rows ('omit')
-            dask = scale.dask_arrays.is_dask_collection(sample_weight)
-            w64 = sample_weight if dask else np.asarray(sample_weight, dtype=np.float64)
-            sample_weight = validation.relative_weights(w64)
         params = self._get_parameters()
         family = get_family(self.covariance_type)
         log_likelihood, entropy = scale.sum_rows(
@@ -471,6 +472,12 @@ default='kmeans'
             n_samples = X.shape[0]
         else:
             n_samples = float(np.sum(sample_weight, dtype=np.float64))  # dask: computed
+            if not np.isfinite(n_samples) or not np.isfinite(log_likelihood):
+                raise ValueError(
+                    "sample_weight sums to more than the largest float64 number: the "
+                    "criteria count weights as observations. Divide the weights by a "
+                    "common factor (a fit depends only on their ratios)."
+                )
         return criteria.all_criteria(log_likelihood, entropy, self._n_parameters(), n_samples)
 
     def _weighted_criteria(self, X, sample_weight) -> dict[str, float]:
@@ -488,10 +495,10 @@ default='kmeans'
         ----------
         X : array-like of shape (n_samples, n_features)
         sample_weight : array-like of shape (n_samples,), default=None
-            Relative weights, as in ``fit``: scaled to mean 1 over the rows of
-            positive weight, so the log-likelihood is ``sum_i w_i log p(x_i)``
-            with ``sum_i w_i`` the number of those rows. Multiplying every
-            weight by a constant changes nothing; ``sweep`` uses the same rule.
+            Frequency weights, as in ``sweep``: the log-likelihood is
+            ``sum_i w_i log p(x_i)`` and BIC's ``n`` is ``sum_i w_i``, so an
+            integer weight counts as that many repeated rows. (A fit depends
+            only on the weights' ratios; the criteria count them.)
         """
         return self._weighted_criteria(X, sample_weight)["aic"]
 
@@ -499,7 +506,7 @@ default='kmeans'
         """Bayesian information criterion on X; lower is better.
 
         ``-2 · log-likelihood + n_parameters · log(n)`` (:mod:`gmm.criteria`),
-        with ``n`` the number of rows (of positive weight, with
+        with ``n`` the number of rows (the total weight with
         ``sample_weight``: see :meth:`aic`). One E-step over X.
         """
         return self._weighted_criteria(X, sample_weight)["bic"]

@@ -188,6 +188,8 @@ def partial_fit(est, X, sample_weight=None):
 
 
 def _update(est, X, sample_weight) -> None:
+    # Relative within the batch: its pull on the model is the step size, not the weights' scale.
+    sample_weight = validation.fit_weights(sample_weight)
     decay, offset = check_learning_parameters(est.learning_decay, est.learning_offset)
     family, initializer = est._check_parameters()
     state: OnlineState | None = getattr(est, "_online", None)

@@ -99,12 +99,10 @@ def check_features(est, X, *, reset: bool) -> None:
 
 
 def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | None:
-    """Non-negative finite weights of shape (n_samples,), not all zero, made relative; or None.
+    """Non-negative finite weights of shape (n_samples,), not all zero, or None.
 
-    Only the weights' ratios matter: they are returned divided by their
-    maximum, then scaled to mean 1 over the rows of positive weight (see
-    :func:`relative_weights`), so multiplying every weight by a positive
-    constant changes nothing downstream, and no sum of weights can overflow.
+    Returned as given (in ``dtype``): criteria count them as observations. Fits
+    see them through :func:`fit_weights` first, so only their ratios matter there.
     """
     if sample_weight is None:
         return None
@@ -126,7 +124,31 @@ def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | No
         raise ValueError("sample_weight contains negative values; weights must be >= 0.")
     if not np.any(w > 0):
         raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
-    return relative_weights(w).astype(dtype)
+    return w.astype(dtype)
+
+
+def fit_weights(sample_weight):
+    """``sample_weight`` as a fit takes it: relative (:func:`relative_weights`), or as given.
+
+    Weights that pass :func:`check_sample_weight`'s value checks are scaled
+    (one number becomes 1.0, every row alike); anything else is returned
+    unchanged for the data's validation to word its error. Dask weights are
+    scaled lazily. O(n).
+
+    >>> fit_weights([1e-300, 3e-300]), fit_weights(7.0), fit_weights(None)
+    (array([0.5, 1.5]), 1.0, None)
+    """
+    if sample_weight is None or hasattr(sample_weight, "dask"):
+        return None if sample_weight is None else relative_weights(sample_weight)
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
+        return 1.0 if np.isfinite(sample_weight) and sample_weight > 0 else sample_weight
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        return sample_weight
+    if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        return sample_weight
+    return relative_weights(w)
 
 
 def relative_weights(w):
