@@ -460,18 +460,20 @@ default='kmeans'
         """
         params = self._get_parameters()
         family = get_family(self.covariance_type)
-        log_likelihood, entropy = scale.sum_rows(
-            X,
-            params,
-            family,
-            self._log_const(params, family),
-            scale.rows.LOG_LIKELIHOOD_AND_ENTROPY,
-            sample_weight,
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # huge weights: refused below
+            log_likelihood, entropy = scale.sum_rows(
+                X,
+                params,
+                family,
+                self._log_const(params, family),
+                scale.rows.LOG_LIKELIHOOD_AND_ENTROPY,
+                sample_weight,
+            )
         if sample_weight is None:
             n_samples = X.shape[0]
         else:
-            n_samples = float(np.sum(sample_weight, dtype=np.float64))  # dask: computed
+            with np.errstate(over="ignore"):
+                n_samples = float(np.sum(sample_weight, dtype=np.float64))  # dask: computed
             if not np.isfinite(n_samples) or not np.isfinite(log_likelihood):
                 raise ValueError(
                     "sample_weight sums to more than the largest float64 number: the "

@@ -594,3 +594,14 @@ def test_refit_under_another_policy_drops_the_omitted_count():
     assert model.n_rows_omitted_ == 10
     model.set_params(nan_policy="marginalize").fit(X)
     assert not hasattr(model, "n_rows_omitted_")
+
+
+@pytest.mark.parametrize("factor", (1e-300, 1e300))
+def test_weights_of_any_scale_give_the_same_marginal_fit(data, factor):
+    _, X = data
+    w = np.random.default_rng(4).uniform(0.5, 2.0, size=len(X))
+    settings_ = dict(nan_policy="marginalize", random_state=0, tol=1e-10)
+    plain = GaussianMixture(3, **settings_).fit(X, sample_weight=w)
+    scaled = GaussianMixture(3, **settings_).fit(X, sample_weight=w * factor)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(scaled, name), getattr(plain, name), rtol=1e-10)

@@ -587,3 +587,22 @@ def test_row_order_within_a_batch_does_not_matter(stream, seed, split):
     b = GaussianMixture(**kwargs).partial_fit(stream[:split]).partial_fit(batch[order])
     for name in PARAMS:
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12)
+
+
+def test_each_batchs_weights_are_relative(stream):
+    # Weights are relative within a batch (issue 17, class 8): batches whose weights
+    # differ by factors from 1e-300 to 1e300 update the model as the same weights at
+    # scale 1, and n_samples_seen_ counts rows.
+    rng = np.random.default_rng(2)
+    weights = rng.uniform(0.5, 2.0, size=len(stream))
+    factors = (1e-300, 1.0, 1e300, 1e-14)
+    plain = GaussianMixture(3, random_state=0)
+    scaled = GaussianMixture(3, random_state=0)
+    for i, factor in enumerate(factors):
+        rows = slice(300 * i, 300 * (i + 1))
+        plain.partial_fit(stream[rows], sample_weight=weights[rows])
+        scaled.partial_fit(stream[rows], sample_weight=weights[rows] * factor)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(scaled, name), getattr(plain, name), rtol=1e-10)
+    assert scaled.lower_bound_ == pytest.approx(plain.lower_bound_, rel=1e-12)
+    assert scaled.n_samples_seen_ == len(stream)
