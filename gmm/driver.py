@@ -222,6 +222,12 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         with np.errstate(over="ignore", invalid="ignore"):  # a shift that overflows: below
             given = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
         validation.check_features(self, given.feature_source, reset=do_init)
+        validation.check_array_fits(
+            family.shape(self.n_components, given.n_features),
+            given.dtype,
+            f"The covariances of n_components={self.n_components}",
+            "Use fewer components, or a covariance_type with fewer parameters.",
+        )
         problem = units.choose(given.X, given.shift, given.dtype, self.reg_covar)
         data = given if problem is None else _in_units(given, problem, family)
         self._units = problem
@@ -424,10 +430,16 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             or n_samples < 1
         ):
             raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
-        rng = check_random_state(random_state)
-        family = get_family(self.covariance_type)
         params = self._get_parameters()
         n_components, n_features = params.means.shape
+        validation.check_array_fits(
+            (n_samples, n_features),
+            params.means.dtype,
+            f"sample(n_samples={n_samples})",
+            "Draw fewer samples, or draw them in several calls.",
+        )
+        rng = check_random_state(random_state)
+        family = get_family(self.covariance_type)
         weights = np.asarray(params.weights, dtype=np.float64)
         counts = rng.multinomial(n_samples, weights / weights.sum())
         X = np.empty((n_samples, n_features), dtype=params.means.dtype)

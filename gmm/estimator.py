@@ -255,6 +255,13 @@ default='kmeans'
             validation._check_int(n_draws, "n_draws", minimum=1)
         rows = super()._predict_rows(scale.WithMissing(X, "marginalize"))
         values = rows.X if isinstance(rows, scale.IncompleteRows) else rows
+        if n_draws is not None:
+            validation.check_array_fits(
+                (n_draws, *values.shape),
+                values.dtype,
+                f"impute(n_draws={n_draws})",
+                "Ask for fewer draws, or impute fewer rows per call.",
+            )
         params = self._get_parameters()
         family = get_family(self.covariance_type)
         return scale.impute(

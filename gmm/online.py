@@ -431,6 +431,14 @@ def fit_stream(
             raise TypeError(f"batch_size must be an integer or None, got {batch_size!r}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        shape = getattr(batches, "shape", None)
+        if shape is not None and len(shape) == 2:  # one array: blocks of batch_size rows
+            validation.check_array_fits(
+                (min(int(batch_size), int(shape[0])), int(shape[1])),
+                np.float64,
+                f"A batch of batch_size={batch_size} rows",
+                "Use a smaller batch_size.",
+            )
     if _is_array(batches):
         size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
         if total is None:

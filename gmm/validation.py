@@ -6,7 +6,9 @@ what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
@@ -15,6 +17,8 @@ from .covariance import CovarianceFamily, get_family
 from .initialization import get_initializer
 
 FLOAT_DTYPES = (np.float64, np.float32)
+#: The largest count numpy can hold in an index (int64).
+MAX_COUNT = int(np.iinfo(np.int64).max)
 
 
 def check_parameters(est, *, for_fit: bool = True) -> tuple[CovarianceFamily, object]:
@@ -47,11 +51,44 @@ def check_nan_policy(value) -> str:
     return value
 
 
-def _check_int(value, name, minimum):
+def _check_int(value, name, minimum, maximum=MAX_COUNT):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum} (2**63 - 1), got {value}.")
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory the OS reports, or None where it reports none."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_array_fits(shape: tuple, dtype, what: str, remedy: str) -> None:
+    """Refuse an array of ``shape`` and ``dtype`` larger than the machine's memory.
+
+    Before it is allocated (numpy would raise ``MemoryError`` or an overflow
+    in its own words). O(len(shape)).
+
+    >>> check_array_fits((1000, 3), np.float64, "sample(n_samples=1000)", "Draw fewer.")
+    >>> try:
+    ...     check_array_fits((2**62, 3), np.float64, "sample(n_samples=2**62)", "Draw fewer.")
+    ... except ValueError as error:
+    ...     print(str(error)[:60])
+    sample(n_samples=2**62) would hold 4611686018427387904 x 3 f
+    """
+    n_bytes = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+    memory = physical_memory()
+    if memory is not None and n_bytes > memory:
+        sizes = " x ".join(str(int(n)) for n in shape)
+        raise ValueError(
+            f"{what} would hold {sizes} {np.dtype(dtype).name} values ({n_bytes:.3g} "
+            f"bytes), more than this machine's memory ({memory:.3g} bytes). {remedy}"
+        )
 
 
 def _check_number(value, name):
