@@ -159,8 +159,39 @@ def choose(X, shift: np.ndarray, dtype, reg_covar: float) -> Units | None:
     low, high = safe_band(dtype)
     if size == 0 or low <= size <= high or reg_covar > size * size * 2.0**64:
         return None
+    _refuse_a_row_that_drowns_the_rest(X, shift, sample, deviation, rows, size)
     _, exponent = math.frexp(size)
     return Units(np.asarray(shift, dtype=np.float64), math.ldexp(1.0, exponent))
+
+
+def _refuse_a_row_that_drowns_the_rest(X, shift, sample, deviation, rows, size: float) -> None:
+    """Raise :class:`OutOfRangeError` when the rows' own spread is lost beside ``size``.
+
+    A few rows so far out that the others' differences (their median absolute
+    deviation as given, in the best column: after the shift they may all round
+    to one number) fall below ``size · 2^-40`` leave the
+    others less than 12 significant bits after the shift: no rescaling gives
+    them back. The message names the farthest row (searched in all rows of an
+    in-memory X, on this failure only: O(n·D)).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.asarray(sample, dtype=np.float64)
+        centred = values - np.nanmedian(values, axis=0)
+        spread = float(np.nanmax(np.nanmedian(np.abs(centred), axis=0)))
+    if not (0 < spread < size * 2.0**-40):
+        return
+    if isinstance(X, np.ndarray):
+        with np.errstate(over="ignore", invalid="ignore"):
+            row = int(np.nanargmax(np.nanmax(np.abs(X.astype(np.float64) - shift), axis=1)))
+    else:
+        row = int(rows[np.nanargmax(np.nanmax(deviation, axis=1))])
+    raise OutOfRangeError(
+        f"Row {row} (counting from 0) lies so far from the others (about {size:.3g} from "
+        f"the data's mean, where most rows differ by about {spread:.3g}) that their "
+        "differences are lost to rounding. Check that row for a unit or scale error, or "
+        "fit without it.",
+        row=row,
+    )
 
 
 def check_representable(params: Parameters, family, dtype, units: Units | None) -> None:
