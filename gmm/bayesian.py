@@ -122,6 +122,9 @@ class BayesianGaussianMixture(BaseMixture):
     data stay float32, memory-mapped files and dask arrays work as for
     :class:`gmm.GaussianMixture`, ``sample`` returns its draws in random order,
     and :func:`gmm.save` / :func:`gmm.load` store the model without pickle.
+    As :class:`gmm.GaussianMixture`, it fits data of any representable scale
+    (:mod:`gmm.units`) and is not thread-safe (a second concurrent ``fit``
+    raises RuntimeError).
 
     Parameters
     ----------

@@ -35,6 +35,7 @@ One iteration is ``data.expectation`` (the fused E-step over row chunks,
 
 from __future__ import annotations
 
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -49,6 +50,35 @@ from sklearn.utils.validation import check_is_fitted
 from . import em, scale, units, validation
 from .covariance import CovarianceFamily, get_family
 from .statistics import Scatter
+
+
+_FITTING: set[int] = set()
+_FITTING_LOCK = threading.Lock()
+
+
+@contextmanager
+def one_fit_at_a_time(est):
+    """Raise RuntimeError if another ``fit``/``partial_fit`` of ``est`` is in progress.
+
+    An estimator is not thread-safe (nor is scikit-learn's); two fits of one
+    estimator from two threads would interleave their attributes (features
+    of one, means of the other), so the second fails at once, before it
+    touches anything. O(1).
+    """
+    key = id(est)
+    with _FITTING_LOCK:
+        if key in _FITTING:
+            raise RuntimeError(
+                f"Another fit of this {type(est).__name__} is in progress in another "
+                "thread. An estimator is not thread-safe: give each thread its own "
+                "(sklearn.base.clone(estimator)), or wait for the first fit."
+            )
+        _FITTING.add(key)
+    try:
+        yield
+    finally:
+        with _FITTING_LOCK:
+            _FITTING.discard(key)
 
 
 @contextmanager
@@ -207,7 +237,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         return self._labels(X)
 
     def _fit(self, X, sample_weight):
-        with state_kept_on_failure(self):
+        with one_fit_at_a_time(self), state_kept_on_failure(self):
             return self._run_em(X, sample_weight)
 
     def _log_const(self, params: em.Parameters, family) -> np.ndarray:

@@ -28,6 +28,17 @@ class GaussianMixture(BaseMixture):
     ``sample_weight``, ``sample`` returns its draws in random order and takes its
     own ``random_state``, and :meth:`icl` scores clusterings.
 
+    Scale never matters: data of any size whose model float64 (or float32)
+    can hold fit as the same data at unit scale, mapped back (see
+    :mod:`gmm.units`); otherwise ``OutOfRangeError`` says why. Only the
+    ratios of ``sample_weight`` matter to a fit.
+
+    An estimator is not thread-safe (scikit-learn's are not either): use one
+    per thread (``sklearn.base.clone``). A second ``fit`` or ``partial_fit``
+    of an estimator while another is running raises RuntimeError at once and
+    changes nothing; a prediction during a fit may see the old or the new
+    model's attributes.
+
     Parameters
     ----------
     n_components : int, default=1

@@ -49,7 +49,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import em, scale, validation
-from .driver import state_kept_on_failure
+from .driver import one_fit_at_a_time, state_kept_on_failure
 from .scale import FileRows
 from .scale.dask_arrays import is_dask_collection
 from .statistics import Scatter
@@ -182,7 +182,7 @@ def partial_fit(est, X, sample_weight=None):
     -------
     est
     """
-    with state_kept_on_failure(est):
+    with one_fit_at_a_time(est), state_kept_on_failure(est):
         _update(est, X, sample_weight)
     return est
 

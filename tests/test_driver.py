@@ -140,3 +140,47 @@ def test_sizes_beyond_the_machine_get_one_clear_error_and_keep_the_model(case):
     model.set_params(**before[0])
     np.testing.assert_array_equal(model.predict_proba(X), before[1])
     np.testing.assert_array_equal(model.means_, before[2])
+
+
+# ---------------------------------------------------------- threads (issue 17, class 9)
+@pytest.mark.parametrize("second", ("fit", "partial_fit"))
+def test_a_second_fit_from_another_thread_fails_loudly_and_the_first_finishes(second):
+    # The issue: two threads fitting one estimator left n_features_in_ = 5 with
+    # 3-feature means. Now the second call raises at once; the first fit ends whole.
+    import threading
+
+    rng = np.random.default_rng(0)
+    X3, X5 = rng.normal(size=(400, 3)), rng.normal(size=(400, 5))
+    model = GaussianMixture(2, random_state=0, max_iter=50, tol=0)
+    inside, release = threading.Barrier(2), threading.Event()
+    original = model._m_step
+
+    def slow_m_step(*args):  # holds the first fit inside EM until the second has tried
+        if not release.is_set():
+            inside.wait()
+            release.wait(timeout=30)
+        return original(*args)
+
+    model._m_step = slow_m_step
+    errors = []
+    worker = threading.Thread(target=lambda: model.fit(X3))
+    with pytest.warns(ConvergenceWarning):
+        worker.start()
+        inside.wait(timeout=30)
+        try:
+            getattr(model, second)(X5)
+        except RuntimeError as error:
+            errors.append(str(error))
+        finally:
+            release.set()
+        worker.join(timeout=60)
+    assert errors and "in progress in another thread" in errors[0]
+    del model._m_step
+    assert model.n_features_in_ == 3 and model.means_.shape == (2, 3)
+    reference = GaussianMixture(2, random_state=0, max_iter=50, tol=0)
+    with pytest.warns(ConvergenceWarning):
+        reference.fit(X3)
+    np.testing.assert_array_equal(model.means_, reference.means_)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X5)  # once the first has finished, a fit works again
+    assert model.means_.shape == (2, 5)
