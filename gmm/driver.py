@@ -51,7 +51,6 @@ from . import em, scale, units, validation
 from .covariance import CovarianceFamily, get_family
 from .statistics import Scatter
 
-
 _FITTING: set[int] = set()
 _FITTING_LOCK = threading.Lock()
 
