@@ -96,7 +96,7 @@ def state_kept_on_failure(est):
         raise
 
 
-def _in_units(data, problem: units.Units, family):
+def in_units(data, problem: units.Units, family):
     """The training data as the problem ``(X - shift) / s`` (see :mod:`gmm.units`).
 
     In-memory rows are copied once (O(n·D) time and memory, only for data
@@ -258,7 +258,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             "Use fewer components, or a covariance_type with fewer parameters.",
         )
         problem = units.choose(given.X, given.shift, given.dtype, self.reg_covar)
-        data = given if problem is None else _in_units(given, problem, family)
+        data = given if problem is None else in_units(given, problem, family)
         self._units = problem
         try:
             params, result = self._em(data, family, initializer, do_init)

@@ -197,7 +197,8 @@ def working_precision(params: Parameters, family: CovarianceFamily, shift, dtype
     there (float32 data with tight or near-singular components): then float64.
     """
     shifted = params.means - shift
-    working = family.working_dtype(dtype, params.weights, shifted, params.precisions_cholesky)
+    with np.errstate(over="ignore", invalid="ignore"):  # a far model: check_representable
+        working = family.working_dtype(dtype, params.weights, shifted, params.precisions_cholesky)
     if working == np.dtype(dtype):
         return params, working
     cast = {
@@ -248,7 +249,11 @@ def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray, log
     likelihood).
     """
     dtype = params.means.dtype
-    with blas_threads_for(matrix_work(*params.means.shape)):
+    # Overflow (a model ~1e155 from the data's scale) is reported by check_representable.
+    with (
+        blas_threads_for(matrix_work(*params.means.shape)),
+        np.errstate(over="ignore", invalid="ignore"),
+    ):
         coefs = family.coefficients(
             params.weights, (params.means - shift).astype(dtype), params.precisions_cholesky
         )

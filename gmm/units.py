@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .em import OutOfRangeError, Parameters
+from .statistics import Scatter
 
 #: Rows read to size the data (evenly spaced, first and last included).
 SIZE_ROWS = 2048
@@ -110,6 +111,16 @@ class Units:
     def params_out(self, params: Parameters) -> Parameters:
         """Parameters in the problem's units → the data's units (may overflow: checked later)."""
         return self._mapped(params, 1, self.means_out(params.means))
+
+    def scatter_in(self, scatter: Scatter) -> Scatter:
+        """Statistics in the data's units → the problem's (for an M-step there)."""
+        means = self._times(scatter.means - self.shift, -1)
+        return Scatter(scatter.nk, means, self._times(scatter.covariances, -2), scatter.kind)
+
+    def scatter_out(self, scatter: Scatter) -> Scatter:
+        """Statistics in the problem's units → the data's (may overflow: checked later)."""
+        means = self._times(scatter.means, 1) + self.shift
+        return Scatter(scatter.nk, means, self._times(scatter.covariances, 2), scatter.kind)
 
     def _mapped(self, params: Parameters, direction: int, means) -> Parameters:
         state = params.state
