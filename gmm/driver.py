@@ -99,13 +99,19 @@ def state_kept_on_failure(est):
 def in_units(data, problem: units.Units, family):
     """The training data as the problem ``(X - shift) / s`` (see :mod:`gmm.units`).
 
-    In-memory rows are copied once (O(n·D) time and memory, only for data
-    outside :func:`gmm.units.safe_band`); dask arrays are rescaled lazily.
+    In-memory rows (with holes too, under nan_policy='marginalize') are copied
+    once (O(n·D) time and memory, only for data outside
+    :func:`gmm.units.safe_band`); dask arrays are rescaled lazily. Memory-mapped
+    files are not rescaled (:class:`gmm.em.OutOfRangeError` says so).
     """
     X = data.X
     if scale.dask_arrays.is_dask_collection(X):
         rows = ((X.astype(np.float64) - problem.shift) / problem.scale).astype(X.dtype)
         return scale.fit_data(rows, data.sample_weight, family, data.n_components, "")
+    if isinstance(X, scale.IncompleteRows) and hasattr(data, "full_weight"):
+        # nan_policy='marginalize' in memory: NaN stays NaN through the rescaling
+        holes = scale.WithMissing(problem.to_problem(X.X, X.dtype), "marginalize")
+        return scale.fit_data(holes, data.full_weight, family, data.n_components, "")
     if type(data) is not scale.TrainingData or not isinstance(X, np.ndarray):
         raise em.OutOfRangeError(
             f"The data's deviations from their mean are about {problem.scale:.3g}, too far "
