@@ -117,11 +117,14 @@ class BayesianGaussianMixture(BaseMixture):
     follows the same trajectory. With the default Dirichlet-process prior the
     fit switches off components the data do not need: read the answer to "how
     many clusters?" from :attr:`effective_components_`. Beyond scikit-learn,
-    ``fit`` takes ``sample_weight`` (an integer weight acts as repeating the
-    row), float32 data stay float32, memory-mapped files and dask arrays work
-    as for :class:`gmm.GaussianMixture`, ``sample`` returns its draws in random
-    order, and :func:`gmm.save` / :func:`gmm.load` store the model without
-    pickle.
+    ``fit`` takes ``sample_weight`` (relative weights: only their ratios
+    matter, and the posterior counts the rows of positive weight), float32
+    data stay float32, memory-mapped files and dask arrays work as for
+    :class:`gmm.GaussianMixture`, ``sample`` returns its draws in random order,
+    and :func:`gmm.save` / :func:`gmm.load` store the model without pickle.
+    As :class:`gmm.GaussianMixture`, it fits data of any representable scale
+    (:mod:`gmm.units`) and is not thread-safe (a second concurrent ``fit``
+    raises RuntimeError).
 
     Parameters
     ----------
@@ -280,10 +283,15 @@ degrees_of_freedom_prior_, covariance_prior_ :
             )
         mean_prior = self._check_mean_prior(n_features)
         covariance_prior = self._check_covariance_prior(family, n_features)
+        problem = getattr(self, "_units", None)  # a rescaled problem (gmm.units)
         if mean_prior is None:
             mean_prior = data.shift
+        elif problem is not None:
+            mean_prior = problem.means_in(mean_prior)
         if covariance_prior is None:
             covariance_prior = self._data_covariance(data, family)
+        elif problem is not None:
+            covariance_prior = problem.covariance_in(covariance_prior)
         prior = self.weight_concentration_prior
         self.weight_concentration_prior_ = 1.0 / self.n_components if prior is None else prior
         beta0 = self.mean_precision_prior
@@ -330,9 +338,10 @@ degrees_of_freedom_prior_, covariance_prior_ :
         total = stats.total_weight
         if not total > 1:
             raise ValueError(
-                f"sample_weight sums to {total:.6g}: the default covariance_prior (the data's "
-                "covariance with ddof=1, as np.cov) needs a total weight above 1. Scale the "
-                "weights up, or pass covariance_prior."
+                f"sample_weight gives {total:.6g} row(s) a positive weight: the default "
+                "covariance_prior (the data's covariance with ddof=1, as np.cov) needs at "
+                "least 2 rows of positive weight. Give more rows a weight, or pass "
+                "covariance_prior."
             )
         scatter = em.scatter(stats, family, data.shift, coefs, dtype)
         covariance, _ = family.estimate(scatter, 0.0, None)
@@ -371,7 +380,7 @@ degrees_of_freedom_prior_, covariance_prior_ :
         beta = beta0 + nk
         means = (beta0 * mean_prior + nk[:, None] * scatter.means) / beta[:, None]
         corrected = variational.prior_corrected_scatter(scatter, mean_prior, beta0, beta)
-        scale, _ = family.estimate(corrected, self.reg_covar, None)
+        scale, _ = family.estimate(corrected, self._problem_reg_covar(), None)
         counts = variational.posterior_counts(scatter)
         nu = self.degrees_of_freedom_prior_ + counts
         psi0 = np.asarray(self.covariance_prior_, dtype=np.float64)
@@ -410,12 +419,20 @@ degrees_of_freedom_prior_, covariance_prior_ :
         nu = posterior.degrees_of_freedom
         half_log_det = em.log_det_precision(params, family) - 0.5 * n_features * np.log(nu)
         log_wishart = variational.log_wishart_norm(nu, half_log_det, n_features)
+        # In the data's units whatever the problem's (gmm.units): log det U_k and so
+        # the Wishart terms carry D log s per unit of nu_k.
+        units_term = self._log_scale() * n_features * np.sum(np.broadcast_to(nu, (n_components,)))
         return float(
             entropy
             - np.sum(np.broadcast_to(log_wishart, (n_components,)))
             - posterior.log_weight_norm()
             - 0.5 * n_features * np.sum(np.log(posterior.mean_precision))
+            - units_term
         )
+
+    def _prepared_out(self, problem):
+        self.mean_prior_ = problem.means_out(self.mean_prior_)
+        self.covariance_prior_ = problem.covariance_out(self.covariance_prior_)
 
     def _get_parameters(self) -> em.Parameters:
         concentration = self.weight_concentration_

@@ -35,6 +35,7 @@ One iteration is ``data.expectation`` (the fused E-step over row chunks,
 
 from __future__ import annotations
 
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -46,9 +47,37 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import em, scale, validation
+from . import em, scale, units, validation
 from .covariance import CovarianceFamily, get_family
 from .statistics import Scatter
+
+_FITTING: set[int] = set()
+_FITTING_LOCK = threading.Lock()
+
+
+@contextmanager
+def one_fit_at_a_time(est):
+    """Raise RuntimeError if another ``fit``/``partial_fit`` of ``est`` is in progress.
+
+    An estimator is not thread-safe (nor is scikit-learn's); two fits of one
+    estimator from two threads would interleave their attributes (features
+    of one, means of the other), so the second fails at once, before it
+    touches anything. O(1).
+    """
+    key = id(est)
+    with _FITTING_LOCK:
+        if key in _FITTING:
+            raise RuntimeError(
+                f"Another fit of this {type(est).__name__} is in progress in another "
+                "thread. An estimator is not thread-safe: give each thread its own "
+                "(sklearn.base.clone(estimator)), or wait for the first fit."
+            )
+        _FITTING.add(key)
+    try:
+        yield
+    finally:
+        with _FITTING_LOCK:
+            _FITTING.discard(key)
 
 
 @contextmanager
@@ -65,6 +94,36 @@ def state_kept_on_failure(est):
         est.__dict__.clear()
         est.__dict__.update(saved)
         raise
+
+
+def in_units(data, problem: units.Units, family):
+    """The training data as the problem ``(X - shift) / s`` (see :mod:`gmm.units`).
+
+    In-memory rows (with holes too, under nan_policy='marginalize') are copied
+    once (O(n·D) time and memory, only for data outside
+    :func:`gmm.units.safe_band`); dask arrays are rescaled lazily. Memory-mapped
+    files are not rescaled (:class:`gmm.em.OutOfRangeError` says so).
+    """
+    X = data.X
+    if scale.dask_arrays.is_dask_collection(X):
+        rows = ((X.astype(np.float64) - problem.shift) / problem.scale).astype(X.dtype)
+        return scale.fit_data(rows, data.sample_weight, family, data.n_components, "")
+    if isinstance(X, scale.IncompleteRows) and hasattr(data, "full_weight"):
+        # nan_policy='marginalize' in memory: NaN stays NaN through the rescaling
+        holes = scale.WithMissing(problem.to_problem(X.X, X.dtype), "marginalize")
+        return scale.fit_data(holes, data.full_weight, family, data.n_components, "")
+    if type(data) is not scale.TrainingData or not isinstance(X, np.ndarray):
+        raise em.OutOfRangeError(
+            f"The data's deviations from their mean are about {problem.scale:.3g}, too far "
+            "from 1 for the kernels, and data with missing values or in memory-mapped "
+            "files are not rescaled for you. Rescale the data (divide by a power of ten "
+            "near its spread) and fit again."
+        )
+    rows = problem.to_problem(X, X.dtype)
+    w = data.sample_weight
+    scaled = scale.TrainingData(rows, w, family, data.n_components, scale.column_mean(rows, w))
+    scaled.feature_source = data.feature_source
+    return scaled
 
 
 class BaseMixture(DensityMixin, BaseEstimator, ABC):
@@ -158,7 +217,12 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             Also a memory-mapped ``.npy`` or a dask array (see :mod:`gmm.scale`).
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights. An integer weight acts as repeating the row.
+            Non-negative weights; only their ratios matter (they are scaled to
+            mean 1 over the rows of positive weight before the fit, so any
+            common factor, 1e-300 or 1e300, gives the same fit). For maximum
+            likelihood an integer weight acts as repeating the row; priors
+            (``prior=``, the variational mixture) count the rows of positive
+            weight.
 
         Returns
         -------
@@ -178,7 +242,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         return self._labels(X)
 
     def _fit(self, X, sample_weight):
-        with state_kept_on_failure(self):
+        with one_fit_at_a_time(self), state_kept_on_failure(self):
             return self._run_em(X, sample_weight)
 
     def _log_const(self, params: em.Parameters, family) -> np.ndarray:
@@ -189,12 +253,59 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
     def _run_em(self, X, sample_weight):
         family, initializer = self._check_parameters()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        data = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
-        validation.check_features(self, data.feature_source, reset=do_init)
+        sample_weight = validation.fit_weights(sample_weight)  # only their ratios matter
+        with np.errstate(over="ignore", invalid="ignore"):  # a shift that overflows: below
+            given = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
+        validation.check_features(self, given.feature_source, reset=do_init)
+        validation.check_array_fits(
+            family.shape(self.n_components, given.n_features),
+            given.dtype,
+            f"The covariances of n_components={self.n_components}",
+            "Use fewer components, or a covariance_type with fewer parameters.",
+        )
+        problem = units.choose(given.X, given.shift, given.dtype, self.reg_covar)
+        data = given if problem is None else in_units(given, problem, family)
+        self._units = problem
+        try:
+            params, result = self._em(data, family, initializer, do_init)
+        finally:
+            self.__dict__.pop("_units", None)
+        if problem is not None:
+            params = problem.params_out(params)
+            self._prepared_out(problem)
+        units.check_representable(params, family, data.dtype, problem)
+        self._set_parameters(params, family)
+        self.converged_, self.n_iter_, self.lower_bound_, self.lower_bounds_ = result
+        return given.X
+
+    def _prepared_out(self, problem: units.Units) -> None:
+        """Map what :meth:`_prepare` set (in the problem's units) to the data's units.
+
+        Called after a fit in rescaled units (see :mod:`gmm.units`); nothing to
+        map by default.
+        """
+
+    def _problem_reg_covar(self) -> float:
+        """``reg_covar`` in the units of the problem being fitted (see :mod:`gmm.units`)."""
+        problem = getattr(self, "_units", None)
+        return self.reg_covar if problem is None else problem.reg_covar_in(self.reg_covar)
+
+    def _log_scale(self) -> float:
+        """``log s`` of the problem being fitted (0 in the data's own units)."""
+        problem = getattr(self, "_units", None)
+        return 0.0 if problem is None else problem.log_scale
+
+    def _em(self, data, family, initializer, do_init):
+        """The ``n_init`` starts of EM on ``data``; return the best parameters and run.
+
+        Returns ``(params, (converged, n_iter, lower_bound, lower_bounds))``,
+        the parameters in ``data``'s units, the lower bounds in the data's own.
+        """
         self._prepare(data, family)
         dtype = data.dtype
         random_state = check_random_state(self.random_state)
         n_init = self.n_init if do_init else 1
+        problem = getattr(self, "_units", None)
 
         best = None
         for init in range(n_init):
@@ -205,6 +316,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 lower_bound = -np.inf
             else:
                 params = self._get_parameters()
+                if problem is not None:
+                    params = problem.params_in(params)
                 lower_bound = self.lower_bound_
             lower_bounds: list[float] = []
             converged = False
@@ -232,14 +345,9 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 "Best performing initialization did not converge. Try different "
                 "init parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        self._set_parameters(params, family)
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = lower_bound
-        self.lower_bounds_ = lower_bounds
-        return data.X
+        return params, (converged, n_iter, lower_bound, lower_bounds)
 
     # ============================================================= prediction
     def _predict_rows(self, X):
@@ -273,14 +381,39 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         X = self._predict_rows(X)
         return self._map_rows(X, scale.rows.LOG_LIKELIHOOD)
 
-    def score(self, X, y=None):
-        """Mean log-likelihood per sample of X.
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood per sample of X (weighted mean with ``sample_weight``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; only their ratios matter, and an integer
+            weight acts as repeating the row.
 
         Returns
         -------
         float
+            O(n·K·D²) time for 'full'; with weights, O(block·K) extra memory
+            (per-row values are summed as they come).
         """
-        return float(np.mean(self.score_samples(X), dtype=np.float64))
+        if sample_weight is None:
+            return float(np.mean(self.score_samples(X), dtype=np.float64))
+        X = self._predict_rows(X)
+        w = self._check_weights(X, sample_weight)
+        params = self._get_parameters()
+        family = get_family(self.covariance_type)
+        log_const = self._log_const(params, family)
+        total = scale.sum_rows(X, params, family, log_const, scale.rows.LOG_LIKELIHOOD, w)
+        return float(total) / float(np.sum(w, dtype=np.float64))
+
+    @staticmethod
+    def _check_weights(X, sample_weight):
+        """Validated weights for the rows of ``X`` (from :meth:`_predict_rows`), as given."""
+        if scale.dask_arrays.is_dask_collection(sample_weight):
+            return sample_weight
+        return validation.check_sample_weight(sample_weight, X.shape[0], np.float64)
 
     def predict(self, X):
         """Most probable component of each sample.
@@ -332,10 +465,16 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             or n_samples < 1
         ):
             raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
-        rng = check_random_state(random_state)
-        family = get_family(self.covariance_type)
         params = self._get_parameters()
         n_components, n_features = params.means.shape
+        validation.check_array_fits(
+            (n_samples, n_features),
+            params.means.dtype,
+            f"sample(n_samples={n_samples})",
+            "Draw fewer samples, or draw them in several calls.",
+        )
+        rng = check_random_state(random_state)
+        family = get_family(self.covariance_type)
         weights = np.asarray(params.weights, dtype=np.float64)
         counts = rng.multinomial(n_samples, weights / weights.sum())
         X = np.empty((n_samples, n_features), dtype=params.means.dtype)

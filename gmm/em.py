@@ -197,7 +197,8 @@ def working_precision(params: Parameters, family: CovarianceFamily, shift, dtype
     there (float32 data with tight or near-singular components): then float64.
     """
     shifted = params.means - shift
-    working = family.working_dtype(dtype, params.weights, shifted, params.precisions_cholesky)
+    with np.errstate(over="ignore", invalid="ignore"):  # a far model: check_representable
+        working = family.working_dtype(dtype, params.weights, shifted, params.precisions_cholesky)
     if working == np.dtype(dtype):
         return params, working
     cast = {
@@ -248,7 +249,11 @@ def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray, log
     likelihood).
     """
     dtype = params.means.dtype
-    with blas_threads_for(matrix_work(*params.means.shape)):
+    # Overflow (a model ~1e155 from the data's scale) is reported by check_representable.
+    with (
+        blas_threads_for(matrix_work(*params.means.shape)),
+        np.errstate(over="ignore", invalid="ignore"),
+    ):
         coefs = family.coefficients(
             params.weights, (params.means - shift).astype(dtype), params.precisions_cholesky
         )
@@ -256,15 +261,27 @@ def prepare(params: Parameters, family: CovarianceFamily, shift: np.ndarray, log
 
 
 class OutOfRangeError(ValueError):
-    """Rows so far from every component that their densities cannot be represented."""
+    """Data or a model beyond what the dtype can represent.
+
+    ``row`` is the 0-based index of the row at fault in the data given (None
+    when the cause is the data's scale as a whole, see :mod:`gmm.units`).
+    """
+
+    def __init__(self, message: str, row: int | None = None):
+        super().__init__(message)
+        self.row = row
+
+    def __reduce__(self):
+        return type(self), (self.args[0], self.row)
 
 
 def _out_of_range(row: int, dtype) -> OutOfRangeError:
     return OutOfRangeError(
-        f"Row {row} lies so far from every component that its squared distances "
-        f"overflow {np.dtype(dtype).name} (its density is 0 to machine precision and "
-        "its responsibilities are undefined). Check that row for a unit or scale "
-        "error, or standardise the data."
+        f"Row {row} (counting from 0) lies so far from every component that its squared "
+        f"distances overflow {np.dtype(dtype).name} (its density is 0 to machine precision "
+        "and its responsibilities are undefined). Check that row for a unit or scale "
+        "error, or standardise the data.",
+        row=row,
     )
 
 
@@ -279,10 +296,10 @@ def check_representable(log_prob: np.ndarray, first_row: int = 0) -> None:
         raise _out_of_range(first_row + int(np.flatnonzero(bad)[0]), log_prob.dtype)
 
 
-def chunk_statistics(Xc, feats, w, family, coefs, const) -> Statistics:
-    """Fused E-step and sufficient statistics of one chunk."""
+def chunk_statistics(Xc, feats, w, family, coefs, const, first_row: int = 0) -> Statistics:
+    """Fused E-step and sufficient statistics of one chunk (whose first row is ``first_row``)."""
     log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
-    check_representable(log_prob)
+    check_representable(log_prob, first_row)
     resp, log_norm = normalize_log_prob(log_prob)
     if w is not None:
         resp *= w.astype(resp.dtype, copy=False)
@@ -321,10 +338,12 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     params, dtype = working_precision(params, family, data.shift, data.X.dtype)
     coefs, const = prepare(params, family, data.shift.astype(dtype), log_const)
     total = None
+    first_row = 0
     with blas_threads_for(getattr(data, "work", THREADED_WORK)):
         for Xc, feats, w in data.in_dtype(dtype):
-            stats = chunk_statistics(Xc, feats, w, family, coefs, const)
+            stats = chunk_statistics(Xc, feats, w, family, coefs, const, first_row)
             total = stats if total is None else total + stats
+            first_row += Xc.shape[0]
     if total is None:  # no rows (every row has a hole): zero statistics of the right shapes
         empty = np.zeros((0, data.X.shape[1]), dtype=dtype)
         with np.errstate(over="ignore"):
@@ -374,9 +393,35 @@ def scatter_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) ->
             yield Xc.astype(np.float64, copy=False), chunk, w
             start = stop
 
-    return statistics.from_responsibilities(
-        chunks, data.family.scatter_kind, n_components, data.shift, data.X.dtype
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # a far row: named below
+        result = statistics.from_responsibilities(
+            chunks, data.family.scatter_kind, n_components, data.shift, data.X.dtype
+        )
+    if not np.all(np.isfinite(result.covariances)):
+        _refuse_far_row(data)
+    return result
+
+
+def _refuse_far_row(data: ChunkedData) -> None:
+    """Raise :class:`OutOfRangeError` for the first row whose squared deviation overflows.
+
+    The initial statistics were not finite: some row lies so far from the
+    data's mean that its square overflows float64. O(n·D), on that failure only.
+    """
+    first_row = 0
+    for Xc, _, _ in data:
+        with np.errstate(over="ignore", invalid="ignore"):
+            squares = np.sum(np.square(Xc, dtype=np.float64), axis=1)
+        bad = np.flatnonzero(~np.isfinite(squares))
+        if bad.size:
+            row = first_row + int(bad[0])
+            raise OutOfRangeError(
+                f"Row {row} (counting from 0) lies so far from the data's mean that its "
+                "squared deviation overflows float64, so no covariance can hold it. "
+                "Check that row for a unit or scale error, or standardise the data.",
+                row=row,
+            )
+        first_row += Xc.shape[0]
 
 
 def maximization(

@@ -28,6 +28,17 @@ class GaussianMixture(BaseMixture):
     ``sample_weight``, ``sample`` returns its draws in random order and takes its
     own ``random_state``, and :meth:`icl` scores clusterings.
 
+    Scale never matters: data of any size whose model float64 (or float32)
+    can hold fit as the same data at unit scale, mapped back (see
+    :mod:`gmm.units`); otherwise ``OutOfRangeError`` says why. Only the
+    ratios of ``sample_weight`` matter to a fit.
+
+    An estimator is not thread-safe (scikit-learn's are not either): use one
+    per thread (``sklearn.base.clone``). A second ``fit`` or ``partial_fit``
+    of an estimator while another is running raises RuntimeError at once and
+    changes nothing; a prediction during a fit may see the old or the new
+    model's attributes.
+
     Parameters
     ----------
     n_components : int, default=1
@@ -255,6 +266,13 @@ default='kmeans'
             validation._check_int(n_draws, "n_draws", minimum=1)
         rows = super()._predict_rows(scale.WithMissing(X, "marginalize"))
         values = rows.X if isinstance(rows, scale.IncompleteRows) else rows
+        if n_draws is not None:
+            validation.check_array_fits(
+                (n_draws, *values.shape),
+                values.dtype,
+                f"impute(n_draws={n_draws})",
+                "Ask for fewer draws, or impute fewer rows per call.",
+            )
         params = self._get_parameters()
         family = get_family(self.covariance_type)
         return scale.impute(
@@ -291,12 +309,18 @@ default='kmeans'
             Brought into memory.
         y : ignored
         sample_weight : array-like of shape (n_rows,), default=None
-            An integer weight acts as repeating the row in the batch.
+            An integer weight acts as repeating the row in the batch. Weights
+            are relative within their batch (scaled to mean 1 over its rows of
+            positive weight, :func:`gmm.validation.fit_weights`): a batch's pull
+            on the model is the step size, whatever the scale of its weights,
+            and the batch counts as its rows of positive weight in
+            ``lower_bound_``.
 
         Returns
         -------
         self
-            With the fitted attributes, ``n_batches_seen_``, ``n_samples_seen_``;
+            With the fitted attributes, ``n_batches_seen_``, ``n_samples_seen_``
+            (rows, whatever their weights);
             ``lower_bound_`` is the (weighted) mean log-likelihood of all rows
             seen, each batch scored by the parameters before its own update;
             ``lower_bounds_`` holds each batch's; ``n_iter_`` counts batches and
@@ -341,14 +365,28 @@ default='kmeans'
         if self.prior is not None:
             model = conjugate_prior.prior_model(family)
             mean, covariance = conjugate_prior.data_moments(data, family)
+            problem = getattr(self, "_units", None)
+            if problem is not None:  # resolved in the data's units, where a given prior is
+                mean, covariance = problem.means_out(mean), problem.covariance_out(covariance)
             self.prior_ = conjugate_prior.resolve(
                 self.prior, mean, covariance, self.n_components, model
             )
+            if problem is not None:
+                self.prior_ = _prior_in_units(self.prior_, problem.means_in, problem.covariance_in)
+
+    def _prepared_out(self, problem):
+        if self.prior is not None:
+            self.prior_ = _prior_in_units(self.prior_, problem.means_out, problem.covariance_out)
 
     def _initialize(self, data, family, initializer, random_state) -> em.Parameters:
         weights_init, means_init, precisions_init = validation.check_initial_parameters(
             self, family, data.n_features, data.dtype
         )
+        problem = getattr(self, "_units", None)
+        if problem is not None and means_init is not None:
+            means_init = problem.means_in(means_init)
+        if problem is not None and precisions_init is not None:
+            precisions_init = problem.precisions_in(precisions_init)
         if weights_init is None or means_init is None or precisions_init is None:
             scatter, subsampled = data.initial_scatter(
                 initializer, random_state, self.init_sample_size
@@ -381,12 +419,15 @@ default='kmeans'
         weights = scatter.nk / scatter.nk.sum()
         if self.prior is not None:
             return conjugate_prior.maximization(
-                scatter, family, self.reg_covar, weights, previous, dtype, self.prior_
+                scatter, family, self._problem_reg_covar(), weights, previous, dtype, self.prior_
             )
-        return em.maximization(scatter, family, self.reg_covar, weights, previous, dtype)
+        return em.maximization(scatter, family, self._problem_reg_covar(), weights, previous, dtype)
 
     def _lower_bound(self, stats, params):
-        return stats.log_likelihood / stats.total_weight
+        # In the data's units whatever the problem's (gmm.units): -D log s per row.
+        bound = stats.log_likelihood / stats.total_weight
+        log_scale = self._log_scale()
+        return bound if log_scale == 0 else bound - params.means.shape[1] * log_scale
 
     def _get_parameters(self) -> em.Parameters:
         return em.Parameters(
@@ -431,46 +472,79 @@ default='kmeans'
         """``log_likelihood``, ``aic``, ``bic`` and ``icl`` on validated rows, one E-step.
 
         ``X`` from :meth:`_predict_rows`; with ``sample_weight`` the sums are
-        weighted and BIC's ``n`` is the total weight (frequency weights).
-        O(n·K·D²) for 'full'; per-row values are not kept for files or dask.
+        weighted and BIC's ``n`` is the total weight (frequency weights: an
+        integer weight counts as that many rows, as in ``sweep``). O(n·K·D²)
+        for 'full'; per-row values are not kept for files or dask.
         """
         params = self._get_parameters()
         family = get_family(self.covariance_type)
-        log_likelihood, entropy = scale.sum_rows(
-            X,
-            params,
-            family,
-            self._log_const(params, family),
-            scale.rows.LOG_LIKELIHOOD_AND_ENTROPY,
-            sample_weight,
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # huge weights: refused below
+            log_likelihood, entropy = scale.sum_rows(
+                X,
+                params,
+                family,
+                self._log_const(params, family),
+                scale.rows.LOG_LIKELIHOOD_AND_ENTROPY,
+                sample_weight,
+            )
         if sample_weight is None:
             n_samples = X.shape[0]
         else:
-            n_samples = float(np.sum(sample_weight, dtype=np.float64))  # dask: computed
+            with np.errstate(over="ignore"):
+                n_samples = float(np.sum(sample_weight, dtype=np.float64))  # dask: computed
+            if not np.isfinite(n_samples) or not np.isfinite(log_likelihood):
+                raise ValueError(
+                    "sample_weight sums to more than the largest float64 number: the "
+                    "criteria count weights as observations. Divide the weights by a "
+                    "common factor (a fit depends only on their ratios)."
+                )
         return criteria.all_criteria(log_likelihood, entropy, self._n_parameters(), n_samples)
 
-    def aic(self, X):
+    def _weighted_criteria(self, X, sample_weight) -> dict[str, float]:
+        X = self._predict_rows(X)
+        w = None if sample_weight is None else self._check_weights(X, sample_weight)
+        return self._criteria(X, w)
+
+    def aic(self, X, sample_weight=None):
         """Akaike information criterion on X; lower is better.
 
         ``-2 · log-likelihood + 2 · n_parameters`` (:mod:`gmm.criteria`). One
         E-step over X.
-        """
-        return self._criteria(self._predict_rows(X))["aic"]
 
-    def bic(self, X):
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights, as in ``sweep``: the log-likelihood is
+            ``sum_i w_i log p(x_i)`` and BIC's ``n`` is ``sum_i w_i``, so an
+            integer weight counts as that many repeated rows. (A fit depends
+            only on the weights' ratios; the criteria count them.)
+        """
+        return self._weighted_criteria(X, sample_weight)["aic"]
+
+    def bic(self, X, sample_weight=None):
         """Bayesian information criterion on X; lower is better.
 
-        ``-2 · log-likelihood + n_parameters · log(n_samples)`` (:mod:`gmm.criteria`).
-        One E-step over X.
+        ``-2 · log-likelihood + n_parameters · log(n)`` (:mod:`gmm.criteria`),
+        with ``n`` the number of rows (the total weight with
+        ``sample_weight``: see :meth:`aic`). One E-step over X.
         """
-        return self._criteria(self._predict_rows(X))["bic"]
+        return self._weighted_criteria(X, sample_weight)["bic"]
 
-    def icl(self, X):
+    def icl(self, X, sample_weight=None):
         """Integrated completed likelihood (Biernacki, Celeux & Govaert, 2000).
 
         BIC plus twice the entropy of the responsibilities,
-        ``-2 sum_n sum_k r_nk log r_nk``. It penalises overlapping components;
-        lower is better, as with :meth:`bic`. One E-step over X.
+        ``-2 sum_n sum_k r_nk log r_nk`` (weighted with ``sample_weight``, as
+        in :meth:`aic`). It penalises overlapping components; lower is better,
+        as with :meth:`bic`. One E-step over X.
         """
-        return self._criteria(self._predict_rows(X))["icl"]
+        return self._weighted_criteria(X, sample_weight)["icl"]
+
+
+def _prior_in_units(prior, map_mean, map_covariance):
+    """``prior`` with its mean and scale mapped to other units (:mod:`gmm.units`)."""
+    from dataclasses import replace
+
+    scale = map_covariance(np.asarray(prior.scale, dtype=np.float64))
+    return replace(prior, mean=map_mean(prior.mean), scale=scale)

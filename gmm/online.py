@@ -48,8 +48,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import em, scale, validation
-from .driver import state_kept_on_failure
+from . import em, scale, units, validation
+from .driver import in_units, one_fit_at_a_time, state_kept_on_failure
 from .scale import FileRows
 from .scale.dask_arrays import is_dask_collection
 from .statistics import Scatter
@@ -182,12 +182,14 @@ def partial_fit(est, X, sample_weight=None):
     -------
     est
     """
-    with state_kept_on_failure(est):
+    with one_fit_at_a_time(est), state_kept_on_failure(est):
         _update(est, X, sample_weight)
     return est
 
 
 def _update(est, X, sample_weight) -> None:
+    # Relative within the batch: its pull on the model is the step size, not the weights' scale.
+    sample_weight = validation.fit_weights(sample_weight)
     decay, offset = check_learning_parameters(est.learning_decay, est.learning_offset)
     family, initializer = est._check_parameters()
     state: OnlineState | None = getattr(est, "_online", None)
@@ -197,20 +199,35 @@ def _update(est, X, sample_weight) -> None:
         params = est._get_parameters()
     else:
         data = _first_batch(est, X, sample_weight, family)
-        params = est._initialize(data, family, initializer, check_random_state(est.random_state))
-    stats, coefs = data.expectation(params, est._log_const(params, family))
-    batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
+    # A batch far from unit size runs its E-step and the M-step rescaled (gmm.units);
+    # the running statistics stay in the data's units.
+    problem = units.choose(data.X, data.shift, data.dtype, est.reg_covar)
+    if problem is not None:
+        data = in_units(data, problem, family)
+        params = problem.params_in(params) if started else None
+    est._units = problem
+    try:
+        if not started:
+            params = est._initialize(
+                data, family, initializer, check_random_state(est.random_state)
+            )
+        stats, coefs = data.expectation(params, est._log_const(params, family))
+        batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
+        if problem is not None:
+            batch = problem.scatter_out(batch)
+            stats.log_likelihood -= stats.total_weight * data.n_features * problem.log_scale
+        running, weight_seen, log_likelihood = _running(state, batch, stats, est, decay, offset)
+        # A copy: a family's M-step must not be able to change the running statistics.
+        private = Scatter(running.nk, running.means, running.covariances.copy(), running.kind)
+        if problem is not None:
+            private = problem.scatter_in(private)
+        params = est._m_step(private, params, family, data.dtype)
+    finally:
+        est.__dict__.pop("_units", None)
+    if problem is not None:
+        params = problem.params_out(params)
+    units.check_representable(params, family, data.dtype, problem)
     n_batches = getattr(est, "n_batches_seen_", 0) if state is not None else 0
-    if state is None:
-        running = batch
-        weight_seen, log_likelihood = 0.0, 0.0
-    else:
-        rho = step_size(n_batches, decay, offset)
-        running = blend(state.scatter, state.scale, batch, stats.total_weight, rho)
-        weight_seen, log_likelihood = state.weight_seen, state.log_likelihood
-    # A copy: a family's M-step must not be able to change the running statistics.
-    private = Scatter(running.nk, running.means, running.covariances.copy(), running.kind)
-    params = est._m_step(private, params, family, data.dtype)
     batch_bound = stats.log_likelihood / stats.total_weight
     est._set_parameters(params, family)
     est._online = OnlineState(
@@ -228,6 +245,15 @@ def _update(est, X, sample_weight) -> None:
         est.lower_bounds_ = []
     # Last, and in place (O(1), not a copy per batch): nothing after it can fail.
     est.lower_bounds_.append(batch_bound)
+
+
+def _running(state, batch, stats, est, decay, offset):
+    """The running statistics after ``batch``, and the stream's weight and log-likelihood."""
+    if state is None:
+        return batch, 0.0, 0.0
+    rho = step_size(getattr(est, "n_batches_seen_", 0), decay, offset)
+    running = blend(state.scatter, state.scale, batch, stats.total_weight, rho)
+    return running, state.weight_seen, state.log_likelihood
 
 
 def _first_batch(est, X, sample_weight, family) -> scale.TrainingData:
@@ -429,6 +455,14 @@ def fit_stream(
             raise TypeError(f"batch_size must be an integer or None, got {batch_size!r}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        shape = getattr(batches, "shape", None)
+        if shape is not None and len(shape) == 2:  # one array: blocks of batch_size rows
+            validation.check_array_fits(
+                (min(int(batch_size), int(shape[0])), int(shape[1])),
+                np.float64,
+                f"A batch of batch_size={batch_size} rows",
+                "Use a smaller batch_size.",
+            )
     if _is_array(batches):
         size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
         if total is None:

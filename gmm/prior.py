@@ -345,8 +345,9 @@ def data_moments(data, family: CovarianceFamily) -> tuple[np.ndarray, np.ndarray
         covariance = BayesianGaussianMixture._data_covariance(data, family)
     except ValueError:
         raise ValueError(
-            "The data weigh 1 row or less (the total of sample_weight): mclust's default "
-            "prior needs the data's covariance with ddof=1. Use more rows or larger weights."
+            "The data have 1 row or less of positive sample_weight (weights are relative: "
+            "they count the rows they do not zero): mclust's default prior needs the data's "
+            "covariance with ddof=1. Give at least 2 rows a positive weight."
         ) from None
     covariance = np.asarray(covariance, dtype=np.float64)
     d = data.n_features

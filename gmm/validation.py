@@ -6,7 +6,9 @@ what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
@@ -15,6 +17,8 @@ from .covariance import CovarianceFamily, get_family
 from .initialization import get_initializer
 
 FLOAT_DTYPES = (np.float64, np.float32)
+#: The largest count numpy can hold in an index (int64).
+MAX_COUNT = int(np.iinfo(np.int64).max)
 
 
 def check_parameters(est, *, for_fit: bool = True) -> tuple[CovarianceFamily, object]:
@@ -47,11 +51,44 @@ def check_nan_policy(value) -> str:
     return value
 
 
-def _check_int(value, name, minimum):
+def _check_int(value, name, minimum, maximum=MAX_COUNT):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum} (2**63 - 1), got {value}.")
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory the OS reports, or None where it reports none."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_array_fits(shape: tuple, dtype, what: str, remedy: str) -> None:
+    """Refuse an array of ``shape`` and ``dtype`` larger than the machine's memory.
+
+    Before it is allocated (numpy would raise ``MemoryError`` or an overflow
+    in its own words). O(len(shape)).
+
+    >>> check_array_fits((1000, 3), np.float64, "sample(n_samples=1000)", "Draw fewer.")
+    >>> try:
+    ...     check_array_fits((2**62, 3), np.float64, "sample(n_samples=2**62)", "Draw fewer.")
+    ... except ValueError as error:
+    ...     print(str(error)[:60])
+    sample(n_samples=2**62) would hold 4611686018427387904 x 3 f
+    """
+    n_bytes = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+    memory = physical_memory()
+    if memory is not None and n_bytes > memory:
+        sizes = " x ".join(str(int(n)) for n in shape)
+        raise ValueError(
+            f"{what} would hold {sizes} {np.dtype(dtype).name} values ({n_bytes:.3g} "
+            f"bytes), more than this machine's memory ({memory:.3g} bytes). {remedy}"
+        )
 
 
 def _check_number(value, name):
@@ -67,9 +104,14 @@ def check_fit_data(X, n_components: int, estimator_name: str) -> np.ndarray:
     Integer and boolean data become float64; float32 stays float32. The
     estimator's name only words the messages; nothing is written anywhere.
     """
-    X = check_array(
-        X, dtype=list(FLOAT_DTYPES), ensure_min_samples=2, estimator=estimator_name, input_name="X"
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # its finiteness test sums X
+        X = check_array(
+            X,
+            dtype=list(FLOAT_DTYPES),
+            ensure_min_samples=2,
+            estimator=estimator_name,
+            input_name="X",
+        )
     if X.shape[0] < n_components:
         raise ValueError(
             f"Expected n_samples >= n_components but got n_components = "
@@ -94,7 +136,11 @@ def check_features(est, X, *, reset: bool) -> None:
 
 
 def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | None:
-    """Non-negative finite weights of shape (n_samples,), not all zero, or None."""
+    """Non-negative finite weights of shape (n_samples,), not all zero, or None.
+
+    Returned as given (in ``dtype``): criteria count them as observations. Fits
+    see them through :func:`fit_weights` first, so only their ratios matter there.
+    """
     if sample_weight is None:
         return None
     if isinstance(sample_weight, numbers.Number):
@@ -116,6 +162,58 @@ def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | No
     if not np.any(w > 0):
         raise ValueError("sample_weight is all zero; at least one sample needs a positive weight.")
     return w.astype(dtype)
+
+
+def fit_weights(sample_weight):
+    """``sample_weight`` as a fit takes it: relative (:func:`relative_weights`), or as given.
+
+    Weights that pass :func:`check_sample_weight`'s value checks are scaled
+    (one number becomes 1.0, every row alike); anything else is returned
+    unchanged for the data's validation to word its error. Dask weights are
+    scaled lazily. O(n).
+
+    >>> fit_weights([1e-300, 3e-300]), fit_weights(7.0), fit_weights(None)
+    (array([0.5, 1.5]), 1.0, None)
+    """
+    if sample_weight is None or hasattr(sample_weight, "dask"):
+        return None if sample_weight is None else relative_weights(sample_weight)
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
+        return 1.0 if np.isfinite(sample_weight) and sample_weight > 0 else sample_weight
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        return sample_weight
+    if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        return sample_weight
+    return relative_weights(w)
+
+
+def relative_weights(w):
+    """Weights divided by their maximum, then scaled to mean 1 over the positive ones.
+
+    In that order, in float64, neither step can overflow or lose a positive
+    weight that matters: after the first the weights lie in [0, 1] with a 1
+    among them, so their sum lies in [1, n]. The sum of the result is the
+    number of rows with a positive weight: that is the ``n`` of weighted
+    criteria and of priors. O(n) time. ``w`` is a validated float64 ndarray
+    (finite, non-negative, not all zero) or a dask array (scaled lazily;
+    invalid values are left for its validation to report).
+
+    >>> relative_weights(np.array([0.0, 1e-300, 3e-300]))
+    array([0. , 0.5, 1.5])
+    """
+    top = w.max()
+    if not hasattr(w, "dask"):
+        w = w / top
+        return w * (np.count_nonzero(w) / w.sum())
+    import dask
+
+    top = float(dask.compute(top)[0])
+    if not (np.isfinite(top) and top > 0):
+        return w  # NaN, infinity or all zero: the data's validation words the error
+    w = w.astype(np.float64) / top
+    total, count = dask.compute(w.sum(), (w > 0).sum())
+    return w * (float(count) / float(total))
 
 
 def check_initial_parameters(est, family: CovarianceFamily, n_features: int, dtype):

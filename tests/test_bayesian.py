@@ -170,9 +170,9 @@ def _expected_failures(estimator):
         return {}
     return {
         "check_sample_weight_equivalence_on_dense_data": (
-            "The k-means start draws rows at random, and a row repeated n times is drawn "
-            "with other odds than one row of weight n; from the same start weighted fits "
-            "equal repetition (test_integer_weights_equal_repeated_rows)."
+            "Weights are relative (mean 1 over the rows of positive weight), so the "
+            "posterior counts rows, not total weight: a row of weight n is not n rows "
+            "(test_weights_are_relative_and_zero_weight_drops_the_row)."
         )
     }
 
@@ -302,19 +302,22 @@ def test_fit_predict_equals_fit_then_predict(moons):
 
 # ========================================================== what we add
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_integer_weights_equal_repeated_rows(covariance_type):
+def test_weights_are_relative_and_zero_weight_drops_the_row(covariance_type):
+    # Weights are relative (gmm.validation.relative_weights): the posterior's count
+    # is the number of rows of positive weight, whatever the weights' scale, so
+    # 0/1 weights fit exactly the rows of weight 1, and a common factor changes nothing.
     X = make_mixture(covariance_type, n_samples=120, seed=4)[0]
-    w = np.random.default_rng(0).integers(0, 4, size=len(X))
+    keep = np.random.default_rng(0).integers(0, 2, size=len(X)).astype(bool)
     resp = random_resp(len(X), 5)
     params = dict(covariance_type=covariance_type, tol=0, max_iter=15)
-    weighted = BayesianGaussianMixture(5, init_params=lambda X, k, rs: resp, **params)
-    weighted = fit_quietly(weighted, X, sample_weight=w)
-    rows = np.repeat(np.arange(len(X)), w)
-    repeated = BayesianGaussianMixture(5, init_params=lambda X, k, rs: resp[rows], **params)
-    repeated = fit_quietly(repeated, X[rows])
-    for name in ATTRIBUTES:
-        assert_close(getattr(weighted, name), getattr(repeated, name), rtol=1e-9)
-    assert_close(weighted.lower_bounds_, repeated.lower_bounds_, rtol=1e-9)
+    subset = BayesianGaussianMixture(5, init_params=lambda X, k, rs: resp[keep], **params)
+    subset = fit_quietly(subset, X[keep])
+    for factor in (1e-300, 1.0, 3.0, 1e300):
+        weighted = BayesianGaussianMixture(5, init_params=lambda X, k, rs: resp, **params)
+        weighted = fit_quietly(weighted, X, sample_weight=keep * factor)
+        for name in ATTRIBUTES:
+            assert_close(getattr(weighted, name), getattr(subset, name), rtol=1e-9)
+        assert_close(weighted.lower_bounds_, subset.lower_bounds_, rtol=1e-9)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -385,8 +388,10 @@ def test_failed_fit_keeps_the_model(moons):
         model.fit(bad)
     np.testing.assert_array_equal(model.means_, means)
     assert model.n_features_in_ == 2
-    with pytest.raises(ValueError, match="total weight above 1"):
-        model.fit(moons, sample_weight=np.full(len(moons), 1e-3))
+    one_row = np.zeros(len(moons))
+    one_row[3] = 1e-3
+    with pytest.raises(ValueError, match="at least 2 rows of positive weight"):
+        model.fit(moons, sample_weight=one_row)
     np.testing.assert_array_equal(model.means_, means)
 
 

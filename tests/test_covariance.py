@@ -259,3 +259,20 @@ def test_both_full_formulations_fit_alike_and_like_sklearn(name):
                 ours = GaussianMixture(2, tol=0, max_iter=15, **init).fit(X)
             assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-10)
             np.testing.assert_allclose(ours.covariances_, ref.covariances_, atol=1e-9)
+
+
+@pytest.mark.parametrize("formulation", ("expanded", "whitened"))
+def test_a_component_without_a_condition_estimate_takes_the_centred_path(formulation):
+    # Issue 17: a NaN condition estimate (a precision factor whose Gram matrix
+    # overflows float64) made a 'full' component neither expanded nor centred, so
+    # the E-step dropped it. Every component must be on exactly one path.
+    family = get_family("full")
+    d = 3
+    prec_chol = np.stack([np.eye(d), np.eye(d) * 1e200, np.eye(d) * 2.0])
+    means = np.zeros((3, d))
+    weights = np.full(3, 1 / 3)
+    with _cost.forced(formulation):
+        coefs = family.coefficients(weights, means, prec_chol)
+    on_a_path = np.sort(np.concatenate([coefs.fast, coefs.centred]))
+    np.testing.assert_array_equal(on_a_path, np.arange(3))
+    assert 1 in coefs.centred

@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
-from gmm import GaussianMixture, em
+from gmm import GaussianMixture, em, fit_stream
 from gmm.driver import BaseMixture
 
 
@@ -79,3 +79,108 @@ def test_fit_predict_is_the_final_e_step(moons):
     model = GaussianMixture(3, random_state=0)
     labels = model.fit_predict(moons)
     np.testing.assert_array_equal(labels, model.predict(moons))
+
+
+# ------------------------------------------------ sizes without bounds (issue 17, class 7)
+def _sizes_model():
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    return X, GaussianMixture(2, random_state=0).fit(X)
+
+
+SIZE_CASES = {
+    # name: (call on (model, X), error type, words of the message)
+    "sample 2**63": (lambda m, X: m.sample(2**63), ValueError, r"more than this machine's memory"),
+    "sample 2**40": (lambda m, X: m.sample(2**40), ValueError, r"Draw fewer samples"),
+    "sample 10**30": (lambda m, X: m.sample(10**30), ValueError, r"would hold 10{30} x 3"),
+    "n_components 2**63": (
+        lambda m, X: m.set_params(n_components=2**63).fit(X),
+        ValueError,
+        r"n_components must be at most",
+    ),
+    "n_init 2**70": (
+        lambda m, X: m.set_params(n_init=2**70).fit(X),
+        ValueError,
+        r"n_init must be at most",
+    ),
+    "max_iter 2**64": (
+        lambda m, X: m.set_params(max_iter=2**64).fit(X),
+        ValueError,
+        r"max_iter must be at most",
+    ),
+    "covariances beyond memory": (
+        lambda m, X: m.set_params(n_components=40).fit(np.tile(X, (1, 10**4))),
+        ValueError,
+        r"covariances of n_components=40 would hold 40 x 30000 x 30000",
+    ),
+    "impute n_draws 2**50": (
+        lambda m, X: m.impute(np.where(np.eye(60, 3) > 0, np.nan, X), n_draws=2**50),
+        ValueError,
+        r"impute\(n_draws=1125899906842624\) would hold",
+    ),
+    "impute n_draws 2**63": (
+        lambda m, X: m.impute(np.where(np.eye(60, 3) > 0, np.nan, X), n_draws=2**63),
+        ValueError,
+        r"n_draws must be at most",
+    ),
+    "fit_stream batch_size": (  # a virtual array of 2**40 rows: no memory behind it
+        lambda m, X: fit_stream(np.broadcast_to(X[:1], (2**40, 3)), m, batch_size=2**40),
+        ValueError,
+        r"batch_size=1099511627776 rows would hold 1099511627776 x 3",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SIZE_CASES))
+def test_sizes_beyond_the_machine_get_one_clear_error_and_keep_the_model(case):
+    call, error, words = SIZE_CASES[case]
+    X, model = _sizes_model()
+    before = (model.get_params(), model.predict_proba(X).copy(), model.means_.copy())
+    with pytest.raises(error, match=words):
+        call(model, X)
+    model.set_params(**before[0])
+    np.testing.assert_array_equal(model.predict_proba(X), before[1])
+    np.testing.assert_array_equal(model.means_, before[2])
+
+
+# ---------------------------------------------------------- threads (issue 17, class 9)
+@pytest.mark.parametrize("second", ("fit", "partial_fit"))
+def test_a_second_fit_from_another_thread_fails_loudly_and_the_first_finishes(second):
+    # The issue: two threads fitting one estimator left n_features_in_ = 5 with
+    # 3-feature means. Now the second call raises at once; the first fit ends whole.
+    import threading
+
+    rng = np.random.default_rng(0)
+    X3, X5 = rng.normal(size=(400, 3)), rng.normal(size=(400, 5))
+    model = GaussianMixture(2, random_state=0, max_iter=50, tol=0)
+    inside, release = threading.Barrier(2), threading.Event()
+    original = model._m_step
+
+    def slow_m_step(*args):  # holds the first fit inside EM until the second has tried
+        if not release.is_set():
+            inside.wait()
+            release.wait(timeout=30)
+        return original(*args)
+
+    model._m_step = slow_m_step
+    errors = []
+    worker = threading.Thread(target=lambda: model.fit(X3))
+    with pytest.warns(ConvergenceWarning):
+        worker.start()
+        inside.wait(timeout=30)
+        try:
+            getattr(model, second)(X5)
+        except RuntimeError as error:
+            errors.append(str(error))
+        finally:
+            release.set()
+        worker.join(timeout=60)
+    assert errors and "in progress in another thread" in errors[0]
+    del model._m_step
+    assert model.n_features_in_ == 3 and model.means_.shape == (2, 3)
+    reference = GaussianMixture(2, random_state=0, max_iter=50, tol=0)
+    with pytest.warns(ConvergenceWarning):
+        reference.fit(X3)
+    np.testing.assert_array_equal(model.means_, reference.means_)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X5)  # once the first has finished, a fit works again
+    assert model.means_.shape == (2, 5)

@@ -379,3 +379,94 @@ def test_pandas_feature_names(moons):
     model = GaussianMixture(2, random_state=0).fit(frame)
     np.testing.assert_array_equal(model.feature_names_in_, ["x", "y"])
     np.testing.assert_array_equal(model.predict(frame), model.predict(moons))
+
+
+# ------------------------------------------------- weights are scale-free (issue 17, class 8)
+WEIGHT_FACTORS = (5e-324, 1e-300, 1e-14, 1e-5, 1.0, 1e5, 1e300, 1.7e308)
+
+
+def _weighted_fit(X, w, **settings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(2, random_state=0, tol=1e-10, **settings).fit(X, sample_weight=w)
+
+
+@pytest.mark.parametrize("factor", WEIGHT_FACTORS)
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(covariance_type="full"),
+        dict(covariance_type="diag"),
+        dict(covariance_type="VEV"),
+        dict(covariance_type="VVV", prior="default"),
+    ],
+    ids=["full", "diag", "VEV", "VVV-prior"],
+)
+def test_uniform_weights_of_any_scale_give_the_unweighted_fit(moons, factor, settings):
+    # The issue: 1e-14 moved the means by ~0.02, 1e-300 collapsed them to the global
+    # mean, 1.7e308 (whose sum overflows) failed with another library's message.
+    plain = _weighted_fit(moons, None, **settings)
+    weighted = _weighted_fit(moons, np.full(len(moons), factor), **settings)
+    for name in ATTRIBUTES:
+        assert_close(getattr(weighted, name), getattr(plain, name), rtol=1e-10)
+    scalar = _weighted_fit(moons, factor, **settings)  # one number for every row
+    assert_close(scalar.means_, plain.means_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("factor", (1e-300, 1e-14, 1e300))
+def test_a_common_factor_on_uneven_weights_changes_nothing(moons, factor):
+    w = np.random.default_rng(3).uniform(0.0, 2.0, size=len(moons))
+    w[::7] = 0.0
+    reference = _weighted_fit(moons, w)
+    scaled = _weighted_fit(moons, w * factor)
+    for name in ATTRIBUTES:
+        assert_close(getattr(scaled, name), getattr(reference, name), rtol=1e-10)
+    assert scaled.lower_bound_ == pytest.approx(reference.lower_bound_, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (np.zeros(6), "all zero"),
+        (np.array([1.0, np.nan, 1, 1, 1, 1]), "NaN or infinity"),
+        (np.array([1.0, np.inf, 1, 1, 1, 1]), "NaN or infinity"),
+        (np.array([1.0, -1e-300, 1, 1, 1, 1]), "negative"),
+        (np.ones(5), r"shape \(5,\), expected \(6,\)"),
+        ("heavy", "numeric"),
+    ],
+    ids=["all zero", "nan", "inf", "negative", "short", "text"],
+)
+def test_unusable_weights_get_our_message_and_keep_the_model(weights, message):
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    model = GaussianMixture(2, random_state=0).fit(X)
+    before = model.predict_proba(X).copy()
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, sample_weight=weights)
+    with pytest.raises(ValueError, match=message):
+        model.bic(X, sample_weight=weights)
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+
+
+@pytest.mark.parametrize("covariance_type", ("full", "spherical"))
+def test_criteria_and_score_with_integer_weights_equal_repeated_rows(moons, covariance_type):
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(moons)
+    counts = np.random.default_rng(5).integers(0, 4, size=len(moons))
+    repeated = np.repeat(moons, counts, axis=0)
+    for name in ("aic", "bic", "icl"):
+        weighted = getattr(model, name)(moons, sample_weight=counts)
+        assert weighted == pytest.approx(getattr(model, name)(repeated), rel=1e-10)
+    assert model.score(moons, sample_weight=counts) == pytest.approx(
+        model.score(repeated), rel=1e-12
+    )
+    # the closed form from the per-row log-likelihoods: -2 sum w ll + p log(sum w)
+    ll = model.score_samples(moons)
+    p = model._n_parameters()
+    expected = -2 * counts @ ll + p * np.log(counts.sum())
+    assert model.bic(moons, sample_weight=counts) == pytest.approx(expected, rel=1e-10)
+
+
+def test_criteria_refuse_weights_whose_sum_overflows(moons):
+    model = GaussianMixture(2, random_state=0).fit(moons)
+    with pytest.raises(ValueError, match="sums to more than the largest float64"):
+        model.bic(moons, sample_weight=np.full(len(moons), 1e307))
+    assert np.isfinite(model.bic(moons, sample_weight=np.full(len(moons), 1e300)))

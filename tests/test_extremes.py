@@ -285,3 +285,25 @@ def test_points_whose_distances_overflow_get_a_distribution_or_an_error(
         return
     assert np.all(np.isfinite(proba))
     np.testing.assert_allclose(proba.sum(axis=1, dtype=np.float64), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", ("fit", "predict", "score_samples"))
+def test_out_of_range_names_the_row_counting_from_0(method, dtype):
+    # A far row past the first E-step chunk (em.chunk_rows is at least 256 rows): its
+    # index in the whole data, 0-based, in the message and in the ``row`` attribute.
+    from gmm import em
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 2)).astype(dtype)
+    far = np.sqrt(np.finfo(dtype).max) * 4
+    bad = X.copy()
+    bad[2345] = [far, -far]
+    model = GaussianMixture(2, random_state=0, init_params="random_from_data")
+    if method != "fit":
+        model.fit(X)
+    before = model.__dict__.copy()
+    with pytest.raises(em.OutOfRangeError, match=r"Row 2345 \(counting from 0\)") as caught:
+        getattr(model, method)(bad)
+    assert caught.value.row == 2345
+    assert model.__dict__.keys() == before.keys()

@@ -594,3 +594,34 @@ def test_refit_under_another_policy_drops_the_omitted_count():
     assert model.n_rows_omitted_ == 10
     model.set_params(nan_policy="marginalize").fit(X)
     assert not hasattr(model, "n_rows_omitted_")
+
+
+@pytest.mark.parametrize("factor", (1e-300, 1e300))
+def test_weights_of_any_scale_give_the_same_marginal_fit(data, factor):
+    _, X = data
+    w = np.random.default_rng(4).uniform(0.5, 2.0, size=len(X))
+    settings_ = dict(nan_policy="marginalize", random_state=0, tol=1e-10)
+    plain = GaussianMixture(3, **settings_).fit(X, sample_weight=w)
+    scaled = GaussianMixture(3, **settings_).fit(X, sample_weight=w * factor)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(scaled, name), getattr(plain, name), rtol=1e-10)
+
+
+@pytest.mark.parametrize("policy", ("marginalize", "omit"))
+@pytest.mark.parametrize("c", (2.0**-400, 1e150))
+def test_data_with_holes_at_any_scale_fit_as_at_unit_scale(data, policy, c):
+    # Rescaled as complete data are (gmm.units); a row's log-density shifts by
+    # -(its observed entries) · log c.
+    _, X = data
+    settings_ = dict(nan_policy=policy, random_state=0, reg_covar=0, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 'omit' says what it dropped
+        plain = GaussianMixture(3, **settings_).fit(X)
+        scaled = GaussianMixture(3, **settings_).fit(X * c)
+    np.testing.assert_allclose(scaled.means_ / c, plain.means_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(scaled.covariances_ / c**2, plain.covariances_, rtol=1e-8)
+    observed = np.sum(~np.isnan(X), axis=1)
+    np.testing.assert_allclose(
+        scaled.score_samples(X * c) + observed * np.log(c), plain.score_samples(X), rtol=1e-8
+    )
+    np.testing.assert_array_equal(scaled.predict(X * c), plain.predict(X))

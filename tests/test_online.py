@@ -587,3 +587,50 @@ def test_row_order_within_a_batch_does_not_matter(stream, seed, split):
     b = GaussianMixture(**kwargs).partial_fit(stream[:split]).partial_fit(batch[order])
     for name in PARAMS:
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12)
+
+
+def test_each_batchs_weights_are_relative(stream):
+    # Weights are relative within a batch (issue 17, class 8): batches whose weights
+    # differ by factors from 1e-300 to 1e300 update the model as the same weights at
+    # scale 1, and n_samples_seen_ counts rows.
+    rng = np.random.default_rng(2)
+    weights = rng.uniform(0.5, 2.0, size=len(stream))
+    factors = (1e-300, 1.0, 1e300, 1e-14)
+    plain = GaussianMixture(3, random_state=0)
+    scaled = GaussianMixture(3, random_state=0)
+    for i, factor in enumerate(factors):
+        rows = slice(300 * i, 300 * (i + 1))
+        plain.partial_fit(stream[rows], sample_weight=weights[rows])
+        scaled.partial_fit(stream[rows], sample_weight=weights[rows] * factor)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(scaled, name), getattr(plain, name), rtol=1e-10)
+    assert scaled.lower_bound_ == pytest.approx(plain.lower_bound_, rel=1e-12)
+    assert scaled.n_samples_seen_ == len(stream)
+
+
+@pytest.mark.parametrize("covariance_type", ("full", "diag", "VEV"))
+@pytest.mark.parametrize("c", (2.0**-500, 1e-100, 1e150))
+def test_a_stream_at_any_scale_is_the_unit_stream_mapped_back(stream, covariance_type, c):
+    # Batches far from unit size run rescaled (gmm.units); the model is the unit
+    # stream's with means · c, covariances · c², lower bounds - D log c.
+    plain = GaussianMixture(3, covariance_type=covariance_type, random_state=0, reg_covar=0)
+    scaled = GaussianMixture(3, covariance_type=covariance_type, random_state=0, reg_covar=0)
+    for rows in np.array_split(np.arange(len(stream)), 4):
+        plain.partial_fit(stream[rows])
+        scaled.partial_fit(stream[rows] * c)
+    np.testing.assert_allclose(scaled.weights_, plain.weights_, rtol=1e-9)
+    np.testing.assert_allclose(scaled.means_ / c, plain.means_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(scaled.covariances_ / c**2, plain.covariances_, rtol=1e-9)
+    shift = stream.shape[1] * np.log(c)
+    np.testing.assert_allclose(np.add(scaled.lower_bounds_, shift), plain.lower_bounds_, rtol=1e-9)
+
+
+def test_a_batch_beyond_the_model_is_refused_and_the_stream_kept(stream):
+    from gmm.em import OutOfRangeError
+
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:600])
+    before = (model.predict_proba(stream).copy(), model.n_batches_seen_)
+    with pytest.raises(OutOfRangeError, match="counting from 0"):
+        model.partial_fit(stream[600:] * 1e160)
+    np.testing.assert_array_equal(model.predict_proba(stream), before[0])
+    assert model.n_batches_seen_ == before[1]

@@ -211,21 +211,25 @@ def test_default_prior_is_mclusts_formula_on_numpys_moments(model):
     assert (gm.prior_.shrinkage, gm.prior_.dof) == (0.01, d + 2)
 
 
-def test_prior_with_integer_weights_equals_repeated_rows():
+def test_prior_with_weights_counts_the_rows_of_positive_weight():
+    # Weights are relative (gmm.validation.relative_weights): the prior sees as many
+    # observations as rows of positive weight, whatever the weights' scale. So 0/1
+    # weights give the fit of the kept rows, times any factor.
     rng = np.random.default_rng(2)
     X = np.vstack([rng.normal(0, 1, (30, 2)), rng.normal(4, 1, (30, 2))])
-    counts = rng.integers(1, 4, size=60)
+    keep = rng.integers(0, 2, size=60).astype(bool)
     labels = (np.arange(60) >= 30).astype(int)
     settings_ = dict(covariance_type="VVV", prior="default", reg_covar=0, tol=1e-10, max_iter=500)
-    weighted = GaussianMixture(2, init_params=lambda X, k, rs: np.eye(2)[labels], **settings_).fit(
-        X, sample_weight=counts
-    )
-    repeated = GaussianMixture(
-        2, init_params=lambda X, k, rs: np.eye(2)[np.repeat(labels, counts)], **settings_
-    ).fit(np.repeat(X, counts, axis=0))
-    np.testing.assert_allclose(weighted.prior_.scale, repeated.prior_.scale, rtol=1e-10)
-    np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-8)
-    np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-8)
+    subset = GaussianMixture(
+        2, init_params=lambda X, k, rs: np.eye(2)[labels[keep]], **settings_
+    ).fit(X[keep])
+    for factor in (1e-300, 1.0, 1e300):
+        weighted = GaussianMixture(
+            2, init_params=lambda X, k, rs: np.eye(2)[labels], **settings_
+        ).fit(X, sample_weight=keep * factor)
+        np.testing.assert_allclose(weighted.prior_.scale, subset.prior_.scale, rtol=1e-10)
+        np.testing.assert_allclose(weighted.means_, subset.means_, rtol=1e-8)
+        np.testing.assert_allclose(weighted.covariances_, subset.covariances_, rtol=1e-8)
 
 
 def test_a_dict_of_the_default_values_gives_the_default_fit():
@@ -448,12 +452,14 @@ def test_command_line_fit_with_the_default_prior(tmp_path, capsys, fitted):
     assert "--prior goes with batch EM" in capsys.readouterr().err
 
 
-def test_weights_totalling_one_row_cannot_give_the_default_prior(fitted):
+def test_one_row_of_positive_weight_cannot_give_the_default_prior(fitted):
     X, gm = fitted
     gm.set_params(prior="default")
     before = gm.means_.copy()
-    with pytest.raises(ValueError, match="weigh 1 row or less"):
-        gm.fit(X, sample_weight=np.full(len(X), 1.0 / len(X)))
+    one_row = np.zeros(len(X))
+    one_row[0] = 1.0 / len(X)
+    with pytest.raises(ValueError, match="1 row or less of positive sample_weight"):
+        gm.fit(X, sample_weight=one_row)
     np.testing.assert_array_equal(gm.means_, before)
 
 

@@ -249,6 +249,30 @@ def test_integer_sample_weight_equals_repeated_rows(shape, weight_seed):
     np.testing.assert_allclose(weighted.lower_bounds_, repeated.lower_bounds_, rtol=1e-10)
 
 
+@examples(20)
+@given(
+    shape=shapes,
+    weight_seed=st.integers(0, 2**32 - 1),
+    log2_factor=st.integers(-1000, 1000),
+)
+def test_a_common_factor_on_the_weights_never_changes_the_fit(shape, weight_seed, log2_factor):
+    # Weights are relative (gmm.validation.fit_weights): w and c·w, for any c from
+    # 2^-1000 to 2^1000, give the same parameters (their sums over- or underflow).
+    seed, covariance_type, k, d = shape
+    X = mixture_data(seed, covariance_type, k, d, n=40 * k)
+    weights = np.random.default_rng(weight_seed).uniform(0.1, 3.0, size=len(X))
+    start = fixed_start(seed, covariance_type, k, d)
+    settings_ = dict(covariance_type=covariance_type, tol=0.0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = GaussianMixture(k, **settings_, **start).fit(X, sample_weight=weights)
+        scaled = GaussianMixture(k, **settings_, **start).fit(
+            X, sample_weight=np.ldexp(weights, log2_factor)
+        )
+    for name in ATTRIBUTES:
+        np.testing.assert_allclose(getattr(scaled, name), getattr(plain, name), rtol=1e-10)
+
+
 # ----------------------------------------------- 6. sample then fit
 @examples(12)
 @given(

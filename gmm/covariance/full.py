@@ -90,13 +90,22 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
     def expansion_condition(self, weights, means, prec_chol):
         """Condition estimate ``kappa_k`` of the expanded quadratic, per component."""
         d = means.shape[1]
-        eigen = np.linalg.eigvalsh(_matrices.gram(prec_chol.astype(np.float64)))
-        # Spread of the data around the shift, from the model: sum_k w_k (tr S_k + |m_k|²),
-        # with tr S_k = sum 1/eig(P_k).
-        traces = np.sum(1.0 / eigen, axis=1)
-        norms = np.linalg.norm(means.astype(np.float64), axis=1)
-        spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
-        return eigen[:, -1] * (spread + norms) ** 2 / d
+        with np.errstate(over="ignore", invalid="ignore"):
+            gram = _matrices.gram(prec_chol.astype(np.float64))
+        # A precision beyond float64 (a model far from the data's scale) has no
+        # estimate: inf, so its component takes the centred path, never neither path.
+        finite = np.all(np.isfinite(gram), axis=(1, 2))
+        eigen = np.full(gram.shape[:2], np.inf)
+        if finite.any():
+            eigen[finite] = np.linalg.eigvalsh(gram[finite])
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            # Spread of the data around the shift, from the model: sum_k w_k (tr S_k +
+            # |m_k|²), with tr S_k = sum 1/eig(P_k).
+            traces = np.sum(1.0 / eigen, axis=1)
+            norms = np.linalg.norm(means.astype(np.float64), axis=1)
+            spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
+            kappa = eigen[:, -1] * (spread + norms) ** 2 / d
+        return np.where(np.isnan(kappa), np.inf, kappa)
 
     def working_dtype(self, dtype, weights, means, prec_chol):
         # Components past kappa_max take the centred path, exact in any dtype.
@@ -107,13 +116,14 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         d = means.shape[1]
         factor = prec_chol.astype(np.float64)
         means64 = means.astype(np.float64)
-        prec = _matrices.gram(factor)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by the E-step
+            prec = _matrices.gram(factor)
         if self.formulation(d, len(weights), dtype) == "whitened":
             kappa = np.full(len(weights), np.inf)  # every component whitened
         else:
             kappa = self.expansion_condition(weights, means, prec_chol)
         fast = np.flatnonzero(kappa <= kappa_max(dtype))
-        centred = np.flatnonzero(kappa > kappa_max(dtype))
+        centred = np.flatnonzero(~(kappa <= kappa_max(dtype)))  # NaN: centred, exact
 
         rows, cols = np.triu_indices(d)
         pair_weight = np.where(rows == cols, 1.0, 2.0)

@@ -51,7 +51,11 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         inv_factor = np.linalg.solve(factor, np.eye(d))
         norms = np.linalg.norm(means.astype(np.float64), axis=1)
         spread = np.sqrt(np.sum(inv_factor**2) + weights @ norms**2)
-        top = np.linalg.eigvalsh(factor @ factor.T)[-1]
+        with np.errstate(over="ignore", invalid="ignore"):
+            gram = factor @ factor.T
+        if not np.all(np.isfinite(gram)) or not np.isfinite(spread):
+            return np.full(len(weights), np.inf)  # no estimate: float64, the exact path
+        top = np.linalg.eigvalsh(gram)[-1]
         return top * (spread + norms) ** 2 / d
 
     def mahalanobis(self, X, feats, coefs):
