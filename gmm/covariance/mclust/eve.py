@@ -7,8 +7,9 @@ from .family import General, from_axes
 
 
 class EVE(General):
-    """Iterative M-step: the MM algorithm of Browne & McNicholas for the common
-    orientation (:func:`gmm.covariance.decomposition.common_orientation`),
+    """Iterative M-step: sweeps of exact plane rotations for the common
+    orientation (:func:`gmm.covariance.decomposition.common_orientation`; the
+    optimum of Browne & McNicholas's MM algorithm, in far fewer steps),
     warm-started from the last orientation. mclust's ``nVarParams``:
     1 + K(d - 1) + d(d - 1)/2.
     """
@@ -25,5 +26,5 @@ class EVE(General):
         axes, diagonals, result = common_orientation(
             scatters, nk, self.equal_volume, start, self.inner_tol, self.max_inner_iter
         )
-        self._warn_cap(result, "MM iteration for the common orientation")
+        self._warn_cap(result, "sweeps of rotations for the common orientation")
         return from_axes(axes, diagonals), {"orientation": axes}

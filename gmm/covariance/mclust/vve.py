@@ -6,7 +6,7 @@ from .eve import EVE
 
 
 class VVE(EVE):
-    """Common principal components: the MM iteration of :class:`EVE` with a free
+    """Common principal components: the rotation sweeps of :class:`EVE` with a free
     diagonal ``lambda_k A_k`` per component. mclust's ``nVarParams``:
     K·d + d(d - 1)/2.
     """
