@@ -147,7 +147,9 @@ def common_orientation(
     sweep is ``d - 1`` rounds of ``d / 2`` simultaneous rotations (a
     round-robin over all pairs), each followed by the exact diagonals. Every
     step lowers the objective; a sweep stops the iteration when the objective
-    falls by at most ``tol`` relative (``tol · (1 + |f|)``), or rises by rounding. It reaches the
+    per observation, ``f = sum_k n_k log|Psi_k| / n`` (twice the mean negative
+    log-likelihood, up to a constant), falls by at most ``tol``, or rises by
+    rounding. It reaches the
     optimum Browne & McNicholas's majorise-minimise (MM) iteration converges
     to, in tens of sweeps where the MM step takes thousands of iterations
     (measured: d = 10, K = 9, EVE: 30 sweeps, 15 ms, against 19,339 MM steps,
@@ -206,7 +208,9 @@ def common_orientation(
     rotated = orientation.T @ scatters @ orientation
     psi = diagonals(rotated)
     change = np.zeros(scatters.shape[0])
-    previous = float(nk @ np.log(psi).sum(axis=1))
+    # Per observation, and its change is free of the data's and the weights' scale.
+    share = nk / nk.sum()
+    previous = float(share @ np.log(psi).sum(axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):
         for n_iter in range(1, max_iter + 1):
             if not np.all(psi > 0) or not np.all(np.isfinite(psi)):
@@ -224,10 +228,10 @@ def common_orientation(
             orientation = q * np.where(np.diagonal(r) < 0, -1.0, 1.0)
             rotated = orientation.T @ scatters @ orientation
             psi = diagonals(rotated)
-            objective = float(nk @ np.log(psi).sum(axis=1))
+            objective = float(share @ np.log(psi).sum(axis=1))
             change = np.max(np.abs(np.log(psi / start)), axis=1)
             # Each sweep lowers the objective in exact arithmetic: a rise is rounding.
-            if not previous - objective > tol * (1.0 + abs(objective)):
+            if not previous - objective > tol:
                 return orientation, psi, InnerResult(n_iter, None)
             previous = objective
     return orientation, psi, InnerResult(max_iter, int(np.argmax(change)))
@@ -260,11 +264,19 @@ def _plane_rotations(rotated: np.ndarray, inverse: np.ndarray, i: np.ndarray, j:
     p = np.sum(weight * (rotated[:, i, i] - rotated[:, j, j]), axis=0) / 2
     q = np.sum(weight * rotated[:, i, j], axis=0)
     radius = np.hypot(p, q)
-    moving = radius > 0  # else every angle gives the same value: stay
-    cos2 = np.where(moving, -p / np.where(moving, radius, 1.0), 1.0)
-    sin2 = np.where(moving, -q / np.where(moving, radius, 1.0), 0.0)
-    cos = np.sqrt((1.0 + cos2) / 2.0)
-    sin = np.copysign(np.sqrt(np.maximum(1.0 - cos2, 0.0) / 2.0), sin2)
+    # (cos 2t, sin 2t) = -(p, q) / radius. The half angle from whichever of
+    # 1 + cos 2t and 1 - cos 2t has no cancellation, the other factor from
+    # sin 2t = 2 sin t cos t: near t = 0 the plain half-angle sine would lose
+    # half the digits.
+    tie = ~(radius > 0)  # p = q = 0: every angle gives the same value, so stay
+    p = np.where(tie, -1.0, p)
+    radius = np.where(tie, 1.0, radius)
+    small = p <= 0  # |t| <= 45°
+    cos = np.where(small, np.sqrt((radius - p) / (2 * radius)), 0.0)
+    sin = np.where(small, 0.0, np.where(q > 0, -1.0, 1.0) * np.sqrt((radius + p) / (2 * radius)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sin = np.where(small, -q / (2 * radius * cos), sin)
+        cos = np.where(small, cos, -q / (2 * radius * sin))
     rotation = np.eye(rotated.shape[1])
     rotation[i, i] = cos
     rotation[j, j] = cos
