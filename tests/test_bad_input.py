@@ -5,6 +5,7 @@ model, that model must still predict bit-for-bit as before."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import zipfile
 
@@ -17,6 +18,7 @@ from sklearn.exceptions import NotFittedError
 from gmm import GaussianMixture, GaussianMixtureIC, ModelFileError, load, save, sweep
 from gmm.checkpoint import CheckpointError
 from gmm.cli import main
+from gmm.writing import OutputPathError
 
 rng = np.random.default_rng(0)
 X_GOOD = np.vstack([rng.normal(0, 1, (40, 2)), rng.normal(6, 1, (40, 2))])
@@ -312,16 +314,34 @@ SWEEP_CASES = [
         "negative",
     ),
     (
-        "sweep every fit fails",
+        "sweep K above the rows",
         sweep_call(n_components=[100]),
         ValueError,
-        "All 4 fits of the sweep failed.*n_samples >= n_components",
+        "goes up to 100, but the data have 80 rows.*largest K the data allow is 80",
+    ),
+    (
+        "sweep K 10**12 (a range, never listed)",
+        sweep_call(n_components=range(1, 10**12 + 1)),
+        ValueError,
+        "goes up to 1000000000000, but the data have 80 rows.*allow is 80",
+    ),
+    (
+        "sweep K above the weighted rows",
+        sweep_call(n_components=[1, 3], sample_weight=np.r_[1.0, 1.0, np.zeros(78)]),
+        ValueError,
+        "goes up to 3, but the data have 2 rows with positive weight.*allow is 2",
+    ),
+    (
+        "sweep K from an endless iterator",
+        sweep_call(n_components=itertools.cycle([1, 2])),
+        ValueError,
+        "more than 1,000,000 values",
     ),
     (
         "sweep checkpoint is a folder",
         lambda tmp_path: sweep(X_GOOD, [1], checkpoint=tmp_path, progress=False),
-        IsADirectoryError,
-        "Is a directory",
+        OutputPathError,
+        "is a folder, not a file",
     ),
     (
         "sweep checkpoint of other data",
