@@ -17,8 +17,10 @@ import contextlib
 import csv
 import io
 import os
+import shutil
 import socket
 import stat
+import tempfile
 
 import numpy as np
 import pytest
@@ -295,3 +297,122 @@ def _links(folder):
         for name in dirs + files
         if os.path.islink(os.path.join(root, name))
     ]
+
+
+# ===================================================== as an unprivileged user
+NOBODY = 65534
+
+
+def as_nobody(function) -> str:
+    """``function()`` in a forked child running as uid and gid 65534: its outcome as text."""
+    if os.name != "posix" or not hasattr(os, "fork"):
+        pytest.skip("dropping privileges needs POSIX fork and setuid")
+    if os.geteuid() != 0:
+        pytest.skip("not root: cannot drop to another user to test permissions")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                function()
+                outcome = "written"
+            except BaseException as error:
+                outcome = f"{type(error).__name__}: {error}"
+            os.write(write, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode()
+
+
+@pytest.fixture
+def shared_folder():
+    """A fresh folder under /tmp that the unprivileged user can reach and write."""
+    folder = tempfile.mkdtemp(dir="/tmp", prefix="gmm-writing-")
+    os.chmod(folder, 0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _checkpoint_of_other_data(path):
+    sweep(X + 1, [1], "diag", checkpoint=path, progress=False)
+
+
+# writer -> write(path) run as the unprivileged user
+NOBODY_WRITERS = {
+    "save": lambda p: save(MODEL, p),
+    "to_csv": RESULT.to_csv,
+    "checkpoint overwrite=True": lambda p: _checkpoint(p, overwrite=True),
+    "cli fit --out": lambda p: _cli_raises("fit", "/nonexistent.npy", "--k", "2", "--out", p),
+    "cli sweep --table": lambda p: _cli_raises("sweep", "/nonexistent.npy", "--table", p),
+}
+
+
+def _cli_raises(*argv):
+    status, err = cli(*argv)
+    raise RuntimeError(f"exit {status}: {err.strip()}")
+
+
+# place -> (make(shared folder) -> the path, words of the refusal)
+NOBODY_PLACES = {
+    "root's 0o644 file in a folder anyone may write": (
+        lambda d: _checkpoint_of_other_data(os.path.join(d, T)) or os.path.join(d, T),
+        "permission denied (this user may not write the file)",
+    ),
+    "a 0o666 file in a folder only root may write": (
+        lambda d: _file(_folder(d, "private"), mode=0o666),
+        "may not create files in",
+    ),
+    "a link to root's file": (
+        lambda d: (_file(d, mode=0o644), _link(d, "link.png", T))[1],
+        "permission denied (this user may not write the file)",
+    ),
+    "a new file in a folder only root may write": (
+        lambda d: os.path.join(_folder(d, "private"), T),
+        "may not create files in",
+    ),
+}
+NOBODY_CASES = [(place, writer) for place in NOBODY_PLACES for writer in NOBODY_WRITERS]
+
+
+@pytest.mark.parametrize("place, writer", NOBODY_CASES, ids=[f"{p} | {w}" for p, w in NOBODY_CASES])
+def test_a_file_the_user_may_not_write_is_refused_not_swapped(shared_folder, place, writer):
+    make, words = NOBODY_PLACES[place]
+    path = make(shared_folder)
+    before = snapshot(shared_folder)
+    outcome = as_nobody(lambda: NOBODY_WRITERS[writer](path))
+    assert words in outcome and "Error" in outcome, outcome
+    if writer.startswith("cli"):
+        assert "exit 1: gmm: error: --" in outcome, outcome
+    # The overwrite=True checkpoint was not wiped, nothing was swapped or left behind.
+    assert snapshot(shared_folder) == before
+
+
+def test_the_unprivileged_user_writes_its_own_file_keeping_mode(shared_folder):
+    path = _file(shared_folder, mode=0o600)
+    os.chown(path, NOBODY, NOBODY)
+    outcome = as_nobody(lambda: save(MODEL, path))
+    assert outcome == "written"
+    _model_reads_back(path)
+    info = os.stat(path)
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (NOBODY, NOBODY, 0o600)
+
+
+def test_root_replacing_another_users_file_keeps_its_owner_and_mode(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("only root may give a file to another user")
+    path = _file(str(tmp_path), mode=0o640)
+    os.chown(path, NOBODY, NOBODY)
+    save(MODEL, path)
+    _model_reads_back(path)
+    info = os.stat(path)
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (NOBODY, NOBODY, 0o640)
