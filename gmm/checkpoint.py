@@ -219,6 +219,7 @@ class Checkpoint:
                 number += 1
                 row = _parse(line) if line.endswith(b"\n") else None
                 if not _is_row(row, self.header.get("columns") or ()):
+                    _skip_line(file, line)
                     if not file.read(1):  # a damaged last line: an interrupted append
                         return header, rows, position
                     raise CheckpointError(
@@ -274,6 +275,12 @@ class Checkpoint:
 def _dumps(value: Any) -> bytes:
     # Python writes floats with repr, which reads back to the same float exactly.
     return (json.dumps(value, separators=(",", ":"), default=_json_default) + "\n").encode()
+
+
+def _skip_line(file, start: bytes) -> None:
+    """Read past the rest of a line that began with ``start``, in bounded chunks."""
+    while start and not start.endswith(b"\n"):
+        start = file.readline(MAX_LINE_BYTES)
 
 
 def _parse(line: bytes) -> Any:
