@@ -871,14 +871,14 @@ def _impute(args) -> int:
 
 def _check_memory(n_rows: int, width: int, option: str) -> None:
     """Refuse an output of ``n_rows`` float64 rows of ``width`` that memory cannot hold."""
-    from .selection.search import available_memory
+    from .selection.search import available_memory, readable_bytes
 
     memory = available_memory()
     need = 8 * n_rows * (width + 1)
     if memory is not None and need > memory:
         raise CommandLineError(
-            f"{option} {n_rows} needs about {need / 2**30:.3g} GiB and about "
-            f"{memory / 2**30:.3g} GiB of memory is available; the most that fits is "
+            f"{option} {n_rows} needs about {readable_bytes(need)} and about "
+            f"{readable_bytes(memory)} of memory is available; the most that fits is "
             f"{memory // (8 * (width + 1))}"
         )
 

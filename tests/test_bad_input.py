@@ -384,7 +384,15 @@ IC_CASES = [
     ("ic no K", dict(n_components=[]), X_THREE, ValueError, "n_components is empty"),
     ("ic tol", dict(tol=-1.0), X_THREE, ValueError, "tol must be"),
     ("ic nan", {}, np.r_[X_THREE, [[np.nan] * 3]], ValueError, "NaN"),
-    ("ic K too large", dict(n_components=[60]), X_THREE, ValueError, "All 2 fits"),
+    ("ic K too large", dict(n_components=[60]), X_THREE, ValueError, "allow is 50"),
+    (
+        "ic K 10**12",
+        dict(n_components=range(1, 10**12)),
+        X_THREE,
+        ValueError,
+        "goes up to 999999999999, but the data have 50 rows",
+    ),
+    ("ic checkpoint folder", dict(checkpoint="."), X_THREE, OutputPathError, "is a folder"),
 ]
 
 

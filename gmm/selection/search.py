@@ -342,6 +342,15 @@ def largest_k(n_rows: int, n_features: int, covariance_types, dtype, memory: int
     return low
 
 
+def readable_bytes(size: float) -> str:
+    """``size`` bytes as ``'1.5 GB'`` (powers of 1024)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.3g} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 def check_grid_size(
     k_max: int,
     n_rows: int,
@@ -402,7 +411,7 @@ def check_grid_size(
             raise ValueError(
                 f"{name} goes up to {k_max}, but one {covariance_type!r} fit with that many "
                 f"components on {rows} of {n_features} features needs at least "
-                f"{need / 2**30:.3g} GiB and about {memory / 2**30:.3g} GiB of memory is "
+                f"{readable_bytes(need)} and about {readable_bytes(memory)} of memory is "
                 f"available; the largest K that fits is {allowed}. Pass K values up to that."
             )
 
