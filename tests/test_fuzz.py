@@ -275,7 +275,7 @@ def test_the_writer_oracle_flags_a_writer_that_replaces_whatever_is_there(tmp_pa
 
     for module in (gmm.writing, gmm.checkpoint, gmm.selection.search):
         monkeypatch.setattr(module, "check_output_path", no_check)
-    monkeypatch.setattr(fuzz, "CALL_SECONDS", 2.0)  # a FIFO opened for writing hangs
+    monkeypatch.setattr(fuzz, "CALL_SECONDS", 0.5)  # a FIFO opened for writing hangs
     report = fuzz.run(iterations=20, seed=0, out=None, target="writers")
     problems = " ".join(failure.problem for failure in report.failures)
     assert "a write changed" in problems, report.summary()
