@@ -151,6 +151,21 @@ class Checkpoint:
     ----------
     rows : dict
         Finished rows keyed by ``(n_components, covariance_type)``.
+
+    Raises
+    ------
+    gmm.writing.OutputPathError
+        Before anything is read or wiped, for a path that is not a writable
+        regular file (or a new name in a writable folder), also with
+        ``overwrite=True``.
+    CheckpointError
+        For a file of other data or settings, not a checkpoint, or damaged
+        before its last line (unless ``overwrite=True``).
+
+    Notes
+    -----
+    Opening reads the file once, line by line (O(file size) time, O(rows)
+    memory, each line at most :data:`MAX_LINE_BYTES`).
     """
 
     def __init__(self, path: str | os.PathLike, header: dict[str, Any], *, overwrite=False):

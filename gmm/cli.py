@@ -7,6 +7,18 @@ numbers is a header and gives the feature names) or a ``.npy`` array of shape
 Results go to standard output as plain numbers; every error is one line on
 standard error, ``gmm: error: ...``, with exit status 1 (2 for a bad command
 line).
+
+Outputs (``--out``, ``--table``, ``--plot``, ``--checkpoint``) are checked before
+DATA is read: each must be a regular file we may write or a new name in a
+writable folder (:func:`gmm.writing.check_output_path`), no two the same file,
+none the DATA file, and ``--plot`` must end in an image format matplotlib
+writes. At the end every output is tried, the model first; one that still
+fails (a full disk, a folder removed meanwhile) does not stop the others, and
+the command then exits 1 naming what was not written. Sizes are bounded: ``--k``
+by the rows and the memory of DATA (ranges are never listed before that check),
+``--seed`` to 0..2**32-1, ``--n-init`` to 10,000, ``--max-iter`` to 10**9,
+``--jobs`` to the cores, ``-n`` and ``--draws`` by memory. An error that names
+a row counts from 0, as the API does, and adds the line of a CSV DATA file.
 """
 
 from __future__ import annotations

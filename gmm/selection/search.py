@@ -134,7 +134,15 @@ def sweep(
     ValueError
         For invalid data or arguments, and when every fit fails. A single
         failed fit (e.g. a collapsed component) only becomes a row whose
-        ``error`` holds the message.
+        ``error`` holds the message. Before any fit: a largest K above the
+        number of rows (of positive weight, with ``sample_weight``), or one
+        whose fit would not fit in the available memory (:func:`model_bytes`),
+        with the largest K the data allow; a ``range`` of K is checked in O(1),
+        any other iterable may list at most :data:`MAX_GRID_VALUES` values.
+    gmm.writing.OutputPathError
+        Before any work, for a ``checkpoint`` path that is a folder, device,
+        FIFO, socket, read-only file or in a missing folder
+        (:func:`gmm.writing.check_output_path`).
 
     Notes
     -----
