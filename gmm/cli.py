@@ -875,29 +875,29 @@ def _impute(args) -> int:
     X, names = read_data(args.data, allow_missing=True)
     X = _check_features(model, X, names, args.data)
     if args.draws is not None:
-        _check_memory(args.draws * X.shape[0], X.shape[1], f"--draws {args.draws} times")
+        _check_memory(args.draws, 8 * X.shape[0] * (X.shape[1] + 1), "--draws")
     filled = model.impute(X, n_draws=args.draws, random_state=args.seed)
     _write_array(filled.reshape(-1, X.shape[1]), names)
     return 0
 
 
-def _check_memory(n_rows: int, width: int, option: str) -> None:
-    """Refuse an output of ``n_rows`` float64 rows of ``width`` that memory cannot hold."""
+def _check_memory(count: int, bytes_each: int, option: str) -> None:
+    """Refuse ``count`` items of ``bytes_each`` bytes each (``option``) that memory cannot hold."""
     from .selection.search import available_memory, readable_bytes
 
     memory = available_memory()
-    need = 8 * n_rows * (width + 1)
+    need = count * bytes_each
     if memory is not None and need > memory:
         raise CommandLineError(
-            f"{option} {n_rows} needs about {readable_bytes(need)} and about "
+            f"{option} {count} needs about {readable_bytes(need)} and about "
             f"{readable_bytes(memory)} of memory is available; the most that fits is "
-            f"{memory // (8 * (width + 1))}"
+            f"{memory // bytes_each}"
         )
 
 
 def _sample(args) -> int:
     model = _load_model(args.model)
-    _check_memory(args.n_samples, model.n_features_in_, "-n")
+    _check_memory(args.n_samples, 8 * (model.n_features_in_ + 1), "-n")
     X, y = model.sample(args.n_samples, random_state=args.seed)
     known = getattr(model, "feature_names_in_", None)
     header = None if known is None else [str(name) for name in known]

@@ -389,3 +389,22 @@ def test_an_error_naming_a_row_gives_the_line_of_the_csv(files, capsys, monkeypa
     np.save(files / "d.npy", np.ones((4, 2)))
     status, _, err = call(capsys, "predict", model_path, files / "d.npy")
     assert err.endswith(f"(rows count from 0: row 2 of the array in {files / 'd.npy'})\n"), err
+
+
+def test_plot_without_matplotlib_is_refused_before_any_fit(files, capsys, monkeypatch):
+    import gmm.selection
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import raises ImportError
+    monkeypatch.setattr(gmm.selection, "sweep", lambda *a, **k: pytest.fail("a fit ran"))
+    monkeypatch.chdir(files)
+    status, out, err = call(capsys, *SWEEP_ARGS, "--plot", "bic.png", "--out", "m.npz")
+    assert (status, out) == (1, "")
+    assert err == 'gmm: error: --plot needs matplotlib: pip install "gmm[plot]"\n'
+    assert not (files / "m.npz").exists()
+
+
+def test_draws_beyond_memory_are_refused_naming_the_most_that_fit(files, capsys, model_file):
+    status, _, err = call(capsys, "impute", model_file[0], files / "data.csv", "--draws", 10**15)
+    assert status == 1 and err.count("\n") == 1
+    assert err.startswith("gmm: error: --draws 1000000000000000 needs about ")
+    assert "of memory is available; the most that fits is " in err
