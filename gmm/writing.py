@@ -20,7 +20,9 @@ through :func:`check_output_path` (before any work) and
 - Errors name the user's path, never the temporary file.
 
 The checks and the rename are separate system calls: another process that
-swaps the path in between is not defended against (there is no lock).
+swaps the path in between is not defended against (there is no lock). A hard
+link cannot be followed: the rename gives the path a new inode, and the file's
+other names keep the old content.
 
 Examples
 --------
