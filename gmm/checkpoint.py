@@ -7,7 +7,12 @@ data (X and the sample weights, with their dtype and shape) and the fit settings
 line is one finished fit, a row of the sweep table.
 
 Durability. The header is written to a temporary file, fsynced and renamed into
-place (:func:`write_atomically`), so a half-written header never exists. Each
+place (:func:`gmm.writing.write_atomically`, re-exported here), so a half-written
+header never exists. The path is checked first (:func:`gmm.writing.check_output_path`):
+a link is followed, and a device, FIFO, socket, folder or read-only file is
+refused before anything is read or wiped. Lines are read one at a time, at
+most :data:`MAX_LINE_BYTES` each; a longer line, or one nested too deeply to
+parse, is a damaged line. Each
 row is appended with a single ``write``, then flushed and fsynced, so a process
 killed with SIGKILL loses at most the fits in flight, and leaves at worst one
 partial last line. That last
@@ -39,15 +44,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
-import tempfile
-from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from .writing import check_output_path, write_atomically
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "canonical",
+    "data_fingerprint",
+    "write_atomically",
+]
+
 FORMAT = "gmm-sweep-checkpoint"
 FORMAT_VERSION = 1
+#: A line longer than this is not a line gmm wrote (a row is a few hundred bytes).
+MAX_LINE_BYTES = 2**20
 
 #: Header fields that must agree for a checkpoint to be reused.
 _PINNED = ("format", "format_version", "gmm_version", "columns", "data", "settings")
@@ -137,12 +151,29 @@ class Checkpoint:
     ----------
     rows : dict
         Finished rows keyed by ``(n_components, covariance_type)``.
+
+    Raises
+    ------
+    gmm.writing.OutputPathError
+        Before anything is read or wiped, for a path that is not a writable
+        regular file (or a new name in a writable folder), also with
+        ``overwrite=True``.
+    CheckpointError
+        For a file of other data or settings, not a checkpoint, or damaged
+        before its last line (unless ``overwrite=True``).
+
+    Notes
+    -----
+    Opening reads the file once, line by line (O(file size) time, O(rows)
+    memory, each line at most :data:`MAX_LINE_BYTES`).
     """
 
     def __init__(self, path: str | os.PathLike, header: dict[str, Any], *, overwrite=False):
         from . import __version__
 
         self.path = os.fspath(path)
+        # Refuse a device, FIFO, folder or read-only file before reading or wiping it.
+        self._target = check_output_path(self.path)
         self.header = canonical(
             {
                 "format": FORMAT,
@@ -154,7 +185,7 @@ class Checkpoint:
         self.rows: dict[tuple[int, str], dict[str, Any]] = {}
         self._file = None
         try:
-            existing = self._read() if os.path.exists(self.path) else None
+            existing = self._read() if os.path.exists(self._target) else None
         except CheckpointError:
             if not overwrite:
                 raise
@@ -175,46 +206,43 @@ class Checkpoint:
                 self.rows = rows
                 if keep is not None:
                     # Drop the damaged last line so the next row starts on a fresh line.
-                    os.truncate(self.path, keep)
-        self._file = open(self.path, "ab")
+                    os.truncate(self._target, keep)
+        self._file = open(self._target, "ab")
 
     # ------------------------------------------------------------- reading
     def _read(self):
         """``(header, rows, keep)`` of an existing file, or None when it is empty.
 
         ``keep`` is the byte length to truncate to when the last line is damaged.
+        The file is read line by line, each line at most :data:`MAX_LINE_BYTES`
+        long, so memory stays O(rows kept) whatever the file holds.
         """
-        with open(self.path, "rb") as file:
-            content = file.read()
-        if not content:
-            return None
-        lines = content.split(b"\n")
-        # A trailing newline leaves one empty segment; anything else there is a partial line.
-        complete, tail = lines[:-1], lines[-1]
-        offsets = []
-        position = 0
-        for line in complete:
-            offsets.append(position)
-            position += len(line) + 1
-        header = _parse(complete[0]) if complete else None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            return {"format": None}, {}, None
-        rows: dict[tuple[int, str], dict[str, Any]] = {}
-        keep = None
-        for number, line in enumerate(complete[1:], start=2):
-            row = _parse(line)
-            if not _is_row(row, self.header.get("columns") or ()):
-                if number == len(complete) and not tail:
-                    keep = offsets[-1]
-                    break
-                raise CheckpointError(
-                    f"checkpoint {self.path!r} is damaged: line {number} is not a "
-                    "finished fit. Delete the file or pass overwrite=True to start afresh."
-                )
-            rows.setdefault((row["n_components"], row["covariance_type"]), row)
-        if tail and keep is None:
-            keep = position
-        return header, rows, keep
+        with open(self._target, "rb") as file:
+            first = file.readline(MAX_LINE_BYTES + 1)
+            if not first:
+                return None
+            header = _parse(first) if first.endswith(b"\n") else None
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                return {"format": None}, {}, None
+            rows: dict[tuple[int, str], dict[str, Any]] = {}
+            position = len(first)
+            number = 1
+            while True:
+                line = file.readline(MAX_LINE_BYTES + 1)
+                if not line:
+                    return header, rows, None
+                number += 1
+                row = _parse(line) if line.endswith(b"\n") else None
+                if not _is_row(row, self.header.get("columns") or ()):
+                    _skip_line(file, line)
+                    if not file.read(1):  # a damaged last line: an interrupted append
+                        return header, rows, position
+                    raise CheckpointError(
+                        f"checkpoint {self.path!r} is damaged: line {number} is not a "
+                        "finished fit. Delete the file or pass overwrite=True to start afresh."
+                    )
+                rows.setdefault((row["n_components"], row["covariance_type"]), row)
+                position += len(line)
 
     def _mismatch(self, stored: dict[str, Any]) -> str | None:
         if stored.get("format") != FORMAT:
@@ -239,9 +267,12 @@ class Checkpoint:
     def append(self, row: dict[str, Any]) -> None:
         """Append one finished fit, then flush and fsync (durable on return)."""
         row = canonical(row)
-        self._file.write(_dumps(row))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.write(_dumps(row))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as error:  # e.g. a full disk: name the user's file
+            raise OSError(error.errno, error.strerror or str(error), self.path) from None
         self.rows.setdefault((row["n_components"], row["covariance_type"]), row)
 
     def close(self) -> None:
@@ -261,10 +292,16 @@ def _dumps(value: Any) -> bytes:
     return (json.dumps(value, separators=(",", ":"), default=_json_default) + "\n").encode()
 
 
+def _skip_line(file, start: bytes) -> None:
+    """Read past the rest of a line that began with ``start``, in bounded chunks."""
+    while start and not start.endswith(b"\n"):
+        start = file.readline(MAX_LINE_BYTES)
+
+
 def _parse(line: bytes) -> Any:
     try:
         return json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not our line
         return None
 
 
@@ -275,61 +312,3 @@ def _is_row(row: Any, columns) -> bool:
         and isinstance(row.get("covariance_type"), str)
         and all(column in row for column in columns)
     )
-
-
-def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
-    """Write a file so that readers see the old content or the new, never a mixture.
-
-    ``write(file)`` fills a temporary file in the same folder, which is then
-    fsynced and renamed over ``path`` (``os.replace``); on any error, or an
-    interruption, the temporary file is removed and ``path`` is untouched. The
-    new file gets the mode of the file it replaces, or the usual mode for a new
-    file (``0o666`` less the umask) rather than ``mkstemp``'s private ``0o600``.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from gmm.checkpoint import write_atomically
-    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
-    >>> write_atomically(path, lambda file: file.write(b"hello"))
-    >>> open(path, "rb").read()
-    b'hello'
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_folder(folder)
-
-
-def _mode_for(path: str) -> int:
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def fsync_folder(folder: str) -> None:
-    """Make a rename durable; not every platform can open a folder, so it is best effort."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -7,11 +7,24 @@ numbers is a header and gives the feature names) or a ``.npy`` array of shape
 Results go to standard output as plain numbers; every error is one line on
 standard error, ``gmm: error: ...``, with exit status 1 (2 for a bad command
 line).
+
+Outputs (``--out``, ``--table``, ``--plot``, ``--checkpoint``) are checked before
+DATA is read: each must be a regular file we may write or a new name in a
+writable folder (:func:`gmm.writing.check_output_path`), no two the same file,
+none the DATA file, and ``--plot`` must end in an image format matplotlib
+writes. At the end every output is tried, the model first; one that still
+fails (a full disk, a folder removed meanwhile) does not stop the others, and
+the command then exits 1 naming what was not written. Sizes are bounded: ``--k``
+by the rows and the memory of DATA (ranges are never listed before that check),
+``--seed`` to 0..2**32-1, ``--n-init`` to 10,000, ``--max-iter`` to 10**9,
+``--jobs`` to the cores, ``-n`` and ``--draws`` by memory. An error that names
+a row counts from 0, as the API does, and adds the line of a CSV DATA file.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import warnings
@@ -123,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _silence_stdout()
             return 0
         except Exception as error:  # every failure is one line, never a traceback
-            sys.stderr.write(f"{PROG}: error: {_one_line(error)}\n")
+            sys.stderr.write(f"{PROG}: error: {_one_line(error)}{_row_note(error, args)}\n")
             return 1
 
 
@@ -140,6 +153,41 @@ def _one_line(error: BaseException | Warning | str) -> str:
         return f"{error.strerror or error}: {error.filename!r}"
     text = " ".join(str(error).split())
     return text or type(error).__name__
+
+
+def _row_note(error: BaseException, args) -> str:
+    """Where the row an error names (counted from 0, as the API counts) is in DATA.
+
+    A CSV's blank lines are skipped by the reader, so its line is found by
+    counting the non-blank lines after the header: O(size of the file), only
+    when such an error happens.
+    """
+    row = getattr(error, "row", None)
+    path = getattr(args, "data", None)
+    if not isinstance(row, (int, np.integer)) or path is None:
+        return ""
+    if path.lower().endswith(".npy"):
+        return f" (rows count from 0: row {row} of the array in {path})"
+    line = _csv_line(path, int(row))
+    if line is None:
+        return f" (rows count from 0, after any header line of {path})"
+    return f" (rows count from 0: that is line {line} of {path})"
+
+
+def _csv_line(path: str, row: int) -> int | None:
+    try:
+        _, names = datafiles.read_data(path, allow_missing=True)
+        data_lines = 0
+        with open(path, encoding="utf-8-sig", newline="") as file:
+            for number, line in enumerate(file, start=1):
+                if not line.strip():
+                    continue
+                data_lines += 1
+                if data_lines == row + 1 + (names is not None):
+                    return number
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _silence_stdout() -> None:
@@ -180,9 +228,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--k",
         type=_k_values,
-        default=range(1, 11),
+        default=(range(1, 11),),
         metavar="K",
-        help="values of K: 5, 1:20 (inclusive), 1:20:2 or 2,4,8 (default 1:10)",
+        help="values of K: 5, 1:20 (inclusive), 1:20:2 or 2,4,8 (default 1:10); at most "
+        "the number of rows",
     )
     sub.add_argument(
         "--covariance",
@@ -200,7 +249,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument(
         "--jobs",
-        type=int,
+        type=_jobs,
         default=None,
         metavar="N",
         help="parallel fits (-1: every core; default 1)",
@@ -293,7 +342,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="N draws from the conditional distribution, one block of rows per draw "
         "(default: the conditional mean)",
     )
-    sub.add_argument("--seed", type=int, default=None, help="random seed of the draws")
+    sub.add_argument("--seed", type=_seed, default=None, help="random seed of the draws")
 
     sub = command("predict", "Print the component of each sample (or its probabilities).", _predict)
     sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit or sweep")
@@ -321,7 +370,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="number of samples (default 1)",
     )
-    sub.add_argument("--seed", type=int, default=None, help="random seed")
+    sub.add_argument("--seed", type=_seed, default=None, help="random seed")
     sub.add_argument(
         "--labels", action="store_true", help="add a last column with the component of each sample"
     )
@@ -332,17 +381,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_fit_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--seed", type=int, default=0, help="random_state of every fit (default 0)")
+    sub.add_argument("--seed", type=_seed, default=0, help="random_state of every fit (default 0)")
     sub.add_argument(
         "--n-init",
-        type=_positive_int,
+        type=_n_init,
         default=1,
         metavar="N",
         help="initialisations per fit, the best kept (default 1)",
     )
     sub.add_argument(
         "--max-iter",
-        type=int,
+        type=_max_iter,
         default=100,
         metavar="N",
         help="EM iterations per initialisation (default 100)",
@@ -373,28 +422,89 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _k_values(text: str) -> list[int]:
-    """``5``, ``1:20`` (inclusive), ``1:20:2``, ``2,4,8`` or a comma list of these."""
-    values: list[int] = []
+#: The most initialisations a fit may ask for (each is a whole EM run).
+MAX_N_INIT = 10_000
+#: The most EM iterations per initialisation.
+MAX_ITER = 10**9
+
+
+def _bounded_int(text: str, low: int, high: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    return _bounded_int(text, 0, 2**32 - 1, "a seed from 0 to 2**32 - 1")
+
+
+def _n_init(text: str) -> int:
+    return _bounded_int(text, 1, MAX_N_INIT, f"an integer from 1 to {MAX_N_INIT}")
+
+
+def _max_iter(text: str) -> int:
+    return _bounded_int(text, 0, MAX_ITER, f"an integer from 0 to {MAX_ITER}")
+
+
+def _jobs(text: str) -> int:
+    from .selection.parallel import cpu_count
+
+    cores = cpu_count()
+    if text.strip() == "-1":
+        return -1
+    return _bounded_int(text, 1, cores, f"-1 (every core) or a number of fits from 1 to {cores}")
+
+
+def _k_values(text: str) -> tuple[range, ...]:
+    """``5``, ``1:20`` (inclusive), ``1:20:2``, ``2,4,8`` or a comma list of these.
+
+    Kept as ranges, never listed here: ``1:1000000000000`` costs nothing until
+    :func:`_k_list` compares it with the data.
+    """
+    values: list[range] = []
     try:
         for part in text.split(","):
             bounds = [int(b) for b in part.split(":")]
             if len(bounds) == 1:
-                values.append(bounds[0])
+                values.append(range(bounds[0], bounds[0] + 1))
             elif len(bounds) in (2, 3):
                 step = bounds[2] if len(bounds) == 3 else 1
                 if step < 1 or bounds[1] < bounds[0]:
                     raise ValueError
-                values.extend(range(bounds[0], bounds[1] + 1, step))
+                values.append(range(bounds[0], bounds[1] + 1, step))
             else:
                 raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected K like 5, 1:20 (inclusive), 1:20:2 or 2,4,8; got {text!r}"
         ) from None
-    if min(values) < 1:
+    if min(part[0] for part in values) < 1:
         raise argparse.ArgumentTypeError(f"K must be >= 1, got {text!r}")
-    return values
+    return tuple(values)
+
+
+def _k_list(parts: tuple[range, ...], X: np.ndarray, covariance) -> list[int]:
+    """The values of ``--k`` as a list, after checking the largest against DATA and memory."""
+    from .selection import check_covariance_types
+    from .selection.mclust import mclust_models
+    from .selection.search import check_grid_size, largest_value
+
+    n_rows, n_features = X.shape
+    if covariance == "mclust":
+        types = list(dict.fromkeys(mclust_models(n_features).values()))
+    else:
+        types = check_covariance_types(covariance)
+    k_max = max(largest_value(part) for part in parts)
+    dtype = X.dtype if X.dtype == np.float32 else np.float64
+    try:
+        check_grid_size(k_max, n_rows, n_features, types, dtype, name="--k")
+    except ValueError as error:
+        raise CommandLineError(str(error)) from None
+    return list(dict.fromkeys(itertools.chain.from_iterable(parts)))
 
 
 def _covariance_names(text: str) -> str | list[str]:
@@ -483,10 +593,12 @@ def _fit_params(args) -> dict[str, Any]:
 def _sweep(args) -> int:
     from .selection import GaussianMixtureIC, sweep
 
+    _check_outputs(args)
     X, names = read_data(args.data)
+    ks = _k_list(args.k, X, args.covariance)
     result = sweep(
         X,
-        args.k,
+        ks,
         args.covariance,
         criterion=args.criterion,
         n_init=args.n_init,
@@ -503,17 +615,14 @@ def _sweep(args) -> int:
         f"best by {args.criterion}: K={best['n_components']}, "
         f"covariance={best['covariance_type']}, {args.criterion}={result.best_score_:.10g}"
     )
-    if args.table:
-        result.to_csv(args.table)
-    if args.plot:
-        _save_plot(result, args.plot)
-    if args.out:
+
+    def save_model() -> None:
         from .persistence import save
 
         model = GaussianMixtureIC.from_sweep(
             result,
             feature_names_in=names,
-            n_components=list(args.k),
+            n_components=ks,
             covariance_type=args.covariance,
             criterion=args.criterion,
             n_init=args.n_init,
@@ -521,17 +630,115 @@ def _sweep(args) -> int:
             **_fit_params(args),
         )
         save(model, args.out)
+
+    _write_outputs(
+        [
+            ("--out", args.out, save_model),
+            ("--table", args.table, lambda: result.to_csv(args.table)),
+            ("--plot", args.plot, lambda: _save_plot(result, args.plot)),
+        ]
+    )
     return 0
 
 
-def _save_plot(result, path: str) -> None:
+#: Options that name a file the command writes, in the order they are written.
+_OUTPUT_OPTIONS = ("out", "table", "plot", "checkpoint")
+
+
+def _check_outputs(args) -> None:
+    """Check every output path (and the plot's format) before DATA is read or anything fits.
+
+    Each must be writable as :func:`gmm.writing.check_output_path` says; no two
+    may be the same file, and none may be the DATA file. O(1) system calls per
+    output; importing matplotlib for ``--plot``.
+
+    Raises
+    ------
+    CommandLineError
+        Naming the option and the path.
+    """
+    from .writing import OutputPathError, check_output_path
+
+    seen: dict[str, str] = {}
+    data = getattr(args, "data", None)
+    for name in _OUTPUT_OPTIONS:
+        path = getattr(args, name, None)
+        if not path:
+            continue
+        option = f"--{name}"
+        try:
+            target = check_output_path(path)
+        except OutputPathError as error:
+            raise CommandLineError(f"{option}: {error}") from None
+        if target in seen:
+            raise CommandLineError(
+                f"{seen[target]} and {option} name the same file {path!r}; give each its own file"
+            )
+        seen[target] = option
+        if data is not None and os.path.exists(target) and _same_file(target, data):
+            raise CommandLineError(
+                f"{option} {path!r} is the DATA file; gmm does not write over its input. "
+                "Choose another path"
+            )
+    if getattr(args, "plot", None):
+        _plot_format(args.plot)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _plot_format(path: str) -> str:
+    """The image format of ``--plot``'s extension, one matplotlib's canvas can write."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         raise CommandLineError('--plot needs matplotlib: pip install "gmm[plot]"') from None
+    extension = os.path.splitext(path)[1][1:].lower()
+    formats = Figure().canvas.get_supported_filetypes()
+    if extension not in formats:
+        what = "has no extension" if not extension else f"ends in .{extension}"
+        known = ", ".join(f".{name}" for name in sorted(formats))
+        raise CommandLineError(
+            f"--plot {path!r} {what}, which is not an image format matplotlib can write; "
+            f"use one of {known}"
+        )
+    return extension
+
+
+def _write_outputs(outputs) -> None:
+    """Write each ``(option, path, write)`` whose path is given, in order (the model first).
+
+    One that fails (a full disk, a folder removed meanwhile) does not stop the
+    others; afterwards one :class:`CommandLineError` names every output not written.
+    """
+    failed = []
+    wanted = [(option, path, write) for option, path, write in outputs if path]
+    for option, path, write in wanted:
+        try:
+            write()
+        except Exception as error:
+            failed.append(f"{option} {path!r} ({_one_line(error)})")
+    if failed:
+        written = len(wanted) - len(failed)
+        others = f"; the other {written} output(s) were written" if written else ""
+        raise CommandLineError(f"not written: {'; '.join(failed)}{others}")
+
+
+def _save_plot(result, path: str) -> None:
+    from matplotlib.figure import Figure
+
+    from .writing import write_atomically
+
+    image_format = _plot_format(path)
     figure = Figure(figsize=(7, 4.5))
     result.plot(ax=figure.subplots())
-    figure.savefig(path, bbox_inches="tight", dpi=110)
+    write_atomically(
+        path, lambda file: figure.savefig(file, format=image_format, bbox_inches="tight", dpi=110)
+    )
 
 
 def _fit(args) -> int:
@@ -540,6 +747,7 @@ def _fit(args) -> int:
 
     if args.prior is not None and (args.bayesian or args.online):
         raise CommandLineError("--prior goes with batch EM, not with --bayesian or --online")
+    _check_outputs(args)
     if args.bayesian:
         return _fit_bayesian(args)
     if args.online:
@@ -565,10 +773,9 @@ def _fit(args) -> int:
 
 def _save_if_asked(model, args) -> int:
     """Save ``model`` to ``--out`` when given; the exit status of a fit command."""
-    if args.out:
-        from .persistence import save
+    from .persistence import save
 
-        save(model, args.out)
+    _write_outputs([("--out", args.out, lambda: save(model, args.out))])
     return 0
 
 
@@ -667,13 +874,30 @@ def _impute(args) -> int:
         raise CommandLineError(f"{args.model} holds a {type(model).__name__}, which cannot impute")
     X, names = read_data(args.data, allow_missing=True)
     X = _check_features(model, X, names, args.data)
+    if args.draws is not None:
+        _check_memory(args.draws, 8 * X.shape[0] * (X.shape[1] + 1), "--draws")
     filled = model.impute(X, n_draws=args.draws, random_state=args.seed)
     _write_array(filled.reshape(-1, X.shape[1]), names)
     return 0
 
 
+def _check_memory(count: int, bytes_each: int, option: str) -> None:
+    """Refuse ``count`` items of ``bytes_each`` bytes each (``option``) that memory cannot hold."""
+    from .selection.search import available_memory, readable_bytes
+
+    memory = available_memory()
+    need = count * bytes_each
+    if memory is not None and need > memory:
+        raise CommandLineError(
+            f"{option} {count} needs about {readable_bytes(need)} and about "
+            f"{readable_bytes(memory)} of memory is available; the most that fits is "
+            f"{memory // bytes_each}"
+        )
+
+
 def _sample(args) -> int:
     model = _load_model(args.model)
+    _check_memory(args.n_samples, 8 * (model.n_features_in_ + 1), "-n")
     X, y = model.sample(args.n_samples, random_state=args.seed)
     known = getattr(model, "feature_names_in_", None)
     header = None if known is None else [str(name) for name in known]

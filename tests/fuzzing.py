@@ -1,6 +1,8 @@
-"""Fuzzing: damaged model files and data files against ``gmm.load`` and the ``gmm`` command.
+"""Fuzzing: damaged model files and data files against ``gmm.load`` and the ``gmm`` command,
+and random existing paths against every writer.
 
     python -m tests.fuzzing --seconds 600 [--seed 0] [--out tests/out/fuzz]
+    python -m tests.fuzzing --target writers --seconds 120
 
 (from the repository's root). ``tests/test_fuzz.py`` runs a bounded number of
 cases on every test run; this module is the harness both share, like
@@ -22,7 +24,17 @@ The oracle, per target:
 - ``data``: ``gmm.cli.read_data`` returns finite 2-D float data, or raises
   ``CommandLineError``;
 - ``cli``: ``gmm.cli.main`` exits 0, or exits 1 or 2 with exactly one line
-  ``gmm: error: ...`` on standard error (no traceback).
+  ``gmm: error: ...`` on standard error (no traceback);
+- ``writer`` (``--target writers``): a path made of 0 to 3 links (absolute or
+  relative) or a loop, ending at nothing, a checkpoint, a model, a text file,
+  a read-only or no-permission file, a folder, a FIFO, a socket, a character
+  or block device (root only), a missing folder or a file used as a folder,
+  under ``save``, a checkpoint (plain or ``overwrite=True``), ``to_csv`` or the
+  command line's ``--out``, ``--table``, ``--plot``, ``--checkpoint``: either a
+  one-line refusal of our types with nothing on disk changed (and never of a
+  path whose end, by ``os.path.realpath``, is writable), or a write that
+  changes only the final target, keeps every link and the target's mode, and
+  gives valid content (see :func:`check_writer`).
 
 For every call: an answer within :data:`CALL_SECONDS`, a peak memory that grows
 by less than :data:`MEMORY_BOUND`, and the code planted in pickles never runs
@@ -39,9 +51,12 @@ import io
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
+import socket
+import stat
 import sys
 import tempfile
 import time
@@ -619,6 +634,263 @@ def check_cli(argv: list[str]) -> str:
     return f"exit {status}"
 
 
+# ================================================================== writers
+#: What sits at the end of a path's links, made in a fresh folder.
+LEAVES = (
+    "nothing",
+    "checkpoint",
+    "model",
+    "text file",
+    "read-only file",
+    "no-permission file",
+    "folder",
+    "FIFO",
+    "socket",
+    "character device",
+    "block device",
+    "missing folder",
+    "file as folder",
+)
+#: A checkpoint's refusal of an existing file that is not its own.
+NOT_OURS = re.compile("is not a gmm sweep checkpoint|was written (for|with) different|is damaged")
+WRITERS = (
+    "save",
+    "checkpoint",
+    "checkpoint overwrite",
+    "to_csv",
+    "cli fit --out",
+    "cli sweep --out",
+    "cli sweep --table",
+    "cli sweep --plot",
+    "cli sweep --checkpoint",
+)
+
+
+def disk_state(folder: str) -> dict[str, tuple]:
+    """Kind, mode, inode, device number, link text or bytes of every entry under ``folder``."""
+    state = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                body: object = os.readlink(path)
+            elif stat.S_ISREG(info.st_mode):
+                body = Path(path).read_bytes()
+            else:
+                body = None
+            state[os.path.relpath(path, folder)] = (
+                stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_ino,
+                info.st_rdev, body,
+            )  # fmt: skip
+    return state
+
+
+def make_leaf(rng: random.Random, folder: str, seeds: dict[str, bytes]) -> tuple[str, str]:
+    """``(path, leaf kind)``: one entry of :data:`LEAVES` at a new name in ``folder``."""
+    kind = rng.choice(LEAVES)
+    path = os.path.join(folder, f"leaf{rng.randrange(10**6)}.png")
+    if kind in ("checkpoint", "model", "text file", "read-only file", "no-permission file"):
+        content = {"checkpoint": seeds["checkpoint"], "model": seeds["model"]}.get(kind, b"x\n")
+        Path(path).write_bytes(content)
+        mode = {"read-only file": 0o444, "no-permission file": 0o000}.get(kind, 0o640)
+        os.chmod(path, mode)
+    elif kind == "folder":
+        os.mkdir(path)
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "socket":
+        if len(path.encode()) > 100:
+            return make_leaf(rng, folder, seeds)
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(path)
+        sock.close()
+    elif kind in ("character device", "block device"):
+        if os.geteuid() != 0:
+            return make_leaf(rng, folder, seeds)
+        device = stat.S_IFCHR if kind == "character device" else stat.S_IFBLK
+        numbers = rng.choice([(1, 3), (1, 5)]) if device == stat.S_IFCHR else (7, 0)
+        os.mknod(path, device | 0o666, os.makedev(*numbers))
+    elif kind == "missing folder":
+        path = os.path.join(folder, "missing", "leaf.png")
+    elif kind == "file as folder":
+        Path(path).write_bytes(b"x\n")
+        path = os.path.join(path, "leaf.png")
+    return path, kind
+
+
+def make_writer_path(rng: random.Random, folder: str, seeds: dict[str, bytes]) -> tuple[str, str]:
+    """``(path, recipe)``: a leaf behind 0 to 3 links (absolute or relative), or a loop."""
+    path, recipe = make_leaf(rng, folder, seeds)
+    if rng.random() < 0.1:
+        first, second = (os.path.join(folder, f"loop{i}.png") for i in (1, 2))
+        os.symlink(os.path.basename(second), first)
+        os.symlink(first if rng.random() < 0.5 else os.path.basename(first), second)
+        return first, "link loop"
+    for number in range(rng.choice([0, 0, 1, 1, 2, 3])):
+        link = os.path.join(folder, f"link{number}.png")
+        absolute = rng.random() < 0.5
+        os.symlink(path if absolute else os.path.relpath(path, folder), link)
+        recipe = f"{'absolute' if absolute else 'relative'} link to {recipe}"
+        path = link
+    return path, recipe
+
+
+def _writable_target(path: str) -> bool:
+    """Whether the end of ``path``'s links may be written as a regular file (os.path.realpath)."""
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    if os.path.islink(target) or not os.path.isdir(folder) or path.endswith("/"):
+        return False
+    if not os.path.lexists(target):
+        return os.access(folder, os.W_OK | os.X_OK)
+    info = os.stat(target)
+    return (
+        stat.S_ISREG(info.st_mode)
+        and bool(info.st_mode & 0o222)
+        and os.access(target, os.W_OK)
+        and os.access(folder, os.W_OK | os.X_OK)
+    )
+
+
+def check_writer(writer: str, path: str, folder: str, data: str, seeds) -> str:
+    """One writer on one path: a clear refusal with nothing changed, or a write through links.
+
+    A refusal must be :class:`gmm.writing.OutputPathError` (or ``CheckpointError``
+    for an existing file that is not a checkpoint), one line, naming no temporary
+    file, and leave every entry under ``folder`` as it was; a path whose final
+    target is a writable regular file, or a new name in a writable folder, must
+    be written (except a checkpoint over another file). A write must change only
+    the final target (every link kept), give it valid content, and keep its mode.
+    """
+    from gmm import load
+    from gmm.checkpoint import CheckpointError
+    from gmm.writing import OutputPathError
+
+    before = disk_state(folder)
+    target = os.path.realpath(path)
+    existed = os.path.lexists(target) and not os.path.islink(target)
+    if writer.startswith("cli"):
+        status, err = _writer_cli(writer, path, data)
+        refused = status != 0
+        if refused and (status != 1 or err.count("\n") != 1 or not err.startswith("gmm: error: ")):
+            raise AssertionError(f"exit {status}, not one line: {err[:300]!r}")
+        message = err
+    else:
+        try:
+            _writer_api(writer, path, seeds)
+            refused, message = False, ""
+        except (OutputPathError, CheckpointError) as error:
+            refused, message = True, str(error)
+            if "\n" in message:
+                raise AssertionError(
+                    f"a refusal of more than one line: {message[:300]!r}"
+                ) from None
+    if refused:
+        if ".tmp" in message:
+            raise AssertionError(f"the error names a temporary file: {message[:300]!r}")
+        if disk_state(folder) != before:
+            raise AssertionError(f"a refusal changed the disk: {message[:200]!r}")
+        not_ours = "checkpoint" in writer and existed and NOT_OURS.search(message)
+        if _writable_target(path) and not not_ours:
+            raise AssertionError(f"a writable path was refused: {message[:300]!r}")
+        return "refused"
+    after = disk_state(folder)
+    name = os.path.relpath(target, os.path.realpath(folder))
+    changed = {entry for entry in set(before) | set(after) if before.get(entry) != after.get(entry)}
+    if not changed and "checkpoint" in writer and existed:
+        return "resumed"  # the seed checkpoint already held this sweep's fit
+    if changed != {name}:
+        raise AssertionError(f"a write changed {sorted(changed)}, not only {name!r}")
+    kind, mode = after[name][0], after[name][1]
+    if kind != stat.S_IFREG:
+        raise AssertionError(f"the written target is not a regular file ({kind:#o})")
+    if name in before and before[name][1] != mode:
+        raise AssertionError(f"mode {before[name][1]:#o} became {mode:#o}")
+    content = after[name][4]
+    if writer in ("save", "cli fit --out", "cli sweep --out"):
+        load(target)
+    elif "checkpoint" in writer:
+        if not content.startswith(b'{"format":"gmm-sweep-checkpoint"'):
+            raise AssertionError("the checkpoint has no header")
+    elif writer.endswith("--plot"):
+        if not content.startswith(b"\x89PNG"):
+            raise AssertionError("the plot is not a PNG")
+    elif not content.startswith(b"n_components,covariance_type"):
+        raise AssertionError("the table has no header")
+    return "written"
+
+
+def _writer_api(writer: str, path: str, seeds) -> None:
+    from gmm import save, sweep
+
+    if writer == "save":
+        save(seeds["model_object"], path)
+    elif writer == "to_csv":
+        seeds["result"].to_csv(path)
+    else:
+        X = seeds["X"]
+        overwrite = writer == "checkpoint overwrite"
+        sweep(X, [1], "diag", checkpoint=path, overwrite=overwrite, progress=False)
+
+
+def _writer_cli(writer: str, path: str, data: str) -> tuple[int, str]:
+    from gmm.cli import main
+
+    option = writer.split()[-1]
+    if writer.startswith("cli fit"):
+        argv = ["fit", data, "--k", "1", "--out", path]
+    else:
+        argv = ["sweep", data, "--k", "1", "--covariance", "diag", option, path]
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            status = main(argv)
+        except SystemExit as exit:
+            status = exit.code
+    return status, err.getvalue()
+
+
+class WriterFuzzer:
+    """Random existing paths under every writer; each case in a fresh folder."""
+
+    def __init__(self, folder: Path, seed: int = 0) -> None:
+        from gmm import GaussianMixture, save, sweep
+
+        self.folder = folder
+        self.rng = random.Random(seed)
+        X = _blobs(seed)[:40, :2]
+        self.data = str(folder / "data.npy")
+        np.save(self.data, X)
+        model = GaussianMixture(1, random_state=0).fit(X)
+        save(model, folder / "seed.npz")
+        sweep(X, [1], "diag", checkpoint=folder / "seed.jsonl", progress=False)
+        self.seeds = {
+            "X": X,
+            "model_object": model,
+            "result": sweep(X, [1], "diag", progress=False),
+            "model": (folder / "seed.npz").read_bytes(),
+            "checkpoint": (folder / "seed.jsonl").read_bytes(),
+        }
+        self.count = 0
+
+    def run_one(self, report: Report, out: Path | None) -> None:
+        self.count += 1
+        case = self.folder / f"case{self.count}"
+        case.mkdir()
+        try:
+            path, recipe = make_writer_path(self.rng, str(case), self.seeds)
+            writer = self.rng.choice(WRITERS)
+            outcome, problem = judge(
+                lambda: check_writer(writer, path, str(case), self.data, self.seeds)
+            )
+            text = f"{writer} on {os.path.relpath(path, case)}: {recipe}\n"
+            record(report, "writer", recipe.split(" to ")[-1], outcome, problem, out, ".txt",
+                   text.encode())  # fmt: skip
+        finally:
+            shutil.rmtree(case, ignore_errors=True)
+
+
 # ==================================================================== runner
 class Fuzzer:
     """Seeds, damage and oracles in a private folder; one :meth:`case` at a time."""
@@ -685,34 +957,45 @@ class Fuzzer:
     def run_one(self, report: Report, out: Path | None) -> None:
         target, name, call, content, suffix = self.case()
         (self.folder / f"case{suffix}").write_bytes(content)
-        before = peak_memory()
-        problem = None
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                with time_limit(CALL_SECONDS):
-                    outcome = call()
-        except Hang as hang:
-            problem, outcome = str(hang), "hang"
-        except AssertionError as error:
-            problem, outcome = str(error), "garbage"
-        except Exception as error:  # anything but the documented refusal is a crash
-            problem, outcome = f"{type(error).__name__}: {error}"[:300], "crash"
-        grown = peak_memory() - before
-        if problem is None and grown > MEMORY_BOUND:
-            problem, outcome = f"peak memory grew by {grown / 2**20:.0f} MB", "memory"
+        outcome, problem = judge(call)
         if os.path.exists(self.sentinel):
             problem, outcome = "the planted pickle ran", "code execution"
             os.rmdir(self.sentinel)
-        report.cases += 1
-        report.outcomes[target, name, outcome] += 1
-        if problem is not None:
-            saved = None
-            if out is not None:
-                out.mkdir(parents=True, exist_ok=True)
-                saved = str(out / f"failure-{report.cases}{suffix}")
-                Path(saved).write_bytes(content)
-            report.failures.append(Failure(target, name, problem, saved))
+        record(report, target, name, outcome, problem, out, f"{suffix}", content)
+
+
+def judge(call: Callable[[], str]) -> tuple[str, str | None]:
+    """``(outcome, problem or None)`` of one oracle call, under the time and memory guards."""
+    before = peak_memory()
+    problem = None
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            with time_limit(CALL_SECONDS):
+                outcome = call()
+    except Hang as hang:
+        problem, outcome = str(hang), "hang"
+    except AssertionError as error:
+        problem, outcome = str(error), "garbage"
+    except Exception as error:  # anything but the documented refusal is a crash
+        problem, outcome = f"{type(error).__name__}: {error}"[:300], "crash"
+    grown = peak_memory() - before
+    if problem is None and grown > MEMORY_BOUND:
+        problem, outcome = f"peak memory grew by {grown / 2**20:.0f} MB", "memory"
+    return outcome, problem
+
+
+def record(report, target, name, outcome, problem, out, suffix, content: bytes) -> None:
+    """Count one case; keep a failure's input under ``out`` to replay."""
+    report.cases += 1
+    report.outcomes[target, name, outcome] += 1
+    if problem is not None:
+        saved = None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            saved = str(out / f"failure-{report.cases}{suffix}")
+            Path(saved).write_bytes(content)
+        report.failures.append(Failure(target, name, problem, saved))
 
 
 def run(
@@ -720,18 +1003,21 @@ def run(
     iterations: int | None = None,
     seed: int = 0,
     out: Path | None = None,
+    target: str = "files",
 ) -> Report:
     """Fuzz for ``seconds`` of wall time or ``iterations`` cases, whichever ends first.
 
-    The same seed and iteration count give the same cases. The seconds count from
-    the first case (fitting the seed models comes before).
+    ``target`` is 'files' (damaged model and data files against ``load``,
+    ``read_data`` and the command line) or 'writers' (random existing paths
+    under every writer). The same seed and iteration count give the same cases.
+    The seconds count from the first case (fitting the seed models comes before).
     """
     if seconds is None and iterations is None:
         raise ValueError("give seconds or iterations")
     report = Report()
     folder = Path(tempfile.mkdtemp(prefix="gmm-fuzz-"))
     try:
-        fuzzer = Fuzzer(folder, seed)
+        fuzzer = (WriterFuzzer if target == "writers" else Fuzzer)(folder, seed)
         start = time.perf_counter()
         while (iterations is None or report.cases < iterations) and (
             seconds is None or time.perf_counter() - start < seconds
@@ -751,10 +1037,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
+        "--target",
+        choices=("files", "writers"),
+        default="files",
+        help="files: damaged model and data files (default); writers: random existing "
+        "paths (links, devices, FIFOs, sockets, folders, read-only files) under every writer",
+    )
+    parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"failing inputs go here ({DEFAULT_OUT})"
     )
     args = parser.parse_args(argv)
-    report = run(seconds=args.seconds, seed=args.seed, out=args.out)
+    report = run(seconds=args.seconds, seed=args.seed, out=args.out, target=args.target)
     print(report.summary())
     return 1 if report.failures else 0
 

@@ -5,6 +5,7 @@ model, that model must still predict bit-for-bit as before."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import zipfile
 
@@ -17,6 +18,7 @@ from sklearn.exceptions import NotFittedError
 from gmm import GaussianMixture, GaussianMixtureIC, ModelFileError, load, save, sweep
 from gmm.checkpoint import CheckpointError
 from gmm.cli import main
+from gmm.writing import OutputPathError
 
 rng = np.random.default_rng(0)
 X_GOOD = np.vstack([rng.normal(0, 1, (40, 2)), rng.normal(6, 1, (40, 2))])
@@ -312,16 +314,34 @@ SWEEP_CASES = [
         "negative",
     ),
     (
-        "sweep every fit fails",
+        "sweep K above the rows",
         sweep_call(n_components=[100]),
         ValueError,
-        "All 4 fits of the sweep failed.*n_samples >= n_components",
+        "goes up to 100, but the data have 80 rows.*largest K the data allow is 80",
+    ),
+    (
+        "sweep K 10**12 (a range, never listed)",
+        sweep_call(n_components=range(1, 10**12 + 1)),
+        ValueError,
+        "goes up to 1000000000000, but the data have 80 rows.*allow is 80",
+    ),
+    (
+        "sweep K above the weighted rows",
+        sweep_call(n_components=[1, 3], sample_weight=np.r_[1.0, 1.0, np.zeros(78)]),
+        ValueError,
+        "goes up to 3, but the data have 2 rows with positive weight.*allow is 2",
+    ),
+    (
+        "sweep K from an endless iterator",
+        sweep_call(n_components=itertools.cycle([1, 2])),
+        ValueError,
+        "more than 1,000,000 values",
     ),
     (
         "sweep checkpoint is a folder",
         lambda tmp_path: sweep(X_GOOD, [1], checkpoint=tmp_path, progress=False),
-        IsADirectoryError,
-        "Is a directory",
+        OutputPathError,
+        "is a folder, not a file",
     ),
     (
         "sweep checkpoint of other data",
@@ -364,7 +384,15 @@ IC_CASES = [
     ("ic no K", dict(n_components=[]), X_THREE, ValueError, "n_components is empty"),
     ("ic tol", dict(tol=-1.0), X_THREE, ValueError, "tol must be"),
     ("ic nan", {}, np.r_[X_THREE, [[np.nan] * 3]], ValueError, "NaN"),
-    ("ic K too large", dict(n_components=[60]), X_THREE, ValueError, "All 2 fits"),
+    ("ic K too large", dict(n_components=[60]), X_THREE, ValueError, "allow is 50"),
+    (
+        "ic K 10**12",
+        dict(n_components=range(1, 10**12)),
+        X_THREE,
+        ValueError,
+        "goes up to 999999999999, but the data have 50 rows",
+    ),
+    ("ic checkpoint folder", dict(checkpoint="."), X_THREE, OutputPathError, "is a folder"),
 ]
 
 
@@ -692,10 +720,57 @@ CLI_CASES = [
     ("cli K zero", ["fit", "data.csv", "--k", "0"], 2, "expected a positive integer"),
     ("cli K text", ["sweep", "data.csv", "--k", "many"], 2, "expected K like 5"),
     ("cli criterion", ["sweep", "data.csv", "--criterion", "aicc"], 2, "invalid choice: 'aicc'"),
-    ("cli max_iter", ["fit", "data.csv", "--k", "2", "--max-iter", "-1"], 1, "max_iter must be"),
+    ("cli max_iter", ["fit", "data.csv", "--k", "2", "--max-iter", "-1"], 2, "from 0 to"),
     ("cli tol nan", ["fit", "data.csv", "--k", "2", "--tol", "nan"], 1, "tol must be a finite"),
     ("cli reg_covar", ["fit", "data.csv", "--k", "2", "--reg-covar", "-1"], 1, "reg_covar must"),
-    ("cli jobs", ["sweep", "data.csv", "--k", "1:2", "--jobs", "0"], 1, "n_jobs must be"),
+    ("cli jobs", ["sweep", "data.csv", "--k", "1:2", "--jobs", "0"], 2, r"-1 \(every core\)"),
+    # Sizes without bounds (issue 17, class 7): each one line, before any fit.
+    (
+        "cli K 10**12",
+        ["sweep", "data.csv", "--k", "1:1000000000000", "--out", "new.npz"],
+        1,
+        "--k goes up to 1000000000000, but the data have 80 rows.*largest K the data allow is 80",
+    ),
+    ("cli K above rows", ["sweep", "data.csv", "--k", "2,81"], 1, "largest K the data allow is 80"),
+    ("cli jobs huge", ["sweep", "data.csv", "--jobs", "1000000"], 2, r"-1 \(every core\)"),
+    ("cli seed negative", ["fit", "data.csv", "--k", "2", "--seed", "-1"], 2, r"0 to 2\*\*32"),
+    ("cli seed 2**64", ["sample", "model.npz", "--seed", str(2**64)], 2, r"0 to 2\*\*32"),
+    ("cli n_init 10**9", ["fit", "data.csv", "--k", "2", "--n-init", str(10**9)], 2, "1 to 10000"),
+    ("cli max_iter 10**30", ["sweep", "data.csv", "--max-iter", str(10**30)], 2, "from 0 to"),
+    ("cli n 2**63", ["sample", "model.npz", "-n", str(2**63)], 1, "-n 9223372036854775808 needs"),
+    # Outputs checked before the first fit (issue 17, classes 1 and 4).
+    (
+        "cli plot format",
+        ["sweep", "data.csv", "--plot", "bic.xyz"],
+        1,
+        "ends in .xyz, which is not",
+    ),
+    ("cli plot no extension", ["sweep", "data.csv", "--plot", "bic"], 1, "has no extension"),
+    (
+        "cli table folder missing",
+        ["sweep", "data.csv", "--out", "keep.npz", "--table", "missing/t.csv"],
+        1,
+        "--table: cannot write 'missing/t.csv': the folder .* does not exist",
+    ),
+    ("cli out is a folder", ["fit", "data.csv", "--k", "2", "--out", "folder"], 1, "is a folder"),
+    (
+        "cli out is DATA",
+        ["fit", "data.csv", "--k", "2", "--out", "data.csv"],
+        1,
+        "is the DATA file",
+    ),
+    (
+        "cli two outputs one file",
+        ["sweep", "data.csv", "--out", "model.npz", "--table", "./model.npz"],
+        1,
+        "--out and --table name the same file",
+    ),
+    (
+        "cli checkpoint is a folder",
+        ["sweep", "data.csv", "--checkpoint", "folder"],
+        1,
+        "--checkpoint: cannot write 'folder': it is a folder",
+    ),
     ("cli one row", ["fit", "one_row.csv", "--k", "1"], 1, "minimum of 2"),
     ("cli n zero", ["sample", "model.npz", "-n", "0"], 2, "expected a positive integer"),
     ("cli missing model", ["sample", "none.npz"], 1, "no such file: 'none.npz'"),

@@ -157,6 +157,50 @@ def test_a_file_that_is_not_a_checkpoint_is_left_alone(tmp_path, data):
     assert path.read_text() == "a,b\n1,2\n"
 
 
+# (id, what replaces line 3 of a finished checkpoint's 9 lines, or is appended after them)
+DAMAGED_LINES = [
+    ("JSON nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000),
+    ("object nested 2,000 deep", b'{"a":' * 2_000 + b"1" + b"}" * 2_000),
+    ("a line of 3 MB", b'{"n_components": 1, "pad": "' + b"x" * 3 * 2**20 + b'"}'),
+    ("a row without its columns", b'{"n_components": 1, "covariance_type": "full"}'),
+]
+
+
+@pytest.mark.parametrize("line", [c[1] for c in DAMAGED_LINES], ids=[c[0] for c in DAMAGED_LINES])
+def test_a_damaged_line_is_a_clear_error_or_a_redone_last_fit(tmp_path, data, reference, line):
+    """Deep nesting and huge lines are damaged lines, never RecursionError or unbounded reads."""
+    path = tmp_path / "sweep.jsonl"
+    sweep(data, checkpoint=path, **GRID)
+    lines = lines_of(path)
+    damaged = b"\n".join([*lines[:2], line, *lines[3:]])
+    path.write_bytes(damaged)
+    with pytest.raises(CheckpointError, match="damaged: line 3 is not a finished fit"):
+        sweep(data, checkpoint=path, **GRID)
+    assert path.read_bytes() == damaged
+    # The same line last (an interrupted append) is dropped and its fit redone.
+    path.write_bytes(b"\n".join(lines[:-2]) + b"\n" + line + b"\n")
+    result = sweep(data, checkpoint=path, **GRID)
+    assert without_seconds(result.table) == without_seconds(reference.table)
+
+
+def test_a_huge_file_of_one_line_is_not_read_whole(tmp_path, data):
+    """A 64 MB file without a newline is refused after reading at most ~1 MB of it."""
+    import tracemalloc
+
+    path = tmp_path / "huge.jsonl"
+    with open(path, "wb") as file:
+        file.truncate(64 * 2**20)  # 64 MB of zero bytes, no newline
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match="not a gmm sweep checkpoint"):
+            sweep(data, checkpoint=path, **GRID)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, peak
+    assert os.path.getsize(path) == 64 * 2**20
+
+
 KILLED_SWEEP = textwrap.dedent(
     """
     import sys

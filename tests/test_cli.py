@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -276,3 +277,134 @@ def test_bad_npy_is_refused(tmp_path):
     np.save(tmp_path / "nan.npy", np.array([[1.0, np.nan]]))
     with pytest.raises(Exception, match="row 0, column 1 is NaN"):
         read_data(str(tmp_path / "nan.npy"))
+
+
+# ================================================= outputs (issue 17, class 4)
+SWEEP_ARGS = ("sweep", "data.csv", "--k", "1:3", "--covariance", "diag")
+
+
+def test_an_output_that_fails_at_the_end_does_not_lose_the_others(files, X, capsys, monkeypatch):
+    """The table's folder vanishes during the fits: the model and the plot are still written."""
+    import gmm.selection
+
+    (files / "sub").mkdir()
+    real_sweep = gmm.selection.sweep
+
+    def sweep_then_remove_folder(*args, **kwargs):
+        result = real_sweep(*args, **kwargs)
+        shutil.rmtree(files / "sub")
+        return result
+
+    monkeypatch.setattr(gmm.selection, "sweep", sweep_then_remove_folder)
+    monkeypatch.chdir(files)
+    status, _, err = call(
+        capsys, *SWEEP_ARGS, "--out", "keep.npz", "--table", "sub/t.csv", "--plot", "bic.png"
+    )
+    assert status == 1 and err.count("\n") == 1, err
+    assert err.startswith("gmm: error: not written: --table 'sub/t.csv' (cannot write")
+    assert "does not exist" in err and "the other 2 output(s) were written" in err
+    assert ".tmp" not in err
+    reference = sweep(X, range(1, 4), ["diag"], progress=False).best_estimator_
+    kept = load(files / "keep.npz")
+    assert list(kept.feature_names_in_) == ["a", "b"]
+    assert np.array_equal(kept.best_estimator_.predict_proba(X), reference.predict_proba(X))
+    assert (files / "bic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (files / "sub").exists()
+
+
+def test_a_full_disk_names_the_users_file_and_leaves_no_temporary(files, capsys, monkeypatch):
+    import errno
+
+    import gmm.selection.table as table
+    from gmm.writing import write_atomically
+
+    def full_disk(path, write):
+        def write_then_fail(file):
+            write(file)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        write_atomically(path, write_then_fail)
+
+    monkeypatch.setattr(table, "write_atomically", full_disk)
+    monkeypatch.chdir(files)
+    (files / "t.csv").write_text("old table\n")
+    status, _, err = call(capsys, *SWEEP_ARGS, "--table", "t.csv", "--out", "keep.npz")
+    assert status == 1, err
+    assert err == (
+        "gmm: error: not written: --table 't.csv' (No space left on device: 't.csv'); "
+        "the other 1 output(s) were written\n"
+    )
+    assert (files / "t.csv").read_text() == "old table\n"
+    assert load(files / "keep.npz").n_features_in_ == 2
+    assert not [p for p in os.listdir(files) if p.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "outputs, words",
+    [
+        (["--plot", "bic.xyz"], "ends in .xyz, which is not an image format"),
+        (["--table", "missing/t.csv"], "--table: cannot write 'missing/t.csv'"),
+        (["--checkpoint", "."], "--checkpoint: cannot write '.': it is a folder"),
+        (["--out", "m.npz", "--plot", "m.npz"], "--out and --plot name the same file"),
+        (["--out", "data.csv"], "--out 'data.csv' is the DATA file"),
+    ],
+)
+def test_outputs_are_checked_before_data_is_read_or_anything_fits(
+    files, capsys, monkeypatch, outputs, words
+):
+    import gmm.cli
+    import gmm.selection
+
+    def no(*args, **kwargs):
+        raise AssertionError("reached work that a bad output path should have prevented")
+
+    monkeypatch.setattr(gmm.selection, "sweep", no)
+    monkeypatch.setattr(gmm.cli, "read_data", no)
+    monkeypatch.chdir(files)
+    before = {p: p.read_bytes() for p in files.iterdir() if p.is_file()}
+    status, out, err = call(capsys, *SWEEP_ARGS, *outputs)
+    assert status == 1 and out == "" and err.count("\n") == 1 and words in err, err
+    assert {p: p.read_bytes() for p in files.iterdir() if p.is_file()} == before
+
+
+# ============================================ rows in errors (issue 17, class 9)
+def test_an_error_naming_a_row_gives_the_line_of_the_csv(files, capsys, monkeypatch):
+    """Rows count from 0 in the API; the CLI adds the 1-based line of DATA, header and
+    blank lines counted."""
+    from gmm.em import OutOfRangeError
+
+    def far(self, X):
+        error = OutOfRangeError("Row 2 lies so far from every component ...")
+        error.row = 2
+        raise error
+
+    (files / "holes.csv").write_text("a,b\n\n1,2\n3,4\n\n5,6\n")
+    model_path = files / "m.npz"
+    save(GaussianMixture(1).fit(np.array([[0.0, 0], [1, 1], [2, 0]])), model_path)
+    monkeypatch.setattr(GaussianMixture, "predict", far)
+    status, _, err = call(capsys, "predict", model_path, files / "holes.csv")
+    assert status == 1
+    # Data rows 0, 1, 2 are the lines 3, 4 and 6 of the file.
+    assert err.endswith(f"(rows count from 0: that is line 6 of {files / 'holes.csv'})\n"), err
+    np.save(files / "d.npy", np.ones((4, 2)))
+    status, _, err = call(capsys, "predict", model_path, files / "d.npy")
+    assert err.endswith(f"(rows count from 0: row 2 of the array in {files / 'd.npy'})\n"), err
+
+
+def test_plot_without_matplotlib_is_refused_before_any_fit(files, capsys, monkeypatch):
+    import gmm.selection
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import raises ImportError
+    monkeypatch.setattr(gmm.selection, "sweep", lambda *a, **k: pytest.fail("a fit ran"))
+    monkeypatch.chdir(files)
+    status, out, err = call(capsys, *SWEEP_ARGS, "--plot", "bic.png", "--out", "m.npz")
+    assert (status, out) == (1, "")
+    assert err == 'gmm: error: --plot needs matplotlib: pip install "gmm[plot]"\n'
+    assert not (files / "m.npz").exists()
+
+
+def test_draws_beyond_memory_are_refused_naming_the_most_that_fit(files, capsys, model_file):
+    status, _, err = call(capsys, "impute", model_file[0], files / "data.csv", "--draws", 10**15)
+    assert status == 1 and err.count("\n") == 1
+    assert err.startswith("gmm: error: --draws 1000000000000000 needs about ")
+    assert "of memory is available; the most that fits is " in err

@@ -249,3 +249,33 @@ def test_the_gmm_process_answers_damaged_files_with_one_line(tmp_path, model_fil
             raise
         assert process.returncode == 1, (argv, err)
         assert out == "" and err.count("\n") == 1 and err.startswith("gmm: error: "), err
+
+
+# ======================================================== writers
+@pytest.mark.timeout(300)
+def test_bounded_writer_fuzz_run_has_no_failure(tmp_path):
+    """Random existing paths under every writer: refused with nothing changed, or written
+    through the links (``python -m tests.fuzzing --target writers`` for a long run)."""
+    report = fuzz.run(iterations=150, seed=0, out=tmp_path, target="writers")
+    assert report.failures == [], report.summary()
+    outcomes = {outcome for (_, _, outcome) in report.outcomes}
+    assert {"written", "refused"} <= outcomes
+    leaves = {leaf for (_, leaf, _) in report.outcomes}
+    assert {"FIFO", "socket", "folder", "read-only file", "link loop", "nothing"} <= leaves
+
+
+def test_the_writer_oracle_flags_a_writer_that_replaces_whatever_is_there(tmp_path, monkeypatch):
+    """With the path checks switched off (the behaviour before issue 17), the harness fails."""
+    import gmm.checkpoint
+    import gmm.selection.search
+    import gmm.writing
+
+    def no_check(path):
+        return os.path.abspath(os.fspath(path))
+
+    for module in (gmm.writing, gmm.checkpoint, gmm.selection.search):
+        monkeypatch.setattr(module, "check_output_path", no_check)
+    monkeypatch.setattr(fuzz, "CALL_SECONDS", 0.5)  # a FIFO opened for writing hangs
+    report = fuzz.run(iterations=20, seed=0, out=None, target="writers")
+    problems = " ".join(failure.problem for failure in report.failures)
+    assert "a write changed" in problems, report.summary()

@@ -542,3 +542,49 @@ def test_from_sweep_refuses_bad_input(blobs, blob_sweep):
         GaussianMixtureIC.from_sweep(blob_sweep, feature_names_in=["a"])
     with pytest.raises(TypeError, match="unexpected keyword"):
         GaussianMixtureIC.from_sweep(blob_sweep, colour="red")
+
+
+# ======================================================= grid sizes (issue 17, class 7)
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_model_bytes_covers_a_fitted_models_arrays_and_responsibilities(covariance_type):
+    """The memory estimate is at least what a fit holds: the fitted arrays (numpy's
+    nbytes) and one (n, K) float64 responsibility matrix; at most twice that."""
+    from gmm.selection.search import model_bytes
+
+    X, _ = make_blobs(120, n_features=4, centers=3, random_state=0)
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    held = (
+        sum(
+            getattr(model, name).nbytes
+            for name in ("means_", "covariances_", "precisions_", "precisions_cholesky_")
+        )
+        + model.predict_proba(X).nbytes
+    )
+    estimate = model_bytes(3, 120, 4, covariance_type, np.float64)
+    assert held <= estimate <= 2 * held
+
+
+def test_a_grid_beyond_memory_is_refused_naming_the_largest_k_that_fits(monkeypatch):
+    from gmm.selection import search
+
+    X, _ = make_blobs(200, n_features=3, centers=3, random_state=0)
+    budget = search.model_bytes(7, 200, 3, "full", np.float64)
+    monkeypatch.setattr(search, "available_memory", lambda: budget)
+    with pytest.raises(
+        ValueError, match=r"goes up to 8, but one 'full' fit .* largest K that fits is 7"
+    ):
+        sweep(X, range(1, 9), ["full"], progress=False)
+    search.check_grid_size(7, 200, 3, ["full"], np.float64)  # 7 fits: no error
+
+
+def test_a_huge_range_of_k_is_refused_at_once_without_being_listed():
+    """range(1, 10**15) would take days to list; the refusal is immediate."""
+    import time
+
+    X, _ = make_blobs(60, centers=2, random_state=0)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="largest K the data allow is 60"):
+        sweep(X, range(1, 10**15), progress=False)
+    with pytest.raises(ValueError, match="largest K the data allow is 60"):
+        GaussianMixtureIC(range(5, 10**15, 7)).fit(X)
+    assert time.perf_counter() - start < 5

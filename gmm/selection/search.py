@@ -13,11 +13,12 @@ arrays) is scored the same way.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -33,9 +34,13 @@ from ..covariance import get_family
 from ..estimator import GaussianMixture
 from ..scale.dask_arrays import is_dask_collection
 from ..scale.sources import check_n_samples
+from ..writing import check_output_path
 from . import parallel
 from .mclust import MCLUST_DEFAULTS, MCLUST_MODELS, map_statistics, mclust_models, mclust_name
 from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
+
+#: The most values of K a grid may list (a ``range`` is never listed before its check).
+MAX_GRID_VALUES = 1_000_000
 
 # Set by the grid, not by ``**estimator_params``.
 _GRID_PARAMS = ("n_components", "covariance_type", "random_state", "n_init")
@@ -129,7 +134,15 @@ def sweep(
     ValueError
         For invalid data or arguments, and when every fit fails. A single
         failed fit (e.g. a collapsed component) only becomes a row whose
-        ``error`` holds the message.
+        ``error`` holds the message. Before any fit: a largest K above the
+        number of rows (of positive weight, with ``sample_weight``), or one
+        whose fit would not fit in the available memory (:func:`model_bytes`),
+        with the largest K the data allow; a ``range`` of K is checked in O(1),
+        any other iterable may list at most :data:`MAX_GRID_VALUES` values.
+    gmm.writing.OutputPathError
+        Before any work, for a ``checkpoint`` path that is a folder, device,
+        FIFO, socket, read-only file or in a missing folder
+        (:func:`gmm.writing.check_output_path`).
 
     Notes
     -----
@@ -164,6 +177,8 @@ def sweep(
     if mclust_sweep:  # mclust's settings for whatever the caller left out
         estimator_params = {**MCLUST_DEFAULTS, **estimator_params}
     seed = _integer_seed(random_state, checkpoint)
+    if checkpoint is not None:  # a device, folder or read-only file: refused before any work
+        check_output_path(checkpoint)
     params = _fit_params(
         estimator_params, n_init, seed, ks[0], "full" if mclust_sweep else types[0]
     )
@@ -176,6 +191,9 @@ def sweep(
     else:
         model_names = {name: mclust_name(name, n_features) for name in types}
     w = validation.check_sample_weight(sample_weight, X_rows.shape[0], dtype)
+    n_rows = X_rows.shape[0] if w is None else int(np.count_nonzero(w))
+    check_grid_size(largest_value(ks), n_rows, n_features, types, dtype, weighted=w is not None)
+    ks = list(ks)
     show_progress = parallel.want_progress(progress)
     grid = [(k, name) for name in types for k in ks]
 
@@ -234,8 +252,14 @@ def sweep(
 
 
 # ---------------------------------------------------------------- arguments
-def check_n_components(n_components) -> list[int]:
-    """The grid's values of K as a list of distinct ints >= 1 (order kept)."""
+def check_n_components(n_components) -> Sequence[int]:
+    """The grid's values of K: distinct ints >= 1, order kept, checked without listing a range.
+
+    A ``range`` is returned as it is (its bounds are checked in O(1), so
+    ``range(1, 10**12)`` costs nothing until :func:`check_grid_size` compares it
+    with the data); any other iterable is read up to :data:`MAX_GRID_VALUES`
+    values and returned as a list without duplicates.
+    """
     if isinstance(n_components, numbers.Integral) and not isinstance(n_components, bool):
         values = [n_components]
     elif isinstance(n_components, (str, bytes)) or not isinstance(n_components, Iterable):
@@ -243,8 +267,19 @@ def check_n_components(n_components) -> list[int]:
             f"n_components must be an int or an iterable of ints such as range(1, 11), "
             f"got {n_components!r}."
         )
+    elif isinstance(n_components, range):
+        if not n_components:
+            raise ValueError("n_components is empty; give at least one number of components.")
+        if min(n_components[0], n_components[-1]) < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components!r}.")
+        return n_components
     else:
-        values = list(n_components)
+        values = list(itertools.islice(n_components, MAX_GRID_VALUES + 1))
+        if len(values) > MAX_GRID_VALUES:
+            raise ValueError(
+                f"n_components holds more than {MAX_GRID_VALUES:,} values; a grid of K "
+                "is at most that long. Pass fewer values (a range is checked lazily)."
+            )
     if not values:
         raise ValueError("n_components is empty; give at least one number of components.")
     for value in values:
@@ -253,6 +288,140 @@ def check_n_components(n_components) -> list[int]:
         if value < 1:
             raise ValueError(f"n_components must be >= 1, got {value}.")
     return [int(v) for v in dict.fromkeys(values)]
+
+
+def largest_value(values: Sequence[int]) -> int:
+    """``max(values)``, in O(1) for a ``range`` (``max`` would walk it)."""
+    if isinstance(values, range):
+        return max(values[0], values[-1])
+    return max(values)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process may still use: MemAvailable, else physical memory.
+
+    None when the platform tells neither (then no grid is refused for memory).
+    """
+    try:
+        with open("/proc/meminfo", "rb") as file:
+            for line in file:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def model_bytes(k: int, n_rows: int, n_features: int, covariance_type: str, dtype) -> int:
+    """A lower estimate of the memory one fit with K components needs, in bytes.
+
+    The responsibilities of the initialisation (n_rows · K), the means
+    (K · D) and three stored forms of the covariances (covariances, precisions,
+    their Cholesky factors: about 2 · 3 · the free parameters of the family,
+    K · D² each for 'full'). O(1).
+    """
+    itemsize = np.dtype(dtype).itemsize
+    free = get_family(covariance_type).n_parameters(k, n_features)
+    return itemsize * (n_rows * k + k * n_features + 6 * free)
+
+
+def largest_k(n_rows: int, n_features: int, covariance_types, dtype, memory: int | None) -> int:
+    """The largest K whose fits the data allow: at most ``n_rows``, and within ``memory``.
+
+    Binary search over :func:`model_bytes` (increasing in K for every family):
+    O(log n_rows) evaluations.
+    """
+
+    def fits(k: int) -> bool:
+        return memory is None or all(
+            model_bytes(k, n_rows, n_features, name, dtype) <= memory for name in covariance_types
+        )
+
+    low, high = 0, n_rows
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def readable_bytes(size: float) -> str:
+    """``size`` bytes as ``'1.5 GB'`` (powers of 1024)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.3g} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_grid_size(
+    k_max: int,
+    n_rows: int,
+    n_features: int,
+    covariance_types,
+    dtype,
+    *,
+    weighted: bool = False,
+    name: str = "n_components",
+) -> None:
+    """Refuse, before any fit, a largest K the data cannot have or memory cannot hold.
+
+    Parameters
+    ----------
+    k_max : int
+        The grid's largest K.
+    n_rows : int
+        Rows that can carry a component (with positive weight when ``weighted``).
+    n_features : int
+    covariance_types : iterable of str
+    dtype : numpy dtype
+        Of the fits.
+    weighted : bool, default=False
+        Whether ``n_rows`` counts rows of positive weight (for the message).
+    name : str, default='n_components'
+        How the caller's argument is called in the message ('--k' for the command line).
+
+    Raises
+    ------
+    ValueError
+        One line naming the largest K the data allow. O(log n_rows).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gmm.selection.search import check_grid_size
+    >>> try:
+    ...     check_grid_size(10**12, 60, 2, ["full"], np.float64)
+    ... except ValueError as error:
+    ...     print(str(error).split(";")[0])
+    n_components goes up to 1000000000000, but the data have 60 rows
+    """
+    rows = f"{n_rows} rows" + (" with positive weight" if weighted else "")
+    memory = available_memory()
+    if k_max > n_rows:
+        raise ValueError(
+            f"{name} goes up to {k_max}, but the data have {rows}; a mixture has at "
+            f"most one component per row, so the largest K the data allow is "
+            f"{largest_k(n_rows, n_features, covariance_types, dtype, memory)}. "
+            f"Pass K values up to that."
+        )
+    if memory is None:
+        return
+    for covariance_type in covariance_types:
+        need = model_bytes(k_max, n_rows, n_features, covariance_type, dtype)
+        if need > memory:
+            allowed = largest_k(n_rows, n_features, covariance_types, dtype, memory)
+            raise ValueError(
+                f"{name} goes up to {k_max}, but one {covariance_type!r} fit with that many "
+                f"components on {rows} of {n_features} features needs at least "
+                f"{readable_bytes(need)} and about {readable_bytes(memory)} of memory is "
+                f"available; the largest K that fits is {allowed}. Pass K values up to that."
+            )
 
 
 def check_covariance_types(covariance_types) -> list[str]:

@@ -8,6 +8,7 @@ criterion. Nothing here fits or reads data.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..criteria import CRITERIA
 from ..estimator import GaussianMixture
+from ..writing import write_atomically
 from .mclust import MclustBIC, MclustSummary, bic_table, mclust_name, plot_views, summarize
 
 #: Columns of the sweep table, in order.
@@ -110,13 +112,17 @@ class SweepTable(Sequence):
         """Write the table as CSV with a header row.
 
         Floats are written with ``repr`` (they read back exactly), None as an
-        empty cell.
+        empty cell. The file is written as :func:`gmm.writing.write_atomically`
+        writes: a link is followed, and anything but a writable regular file is
+        refused (:class:`gmm.writing.OutputPathError`) with nothing changed.
         """
-        with open(path, "w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(COLUMNS)
-            for row in self._rows:
-                writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(COLUMNS)
+        for row in self._rows:
+            writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
+        content = text.getvalue().encode("utf-8")
+        write_atomically(path, lambda file: file.write(content))
 
     def __repr__(self) -> str:
         lines = [f"{'K':>4} {'type':<10} {'aic':>14} {'bic':>14} {'icl':>14} conv"]
