@@ -75,7 +75,13 @@ from .files import FileRows
 from .incomplete import NAN_POLICIES, WithMissing, impute
 from .parts import read_parts
 from .rows import IncompleteRows
-from .sources import DEFAULT_INIT_SAMPLE_SIZE, TrainingData, check_n_samples, column_mean
+from .sources import (
+    DEFAULT_INIT_SAMPLE_SIZE,
+    TrainingData,
+    check_n_samples,
+    check_not_empty,
+    column_mean,
+)
 
 __all__ = [
     "DEFAULT_INIT_SAMPLE_SIZE",
@@ -172,6 +178,12 @@ def predict_data(X, estimator_name: str):
     are read, by :func:`map_rows`. In-memory data wrapped in :class:`WithMissing`
     may hold NaN: its rows with holes come back as :class:`IncompleteRows`.
     """
+    rows, feature_source = _predict_rows(X, estimator_name)
+    check_not_empty(rows.shape, estimator_name)
+    return rows, feature_source
+
+
+def _predict_rows(X, estimator_name: str):
     if isinstance(X, WithMissing):
         file_rows = _file_rows(X.X)
         if file_rows is not None:
