@@ -31,6 +31,12 @@ from .. import em
 #: Bytes read at a time when scanning a file (validation, predictions).
 BLOCK_BYTES = 64 * 2**20
 
+#: Bytes copied out of a memory map before its pages are released.
+COPY_BYTES = 4 * 2**20
+
+#: Rows taken out of a memory map before its pages are released (:meth:`FileRows.take`).
+TAKE_ROWS = 64
+
 #: Bytes either side of the rows read whose pages are released too (``_Mapped.release``).
 RELEASE_AROUND = 4 * 2**20
 
@@ -248,16 +254,29 @@ class _Mapped:
         self.file_start = offset - offset % mmap.ALLOCATIONGRANULARITY
 
     def copy_rows(self, start: int, stop: int, out: np.ndarray) -> None:
-        """Rows ``start:stop`` into ``out``; O(rows · D) time."""
+        """Rows ``start:stop`` into ``out``; O(rows · D) time.
+
+        Copied :data:`COPY_BYTES` at a time, each piece's pages released before
+        the next, so the mapping adds at most a piece to the resident memory.
+        """
         self.check_length(start, stop)
-        np.copyto(out, self.array[start:stop])
-        self.release(start, stop)
+        step = max(1, COPY_BYTES // max(1, self.row_bytes))
+        for a in range(start, stop, step):
+            b = min(a + step, stop)
+            np.copyto(out[a - start : b - start], self.array[a:b])
+            self.release(a, b)
 
     def take_rows(self, rows: np.ndarray, out: np.ndarray) -> None:
-        """Sorted rows ``rows`` into ``out``."""
+        """Sorted rows ``rows`` into ``out``, :data:`TAKE_ROWS` at a time.
+
+        Each touched row maps pages around it, so the pages are released after
+        every few rows, not once at the end.
+        """
         self.check_length(int(rows[0]), int(rows[-1]) + 1)
-        np.take(self.array, rows, axis=0, out=out)
-        self.release(int(rows[0]), int(rows[-1]) + 1)
+        for a in range(0, rows.size, TAKE_ROWS):
+            some = rows[a : a + TAKE_ROWS]
+            np.take(self.array, some, axis=0, out=out[a : a + some.size])
+            self.release(int(some[0]), int(some[-1]) + 1)
 
     def check_length(self, start: int, stop: int) -> None:
         """Refuse rows past the end of a file truncated after it was mapped.
