@@ -342,7 +342,7 @@ def test_other_files_are_refused(tmp_path, models):
     payload = np.frombuffer(b"[" * 100_000 + b"]" * 100_000, dtype=np.uint8)
     with zipfile.ZipFile(deep, "w") as archive, archive.open("metadata.npy", "w") as file:
         npy_format.write_array(file, payload)
-    with pytest.raises(ModelFileError, match="nests too deeply"):
+    with pytest.raises(ModelFileError, match="nests lists or objects more than 32 deep"):
         load(deep)
 
     with pytest.raises(FileNotFoundError):
@@ -440,3 +440,92 @@ def test_prior_values_survive_and_a_tampered_prior_is_refused(tmp_path, X, covar
     write_members(path, metadata, members)
     with pytest.raises(ModelFileError, match="dof > 0"):
         load(path)
+
+
+# ------------------------------------------------ unbounded metadata (class 6)
+def _replaced(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+def _nested(opening: str, depth: int) -> str:
+    closing = {"[": "]", '{"a":': "}"}[opening]
+    return opening * depth + "1" + closing * depth
+
+
+#: name -> (change to the metadata's JSON text, what the ModelFileError says).
+#: The text is edited as text: json.dumps itself cannot write most of these.
+UNBOUNDED_METADATA = {
+    **{
+        f"{kind} nested {depth} deep": (
+            lambda text, o=opening, n=depth: _replaced(
+                text, '"tol":', f'"deep":{_nested(o, n)},"tol":'
+            ),
+            "nests lists or objects more than 32 deep",
+        )
+        for kind, opening in (("list", "["), ("object", '{"a":'))
+        for depth in (33, 600, 999, 1000, 5000, 200_000)
+    },
+    "deep at the top level": (
+        lambda text: '{"x":' + _nested("[", 600) + "," + text[1:],
+        r"metadata field x\[0\]\[0\].* nests",
+    ),
+    "deep in the arrays section": (
+        lambda text: _replaced(text, '"arrays": {', f'"arrays": {{"z": {_nested("[", 700)},'),
+        "nests lists or objects",
+    ),
+    "integer of 5000 digits": (
+        lambda text: _replaced(text, '"tol":', '"n_init":1' + "0" * 5000 + ',"tol":'),
+        "integer of 5001 digits; model files hold 64-bit",
+    ),
+    "integer of a million digits": (
+        lambda text: _replaced(text, '"tol":', '"n_init":' + "9" * 10**6 + ',"tol":'),
+        "integer of 1000000 digits",
+    ),
+    "integer of 21 digits": (
+        lambda text: _replaced(text, '"tol":', '"n_init":-' + "9" * 21 + ',"tol":'),
+        "integer of 21 digits",
+    ),
+    "repeated key": (
+        lambda text: _replaced(text, '"tol":', '"tol":0.5,"tol":'),
+        "key 'tol' twice in one object",
+    ),
+    "repeated top-level key": (
+        lambda text: '{"class":"GaussianMixture",' + text[1:],
+        "key 'class' twice",
+    ),
+    "huge string": (
+        lambda text: _replaced(text, '"init_params": "kmeans"', f'"init_params": "{"x" * 10**7}"'),
+        r"invalid constructor parameter.{0,300}$",  # one short message, not 10 MB
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNBOUNDED_METADATA))
+def test_unbounded_metadata_is_a_model_file_error(tmp_path, models, case):
+    change, match = UNBOUNDED_METADATA[case]
+    path = tmp_path / "model.npz"
+    save(models["diag", np.float64], path)
+    metadata, members = read_members(path)
+    payload = np.frombuffer(change(json.dumps(metadata)).encode(), dtype=np.uint8)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in {"metadata": payload, **members}.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as file:
+                npy_format.write_array(file, array)
+    with pytest.raises(ModelFileError, match=match):
+        load(path)
+
+
+def test_metadata_nested_deeper_than_load_reads_is_refused_by_save(tmp_path, X):
+    deep = [0.5]
+    for _ in range(40):
+        deep = [deep]
+    model = GaussianMixture(2, random_state=0).fit(X)
+    model.set_params(tol=deep)  # nothing checks it until the next fit
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"previous")
+    with pytest.raises(
+        ValueError, match=r"Cannot save the model: .*params\.tol.*more than 32 deep"
+    ):
+        save(model, path)
+    assert path.read_bytes() == b"previous"

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..bayesian import BayesianGaussianMixture, component_shape
-from .file import Codec, ModelReader
+from .file import Codec, ModelReader, cut
 from .mixture import _check_usable, encode_section, read_feature_names, read_fitted, set_fitted
 from .params import decode_params
 
@@ -69,7 +69,7 @@ def decode(
     try:
         model._check_parameters(for_fit=False)
     except (TypeError, ValueError) as error:
-        reader.fail(f"invalid constructor parameter: {error}")
+        reader.fail(f"invalid constructor parameter: {cut(str(error))}")
 
     posterior = reader.section(metadata, "posterior")
     sticks = model.weight_concentration_prior_type == "dirichlet_process"

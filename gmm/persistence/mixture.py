@@ -27,7 +27,7 @@ from ..covariance._matrices import is_spd
 from ..estimator import GaussianMixture
 from ..prior import MATRIX_SCALE, ConjugatePrior, prior_model
 from ..statistics import KINDS, Scatter
-from .file import Codec, ModelReader, names_array
+from .file import Codec, ModelReader, cut, names_array, shown
 from .params import decode_params, encode_params
 
 _MODEL_ARRAYS = (
@@ -98,7 +98,7 @@ def read_fitted(reader: ModelReader, section: dict[str, Any]):
         reader.fail(f"n_components and n_features must be >= 1, got {k} and {d}")
     dtype_name = reader.field(section, "dtype", str)
     if dtype_name not in ("float32", "float64"):
-        reader.fail(f"dtype must be float32 or float64, got {dtype_name!r}")
+        reader.fail(f"dtype must be float32 or float64, got {shown(dtype_name)}")
     dtype = np.dtype(dtype_name)
     cov_shape = family.shape(k, d)
     shapes = {
@@ -162,7 +162,7 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
     try:
         validation.check_parameters(model, for_fit=False)
     except (TypeError, ValueError) as error:
-        reader.fail(f"invalid constructor parameter: {error}")
+        reader.fail(f"invalid constructor parameter: {cut(str(error))}")
     set_fitted(reader, section, model, values, lower_bounds)
     if "model.family_state" in reader.members:
         shape, _, state_dtype = reader.header("model.family_state")
@@ -238,7 +238,8 @@ def _decode_online(reader: ModelReader, section, model, family, k: int, d: int) 
     kind = reader.field(section, "kind", str)
     if kind not in KINDS or kind != family.scatter_kind:
         reader.fail(
-            f"online statistics of kind {kind!r}, but {family.name!r} uses {family.scatter_kind!r}"
+            f"online statistics of kind {shown(kind)}, but {family.name!r} uses "
+            f"{family.scatter_kind!r}"
         )
     covariance_shape = {"full": (k, d, d), "diagonal": (k, d), "pooled": (d, d)}[kind]
     shapes = {"nk": (k,), "means": (k, d), "covariances": covariance_shape}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .file import ModelReader
+from .file import ModelReader, shown
 
 
 def encode_params(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def decode_params(
         if isinstance(value, dict) and set(value) == {"array"}:
             key = value["array"]
             if key != f"param.{name}":
-                reader.fail(f"parameter {name} refers to member {key!r}")
+                reader.fail(f"parameter {name} refers to member {shown(key)}")
             shape, _, dtype = reader.header(key)
             if dtype.kind not in "fiu":
                 reader.fail(f"{key} must hold numbers, got {dtype}")
@@ -119,4 +119,4 @@ def _decode_value(reader: ModelReader, name: str, value):
             and bounds[2] != 0
         ):
             return range(*bounds)
-    reader.fail(f"parameter {name} has a value that cannot be decoded: {value!r}")
+    reader.fail(f"parameter {name} has a value that cannot be decoded: {shown(value)}")
