@@ -11,6 +11,7 @@ say what goes in and what comes out.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -88,12 +89,12 @@ def gmm_version() -> str:
 
 
 # ===================================================================== write
-def write_archive(
-    path: str | os.PathLike, class_name: str, sections: dict[str, Any], arrays: dict
-) -> None:
-    """Write the metadata and ``arrays`` to ``path`` atomically (see :func:`gmm.save`).
+def build_archive(class_name: str, sections: dict[str, Any], arrays: dict) -> bytes:
+    """The model file's bytes: the metadata and ``arrays`` in a zip of ``.npy`` members.
 
-    O(size of the arrays) time and extra memory.
+    Raises ValueError, before anything is written, for metadata that
+    :class:`ModelReader` would refuse (:func:`metadata_problem`). O(size of
+    the arrays) time and memory.
     """
     metadata: dict[str, Any] = {
         "format": FORMAT,
@@ -111,14 +112,17 @@ def write_archive(
         raise ValueError(f"Cannot save the model: {problem}. Nothing was written.")
     payload = json.dumps(metadata, allow_nan=True, separators=(",", ":")).encode("utf-8")
     members = {METADATA: np.frombuffer(payload, dtype=np.uint8), **arrays}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in members.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                npy_format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
-    def write(file) -> None:
-        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
-            for name, array in members.items():
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    npy_format.write_array(member, np.ascontiguousarray(array))
 
-    write_atomically(path, write)
+def write_archive(path: str | os.PathLike, data: bytes) -> None:
+    """Write the bytes of :func:`build_archive` to ``path`` atomically (see :func:`gmm.save`)."""
+    write_atomically(path, lambda file: file.write(data))
 
 
 def metadata_problem(value: Any) -> str | None:
@@ -181,7 +185,30 @@ def cut(text: str, limit: int = 200) -> str:
 
 
 def names_array(names) -> np.ndarray:
-    """Column names as a fixed-width str array (an object array would need pickle)."""
+    """Column names as a fixed-width str array (an object array would need pickle).
+
+    Raises ValueError for a name such an array cannot give back: one holding
+    a NUL character (numpy drops trailing NULs, so two names could become one)
+    or an unpaired surrogate (not Unicode text; a loaded file is checked for
+    valid Unicode).
+    """
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ValueError(
+                f"Cannot save the model: feature name {i} is a {type(name).__name__}, not a str."
+            )
+        if "\0" in name:
+            raise ValueError(
+                f"Cannot save the model: feature name {i} ({shown(name)}) holds a NUL "
+                "character, which a model file cannot store. Rename the column and refit."
+            )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"Cannot save the model: feature name {i} ({shown(name)}) holds an unpaired "
+                "surrogate, which is not Unicode text. Rename the column and refit."
+            ) from None
     return np.asarray([str(name) for name in names], dtype=str)
 
 
@@ -200,12 +227,25 @@ def open_model_file(path: str | os.PathLike) -> Iterator[ModelReader]:
     """
     path = os.fspath(path)
     with open(path, "rb") as file:
-        try:
-            archive = zipfile.ZipFile(file)
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
-            raise ModelFileError(f"{path}: not a gmm model file (not a .npz archive)") from None
-        with archive:
-            yield ModelReader(path, archive, os.fstat(file.fileno()).st_size)
+        with _reader(path, file, os.fstat(file.fileno()).st_size) as reader:
+            yield reader
+
+
+@contextmanager
+def read_archive(name: str, data: bytes) -> Iterator[ModelReader]:
+    """A :class:`ModelReader` over the bytes of :func:`build_archive`; ``name`` for messages."""
+    with _reader(name, io.BytesIO(data), len(data)) as reader:
+        yield reader
+
+
+@contextmanager
+def _reader(name: str, file: IO[bytes], size: int) -> Iterator[ModelReader]:
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+        raise ModelFileError(f"{name}: not a gmm model file (not a .npz archive)") from None
+    with archive:
+        yield ModelReader(name, archive, size)
 
 
 class ModelReader:
