@@ -662,7 +662,10 @@ SAVE_CASES = {
         None,
     ),
     "long feature names": (lambda X: _named(X, ["a" * 10_000, "b", "c"]), None),
-    "numpy str_ feature names": (lambda X: _named(X, [np.str_("a"), np.str_("b"), np.str_("c")]), None),
+    "numpy str_ feature names": (
+        lambda X: _named(X, [np.str_("a"), np.str_("b"), np.str_("c")]),
+        None,
+    ),
     "non-ASCII feature names": (lambda X: _named(X, ["hé", "日本", "\U0001f600"]), None),
     "NUL in a feature name": (
         lambda X: _quiet_fit(GaussianMixture(2, random_state=0), _frame(X, ["a\0", "a", "b"])),
