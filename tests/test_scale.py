@@ -617,3 +617,33 @@ def test_sweep_on_the_cluster_through_joblib_with_a_checkpoint(client, tmp_path)
     with joblib.parallel_config(backend="dask"):
         resumed = sweep(X, n_jobs=-1, checkpoint=checkpoint, **grid)
     assert resumed.table.to_records() == on_cluster.table.to_records()
+
+
+@pytest.mark.parametrize("source", ["mode r", "row slice", "offset 5000"])
+def test_private_copy_gives_other_processes_the_data_as_given(tmp_path, source):
+    """joblib sends an np.memmap to its workers as a file name: they would map the
+    replaced file. A private copy sends them the user's data (for sweep(n_jobs>1))."""
+    joblib = pytest.importorskip("joblib")
+    from gmm.scale.files import private_copy
+
+    np.save(tmp_path / "x.npy", _two_clusters())
+    path, mapped = MAP_SOURCES[source](tmp_path / "x.npy", _two_clusters())
+    given = np.array(mapped)
+    _replace_by_rename(path)
+    with private_copy(mapped, folder=tmp_path) as copy:
+        assert copy.dtype == mapped.dtype and copy.shape == mapped.shape
+        sums = joblib.Parallel(n_jobs=2)(joblib.delayed(np.sum)(copy, axis=0) for _ in range(2))
+        for total in sums:
+            np.testing.assert_array_equal(total, given.sum(axis=0))
+        copied = copy.filename
+    assert not os.path.exists(copied)
+
+
+def test_private_copy_keeps_the_byte_order(tmp_path):
+    from gmm.scale.files import private_copy
+
+    X = np.arange(12, dtype=">i4").reshape(4, 3)
+    np.save(tmp_path / "x.npy", X)
+    with private_copy(np.load(tmp_path / "x.npy", mmap_mode="r")) as copy:
+        assert copy.dtype == np.dtype(">i4")
+        np.testing.assert_array_equal(copy, X)

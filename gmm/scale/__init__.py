@@ -7,9 +7,10 @@ rows live is decided here, in one place, and the estimator never asks:
   as always;
 - **memory-mapped files**, ``np.load(path, mmap_mode='r')`` of a C-ordered
   ``.npy`` of any size: validation, the NaN check, the shift, every EM
-  iteration and every prediction read the file in row chunks with plain file
-  reads (:mod:`gmm.scale.files`), so memory stays at a few chunks and the
-  file's pages never pile up in the process;
+  iteration and every prediction copy row chunks out of the user's own
+  mapping and release its pages (:mod:`gmm.scale.files`), so memory stays at
+  a few chunks, the file's pages never pile up in the process, and the data
+  are the array given whatever happens to the file's path afterwards;
 - **dask arrays** (``pip install "gmm[dask]"``), chunked by rows, with
   ``sample_weight`` as a dask array too: X is persisted once, each EM
   iteration is one map-reduce over the blocks, with the M-step on the client,

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from .. import em
 
@@ -221,6 +224,52 @@ class FileRows:
 
     def __repr__(self) -> str:
         return f"FileRows({self.path!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+@contextmanager
+def private_copy(X: np.memmap, folder=None) -> Iterator[np.memmap]:
+    """A read-only memory map of a private copy of X, deleted on exit.
+
+    For handing a memory map to other processes: joblib pickles an
+    ``np.memmap`` as its file name and the workers map that path again, so a
+    file replaced or deleted after ``np.load`` would give them other data, or
+    none. The copy is written from the user's own mapping, block by block
+    (:class:`FileRows` when X is C-ordered, so its pages do not stay
+    resident), to a new ``.npy`` file in ``folder`` (None: the system's
+    temporary folder) that nothing else knows. O(n · D) time and disk, O(block)
+    memory.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.arange(6.0).reshape(3, 2))
+    >>> mapped = np.load(path, mmap_mode="r")
+    >>> os.remove(path)
+    >>> with private_copy(mapped) as copy:
+    ...     copy.filename != mapped.filename, copy.tolist()
+    (True, [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    """
+    fd, path = tempfile.mkstemp(prefix="gmm-data-", suffix=".npy", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            header = {
+                "descr": npy_format.dtype_to_descr(X.dtype),
+                "fortran_order": False,
+                "shape": X.shape,
+            }
+            npy_format.write_array_header_2_0(file, header)
+            rows = FileRows.from_memmap(X, X.dtype) if X.ndim == 2 else None
+            if rows is not None:
+                for _, block in rows.blocks():
+                    file.write(block.tobytes())
+            else:
+                step = max(1, BLOCK_BYTES // max(1, X[:1].nbytes))
+                for start in range(0, X.shape[0], step):
+                    file.write(np.ascontiguousarray(X[start : start + step]).tobytes())
+        yield np.load(path, mmap_mode="r")
+    finally:
+        os.remove(path)
 
 
 class _Mapped:
