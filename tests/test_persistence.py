@@ -174,7 +174,9 @@ def read_members(path):
 
 
 def write_members(path, metadata, members, raw=(), compression=zipfile.ZIP_STORED):
-    payload = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    """A model file of ``members``; ``metadata`` a dict, or JSON text written as it is."""
+    text = metadata if isinstance(metadata, str) else json.dumps(metadata)
+    payload = np.frombuffer(text.encode(), dtype=np.uint8)
     with zipfile.ZipFile(path, "w", compression=compression) as archive:
         for name, array in {"metadata": payload, **members}.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as file:
@@ -288,16 +290,24 @@ TAMPERING = {
 }
 
 
+def assert_refused_once_edited(path, model, edit, match):
+    """Save ``model``, rewrite its file with ``edit(metadata, members) -> (metadata,
+    members)``, and check that load refuses it with ``match``."""
+    save(model, path)
+    write_members(path, *edit(*read_members(path)))
+    with pytest.raises(ModelFileError, match=match):
+        load(path)
+
+
 @pytest.mark.parametrize("case", list(TAMPERING))
 def test_tampered_file_is_refused(tmp_path, models, case):
     change, match = TAMPERING[case]
-    path = tmp_path / "model.npz"
-    save(models["full", np.float64], path)
-    metadata, members = read_members(path)
-    change(metadata, members)
-    write_members(path, metadata, members)
-    with pytest.raises(ModelFileError, match=match):
-        load(path)
+
+    def edit(metadata, members):
+        change(metadata, members)
+        return metadata, members
+
+    assert_refused_once_edited(tmp_path / "model.npz", models["full", np.float64], edit, match)
 
 
 @pytest.mark.parametrize("consistent_metadata", [False, True])
@@ -522,16 +532,11 @@ UNBOUNDED_METADATA = {
 @pytest.mark.parametrize("case", list(UNBOUNDED_METADATA))
 def test_unbounded_metadata_is_a_model_file_error(tmp_path, models, case):
     change, match = UNBOUNDED_METADATA[case]
-    path = tmp_path / "model.npz"
-    save(models["diag", np.float64], path)
-    metadata, members = read_members(path)
-    payload = np.frombuffer(change(json.dumps(metadata)).encode(), dtype=np.uint8)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, array in {"metadata": payload, **members}.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as file:
-                npy_format.write_array(file, array)
-    with pytest.raises(ModelFileError, match=match):
-        load(path)
+
+    def edit(metadata, members):
+        return change(json.dumps(metadata)), members
+
+    assert_refused_once_edited(tmp_path / "model.npz", models["diag", np.float64], edit, match)
 
 
 def test_metadata_nested_deeper_than_load_reads_is_refused_by_save(tmp_path, X):
