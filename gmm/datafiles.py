@@ -111,8 +111,9 @@ def read_data(
     DataFileError
         (a ValueError) For a file that is not numeric, finite, rectangular 2-D
         data; the message gives the line and column of the first bad cell.
-        Lines count from 1, as editors number them (blank lines included);
-        columns count from 1; rows of a ``.npy`` count from 1 too.
+        CSV lines count from 1, as editors number them (blank lines
+        included), and so do CSV columns; rows and columns of a ``.npy``
+        count from 0, as numpy indexes the array (the message says which).
     OSError
         If the file cannot be opened (no such file, a folder, ...).
 
@@ -169,8 +170,8 @@ def _read_npy(path: str, allow_missing: bool = False) -> np.ndarray:
     if bad is not None and bad.any():
         row, column = np.argwhere(bad)[0]
         raise DataFileError(
-            f"{path}: row {row + 1}, column {column + 1} (counted from 1) is NaN or infinite; "
-            "remove or impute missing values first"
+            f"{path}: row {row}, column {column} is NaN or infinite (counted from 0: "
+            f"X[{row}, {column}]); remove or impute missing values first"
             + ("" if allow_missing else " (or pass --nan-policy to treat NaN as missing)")
         )
     return X if X.dtype == np.float32 else X.astype(np.float64)

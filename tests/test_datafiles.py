@@ -74,7 +74,8 @@ def test_missing_cells_are_nan_only_when_allowed(tmp_path):
     np.save(npy, expected)
     np.testing.assert_array_equal(read_data(str(npy), allow_missing=True)[0], expected)
     with pytest.raises(
-        DataFileError, match=r"row 1, column 2 \(counted from 1\) is NaN.*--nan-pol"
+        DataFileError,
+        match=r"row 0, column 1 is NaN or infinite \(counted from 0: X\[0, 1\]\).*--nan-pol",
     ):
         read_data(str(npy))
 
