@@ -16,6 +16,7 @@ before it is refitted).
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -71,12 +72,11 @@ def _prediction_problem(model, loaded, prefix: str) -> str | None:
     means = getattr(model, "means_", None)
     if means is None or not hasattr(model, "predict_proba"):
         return None
-    with np.errstate(all="ignore"):
-        rows = np.asarray(means)
-        if getattr(model, "feature_names_in_", None) is not None:
-            import pandas as pd
-
-            rows = pd.DataFrame(rows, columns=list(model.feature_names_in_))
+    rows = np.asarray(means)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        # A model fitted on named columns warns about an unnamed array; no
+        # data frame library is needed to compare the two models.
+        warnings.simplefilter("ignore", UserWarning)
         for method in ("score_samples", "predict_proba"):
             if not same(getattr(model, method)(rows), getattr(loaded, method)(rows)):
                 return f"{prefix}{method} of the loaded model would differ from the model's"
