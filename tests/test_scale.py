@@ -286,9 +286,13 @@ def _resident_bytes_of(path) -> int:
     return total
 
 
-def test_memmap_is_read_through_file_reads_not_the_mapping(tmp_path):
-    """Validation, the NaN check, EM and prediction never touch the mapped pages,
-    so none of the 9.6 MB file becomes resident through the map."""
+def test_memmap_pages_are_released_after_each_block(tmp_path, monkeypatch):
+    """Validation, the NaN check, EM and prediction copy rows out of the user's
+    mapping a block at a time (1 MiB here) and release the pages, so none of the
+    9.6 MB file stays resident through the map."""
+    from gmm.scale import files
+
+    monkeypatch.setattr(files, "BLOCK_BYTES", 2**20)
     X, w = _data("diag", n_samples=400_000)
     path = tmp_path / "x.npy"
     np.save(path, X)
@@ -340,6 +344,189 @@ def test_file_rows_of_fortran_and_copy_on_write_maps_are_not_used(tmp_path):
     assert FileRows.from_memmap(np.load(tmp_path / "f.npy", mmap_mode="c")) is None
     with pytest.raises(ValueError, match="Fortran order"):
         FileRows.from_npy(tmp_path / "f.npy")
+
+
+# ======================================================= memory maps as given
+# Class 3 of issue 17: the rows read are those of the array the user passed,
+# whatever happens to its file's path afterwards. The reference is always the
+# same call on an in-memory copy of the user's array, taken before the path changed.
+def _two_clusters(holes: bool = False) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    X = np.concatenate([rng.normal(0, 1, (150, 3)), rng.normal(6, 1, (150, 3))])
+    if holes:
+        X[rng.choice(300, 20, replace=False), rng.integers(0, 3, 20)] = np.nan
+    return X
+
+
+def _raw_map(path, X, mode="r"):
+    """X behind 5000 bytes of other data: an offset past the mapping granularity."""
+    raw = os.fspath(path) + ".raw"
+    with open(raw, "wb") as file:
+        file.write(b"\xff" * 5000 + X.tobytes())
+    return raw, np.memmap(raw, dtype=X.dtype, mode=mode, offset=5000, shape=X.shape)
+
+
+#: name -> (path, X) -> (path of the mapped file, the memory map the user holds)
+MAP_SOURCES = {
+    "mode r": lambda path, X: (path, np.load(path, mmap_mode="r")),
+    "mode r+": lambda path, X: (path, np.load(path, mmap_mode="r+")),
+    "mode c": lambda path, X: (path, np.load(path, mmap_mode="c")),
+    "row slice": lambda path, X: (path, np.load(path, mmap_mode="r")[30:]),
+    "offset 5000": _raw_map,
+}
+
+
+def _quiet(call):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning, 'omit' dropping rows
+        return call()
+
+
+def _fitted(holes: bool = False) -> GaussianMixture:
+    policy = "omit" if holes else "raise"
+    return _quiet(
+        lambda: GaussianMixture(2, random_state=0, nan_policy=policy).fit(_two_clusters(holes))
+    )
+
+
+def _sweep_bic(X):
+    from gmm import sweep
+
+    return _quiet(lambda: sweep(X, [1, 2], "diag", progress=False).table.column("bic"))
+
+
+def _ic_means(X):
+    from gmm import GaussianMixtureIC
+
+    return _quiet(
+        lambda: GaussianMixtureIC([1, 2], covariance_type="diag", random_state=0).fit(X)
+    ).best_estimator_.means_
+
+
+def _stream_means(X):
+    from gmm import fit_stream
+
+    return _quiet(lambda: fit_stream(X, GaussianMixture(2, random_state=0), batch_size=100)).means_
+
+
+#: name -> (data with holes?, call on X returning numbers)
+MAP_ENTRIES = {
+    "fit": (False, lambda X: _quiet(lambda: GaussianMixture(2, random_state=0).fit(X)).means_),
+    "fit_predict": (
+        False,
+        lambda X: _quiet(lambda: GaussianMixture(2, random_state=0).fit_predict(X)),
+    ),
+    "predict": (False, lambda X: _fitted().predict(X)),
+    "predict_proba": (False, lambda X: _fitted().predict_proba(X)),
+    "score_samples": (False, lambda X: _fitted().score_samples(X)),
+    "score": (False, lambda X: _fitted().score(X)),
+    "bic": (False, lambda X: _fitted().bic(X)),
+    "sweep": (False, _sweep_bic),
+    "GaussianMixtureIC": (False, _ic_means),
+    "fit_stream": (False, _stream_means),
+    "partial_fit": (False, lambda X: GaussianMixture(2, random_state=0).partial_fit(X).means_),
+    "marginalize fit": (
+        True,
+        lambda X: (
+            _quiet(
+                lambda: GaussianMixture(2, random_state=0, nan_policy="marginalize").fit(X)
+            ).means_
+        ),
+    ),
+    "omit fit": (
+        True,
+        lambda X: (
+            _quiet(lambda: GaussianMixture(2, random_state=0, nan_policy="omit").fit(X)).means_
+        ),
+    ),
+    "omit bic": (True, lambda X: _fitted(holes=True).bic(X)),
+    "marginalize score_samples": (
+        True,
+        lambda X: _quiet(
+            lambda: GaussianMixture(2, random_state=0, nan_policy="marginalize").fit(X)
+        ).score_samples(X),
+    ),
+}
+
+
+def _replace_by_rename(path):
+    """Another file of the same size, its numbers moved, renamed over ``path``."""
+    content = bytearray(open(path, "rb").read())
+    n_bytes = _two_clusters().nbytes  # the data end every file these tests map
+    numbers = np.frombuffer(bytes(content[-n_bytes:]), dtype=np.float64) * 3.0 + 100.0
+    content[-n_bytes:] = numbers.tobytes()
+    other = os.fspath(path) + ".new"
+    with open(other, "wb") as file:
+        file.write(content)
+    os.replace(other, path)
+
+
+MAP_FATES = {"replaced by rename": _replace_by_rename, "deleted": os.remove}
+
+
+@pytest.mark.parametrize("fate", MAP_FATES, ids=list(MAP_FATES))
+@pytest.mark.parametrize("source", MAP_SOURCES, ids=list(MAP_SOURCES))
+@pytest.mark.parametrize("entry", MAP_ENTRIES, ids=list(MAP_ENTRIES))
+def test_memory_map_is_read_as_given_whatever_happens_to_its_path(tmp_path, entry, source, fate):
+    holes, call = MAP_ENTRIES[entry]
+    np.save(tmp_path / "x.npy", _two_clusters(holes))
+    path, mapped = MAP_SOURCES[source](tmp_path / "x.npy", _two_clusters(holes))
+    given = np.array(mapped)  # what the user's array holds
+    expected = call(given)
+    MAP_FATES[fate](path)
+    np.testing.assert_allclose(call(mapped), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(np.array(mapped), given)
+
+
+#: partial_fit reads a memory map as an in-memory array (gmm.online): a truncated
+#: file kills the process with SIGBUS there, as it does for numpy itself.
+TRUNCATION_ENTRIES = [name for name in MAP_ENTRIES if name != "partial_fit"]
+
+
+@pytest.mark.parametrize("source", ["mode r", "mode c", "offset 5000"])
+@pytest.mark.parametrize("entry", TRUNCATION_ENTRIES)
+def test_truncated_map_is_a_clear_error_and_the_model_is_kept(tmp_path, entry, source):
+    """Touching the lost pages would kill the process (SIGBUS), as numpy itself does."""
+    holes, call = MAP_ENTRIES[entry]
+    np.save(tmp_path / "x.npy", _two_clusters(holes))
+    path, mapped = MAP_SOURCES[source](tmp_path / "x.npy", _two_clusters(holes))
+    model = _fitted(holes)
+    before = model.predict_proba(_two_clusters())
+    os.truncate(path, 2048)  # keeps the header and a few rows
+    # A sweep records each fit's error and then says that all of them failed.
+    error = ValueError if entry in ("sweep", "GaussianMixtureIC") else OSError
+    with pytest.raises(error, match=r"truncated to 2048 bytes.*rows from row \d+ on \(counted"):
+        if entry in ("fit", "omit fit", "marginalize fit"):
+            _quiet(lambda: model.fit(mapped))
+        else:
+            call(mapped)
+    np.testing.assert_array_equal(model.predict_proba(_two_clusters()), before)
+
+
+def test_fortran_ordered_map_is_read_as_given_in_memory(tmp_path):
+    """A Fortran-ordered map is used as an in-memory array: still the user's data."""
+    X = _two_clusters()
+    np.save(tmp_path / "f.npy", np.asfortranarray(X))
+    mapped = np.load(tmp_path / "f.npy", mmap_mode="r")
+    expected = GaussianMixture(2, random_state=0).fit(X).means_
+    _replace_by_rename(tmp_path / "f.npy")
+    np.testing.assert_allclose(
+        GaussianMixture(2, random_state=0).fit(mapped).means_, expected, rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score", "bic"])
+@pytest.mark.parametrize("policy", ["raise", "marginalize"])
+def test_empty_map_is_refused_as_an_empty_array_is(tmp_path, method, policy):
+    np.save(tmp_path / "e.npy", np.zeros((0, 3)))
+    model = _quiet(
+        lambda: GaussianMixture(2, random_state=0, nan_policy=policy).fit(_two_clusters())
+    )
+    before = model.predict_proba(_two_clusters())
+    for empty in (np.zeros((0, 3)), np.load(tmp_path / "e.npy", mmap_mode="r")):
+        with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\) \(shape=\(0, 3\)\)"):
+            getattr(model, method)(empty)
+    np.testing.assert_array_equal(model.predict_proba(_two_clusters()), before)
 
 
 def test_init_sample_size_is_checked():
@@ -436,3 +623,33 @@ def test_sweep_on_the_cluster_through_joblib_with_a_checkpoint(client, tmp_path)
     with joblib.parallel_config(backend="dask"):
         resumed = sweep(X, n_jobs=-1, checkpoint=checkpoint, **grid)
     assert resumed.table.to_records() == on_cluster.table.to_records()
+
+
+@pytest.mark.parametrize("source", ["mode r", "row slice", "offset 5000"])
+def test_private_copy_gives_other_processes_the_data_as_given(tmp_path, source):
+    """joblib sends an np.memmap to its workers as a file name: they would map the
+    replaced file. A private copy sends them the user's data (for sweep(n_jobs>1))."""
+    joblib = pytest.importorskip("joblib")
+    from gmm.scale.files import private_copy
+
+    np.save(tmp_path / "x.npy", _two_clusters())
+    path, mapped = MAP_SOURCES[source](tmp_path / "x.npy", _two_clusters())
+    given = np.array(mapped)
+    _replace_by_rename(path)
+    with private_copy(mapped, folder=tmp_path) as copy:
+        assert copy.dtype == mapped.dtype and copy.shape == mapped.shape
+        sums = joblib.Parallel(n_jobs=2)(joblib.delayed(np.sum)(copy, axis=0) for _ in range(2))
+        for total in sums:
+            np.testing.assert_array_equal(total, given.sum(axis=0))
+        copied = copy.filename
+    assert not os.path.exists(copied)
+
+
+def test_private_copy_keeps_the_byte_order(tmp_path):
+    from gmm.scale.files import private_copy
+
+    X = np.arange(12, dtype=">i4").reshape(4, 3)
+    np.save(tmp_path / "x.npy", X)
+    with private_copy(np.load(tmp_path / "x.npy", mmap_mode="r")) as copy:
+        assert copy.dtype == np.dtype(">i4")
+        np.testing.assert_array_equal(copy, X)

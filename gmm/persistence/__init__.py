@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import os
 
+from . import roundtrip
 from .bayesian import CODEC as _BAYESIAN
 from .file import (
     FORMAT,
@@ -52,7 +53,9 @@ from .file import (
     MAX_METADATA_BYTES,
     Codec,
     ModelFileError,
+    build_archive,
     open_model_file,
+    read_archive,
     write_archive,
 )
 from .mixture import CODEC as _MIXTURE
@@ -92,18 +95,32 @@ def save(model, path: str | os.PathLike) -> None:
     Raises
     ------
     TypeError
-        If ``model`` is not one of the two classes, or a constructor parameter
-        cannot be stored (a RandomState instance is stored as None, and so is a
-        callable ``init_params``: files hold no code, so such a model loads with
-        ``init_params=None`` and needs ``set_params(init_params=...)`` before it
-        is refitted).
+        If ``model`` is not one of the three classes, or a constructor
+        parameter is of a type a file cannot hold (a numpy Generator, an
+        object, a dict with non-str keys, an array of non-numbers). A
+        RandomState is stored with its state. A callable ``init_params`` is
+        stored as None: files hold no code, so such a model loads with
+        ``init_params=None`` and needs ``set_params(init_params=...)`` before
+        it is refitted.
+    ValueError
+        If the file would not load back to an equal model
+        (:mod:`gmm.persistence.roundtrip`): a parameter or fitted attribute
+        that would come back different (a feature name with a NUL character
+        or an unpaired surrogate, an integer beyond 64 bits, lists nested
+        more than 32 deep, ``covariance_type`` changed by ``set_params`` after
+        the fit...), named with the reason. Nothing is written then.
     sklearn.exceptions.NotFittedError
         If the model is not fitted.
 
     Notes
     -----
-    O(size of the model) time and extra memory. See :mod:`gmm.persistence` for
-    the file layout.
+    The file is built in memory and read back with :func:`load`'s checks
+    before the target is touched: O(size of the model) time and extra memory,
+    plus O(K·D³) for the checks of 'full' covariances. A ``warm_start`` refit
+    after ``set_params(n_components=...)`` keeps the components it started
+    from (as scikit-learn does): the file stores both, and the loaded model
+    has the same ``n_components`` parameter and the same fitted components.
+    See :mod:`gmm.persistence` for the file layout.
 
     Examples
     --------
@@ -125,7 +142,23 @@ def save(model, path: str | os.PathLike) -> None:
         )
     arrays: dict = {}
     sections = codec.encode(model, arrays)
-    write_archive(path, type(model).__name__, sections, arrays)
+    data = build_archive(type(model).__name__, sections, arrays)
+    try:
+        with read_archive(_IN_MEMORY, data) as reader:
+            loaded = _decode(reader)
+    except ModelFileError as error:
+        reason = str(error).removeprefix(f"{_IN_MEMORY}: ")
+        raise ValueError(
+            f"Cannot save the model: the file would not load back ({reason}). Nothing was written."
+        ) from None
+    problem = roundtrip.problem(model, loaded)
+    if problem is not None:
+        raise ValueError(f"Cannot save the model: {problem}. Nothing was written.")
+    write_archive(path, data)
+
+
+#: The name of a model file checked in memory before it is written, in messages.
+_IN_MEMORY = "<the file being saved>"
 
 
 def load(path: str | os.PathLike):
@@ -174,7 +207,11 @@ def load(path: str | os.PathLike):
     not a gmm model file (not a .npz archive)
     """
     with open_model_file(path) as reader:
-        metadata = reader.metadata(tuple(CODECS))
-        model, read = CODECS[metadata["class"]].decode(reader, metadata)
-        reader.check_members(read)
-        return model
+        return _decode(reader)
+
+
+def _decode(reader):
+    metadata = reader.metadata(tuple(CODECS))
+    model, read = CODECS[metadata["class"]].decode(reader, metadata)
+    reader.check_members(read)
+    return model

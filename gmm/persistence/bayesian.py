@@ -19,8 +19,15 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..bayesian import BayesianGaussianMixture, component_shape
-from .file import Codec, ModelReader
-from .mixture import _check_usable, encode_section, read_feature_names, read_fitted, set_fitted
+from .file import Codec, ModelReader, cut
+from .mixture import (
+    _check_usable,
+    check_params_match,
+    encode_section,
+    read_feature_names,
+    read_fitted,
+    set_fitted,
+)
 from .params import decode_params
 
 _SCALAR_PRIORS = (
@@ -63,13 +70,12 @@ def decode(
         reader, section.get("params"), "model", BayesianGaussianMixture
     )
     used |= param_arrays
-    if params.get("n_components") != k or params.get("covariance_type") != covariance_type:
-        reader.fail("params disagree with the arrays on n_components or covariance_type")
+    check_params_match(reader, params, covariance_type)
     model = BayesianGaussianMixture(**params)
     try:
         model._check_parameters(for_fit=False)
     except (TypeError, ValueError) as error:
-        reader.fail(f"invalid constructor parameter: {error}")
+        reader.fail(f"invalid constructor parameter: {cut(str(error))}")
 
     posterior = reader.section(metadata, "posterior")
     sticks = model.weight_concentration_prior_type == "dirichlet_process"

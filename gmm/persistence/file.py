@@ -11,6 +11,7 @@ say what goes in and what comes out.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -34,6 +35,12 @@ MAX_METADATA_BYTES = 64 * 2**20
 
 #: The member holding the metadata.
 METADATA = "metadata"
+
+#: Deepest nesting of JSON lists and objects in the metadata (gmm writes fewer than 10).
+MAX_METADATA_DEPTH = 32
+
+#: Largest magnitude of an integer in the metadata: 64-bit integers only.
+MAX_METADATA_INT = 2**63 - 1
 
 #: What zipfile raises on a damaged archive: a bad CRC or local header
 #: (BadZipFile), a garbled version or flag field (NotImplementedError), a member
@@ -82,12 +89,12 @@ def gmm_version() -> str:
 
 
 # ===================================================================== write
-def write_archive(
-    path: str | os.PathLike, class_name: str, sections: dict[str, Any], arrays: dict
-) -> None:
-    """Write the metadata and ``arrays`` to ``path`` atomically (see :func:`gmm.save`).
+def build_archive(class_name: str, sections: dict[str, Any], arrays: dict) -> bytes:
+    """The model file's bytes: the metadata and ``arrays`` in a zip of ``.npy`` members.
 
-    O(size of the arrays) time and extra memory.
+    Raises ValueError, before anything is written, for metadata that
+    :class:`ModelReader` would refuse (:func:`metadata_problem`). O(size of
+    the arrays) time and memory.
     """
     metadata: dict[str, Any] = {
         "format": FORMAT,
@@ -100,20 +107,108 @@ def write_archive(
             for name, array in arrays.items()
         },
     }
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        raise ValueError(f"Cannot save the model: {problem}. Nothing was written.")
     payload = json.dumps(metadata, allow_nan=True, separators=(",", ":")).encode("utf-8")
     members = {METADATA: np.frombuffer(payload, dtype=np.uint8), **arrays}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in members.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                npy_format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
-    def write(file) -> None:
-        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
-            for name, array in members.items():
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    npy_format.write_array(member, np.ascontiguousarray(array))
 
-    write_atomically(path, write)
+def write_archive(path: str | os.PathLike, data: bytes) -> None:
+    """Write the bytes of :func:`build_archive` to ``path`` atomically (see :func:`gmm.save`)."""
+    write_atomically(path, lambda file: file.write(data))
+
+
+def metadata_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be metadata that :func:`json.loads` gives back equal; or None.
+
+    Allowed: dicts with str keys, lists, str, bool, None, floats (NaN and
+    infinities included) and integers within :data:`MAX_METADATA_INT`, nested
+    at most :data:`MAX_METADATA_DEPTH` deep. :func:`write_archive` asks it
+    before writing and :class:`ModelReader` after parsing, so ``save`` writes
+    only what ``load`` reads. Iterative (no recursion); O(size of ``value``).
+
+    >>> metadata_problem({"a": [1, 2.5, None, "x"]}) is None
+    True
+    >>> metadata_problem({"a": 2**70})
+    'metadata field a holds an integer of 71 bits; model files hold 64-bit integers'
+    """
+    stack = [(value, 0, "metadata")]
+    while stack:
+        item, depth, where = stack.pop()
+        if isinstance(item, (dict, list)) and depth >= MAX_METADATA_DEPTH:
+            where = where if len(where) <= 60 else where[:56] + "..."
+            return f"{_field(where)} nests lists or objects more than {MAX_METADATA_DEPTH} deep"
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    return f"{where} has a key of type {type(key).__name__}, not str"
+                field = key if where == "metadata" else f"{where}.{key}"
+                stack.append((inner, depth + 1, field))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1, f"{where}[{i}]") for i, inner in enumerate(item))
+        elif isinstance(item, bool) or item is None or type(item) in (str, float):
+            continue
+        elif type(item) is int:
+            if abs(item) > MAX_METADATA_INT:
+                return (
+                    f"{_field(where)} holds an integer of {item.bit_length()} bits; "
+                    "model files hold 64-bit integers"
+                )
+        else:
+            return f"{_field(where)} holds a {type(item).__name__}, not a JSON value"
+    return None
+
+
+def _field(where: str) -> str:
+    return where if where == "metadata" else f"metadata field {where}"
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for messages about file contents."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        return f"<{type(value).__name__}>"
+    return cut(text, limit)
+
+
+def cut(text: str, limit: int = 200) -> str:
+    """``text`` cut to about ``limit`` characters: a file's contents in a one-line message."""
+    return text if len(text) <= limit else text[: limit - 5] + "[...]"
 
 
 def names_array(names) -> np.ndarray:
-    """Column names as a fixed-width str array (an object array would need pickle)."""
+    """Column names as a fixed-width str array (an object array would need pickle).
+
+    Raises ValueError for a name such an array cannot give back: one holding
+    a NUL character (numpy drops trailing NULs, so two names could become one)
+    or an unpaired surrogate (not Unicode text; a loaded file is checked for
+    valid Unicode).
+    """
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ValueError(
+                f"Cannot save the model: feature name {i} is a {type(name).__name__}, not a str."
+            )
+        if "\0" in name:
+            raise ValueError(
+                f"Cannot save the model: feature name {i} ({shown(name)}) holds a NUL "
+                "character, which a model file cannot store. Rename the column and refit."
+            )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"Cannot save the model: feature name {i} ({shown(name)}) holds an unpaired "
+                "surrogate, which is not Unicode text. Rename the column and refit."
+            ) from None
     return np.asarray([str(name) for name in names], dtype=str)
 
 
@@ -132,12 +227,25 @@ def open_model_file(path: str | os.PathLike) -> Iterator[ModelReader]:
     """
     path = os.fspath(path)
     with open(path, "rb") as file:
-        try:
-            archive = zipfile.ZipFile(file)
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
-            raise ModelFileError(f"{path}: not a gmm model file (not a .npz archive)") from None
-        with archive:
-            yield ModelReader(path, archive, os.fstat(file.fileno()).st_size)
+        with _reader(path, file, os.fstat(file.fileno()).st_size) as reader:
+            yield reader
+
+
+@contextmanager
+def read_archive(name: str, data: bytes) -> Iterator[ModelReader]:
+    """A :class:`ModelReader` over the bytes of :func:`build_archive`; ``name`` for messages."""
+    with _reader(name, io.BytesIO(data), len(data)) as reader:
+        yield reader
+
+
+@contextmanager
+def _reader(name: str, file: IO[bytes], size: int) -> Iterator[ModelReader]:
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+        raise ModelFileError(f"{name}: not a gmm model file (not a .npz archive)") from None
+    with archive:
+        yield ModelReader(name, archive, size)
 
 
 class ModelReader:
@@ -249,26 +357,35 @@ class ModelReader:
             self.fail(f"metadata is {shape[0]} bytes, more than the {MAX_METADATA_BYTES} allowed")
         raw = self.array(METADATA, shape, np.uint8).tobytes()
         try:
-            metadata = json.loads(raw.decode("utf-8"))
+            metadata = json.loads(
+                raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_int=_bounded_int
+            )
+        except _MetadataProblem as problem:
+            self.fail(f"metadata {problem}")
         except (UnicodeDecodeError, ValueError) as error:
             self.fail(f"metadata is not valid UTF-8 JSON ({error})")
         except RecursionError:
-            self.fail("metadata nests too deeply to be a gmm model file")
+            self.fail(f"metadata nests lists or objects more than {MAX_METADATA_DEPTH} deep")
+        problem = metadata_problem(metadata)
+        if problem is not None:
+            self.fail(problem)
         if not isinstance(metadata, dict):
             self.fail("metadata is not a JSON object")
         if metadata.get("format") != FORMAT:
-            self.fail(f"not a gmm model file (format {metadata.get('format')!r})")
+            self.fail(f"not a gmm model file (format {shown(metadata.get('format'))})")
         version = metadata.get("format_version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            self.fail(f"format_version must be a positive integer, got {version!r}")
+            self.fail(f"format_version must be a positive integer, got {shown(version)}")
         if version > FORMAT_VERSION:
             self.fail(
                 f"written with model format version {version} by gmm "
-                f"{metadata.get('gmm_version')!r}; this gmm ({gmm_version()}) reads "
+                f"{shown(metadata.get('gmm_version'))}; this gmm ({gmm_version()}) reads "
                 f"versions up to {FORMAT_VERSION}. Upgrade gmm to load it"
             )
         if metadata.get("class") not in classes:
-            self.fail(f"unknown model class {metadata.get('class')!r}; expected one of {classes}")
+            self.fail(
+                f"unknown model class {shown(metadata.get('class'))}; expected one of {classes}"
+            )
         return metadata
 
     def section(self, metadata, key) -> dict[str, Any]:
@@ -283,7 +400,7 @@ class ModelReader:
         value = section.get(key)
         kinds = (int, float) if kind is float else kind
         if not isinstance(value, kinds) or (kind is not bool and isinstance(value, bool)):
-            self.fail(f"metadata field {key!r} is {value!r}, expected {kind.__name__}")
+            self.fail(f"metadata field {key!r} is {shown(value)}, expected {kind.__name__}")
         return value
 
     def check_members(self, read: set[str]) -> None:
@@ -291,3 +408,26 @@ class ModelReader:
         extra = sorted(set(self.members) - read - {METADATA})
         if extra:
             self.fail(f"unexpected member(s) {', '.join(m + '.npy' for m in extra)}")
+
+
+class _MetadataProblem(ValueError):
+    """Found while parsing the metadata: a repeated key, an integer too long."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON keeps the last of repeated keys silently; a file gmm wrote has none.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _MetadataProblem(f"has the key {shown(repeated)} twice in one object")
+    return result
+
+
+def _bounded_int(text: str) -> int:
+    # Bounded before int() converts it: a million digits would take seconds.
+    if len(text.lstrip("-")) > len(str(MAX_METADATA_INT)):
+        raise _MetadataProblem(
+            f"holds an integer of {len(text.lstrip('-'))} digits; model files hold 64-bit integers"
+        )
+    return int(text)

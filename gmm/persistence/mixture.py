@@ -27,7 +27,7 @@ from ..covariance._matrices import is_spd
 from ..estimator import GaussianMixture
 from ..prior import MATRIX_SCALE, ConjugatePrior, prior_model
 from ..statistics import KINDS, Scatter
-from .file import Codec, ModelReader, names_array
+from .file import Codec, ModelReader, cut, names_array, shown
 from .params import decode_params, encode_params
 
 _MODEL_ARRAYS = (
@@ -64,11 +64,11 @@ def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> d
     extra = {}
     if getattr(mixture, "_online", None) is not None:
         extra["online"] = _encode_online(mixture, arrays)
-    if getattr(mixture, "nan_policy", "raise") == "omit" and hasattr(mixture, "n_rows_omitted_"):
+    if hasattr(mixture, "n_rows_omitted_"):  # also after set_params(nan_policy=...)
         extra["n_rows_omitted_"] = int(mixture.n_rows_omitted_)
     return {
         **extra,
-        "covariance_type": mixture.covariance_type,
+        "covariance_type": str(mixture.covariance_type),
         "n_components": int(n_components),
         "n_features": int(n_features),
         "dtype": mixture.means_.dtype.name,
@@ -98,7 +98,7 @@ def read_fitted(reader: ModelReader, section: dict[str, Any]):
         reader.fail(f"n_components and n_features must be >= 1, got {k} and {d}")
     dtype_name = reader.field(section, "dtype", str)
     if dtype_name not in ("float32", "float64"):
-        reader.fail(f"dtype must be float32 or float64, got {dtype_name!r}")
+        reader.fail(f"dtype must be float32 or float64, got {shown(dtype_name)}")
     dtype = np.dtype(dtype_name)
     cov_shape = family.shape(k, d)
     shapes = {
@@ -133,6 +133,25 @@ def set_fitted(reader: ModelReader, section: dict[str, Any], model, values, lowe
     model.n_features_in_ = d
 
 
+def check_params_match(reader: ModelReader, params: dict[str, Any], covariance_type: str):
+    """The stored constructor parameters must name the family of the fitted arrays.
+
+    Both ``n_components`` and ``covariance_type`` must be stored (a missing one
+    would take the constructor's default). ``n_components`` may differ from
+    the fitted K: a ``warm_start`` refit after ``set_params(n_components=...)``
+    keeps the components it started from, as scikit-learn does, and the
+    parameter takes effect at the next fit from scratch.
+    """
+    if params.get("n_components") is None:
+        reader.fail("params say n_components=None; a model file stores the parameter")
+    if params.get("covariance_type") != covariance_type:
+        reader.fail(
+            f"params say covariance_type={shown(params.get('covariance_type'))}, the fitted "
+            f"arrays are {covariance_type!r} (changed by set_params after the fit? refit, "
+            "or set it back, before saving)"
+        )
+
+
 def read_feature_names(reader: ModelReader, model, n_features: int) -> set[str]:
     """``feature_names_in_`` when the file holds it; the members read."""
     if "model.feature_names_in_" not in reader.members:
@@ -150,19 +169,12 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
     covariance_type, family, k, d, values, lower_bounds, used = read_fitted(reader, section)
     params, param_arrays = decode_params(reader, section.get("params"), "model", GaussianMixture)
     used |= param_arrays
-    # Both must be present: a missing one would take the constructor's default.
-    if params.get("n_components") != k:
-        reader.fail(f"params say n_components={params.get('n_components')!r}, arrays hold {k}")
-    if params.get("covariance_type") != covariance_type:
-        reader.fail(
-            f"params say covariance_type={params.get('covariance_type')!r}, "
-            f"the model is {covariance_type!r}"
-        )
+    check_params_match(reader, params, covariance_type)
     model = GaussianMixture(**params)
     try:
         validation.check_parameters(model, for_fit=False)
     except (TypeError, ValueError) as error:
-        reader.fail(f"invalid constructor parameter: {error}")
+        reader.fail(f"invalid constructor parameter: {cut(str(error))}")
     set_fitted(reader, section, model, values, lower_bounds)
     if "model.family_state" in reader.members:
         shape, _, state_dtype = reader.header("model.family_state")
@@ -176,11 +188,8 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
         used |= _decode_online(reader, section["online"], model, family, k, d)
     if "n_rows_omitted_" in section:
         omitted = reader.field(section, "n_rows_omitted_", int)
-        if omitted < 0 or model.nan_policy != "omit":
-            reader.fail(
-                f"n_rows_omitted_={omitted} needs nan_policy='omit' and a count >= 0, "
-                f"got nan_policy={model.nan_policy!r}"
-            )
+        if omitted < 0:
+            reader.fail(f"n_rows_omitted_ must be >= 0, got {omitted}")
         model.n_rows_omitted_ = omitted
     _check_usable(reader, model, k)
     used |= read_feature_names(reader, model, d)
@@ -189,8 +198,7 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
 
 def _decode_prior(reader: ModelReader, model, family, d: int) -> set[str]:
     """``prior_``, the conjugate prior's values the fit computed from its data."""
-    if model.prior is None:
-        reader.fail("the file holds a prior's values but the model has prior=None")
+    # prior_ is fitted state: a set_params(prior=None) after the fit keeps it.
     matrix = prior_model(family) in MATRIX_SCALE
     shapes = {"shrinkage": (1,), "mean": (d,), "dof": (1,), "scale": (d, d) if matrix else (1,)}
     values = {
@@ -238,7 +246,8 @@ def _decode_online(reader: ModelReader, section, model, family, k: int, d: int) 
     kind = reader.field(section, "kind", str)
     if kind not in KINDS or kind != family.scatter_kind:
         reader.fail(
-            f"online statistics of kind {kind!r}, but {family.name!r} uses {family.scatter_kind!r}"
+            f"online statistics of kind {shown(kind)}, but {family.name!r} uses "
+            f"{family.scatter_kind!r}"
         )
     covariance_shape = {"full": (k, d, d), "diagonal": (k, d), "pooled": (d, d)}[kind]
     shapes = {"nk": (k,), "means": (k, d), "covariances": covariance_shape}

@@ -7,9 +7,10 @@ rows live is decided here, in one place, and the estimator never asks:
   as always;
 - **memory-mapped files**, ``np.load(path, mmap_mode='r')`` of a C-ordered
   ``.npy`` of any size: validation, the NaN check, the shift, every EM
-  iteration and every prediction read the file in row chunks with plain file
-  reads (:mod:`gmm.scale.files`), so memory stays at a few chunks and the
-  file's pages never pile up in the process;
+  iteration and every prediction copy row chunks out of the user's own
+  mapping and release its pages (:mod:`gmm.scale.files`), so memory stays at
+  a few chunks, the file's pages never pile up in the process, and the data
+  are the array given whatever happens to the file's path afterwards;
 - **dask arrays** (``pip install "gmm[dask]"``), chunked by rows, with
   ``sample_weight`` as a dask array too: X is persisted once, each EM
   iteration is one map-reduce over the blocks, with the M-step on the client,
@@ -75,7 +76,13 @@ from .files import FileRows
 from .incomplete import NAN_POLICIES, WithMissing, impute
 from .parts import read_parts
 from .rows import IncompleteRows
-from .sources import DEFAULT_INIT_SAMPLE_SIZE, TrainingData, check_n_samples, column_mean
+from .sources import (
+    DEFAULT_INIT_SAMPLE_SIZE,
+    TrainingData,
+    check_n_samples,
+    check_not_empty,
+    column_mean,
+)
 
 __all__ = [
     "DEFAULT_INIT_SAMPLE_SIZE",
@@ -172,6 +179,12 @@ def predict_data(X, estimator_name: str):
     are read, by :func:`map_rows`. In-memory data wrapped in :class:`WithMissing`
     may hold NaN: its rows with holes come back as :class:`IncompleteRows`.
     """
+    rows, feature_source = _predict_rows(X, estimator_name)
+    check_not_empty(rows.shape, estimator_name)
+    return rows, feature_source
+
+
+def _predict_rows(X, estimator_name: str):
     if isinstance(X, WithMissing):
         file_rows = _file_rows(X.X)
         if file_rows is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import em
+from ..datafiles import is_header
 from .dask_arrays import import_dask
 from .files import FileRows
 
@@ -37,8 +38,10 @@ def read_parts(path, *, rows_per_block: int | None = None, delimiter: str = ",")
         Rows per dask block of a ``.npy`` part; None means about 128 MB. Each
         ``.csv`` part is one block (split large CSV files beforehand).
     delimiter : str, default=','
-        Field separator of the CSV parts. A first line that is not all numbers
-        is taken as a header and skipped.
+        Field separator of the CSV parts. A first line of text is taken as a
+        header and skipped; one that mixes numbers and text is an error
+        (:func:`gmm.datafiles.is_header`). Numbers are read by
+        ``np.loadtxt`` (ASCII decimal notation).
 
     Returns
     -------
@@ -155,7 +158,7 @@ def _csv_block(path: Path, delimiter: str):
     dask, da = import_dask()
     with open(path, encoding="utf-8") as file:
         first = file.readline()
-        header = 0 if _numbers(first, delimiter) else 1
+        header = int(is_header(os.fspath(path), first.rstrip("\r\n").split(delimiter)))
         data_line = first if header == 0 else file.readline()
     n_features = len(data_line.split(delimiter)) if data_line.strip() else 0
     read = dask.delayed(_read_csv, pure=False)
@@ -165,14 +168,6 @@ def _csv_block(path: Path, delimiter: str):
         dtype=np.float64,
         name=False,
     )
-
-
-def _numbers(line: str, delimiter: str) -> bool:
-    try:
-        [float(field) for field in line.split(delimiter)]
-    except ValueError:
-        return False
-    return True
 
 
 def _read_csv(path: str, header: int, delimiter: str, n_features: int) -> np.ndarray:

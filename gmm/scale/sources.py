@@ -195,6 +195,18 @@ def column_mean(X, sample_weight: np.ndarray | None, *, check_finite: bool = Fal
     return total / (X.shape[0] if sample_weight is None else sample_weight.sum(dtype=np.float64))
 
 
+def check_not_empty(shape: tuple, estimator_name: str) -> None:
+    """At least one row to predict, as scikit-learn's validation asks of in-memory data.
+
+    A dask array whose row count is not known yet (NaN) passes.
+    """
+    if shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is "
+            f"required by {estimator_name}."
+        )
+
+
 def check_n_samples(shape: tuple, n_components: int) -> None:
     """At least 2 rows and at least ``n_components`` rows, as for in-memory data."""
     n_samples = shape[0]
