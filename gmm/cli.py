@@ -168,15 +168,15 @@ def _row_note(error: BaseException, args) -> str:
         return ""
     if path.lower().endswith(".npy"):
         return f" (rows count from 0: row {row} of the array in {path})"
-    line = _csv_line(path, int(row))
+    line = _csv_line(path, int(row), getattr(args, "header", None))
     if line is None:
         return f" (rows count from 0, after any header line of {path})"
     return f" (rows count from 0: that is line {line} of {path})"
 
 
-def _csv_line(path: str, row: int) -> int | None:
+def _csv_line(path: str, row: int, header: bool | None) -> int | None:
     try:
-        _, names = datafiles.read_data(path, allow_missing=True)
+        _, names = datafiles.read_data(path, allow_missing=True, header=header)
         data_lines = 0
         with open(path, encoding="utf-8-sig", newline="") as file:
             for number, line in enumerate(file, start=1):
@@ -224,7 +224,7 @@ def _build_parser() -> argparse.ArgumentParser:
         return sub
 
     sub = command("sweep", "Fit a grid of K and covariance types; keep the best.", _sweep)
-    sub.add_argument("data", metavar="DATA", help="CSV or .npy file, one sample per row")
+    _add_data_argument(sub, "CSV or .npy file, one sample per row")
     sub.add_argument(
         "--k",
         type=_k_values,
@@ -274,7 +274,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_fit_options(sub)
 
     sub = command("fit", "Fit one Gaussian mixture.", _fit)
-    sub.add_argument("data", metavar="DATA", help="CSV or .npy file, one sample per row")
+    _add_data_argument(sub, "CSV or .npy file, one sample per row")
     sub.add_argument(
         "--k", type=_positive_int, required=True, metavar="K", help="number of components"
     )
@@ -333,7 +333,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub = command("impute", "Fill missing entries (empty, NA) from a model, as CSV.", _impute)
     sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit")
-    sub.add_argument("data", metavar="DATA", help="CSV or .npy file; empty cells, NA, NaN missing")
+    _add_data_argument(sub, "CSV or .npy file; empty cells, NA, NaN missing")
     sub.add_argument(
         "--draws",
         type=_positive_int,
@@ -346,7 +346,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub = command("predict", "Print the component of each sample (or its probabilities).", _predict)
     sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit or sweep")
-    sub.add_argument("data", metavar="DATA", help="CSV or .npy file, one sample per row")
+    _add_data_argument(sub, "CSV or .npy file, one sample per row")
     sub.add_argument(
         "--proba",
         action="store_true",
@@ -355,7 +355,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub = command("score", "Print the mean log-likelihood of the data.", _score)
     sub.add_argument("model", metavar="MODEL", help="model file written by gmm fit or sweep")
-    sub.add_argument("data", metavar="DATA", help="CSV or .npy file, one sample per row")
+    _add_data_argument(sub, "CSV or .npy file, one sample per row")
     sub.add_argument(
         "--samples", action="store_true", help="print each sample's log-likelihood instead"
     )
@@ -518,7 +518,20 @@ def _covariance_names(text: str) -> str | list[str]:
 
 
 # ======================================================================= data
-def read_data(path: str, allow_missing: bool = False) -> tuple[np.ndarray, list[str] | None]:
+def _add_data_argument(sub: argparse.ArgumentParser, help: str) -> None:
+    sub.add_argument("data", metavar="DATA", help=help)
+    sub.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether a CSV's first line names the columns (default: a line of text is a "
+        "header, a line of numbers is data, a mix is an error)",
+    )
+
+
+def read_data(
+    path: str, allow_missing: bool = False, header: bool | None = None
+) -> tuple[np.ndarray, list[str] | None]:
     """DATA as :func:`gmm.datafiles.read_data` reads it: ``(X, names or None)``.
 
     Raises
@@ -527,7 +540,7 @@ def read_data(path: str, allow_missing: bool = False) -> tuple[np.ndarray, list[
         Instead of :class:`gmm.datafiles.DataFileError`, with the same message.
     """
     try:
-        return datafiles.read_data(path, allow_missing)
+        return datafiles.read_data(path, allow_missing, header)
     except datafiles.DataFileError as error:
         raise CommandLineError(str(error)) from None
 
@@ -594,7 +607,7 @@ def _sweep(args) -> int:
     from .selection import GaussianMixtureIC, sweep
 
     _check_outputs(args)
-    X, names = read_data(args.data)
+    X, names = read_data(args.data, header=args.header)
     ks = _k_list(args.k, X, args.covariance)
     result = sweep(
         X,
@@ -752,7 +765,7 @@ def _fit(args) -> int:
         return _fit_bayesian(args)
     if args.online:
         return _fit_online(args)
-    X, names = read_data(args.data, allow_missing=args.nan_policy != "raise")
+    X, names = read_data(args.data, allow_missing=args.nan_policy != "raise", header=args.header)
     X = _with_names(X, names)
     model = GaussianMixture(
         args.k,
@@ -782,7 +795,7 @@ def _save_if_asked(model, args) -> int:
 def _fit_bayesian(args) -> int:
     from .bayesian import BayesianGaussianMixture
 
-    X, names = read_data(args.data)
+    X, names = read_data(args.data, header=args.header)
     model = BayesianGaussianMixture(
         args.k,
         covariance_type=args.covariance,
@@ -817,7 +830,7 @@ def _fit_online(args) -> int:
             raise CommandLineError(f"{args.data}: DATA must be a 2-D numeric array")
         names = None
     else:
-        X, names = read_data(args.data)
+        X, names = read_data(args.data, header=args.header)
     # A memory map is read batch by batch with plain file reads; a CSV's names go with
     # every batch, so the model records them.
     size = args.batch_size or DEFAULT_BATCH_SIZE
@@ -846,7 +859,7 @@ def _model_and_data(args):
     """The model file and the data file of a command, checked against each other."""
     model = _load_model(args.model)
     # A model fitted with a nan_policy other than 'raise' predicts on incomplete rows.
-    X, names = read_data(args.data, getattr(model, "nan_policy", "raise") != "raise")
+    X, names = read_data(args.data, getattr(model, "nan_policy", "raise") != "raise", args.header)
     return model, _check_features(model, X, names, args.data)
 
 
@@ -872,7 +885,7 @@ def _impute(args) -> int:
     model = _load_model(args.model)
     if not hasattr(model, "impute"):
         raise CommandLineError(f"{args.model} holds a {type(model).__name__}, which cannot impute")
-    X, names = read_data(args.data, allow_missing=True)
+    X, names = read_data(args.data, allow_missing=True, header=args.header)
     X = _check_features(model, X, names, args.data)
     if args.draws is not None:
         _check_memory(args.draws, 8 * X.shape[0] * (X.shape[1] + 1), "--draws")

@@ -411,3 +411,29 @@ def test_draws_beyond_memory_are_refused_naming_the_most_that_fit(files, capsys,
     assert status == 1 and err.count("\n") == 1
     assert err.startswith("gmm: error: --draws 1000000000000000 needs about ")
     assert "of memory is available; the most that fits is " in err
+
+
+def test_header_flag_says_what_the_first_line_is(files, capsys):
+    """A first line that mixes text and numbers is refused naming line 1 and the flag;
+    --header takes it as column names, --no-header as data (its text cell then
+    named as not a number); a numeric first line is data unless --header says not."""
+    model_path = files / "m.npz"
+    save(GaussianMixture(1).fit(np.array([[0.0, 0], [1, 1], [2, 0]])), model_path)
+    mixed = files / "mixed.csv"
+    mixed.write_text("x1,2\n1,2\n3,4\n5,6\n")
+    status, out, err = call(capsys, "score", model_path, mixed)
+    assert (status, out) == (1, "") and "line 1" in err and "header" in err, err
+    status, out, err = call(capsys, "score", model_path, mixed, "--header")
+    assert status == 0, err
+    expected = GaussianMixture(1).fit(np.array([[0.0, 0], [1, 1], [2, 0]]))
+    assert float(out) == pytest.approx(expected.score(np.array([[1.0, 2], [3, 4], [5, 6]])))
+    status, out, err = call(capsys, "score", model_path, mixed, "--no-header")
+    assert (status, out) == (1, "") and "x1" in err, err
+    numbers = files / "numbers.csv"
+    numbers.write_text("1,2\n3,4\n5,6\n")
+    status, out, _ = call(capsys, "score", model_path, numbers)
+    assert status == 0
+    assert float(out) == pytest.approx(expected.score(np.array([[1.0, 2], [3, 4], [5, 6]])))
+    status, out, _ = call(capsys, "score", model_path, numbers, "--header")
+    assert status == 0
+    assert float(out) == pytest.approx(expected.score(np.array([[3.0, 4], [5, 6]])))
