@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import sys
 import warnings
 
@@ -588,3 +589,24 @@ def test_a_huge_range_of_k_is_refused_at_once_without_being_listed():
     with pytest.raises(ValueError, match="largest K the data allow is 60"):
         GaussianMixtureIC(range(5, 10**15, 7)).fit(X)
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("fate", ["replaced", "deleted"])
+def test_parallel_sweep_of_a_memory_map_fits_the_array_given(tmp_path, fate):
+    """joblib's workers would map the file's path again; they get a private copy of
+    the data as given, so a file replaced or deleted after np.load changes nothing."""
+    X = make_blobs(300, 2, centers=3, random_state=0)[0]
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    if fate == "replaced":
+        other = tmp_path / "other.npy"
+        np.save(other, X[::-1] * 3 + 7)
+        os.replace(other, path)
+    else:
+        os.remove(path)
+    grid = dict(n_components=range(1, 3), covariance_types=["diag"], random_state=0, progress=False)
+    parallel = sweep(mapped, n_jobs=2, **grid).table.to_records()
+    serial = sweep(np.array(X), **grid).table.to_records()
+    for ours, theirs in zip(parallel, serial, strict=True):
+        assert ours["log_likelihood"] == pytest.approx(theirs["log_likelihood"], rel=1e-12)

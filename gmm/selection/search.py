@@ -13,6 +13,7 @@ arrays) is scored the same way.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import numbers
@@ -210,6 +211,7 @@ def sweep(
             overwrite=overwrite,
         )
     best_model: tuple[tuple[float, int], GaussianMixture] | None = None
+    stack = contextlib.ExitStack()
     try:
         if store is not None:
             for index, point in enumerate(grid):
@@ -217,6 +219,10 @@ def sweep(
                     rows[index] = _clean_row(store.rows[point])
         pending = [index for index in range(len(grid)) if index not in rows]
         pending.sort(key=lambda index: -_relative_cost(*grid[index], X_rows.shape[1]))
+        if isinstance(X_fit, np.memmap) and parallel.n_workers_for(n_jobs, len(pending)) > 1:
+            # joblib hands a memory map to its workers as a file name, which they map
+            # again: give them a private copy of the data as given, not the path.
+            X_fit = stack.enter_context(scale.files.private_copy(X_fit))
         # fit_point is looked up here, at call time, so tests can stand in for it.
         tasks = [(index, (X_fit, w, *grid[index], params)) for index in pending]
         with parallel.progress_bar(show_progress, len(grid), len(rows)) as bar:
@@ -232,6 +238,7 @@ def sweep(
                     bar.set_postfix_str(_describe(row, criterion), refresh=False)
                     bar.update(1)
     finally:
+        stack.close()
         if store is not None:
             store.close()
 
