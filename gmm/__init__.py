@@ -13,6 +13,7 @@ from .online import fit_stream
 from .persistence import ModelFileError, load, save
 from .sampling import sample_mvn
 from .selection import GaussianMixtureIC, SweepResult, sweep
+from .writing import OutputPathError
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,7 @@ __all__ = [
     "GaussianMixtureIC",
     "GaussianMixtureImputer",
     "ModelFileError",
+    "OutputPathError",
     "SweepResult",
     "__version__",
     "blend",

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import os
 
+from ..writing import check_output_path
 from . import roundtrip
 from .bayesian import CODEC as _BAYESIAN
 from .file import (
@@ -109,6 +110,13 @@ def save(model, path: str | os.PathLike) -> None:
         or an unpaired surrogate, an integer beyond 64 bits, lists nested
         more than 32 deep, ``covariance_type`` changed by ``set_params`` after
         the fit...), named with the reason. Nothing is written then.
+    gmm.OutputPathError
+        (a ValueError) If ``path`` must not be replaced: a folder, a device, a
+        FIFO, a socket, a file with no write bit or one this user may not
+        write, a missing or unwritable folder, a loop of links
+        (:func:`gmm.writing.check_output_path`). Checked before the file is
+        built; nothing on disk changes. A symbolic link is followed and its
+        target replaced atomically; the link stays a link.
     sklearn.exceptions.NotFittedError
         If the model is not fitted.
 
@@ -140,6 +148,7 @@ def save(model, path: str | os.PathLike) -> None:
             f"save() stores GaussianMixture and GaussianMixtureIC models, got "
             f"{type(model).__name__}. Use pickle or joblib for other objects."
         )
+    check_output_path(path)  # before any work; write_archive checks again as it writes
     arrays: dict = {}
     sections = codec.encode(model, arrays)
     data = build_archive(type(model).__name__, sections, arrays)
