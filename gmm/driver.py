@@ -126,6 +126,19 @@ def in_units(data, problem: units.Units, family):
     return scaled
 
 
+def _check_warm_start_family(model, family) -> None:
+    """A warm start continues the fitted parameters: refuse a family that cannot hold them."""
+    n_components, n_features = np.shape(model.means_)
+    fitted = np.shape(model.precisions_cholesky_)
+    expected = tuple(family.shape(n_components, n_features))
+    if fitted != expected:
+        raise ValueError(
+            f"warm_start=True continues the fitted model, whose precisions_cholesky_ have "
+            f"shape {fitted}, but covariance_type={model.covariance_type!r} needs {expected}. "
+            "Set warm_start=False to fit afresh, or set covariance_type back."
+        )
+
+
 class BaseMixture(DensityMixin, BaseEstimator, ABC):
     """Base class of mixture estimators fitted by EM; see the module docstring.
 
@@ -253,6 +266,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
     def _run_em(self, X, sample_weight):
         family, initializer = self._check_parameters()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:
+            _check_warm_start_family(self, family)
         sample_weight = validation.fit_weights(sample_weight)  # only their ratios matter
         with np.errstate(over="ignore", invalid="ignore"):  # a shift that overflows: below
             given = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)

@@ -184,3 +184,16 @@ def test_a_second_fit_from_another_thread_fails_loudly_and_the_first_finishes(se
     with pytest.warns(ConvergenceWarning):
         model.fit(X5)  # once the first has finished, a fit works again
     assert model.means_.shape == (2, 5)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "tied"])
+def test_warm_start_into_a_family_that_cannot_hold_the_fit_is_refused(covariance_type):
+    """scikit-learn fails here with a broadcasting error; the fitted model stays as it was."""
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    model = GaussianMixture(2, warm_start=True, random_state=0).fit(X)
+    before = model.predict_proba(X)
+    model.set_params(covariance_type=covariance_type)
+    with pytest.raises(ValueError, match=r"warm_start=True continues the fitted model.*Set warm"):
+        model.fit(X)
+    model.set_params(covariance_type="full")
+    assert np.array_equal(model.predict_proba(X), before)
