@@ -275,7 +275,8 @@ class OutOfRangeError(ValueError):
         return type(self), (self.args[0], self.row)
 
 
-def _out_of_range(row: int, dtype) -> OutOfRangeError:
+def out_of_range(row: int, dtype) -> OutOfRangeError:
+    """The :class:`OutOfRangeError` of a row whose log-probabilities are all -inf or NaN."""
     return OutOfRangeError(
         f"Row {row} (counting from 0) lies so far from every component that its squared "
         f"distances overflow {np.dtype(dtype).name} (its density is 0 to machine precision "
@@ -293,7 +294,7 @@ def check_representable(log_prob: np.ndarray, first_row: int = 0) -> None:
     top = np.max(log_prob, axis=0)
     bad = ~(top > -np.inf)  # -inf, or NaN from inf - inf in an expanded form
     if bad.any():
-        raise _out_of_range(first_row + int(np.flatnonzero(bad)[0]), log_prob.dtype)
+        raise out_of_range(first_row + int(np.flatnonzero(bad)[0]), log_prob.dtype)
 
 
 def chunk_statistics(Xc, feats, w, family, coefs, const, first_row: int = 0) -> Statistics:
@@ -452,11 +453,12 @@ def maximization(
 
 
 def log_prob_chunks(
-    X, params: Parameters, family: CovarianceFamily, log_const: np.ndarray
+    X, params: Parameters, family: CovarianceFamily, log_const: np.ndarray, first_row: int = 0
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Weighted log-probabilities ``(rows, K)`` of successive row chunks of X.
 
-    ``log_const`` as in :func:`prepare`.
+    ``log_const`` as in :func:`prepare`. An :class:`OutOfRangeError` counts its row
+    from ``first_row``, the index of X's first row in the data given.
     """
     shift = (params.weights @ params.means).astype(X.dtype)
     data = ChunkedData(X, None, family, shift, params.means.shape[0], cache=False)
@@ -467,6 +469,6 @@ def log_prob_chunks(
         stop = start + Xc.shape[0]
         with blas_threads_for(data.work):
             log_prob = weighted_log_prob(Xc, feats, family, coefs, const)[0]
-        check_representable(log_prob, start)
+        check_representable(log_prob, first_row + start)
         yield slice(start, stop), log_prob.T
         start = stop

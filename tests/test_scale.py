@@ -653,3 +653,35 @@ def test_private_copy_keeps_the_byte_order(tmp_path):
     with private_copy(np.load(tmp_path / "x.npy", mmap_mode="r")) as copy:
         assert copy.dtype == np.dtype(">i4")
         np.testing.assert_array_equal(copy, X)
+
+
+def test_out_of_range_names_the_row_in_the_whole_data(tmp_path):
+    """A row far out in a later block of a file or a dask array, or among the complete
+    rows of data with holes, is named by its index in the data given, not in its block."""
+    from gmm.em import OutOfRangeError
+
+    rng = np.random.default_rng(0)
+    model = GaussianMixture(2, random_state=0).fit(rng.normal(size=(200, 2)))
+    X = rng.normal(size=(300_000, 2))  # 4.8 MB: a file read in more than one block
+    far = 280_000
+    X[far] = 1e200
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    sources = {
+        "memory": X,
+        "memmap": np.load(path, mmap_mode="r"),
+        "dask": da.from_array(X, chunks=(50_000, 2)),
+    }
+    for name, source in sources.items():
+        for method in ("predict", "score_samples", "score"):
+            with pytest.raises(OutOfRangeError, match=f"Row {far} \\(counting from 0\\)") as error:
+                result = getattr(model, method)(source)
+                if hasattr(result, "compute"):
+                    result.compute()
+            assert error.value.row == far, (name, method)
+    holes = GaussianMixture(2, nan_policy="marginalize", random_state=0).fit(X[:200])
+    Y = X[270_000:].copy()
+    Y[:5, 0] = np.nan  # the rows with holes come first; the far row is complete
+    with pytest.raises(OutOfRangeError, match=f"Row {far - 270_000} ") as error:
+        holes.predict(Y)
+    assert error.value.row == far - 270_000

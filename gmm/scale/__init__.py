@@ -232,7 +232,7 @@ def map_rows(
         out = kernel.output(X.shape[0], params.means.shape[0], X.dtype)
         for start, block in _blocks(X):
             out[start : start + block.shape[0]] = rows.apply(
-                block, params, family, log_const, kernel
+                block, params, family, log_const, kernel, start
             )
         return out
     return rows.apply(X, params, family, log_const, kernel)
@@ -272,7 +272,7 @@ def sum_rows(
         return np.asarray(values.sum(axis=0).compute())
     total = np.zeros(kernel.output(0, params.means.shape[0], np.float64).shape[1:])
     for start, block in _blocks(X):
-        values = rows.apply(block, params, family, log_const, kernel).astype(np.float64)
+        values = rows.apply(block, params, family, log_const, kernel, start).astype(np.float64)
         if sample_weight is None:
             total += values.sum(axis=0)
         else:

@@ -434,9 +434,9 @@ def _block_rows(block, params, family, log_const, kernel, nan_allowed, block_inf
     first_row = 0 if block_info is None else block_info[0]["array-location"][0][0]
     if not nan_allowed or not np.isnan(block).any():
         row_kernels.check_finite(block, first_row)
-        return row_kernels.apply(block, params, family, log_const, kernel)
+        return row_kernels.apply(block, params, family, log_const, kernel, first_row)
     from .incomplete import refuse_infinity
 
     refuse_infinity(block, first_row)
     rows = row_kernels.IncompleteRows(block)
-    return row_kernels.apply(rows, params, family, log_const, kernel)
+    return row_kernels.apply(rows, params, family, log_const, kernel, first_row)

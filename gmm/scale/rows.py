@@ -120,6 +120,7 @@ def apply(
     family: CovarianceFamily,
     log_const: np.ndarray,
     kernel: RowKernel,
+    first_row: int = 0,
 ) -> np.ndarray:
     """Run ``kernel`` over the rows of an in-memory array, chunk by chunk.
 
@@ -133,6 +134,10 @@ def apply(
     log_const : ndarray of shape (n_components,)
         The estimator's per-component constant (see :func:`gmm.em.prepare`).
     kernel : RowKernel
+    first_row : int, default=0
+        The index of X's first row in the data given (a block of a file or a
+        dask array), so that an :class:`~gmm.em.OutOfRangeError` names the row
+        in the whole data.
 
     Returns
     -------
@@ -144,9 +149,9 @@ def apply(
     """
     out = kernel.output(X.shape[0], params.means.shape[0], X.dtype)
     if isinstance(X, IncompleteRows):  # rows with holes: the marginal of their observed entries
-        chunks = incomplete_log_prob_chunks(X, params, family, log_const)
+        chunks = incomplete_log_prob_chunks(X, params, family, log_const, first_row)
     else:
-        chunks = em.log_prob_chunks(X, params, family, log_const)
+        chunks = em.log_prob_chunks(X, params, family, log_const, first_row)
     for rows, log_prob in chunks:
         out[rows] = kernel.func(log_prob)
     return out
@@ -174,7 +179,7 @@ def check_rows(log_prob: np.ndarray, rows: np.ndarray) -> None:
         em.check_representable(log_prob[:, bad[:1]], int(rows[bad[0]]))
 
 
-def incomplete_log_prob_chunks(X: IncompleteRows, params, family, log_const):
+def incomplete_log_prob_chunks(X: IncompleteRows, params, family, log_const, first_row: int = 0):
     """``(rows, log_prob)`` of successive chunks: row indices and (rows, K) log-probabilities.
 
     Complete rows by :func:`gmm.em.log_prob_chunks`; rows with holes by the
@@ -183,13 +188,18 @@ def incomplete_log_prob_chunks(X: IncompleteRows, params, family, log_const):
     """
     index = np.flatnonzero(X.complete)
     if index.size:
-        for chunk, log_prob in em.log_prob_chunks(X.X[index], params, family, log_const):
-            yield index[chunk], log_prob
+        try:
+            for chunk, log_prob in em.log_prob_chunks(X.X[index], params, family, log_const):
+                yield index[chunk], log_prob
+        except em.OutOfRangeError as error:  # counted among the complete rows: name it in X
+            if error.row is None:
+                raise
+            raise em.out_of_range(first_row + int(index[error.row]), X.dtype) from None
     shift = np.asarray(params.weights, dtype=np.float64) @ np.asarray(params.means, np.float64)
     dense = missing.dense_components(params.means, params.covariances, family, shift)
     log_const = np.asarray(log_const, dtype=np.float64)
     for block in missing.make_blocks(X.X, shift, params.means.shape[0]):
         conditionals = missing.conditional_precisions(block, dense)
         log_prob = missing.block_log_prob(block, dense, log_const, conditionals)[0]
-        check_rows(log_prob, block.rows)
+        check_rows(log_prob, first_row + block.rows)
         yield block.rows, log_prob.T.astype(X.dtype)
