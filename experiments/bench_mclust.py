@@ -127,7 +127,8 @@ def time_r_iterations(X: np.ndarray, labels: np.ndarray, iterations: int, models
     out = {}
     for line in done.stdout.splitlines():
         model, elapsed, n_iter, loglik = line.split()
-        n_iter = int(n_iter) if n_iter != "NA" else None
+        # me() reports the iterations negated when it stops at itmax, as here.
+        n_iter = abs(int(n_iter)) if n_iter != "NA" else None
         out[model] = {
             "seconds": float(elapsed),
             "iterations": n_iter,
