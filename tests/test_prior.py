@@ -478,3 +478,25 @@ def test_memmap_and_dask_data_give_the_in_memory_prior_and_fit(tmp_path, fitted)
         gm = GaussianMixture(2, covariance_type="EEV", prior="default", random_state=0).fit(source)
         np.testing.assert_allclose(gm.prior_.scale, expected.prior_.scale, rtol=1e-10)
         np.testing.assert_allclose(gm.covariances_, expected.covariances_, rtol=1e-6)
+
+
+def test_selection_with_a_prior_is_the_sweep_with_that_prior(tmp_path):
+    """GaussianMixtureIC(prior=...) passes the prior to every fit: its table is the
+    sweep's with the prior (and not the sweep's without), and it saves and loads."""
+    from gmm import GaussianMixtureIC, load, save, sweep
+
+    X = np.random.default_rng(3).normal(size=(150, 2)) + np.repeat([[0, 0], [5, 1], [1, 6]], 50, 0)
+    grid = dict(n_components=range(1, 4), covariance_type=["VVV", "EEE"], random_state=0)
+    ic = GaussianMixtureIC(prior="default", **grid).fit(X)
+    with_prior = sweep(X, range(1, 4), ["VVV", "EEE"], prior="default", random_state=0,
+                       progress=False)  # fmt: skip
+    without = sweep(X, range(1, 4), ["VVV", "EEE"], random_state=0, progress=False)
+    ours = [row["log_likelihood"] for row in ic.table_.to_records()]
+    assert ours == [row["log_likelihood"] for row in with_prior.table.to_records()]
+    assert ours != [row["log_likelihood"] for row in without.table.to_records()]
+    assert ic.best_params_ == with_prior.best_params_
+    assert ic.best_estimator_.prior_ is not None
+    save(ic, tmp_path / "ic.npz")
+    loaded = load(tmp_path / "ic.npz")
+    assert loaded.prior == "default"
+    np.testing.assert_array_equal(loaded.predict_proba(X), ic.predict_proba(X))

@@ -49,6 +49,12 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         The criteria then use the observed-data log-likelihood (of every row
         under 'marginalize', of the complete rows under 'omit'; see
         :func:`gmm.selection.information_criteria`).
+    prior : None, 'default' or dict, default=None
+        mclust's conjugate prior for every fit, as in
+        :class:`~gmm.GaussianMixture` (``'default'`` is mclust's
+        ``priorControl()``); the criteria then use the log-likelihood at the
+        MAP estimate, as mclust's BIC with a prior does. Only the models that
+        take a prior (see :mod:`gmm.prior`) can be in the grid.
 
     Attributes
     ----------
@@ -100,6 +106,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         checkpoint=None,
         progress=None,
         nan_policy="raise",
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -114,6 +121,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         self.checkpoint = checkpoint
         self.progress = progress
         self.nan_policy = nan_policy
+        self.prior = prior
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit every grid point and keep the best by ``criterion``.
@@ -161,6 +169,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 init_params=self.init_params,
                 nan_policy=self.nan_policy,
+                prior=self.prior,
             )
         self._set_result(result)
         return self
