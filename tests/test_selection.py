@@ -197,7 +197,17 @@ def test_all_fits_failing_raises():
             sweep(X, [4, 5], "full", reg_covar=0.0, progress=False)
 
 
-def test_n_jobs_gives_identical_tables(moons):
+@pytest.mark.parametrize("workers", ["fork", "joblib"])
+def test_n_jobs_gives_identical_tables(moons, workers, monkeypatch):
+    from gmm.selection import parallel
+
+    chosen = []
+    choose = parallel.backend
+    monkeypatch.setattr(
+        parallel,
+        "backend",
+        lambda n, tasks: chosen.append(workers) or workers if n > 1 else choose(n, tasks),
+    )
     grid = dict(n_components=range(1, 7), covariance_types=TYPES, progress=False)
     serial = sweep(moons, n_jobs=1, **grid)
     parallel = sweep(moons, n_jobs=2, **grid)
@@ -591,10 +601,15 @@ def test_a_huge_range_of_k_is_refused_at_once_without_being_listed():
     assert time.perf_counter() - start < 5
 
 
+@pytest.mark.parametrize("workers", ["fork", "joblib"])
 @pytest.mark.parametrize("fate", ["replaced", "deleted"])
-def test_parallel_sweep_of_a_memory_map_fits_the_array_given(tmp_path, fate):
+def test_parallel_sweep_of_a_memory_map_fits_the_array_given(tmp_path, fate, workers, monkeypatch):
     """joblib's workers would map the file's path again; they get a private copy of
-    the data as given, so a file replaced or deleted after np.load changes nothing."""
+    the data as given (forked workers inherit the mapping itself), so a file replaced
+    or deleted after np.load changes nothing."""
+    from gmm.selection import parallel
+
+    monkeypatch.setattr(parallel, "backend", lambda n, tasks: workers if n > 1 else "serial")
     X = make_blobs(300, 2, centers=3, random_state=0)[0]
     path = tmp_path / "x.npy"
     np.save(path, X)
@@ -610,3 +625,43 @@ def test_parallel_sweep_of_a_memory_map_fits_the_array_given(tmp_path, fate):
     serial = sweep(np.array(X), **grid).table.to_records()
     for ours, theirs in zip(parallel, serial, strict=True):
         assert ours["log_likelihood"] == pytest.approx(theirs["log_likelihood"], rel=1e-12)
+
+
+def test_workers_are_forked_only_where_that_is_safe(moons):
+    """Forked workers on Linux from a process with one Python thread and no dask
+    collection in the arguments; joblib's otherwise; none for one worker."""
+    import threading
+
+    from gmm.selection import parallel
+
+    tasks = [(0, (moons, 1)), (1, (moons, 2))]
+    assert parallel.backend(1, tasks) == "serial"
+    # joblib's executor may have left its threads from an earlier test.
+    alone = threading.active_count() == 1
+    expected = "fork" if sys.platform.startswith("linux") and alone else "joblib"
+    assert parallel.backend(2, tasks) == expected
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert parallel.backend(2, tasks) == "joblib"
+    finally:
+        stop.set()
+        other.join()
+    da = pytest.importorskip("dask.array")
+    assert parallel.backend(2, [(0, (da.from_array(moons), 1))]) == "joblib"
+
+
+def test_an_error_in_a_forked_worker_reaches_the_caller_and_stops_the_pool():
+    from gmm.selection import parallel
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forked workers are used on Linux only")
+    results = parallel.run(_fail_on_two, [(k, (k,)) for k in range(6)], 2, "fork")
+    with pytest.raises(ZeroDivisionError):
+        list(results)
+    assert parallel._INHERITED is None
+
+
+def _fail_on_two(k):
+    return 1 / (k - 2)

@@ -1,18 +1,29 @@
-"""Running the sweep's fits: in this process or in joblib workers, with a progress bar.
+"""Running the sweep's fits: in this process or in worker processes, with a progress bar.
 
 Everything here is about *where* and *how visibly* independent calls run, not
 about what they compute: :func:`run` takes any module-level function and its
 argument tuples. Workers get a share of the cores for their BLAS (through
-threadpoolctl), so workers times threads never exceed the cores. joblib, tqdm
-and threadpoolctl are optional (``pip install "gmm[parallel]"``) and imported
-only when asked for.
+threadpoolctl), so workers times threads never exceed the cores.
+
+Two kinds of workers (:func:`backend`). On Linux, from a process with no other
+Python thread and no dask collection among the arguments, the workers are
+forked: they start in milliseconds with gmm already imported and inherit the
+tasks' arguments (the data are shared copy-on-write, never pickled), so even a
+grid of small fits runs faster with two workers than in this process, start-up
+counted (the moons grid of ``experiments/bench_sweep.py``). Elsewhere joblib's
+workers (loky) start fresh interpreters, about a second each, and receive the
+arguments pickled (large arrays memory-mapped by joblib). joblib, tqdm and
+threadpoolctl are optional (``pip install "gmm[parallel]"``) and imported only
+when asked for.
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -21,9 +32,14 @@ INSTALL_PARALLEL = 'pip install "gmm[parallel]"'
 
 
 def run(
-    function: Callable[..., Any], tasks: Sequence[tuple[Any, tuple]], n_jobs: int | None
+    function: Callable[..., Any],
+    tasks: Sequence[tuple[Any, tuple]],
+    n_jobs: int | None,
+    kind: str | None = None,
 ) -> Iterator[tuple[Any, Any]]:
     """Yield ``(key, function(*args))`` for each ``(key, args)`` of ``tasks``, as they finish.
+
+    In this process, or in worker processes chosen by :func:`backend`.
 
     Parameters
     ----------
@@ -33,6 +49,9 @@ def run(
         Started in this order; results come in the order they finish.
     n_jobs : int or None
         None or 1: one after the other in this process; -1: one worker per core.
+    kind : {'serial', 'fork', 'joblib'} or None, default=None
+        :func:`backend`'s choice made earlier (before a progress bar starts its
+        monitor thread, say); None: chosen now.
 
     Raises
     ------
@@ -42,15 +61,79 @@ def run(
         For ``n_jobs > 1`` without joblib.
     """
     n_workers = n_workers_for(n_jobs, len(tasks))
-    if n_workers == 1:
+    kind = backend(n_workers, tasks) if kind is None or n_workers == 1 else kind
+    if kind == "serial":
         for key, args in tasks:
             yield key, function(*args)
         return
+    threads = max(1, cpu_count() // n_workers)
+    if kind == "fork":
+        yield from _run_forked(function, tasks, n_workers, threads)
+        return
     from joblib import Parallel, delayed
 
-    threads = max(1, cpu_count() // n_workers)
     calls = (delayed(_call_limited)(key, function, args, threads) for key, args in tasks)
     yield from Parallel(n_jobs=n_workers, return_as="generator_unordered")(calls)
+
+
+def backend(n_workers: int, tasks: Sequence[tuple[Any, tuple]]) -> str:
+    """``'serial'``, ``'fork'`` or ``'joblib'``: where :func:`run` runs ``tasks``.
+
+    Forked workers need Linux (macOS's system libraries are not safe to fork)
+    and no other Python thread in this process (a lock held by one would stay
+    held in the children); dask collections, whose schedulers hold threads and
+    connections, go to joblib.
+    """
+    if n_workers == 1:
+        return "serial"
+    if (
+        sys.platform.startswith("linux")
+        and threading.active_count() == 1
+        and not any(_is_dask(arg) for _, args in tasks for arg in args)
+    ):
+        return "fork"
+    return "joblib"
+
+
+def _is_dask(value) -> bool:
+    return hasattr(value, "__dask_graph__")
+
+
+#: The tasks of the forked pool being started: the workers inherit them at fork.
+_INHERITED: tuple[Callable[..., Any], Sequence[tuple[Any, tuple]], int] | None = None
+
+
+def _run_forked(function, tasks, n_workers: int, threads: int) -> Iterator[tuple[Any, Any]]:
+    """Run ``tasks`` in ``n_workers`` forked processes; results as they finish.
+
+    The workers find the tasks in :data:`_INHERITED` (set before the fork) and
+    get only each task's index; they ignore SIGINT, so an interrupt reaches this
+    process alone, which then stops them (``terminate``).
+    """
+    import multiprocessing
+
+    global _INHERITED
+    _INHERITED = (function, tasks, threads)  # kept while the pool may fork a replacement
+    pool = None
+    try:
+        pool = multiprocessing.get_context("fork").Pool(n_workers, initializer=_ignore_sigint)
+        yield from pool.imap_unordered(_call_inherited, range(len(tasks)), chunksize=1)
+        pool.close()
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        _INHERITED = None
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _call_inherited(index: int):
+    function, tasks, threads = _INHERITED
+    key, args = tasks[index]
+    return _call_limited(key, function, args, threads)
 
 
 def _call_limited(key, function, args, threads: int):

@@ -219,14 +219,18 @@ def sweep(
                     rows[index] = _clean_row(store.rows[point])
         pending = [index for index in range(len(grid)) if index not in rows]
         pending.sort(key=lambda index: -_relative_cost(*grid[index], X_rows.shape[1]))
-        if isinstance(X_fit, np.memmap) and parallel.n_workers_for(n_jobs, len(pending)) > 1:
-            # joblib hands a memory map to its workers as a file name, which they map
-            # again: give them a private copy of the data as given, not the path.
-            X_fit = stack.enter_context(scale.files.private_copy(X_fit))
         # fit_point is looked up here, at call time, so tests can stand in for it.
         tasks = [(index, (X_fit, w, *grid[index], params)) for index in pending]
+        # Chosen before the progress bar starts its thread (forking wants none).
+        workers = parallel.backend(parallel.n_workers_for(n_jobs, len(tasks)), tasks)
+        if isinstance(X_fit, np.memmap) and workers == "joblib":
+            # joblib hands a memory map to its workers as a file name, which they map
+            # again: give them a private copy of the data as given, not the path
+            # (forked workers inherit the mapping itself).
+            X_fit = stack.enter_context(scale.files.private_copy(X_fit))
+            tasks = [(index, (X_fit, w, *grid[index], params)) for index in pending]
         with parallel.progress_bar(show_progress, len(grid), len(rows)) as bar:
-            for index, (row, model) in parallel.run(fit_point, tasks, n_jobs):
+            for index, (row, model) in parallel.run(fit_point, tasks, n_jobs, workers):
                 rows[index] = row
                 if store is not None:
                     store.append(row)
