@@ -192,5 +192,7 @@ def run(quick: bool = False) -> ExperimentResult:
 
 
 if __name__ == "__main__":
-    result = run(quick=True)
+    import sys
+
+    result = run(quick="--full" not in sys.argv[1:])
     print(result.verdict)

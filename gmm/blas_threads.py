@@ -48,8 +48,34 @@ def blas_threads_for(work: float) -> Iterator[None]:
     >>> float(product[0, 0])
     2.0
     """
-    global _controller
     if work >= THREADED_WORK:
+        yield
+        return
+    with blas_threads(1):
+        yield
+
+
+@contextmanager
+def blas_threads(limit: int | None, user_api: str = "blas") -> Iterator[None]:
+    """At most ``limit`` BLAS threads in this block; None leaves them as they are.
+
+    ``user_api='openmp'`` limits OpenMP's threads instead (scikit-learn's
+    k-means runs on them).
+
+    One threadpoolctl controller, made on first use, serves every call (making
+    one scans the loaded libraries, about 5 ms); without threadpoolctl the block
+    runs unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with blas_threads(1):
+    ...     product = np.ones((2, 2)) @ np.ones((2, 2))
+    >>> float(product[0, 0])
+    2.0
+    """
+    global _controller
+    if limit is None:
         yield
         return
     if _controller is None:
@@ -62,5 +88,5 @@ def blas_threads_for(work: float) -> Iterator[None]:
     if _controller is False:
         yield
         return
-    with _controller.limit(limits=1, user_api="blas"):
+    with _controller.limit(limits=limit, user_api=user_api):
         yield

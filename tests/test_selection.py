@@ -203,6 +203,7 @@ def test_n_jobs_gives_identical_tables(moons, workers, monkeypatch):
 
     chosen = []
     choose = parallel.backend
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 0.0)  # fork even for this small grid
     monkeypatch.setattr(
         parallel,
         "backend",
@@ -610,6 +611,7 @@ def test_parallel_sweep_of_a_memory_map_fits_the_array_given(tmp_path, fate, wor
     from gmm.selection import parallel
 
     monkeypatch.setattr(parallel, "backend", lambda n, tasks: workers if n > 1 else "serial")
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 0.0)
     X = make_blobs(300, 2, centers=3, random_state=0)[0]
     path = tmp_path / "x.npy"
     np.save(path, X)
@@ -652,8 +654,10 @@ def test_workers_are_forked_only_where_that_is_safe(moons):
     assert parallel.backend(2, [(0, (da.from_array(moons), 1))]) == "joblib"
 
 
-def test_an_error_in_a_forked_worker_reaches_the_caller_and_stops_the_pool():
+def test_an_error_in_a_forked_worker_reaches_the_caller_and_stops_the_pool(monkeypatch):
     from gmm.selection import parallel
+
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 0.0)
 
     if not sys.platform.startswith("linux"):
         pytest.skip("forked workers are used on Linux only")
@@ -665,3 +669,47 @@ def test_an_error_in_a_forked_worker_reaches_the_caller_and_stops_the_pool():
 
 def _fail_on_two(k):
     return 1 / (k - 2)
+
+
+def test_a_worker_that_dies_is_an_error_not_a_wait_without_end(monkeypatch):
+    from gmm.selection import parallel
+
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 0.0)
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forked workers are used on Linux only")
+    parent = os.getpid()
+    tasks = [(k, (parent, k)) for k in range(8)]
+    with pytest.raises(RuntimeError, match=r"ended with .* unanswered"):
+        list(parallel.run(_die_in_a_child, tasks, 2, "fork"))
+    assert parallel._INHERITED is None
+
+
+def _die_in_a_child(parent, k):
+    import time
+
+    if os.getpid() != parent:
+        os._exit(3)
+    time.sleep(0.05)  # leave the child time to take a task
+    return k
+
+
+def test_a_small_grid_stays_in_this_process_and_a_large_one_forks(monkeypatch):
+    """The first task's time, times the tasks left, decides: below WORTH_FORKING
+    every task runs here; above it the other workers take part."""
+    from gmm.selection import parallel
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forked workers are used on Linux only")
+    tasks = [(k, (k,)) for k in range(6)]
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 1e9)
+    assert {pid for _, pid in parallel.run(_pid_after, tasks, 2, "fork")} == {os.getpid()}
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 0.0)
+    assert len({pid for _, pid in parallel.run(_pid_after, tasks, 2, "fork")}) == 2
+
+
+def _pid_after(k):
+    import time
+
+    time.sleep(0.05)
+    return os.getpid()

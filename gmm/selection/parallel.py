@@ -6,15 +6,16 @@ argument tuples. Workers get a share of the cores for their BLAS (through
 threadpoolctl), so workers times threads never exceed the cores.
 
 Two kinds of workers (:func:`backend`). On Linux, from a process with no other
-Python thread and no dask collection among the arguments, the workers are
-forked: they start in milliseconds with gmm already imported and inherit the
-tasks' arguments (the data are shared copy-on-write, never pickled), so even a
-grid of small fits runs faster with two workers than in this process, start-up
-counted (the moons grid of ``experiments/bench_sweep.py``). Elsewhere joblib's
-workers (loky) start fresh interpreters, about a second each, and receive the
-arguments pickled (large arrays memory-mapped by joblib). joblib, tqdm and
-threadpoolctl are optional (``pip install "gmm[parallel]"``) and imported only
-when asked for.
+Python thread and no dask collection among the arguments, this process is one
+of the workers and the others are forked once its first task shows there is
+enough work left (:data:`WORTH_FORKING`): they start in milliseconds with gmm
+already imported and inherit the tasks' arguments (the data are shared
+copy-on-write, never pickled), so a sweep with ``n_jobs=2`` is faster than
+with ``n_jobs=1``, start-up counted, and a small one is no slower. Elsewhere
+joblib's workers (loky) start fresh interpreters, about a second each, and
+receive the arguments pickled (large arrays memory-mapped by joblib). joblib,
+tqdm and threadpoolctl are optional (``pip install "gmm[parallel]"``) and
+imported only when asked for.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
+from time import perf_counter
 from typing import Any
+
+from ..blas_threads import blas_threads
 
 INSTALL_PARALLEL = 'pip install "gmm[parallel]"'
 
@@ -99,45 +103,116 @@ def _is_dask(value) -> bool:
     return hasattr(value, "__dask_graph__")
 
 
-#: The tasks of the forked pool being started: the workers inherit them at fork.
-_INHERITED: tuple[Callable[..., Any], Sequence[tuple[Any, tuple]], int] | None = None
+#: Seconds of work left above which forking the other workers pays. Starting and
+#: stopping them takes some 25 ms, and the copy-on-write page faults that follow a
+#: fork slow both processes at first: on the two-core development machine the 16
+#: fits of a small moons grid (0.085 s in this process) took 0.16 s with a forked
+#: worker, the 80 fits (n_init=3) of the large one 1.2 s alone and 0.7 s with one.
+WORTH_FORKING = 0.5
+
+#: What the forked workers inherit: the function, the tasks, their BLAS threads,
+#: the shared index of the next task and the queue of results.
+_INHERITED: tuple | None = None
 
 
 def _run_forked(function, tasks, n_workers: int, threads: int) -> Iterator[tuple[Any, Any]]:
-    """Run ``tasks`` in ``n_workers`` forked processes; results as they finish.
+    """Run ``tasks`` here and in ``n_workers - 1`` forked processes; results as they finish.
 
-    The workers find the tasks in :data:`_INHERITED` (set before the fork) and
-    get only each task's index; they ignore SIGINT, so an interrupt reaches this
-    process alone, which then stops them (``terminate``).
+    This process is one of the workers: every process takes the next task
+    from a shared index. The other workers are forked after this process's
+    first task, and only if that task's time times the tasks left exceeds
+    :data:`WORTH_FORKING` (the tasks come largest first, so this bounds the
+    work left): a tiny grid runs here alone, a large one on every core. The workers
+    inherit the tasks (nothing is pickled on the way in), send back
+    ``(key, result)`` or the exception, and ignore SIGINT: an interrupt reaches
+    this process alone, which then stops them. A worker that dies without an
+    answer is an error here, never a wait without end.
     """
     import multiprocessing
+    import queue
 
     global _INHERITED
-    _INHERITED = (function, tasks, threads)  # kept while the pool may fork a replacement
-    pool = None
+    context = multiprocessing.get_context("fork")
+    counter, answers = context.Value("q", 0), context.Queue()
+    _INHERITED = (function, tasks, threads, counter, answers)
+    workers = []
     try:
-        pool = multiprocessing.get_context("fork").Pool(n_workers, initializer=_ignore_sigint)
-        yield from pool.imap_unordered(_call_inherited, range(len(tasks)), chunksize=1)
-        pool.close()
+        waiting = len(tasks)
+        while (index := _take(counter)) < len(tasks):
+            key, args = tasks[index]
+            begin = perf_counter()
+            answer = _call_limited(key, function, args, threads)
+            if index == 0 and (perf_counter() - begin) * (len(tasks) - 1) > WORTH_FORKING:
+                for _ in range(n_workers - 1):
+                    worker = context.Process(target=_work_inherited, daemon=True)
+                    worker.start()
+                    workers.append(worker)
+            waiting -= 1
+            yield answer
+            while waiting:  # answers that came meanwhile
+                try:
+                    answer = answers.get_nowait()
+                except queue.Empty:
+                    break
+                waiting -= 1
+                yield _unpack(answer)
+        while waiting:
+            try:
+                answer = answers.get(timeout=1.0)
+            except queue.Empty:
+                if not any(worker.is_alive() for worker in workers):
+                    raise RuntimeError(
+                        f"A worker process of the sweep ended with {waiting} fit(s) unanswered "
+                        f"(exit codes {[worker.exitcode for worker in workers]})."
+                    ) from None
+                continue
+            waiting -= 1
+            yield _unpack(answer)
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+            worker.join()
+        answers.close()
+        answers.cancel_join_thread()
         _INHERITED = None
 
 
-def _ignore_sigint() -> None:
+def _take(counter) -> int:
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    return index
+
+
+def _work_inherited() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    function, tasks, threads, counter, answers = _INHERITED
+    while (index := _take(counter)) < len(tasks):
+        key, args = tasks[index]
+        try:
+            # GNU OpenMP's thread team does not survive a fork: a forked process
+            # that asks it for more than one thread waits for ever (scikit-learn's
+            # k-means would). OpenBLAS restarts its threads, so BLAS keeps its share.
+            answers.put(("ok", _call_limited(key, function, args, threads, 1)))
+        except BaseException as error:  # the caller raises it
+            answers.put(("error", error))
+            return
 
 
-def _call_inherited(index: int):
-    function, tasks, threads = _INHERITED
-    key, args = tasks[index]
-    return _call_limited(key, function, args, threads)
+def _unpack(answer):
+    status, value = answer
+    if status == "error":
+        raise value
+    return value
 
 
-def _call_limited(key, function, args, threads: int):
-    with blas_threads(threads):
+def _call_limited(key, function, args, threads: int, openmp_threads: int | None = None):
+    """``(key, function(*args))`` with this worker's share of the cores for BLAS and
+    OpenMP (``openmp_threads``, default ``threads``): more would oversubscribe the
+    cores, and OpenMP's spinning threads then slow every process down many times."""
+    openmp = threads if openmp_threads is None else openmp_threads
+    with blas_threads(threads), blas_threads(openmp, user_api="openmp"):
         return key, function(*args)
 
 
@@ -162,22 +237,6 @@ def cpu_count() -> int:
         return joblib.cpu_count()
     except ImportError:  # pragma: no cover - joblib is needed to get here
         return os.cpu_count() or 1
-
-
-@contextmanager
-def blas_threads(limit: int | None):
-    """Limit BLAS (and OpenMP) threads in this block to ``limit``; None leaves them."""
-    if limit is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        # Without threadpoolctl, joblib's workers still cap their BLAS threads.
-        yield
-        return
-    with threadpool_limits(limits=limit):
-        yield
 
 
 # ------------------------------------------------------------------- progress
