@@ -5,6 +5,8 @@ Every function takes a stack of shape (K, D, D) and does no validation.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg import lapack
 
@@ -73,7 +75,7 @@ def gram(factors: np.ndarray) -> np.ndarray:
 
 
 def _work(stack: np.ndarray) -> float:
-    return matrix_work(int(np.prod(stack.shape[:-2])), stack.shape[-1])
+    return matrix_work(math.prod(stack.shape[:-2]), stack.shape[-1])
 
 
 def covariance_from_factor(factors: np.ndarray) -> np.ndarray:

@@ -114,7 +114,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         for k in np.flatnonzero(finite):
             inverse, info = _trtri(factor[k])
             if info == 0:
-                traces[k] = np.sum(np.square(inverse))
+                traces[k] = np.vdot(inverse, inverse)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             top = np.minimum(np.trace(gram, axis1=1, axis2=2), np.max(np.sum(np.abs(gram), 2), 1))
             norms = np.linalg.norm(means.astype(np.float64), axis=1)
@@ -133,6 +133,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
         dtype = means.dtype
+        limit = kappa_max(dtype)
         d = means.shape[1]
         factor = prec_chol.astype(np.float64)
         means64 = means.astype(np.float64)
@@ -141,8 +142,8 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         if self.formulation(d, len(weights), dtype) == "whitened":
             kappa = np.full(len(weights), np.inf)  # every component whitened
         else:
-            kappa = self.expansion_condition(weights, means, prec_chol, prec, kappa_max(dtype))
-        expandable = kappa <= kappa_max(dtype)  # NaN: centred, exact
+            kappa = self.expansion_condition(weights, means, prec_chol, prec, limit)
+        expandable = kappa <= limit  # NaN: centred, exact
         fast, centred = np.flatnonzero(expandable), np.flatnonzero(~expandable)
         centres, stack = means64[centred], factor[centred]
         if centred.size:  # the common case indexes nothing out
