@@ -421,7 +421,7 @@ def fit_stream(
         ``batch_size`` rows and make one update together (mini-batch stepwise
         EM: their E-steps all use the same parameters, as the rows of one
         batch do). Each update pays a fixed cost (the family's coefficients,
-        the statistics step, one M-step, the blend: 0.4-15 ms), which
+        the statistics step, one M-step, the blend: 0.3-5 ms), which
         larger updates spread over more rows; see the Notes. A batch that
         cannot join the gathered ones (not a 2-D floating ndarray, another
         dtype or width, a NaN or infinity, weights that are not finite and
@@ -453,13 +453,17 @@ def fit_stream(
 
     Rows per second against one batch EM iteration over the same rows, on a
     shared, busy machine (``python -m experiments.bench_online``): updates of
-    1,000 rows reach 0.07 ('full', K=3, D=2) to 0.7 ('diag', K=8, D=20) of it,
-    updates of 10,000 rows 0.3 to 1.1. The fixed cost per update (0.4 ms for
-    'diag' K=8 D=20, 1.3 ms for 'full' K=3 D=2, 3 ms for K=8 D=20, 15 ms for
-    K=16 D=50) is stepwise EM's price; models whose E-step per row is cheap
-    (small K·D²) need the largest updates. With updates of 10,000 rows, one
-    pass over 1,000,000 rows stays within 0.01 nats per sample of batch EM on
-    held-out data (``python -m experiments online``). Larger updates mean
+    1,000 rows reach 0.06 ('full', K=3, D=2) to 0.6 ('full', K=16, D=50) of it,
+    updates of 10,000 rows 0.5 ('full', K=3, D=2) to 1.0. The cost per row of
+    an update is that of a batch iteration (within the machine's noise); what
+    is left is the fixed cost per update (about 0.35 ms for 'diag' K=8 D=20,
+    0.4-0.5 ms for 'full' K=3 D=2, 0.6 ms for K=8 D=20, 5 ms for K=16 D=50:
+    the family's coefficients, the M-step, and the Python and numpy call
+    overhead of each step on K·D² numbers), which is stepwise EM's price;
+    models whose E-step per row is cheap (small K·D²) need the largest
+    updates. With updates of 10,000 rows, one pass over 1,000,000 rows stays
+    within 0.01 nats per sample of batch EM on held-out data (``python -m
+    experiments online``). Larger updates mean
     fewer steps: a short stream, or one that drifts, is better served by
     smaller ones.
 
