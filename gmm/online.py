@@ -39,6 +39,7 @@ are trusted.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import sys
 from collections.abc import Iterator
@@ -201,7 +202,7 @@ def _update(est, X, sample_weight) -> None:
         data = _first_batch(est, X, sample_weight, family)
     # A batch far from unit size runs its E-step and the M-step rescaled (gmm.units);
     # the running statistics stay in the data's units.
-    problem = units.choose(data.X, data.shift, data.dtype, est.reg_covar)
+    problem = _units(data, est.reg_covar)
     if problem is not None:
         data = in_units(data, problem, family)
         params = problem.params_in(params) if started else None
@@ -336,6 +337,43 @@ def _batch_shift(X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray 
     return sums.astype(np.float64) / total
 
 
+def _units(data: scale.TrainingData, reg_covar: float) -> units.Units | None:
+    """:func:`gmm.units.choose` for a batch, deciding the common case without its overhead.
+
+    A batch in memory whose deviations from the shift, over the rows
+    ``units.choose`` reads, lie within :func:`gmm.units.safe_band` is fitted
+    as it is (the decision ``units.choose`` makes on the same numbers); any
+    other batch goes to ``units.choose``, which rescales or refuses it. The
+    batch's values are finite (validated, or summed by :func:`_batch_shift`).
+    O(min(n, SIZE_ROWS)·D) time, with no sorting of row indices per update.
+    """
+    X = data.X
+    if type(X) is np.ndarray and X.shape[0]:
+        rows = _size_rows(X.shape[0])
+        sample = X if rows is None else X[rows]
+        with np.errstate(over="ignore", invalid="ignore"):
+            size = float(np.max(np.abs(sample - data.shift)))  # float64: the shift is
+        low, high = _safe_band(X.dtype)
+        if low <= size <= high:
+            return None
+    return units.choose(X, data.shift, data.dtype, reg_covar)
+
+
+@functools.lru_cache(maxsize=16)
+def _size_rows(n_rows: int) -> np.ndarray | None:
+    """The rows :func:`gmm.units.choose` reads from ``n_rows`` rows (None: all of them)."""
+    if n_rows <= units.SIZE_ROWS:
+        return None  # linspace(0, n - 1, n) is every row, in order
+    rows = np.unique(np.linspace(0, n_rows - 1, units.SIZE_ROWS).astype(np.intp))
+    rows.flags.writeable = False
+    return rows
+
+
+@functools.lru_cache(maxsize=4)
+def _safe_band(dtype: np.dtype) -> tuple[float, float]:
+    return units.safe_band(dtype)
+
+
 def _n_rows(X) -> int | None:
     """Rows of a 2-D array or a list of rows, without converting it; None if unknown."""
     shape = getattr(X, "shape", None)
@@ -383,7 +421,7 @@ def fit_stream(
         ``batch_size`` rows and make one update together (mini-batch stepwise
         EM: their E-steps all use the same parameters, as the rows of one
         batch do). Each update pays a fixed cost (the family's coefficients,
-        the statistics step, one M-step, the blend: 0.4-15 ms), which
+        the statistics step, one M-step, the blend: 0.3-5 ms), which
         larger updates spread over more rows; see the Notes. A batch that
         cannot join the gathered ones (not a 2-D floating ndarray, another
         dtype or width, a NaN or infinity, weights that are not finite and
@@ -415,13 +453,17 @@ def fit_stream(
 
     Rows per second against one batch EM iteration over the same rows, on a
     shared, busy machine (``python -m experiments.bench_online``): updates of
-    1,000 rows reach 0.07 ('full', K=3, D=2) to 0.7 ('diag', K=8, D=20) of it,
-    updates of 10,000 rows 0.3 to 1.1. The fixed cost per update (0.4 ms for
-    'diag' K=8 D=20, 1.3 ms for 'full' K=3 D=2, 3 ms for K=8 D=20, 15 ms for
-    K=16 D=50) is stepwise EM's price; models whose E-step per row is cheap
-    (small K·D²) need the largest updates. With updates of 10,000 rows, one
-    pass over 1,000,000 rows stays within 0.01 nats per sample of batch EM on
-    held-out data (``python -m experiments online``). Larger updates mean
+    1,000 rows reach 0.06 ('full', K=3, D=2) to 0.6 ('full', K=16, D=50) of it,
+    updates of 10,000 rows 0.5 ('full', K=3, D=2) to 1.0. The cost per row of
+    an update is that of a batch iteration (within the machine's noise); what
+    is left is the fixed cost per update (about 0.35 ms for 'diag' K=8 D=20,
+    0.4-0.5 ms for 'full' K=3 D=2, 0.6 ms for K=8 D=20, 5 ms for K=16 D=50:
+    the family's coefficients, the M-step, and the Python and numpy call
+    overhead of each step on K·D² numbers), which is stepwise EM's price;
+    models whose E-step per row is cheap (small K·D²) need the largest
+    updates. With updates of 10,000 rows, one pass over 1,000,000 rows stays
+    within 0.01 nats per sample of batch EM on held-out data (``python -m
+    experiments online``). Larger updates mean
     fewer steps: a short stream, or one that drifts, is better served by
     smaller ones.
 

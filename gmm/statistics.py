@@ -23,6 +23,7 @@ Everything here is a kernel: inputs are trusted.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,12 +95,24 @@ def full_from_moments(
     n_components, d = raw.shape[0], shift.shape[0]
     n_pairs = d * (d + 1) // 2
     means = raw[:, n_pairs:] / nk[:, None]
-    rows, cols = np.triu_indices(d)
+    rows, cols = upper_triangle(d)
     second = np.empty((n_components, d, d))
     second[:, rows, cols] = raw[:, :n_pairs]
     second[:, cols, rows] = raw[:, :n_pairs]
     second /= nk[:, None, None]
     return means + shift, second - means[:, :, None] * means[:, None, :]
+
+
+@functools.lru_cache(maxsize=64)
+def upper_triangle(n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n_features)``, made once per size (read-only arrays).
+
+    >>> [a.tolist() for a in upper_triangle(2)]
+    [[0, 0, 1], [0, 1, 1]]
+    """
+    rows, cols = np.triu_indices(n_features)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
 
 
 def full_from_whitened(

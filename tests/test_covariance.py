@@ -276,3 +276,88 @@ def test_a_component_without_a_condition_estimate_takes_the_centred_path(formula
     on_a_path = np.sort(np.concatenate([coefs.fast, coefs.centred]))
     np.testing.assert_array_equal(on_a_path, np.arange(3))
     assert 1 in coefs.centred
+
+
+def _reference_condition(weights, means, factors):
+    """``kappa_k`` from the definition: eigenvalues of P_k, tr S_k by a general inverse."""
+    prec = factors @ np.swapaxes(factors, 1, 2)
+    top = np.linalg.eigvalsh(prec)[:, -1]
+    traces = np.trace(np.linalg.inv(prec), axis1=1, axis2=2)
+    norms = np.linalg.norm(means, axis=1)
+    spread = np.sqrt(weights @ (traces + norms**2))
+    return top * (spread + norms) ** 2 / means.shape[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [1, 2, 6, 20])
+def test_full_expansion_decision_is_the_eigenvalues_decision(dtype, d):
+    """The trace/Gershgorin shortcut never changes which path a component takes.
+
+    Components from well conditioned to far past kappa_max (precisions scaled
+    from 1e-3 to 1e9 against means of spread 3): the decision equals the one
+    of the exact condition from eigvalsh and a general inverse, and the
+    estimate is never below the exact value (a bound, where it is not exact).
+    """
+    from gmm.covariance.base import kappa_max
+
+    rng = np.random.default_rng(d)
+    family = get_family("full")
+    k = 12
+    cov = random_covariances(rng, "full", k, d)
+    cov *= np.logspace(-9, 3, k)[:, None, None]  # precisions from 1e-3 to 1e9
+    factors = family.precision_cholesky(cov)
+    means = rng.normal(0, 3, size=(k, d))
+    weights = rng.dirichlet(np.ones(k))
+    limit = kappa_max(dtype)
+    ours = family.expansion_condition(weights, means, factors, limit=limit)
+    exact = _reference_condition(weights, means, factors)
+    np.testing.assert_array_equal(ours <= limit, exact <= limit)
+    assert 0 < (exact <= limit).sum() < k  # both paths are exercised
+    assert np.all(ours >= exact * (1 - 1e-9))
+    # Without a limit every estimate is the exact one.
+    np.testing.assert_allclose(
+        family.expansion_condition(weights, means, factors), exact, rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize("k", [3, 40])  # one LAPACK call each, and the batched solve
+@pytest.mark.parametrize("d", [1, 4, 30])
+def test_precision_factor_is_the_upper_factor_of_the_inverse(k, d):
+    """U upper triangular with positive diagonal and U U' = inv(cov) (np.linalg.inv)."""
+    rng = np.random.default_rng(k * d)
+    family = get_family("full")
+    cov = random_covariances(rng, "full", k, d)
+    factor = family.precision_cholesky(cov)
+    assert np.all(np.tril(factor, -1) == 0) and np.all(np.diagonal(factor, 0, 1, 2) > 0)
+    expected = np.linalg.inv(cov)
+    np.testing.assert_allclose(factor @ np.swapaxes(factor, 1, 2), expected, rtol=1e-9, atol=0)
+    # And it is the one scipy's Cholesky of the precision gives, reversed (unique factor).
+    flipped = np.linalg.cholesky(expected[:, ::-1, ::-1])[:, ::-1, ::-1]
+    np.testing.assert_allclose(factor, flipped, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [3, 40])
+def test_precision_factor_names_the_collapsed_component(k):
+    family = get_family("full")
+    cov = np.broadcast_to(np.eye(3), (k, 3, 3)).copy()
+    cov[k - 2] = np.ones((3, 3))  # rank one: not positive definite
+    with pytest.raises(CollapsedComponentError, match="not positive definite") as info:
+        family.precision_cholesky(cov)
+    assert info.value.component == k - 2
+
+
+@pytest.mark.parametrize("k", [3, 40])
+def test_lower_inverse_against_numpy_and_a_singular_matrix(k):
+    """Triangular inverses equal np.linalg.inv; a singular one is non-finite, the rest exact."""
+    from gmm.covariance._matrices import lower_inverse
+
+    rng = np.random.default_rng(k)
+    lower = np.tril(rng.normal(size=(k, 5, 5))) + 4 * np.eye(5)
+    np.testing.assert_allclose(lower_inverse(lower), np.linalg.inv(lower), rtol=1e-12, atol=1e-15)
+    lower[1, 2, 2] = 0.0
+    inverse = lower_inverse(lower)
+    assert not np.all(np.isfinite(inverse[1]))
+    others = np.arange(k) != 1
+    np.testing.assert_allclose(
+        inverse[others], np.linalg.inv(lower[others]), rtol=1e-12, atol=1e-15
+    )

@@ -196,3 +196,15 @@ def _ml_log_const(params, family):
 def test_chunk_budget_is_within_its_documented_bounds():
     assert 8 * 2**20 <= em.CHUNK_BYTES <= 32 * 2**20
     assert em._last_level_cache() >= 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [1, 2, 4, 7, 8, 12])  # either side of NARROW_FEATURES
+def test_shifted_rows_are_numpy_broadcast_subtraction_bit_for_bit(dtype, n_features):
+    rng = np.random.default_rng(n_features)
+    X = (rng.normal(size=(257, n_features)) * 1e3 + 5).astype(dtype)
+    shift = X.mean(axis=0, dtype=np.float64).astype(dtype)
+    out = em.shifted(X, shift)
+    assert out.shape == X.shape and out.dtype == dtype
+    np.testing.assert_array_equal(out, X - shift)
+    assert not np.shares_memory(out, X)

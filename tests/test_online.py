@@ -634,3 +634,31 @@ def test_a_batch_beyond_the_model_is_refused_and_the_stream_kept(stream):
         model.partial_fit(stream[600:] * 1e160)
     np.testing.assert_array_equal(model.predict_proba(stream), before[0])
     assert model.n_batches_seen_ == before[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_rows", [1, 300, 5000])  # below and above units.SIZE_ROWS
+def test_units_of_a_batch_are_those_units_choose_picks(dtype, n_rows, monkeypatch):
+    """The update's shortcut decides as gmm.units.choose does, from tiny to huge data."""
+    from gmm import units
+    from gmm.covariance import get_family
+    from gmm.online import _units
+    from gmm.scale import TrainingData, column_mean
+
+    rng = np.random.default_rng(n_rows)
+    base = rng.normal(size=(n_rows, 3))
+    exponents = (-30, -3, 0, 3, 30) if dtype == np.float32 else (-300, -100, 0, 100, 300)
+    family = get_family("full")
+    for exponent in exponents:
+        X = (base * 10.0**exponent).astype(dtype)
+        data = TrainingData(X, None, family, 1, column_mean(X, None))
+        expected = units.choose(X, data.shift, X.dtype, 1e-6)
+        ours = _units(data, 1e-6)
+        assert (ours is None) == (expected is None), exponent
+        if expected is not None:
+            assert ours.scale == expected.scale and np.array_equal(ours.shift, expected.shift)
+    if n_rows > 1:  # data of ordinary size never reach units.choose
+        X = base.astype(dtype)
+        data = TrainingData(X, None, family, 1, column_mean(X, None))
+        monkeypatch.setattr(units, "choose", lambda *args: pytest.fail("called units.choose"))
+        assert _units(data, 1e-6) is None

@@ -5,7 +5,10 @@ Every function takes a stack of shape (K, D, D) and does no validation.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.linalg import lapack
 
 from ..blas_threads import blas_threads_for, matrix_work
 from .base import CollapsedComponentError
@@ -23,14 +26,39 @@ def precision_factor(covariances: np.ndarray) -> np.ndarray:
         chol = np.linalg.cholesky(work)
     except np.linalg.LinAlgError:
         raise CollapsedComponentError(_first_failure(work), covariances.dtype) from None
-    n_features = work.shape[-1]
-    eye = np.broadcast_to(np.eye(n_features), work.shape)
-    inv_chol = np.linalg.solve(chol, eye)
-    # solve() does not know chol is triangular: zero the round-off above the diagonal.
-    factor = np.swapaxes(np.tril(inv_chol), -1, -2)
+    factor = np.swapaxes(lower_inverse(chol), -1, -2)
     if not np.all(np.isfinite(factor)):
         raise CollapsedComponentError(_first_failure(work, factor), covariances.dtype)
     return factor.astype(covariances.dtype, copy=False)
+
+
+#: Up to this many matrices, :func:`lower_inverse` inverts them one LAPACK call each.
+TRIANGULAR_LOOP = 32
+
+
+def lower_inverse(lower: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of lower triangular float64 matrices (K, D, D), lower triangular.
+
+    Up to :data:`TRIANGULAR_LOOP` matrices, one triangular inversion each
+    (LAPACK ``dtrtri``, D³/3 flops: a seventh of a general solve, which
+    matters for large D); beyond that, one batched solve against the identity
+    (less Python per matrix), its round-off above the diagonal zeroed. A
+    singular matrix gives non-finite entries. O(K·D³) time.
+    """
+    n_matrices, n_features = lower.shape[0], lower.shape[-1]
+    if n_matrices > TRIANGULAR_LOOP:
+        eye = np.broadcast_to(np.eye(n_features), lower.shape)
+        with np.errstate(all="ignore"):
+            try:
+                return np.tril(np.linalg.solve(lower, eye))
+            except np.linalg.LinAlgError:
+                pass  # a singular matrix: the loop marks it
+    inverse = np.empty_like(lower)
+    for k in range(n_matrices):
+        inverse[k], info = lapack.dtrtri(lower[k], lower=1)
+        if info != 0:
+            inverse[k] = np.nan
+    return inverse
 
 
 def precision_factor_from_precisions(precisions: np.ndarray) -> np.ndarray:
@@ -47,7 +75,7 @@ def gram(factors: np.ndarray) -> np.ndarray:
 
 
 def _work(stack: np.ndarray) -> float:
-    return matrix_work(int(np.prod(stack.shape[:-2])), stack.shape[-1])
+    return matrix_work(math.prod(stack.shape[:-2]), stack.shape[-1])
 
 
 def covariance_from_factor(factors: np.ndarray) -> np.ndarray:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
 
 from .. import statistics
 from . import _cost, _matrices
@@ -60,15 +61,16 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         n, d = X.shape
         n_pairs = d * (d + 1) // 2
         # Built feature-major, so every product is written as one contiguous row;
-        # the (n, F) transposed view goes straight into BLAS.
-        columns = np.ascontiguousarray(X.T)
+        # the (n, F) transposed view goes straight into BLAS. The columns are
+        # copied once, into the last D rows, and the products read them there.
         feats = np.empty((n_pairs + d, n), dtype=X.dtype)
+        columns = feats[n_pairs:]
+        columns[...] = X.T
         start = 0
         for i in range(d):
             stop = start + d - i
             np.multiply(columns[i], columns[i:], out=feats[start:stop])
             start = stop
-        feats[n_pairs:] = columns
         return feats.T
 
     def formulation(self, n_features: int, n_components: int, dtype) -> str:
@@ -87,24 +89,42 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             return (n_components + 1) * n_features
         return _cost.expanded_columns(n_features) + n_features
 
-    def expansion_condition(self, weights, means, prec_chol):
-        """Condition estimate ``kappa_k`` of the expanded quadratic, per component."""
+    def expansion_condition(self, weights, means, prec_chol, gram=None, limit=None):
+        """Condition estimate ``kappa_k`` of the expanded quadratic, per component.
+
+        ``kappa_k = lambda_max(P_k) (spread + |m_k|)² / D``, with the data's
+        spread around the shift from the model, ``sum_k w_k (tr S_k + |m_k|²)``,
+        and ``tr S_k = ||U_k⁻¹||_F²`` (a triangular inverse, O(D³/3)). ``gram``:
+        the precisions ``P_k = U_k U_k'`` in float64, if the caller has them.
+        With ``limit``, a component whose cheap upper bound
+        ``lambda_max <= min(tr P_k, max_i sum_j |P_k,ij|)`` (trace and Gershgorin,
+        O(D²)) already puts ``kappa_k`` at or below ``limit`` keeps that bound:
+        it is on the expanded path either way. Every other component gets its
+        exact largest eigenvalue (``eigvalsh``, O(D³)), so the decision
+        ``kappa_k <= limit`` is the one the eigenvalues make. A precision beyond
+        float64 gets ``inf``: the centred path, never neither path.
+        """
         d = means.shape[1]
-        with np.errstate(over="ignore", invalid="ignore"):
-            gram = _matrices.gram(prec_chol.astype(np.float64))
-        # A precision beyond float64 (a model far from the data's scale) has no
-        # estimate: inf, so its component takes the centred path, never neither path.
+        if gram is None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                gram = _matrices.gram(prec_chol.astype(np.float64))
         finite = np.all(np.isfinite(gram), axis=(1, 2))
-        eigen = np.full(gram.shape[:2], np.inf)
-        if finite.any():
-            eigen[finite] = np.linalg.eigvalsh(gram[finite])
+        traces = np.full(len(gram), np.inf)
+        factor = prec_chol.astype(np.float64, copy=False)
+        for k in np.flatnonzero(finite):
+            inverse, info = _trtri(factor[k])
+            if info == 0:
+                traces[k] = np.vdot(inverse, inverse)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            # Spread of the data around the shift, from the model: sum_k w_k (tr S_k +
-            # |m_k|²), with tr S_k = sum 1/eig(P_k).
-            traces = np.sum(1.0 / eigen, axis=1)
+            top = np.minimum(np.trace(gram, axis1=1, axis2=2), np.max(np.sum(np.abs(gram), 2), 1))
             norms = np.linalg.norm(means.astype(np.float64), axis=1)
             spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
-            kappa = eigen[:, -1] * (spread + norms) ** 2 / d
+            reach = (spread + norms) ** 2 / d
+            kappa = top * reach
+            exact = finite & ~(kappa <= limit) if limit is not None else finite
+            if exact.any():
+                kappa[exact] = np.linalg.eigvalsh(gram[exact])[:, -1] * reach[exact]
+            kappa[~finite] = np.inf
         return np.where(np.isnan(kappa), np.inf, kappa)
 
     def working_dtype(self, dtype, weights, means, prec_chol):
@@ -113,6 +133,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
         dtype = means.dtype
+        limit = kappa_max(dtype)
         d = means.shape[1]
         factor = prec_chol.astype(np.float64)
         means64 = means.astype(np.float64)
@@ -121,26 +142,28 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         if self.formulation(d, len(weights), dtype) == "whitened":
             kappa = np.full(len(weights), np.inf)  # every component whitened
         else:
-            kappa = self.expansion_condition(weights, means, prec_chol)
-        fast = np.flatnonzero(kappa <= kappa_max(dtype))
-        centred = np.flatnonzero(~(kappa <= kappa_max(dtype)))  # NaN: centred, exact
+            kappa = self.expansion_condition(weights, means, prec_chol, prec, limit)
+        expandable = kappa <= limit  # NaN: centred, exact
+        fast, centred = np.flatnonzero(expandable), np.flatnonzero(~expandable)
+        centres, stack = means64[centred], factor[centred]
+        if centred.size:  # the common case indexes nothing out
+            prec, means64 = prec[fast], means64[fast]
 
-        rows, cols = np.triu_indices(d)
-        pair_weight = np.where(rows == cols, 1.0, 2.0)
-        quad = prec[fast][:, rows, cols] * pair_weight
-        prec_means = np.einsum("kij,kj->ki", prec[fast], means64[fast])
-        const = np.einsum("ki,ki->k", means64[fast], prec_means)
-        linear = np.concatenate([quad, -2.0 * prec_means], axis=1)
-
-        stack = factor[centred]
+        rows, cols, pair_weight = _pairs(d)
+        quad = prec[:, rows, cols] * pair_weight
+        prec_means = np.matmul(prec, means64[:, :, None])[:, :, 0]
+        const = np.sum(means64 * prec_means, axis=1)
+        linear = np.empty((fast.size, rows.size + d), dtype=dtype)
+        linear[:, : rows.size] = quad
+        linear[:, rows.size :] = -2.0 * prec_means
         return FullCoefficients(
             fast=fast,
-            linear=np.ascontiguousarray(linear, dtype=dtype),
+            linear=linear,
             const=const.astype(dtype)[:, None],
             centred=centred,
             factors=stack.astype(dtype),
-            centres_in_dtype=means64[centred][:, None, :].astype(dtype),
-            centres=means64[centred],
+            centres_in_dtype=centres[:, None, :].astype(dtype),
+            centres=centres,
             factor_stack=stack,
         )
 
@@ -203,6 +226,20 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances[k]
+
+
+@functools.lru_cache(maxsize=64)
+def _pairs(n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and columns of the upper triangle, and each pair's weight (1 on the diagonal, 2 off)."""
+    rows, cols = statistics.upper_triangle(n_features)
+    pair_weight = np.where(rows == cols, 1.0, 2.0)
+    pair_weight.flags.writeable = False
+    return rows, cols, pair_weight
+
+
+def _trtri(factor: np.ndarray) -> tuple[np.ndarray, int]:
+    """Inverse of an upper triangular float64 matrix (LAPACK ``dtrtri``) and LAPACK's info."""
+    return lapack.dtrtri(factor, lower=0)
 
 
 def _blas(name: str, dtype):
