@@ -39,7 +39,6 @@ are trusted.
 
 from __future__ import annotations
 
-import functools
 import numbers
 import sys
 from collections.abc import Iterator
@@ -349,29 +348,14 @@ def _units(data: scale.TrainingData, reg_covar: float) -> units.Units | None:
     """
     X = data.X
     if type(X) is np.ndarray and X.shape[0]:
-        rows = _size_rows(X.shape[0])
-        sample = X if rows is None else X[rows]
+        # Every row, in order, when there are at most SIZE_ROWS: no copy then.
+        sample = X if X.shape[0] <= units.SIZE_ROWS else X[units.size_rows(X.shape[0])]
         with np.errstate(over="ignore", invalid="ignore"):
             size = float(np.max(np.abs(sample - data.shift)))  # float64: the shift is
-        low, high = _safe_band(X.dtype)
+        low, high = units.safe_band(X.dtype)
         if low <= size <= high:
             return None
     return units.choose(X, data.shift, data.dtype, reg_covar)
-
-
-@functools.lru_cache(maxsize=16)
-def _size_rows(n_rows: int) -> np.ndarray | None:
-    """The rows :func:`gmm.units.choose` reads from ``n_rows`` rows (None: all of them)."""
-    if n_rows <= units.SIZE_ROWS:
-        return None  # linspace(0, n - 1, n) is every row, in order
-    rows = np.unique(np.linspace(0, n_rows - 1, units.SIZE_ROWS).astype(np.intp))
-    rows.flags.writeable = False
-    return rows
-
-
-@functools.lru_cache(maxsize=4)
-def _safe_band(dtype: np.dtype) -> tuple[float, float]:
-    return units.safe_band(dtype)
 
 
 def _n_rows(X) -> int | None:

@@ -34,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -46,6 +47,15 @@ from .statistics import Scatter
 SIZE_ROWS = 2048
 
 
+@functools.lru_cache(maxsize=16)
+def size_rows(n_rows: int) -> np.ndarray:
+    """The rows that size ``n_rows`` rows: :data:`SIZE_ROWS` evenly spaced ones (read-only)."""
+    rows = np.unique(np.linspace(0, n_rows - 1, min(n_rows, SIZE_ROWS)).astype(np.intp))
+    rows.flags.writeable = False
+    return rows
+
+
+@functools.lru_cache(maxsize=4)
 def safe_band(dtype) -> tuple[float, float]:
     """Sizes of centred data that the kernels handle as they are: ``(low, high)``.
 
@@ -152,8 +162,7 @@ def choose(X, shift: np.ndarray, dtype, reg_covar: float) -> Units | None:
     """
     if isinstance(getattr(X, "X", None), np.ndarray):  # rows with holes (IncompleteRows)
         X = X.X
-    n_samples = X.shape[0]
-    rows = np.unique(np.linspace(0, n_samples - 1, min(n_samples, SIZE_ROWS)).astype(np.intp))
+    rows = size_rows(X.shape[0])
     if isinstance(X, np.ndarray) or hasattr(X, "dask"):
         sample = np.asarray(X[rows])  # dask: computes these rows only
     else:
