@@ -346,7 +346,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 lower_bounds.append(lower_bound)
                 change = lower_bound - previous
                 self._verbose_iter(n_iter, change, start_time)
-                if abs(change) < self.tol:
+                if self._converged(change, lower_bound, stats.total_weight):
                     converged = True
                     break
             if self.max_iter > 0:
@@ -363,6 +363,17 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 stacklevel=4,
             )
         return params, (converged, n_iter, lower_bound, lower_bounds)
+
+    def _converged(self, change: float, lower_bound: float, n_samples: float) -> bool:
+        """Whether an iteration that moved the mean log-likelihood by ``change`` ends EM.
+
+        ``convergence='absolute'`` (scikit-learn's rule): ``|change| < tol``.
+        ``'relative'`` (mclust's rule on the total log-likelihood L, ``|dL| <=
+        tol (1 + |L|)``): ``|change| <= tol (1/n + |lower_bound|)``.
+        """
+        if getattr(self, "convergence", "absolute") == "relative":
+            return abs(change) <= self.tol * (1.0 / n_samples + abs(lower_bound))
+        return abs(change) < self.tol
 
     # ============================================================= prediction
     def _predict_rows(self, X):

@@ -48,7 +48,14 @@ class GaussianMixture(BaseMixture):
         ``gmm.covariance_types()``, which includes any family registered with
         :func:`gmm.covariance.register`.
     tol : float, default=1e-3
-        Stop when the mean log-likelihood gains less than ``tol`` in an iteration.
+        Stop when the mean log-likelihood gains less than ``tol`` in an iteration
+        (see ``convergence``).
+    convergence : {'absolute', 'relative'}, default='absolute'
+        'absolute' is scikit-learn's rule above. 'relative' is mclust's:
+        stop when the total log-likelihood L changes by at most ``tol · (1 +
+        |L|)``, i.e. the mean by at most ``tol · (1/n + |mean|)``; mclust's
+        default is ``tol=1e-5``. The mclust workflow
+        (``sweep(..., 'mclust')``) uses it.
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance, to keep them positive definite.
     max_iter : int, default=100
@@ -186,6 +193,7 @@ default='kmeans'
         learning_decay=online.DEFAULT_LEARNING_DECAY,
         learning_offset=online.DEFAULT_LEARNING_OFFSET,
         prior=None,
+        convergence="absolute",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -206,6 +214,7 @@ default='kmeans'
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
         self.prior = prior
+        self.convergence = convergence
 
     # ======================================================== missing values
     def _with_missing(self, X):

@@ -33,6 +33,7 @@ def check_parameters(est, *, for_fit: bool = True) -> tuple[CovarianceFamily, ob
     _check_int(est.n_init, "n_init", minimum=1)
     _check_int(est.verbose_interval, "verbose_interval", minimum=1)
     _check_number(est.tol, "tol")
+    check_convergence(getattr(est, "convergence", "absolute"))
     _check_number(est.reg_covar, "reg_covar")
     if est.init_sample_size is not None:
         _check_int(est.init_sample_size, "init_sample_size", minimum=max(2, est.n_components))
@@ -41,6 +42,16 @@ def check_parameters(est, *, for_fit: bool = True) -> tuple[CovarianceFamily, ob
         return family, None
     initializer = get_initializer(est.init_params)
     return family, initializer
+
+
+def check_convergence(value) -> str:
+    """``convergence`` must be 'absolute' or 'relative'; return it."""
+    if not isinstance(value, str) or value not in ("absolute", "relative"):
+        raise ValueError(
+            f"convergence must be 'absolute' (scikit-learn's rule) or 'relative' "
+            f"(mclust's), got {value!r}."
+        )
+    return value
 
 
 def check_nan_policy(value) -> str:

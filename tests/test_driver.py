@@ -197,3 +197,25 @@ def test_warm_start_into_a_family_that_cannot_hold_the_fit_is_refused(covariance
         model.fit(X)
     model.set_params(covariance_type="full")
     assert np.array_equal(model.predict_proba(X), before)
+
+
+def test_relative_convergence_is_mclusts_rule_on_the_total_log_likelihood():
+    """convergence='relative' stops at the first iteration whose total log-likelihood L
+    changed by at most tol (1 + |L|), found here from an unstopped run's curve."""
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(0, 1, (300, 2)), rng.normal(2.5, 1, (300, 2))])
+    n, tol = X.shape[0], 1e-5
+    start = dict(n_components=2, covariance_type="VVV", init_params="random", random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        curve = GaussianMixture(tol=0, max_iter=200, **start).fit(X).lower_bounds_
+    total = n * np.asarray(curve)
+    stops = [
+        i for i in range(1, len(total)) if abs(total[i] - total[i - 1]) <= tol * (1 + abs(total[i]))
+    ]
+    fit = GaussianMixture(tol=tol, convergence="relative", max_iter=200, **start).fit(X)
+    assert fit.converged_ and fit.n_iter_ == stops[0] + 1
+    assert fit.lower_bound_ == curve[stops[0]]
+    absolute = GaussianMixture(tol=tol, max_iter=200, **start).fit(X)
+    assert absolute.n_iter_ > fit.n_iter_  # |mean| is about 3 here: the absolute rule is tighter
+    with pytest.raises(ValueError, match="convergence must be 'absolute'"):
+        GaussianMixture(convergence="mclust").fit(X)

@@ -51,13 +51,15 @@ ONE_FEATURE_NAMES = {"E": "tied", "V": "full"}
 #: hierarchical start, on a random subset of 2,000 rows for larger data followed,
 #: as in mclustBIC, by an M-step of the model being fitted on the subset and an
 #: E-step on all rows; no regulariser (mclust adds none: a singular fit is an NA
-#: cell); and EM run close to its fixed point (mclust stops at a relative change
-#: of 1e-5 in the log-likelihood; ``tol`` here is on the mean log-likelihood).
+#: cell); and mclust's stopping rule, a relative change of at most 1e-5 in the
+#: total log-likelihood (``convergence='relative'``), with no iteration cap to
+#: speak of.
 MCLUST_DEFAULTS = {
     "init_params": "hc",
     "init_sample_size": 2000,
     "reg_covar": 0.0,
-    "tol": 1e-6,
+    "tol": 1e-5,
+    "convergence": "relative",
     "max_iter": 1000,
 }
 
