@@ -84,9 +84,9 @@ def sweep(
         settings (:data:`gmm.selection.mclust.MCLUST_DEFAULTS`:
         ``init_params='hc'``, ``init_sample_size=2000``, ``reg_covar=0``,
         ``tol=1e-5`` with ``convergence='relative'``, mclust's stopping rule,
-        ``max_iter=1000``); pass a smaller ``tol`` for its numbers to 1e-6. The result's :meth:`SweepResult.mclust_bic`,
-        :meth:`SweepResult.summary` and ``plot(what=...)`` give mclust's
-        table, summary and views.
+        ``max_iter=1000``); pass a smaller ``tol`` for its numbers to 1e-6.
+        The result's :meth:`SweepResult.mclust_bic`, :meth:`SweepResult.summary`
+        and ``plot(what=...)`` give mclust's table, summary and views.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Chooses the best model (lower is better). All three are in the table.
     n_init : int, default=1
