@@ -264,20 +264,11 @@ def _plane_rotations(rotated: np.ndarray, inverse: np.ndarray, i: np.ndarray, j:
     weight = inverse[:, i] - inverse[:, j]
     p = np.sum(weight * (rotated[:, i, i] - rotated[:, j, j]), axis=0) / 2
     q = np.sum(weight * rotated[:, i, j], axis=0)
-    radius = np.hypot(p, q)
-    # (cos 2t, sin 2t) = -(p, q) / radius. The half angle from whichever of
-    # 1 + cos 2t and 1 - cos 2t has no cancellation, the other factor from
-    # sin 2t = 2 sin t cos t: near t = 0 the plain half-angle sine would lose
-    # half the digits.
-    tie = ~(radius > 0)  # p = q = 0: every angle gives the same value, so stay
-    p = np.where(tie, -1.0, p)
-    radius = np.where(tie, 1.0, radius)
-    small = p <= 0  # |t| <= 45°
-    cos = np.where(small, np.sqrt((radius - p) / (2 * radius)), 0.0)
-    sin = np.where(small, 0.0, np.where(q > 0, -1.0, 1.0) * np.sqrt((radius + p) / (2 * radius)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sin = np.where(small, -q / (2 * radius * cos), sin)
-        cos = np.where(small, cos, -q / (2 * radius * sin))
+    # (cos 2t, sin 2t) = -(p, q) / hypot(p, q); atan2 is accurate at every angle
+    # (near t = 0 too, where a half-angle formula would cancel). Adding 0.0 turns
+    # -0.0 into 0.0, so p = q = 0 (every angle ties) gives t = 0: stay.
+    angle = 0.5 * np.arctan2(0.0 - q, 0.0 - p)
+    cos, sin = np.cos(angle), np.sin(angle)
     rotation = np.eye(rotated.shape[1])
     rotation[i, i] = cos
     rotation[j, j] = cos
