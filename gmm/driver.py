@@ -96,36 +96,6 @@ def state_kept_on_failure(est):
         raise
 
 
-def in_units(data, problem: units.Units, family):
-    """The training data as the problem ``(X - shift) / s`` (see :mod:`gmm.units`).
-
-    In-memory rows (with holes too, under nan_policy='marginalize') are copied
-    once (O(n·D) time and memory, only for data outside
-    :func:`gmm.units.safe_band`); dask arrays are rescaled lazily. Memory-mapped
-    files are not rescaled (:class:`gmm.em.OutOfRangeError` says so).
-    """
-    X = data.X
-    if scale.dask_arrays.is_dask_collection(X):
-        rows = ((X.astype(np.float64) - problem.shift) / problem.scale).astype(X.dtype)
-        return scale.fit_data(rows, data.sample_weight, family, data.n_components, "")
-    if isinstance(X, scale.IncompleteRows) and hasattr(data, "full_weight"):
-        # nan_policy='marginalize' in memory: NaN stays NaN through the rescaling
-        holes = scale.WithMissing(problem.to_problem(X.X, X.dtype), "marginalize")
-        return scale.fit_data(holes, data.full_weight, family, data.n_components, "")
-    if type(data) is not scale.TrainingData or not isinstance(X, np.ndarray):
-        raise em.OutOfRangeError(
-            f"The data's deviations from their mean are about {problem.scale:.3g}, too far "
-            "from 1 for the kernels, and data with missing values or in memory-mapped "
-            "files are not rescaled for you. Rescale the data (divide by a power of ten "
-            "near its spread) and fit again."
-        )
-    rows = problem.to_problem(X, X.dtype)
-    w = data.sample_weight
-    scaled = scale.TrainingData(rows, w, family, data.n_components, scale.column_mean(rows, w))
-    scaled.feature_source = data.feature_source
-    return scaled
-
-
 def _check_warm_start_family(model, family) -> None:
     """A warm start continues the fitted parameters: refuse a family that cannot hold them."""
     n_components, n_features = np.shape(model.means_)
@@ -279,7 +249,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             "Use fewer components, or a covariance_type with fewer parameters.",
         )
         problem = units.choose(given.X, given.shift, given.dtype, self.reg_covar)
-        data = given if problem is None else in_units(given, problem, family)
+        data = given if problem is None else scale.rescaled(given, problem, family)
         self._units = problem
         try:
             params, result = self._em(data, family, initializer, do_init)

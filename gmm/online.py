@@ -49,7 +49,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import em, scale, units, validation
-from .driver import in_units, one_fit_at_a_time, state_kept_on_failure
+from .driver import one_fit_at_a_time, state_kept_on_failure
 from .scale import FileRows
 from .scale.dask_arrays import is_dask_collection
 from .statistics import Scatter
@@ -203,7 +203,7 @@ def _update(est, X, sample_weight) -> None:
     # the running statistics stay in the data's units.
     problem = _units(data, est.reg_covar)
     if problem is not None:
-        data = in_units(data, problem, family)
+        data = scale.rescaled(data, problem, family)
         params = problem.params_in(params) if started else None
     est._units = problem
     try:

@@ -170,6 +170,39 @@ def fit_data(
     return data
 
 
+def rescaled(data: TrainingData, problem, family: CovarianceFamily) -> TrainingData:
+    """Training data from :func:`fit_data` as the problem ``(X - shift) / s``.
+
+    ``problem`` is a :class:`gmm.units.Units` (``shift``, ``scale``,
+    ``to_problem``).
+
+    In-memory rows (with holes too, under nan_policy='marginalize') are copied
+    once (O(n·D) time and memory, only for data outside
+    :func:`gmm.units.safe_band`); dask arrays are rescaled lazily. Memory-mapped
+    files are not rescaled (:class:`gmm.em.OutOfRangeError` says so).
+    """
+    X = data.X
+    if is_dask_collection(X):
+        rows = ((X.astype(np.float64) - problem.shift) / problem.scale).astype(X.dtype)
+        return fit_data(rows, data.sample_weight, family, data.n_components, "")
+    if isinstance(X, IncompleteRows) and hasattr(data, "full_weight"):
+        # nan_policy='marginalize' in memory: NaN stays NaN through the rescaling
+        holes = WithMissing(problem.to_problem(X.X, X.dtype), "marginalize")
+        return fit_data(holes, data.full_weight, family, data.n_components, "")
+    if type(data) is not TrainingData or not isinstance(X, np.ndarray):
+        raise em.OutOfRangeError(
+            f"The data's deviations from their mean are about {problem.scale:.3g}, too far "
+            "from 1 for the kernels, and data with missing values or in memory-mapped "
+            "files are not rescaled for you. Rescale the data (divide by a power of ten "
+            "near its spread) and fit again."
+        )
+    rows = problem.to_problem(X, X.dtype)
+    w = data.sample_weight
+    scaled = TrainingData(rows, w, family, data.n_components, column_mean(rows, w))
+    scaled.feature_source = data.feature_source
+    return scaled
+
+
 def predict_data(X, estimator_name: str):
     """Validate data for prediction; return ``(rows, feature_source)``.
 
