@@ -489,15 +489,10 @@ def _k_values(text: str) -> tuple[range, ...]:
 
 def _k_list(parts: tuple[range, ...], X: np.ndarray, covariance) -> list[int]:
     """The values of ``--k`` as a list, after checking the largest against DATA and memory."""
-    from .selection import check_covariance_types
-    from .selection.mclust import mclust_models
-    from .selection.search import check_grid_size, largest_value
+    from .selection.search import check_grid_size, grid_types, largest_value
 
     n_rows, n_features = X.shape
-    if covariance == "mclust":
-        types = list(dict.fromkeys(mclust_models(n_features).values()))
-    else:
-        types = check_covariance_types(covariance)
+    types = grid_types(covariance, n_features)
     k_max = max(largest_value(part) for part in parts)
     dtype = X.dtype if X.dtype == np.float32 else np.float64
     try:

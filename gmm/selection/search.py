@@ -185,10 +185,11 @@ def sweep(
     )
     X_fit, X_rows, dtype = _check_data(X, params.get("nan_policy", "raise"))
     n_features = X_rows.shape[1]
+    types = grid_types(covariance_types, n_features)
     if mclust_sweep:  # mclust's models for this many features, as registered
-        found = mclust_models(n_features)
-        types = list(dict.fromkeys(found.values()))
-        model_names = {registered: theirs for theirs, registered in found.items()}
+        model_names = {
+            registered: theirs for theirs, registered in mclust_models(n_features).items()
+        }
     else:
         model_names = {name: mclust_name(name, n_features) for name in types}
     w = validation.check_sample_weight(sample_weight, X_rows.shape[0], dtype)
@@ -433,6 +434,18 @@ def check_grid_size(
                 f"{readable_bytes(need)} and about {readable_bytes(memory)} of memory is "
                 f"available; the largest K that fits is {allowed}. Pass K values up to that."
             )
+
+
+def grid_types(covariance_types, n_features: int) -> list[str]:
+    """The registered covariance types a sweep over ``covariance_types`` fits.
+
+    ``'mclust'``: mclust's models for ``n_features`` features, each by the
+    name it is registered under (see :func:`mclust_models`); otherwise
+    :func:`check_covariance_types`.
+    """
+    if isinstance(covariance_types, str) and covariance_types == "mclust":
+        return list(dict.fromkeys(mclust_models(n_features).values()))
+    return check_covariance_types(covariance_types)
 
 
 def check_covariance_types(covariance_types) -> list[str]:
