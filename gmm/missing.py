@@ -104,14 +104,20 @@ class Block:
     embedding : scipy.sparse matrix of shape (D², m²·p)
         Sums m × m matrices, one per pattern and laid out (m, m, p), each
         into its place in a D × D matrix.
-    columns : list of (int, ndarray, ndarray)
-        For each column ``j`` with a hole in the block: ``(j, rows, slots)``,
-        the block's rows with a hole at ``j`` and the hole's place among the
-        row's ``m`` holes (for the expanded path, :func:`expanded_log_prob`).
-    pair_embedding : scipy.sparse matrix of shape (D², T·(n + p))
+    hole_order : ndarray of shape (H,)
+        The block's ``H = n·m`` holes sorted by column: each one's place
+        ``i·n + row`` in an (m, n) array (slot ``i`` among the row's holes),
+        for the expanded path (:func:`expanded_log_prob`).
+    hole_rows : ndarray of shape (H,)
+        The row of each hole, in that order.
+    columns : list of (int, int, int)
+        ``(j, start, stop)``: the holes at column ``j`` are
+        ``hole_order[start:stop]``.
+    pair_embedding : scipy.sparse matrix of shape (D², T·(n + p)) or (D², T·n)
         With ``T = m(m+1)/2`` the pairs ``i <= j`` of holes: sums values of
         each pair, laid out (T, n) for rows then (T, p) for patterns, into the
-        upper triangle of a D × D matrix (:func:`expanded_statistics`).
+        upper triangle of a D × D matrix (:func:`expanded_statistics`); only
+        (T, n) when every row has its own pattern (``p = n``).
     """
 
     rows: np.ndarray
@@ -120,6 +126,8 @@ class Block:
     pattern: np.ndarray
     starts: np.ndarray
     embedding: sparse.csr_matrix
+    hole_order: np.ndarray
+    hole_rows: np.ndarray
     columns: list
     pair_embedding: sparse.csr_matrix
 
@@ -175,13 +183,19 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
                 shape=(n_features**2, flat.size),
             )
             holes = missing[pattern]  # (n, m)
-            columns = []
-            for j in np.unique(holes):
-                rows, slots = np.nonzero(holes == j)
-                columns.append((int(j), rows, slots))
+            hole_order = np.argsort(holes.T.ravel(), kind="stable")  # by column
+            columns_at = holes.T.ravel()[hole_order]
+            cuts = np.flatnonzero(np.diff(columns_at)) + 1
+            columns = [
+                (int(columns_at[a]), int(a), int(b))
+                for a, b in zip(np.r_[0, cuts], np.r_[cuts, columns_at.size], strict=True)
+            ]
             upper, lower = np.triu_indices(m)  # hole pairs i <= j
-            flat = np.concatenate([holes.T[upper], missing.T[upper]], axis=1) * n_features
-            flat += np.concatenate([holes.T[lower], missing.T[lower]], axis=1)
+            if first.size == stop - start:  # a pattern per row: one set of pairs
+                flat = holes.T[upper] * n_features + holes.T[lower]
+            else:
+                flat = np.concatenate([holes.T[upper], missing.T[upper]], axis=1) * n_features
+                flat += np.concatenate([holes.T[lower], missing.T[lower]], axis=1)
             pair_embedding = sparse.csr_matrix(
                 (np.ones(flat.size), (flat.ravel(), np.arange(flat.size))),
                 shape=(n_features**2, flat.size),
@@ -189,7 +203,8 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
             blocks.append(
                 Block(
                     incomplete[start:stop],
-                    *(values, missing, pattern, first, embedding, columns, pair_embedding),
+                    *(values, missing, pattern, first, embedding),
+                    *(hole_order, hole_order % (stop - start), columns, pair_embedding),
                 )
             )
     return blocks
@@ -207,29 +222,40 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     memory. A matrix that is not positive definite gives NaN.
     """
     m = matrices.shape[0]
+    tmp = np.empty(matrices.shape[1:])  # (m, B) scratch: no temporary per step
     chol = np.empty_like(matrices)  # only the lower triangle is written and read
     for j in range(m):
         column = chol[j:, j]  # column j from its diagonal down
         column[...] = matrices[j:, j]
         for k in range(j):  # subtract the columns already found
-            column -= chol[j:, k] * chol[j, k]
+            column -= np.multiply(chol[j:, k], chol[j, k], out=tmp[: m - j])
         with np.errstate(invalid="ignore"):
             np.sqrt(column[0], out=column[0])
         column[1:] /= column[0]
     diagonal = chol[np.arange(m), np.arange(m)]  # (m, B)
-    log_det = 2 * np.sum(np.log(diagonal), axis=0)
+    # log det = 2 log prod(diag): one logarithm a matrix, unless the product
+    # leaves the normal range (then the sum of logarithms for that matrix).
+    product = np.prod(diagonal, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_det = 2 * np.log(product)
+    odd = ~((product > 1e-300) & (product < 1e300))
+    if odd.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_det[odd] = 2 * np.sum(np.log(diagonal[:, odd]), axis=0)
     recip = 1 / diagonal
     inv_chol = np.zeros_like(matrices)  # L^-1, lower triangular: row i from rows < i
     for i in range(m):
         row = inv_chol[i, : i + 1]
         row[i] = recip[i]
         for k in range(i):
-            row[: k + 1] -= (chol[i, k] * recip[i]) * inv_chol[k, : k + 1]
+            factor = np.multiply(chol[i, k], recip[i], out=tmp[m - 1])
+            row[: k + 1] -= np.multiply(inv_chol[k, : k + 1], factor, out=tmp[: k + 1])
     # (L L')^-1 = L^-T L^-1: entry (i, j) sums rows r >= max(i, j) of L^-1.
     inverse = np.empty_like(matrices)
     for i in range(m):
         for j in range(i, m):
-            np.sum(inv_chol[j:, i] * inv_chol[j:, j], axis=0, out=inverse[i, j])
+            products = np.multiply(inv_chol[j:, i], inv_chol[j:, j], out=tmp[: m - j])
+            np.sum(products, axis=0, out=inverse[i, j])
             if j > i:
                 inverse[j, i] = inverse[i, j]
     return log_det, inverse
@@ -260,7 +286,9 @@ def pattern_conditionals(idx: np.ndarray, dense: DenseComponents):
         inverse = np.linalg.inv(sub)
         return log_det, inverse, np.ascontiguousarray(inverse.transpose(2, 3, 1, 0))
     # (m, m, p, K), gathered straight into the batch-last layout.
-    batch = dense.precisions_last[idx.T[:, None, :], idx.T[None, :, :]]
+    n_features = dense.precisions_last.shape[0]
+    places = idx.T[:, None, :] * n_features + idx.T[None, :, :]  # (m, m, p) in D × D
+    batch = np.take(dense.precisions_last.reshape(n_features**2, -1), places, axis=0)
     log_det, last = cholesky_inverse(batch.reshape(m, m, -1))
     last = last.reshape(m, m, n_patterns, n_components)
     return log_det.reshape(n_patterns, n_components).T, last.transpose(3, 2, 0, 1), last
@@ -477,16 +505,17 @@ def expanded_log_prob(
     ``-P_mm^-1 u`` (whatever ``a`` holds in the holes). ``a' P a`` is one GEMM
     with the quadratic features, as in the 'full' family's expanded E-step;
     ``(P a)_m`` one small GEMM per hole column over the rows with a hole
-    there; ``P_mm^-1 u`` m² vectorised products over the block's rows and
-    components, with each pattern's inverse gathered to its rows (no gather
-    when every row has its own pattern). Use only when :func:`expanded_ok`.
+    there (the block's holes sorted by column); ``P_mm^-1 u`` m² vectorised
+    products over the block's rows and components, with each pattern's
+    inverse gathered to its rows (no gather when every row has its own
+    pattern). Use only when :func:`expanded_ok`.
     O(n·K·(D² / 2 + m·(D + m))) time, O(n·(D² + K·m²)) memory.
 
     Returns
     -------
     log_prob : ndarray of shape (K, n)
     work : tuple
-        ``(features, rows gathered per hole column, e)`` for
+        ``(features, x at each hole's row (H, D), e)`` for
         :func:`expanded_statistics`, with ``e`` (m, n, K) the conditional
         expectations of the holes under each component (shifted).
     """
@@ -496,14 +525,16 @@ def expanded_log_prob(
     feats = get_family("full").features(x)  # [x_i x_j (i <= j), x]
     quad = feats @ coefs.linear.T  # (n, K): a' P a less mu' P mu
     quad += coefs.const
-    u = np.empty((m, n_rows, dense.means.shape[0]))  # (P a)_m
-    gathered = []
-    for j, rows, slots in block.columns:
-        xj = x[rows]
-        column = xj @ dense.precisions_last[j]  # (P x)_j, P symmetric
+    n_components = dense.means.shape[0]
+    at_holes = x[block.hole_rows]  # (H, D), holes by column
+    by_column = np.empty((at_holes.shape[0], n_components))
+    for j, start, stop in block.columns:
+        column = by_column[start:stop]
+        np.matmul(at_holes[start:stop], dense.precisions_last[j], out=column)  # (P x)_j
         column -= coefs.prec_means[:, j]
-        u[slots, rows] = column
-        gathered.append(xj)
+    u = np.empty((m * n_rows, n_components))  # (P a)_m
+    u[block.hole_order] = by_column
+    u = u.reshape(m, n_rows, n_components)
     if last.shape[2] != n_rows:  # each pattern's inverse at its rows: (m, m, n, K)
         last = np.take(last, block.pattern, axis=2)
     solved = last[:, 0] * u[0]  # P_mm^-1 u, (m, n, K)
@@ -515,7 +546,7 @@ def expanded_log_prob(
     log_prob = log_const[:, None] + 0.5 * m * LOG_2PI - 0.5 * log_det[:, block.pattern]
     log_prob -= 0.5 * quad.T
     np.negative(solved, out=solved)
-    return log_prob, (feats, gathered, solved)
+    return log_prob, (feats, at_holes, solved)
 
 
 @dataclass
@@ -579,24 +610,32 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     ``pair_embedding``). O(n·K·(D² / 2 + m·(D + m))) time, O(K·m²·(n + p))
     memory.
     """
-    feats, gathered, filled = work
+    feats, at_holes, filled = work
     n_components, d = resp.shape[0], block.values.shape[1]
     m, n_rows = filled.shape[:2]
     weighted = filled * resp.T  # (m, n, K): r e
+    by_column = weighted.reshape(-1, n_components)[block.hole_order]  # (H, K)
     cross = np.zeros((n_components, d, d))
+    for j, start, stop in block.columns:
+        cross[:, :, j] = by_column[start:stop].T @ at_holes[start:stop]
     hole_sums = np.zeros((d, n_components))
-    for (j, rows_j, slots_j), xj in zip(block.columns, gathered, strict=True):
-        column = weighted[slots_j, rows_j]  # (n_j, K)
-        cross[:, :, j] = column.T @ xj
-        hole_sums[j] = column.sum(axis=0)
-    # Pairs i <= j: r e_i e_j of each row (T, n, K), then r C_ij summed per pattern (T, p, K).
+    starts = [start for _, start, _ in block.columns]
+    hole_sums[[j for j, _, _ in block.columns]] = np.add.reduceat(by_column, starts, axis=0)
+    # Pairs i <= j: r e_i e_j of each row (T, n, K), then r C_ij summed per pattern
+    # (T, p, K), or added to the row's own when each row has its own pattern.
     per_pattern = np.add.reduceat(resp, block.starts, axis=1).T  # (p, K)
     last = conditionals[2]  # (m, m, p, K)
-    pairs = np.empty((m * (m + 1) // 2, n_rows + per_pattern.shape[0], n_components))
+    own = per_pattern.shape[0] == n_rows
+    width = n_rows if own else n_rows + per_pattern.shape[0]
+    pairs = np.empty((m * (m + 1) // 2, width, n_components))
     at = 0
     for i in range(m):
-        np.multiply(weighted[i], filled[i:], out=pairs[at : at + m - i, :n_rows])
-        np.multiply(last[i, i:], per_pattern, out=pairs[at : at + m - i, n_rows:])
+        rows = pairs[at : at + m - i, :n_rows]
+        np.multiply(weighted[i], filled[i:], out=rows)
+        if own:
+            rows += np.multiply(last[i, i:], per_pattern)
+        else:
+            np.multiply(last[i, i:], per_pattern, out=pairs[at : at + m - i, n_rows:])
         at += m - i
     hole_pairs = block.pair_embedding @ pairs.reshape(-1, n_components)  # (D², K)
     return ExpandedStatistics(resp.sum(axis=1), resp @ feats, hole_sums, cross, hole_pairs)
