@@ -548,8 +548,9 @@ def expanded_log_prob(
     if last.shape[2] != n_rows:  # each pattern's inverse at its rows: (m, m, n, K)
         last = np.take(last, block.pattern, axis=2)
     solved = last[:, 0] * u[0]  # P_mm^-1 u, (m, n, K)
+    scratch = np.empty_like(solved)
     for i in range(1, m):
-        solved += last[:, i] * u[i]
+        solved += np.multiply(last[:, i], u[i], out=scratch)
     u *= solved
     quad -= u.sum(axis=0)  # u' P_mm^-1 u
     np.maximum(quad, 0.0, out=quad)
@@ -638,12 +639,13 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     own = per_pattern.shape[0] == n_rows
     width = n_rows if own else n_rows + per_pattern.shape[0]
     pairs = np.empty((m * (m + 1) // 2, width, n_components))
+    scratch = np.empty((m, n_rows, n_components)) if own else None
     at = 0
     for i in range(m):
         rows = pairs[at : at + m - i, :n_rows]
         np.multiply(weighted[i], filled[i:], out=rows)
         if own:
-            rows += np.multiply(last[i, i:], per_pattern)
+            rows += np.multiply(last[i, i:], per_pattern, out=scratch[: m - i])
         else:
             np.multiply(last[i, i:], per_pattern, out=pairs[at : at + m - i, n_rows:])
         at += m - i
