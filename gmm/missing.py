@@ -265,7 +265,7 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for i in range(m):
         for j in range(i, m):
             products = np.multiply(inv_chol[j:, i], inv_chol[j:, j], out=tmp[: m - j])
-            np.sum(products, axis=0, out=inverse[i, j])
+            np.add.reduce(products, axis=0, out=inverse[i, j])
             if j > i:
                 inverse[j, i] = inverse[i, j]
     return log_det, inverse
