@@ -96,6 +96,8 @@ def measure(size: str = "full", fraction: float = 0.2) -> dict:
         "case": f"full, {X.shape[0]:,} x 20, K=20, {fraction:.0%} missing (MCAR)",
         "n_patterns": len({row.tobytes() for row in np.packbits(holes, axis=1)}),
         "incomplete_rows": int(holes.any(axis=1).sum()),
+        # rows by their number m of holes, m = 0, 1, ...: the kernels' cost grows with m³
+        "rows_by_holes": np.bincount(holes.sum(axis=1)).tolist(),
         "size": size,
         "config": cfg,
         "rows": rows,
@@ -113,6 +115,8 @@ def main(argv=None) -> dict:
     (OUT / name).write_text(json.dumps(result, indent=2) + "\n")
     print(result["case"], f"({result['incomplete_rows']:,} incomplete rows,", end=" ")
     print(f"{result['n_patterns']:,} patterns)")
+    counts = result["rows_by_holes"]
+    print("  rows by number of holes m:", ", ".join(f"{m}: {c:,}" for m, c in enumerate(counts)))
     for row in result["rows"]:
         print(
             f"  {row['clock']:>4} (BLAS threads {row['blas_threads']}): complete "

@@ -15,10 +15,18 @@ complete-data work, never a D × D one: O(K·(m³ + D²)) per row, and rows with
 the same missingness pattern share the m × m work.
 
 Rows are grouped into :class:`Block` s: rows with the same number ``m`` of
-missing entries, sorted by pattern, so one batched LAPACK call serves every
-pattern of a block. The precision, its factor and the means are the family's
-public representation made dense (:func:`dense_components`), so the same code
-serves every covariance family, including families registered later.
+missing entries, sorted by pattern, so every step of the m × m work is one
+vectorised operation over all the block's patterns and components
+(:func:`cholesky_inverse`) and every step of the per-row work one over all
+its rows (no Python loop over rows or patterns; per block, loops over the m
+holes and the D columns). With many distinct patterns (at D = 20 and 20 %
+missing, most rows with m >= 5 have a pattern of their own) the m × m work
+is per row: about m³/2 multiply-adds per row and component, done by numpy
+at memory speed, which makes it the largest single cost of an incomplete
+row beside the complete-data products. The precision, its factor and the
+means are the family's public representation made dense
+(:func:`dense_components`), so the same code serves every covariance family,
+including families registered later.
 
 Everything here is a kernel: inputs are trusted. Computations are in float64.
 """
@@ -101,17 +109,23 @@ class Block:
         Each row's pattern, an index into ``missing`` (non-decreasing).
     starts : ndarray of shape (p,)
         First row of each pattern (for sums over a pattern's rows).
-    embedding : scipy.sparse matrix of shape (p·m², D²)
-        Puts each pattern's m × m block at its place in a D × D matrix.
-    columns : list of (int, ndarray, ndarray)
-        For each column ``j`` with a hole in the block: ``(j, rows, slots)``,
-        the block's rows with a hole at ``j`` and the hole's place among the
-        row's ``m`` holes (for the expanded path, :func:`expanded_log_prob`).
-    row_embedding : scipy.sparse matrix of shape (D², n·m²)
-        Sums each row's m × m block into its place in a D × D matrix
-        (:func:`expanded_statistics`).
-    column_embedding : scipy.sparse matrix of shape (D, n·m)
-        Sums each row's m holes into their columns.
+    embedding : scipy.sparse matrix of shape (D², m²·p)
+        Sums m × m matrices, one per pattern and laid out (m, m, p), each
+        into its place in a D × D matrix.
+    hole_order : ndarray of shape (H,)
+        The block's ``H = n·m`` holes sorted by column: each one's place
+        ``i·n + row`` in an (m, n) array (slot ``i`` among the row's holes),
+        for the expanded path (:func:`expanded_log_prob`).
+    hole_rows : ndarray of shape (H,)
+        The row of each hole, in that order.
+    columns : list of (int, int, int)
+        ``(j, start, stop)``: the holes at column ``j`` are
+        ``hole_order[start:stop]``.
+    pair_embedding : scipy.sparse matrix of shape (D², T·(n + p)) or (D², T·n)
+        With ``T = m(m+1)/2`` the pairs ``i <= j`` of holes: sums values of
+        each pair, laid out (T, n) for rows then (T, p) for patterns, into the
+        upper triangle of a D × D matrix (:func:`expanded_statistics`); only
+        (T, n) when every row has its own pattern (``p = n``).
     """
 
     rows: np.ndarray
@@ -120,9 +134,10 @@ class Block:
     pattern: np.ndarray
     starts: np.ndarray
     embedding: sparse.csr_matrix
+    hole_order: np.ndarray
+    hole_rows: np.ndarray
     columns: list
-    row_embedding: sparse.csr_matrix
-    column_embedding: sparse.csr_matrix
+    pair_embedding: sparse.csr_matrix
 
     @property
     def n_missing(self) -> int:
@@ -134,9 +149,11 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
 
     Rows without NaN are left out: they take the complete-data path. A block
     of rows with m holes holds at most about ``budget / (8·K·max(D, m²))``
-    rows (a pattern may span blocks).
+    rows (a pattern may span blocks), so the per-iteration temporaries of a
+    block, (K, n, D) and (m², n, K) float64, take about ``budget`` bytes.
 
-    O(n·D + n log n) time, once per fit.
+    O(n·D + n log n) time, once per fit; the blocks keep O(n·(D + m²)) numbers
+    (the rows, their hole indices and the sparse embeddings).
     """
     n_features = X.shape[1]
     mask = np.isnan(X)
@@ -169,30 +186,35 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
             missing = np.nonzero(mask[start:stop][first])[1].reshape(first.size, m)
             values = np.asarray(X[incomplete[start:stop]], dtype=np.float64) - shift
             values[mask[start:stop]] = 0.0
-            flat = (missing[:, :, None] * n_features + missing[:, None, :]).ravel()
+            # Entry (i, j) of pattern q, laid out (m, m, p), goes to D × D place (a_i, a_j).
+            flat = (missing.T[:, None, :] * n_features + missing.T[None, :, :]).ravel()
             embedding = sparse.csr_matrix(
-                (np.ones(flat.size), (np.arange(flat.size), flat)),
-                shape=(flat.size, n_features**2),
-            )
-            holes = missing[pattern]  # (n, m)
-            columns = []
-            for j in np.unique(holes):
-                rows, slots = np.nonzero(holes == j)
-                columns.append((int(j), rows, slots))
-            flat = (holes[:, :, None] * n_features + holes[:, None, :]).ravel()
-            row_embedding = sparse.csr_matrix(
                 (np.ones(flat.size), (flat, np.arange(flat.size))),
                 shape=(n_features**2, flat.size),
             )
-            column_embedding = sparse.csr_matrix(
-                (np.ones(holes.size), (holes.ravel(), np.arange(holes.size))),
-                shape=(n_features, holes.size),
+            holes = missing[pattern]  # (n, m)
+            hole_order = np.argsort(holes.T.ravel(), kind="stable")  # by column
+            columns_at = holes.T.ravel()[hole_order]
+            cuts = np.flatnonzero(np.diff(columns_at)) + 1
+            columns = [
+                (int(columns_at[a]), int(a), int(b))
+                for a, b in zip(np.r_[0, cuts], np.r_[cuts, columns_at.size], strict=True)
+            ]
+            upper, lower = np.triu_indices(m)  # hole pairs i <= j
+            if first.size == stop - start:  # a pattern per row: one set of pairs
+                flat = holes.T[upper] * n_features + holes.T[lower]
+            else:
+                flat = np.concatenate([holes.T[upper], missing.T[upper]], axis=1) * n_features
+                flat += np.concatenate([holes.T[lower], missing.T[lower]], axis=1)
+            pair_embedding = sparse.csr_matrix(
+                (np.ones(flat.size), (flat.ravel(), np.arange(flat.size))),
+                shape=(n_features**2, flat.size),
             )
             blocks.append(
                 Block(
                     incomplete[start:stop],
-                    *(values, missing, pattern, first, embedding, columns),
-                    *(row_embedding, column_embedding),
+                    *(values, missing, pattern, first, embedding),
+                    *(hole_order, hole_order % (stop - start), columns, pair_embedding),
                 )
             )
     return blocks
@@ -201,43 +223,60 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
 def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Log-determinants and inverses of a batch of small SPD matrices, batch last.
 
-    ``matrices`` has shape (m, m, B). The Cholesky factor ``L`` and its
-    inverse are built column by column, each step one vectorised operation
-    over the whole batch: for the many tiny systems of a block (m a few, B =
-    K · patterns in the thousands) this is far faster than one LAPACK call
-    per matrix. Returns ``log det`` (B,) and the inverses (m, m, B). O(B·m³).
-    A matrix that is not positive definite gives NaN.
+    ``matrices`` has shape (m, m, B). The Cholesky factor ``L``, its inverse
+    and ``L^-T L^-1`` are built entry by entry, each step one vectorised
+    operation over the whole batch, in place where numpy allows: for the many
+    tiny systems of a block (m a few, B = K · patterns in the thousands) this
+    is far faster than one LAPACK call per matrix. Returns ``log det`` (B,) and
+    the inverses (m, m, B). About m³/2 multiply-adds per matrix, O(m²·B)
+    memory. A matrix that is not positive definite gives NaN.
     """
     m = matrices.shape[0]
+    tmp = np.empty(matrices.shape[1:])  # (m, B) scratch: no temporary per step
     chol = np.empty_like(matrices)  # only the lower triangle is written and read
     for j in range(m):
-        pivot = matrices[j, j].copy()
-        below = matrices[j + 1 :, j].copy()
+        column = chol[j:, j]  # column j from its diagonal down
+        column[...] = matrices[j:, j]
         for k in range(j):  # subtract the columns already found
-            pivot -= chol[j, k] * chol[j, k]
-            below -= chol[j + 1 :, k] * chol[j, k]
+            column -= np.multiply(chol[j:, k], chol[j, k], out=tmp[: m - j])
         with np.errstate(invalid="ignore"):
-            np.sqrt(pivot, out=chol[j, j])
-        np.divide(below, chol[j, j], out=chol[j + 1 :, j])
+            np.sqrt(column[0], out=column[0])
+        column[1:] /= column[0]
     diagonal = chol[np.arange(m), np.arange(m)]  # (m, B)
-    log_det = 2 * np.sum(np.log(diagonal), axis=0)
+    # log det = 2 log prod(diag): one logarithm a matrix, unless the product
+    # leaves the normal range (then the sum of logarithms for that matrix).
+    product = np.prod(diagonal, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_det = 2 * np.log(product)
+    odd = ~((product > 1e-300) & (product < 1e300))
+    if odd.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_det[odd] = 2 * np.sum(np.log(diagonal[:, odd]), axis=0)
+    recip = 1 / diagonal
     inv_chol = np.zeros_like(matrices)  # L^-1, lower triangular: row i from rows < i
     for i in range(m):
         row = inv_chol[i, : i + 1]
-        row[i] = 1
+        row[i] = recip[i]
         for k in range(i):
-            row[: k + 1] -= chol[i, k] * inv_chol[k, : k + 1]
-        row /= diagonal[i]
-    # (L L')^-1 = L^-T L^-1 = sum_k outer(row k of L^-1), each row nonzero up to k.
-    inverse = np.zeros_like(matrices)
-    for k in range(m):
-        row = inv_chol[k, : k + 1]
-        inverse[: k + 1, : k + 1] += row[:, None] * row[None, :]
+            factor = np.multiply(chol[i, k], recip[i], out=tmp[m - 1])
+            row[: k + 1] -= np.multiply(inv_chol[k, : k + 1], factor, out=tmp[: k + 1])
+    # (L L')^-1 = L^-T L^-1: entry (i, j) sums rows r >= max(i, j) of L^-1.
+    inverse = np.empty_like(matrices)
+    for i in range(m):
+        for j in range(i, m):
+            products = np.multiply(inv_chol[j:, i], inv_chol[j:, j], out=tmp[: m - j])
+            np.add.reduce(products, axis=0, out=inverse[i, j])
+            if j > i:
+                inverse[j, i] = inverse[i, j]
     return log_det, inverse
 
 
 def conditional_precisions(block: Block, dense: DenseComponents):
-    """``log det P_mm`` (K, p) and ``P_mm^-1`` (K, p, m, m) of each pattern and component.
+    """``log det P_mm`` (K, p) and ``P_mm^-1`` of each pattern and component.
+
+    Returns ``(log_det, inverse, inverse_last)``: ``inverse`` (K, p, m, m) and
+    the same numbers as a contiguous ``inverse_last`` (m, m, p, K), the layout
+    of the expanded path.
 
     O(K·p·m³), vectorised over components and patterns (:func:`cholesky_inverse`)
     when they are many against m², else one LAPACK call per matrix.
@@ -254,12 +293,15 @@ def pattern_conditionals(idx: np.ndarray, dense: DenseComponents):
         # LAPACK call per matrix.
         chol = np.linalg.cholesky(sub)
         log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-        return log_det, np.linalg.inv(sub)
+        inverse = np.linalg.inv(sub)
+        return log_det, inverse, np.ascontiguousarray(inverse.transpose(2, 3, 1, 0))
     # (m, m, p, K), gathered straight into the batch-last layout.
-    batch = dense.precisions_last[idx.T[:, None, :], idx.T[None, :, :]]
-    log_det, inverse = cholesky_inverse(batch.reshape(m, m, -1))
-    inverse = inverse.reshape(m, m, n_patterns, n_components).transpose(3, 2, 0, 1)
-    return log_det.reshape(n_patterns, n_components).T, inverse
+    n_features = dense.precisions_last.shape[0]
+    places = idx.T[:, None, :] * n_features + idx.T[None, :, :]  # (m, m, p) in D × D
+    batch = np.take(dense.precisions_last.reshape(n_features**2, -1), places, axis=0)
+    log_det, last = cholesky_inverse(batch.reshape(m, m, -1))
+    last = last.reshape(m, m, n_patterns, n_components)
+    return log_det.reshape(n_patterns, n_components).T, last.transpose(3, 2, 0, 1), last
 
 
 def block_log_prob(block: Block, dense: DenseComponents, log_const, conditionals):
@@ -352,14 +394,22 @@ def block_statistics(
 
     O(n·K·D²) time.
     """
-    inverse = conditionals[1]
-    n_components = deviations.shape[0]
     second = np.swapaxes(deviations * resp[:, :, None], 1, 2) @ deviations
-    per_pattern = np.add.reduceat(resp, block.starts, axis=1)  # (K, p)
-    weighted = (per_pattern[:, :, None, None] * inverse).reshape(n_components, -1)
-    second += (block.embedding.T @ weighted.T).T.reshape(second.shape)
+    second += (block.embedding @ weighted_inverses(block, resp, conditionals)).T.reshape(
+        second.shape
+    )
     first = np.einsum("kn,knd->kd", resp, deviations)
     return IncompleteStatistics(resp.sum(axis=1), first, second, None)
+
+
+def weighted_inverses(block: Block, resp: np.ndarray, conditionals) -> np.ndarray:
+    """``sum r P_mm^-1`` over each pattern's rows, shape (m²·p, K) laid out (m, m, p).
+
+    ``resp`` (K, n); ``block.embedding`` puts the result in place. O(K·(n + p·m²)).
+    """
+    per_pattern = np.add.reduceat(resp, block.starts, axis=1)  # (K, p)
+    last = conditionals[2]  # (m, m, p, K)
+    return (last * per_pattern.T).reshape(-1, last.shape[-1])
 
 
 def block_imputations(
@@ -464,39 +514,50 @@ def expanded_log_prob(
     with ``u = (P a)_m``, and the holes' conditional expectation (shifted) is
     ``-P_mm^-1 u`` (whatever ``a`` holds in the holes). ``a' P a`` is one GEMM
     with the quadratic features, as in the 'full' family's expanded E-step;
-    ``(P x)_m`` one small GEMM per hole column over the rows with a hole
-    there. Use only when :func:`expanded_ok`. O(n·K·(D² / 2 + m·(D + m)))
-    time, O(n·(D² + K·m²)) memory.
+    ``(P a)_m`` one small GEMM per hole column over the rows with a hole
+    there (the block's holes sorted by column); ``P_mm^-1 u`` m² vectorised
+    products over the block's rows and components, with each pattern's
+    inverse gathered to its rows (no gather when every row has its own
+    pattern). Use only when :func:`expanded_ok`.
+    O(n·K·(D² / 2 + m·(D + m))) time, O(n·(D² + K·m²)) memory.
 
     Returns
     -------
     log_prob : ndarray of shape (K, n)
     work : tuple
-        ``(features, rows gathered per hole column, e)`` for
-        :func:`expanded_statistics`, with ``e`` (n, m, K) the conditional
+        ``(features, x at each hole's row (H, D), e)`` for
+        :func:`expanded_statistics`, with ``e`` (m, n, K) the conditional
         expectations of the holes under each component (shifted).
     """
-    log_det, inverse = conditionals[:2]
+    log_det, last = conditionals[0], conditionals[2]
     x = block.values
     n_rows, m = x.shape[0], block.n_missing
     feats = get_family("full").features(x)  # [x_i x_j (i <= j), x]
     quad = feats @ coefs.linear.T  # (n, K): a' P a less mu' P mu
     quad += coefs.const
-    u = np.empty((n_rows, m, dense.means.shape[0]))  # (P x)_m
-    gathered = []
-    for j, rows, slots in block.columns:
-        xj = x[rows]
-        u[rows, slots] = xj @ dense.precisions[:, j, :].T
-        gathered.append(xj)
-    u -= coefs.prec_means.T[block.missing][block.pattern]  # (P a)_m
-    per_row = np.ascontiguousarray(inverse.transpose(1, 2, 3, 0))[block.pattern]  # (n, m, m, K)
-    solved = np.einsum("nijk,njk->nik", per_row, u)  # P_mm^-1 u
-    quad -= np.einsum("nik,nik->nk", u, solved)
+    n_components = dense.means.shape[0]
+    at_holes = x[block.hole_rows]  # (H, D), holes by column
+    by_column = np.empty((at_holes.shape[0], n_components))
+    for j, start, stop in block.columns:
+        column = by_column[start:stop]
+        np.matmul(at_holes[start:stop], dense.precisions_last[j], out=column)  # (P x)_j
+        column -= coefs.prec_means[:, j]
+    u = np.empty((m * n_rows, n_components))  # (P a)_m
+    u[block.hole_order] = by_column
+    u = u.reshape(m, n_rows, n_components)
+    if last.shape[2] != n_rows:  # each pattern's inverse at its rows: (m, m, n, K)
+        last = np.take(last, block.pattern, axis=2)
+    solved = last[:, 0] * u[0]  # P_mm^-1 u, (m, n, K)
+    scratch = np.empty_like(solved)
+    for i in range(1, m):
+        solved += np.multiply(last[:, i], u[i], out=scratch)
+    u *= solved
+    quad -= u.sum(axis=0)  # u' P_mm^-1 u
     np.maximum(quad, 0.0, out=quad)
     log_prob = log_const[:, None] + 0.5 * m * LOG_2PI - 0.5 * log_det[:, block.pattern]
     log_prob -= 0.5 * quad.T
     np.negative(solved, out=solved)
-    return log_prob, (feats, gathered, solved)
+    return log_prob, (feats, at_holes, solved)
 
 
 @dataclass
@@ -513,7 +574,8 @@ class ExpandedStatistics:
     cross : ndarray of shape (K, D, D)
         ``sum r x e'``.
     hole_pairs : ndarray of shape (D², K)
-        ``sum r (e e' + C)`` with ``C`` the conditional covariance of the holes.
+        The upper triangle (rows of D × D) of ``sum r (e e' + C)`` with ``C``
+        the conditional covariance of the holes; 0 below the diagonal.
     """
 
     nk: np.ndarray
@@ -539,7 +601,10 @@ class ExpandedStatistics:
         second[:, cols, rows] = self.raw[:, : rows.size]
         second += self.cross
         second += np.swapaxes(self.cross, 1, 2)
-        second += self.hole_pairs.T.reshape(n_components, d, d)
+        pairs = self.hole_pairs.T.reshape(n_components, d, d)  # upper triangle
+        second += pairs
+        second += np.swapaxes(pairs, 1, 2)
+        second[:, np.arange(d), np.arange(d)] -= pairs[:, np.arange(d), np.arange(d)]
         first = self.raw[:, rows.size :] + self.hole_sums.T
         return IncompleteStatistics(self.nk, first, second, np.zeros((n_components, d)))
 
@@ -550,22 +615,39 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     With ``z = x + e`` the row with its holes filled (``x`` 0 in the holes,
     ``e`` 0 outside them), ``sum r z z' = sum r x x' + sum r (x e' + e x') +
     sum r e e'``: the first is one GEMM with the quadratic features, the
-    second one small GEMM per hole column, the third is put in place by the
-    block's row embedding (one sparse product) and the conditional
-    covariances, summed per pattern, by its pattern embedding.
-    O(n·K·(D² / 2 + m·(D + m))).
+    second one small GEMM per hole column; the upper triangle of the third,
+    per row, and of the conditional covariances ``P_mm^-1``, summed per
+    pattern, are put in place by one sparse product (the block's
+    ``pair_embedding``). O(n·K·(D² / 2 + m·(D + m))) time, O(K·m²·(n + p))
+    memory.
     """
-    feats, gathered, filled = work
+    feats, at_holes, filled = work
     n_components, d = resp.shape[0], block.values.shape[1]
-    weighted = filled * resp.T[:, None, :]  # (n, m, K): r e
+    m, n_rows = filled.shape[:2]
+    weighted = filled * resp.T  # (m, n, K): r e
+    by_column = weighted.reshape(-1, n_components)[block.hole_order]  # (H, K)
     cross = np.zeros((n_components, d, d))
-    for (j, rows_j, slots_j), xj in zip(block.columns, gathered, strict=True):
-        cross[:, :, j] = weighted[rows_j, slots_j].T @ xj
-    hole_sums = block.column_embedding @ weighted.reshape(-1, n_components)
-    outer = weighted[:, :, None, :] * filled[:, None, :, :]  # (n, m, m, K): r e e'
-    hole_pairs = block.row_embedding @ outer.reshape(-1, n_components)  # (D², K)
-    # r C summed per pattern: C is the pattern's P_mm^-1.
-    per_pattern = np.add.reduceat(resp, block.starts, axis=1)  # (K, p)
-    weighted_inverse = (per_pattern[:, :, None, None] * conditionals[1]).reshape(n_components, -1)
-    hole_pairs += block.embedding.T @ weighted_inverse.T
+    for j, start, stop in block.columns:
+        cross[:, :, j] = by_column[start:stop].T @ at_holes[start:stop]
+    hole_sums = np.zeros((d, n_components))
+    starts = [start for _, start, _ in block.columns]
+    hole_sums[[j for j, _, _ in block.columns]] = np.add.reduceat(by_column, starts, axis=0)
+    # Pairs i <= j: r e_i e_j of each row (T, n, K), then r C_ij summed per pattern
+    # (T, p, K), or added to the row's own when each row has its own pattern.
+    per_pattern = np.add.reduceat(resp, block.starts, axis=1).T  # (p, K)
+    last = conditionals[2]  # (m, m, p, K)
+    own = per_pattern.shape[0] == n_rows
+    width = n_rows if own else n_rows + per_pattern.shape[0]
+    pairs = np.empty((m * (m + 1) // 2, width, n_components))
+    scratch = np.empty((m, n_rows, n_components)) if own else None
+    at = 0
+    for i in range(m):
+        rows = pairs[at : at + m - i, :n_rows]
+        np.multiply(weighted[i], filled[i:], out=rows)
+        if own:
+            rows += np.multiply(last[i, i:], per_pattern, out=scratch[: m - i])
+        else:
+            np.multiply(last[i, i:], per_pattern, out=pairs[at : at + m - i, n_rows:])
+        at += m - i
+    hole_pairs = block.pair_embedding @ pairs.reshape(-1, n_components)  # (D², K)
     return ExpandedStatistics(resp.sum(axis=1), resp @ feats, hole_sums, cross, hole_pairs)

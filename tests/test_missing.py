@@ -116,6 +116,125 @@ def test_batched_cholesky_inverse_equals_numpy(m):
     np.testing.assert_allclose(inverse.transpose(2, 0, 1), np.linalg.inv(spd), rtol=1e-8, atol=1e-8)
 
 
+# ------------------------------------------------- the expanded kernels, path by path
+def kernel_case(case: str, dtype, offset: float):
+    """(X with holes, weights, means, covariances) of a 3-component 'full' mixture, D = 6.
+
+    ``case`` picks the holes: every row one hole ('m1'), two ('m2'), every
+    pattern of two and of three holes once, so each row has its own pattern ('own'),
+    any number from 1 to D - 1 with patterns shared by rows ('mixed'), or
+    every feature but one missing ('one-left').
+    """
+    X, _, weights, means, covariances = make_mixture("full", n_samples=240, d=6, seed=4)
+    rng = np.random.default_rng(5)
+    n, d = X.shape
+    holes = np.zeros(X.shape, dtype=bool)
+    if case == "m1":
+        holes[np.arange(n), rng.integers(0, d, n)] = True
+    elif case == "m2":
+        for i in range(n):
+            holes[i, rng.choice(d, 2, replace=False)] = True
+    elif case == "own":
+        from itertools import combinations
+
+        patterns = [*combinations(range(d), 2), *combinations(range(d), 3)]
+        X = X[: len(patterns)]
+        holes = np.zeros(X.shape, dtype=bool)
+        for i, pattern in enumerate(patterns):
+            holes[i, list(pattern)] = True
+    elif case == "mixed":
+        for i in range(n):
+            holes[i, rng.choice(d, rng.integers(1, d), replace=False)] = True
+    else:  # one-left
+        holes[:] = True
+        holes[np.arange(n), rng.integers(0, d, n)] = False
+    Xm = np.where(holes, np.nan, X + offset).astype(dtype)
+    return Xm, weights, means + offset, covariances
+
+
+def rowwise_reference(Xm, weights, means, covariances, shift):
+    """log pi_k + log N(x_o) (n, K), and Σ r, Σ r z, Σ r (z z' + C) about ``shift``, per row."""
+    X = Xm.astype(np.float64)
+    n, d = X.shape
+    n_components = len(weights)
+    log_prob = np.empty((n, n_components))
+    filled = np.empty((n, n_components, d))
+    extra = np.zeros((n, n_components, d, d))
+    for i, x in enumerate(X):
+        obs, hole = ~np.isnan(x), np.isnan(x)
+        for k in range(n_components):
+            cov = covariances[k]
+            log_prob[i, k] = np.log(weights[k]) + multivariate_normal.logpdf(
+                x[obs], means[k][obs], cov[np.ix_(obs, obs)]
+            )
+            gain = np.linalg.solve(cov[np.ix_(obs, obs)], cov[np.ix_(obs, hole)]).T
+            filled[i, k] = x
+            filled[i, k, hole] = means[k][hole] + gain @ (x[obs] - means[k][obs])
+            extra[i, k][np.ix_(hole, hole)] = (
+                cov[np.ix_(hole, hole)] - gain @ cov[np.ix_(obs, hole)]
+            )
+    resp = np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
+    z = filled - shift
+    first = np.einsum("nk,nkd->kd", resp, z)
+    second = np.einsum("nk,nki,nkj->kij", resp, z, z) + np.einsum("nk,nkij->kij", resp, extra)
+    return log_prob, filled, resp.sum(axis=0), first, second
+
+
+@pytest.mark.parametrize("case", ["m1", "m2", "own", "mixed", "one-left"])
+@pytest.mark.parametrize(
+    ("dtype", "offset"), [(np.float64, 0.0), (np.float32, 0.0), (np.float64, 1e6)]
+)
+def test_expanded_kernels_equal_rowwise_reference(case, dtype, offset):
+    """Log-densities, conditional means and statistics of every block equal a per-row reference."""
+    Xm, weights, means, covariances = kernel_case(case, dtype, offset)
+    family = get_family("full")
+    shift = incomplete.observed_mean(Xm, None)
+    dense = missing.dense_components(means, covariances, family, shift)
+    assert missing.expanded_ok(dense, weights)
+    coefs = missing.expanded_coefficients(dense)
+    log_const = np.log(weights) - 0.5 * np.linalg.slogdet(covariances)[1]
+    log_const -= 0.5 * Xm.shape[1] * missing.LOG_2PI
+    ref_log_prob, ref_filled, *ref_stats = rowwise_reference(Xm, weights, means, covariances, shift)
+    blocks = missing.make_blocks(Xm, shift, 3, budget=4000)  # several blocks
+    assert len(blocks) > 1
+    if case == "own":
+        assert all(b.missing.shape[0] == b.rows.size for b in blocks)
+    if case == "mixed":
+        assert any(b.missing.shape[0] < b.rows.size for b in blocks)
+    total = None
+    scale = np.abs(Xm[~np.isnan(Xm)]).max()
+    for block in blocks:
+        conditionals = missing.conditional_precisions(block, dense)
+        log_prob, work = missing.expanded_log_prob(block, dense, coefs, log_const, conditionals)
+        np.testing.assert_allclose(log_prob.T, ref_log_prob[block.rows], rtol=1e-9, atol=1e-9)
+        holes = block.missing[block.pattern]  # (n, m)
+        expected = ref_filled[block.rows[:, None], :, holes]  # (n, m, K)
+        got = work[2].transpose(1, 0, 2) + shift[holes][:, :, None]
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * scale)
+        resp = np.exp(log_prob - logsumexp(log_prob, axis=0))
+        part = missing.expanded_statistics(block, resp, work, conditionals)
+        total = part if total is None else total + part
+    stats = total.finish()
+    nk, first, second = ref_stats
+    np.testing.assert_allclose(stats.nk, nk, rtol=1e-10)
+    np.testing.assert_allclose(stats.first, first, rtol=1e-9, atol=1e-9 * nk.max())
+    np.testing.assert_allclose(stats.second, second, rtol=1e-9, atol=1e-9 * np.abs(second).max())
+
+
+@pytest.mark.parametrize("scale", [1e-120, 1e120])
+def test_batched_cholesky_log_det_out_of_the_normal_range(scale):
+    """The product of the factor's diagonal under- or overflows: the sum of logarithms takes over."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((20, 4, 4))
+    spd = (A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(4)) * scale
+    spd[::2] /= scale  # half of them in the normal range
+    log_det, inverse = missing.cholesky_inverse(np.ascontiguousarray(spd.transpose(1, 2, 0)))
+    np.testing.assert_allclose(log_det, np.linalg.slogdet(spd)[1], rtol=1e-12)
+    np.testing.assert_allclose(
+        inverse.transpose(2, 0, 1) * spd[:, :1, :1], np.linalg.inv(spd) * spd[:, :1, :1], rtol=1e-8
+    )
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "test-EII"])
 def test_conditional_expectations_equal_per_row_reference(data, covariance_type):
     _, Xm = data
