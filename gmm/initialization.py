@@ -133,7 +133,7 @@ def kmeans(X, n_components, random_state, sample_weight=None):
 
 
 #: Bytes of X read at once by :func:`column_variances`.
-VARIANCE_BLOCK_BYTES = 8 * 2**20
+VARIANCE_BLOCK_BYTES = 2 * 2**20
 
 
 class LeanKMeans(KMeans):
