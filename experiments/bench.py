@@ -275,6 +275,96 @@ def memory_case(n, init_sample_size=None):
     }
 
 
+def _stage_cpu_ms(X, n_components, repeats):
+    """CPU ms per iteration of each stage of a 'full' EM iteration, at the fitted model.
+
+    Stages: the shifted chunks and their features, the distances (the family's
+    ``mahalanobis`` and the log-weights), the normalisation (``em``), the
+    moments, the statistics, the M-step. Each stage's process time summed over
+    the chunks, median of ``repeats`` passes (process time: the least disturbed
+    by other jobs on a shared machine).
+    """
+    from time import process_time
+
+    from gmm import em
+    from gmm.covariance import get_family
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(n_components, max_iter=3, random_state=0).fit(X)
+    family = get_family("full")
+    params = em.Parameters(
+        model.weights_, model.means_, model.covariances_, model.precisions_cholesky_
+    )
+    shift = X.mean(axis=0)
+    n_features = X.shape[1]
+    log_const = (
+        np.log(model.weights_)
+        + family.log_det_precision_cholesky(model.precisions_cholesky_, n_features)
+        - 0.5 * n_features * np.log(2 * np.pi)
+    )
+    data = em.ChunkedData(X, None, family, shift, n_components)
+    names = ("features", "distances", "normalisation", "moments", "statistics", "M-step")
+    passes = {name: [] for name in ("prepare", *names)}
+    for _ in range(repeats):
+        spent = dict.fromkeys(passes, 0.0)
+        t0 = process_time()
+        coefs, const = em.prepare(params, family, shift, log_const)
+        spent["prepare"] += process_time() - t0
+        total = None
+        chunks = iter(data)
+        while True:
+            t0 = process_time()
+            chunk = next(chunks, None)
+            spent["features"] += process_time() - t0
+            if chunk is None:
+                break
+            Xc, feats, _ = chunk
+            t0 = process_time()
+            log_prob, work = em.weighted_log_prob(Xc, feats, family, coefs, const)
+            t1 = process_time()
+            resp, _ = em.normalize_log_prob(log_prob)
+            t2 = process_time()
+            moments = family.moments(Xc, feats, resp, coefs, work)
+            t3 = process_time()
+            spent["distances"] += t1 - t0
+            spent["normalisation"] += t2 - t1
+            spent["moments"] += t3 - t2
+            stats = em.Statistics(resp.sum(axis=1), moments, 0.0, float(len(Xc)))
+            total = stats if total is None else total + stats
+        t0 = process_time()
+        scatter = em.scatter(total, family, shift, coefs, X.dtype)
+        t1 = process_time()
+        em.maximization(scatter, family, 1e-6, scatter.nk / scatter.nk.sum(), None, X.dtype)
+        spent["statistics"] += t1 - t0
+        spent["M-step"] += process_time() - t1
+        for name, seconds in spent.items():
+            passes[name].append(seconds)
+    return {name: 1000 * float(np.median(times)) for name, times in passes.items()}
+
+
+def probe_full(X, n_components, repeats=5) -> dict:
+    """Where the time of a 'full' iteration goes, on one BLAS thread and on all.
+
+    ``python -m experiments.bench --probe``: CPU ms per stage (see
+    :func:`_stage_cpu_ms`) and the plan the cost model chose. With all threads
+    the CPU time counts every thread's work, so its excess over one thread is
+    the threads' overhead, not a speed-up.
+    """
+    from gmm.blas_threads import blas_threads
+    from gmm.covariance import _cost
+
+    result = {
+        "shape": list(X.shape),
+        "n_components": n_components,
+        "plan": _cost.choose(X.shape[1], n_components, X.dtype),
+    }
+    for label, limit in (("one_thread", 1), ("all_threads", None)):
+        with blas_threads(limit):
+            result[label] = _stage_cpu_ms(X, n_components, repeats)
+    return result
+
+
 def measure(size: str = "report") -> dict:
     cfg = SIZES[size]
     n, iters, repeats = cfg["n_samples"], cfg["iters"], cfg["repeats"]
@@ -456,6 +546,26 @@ def run(quick: bool = False) -> ExperimentResult:
     )
 
 
+def _probe(out: Path) -> int:
+    X, _ = make_blobs(100_000, n_features=20, centers=20, random_state=0)
+    digits = PCA(0.99, whiten=True, random_state=0).fit_transform(load_digits().data)
+    result = [probe_full(X, 20), probe_full(digits, 110)]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_probe.json").write_text(json.dumps(result, indent=2))
+    for case in result:
+        print(
+            f"full {case['shape'][0]:,} x {case['shape'][1]}, K={case['n_components']}, "
+            f"plan {case['plan']}: CPU ms per iteration"
+        )
+        for label in ("one_thread", "all_threads"):
+            stages = case[label]
+            total = sum(stages.values())
+            parts = ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f}%)" for k, v in stages.items())
+            print(f"  {label}: total {total:.1f}: {parts}")
+    print(f"wrote {out / 'bench_probe.json'}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--grid" in argv:  # the issue's grid: bench_grid's options follow --grid
@@ -474,7 +584,15 @@ def main(argv=None) -> int:
     size.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     size.add_argument("--full", action="store_true", help="the speed issue's full benchmark")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="only profile a 'full' iteration stage by stage (CPU ms, one BLAS thread and "
+        "all) at 100,000 x 20, K=20 and on digits, K=110; writes bench_probe.json",
+    )
     args = parser.parse_args(argv)
+    if args.probe:
+        return _probe(args.out)
     result = measure("quick" if args.quick else "full" if args.full else "report")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(result, indent=2))

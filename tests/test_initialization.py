@@ -21,6 +21,53 @@ def test_kmeans_labels_equal_kmeans(moons):
     np.testing.assert_array_equal(labels, ref)
 
 
+@pytest.mark.parametrize(
+    "shape, dtype", [((3000, 1), np.float64), ((2500, 7), np.float32), ((4001, 20), np.float64)]
+)
+def test_column_variances_are_numpys_bit_for_bit(shape, dtype):
+    """The block-wise variances equal np.var(X, axis=0) exactly, on hard data too."""
+    from gmm.initialization import column_variances
+
+    rng = np.random.default_rng(0)
+    scales = np.logspace(-4, 4, shape[1])  # features from 1e-4 to 1e4, offset 1e6
+    X = (1e6 + rng.standard_normal(shape) * scales).astype(dtype)
+    for block_rows in (None, 1, 999):
+        got = column_variances(X, block_rows=block_rows)
+        assert got.dtype == X.dtype
+        np.testing.assert_array_equal(got, np.var(X, axis=0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lean_kmeans_equals_kmeans_with_less_memory(dtype, monkeypatch):
+    """Same tolerance, labels and centres as scikit-learn's KMeans; peak memory one copy of X."""
+    import tracemalloc
+
+    from sklearn.cluster._kmeans import _tolerance
+
+    import gmm.initialization
+    from gmm.initialization import LeanKMeans
+
+    rng = np.random.default_rng(1)
+    X = (rng.standard_normal((20000, 40)) + 5 * rng.integers(0, 4, (20000, 1))).astype(dtype)
+    w = rng.uniform(0.5, 2, X.shape[0])
+    monkeypatch.setattr(gmm.initialization, "VARIANCE_BLOCK_BYTES", X.nbytes // 20)
+    peaks = []
+    for cls in (KMeans, LeanKMeans):
+        tracemalloc.start()
+        model = cls(4, n_init=1, random_state=np.random.RandomState(2)).fit(X, sample_weight=w)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        if cls is KMeans:
+            ref = model
+    assert model._tol == ref._tol == _tolerance(X, 1e-4)
+    np.testing.assert_array_equal(model.labels_, ref.labels_)
+    np.testing.assert_array_equal(model.cluster_centers_, ref.cluster_centers_)
+    assert model.n_iter_ == ref.n_iter_
+    # scikit-learn holds its centred copy and np.var's temporary at once; ours the copy
+    # and the k-means++ seeding's distances (about 12 floats a row).
+    assert peaks[0] > 1.9 * X.nbytes and peaks[1] < X.nbytes + 14 * 8 * X.shape[0]
+
+
 def test_kmeans_plusplus_one_hot_at_seeds(moons):
     resp = get_initializer("k-means++")(moons, 4, np.random.RandomState(1), None)
     _, idx = kmeans_plusplus(moons, 4, random_state=np.random.RandomState(1))
