@@ -220,7 +220,8 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
     def estimate(self, scatter, reg_covar, previous):
         covariances = scatter.covariances.copy()
         d = covariances.shape[1]
-        covariances[:, np.arange(d), np.arange(d)] += reg_covar
+        # The diagonals as one strided view of the flattened stack (no index arrays).
+        covariances.reshape(-1, d * d)[:, :: d + 1] += reg_covar
         return covariances, None
 
     def precision_cholesky(self, covariances):
