@@ -23,3 +23,17 @@ def test_inverse_square_norms_are_the_traces_of_the_covariances(d):
     expected = np.trace(cov[:2], axis1=1, axis2=2)
     np.testing.assert_allclose(norms[:2], expected, rtol=1e-9)
     assert np.isinf(norms[2]) and np.isinf(norms[3])
+
+
+@pytest.mark.parametrize("k", [3, 40])  # one LAPACK call each, and the batched solve
+@pytest.mark.parametrize("d", [1, 3, 20])
+def test_upper_inverse_is_the_inverse(k, d):
+    """Upper triangular, and U⁻¹ against np.linalg.inv, for factors tight to wide."""
+    rng = np.random.default_rng(k + d)
+    cov = random_covariances(rng, "full", k, d) * np.logspace(-6, 6, k)[:, None, None]
+    factors = _matrices.precision_factor(cov)
+    inverse = _matrices.upper_inverse(factors)
+    assert np.all(np.tril(inverse, -1) == 0)
+    expected = np.linalg.inv(factors)
+    scale = np.max(np.abs(expected), axis=(1, 2))[:, None, None]
+    np.testing.assert_allclose(inverse / scale, expected / scale, atol=1e-12)

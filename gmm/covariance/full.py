@@ -211,8 +211,9 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         means, covariances = statistics.full_from_moments(raw, nk, shift)
         if coefs is not None and coefs.centred.size:
             idx = coefs.centred
+            stack = coefs.factor_stack
             means[idx], covariances[idx] = statistics.full_from_whitened(
-                first[idx], gram[idx], nk[idx], coefs.centres, coefs.factor_stack
+                first[idx], gram[idx], nk[idx], coefs.centres, stack, _matrices.upper_inverse(stack)
             )
             means[idx] += shift
         return statistics.Scatter(nk, means, covariances, self.scatter_kind)
