@@ -152,11 +152,13 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             prec, means64 = prec[fast], means64[fast]
 
         n_pairs = d * (d + 1) // 2
-        flat, pair_weight = _pairs(d)
+        pair_weight = _pairs(d)[2]
         prec_means = np.matmul(prec, means64[:, :, None])[:, :, 0]
         const = np.sum(means64 * prec_means, axis=1)
         linear = np.empty((fast.size, n_pairs + d), dtype=dtype)
-        np.multiply(prec.reshape(fast.size, d * d)[:, flat], pair_weight, out=linear[:, :n_pairs])
+        np.multiply(
+            prec.reshape(fast.size, d * d)[:, _flat_pairs(d)], pair_weight, out=linear[:, :n_pairs]
+        )
         np.multiply(prec_means, -2.0, out=linear[:, n_pairs:])
         return FullCoefficients(
             fast=fast,
@@ -233,14 +235,21 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
 
 @functools.lru_cache(maxsize=64)
-def _pairs(n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices ``i·D + j`` of the upper triangle (i <= j) in a row-major (D, D)
-    matrix, and each pair's weight (1 on the diagonal, 2 off); read-only."""
+def _pairs(n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and columns of the upper triangle, and each pair's weight (1 on the diagonal, 2 off)."""
     rows, cols = statistics.upper_triangle(n_features)
-    flat = rows * n_features + cols
     pair_weight = np.where(rows == cols, 1.0, 2.0)
-    flat.flags.writeable = pair_weight.flags.writeable = False
-    return flat, pair_weight
+    pair_weight.flags.writeable = False
+    return rows, cols, pair_weight
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_pairs(n_features: int) -> np.ndarray:
+    """Flat indices ``i·D + j`` of :func:`_pairs` in a row-major (D, D) matrix (read-only)."""
+    rows, cols, _ = _pairs(n_features)
+    flat = rows * n_features + cols
+    flat.flags.writeable = False
+    return flat
 
 
 @functools.lru_cache(maxsize=64)
