@@ -134,8 +134,8 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         dtype = means.dtype
         limit = _kappa_max(dtype)
         n_components, d = means.shape
-        factor = prec_chol.astype(np.float64)
-        means64 = means.astype(np.float64)
+        factor = prec_chol.astype(np.float64, copy=False)  # read only, as are the means
+        means64 = means.astype(np.float64, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):  # reported by the E-step
             prec = _matrices.gram(factor)
         if self.formulation(d, n_components, dtype) == "whitened":
