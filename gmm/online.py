@@ -39,6 +39,7 @@ are trusted.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import sys
 from collections.abc import Iterator
@@ -138,17 +139,15 @@ def blend(running: Scatter, scale: float, batch: Scatter, batch_weight: float, r
             + outer / total
         )
     elif batch.kind == "diagonal":
-        covariances = (
-            f_old[:, None] * running.covariances
-            + f_new[:, None] * batch.covariances
-            + between_weight[:, None] * delta * delta
-        )
+        covariances = f_old[:, None] * running.covariances
+        covariances += f_new[:, None] * batch.covariances
+        covariances += between_weight[:, None] * delta * delta
     else:
-        covariances = (
-            f_old[:, None, None] * running.covariances
-            + f_new[:, None, None] * batch.covariances
-            + between_weight[:, None, None] * delta[:, :, None] * delta[:, None, :]
-        )
+        # Summed in place, in the order of f_old S_old + f_new S_new + w d d': no
+        # (K, D, D) temporaries beyond one product at a time.
+        covariances = f_old[:, None, None] * running.covariances
+        covariances += f_new[:, None, None] * batch.covariances
+        covariances += (between_weight[:, None] * delta)[:, :, None] * delta[:, None, :]
     return Scatter(nk, means, covariances, batch.kind)
 
 
@@ -327,7 +326,7 @@ def _batch_shift(X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray 
     rounding. A NaN or infinity anywhere in X makes a sum NaN or infinite (a
     zero weight included: 0 · inf is NaN). O(n·D) time, O(D) memory.
     """
-    weights = np.ones(X.shape[0], dtype=X.dtype) if sample_weight is None else sample_weight
+    weights = _ones(X.shape[0], X.dtype) if sample_weight is None else sample_weight
     with np.errstate(over="ignore", invalid="ignore"):
         sums = weights @ X
     if not np.all(np.isfinite(sums)):
@@ -336,26 +335,60 @@ def _batch_shift(X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray 
     return sums.astype(np.float64) / total
 
 
+@functools.lru_cache(maxsize=4)
+def _ones(n_rows: int, dtype) -> np.ndarray:
+    """``np.ones(n_rows, dtype)``, read-only, kept for the next batches of the same size.
+
+    A stream's batches mostly have one size; four sizes are kept, at most four
+    batches' worth of ``n_rows`` numbers.
+    """
+    ones = np.ones(n_rows, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
 def _units(data: scale.TrainingData, reg_covar: float) -> units.Units | None:
     """:func:`gmm.units.choose` for a batch, deciding the common case without its overhead.
 
     A batch in memory whose deviations from the shift, over the rows
     ``units.choose`` reads, lie within :func:`gmm.units.safe_band` is fitted
-    as it is (the decision ``units.choose`` makes on the same numbers); any
-    other batch goes to ``units.choose``, which rescales or refuses it. The
-    batch's values are finite (validated, or summed by :func:`_batch_shift`).
-    O(min(n, SIZE_ROWS)·D) time, with no sorting of row indices per update.
+    as it is (the decision ``units.choose`` makes on the same numbers,
+    :func:`_deviation`); any other batch goes to ``units.choose``, which
+    rescales or refuses it. The batch's values are finite (validated, or
+    summed by :func:`_batch_shift`). O(min(n, SIZE_ROWS)·D) time, with no
+    sorting of row indices per update.
     """
     X = data.X
     if type(X) is np.ndarray and X.shape[0]:
-        # Every row, in order, when there are at most SIZE_ROWS: no copy then.
-        sample = X if X.shape[0] <= units.SIZE_ROWS else X[units.size_rows(X.shape[0])]
-        with np.errstate(over="ignore", invalid="ignore"):
-            size = float(np.max(np.abs(sample - data.shift)))  # float64: the shift is
         low, high = units.safe_band(X.dtype)
-        if low <= size <= high:
+        if low <= _deviation(X, data.shift) <= high:
             return None
     return units.choose(X, data.shift, data.dtype, reg_covar)
+
+
+def _deviation(X: np.ndarray, shift: np.ndarray) -> float:
+    """``max |x_ij - shift_j|`` in float64 over the rows :func:`gmm.units.choose` reads.
+
+    Every row when there are at most ``units.SIZE_ROWS``, else those rows
+    gathered by ``take`` (a tenth of the cost of fancy indexing).
+    Rows narrower than :data:`gmm.em.NARROW_FEATURES` go from each column's
+    extremes (on a feature-major copy, whose reductions are contiguous), with
+    no float64 temporaries: rounding is monotone, so ``max_i fl(x_ij - s_j) =
+    fl(max_i x_ij - s_j)`` and the result is the number the elementwise
+    deviations give. X is finite. O(min(n, SIZE_ROWS)·D) time and memory.
+    """
+    n_rows, n_features = X.shape
+    sample = X if n_rows <= units.SIZE_ROWS else X.take(units.size_rows(n_rows), axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if n_features < em.NARROW_FEATURES:
+            columns = sample.T.copy()  # feature-major: each extreme is a contiguous reduction
+            high, low = columns.max(axis=1).tolist(), columns.min(axis=1).tolist()
+            return max(
+                max(top - centre, centre - bottom)
+                for top, bottom, centre in zip(high, low, shift.tolist(), strict=True)
+            )
+        deviation = np.subtract(sample, shift, dtype=np.float64)  # the shift is float64
+        return float(np.max(np.abs(deviation, out=deviation)))
 
 
 def _n_rows(X) -> int | None:

@@ -90,17 +90,32 @@ def full_from_moments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Means and ``S_k`` from ``sum r [x_i x_j (i<=j), x]`` (shape (K, D(D+1)/2 + D)).
 
-    O(K·D²).
+    The (D, D) second moments are one gather of the pair sums
+    (:func:`symmetric_pairs`), divided by the counts in place. O(K·D²).
     """
     n_components, d = raw.shape[0], shift.shape[0]
     n_pairs = d * (d + 1) // 2
     means = raw[:, n_pairs:] / nk[:, None]
-    rows, cols = upper_triangle(d)
-    second = np.empty((n_components, d, d))
-    second[:, rows, cols] = raw[:, :n_pairs]
-    second[:, cols, rows] = raw[:, :n_pairs]
+    second = raw.take(symmetric_pairs(d), axis=1).reshape(n_components, d, d)
     second /= nk[:, None, None]
-    return means + shift, second - means[:, :, None] * means[:, None, :]
+    second -= means[:, :, None] * means[:, None, :]
+    return means + shift, second
+
+
+@functools.lru_cache(maxsize=64)
+def symmetric_pairs(n_features: int) -> np.ndarray:
+    """Index of the pair ``(min(i, j), max(i, j))`` in :func:`upper_triangle`'s order, for
+    every entry of a row-major (D, D) matrix: shape (D²,), read-only.
+
+    >>> symmetric_pairs(2).tolist()
+    [0, 1, 1, 2]
+    """
+    rows, cols = upper_triangle(n_features)
+    index = np.empty((n_features, n_features), dtype=np.intp)
+    index[rows, cols] = index[cols, rows] = np.arange(rows.size)
+    index = index.ravel()
+    index.flags.writeable = False
+    return index
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,16 +131,24 @@ def upper_triangle(n_features: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def full_from_whitened(
-    first: np.ndarray, gram: np.ndarray, nk: np.ndarray, centres: np.ndarray, factors: np.ndarray
+    first: np.ndarray,
+    gram: np.ndarray,
+    nk: np.ndarray,
+    centres: np.ndarray,
+    factors: np.ndarray,
+    inverses: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Means and ``S_k`` from moments of whitened deviations ``y = (x - c) @ U``.
 
     ``first = sum r y`` (G, D) and ``gram = sum r y'y`` (G, D, D) about centres
     ``c`` (G, D) with factors ``U`` (G, D, D), all shifted: no digits cancel for
-    a component that is tight or far from the shift. O(G·D³).
+    a component that is tight or far from the shift. ``inverses``: the
+    ``U⁻¹``, if the caller has them (by default a general solve). O(G·D³).
     """
     d = factors.shape[-1]
-    inv = np.linalg.solve(factors, np.broadcast_to(np.eye(d), factors.shape))
+    if inverses is None:
+        inverses = np.linalg.solve(factors, np.broadcast_to(np.eye(d), factors.shape))
+    inv = inverses
     # gram = U' S_c U with S_c the scatter about c: S_c = U⁻' gram U⁻¹.
     scatter = np.swapaxes(inv, 1, 2) @ (gram / nk[:, None, None]) @ inv
     # The mean moves by delta = E[y] @ U⁻¹ from c.

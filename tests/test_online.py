@@ -662,3 +662,27 @@ def test_units_of_a_batch_are_those_units_choose_picks(dtype, n_rows, monkeypatc
         data = TrainingData(X, None, family, 1, column_mean(X, None))
         monkeypatch.setattr(units, "choose", lambda *args: pytest.fail("called units.choose"))
         assert _units(data, 1e-6) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [1, 2, 7, 8, 20])  # column by column below 8, then whole
+@pytest.mark.parametrize("n_rows", [1, 300, 5000])  # below and above units.SIZE_ROWS
+def test_deviation_is_the_elementwise_maximum_over_the_rows_choose_reads(dtype, n_features, n_rows):
+    """The largest |x - shift| in float64, as units.choose forms it elementwise, bit for bit.
+
+    Hard data: an offset of 1e6 and features from 1e-4 to 1e4 (float32 too).
+    """
+    from gmm import units
+    from gmm.online import _deviation
+
+    rng = np.random.default_rng(n_rows * n_features)
+    spread = np.logspace(-4, 4, n_features)
+    X = (1e6 + rng.normal(size=(n_rows, n_features)) * spread).astype(dtype)
+    for shift in (
+        X.astype(np.float64).mean(axis=0),
+        np.zeros(n_features),
+        rng.normal(size=n_features),
+    ):
+        rows = units.size_rows(n_rows)
+        expected = np.max(np.abs(X[rows].astype(np.float64) - shift))
+        assert _deviation(X, shift) == expected

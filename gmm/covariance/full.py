@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import blas, lapack
+from scipy.linalg import blas
 
 from .. import statistics
 from . import _cost, _matrices
@@ -94,38 +95,36 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
         ``kappa_k = lambda_max(P_k) (spread + |m_k|)² / D``, with the data's
         spread around the shift from the model, ``sum_k w_k (tr S_k + |m_k|²)``,
-        and ``tr S_k = ||U_k⁻¹||_F²`` (a triangular inverse, O(D³/3)). ``gram``:
-        the precisions ``P_k = U_k U_k'`` in float64, if the caller has them.
-        With ``limit``, a component whose cheap upper bound
-        ``lambda_max <= min(tr P_k, max_i sum_j |P_k,ij|)`` (trace and Gershgorin,
-        O(D²)) already puts ``kappa_k`` at or below ``limit`` keeps that bound:
-        it is on the expanded path either way. Every other component gets its
-        exact largest eigenvalue (``eigvalsh``, O(D³)), so the decision
-        ``kappa_k <= limit`` is the one the eigenvalues make. A precision beyond
-        float64 gets ``inf``: the centred path, never neither path.
+        and ``tr S_k = ||U_k⁻¹||_F²`` (triangular inverses, O(D³/3) each,
+        :func:`gmm.covariance._matrices.inverse_square_norms`). ``gram``: the
+        precisions ``P_k = U_k U_k'`` in float64, if the caller has them. With
+        ``limit``, a component whose cheap upper bound ``lambda_max <= min(tr
+        P_k, max_i sum_j |P_k,ij|)`` (trace and Gershgorin, O(D²)) already puts
+        ``kappa_k`` at or below ``limit`` keeps that bound: it is on the
+        expanded path either way. Every other component gets its exact largest
+        eigenvalue (``eigvalsh``, O(D³)), so the decision ``kappa_k <= limit``
+        is the one the eigenvalues make. A precision beyond float64 gets
+        ``inf``: the centred path, never neither path. A handful of numpy calls
+        on the whole stack (it runs once per E-step).
         """
         d = means.shape[1]
-        if gram is None:
-            with np.errstate(over="ignore", invalid="ignore"):
-                gram = _matrices.gram(prec_chol.astype(np.float64))
-        finite = np.all(np.isfinite(gram), axis=(1, 2))
-        traces = np.full(len(gram), np.inf)
         factor = prec_chol.astype(np.float64, copy=False)
-        for k in np.flatnonzero(finite):
-            inverse, info = _trtri(factor[k])
-            if info == 0:
-                traces[k] = np.vdot(inverse, inverse)
+        means = means.astype(np.float64, copy=False)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            top = np.minimum(np.trace(gram, axis1=1, axis2=2), np.max(np.sum(np.abs(gram), 2), 1))
-            norms = np.linalg.norm(means.astype(np.float64), axis=1)
-            spread = np.sqrt(max(float(weights @ (traces + norms**2)), 0.0))
-            reach = (spread + norms) ** 2 / d
+            if gram is None:
+                gram = _matrices.gram(factor)
+            finite = np.isfinite(gram).all(axis=(1, 2))
+            traces = _matrices.inverse_square_norms(factor, finite)
+            squares = np.einsum("kd,kd->k", means, means)
+            top = np.minimum(np.einsum("kii->k", gram), np.abs(gram).sum(axis=2).max(axis=1))
+            spread = math.sqrt(max(float(weights @ (traces + squares)), 0.0))
+            reach = np.square(spread + np.sqrt(squares)) / d
             kappa = top * reach
             exact = finite & ~(kappa <= limit) if limit is not None else finite
             if exact.any():
                 kappa[exact] = np.linalg.eigvalsh(gram[exact])[:, -1] * reach[exact]
-            kappa[~finite] = np.inf
-        return np.where(np.isnan(kappa), np.inf, kappa)
+        kappa[~(finite & ~np.isnan(kappa))] = np.inf
+        return kappa
 
     def working_dtype(self, dtype, weights, means, prec_chol):
         # Components past kappa_max take the centred path, exact in any dtype.
@@ -133,29 +132,34 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
         dtype = means.dtype
-        limit = kappa_max(dtype)
-        d = means.shape[1]
-        factor = prec_chol.astype(np.float64)
-        means64 = means.astype(np.float64)
+        limit = _kappa_max(dtype)
+        n_components, d = means.shape
+        factor = prec_chol.astype(np.float64, copy=False)  # read only, as are the means
+        means64 = means.astype(np.float64, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):  # reported by the E-step
             prec = _matrices.gram(factor)
-        if self.formulation(d, len(weights), dtype) == "whitened":
-            kappa = np.full(len(weights), np.inf)  # every component whitened
+        if self.formulation(d, n_components, dtype) == "whitened":
+            expandable = np.zeros(n_components, dtype=bool)  # every component whitened
         else:
             kappa = self.expansion_condition(weights, means, prec_chol, prec, limit)
-        expandable = kappa <= limit  # NaN: centred, exact
-        fast, centred = np.flatnonzero(expandable), np.flatnonzero(~expandable)
-        centres, stack = means64[centred], factor[centred]
-        if centred.size:  # the common case indexes nothing out
+            expandable = kappa <= limit  # NaN: centred, exact
+        if expandable.all():  # the common case indexes nothing out
+            fast, centred = _everyone(n_components), _NOBODY
+            centres, stack = means64[:0], factor[:0]
+        else:
+            fast, centred = np.flatnonzero(expandable), np.flatnonzero(~expandable)
+            centres, stack = means64[centred], factor[centred]
             prec, means64 = prec[fast], means64[fast]
 
-        rows, cols, pair_weight = _pairs(d)
-        quad = prec[:, rows, cols] * pair_weight
+        n_pairs = d * (d + 1) // 2
+        pair_weight = _pairs(d)[2]
         prec_means = np.matmul(prec, means64[:, :, None])[:, :, 0]
         const = np.sum(means64 * prec_means, axis=1)
-        linear = np.empty((fast.size, rows.size + d), dtype=dtype)
-        linear[:, : rows.size] = quad
-        linear[:, rows.size :] = -2.0 * prec_means
+        linear = np.empty((fast.size, n_pairs + d), dtype=dtype)
+        np.multiply(
+            prec.reshape(fast.size, d * d)[:, _flat_pairs(d)], pair_weight, out=linear[:, :n_pairs]
+        )
+        np.multiply(prec_means, -2.0, out=linear[:, n_pairs:])
         return FullCoefficients(
             fast=fast,
             linear=linear,
@@ -209,8 +213,9 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         means, covariances = statistics.full_from_moments(raw, nk, shift)
         if coefs is not None and coefs.centred.size:
             idx = coefs.centred
+            stack = coefs.factor_stack
             means[idx], covariances[idx] = statistics.full_from_whitened(
-                first[idx], gram[idx], nk[idx], coefs.centres, coefs.factor_stack
+                first[idx], gram[idx], nk[idx], coefs.centres, stack, _matrices.upper_inverse(stack)
             )
             means[idx] += shift
         return statistics.Scatter(nk, means, covariances, self.scatter_kind)
@@ -218,7 +223,8 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
     def estimate(self, scatter, reg_covar, previous):
         covariances = scatter.covariances.copy()
         d = covariances.shape[1]
-        covariances[:, np.arange(d), np.arange(d)] += reg_covar
+        # The diagonals as one strided view of the flattened stack (no index arrays).
+        covariances.reshape(-1, d * d)[:, :: d + 1] += reg_covar
         return covariances, None
 
     def precision_cholesky(self, covariances):
@@ -237,9 +243,30 @@ def _pairs(n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, cols, pair_weight
 
 
-def _trtri(factor: np.ndarray) -> tuple[np.ndarray, int]:
-    """Inverse of an upper triangular float64 matrix (LAPACK ``dtrtri``) and LAPACK's info."""
-    return lapack.dtrtri(factor, lower=0)
+@functools.lru_cache(maxsize=64)
+def _flat_pairs(n_features: int) -> np.ndarray:
+    """Flat indices ``i·D + j`` of :func:`_pairs` in a row-major (D, D) matrix (read-only)."""
+    rows, cols, _ = _pairs(n_features)
+    flat = rows * n_features + cols
+    flat.flags.writeable = False
+    return flat
+
+
+@functools.lru_cache(maxsize=64)
+def _everyone(n_components: int) -> np.ndarray:
+    """``np.arange(n_components)``, read-only: every component on the expanded path."""
+    indices = np.arange(n_components)
+    indices.flags.writeable = False
+    return indices
+
+
+#: No component (read-only).
+_NOBODY = _everyone(0)
+
+
+@functools.lru_cache(maxsize=4)
+def _kappa_max(dtype) -> float:
+    return kappa_max(dtype)
 
 
 def _blas(name: str, dtype):
