@@ -128,9 +128,11 @@ class HCTree:
                 f"{self.n_initial} clusters, so n_components must be in 1..{self.n_initial}."
             )
         parent = np.arange(self.n_initial)
-        for low, high in self.merges[: self.n_initial - n_components]:
-            parent[high] = low
-        # Each merge points the larger label at the smaller; follow the chains.
+        # Each merge points the larger label at the smaller (a label is the larger
+        # of one merge at most: it is gone after it); follow the chains by pointer
+        # jumping, O(log n_initial) passes.
+        done = self.merges[: self.n_initial - n_components]
+        parent[done[:, 1]] = done[:, 0]
         for _ in range(self.n_initial):
             nxt = parent[parent]
             if np.array_equal(nxt, parent):
@@ -373,7 +375,8 @@ class _Clusters:
         out = base.copy()
         big = self.determinant_counts(size, trace)
         if np.any(big):
-            sign, logdet = np.linalg.slogdet(big_scatter / size[big, None, None])
+            big_scatter /= size[big, None, None]  # the caller's temporary
+            sign, logdet = np.linalg.slogdet(big_scatter)
             logdet = np.where(sign > 0, logdet, -np.inf)
             out[big] = np.logaddexp(logdet, base[big])
         return size * out
@@ -400,11 +403,10 @@ class _Clusters:
             if np.any(big):
                 own = self._scatter_of(first) if np.ndim(first) == 0 else self.scatter[first[big]]
                 dk = delta[big]
-                big_scatter = (
-                    own
-                    + self.scatter[second[big]]
-                    + factor[big, None, None] * dk[:, :, None] * dk[:, None, :]
-                )
+                # own + W_second + factor δδ', in place: the same sums, fewer (pairs, d, d) passes.
+                big_scatter = self.scatter[second[big]]
+                big_scatter += own
+                big_scatter += (factor[big, None] * dk)[:, :, None] * dk[:, None, :]
         return self.terms(size, trace, big_scatter) - self.term[first] - self.term[second]
 
     def _first_row(self, i, j, true, v):
@@ -536,7 +538,7 @@ class _RowMinima:
         """Full rescan of ``rows`` (O(len(rows)·g))."""
         if rows.size == 0:
             return
-        block = cost[rows, :g].copy()
+        block = cost[rows, :g]  # advanced indexing: a copy
         block[np.arange(g)[None, :] >= rows[:, None]] = np.inf
         value = block.min(axis=1)
         last = g - 1 - np.argmax((block == value[:, None])[:, ::-1], axis=1)
