@@ -361,25 +361,25 @@ class _Clusters:
         """Which clusters' terms hold a determinant ('VVV': more than d rows, some spread)."""
         return (size > self.d) & (trace > 0)
 
-    def terms(self, size, trace, big_scatter=None):
+    def terms(self, size, trace, big_scatter=None, big=None):
         """Each cluster's term of the criterion (vectorised over clusters).
 
-        ``big_scatter`` holds the scatters of the clusters
-        :meth:`determinant_counts` selects ('VVV' only), in that order.
+        ``big_scatter`` holds the scatters of the clusters ``big`` selects
+        (:meth:`determinant_counts`; 'VVV' only), in that order, or is None
+        when there are none. It is divided in place.
         """
         if self.model == "EII":
             return trace.copy()
         if self.model == "VII":
             return size * np.log((trace + self.alpha) / size)
         base = np.log((trace + self.alpha) / size)  # β = 1
-        out = base.copy()
-        big = self.determinant_counts(size, trace)
-        if np.any(big):
-            big_scatter /= size[big, None, None]  # the caller's temporary
-            sign, logdet = np.linalg.slogdet(big_scatter)
-            logdet = np.where(sign > 0, logdet, -np.inf)
-            out[big] = np.logaddexp(logdet, base[big])
-        return size * out
+        if big_scatter is None:
+            return size * base
+        big_scatter /= size[big, None, None]
+        sign, logdet = np.linalg.slogdet(big_scatter)
+        logdet = np.where(sign > 0, logdet, -np.inf)
+        base[big] = np.logaddexp(logdet, base[big])
+        return size * base
 
     def _scatter_of(self, slot):
         if self.fresh is not None and self.fresh[0] == slot:
@@ -397,7 +397,7 @@ class _Clusters:
         trace = (
             self.trace[first] + self.trace[second] + factor * np.einsum("kd,kd->k", delta, delta)
         )
-        big_scatter = None
+        big_scatter = big = None
         if self.scatter is not None:
             big = self.determinant_counts(size, trace)
             if np.any(big):
@@ -407,7 +407,7 @@ class _Clusters:
                 big_scatter = self.scatter[second[big]]
                 big_scatter += own
                 big_scatter += (factor[big, None] * dk)[:, :, None] * dk[:, None, :]
-        return self.terms(size, trace, big_scatter) - self.term[first] - self.term[second]
+        return self.terms(size, trace, big_scatter, big) - self.term[first] - self.term[second]
 
     def _first_row(self, i, j, true, v):
         """First row of the union's triangular factor, as mclust's Givens updates leave it.
@@ -513,7 +513,7 @@ def _merge_by_terms(Z, initial, n_groups, model):
             cost[j, j] = np.inf
         g -= 1
         if g > 1:
-            others = np.delete(slots[:g], i)
+            others = np.concatenate((slots[:i], slots[i + 1 : g]))
             values = clusters.costs(i, others)
             cost[i, others] = values
             cost[others, i] = values
@@ -554,17 +554,17 @@ class _RowMinima:
         """After slots ``changed`` got new costs: rescan them, update the rows after them."""
         rescan = set(changed)
         for c in sorted(changed):
-            rows = np.arange(c + 1, g)
-            new = cost[rows, c]
-            partner = self.where[rows] == c
-            stale = partner & (new > self.value[rows])
-            rescan.update(rows[stale].tolist())
-            better = (new < self.value[rows]) | ((new == self.value[rows]) & (c > self.where[rows]))
+            new = cost[c, c + 1 : g]  # = cost[c + 1:g, c]: the matrix is symmetric
+            value, where = self.value[c + 1 : g], self.where[c + 1 : g]  # views
+            partner = where == c
+            stale = partner & (new > value)
+            rescan.update((c + 1 + np.flatnonzero(stale)).tolist())
+            better = (new < value) | ((new == value) & (c > where))
             # A better entry becomes the row's minimum; the same partner at a cost not
             # higher keeps its place with the new cost.
             update = ~stale & (better | partner)
-            self.value[rows[update]] = new[update]
-            self.where[rows[update]] = c
+            value[update] = new[update]
+            where[update] = c
         self.recompute(cost, np.array(sorted(r for r in rescan if 0 < r < g), dtype=np.intp), g)
 
 
