@@ -31,7 +31,10 @@ class EVE(General):
         return 1 + n_components * (d - 1) + d * (d - 1) // 2
 
     def _constrain(self, scatters, nk, state):
-        start, last = (None, None) if state is None else (state["orientation"], state["objective"])
+        # A state without the objective (pickled before it was kept) gets no progress stop.
+        start, last = (
+            (None, None) if state is None else (state["orientation"], state.get("objective"))
+        )
         axes, diagonals, result = common_orientation(
             scatters, nk, self.equal_volume, start, self.inner_tol, self.max_inner_iter,
             last=last, progress=self.inner_progress,
