@@ -495,8 +495,8 @@ def _merge_by_terms(Z, initial, n_groups, model):
         first, second = np.nonzero(rows[:, None] < slots[None, :])
         first = rows[first]
         cost[first, second] = clusters.costs(first, second)
-    upper = np.triu_indices(n_groups, 1)
-    cost[upper[1], upper[0]] = cost[upper]
+    # Mirror the upper triangle: one masked copy, no (g², ) index arrays.
+    np.copyto(cost, cost.T, where=np.tri(n_groups, k=-1, dtype=bool))
     best = _RowMinima(cost)
     merges = np.empty((n_groups - 1, 2), dtype=np.intp)
     costs = np.empty(n_groups - 1)
