@@ -2,6 +2,9 @@
 
 Run alone with ``python -m experiments.bench_mclust [out.json]`` to write the
 numbers as JSON; in the report they go to results.json like every experiment.
+``--part sweep`` times only the ``Mclust(X)`` comparison, ``--part ours`` only
+our sweep (no R), ``--part per-iteration --models EVE,VVE`` only those rows
+of the per-iteration table.
 """
 
 from __future__ import annotations
@@ -178,13 +181,14 @@ def time_gmm_iterations(X: np.ndarray, labels: np.ndarray, iterations: int, mode
     return out
 
 
-def per_iteration_table(n: int, d: int, K: int, iterations: int, repeats: int) -> dict:
-    """Both libraries per EM iteration, every mclust model, from one k-means partition."""
+def per_iteration_table(n: int, d: int, K: int, iterations: int, repeats: int, models=None) -> dict:
+    """Both libraries per EM iteration, every mclust model (or ``models``), from one
+    k-means partition."""
     from sklearn.cluster import KMeans
 
     X = make_data(n, d, seed=1)
     labels = KMeans(K, n_init=1, random_state=0).fit_predict(X)
-    models = list(gmm.selection.mclust.MCLUST_MODELS)
+    models = list(gmm.selection.mclust.MCLUST_MODELS if models is None else models)
     theirs = time_r_iterations(X, labels, iterations, models)
     ours = time_gmm_iterations(X, labels, iterations, models, repeats)
     rows = []
@@ -322,10 +326,52 @@ def run(quick: bool = False) -> ExperimentResult:
     )
 
 
+def run_part(part: str, models, repeats: int) -> dict:
+    """One part alone: ``'sweep'`` (ours and R's ``Mclust(X)``), ``'ours'`` (our sweep
+    only, no R) or ``'per-iteration'`` (``models``, or all 14, against ``me()``)."""
+    if part == "per-iteration":
+        step = per_iteration_table(100_000, 20, 20, iterations=5, repeats=repeats, models=models)
+        for row in step["rows"]:
+            print(row)
+        return step
+    X = make_data(20_000, 10)
+    ours = time_gmm(X, repeats)
+    out = {"gmm": ours}
+    print(f"gmm: {ours['seconds']:.2f} s (median of {repeats}: {ours['all_seconds']}), "
+          f"chosen {ours['model']},{ours['G']}")  # fmt: skip
+    if part == "sweep":
+        theirs = time_r(X)
+        out["r"] = theirs
+        print(f"R: {theirs['wall_seconds']:.2f} s wall ({theirs['mclust_seconds']:.2f} s in R), "
+              f"chosen {theirs['model']},{theirs['G']}; ratio "
+              f"{theirs['wall_seconds'] / ours['seconds']:.2f}x wall")  # fmt: skip
+    return out
+
+
 if __name__ == "__main__":
-    outcome = run()
-    print(outcome.verdict)
-    paths = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
-    if paths:
-        with open(paths[0], "w") as file:
-            json.dump({"verdict": outcome.verdict, **outcome.metrics}, file, indent=2)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out", nargs="?", help="write the numbers to this JSON file")
+    parser.add_argument(
+        "--part",
+        choices=["all", "sweep", "ours", "per-iteration"],
+        default="all",
+        help="all (default: the report's experiment), only the Mclust(X) sweep, only our "
+        "sweep (no R), or only the per-iteration table",
+    )
+    parser.add_argument("--models", help="comma-separated models for --part per-iteration")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.part == "all":
+        outcome = run()
+        print(outcome.verdict)
+        metrics = {"verdict": outcome.verdict, **outcome.metrics}
+    else:
+        if not (args.part == "ours" or has_mclust()):
+            sys.exit("Rscript with the mclust package is not installed on this machine.")
+        chosen = args.models.split(",") if args.models else None
+        metrics = run_part(args.part, chosen, args.repeats)
+    if args.out:
+        with open(args.out, "w") as file:
+            json.dump(metrics, file, indent=2)

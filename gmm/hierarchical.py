@@ -128,9 +128,11 @@ class HCTree:
                 f"{self.n_initial} clusters, so n_components must be in 1..{self.n_initial}."
             )
         parent = np.arange(self.n_initial)
-        for low, high in self.merges[: self.n_initial - n_components]:
-            parent[high] = low
-        # Each merge points the larger label at the smaller; follow the chains.
+        # Each merge points the larger label at the smaller (a label is the larger
+        # of one merge at most: it is gone after it); follow the chains by pointer
+        # jumping, O(log n_initial) passes.
+        done = self.merges[: self.n_initial - n_components]
+        parent[done[:, 1]] = done[:, 0]
         for _ in range(self.n_initial):
             nxt = parent[parent]
             if np.array_equal(nxt, parent):
@@ -359,24 +361,25 @@ class _Clusters:
         """Which clusters' terms hold a determinant ('VVV': more than d rows, some spread)."""
         return (size > self.d) & (trace > 0)
 
-    def terms(self, size, trace, big_scatter=None):
+    def terms(self, size, trace, big_scatter=None, big=None):
         """Each cluster's term of the criterion (vectorised over clusters).
 
-        ``big_scatter`` holds the scatters of the clusters
-        :meth:`determinant_counts` selects ('VVV' only), in that order.
+        ``big_scatter`` holds the scatters of the clusters ``big`` selects
+        (:meth:`determinant_counts`; 'VVV' only), in that order, or is None
+        when there are none. It is divided in place.
         """
         if self.model == "EII":
             return trace.copy()
         if self.model == "VII":
             return size * np.log((trace + self.alpha) / size)
         base = np.log((trace + self.alpha) / size)  # β = 1
-        out = base.copy()
-        big = self.determinant_counts(size, trace)
-        if np.any(big):
-            sign, logdet = np.linalg.slogdet(big_scatter / size[big, None, None])
-            logdet = np.where(sign > 0, logdet, -np.inf)
-            out[big] = np.logaddexp(logdet, base[big])
-        return size * out
+        if big_scatter is None:
+            return size * base
+        big_scatter /= size[big, None, None]
+        sign, logdet = np.linalg.slogdet(big_scatter)
+        logdet = np.where(sign > 0, logdet, -np.inf)
+        base[big] = np.logaddexp(logdet, base[big])
+        return size * base
 
     def _scatter_of(self, slot):
         if self.fresh is not None and self.fresh[0] == slot:
@@ -394,18 +397,17 @@ class _Clusters:
         trace = (
             self.trace[first] + self.trace[second] + factor * np.einsum("kd,kd->k", delta, delta)
         )
-        big_scatter = None
+        big_scatter = big = None
         if self.scatter is not None:
             big = self.determinant_counts(size, trace)
             if np.any(big):
                 own = self._scatter_of(first) if np.ndim(first) == 0 else self.scatter[first[big]]
                 dk = delta[big]
-                big_scatter = (
-                    own
-                    + self.scatter[second[big]]
-                    + factor[big, None, None] * dk[:, :, None] * dk[:, None, :]
-                )
-        return self.terms(size, trace, big_scatter) - self.term[first] - self.term[second]
+                # own + W_second + factor δδ', in place: the same sums, fewer (pairs, d, d) passes.
+                big_scatter = self.scatter[second[big]]
+                big_scatter += own
+                big_scatter += (factor[big, None] * dk)[:, :, None] * dk[:, None, :]
+        return self.terms(size, trace, big_scatter, big) - self.term[first] - self.term[second]
 
     def _first_row(self, i, j, true, v):
         """First row of the union's triangular factor, as mclust's Givens updates leave it.
@@ -493,8 +495,8 @@ def _merge_by_terms(Z, initial, n_groups, model):
         first, second = np.nonzero(rows[:, None] < slots[None, :])
         first = rows[first]
         cost[first, second] = clusters.costs(first, second)
-    upper = np.triu_indices(n_groups, 1)
-    cost[upper[1], upper[0]] = cost[upper]
+    # Mirror the upper triangle: one masked copy, no (g², ) index arrays.
+    np.copyto(cost, cost.T, where=np.tri(n_groups, k=-1, dtype=bool))
     best = _RowMinima(cost)
     merges = np.empty((n_groups - 1, 2), dtype=np.intp)
     costs = np.empty(n_groups - 1)
@@ -511,7 +513,7 @@ def _merge_by_terms(Z, initial, n_groups, model):
             cost[j, j] = np.inf
         g -= 1
         if g > 1:
-            others = np.delete(slots[:g], i)
+            others = np.concatenate((slots[:i], slots[i + 1 : g]))
             values = clusters.costs(i, others)
             cost[i, others] = values
             cost[others, i] = values
@@ -536,7 +538,7 @@ class _RowMinima:
         """Full rescan of ``rows`` (O(len(rows)·g))."""
         if rows.size == 0:
             return
-        block = cost[rows, :g].copy()
+        block = cost[rows, :g]  # advanced indexing: a copy
         block[np.arange(g)[None, :] >= rows[:, None]] = np.inf
         value = block.min(axis=1)
         last = g - 1 - np.argmax((block == value[:, None])[:, ::-1], axis=1)
@@ -552,17 +554,17 @@ class _RowMinima:
         """After slots ``changed`` got new costs: rescan them, update the rows after them."""
         rescan = set(changed)
         for c in sorted(changed):
-            rows = np.arange(c + 1, g)
-            new = cost[rows, c]
-            partner = self.where[rows] == c
-            stale = partner & (new > self.value[rows])
-            rescan.update(rows[stale].tolist())
-            better = (new < self.value[rows]) | ((new == self.value[rows]) & (c > self.where[rows]))
+            new = cost[c, c + 1 : g]  # = cost[c + 1:g, c]: the matrix is symmetric
+            value, where = self.value[c + 1 : g], self.where[c + 1 : g]  # views
+            partner = where == c
+            stale = partner & (new > value)
+            rescan.update((c + 1 + np.flatnonzero(stale)).tolist())
+            better = (new < value) | ((new == value) & (c > where))
             # A better entry becomes the row's minimum; the same partner at a cost not
             # higher keeps its place with the new cost.
             update = ~stale & (better | partner)
-            self.value[rows[update]] = new[update]
-            self.where[rows[update]] = c
+            value[update] = new[update]
+            where[update] = c
         self.recompute(cost, np.array(sorted(r for r in rescan if 0 < r < g), dtype=np.intp), g)
 
 

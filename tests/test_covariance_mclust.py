@@ -369,6 +369,73 @@ def test_common_orientation_reaches_the_optimum_in_higher_dimensions(equal_volum
     assert best.fun >= objective(D) - 1e-9 * abs(objective(D))
 
 
+def _shared_axes_scatters(rng, d, K):
+    """Scatters (K, d, d) of shapes a decade apart on nearly shared axes, and n_k."""
+    nk = rng.uniform(40, 120, K)
+    axes = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    W = []
+    for k in range(K):
+        tilt = np.linalg.qr(axes + 0.2 * rng.normal(size=(d, d)))[0]
+        Z = rng.normal(size=(int(nk[k]), d)) * np.exp(rng.normal(scale=1.5, size=d))
+        W.append((Z @ tilt.T).T @ (Z @ tilt.T))
+    return np.array(W), np.floor(nk)
+
+
+@pytest.mark.parametrize("equal_volume", [True, False], ids=["EVE", "VVE"])
+def test_common_orientation_progress_stop_descends_and_reports_its_objective(equal_volume):
+    """The warm-start stop (``last``, ``progress``): without ``last`` it is the plain
+    iteration; with a ``last`` far from the start it stops after one sweep, lower
+    than the start; the objective it reports is the one of its answer."""
+    W, nk = _shared_axes_scatters(np.random.default_rng(7), 5, 3)
+    share = nk / nk.sum()
+    start = np.linalg.eigh(W.sum(axis=0))[1][:, ::-1]
+
+    def exact(axes):  # the diagonals given the axes (see common_orientation)
+        projected = np.einsum("ij,kil,lj->kj", axes, W, axes)
+        if not equal_volume:
+            return projected / nk[:, None]
+        volumes = np.exp(np.mean(np.log(projected), axis=1))
+        return projected / volumes[:, None] * (volumes.sum() / nk.sum())
+
+    def f(axes):  # -2 logL per observation, up to constants
+        projected = np.einsum("ij,kil,lj->kj", axes, W, axes)
+        psi = exact(axes)
+        return float(share @ (np.log(psi).sum(axis=1) + (projected / psi).sum(axis=1)))
+
+    plain = common_orientation(W, nk, equal_volume, start, 1e-12, 1000)
+    same = common_orientation(W, nk, equal_volume, start, 1e-12, 1000, last=None, progress=0.5)
+    np.testing.assert_array_equal(plain[0], same[0])
+    first = common_orientation(W, nk, equal_volume, start, 1e-12, 1)  # one sweep, plain
+    assert first[2].worst is not None  # the cap: one sweep is not the optimum here
+    early = common_orientation(W, nk, equal_volume, start, 1e-12, 1000, last=-1e6, progress=0.1)
+    assert early[2].n_iter == 1 and early[2].worst is None
+    np.testing.assert_allclose(early[0], first[0], rtol=0, atol=1e-15)
+    assert f(plain[0]) < f(early[0]) < f(start)
+    for axes, psi, result in (plain, early):
+        np.testing.assert_allclose(psi, exact(axes), rtol=1e-12)
+        assert result.objective == pytest.approx(share @ np.log(psi).sum(axis=1), rel=1e-12)
+
+
+@pytest.mark.parametrize("model", ["EVE", "VVE"])
+def test_progress_stop_reaches_the_same_fixed_point(model, monkeypatch):
+    """EM with the M-steps stopped by the outer progress (the default) against every
+    M-step solved to inner_tol (``inner_progress = 0``), from the same start, run to
+    tol=1e-10: the same log-likelihood and parameters, and the likelihood never falls."""
+    rng = np.random.default_rng(3)
+    W, _ = _shared_axes_scatters(rng, 4, 3)
+    X = np.vstack([rng.multivariate_normal(6.0 * rng.normal(size=4), w / 100, size=300) for w in W])
+    settings = dict(init_params="kmeans", reg_covar=0.0, tol=1e-10, convergence="relative",
+                    max_iter=100_000, random_state=0)  # fmt: skip
+    adaptive = GaussianMixture(3, covariance_type=model, **settings).fit(X)
+    assert np.all(np.diff(adaptive.lower_bounds_) >= -1e-12 * np.abs(adaptive.lower_bounds_[1:]))
+    monkeypatch.setattr(get_family(model), "inner_progress", 0.0)
+    exact = GaussianMixture(3, covariance_type=model, **settings).fit(X)
+    assert adaptive.score(X) == pytest.approx(exact.score(X), rel=1e-9)
+    np.testing.assert_allclose(adaptive.means_, exact.means_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(adaptive.covariances_, exact.covariances_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(adaptive.weights_, exact.weights_, rtol=1e-5)
+
+
 # ============================================================ the interface
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_has_the_interface_signatures(name):

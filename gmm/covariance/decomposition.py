@@ -57,6 +57,7 @@ class InnerResult:
 
     n_iter: int
     worst: int | None
+    objective: float = float("nan")
 
 
 def equal_shape(
@@ -130,6 +131,8 @@ def common_orientation(
     orientation: np.ndarray | None,
     tol: float,
     max_iter: int,
+    last: float | None = None,
+    progress: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, InnerResult]:
     """One orientation ``D`` and per-component diagonals ``Psi_k = lambda_k A_k`` (EVE, VVE).
 
@@ -170,6 +173,17 @@ def common_orientation(
         Warm start; None starts from the eigenvectors of ``sum_k W_k``.
     tol, max_iter : float, int
         ``max_iter`` caps the sweeps.
+    last : float or None, default=None
+        The objective ``f`` the previous M-step of the same fit ended at (its
+        ``result.objective``), for a warm start inside EM.
+    progress : float, default=0
+        With ``last``, the sweeps also stop once one lowers ``f`` by at most
+        ``progress · |f_0 - last|``, where ``f_0`` is ``f`` at the warm start:
+        the change of the scatters since the last M-step, as it moves the
+        objective. Solving an M-step finer than the outer iteration moves is
+        work the next M-step undoes; as EM converges that change vanishes and
+        the stop is ``tol`` again, so the fixed point is the same. Every sweep
+        lowers the objective, so EM's likelihood still never decreases.
 
     Returns
     -------
@@ -194,53 +208,62 @@ def common_orientation(
     >>> bool(np.allclose(np.abs(axes.T @ R), np.eye(2)))
     True
     """
-    d = scatters.shape[1]
+    n_components, d = scatters.shape[:2]
     if orientation is None:
         orientation = eigh_decreasing(scatters.sum(axis=0))[1]
+    share = nk / nk.sum()  # per observation: the objective is free of the weights' scale
+    total = nk.sum()
 
     def diagonals(rotated):
-        projected = np.diagonal(rotated, axis1=1, axis2=2)  # diag(D' W_k D)
+        """``Psi_k`` and ``sum_i log Psi_k,i`` from ``M_k`` (the diagonal is a view)."""
+        projected = rotated.reshape(n_components, d * d)[:, :: d + 1]  # diag(D' W_k D)
+        logs = np.log(projected).sum(axis=1)
         if not equal_volume:
-            return projected / nk[:, None]
-        volumes = root_det(projected)
-        return projected / volumes[:, None] * (volumes.sum() / nk.sum())
+            return projected / nk[:, None], logs - d * np.log(nk)
+        volumes = np.exp(logs / d)
+        scale = volumes.sum() / total
+        return projected * (scale / volumes)[:, None], np.full(n_components, d * np.log(scale))
 
     rounds = _round_robin(d)
+    rotation = np.eye(d)
     rotated = orientation.T @ scatters @ orientation
-    psi = diagonals(rotated)
-    change = np.zeros(scatters.shape[0])
-    # Per observation, and its change is free of the data's and the weights' scale.
-    share = nk / nk.sum()
-    previous = float(share @ np.log(psi).sum(axis=1))
+    psi, logs = diagonals(rotated)
+    change = np.zeros(n_components)
+    previous = float(share @ logs)
+    floor = 0.0 if last is None else progress * abs(previous - last)
     with np.errstate(divide="ignore", invalid="ignore"):
         for n_iter in range(1, max_iter + 1):
             if not np.all(psi > 0) or not np.all(np.isfinite(psi)):
                 # A collapsed component: the caller's factorisation reports it.
-                return orientation, psi, InnerResult(n_iter, None)
+                return orientation, psi, InnerResult(n_iter, None, previous)
             start = psi
-            for i, j in rounds:
-                rotation = _plane_rotations(rotated, 1.0 / psi, i, j)
+            for axes, entries in rounds:
+                _plane_rotations(rotated, 1.0 / psi, axes, entries, rotation)
                 orientation = orientation @ rotation
                 rotated = rotation.T @ rotated @ rotation
-                psi = diagonals(rotated)
+                psi, logs = diagonals(rotated)
             # Products of rotations drift from orthogonality by rounding: restore it
             # once a sweep and recompute D' W_k D from the scatters.
             q, r = np.linalg.qr(orientation)
             orientation = q * np.where(np.diagonal(r) < 0, -1.0, 1.0)
             rotated = orientation.T @ scatters @ orientation
-            psi = diagonals(rotated)
-            objective = float(share @ np.log(psi).sum(axis=1))
+            psi, logs = diagonals(rotated)
+            objective = float(share @ logs)
             change = np.max(np.abs(np.log(psi / start)), axis=1)
             # Each sweep lowers the objective in exact arithmetic: a rise is rounding.
-            if not previous - objective > tol * (1.0 + abs(objective)):
-                return orientation, psi, InnerResult(n_iter, None)
+            if not previous - objective > max(tol * (1.0 + abs(objective)), floor):
+                return orientation, psi, InnerResult(n_iter, None, objective)
             previous = objective
-    return orientation, psi, InnerResult(max_iter, int(np.argmax(change)))
+    return orientation, psi, InnerResult(max_iter, int(np.argmax(change)), previous)
 
 
 def _round_robin(d: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``d - 1`` rounds (``d`` rounds for odd ``d``) of disjoint pairs ``i < j``
-    that together hold every pair of ``range(d)`` once (the circle method)."""
+    that together hold every pair of ``range(d)`` once (the circle method).
+
+    Each round of ``m`` pairs is ``(axes, entries)``: ``axes`` is ``i`` then
+    ``j`` (2m,), ``entries`` the flat indices in a ``d x d`` matrix of
+    ``(i, i)``, ``(j, j)``, ``(i, j)`` and ``(j, i)`` (4m,)."""
     m = d + d % 2  # an odd d gets a dummy that sits out
     seats = list(range(m))
     rounds = []
@@ -250,31 +273,40 @@ def _round_robin(d: int) -> list[tuple[np.ndarray, np.ndarray]]:
             for a, b in zip(seats[: m // 2], seats[::-1][: m // 2], strict=True)
             if a < d and b < d
         )
-        rounds.append((np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])))
+        i = np.array([p[0] for p in pairs])
+        j = np.array([p[1] for p in pairs])
+        # Flat indices in a d x d matrix of (i, i), (j, j), (i, j), then (j, i).
+        entries = np.concatenate([i * (d + 1), j * (d + 1), i * d + j, j * d + i])
+        rounds.append((np.concatenate([i, j]), entries))
         seats = [seats[0], seats[-1], *seats[1:-1]]
     return rounds
 
 
-def _plane_rotations(rotated: np.ndarray, inverse: np.ndarray, i: np.ndarray, j: np.ndarray):
-    """The ``d x d`` product of the optimal rotations in the disjoint planes ``(i, j)``.
+def _plane_rotations(rotated, inverse, axes, entries, rotation) -> None:
+    """Write into ``rotation`` (d, d) the product of the optimal rotations in disjoint planes.
 
     ``rotated`` is ``M_k = D' W_k D`` (K, d, d) and ``inverse`` is ``1 / Psi_k``
-    (K, d); see :func:`common_orientation` for the angle.
+    (K, d); ``axes`` and ``entries`` are one round of :func:`_round_robin`
+    (the planes ``(i, j)``). One buffer for every round saves an allocation
+    per round. See :func:`common_orientation` for the angle.
     """
-    weight = inverse[:, i] - inverse[:, j]
-    p = np.sum(weight * (rotated[:, i, i] - rotated[:, j, j]), axis=0) / 2
-    q = np.sum(weight * rotated[:, i, j], axis=0)
+    m = axes.shape[0] // 2
+    ends = inverse[:, axes]
+    weight = ends[:, :m] - ends[:, m:]  # 1/Psi_k,i - 1/Psi_k,j
+    # Per plane: sum_k w_k M_k,ii, sum_k w_k M_k,jj, sum_k w_k M_k,ij.
+    n_components = rotated.shape[0]
+    picked = rotated.reshape(n_components, -1)[:, entries[: 3 * m]]
+    sums = np.einsum("km,kcm->cm", weight, picked.reshape(n_components, 3, m))
+    p = (sums[0] - sums[1]) / 2
+    q = sums[2]
     # (cos 2t, sin 2t) = -(p, q) / hypot(p, q); atan2 is accurate at every angle
     # (near t = 0 too, where a half-angle formula would cancel). Adding 0.0 turns
     # -0.0 into 0.0, so p = q = 0 (every angle ties) gives t = 0: stay.
     angle = 0.5 * np.arctan2(0.0 - q, 0.0 - p)
     cos, sin = np.cos(angle), np.sin(angle)
-    rotation = np.eye(rotated.shape[1])
-    rotation[i, i] = cos
-    rotation[j, j] = cos
-    rotation[j, i] = sin
-    rotation[i, j] = -sin
-    return rotation
+    rotation.fill(0.0)
+    rotation.flat[:: rotation.shape[0] + 1] = 1.0
+    rotation.flat[entries] = np.concatenate([cos, cos, -sin, sin])
 
 
 def decompose(covariances: np.ndarray, model: str) -> dict[str, np.ndarray]:
