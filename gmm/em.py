@@ -203,10 +203,16 @@ def weighted_log_prob(
     """``log(pi_k) + log N(x | mu_k, Sigma_k)``, component-major: shape (K, rows).
 
     ``log_norm_const`` is ``log(pi_k) + log det U_k - D/2 log(2 pi)``, shape (K,).
+    A family with a ``log_prob(X, feats, coefs, log_norm_const)`` method (the
+    axis-aligned ones, :class:`gmm.covariance.diag.Diag`) gives it in one
+    product; the others through :meth:`~gmm.covariance.CovarianceFamily.mahalanobis`.
     O(rows · K · F) time.
     """
+    fused = getattr(family, "log_prob", None)
     # Overflow (a row ~1e155 away in float64) is reported by check_representable.
     with np.errstate(over="ignore", invalid="ignore"):
+        if fused is not None:
+            return fused(Xc, feats, coefs, log_norm_const)
         log_prob, work = family.mahalanobis(Xc, feats, coefs)
     log_prob *= -0.5
     log_prob += log_norm_const[:, None]
@@ -231,17 +237,26 @@ def working_precision(params: Parameters, family: CovarianceFamily, shift, dtype
     return Parameters(**cast), working
 
 
-def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalize_log_prob(
+    log_prob: np.ndarray, first_row: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Responsibilities and per-row log-normalisers, in place of ``log_prob``.
 
     ``log_prob`` is component-major, (K, rows): ``log_norm = logsumexp(log_prob,
     axis=0)`` and ``resp = exp(log_prob - log_norm)``, reusing the exponentials.
-    Reductions over K are elementwise operations between K rows.
+    Reductions over K are elementwise operations between K rows. With
+    ``first_row`` (the index of the block's first row in the data given), a
+    row whose log-probabilities are all -inf or NaN raises
+    :class:`OutOfRangeError` as :func:`check_representable` does, from the
+    same maximum. O(K · rows) time, O(rows) extra memory.
     """
     top = np.max(log_prob, axis=0)
+    finite = np.isfinite(top)
+    if first_row is not None:
+        _raise_unrepresentable(top, finite, first_row, log_prob.dtype)
     # A row with every log-probability at -inf has top = -inf; keep it finite here
     # so the row gives 0/0 = NaN nowhere (its log_norm stays -inf).
-    top[~np.isfinite(top)] = 0
+    top[~finite] = 0
     log_prob -= top
     # Below the smallest normal number (e^-708 in float64, e^-87 in float32) exp gives
     # subnormals, slow in exp and in the M-step's products: such entries become 0.
@@ -315,16 +330,25 @@ def check_representable(log_prob: np.ndarray, first_row: int = 0) -> None:
     ``log_prob`` is component-major (K, rows). O(K · rows).
     """
     top = np.max(log_prob, axis=0)
+    _raise_unrepresentable(top, np.isfinite(top), first_row, log_prob.dtype)
+
+
+def _raise_unrepresentable(top: np.ndarray, finite: np.ndarray, first_row: int, dtype) -> None:
+    """:class:`OutOfRangeError` for the first row whose maximum log-probability is -inf or NaN.
+
+    ``top`` is each row's maximum over the components, ``finite`` whether it is finite.
+    """
+    if finite.all():
+        return
     bad = ~(top > -np.inf)  # -inf, or NaN from inf - inf in an expanded form
     if bad.any():
-        raise out_of_range(first_row + int(np.flatnonzero(bad)[0]), log_prob.dtype)
+        raise out_of_range(first_row + int(np.flatnonzero(bad)[0]), dtype)
 
 
 def chunk_statistics(Xc, feats, w, family, coefs, const, first_row: int = 0) -> Statistics:
     """Fused E-step and sufficient statistics of one chunk (whose first row is ``first_row``)."""
     log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
-    check_representable(log_prob, first_row)
-    resp, log_norm = normalize_log_prob(log_prob)
+    resp, log_norm = normalize_log_prob(log_prob, first_row)
     if w is not None:
         resp *= w.astype(resp.dtype, copy=False)
         loglik = float(np.dot(w, log_norm.astype(np.float64)))
