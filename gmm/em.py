@@ -17,6 +17,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -377,13 +378,38 @@ CHUNK_PARTS = 2
 #: Threads that run a split chunk's parts at once: numpy's elementwise passes and
 #: BLAS's products release the GIL, so the E-step's passes over the (K, rows)
 #: log-probabilities, single-threaded in numpy, run on two cores. BLAS gets one
-#: thread meanwhile (the parts are its threads). 1 runs the parts in turn.
+#: thread meanwhile (the parts are its threads). 1 runs the parts in turn, and so
+#: does a process whose BLAS was limited to one thread (a sweep's worker, or
+#: ``threadpoolctl.threadpool_limits(1)``). The threads live for one E-step, so
+#: none is left running between iterations (a sweep forks only a process
+#: without other threads).
 E_STEP_THREADS = min(
     CHUNK_PARTS,
     len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
 )
 
-_pool: ThreadPoolExecutor | None = None
+_blas: Any = None
+
+
+def _e_step_threads(split: bool) -> int:
+    """Threads for this E-step: :data:`E_STEP_THREADS`, at most BLAS's threads now.
+
+    1 when the chunks are not split. Reading BLAS's thread count costs about 1 µs
+    (a threadpoolctl controller, made once, ~5 ms); without threadpoolctl, 1.
+    """
+    global _blas
+    if not split or E_STEP_THREADS < 2:
+        return 1
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - scikit-learn depends on it
+            _blas = False
+        else:
+            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    if not _blas:
+        return 1
+    return max(1, min([E_STEP_THREADS] + [lib.num_threads for lib in _blas]))
 
 
 def _parts(n_rows: int) -> list[slice]:
@@ -394,14 +420,16 @@ def _parts(n_rows: int) -> list[slice]:
     return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
-def _split_statistics(Xc, feats, w, family, coefs, const, first_row: int) -> Statistics:
-    """:func:`chunk_statistics` of a chunk, its row ranges (:func:`_parts`) in threads.
+def _split_statistics(
+    Xc, feats, w, family, coefs, const, first_row: int, helpers: ThreadPoolExecutor | None
+) -> Statistics:
+    """:func:`chunk_statistics` of a chunk by row ranges (:func:`_parts`).
 
-    The parts' statistics are added in row order, and an error is raised for the
-    first part that has one, so the result and a far row's index do not depend on
+    The first range runs here, the others on ``helpers`` (None: here, in turn).
+    Their statistics are added in row order, and the error of the first range
+    that has one is raised, so the result and a far row's index do not depend on
     the threads. O(chunk · (K + F)) extra memory, as one chunk.
     """
-    global _pool
     parts = _parts(Xc.shape[0])
 
     def run(rows: slice) -> Statistics:
@@ -410,21 +438,22 @@ def _split_statistics(Xc, feats, w, family, coefs, const, first_row: int) -> Sta
             Xc[rows], feats[rows], part_w, family, coefs, const, first_row + rows.start
         )
 
-    if len(parts) == 1 or E_STEP_THREADS < 2:
+    if helpers is None or len(parts) == 1:
         results = [run(rows) for rows in parts]
     else:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(E_STEP_THREADS, thread_name_prefix="gmm-e-step")
-        futures = [_pool.submit(run, rows) for rows in parts]
-        results = [future.result() for future in futures]
+        futures = [helpers.submit(run, rows) for rows in parts[1:]]
+        try:
+            results = [run(parts[0])]
+        finally:
+            results += [future.result() for future in futures]
     return sum(results[1:], results[0])
 
 
 def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     """One fused E-step over all chunks.
 
-    Each chunk's row ranges (:func:`_parts`) run on :data:`E_STEP_THREADS`
-    threads, BLAS on one thread meanwhile.
+    Each chunk's row ranges (:func:`_parts`) run on up to :data:`E_STEP_THREADS`
+    threads (:func:`_e_step_threads`), BLAS on one thread meanwhile.
 
     Parameters
     ----------
@@ -445,11 +474,14 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     coefs, const = prepare(params, family, data.shift.astype(dtype), log_const)
     total = None
     first_row = 0
-    split = min(getattr(data, "rows", 0), data.X.shape[0]) >= SPLIT_ROWS
-    threads = 1 if split and E_STEP_THREADS > 1 else None
-    with blas_threads(threads), blas_threads_for(getattr(data, "work", THREADED_WORK)):
+    threads = _e_step_threads(min(getattr(data, "rows", 0), data.X.shape[0]) >= SPLIT_ROWS)
+    with (
+        ThreadPoolExecutor(threads - 1) if threads > 1 else nullcontext() as helpers,
+        blas_threads(1 if threads > 1 else None),
+        blas_threads_for(getattr(data, "work", THREADED_WORK)),
+    ):
         for Xc, feats, w in data.in_dtype(dtype):
-            stats = _split_statistics(Xc, feats, w, family, coefs, const, first_row)
+            stats = _split_statistics(Xc, feats, w, family, coefs, const, first_row, helpers)
             total = stats if total is None else total + stats
             first_row += Xc.shape[0]
     if total is None:  # no rows (every row has a hole): zero statistics of the right shapes

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from gmm import GaussianMixture, em
 from gmm.covariance._cost import FORMULATIONS, forced
@@ -277,7 +278,9 @@ def test_split_chunks_equal_the_whole_chunk_and_do_not_depend_on_threads(
         monkeypatch.setattr(em, "E_STEP_THREADS", threads)
         monkeypatch.setattr(em, "SPLIT_ROWS", split_rows)
         data = em.ChunkedData(X, w, family, X.mean(axis=0), 3)
-        return em.expectation(data, params, log_const)[0]
+        with threadpool_limits(2, user_api="blas"):
+            assert em._e_step_threads(True) == threads
+            return em.expectation(data, params, log_const)[0]
 
     whole = run(1, 10**9)
     serial, threaded = run(1, 1000), run(2, 1000)
@@ -291,11 +294,25 @@ def test_split_chunks_equal_the_whole_chunk_and_do_not_depend_on_threads(
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9)
 
 
+def test_e_step_threads_follow_the_blas_limit(monkeypatch):
+    """One BLAS thread (a sweep's worker, a user's threadpool_limits(1)): no E-step
+    threads either; and none for chunks too small to split."""
+    monkeypatch.setattr(em, "E_STEP_THREADS", 2)
+    with threadpool_limits(1, user_api="blas"):
+        assert em._e_step_threads(True) == 1
+    with threadpool_limits(2, user_api="blas"):
+        assert em._e_step_threads(True) == 2
+        assert em._e_step_threads(False) == 1
+    assert em._parts(em.SPLIT_ROWS - 1) == [slice(0, em.SPLIT_ROWS - 1)]
+    assert em._parts(9001) == [slice(0, 4500), slice(4500, 9001)]
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_far_row_is_named_in_whichever_part_of_a_split_chunk(threads, monkeypatch):
     """A row ~1e200 away overflows its squared distance: OutOfRangeError names it,
     and the first of two such rows, whichever part and thread finds it."""
     monkeypatch.setattr(em, "E_STEP_THREADS", threads)
+    monkeypatch.setattr(em, "SPLIT_ROWS", 1000)
     X, family, params, log_const = _split_case("diag")
     n = X.shape[0]
     for rows, first in (([n - 7], n - 7), ([5, n - 7], 5)):
