@@ -10,13 +10,11 @@ from .diag import Diag
 class Spherical(Diag):
     """Spherical covariance, (K,): a diagonal covariance with equal entries.
 
-    It shares the diagonal family's kernels, its E-step on the isotropic
-    columns ``[x, 1, Σx²]``; only the estimate (the mean of the per-feature
-    variances) and the shapes differ.
+    It shares the diagonal family's features and kernels; only the estimate
+    (the mean of the per-feature variances) and the shapes differ.
     """
 
     name = "spherical"
-    isotropic = True
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         return (n_components,)

@@ -13,8 +13,6 @@ class EII(AxisAligned):
     """
 
     model = "EII"
-    #: The E-step reads ``[x, 1, Σx²]`` (see :attr:`gmm.covariance.diag.Diag.isotropic`).
-    isotropic = True
 
     def n_parameters(self, n_components, n_features):
         return 1

@@ -16,8 +16,6 @@ class VII(AxisAligned):
     """
 
     model = "VII"
-    #: The E-step reads ``[x, 1, Σx²]`` (see :attr:`gmm.covariance.diag.Diag.isotropic`).
-    isotropic = True
 
     def n_parameters(self, n_components, n_features):
         return n_components
