@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -443,9 +443,11 @@ def _split_statistics(
     else:
         futures = [helpers.submit(run, rows) for rows in parts[1:]]
         try:
-            results = [run(parts[0])]
-        finally:
-            results += [future.result() for future in futures]
+            first = run(parts[0])
+        except BaseException:
+            wait(futures)  # the helpers' errors, if any, are about later rows
+            raise
+        results = [first] + [future.result() for future in futures]
     return sum(results[1:], results[0])
 
 

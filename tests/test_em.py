@@ -267,7 +267,7 @@ def _split_case(covariance_type, n=2 * em.SPLIT_ROWS + 100, d=3, k=3):
     return X, family, params, _ml_log_const(params, family)
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied", "VVI"])
 def test_split_chunks_equal_the_whole_chunk_and_do_not_depend_on_threads(
     covariance_type, monkeypatch
 ):
@@ -320,6 +320,7 @@ def test_far_row_is_named_in_whichever_part_of_a_split_chunk(threads, monkeypatc
         bad[rows, 1] = 1e200
         data = em.ChunkedData(bad, None, family, X.mean(axis=0), 3)
         assert data.rows >= n  # one chunk, split in parts
-        with pytest.raises(em.OutOfRangeError) as caught:
+        with threadpool_limits(2, user_api="blas"), pytest.raises(em.OutOfRangeError) as caught:
+            assert em._e_step_threads(True) == threads
             em.expectation(data, params, log_const)
         assert caught.value.row == first
