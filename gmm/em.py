@@ -13,14 +13,18 @@ Everything here is a kernel: inputs are trusted. Validation lives in
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import statistics
-from .blas_threads import THREADED_WORK, blas_threads_for, matrix_work
+from .blas_threads import THREADED_WORK, blas_threads, blas_threads_for, matrix_work
 from .covariance import CovarianceFamily
 from .statistics import Scatter
 
@@ -203,10 +207,16 @@ def weighted_log_prob(
     """``log(pi_k) + log N(x | mu_k, Sigma_k)``, component-major: shape (K, rows).
 
     ``log_norm_const`` is ``log(pi_k) + log det U_k - D/2 log(2 pi)``, shape (K,).
+    A family with a ``log_prob(X, feats, coefs, log_norm_const)`` method (the
+    axis-aligned ones, :class:`gmm.covariance.diag.Diag`) gives it in one
+    product; the others through :meth:`~gmm.covariance.CovarianceFamily.mahalanobis`.
     O(rows · K · F) time.
     """
+    fused = getattr(family, "log_prob", None)
     # Overflow (a row ~1e155 away in float64) is reported by check_representable.
     with np.errstate(over="ignore", invalid="ignore"):
+        if fused is not None:
+            return fused(Xc, feats, coefs, log_norm_const)
         log_prob, work = family.mahalanobis(Xc, feats, coefs)
     log_prob *= -0.5
     log_prob += log_norm_const[:, None]
@@ -231,17 +241,26 @@ def working_precision(params: Parameters, family: CovarianceFamily, shift, dtype
     return Parameters(**cast), working
 
 
-def normalize_log_prob(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalize_log_prob(
+    log_prob: np.ndarray, first_row: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Responsibilities and per-row log-normalisers, in place of ``log_prob``.
 
     ``log_prob`` is component-major, (K, rows): ``log_norm = logsumexp(log_prob,
     axis=0)`` and ``resp = exp(log_prob - log_norm)``, reusing the exponentials.
-    Reductions over K are elementwise operations between K rows.
+    Reductions over K are elementwise operations between K rows. With
+    ``first_row`` (the index of the block's first row in the data given), a
+    row whose log-probabilities are all -inf or NaN raises
+    :class:`OutOfRangeError` as :func:`check_representable` does, from the
+    same maximum. O(K · rows) time, O(rows) extra memory.
     """
     top = np.max(log_prob, axis=0)
+    finite = np.isfinite(top)
+    if first_row is not None:
+        _raise_unrepresentable(top, finite, first_row, log_prob.dtype)
     # A row with every log-probability at -inf has top = -inf; keep it finite here
     # so the row gives 0/0 = NaN nowhere (its log_norm stays -inf).
-    top[~np.isfinite(top)] = 0
+    top[~finite] = 0
     log_prob -= top
     # Below the smallest normal number (e^-708 in float64, e^-87 in float32) exp gives
     # subnormals, slow in exp and in the M-step's products: such entries become 0.
@@ -315,16 +334,25 @@ def check_representable(log_prob: np.ndarray, first_row: int = 0) -> None:
     ``log_prob`` is component-major (K, rows). O(K · rows).
     """
     top = np.max(log_prob, axis=0)
+    _raise_unrepresentable(top, np.isfinite(top), first_row, log_prob.dtype)
+
+
+def _raise_unrepresentable(top: np.ndarray, finite: np.ndarray, first_row: int, dtype) -> None:
+    """:class:`OutOfRangeError` for the first row whose maximum log-probability is -inf or NaN.
+
+    ``top`` is each row's maximum over the components, ``finite`` whether it is finite.
+    """
+    if finite.all():
+        return
     bad = ~(top > -np.inf)  # -inf, or NaN from inf - inf in an expanded form
     if bad.any():
-        raise out_of_range(first_row + int(np.flatnonzero(bad)[0]), log_prob.dtype)
+        raise out_of_range(first_row + int(np.flatnonzero(bad)[0]), dtype)
 
 
 def chunk_statistics(Xc, feats, w, family, coefs, const, first_row: int = 0) -> Statistics:
     """Fused E-step and sufficient statistics of one chunk (whose first row is ``first_row``)."""
     log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
-    check_representable(log_prob, first_row)
-    resp, log_norm = normalize_log_prob(log_prob)
+    resp, log_norm = normalize_log_prob(log_prob, first_row)
     if w is not None:
         resp *= w.astype(resp.dtype, copy=False)
         loglik = float(np.dot(w, log_norm.astype(np.float64)))
@@ -341,8 +369,93 @@ def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statisti
     return Statistics(resp.sum(axis=1, dtype=np.float64), moments, loglik, total)
 
 
+#: A chunk of at least this many rows is split into :data:`CHUNK_PARTS` row
+#: ranges, each a :func:`chunk_statistics` call, summed in order: the split, and so
+#: the numbers, are the same however many threads run the parts.
+SPLIT_ROWS = 8192
+#: Parts of a split chunk.
+CHUNK_PARTS = 2
+#: Threads that run a split chunk's parts at once: numpy's elementwise passes and
+#: BLAS's products release the GIL, so the E-step's passes over the (K, rows)
+#: log-probabilities, single-threaded in numpy, run on two cores. BLAS gets one
+#: thread meanwhile (the parts are its threads). 1 runs the parts in turn, and so
+#: does a process whose BLAS was limited to one thread (a sweep's worker, or
+#: ``threadpoolctl.threadpool_limits(1)``). The threads live for one E-step, so
+#: none is left running between iterations (a sweep forks only a process
+#: without other threads).
+E_STEP_THREADS = min(
+    CHUNK_PARTS,
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+)
+
+_blas: Any = None
+
+
+def _e_step_threads(split: bool) -> int:
+    """Threads for this E-step: :data:`E_STEP_THREADS`, at most BLAS's threads now.
+
+    1 when the chunks are not split. Reading BLAS's thread count costs about 1 µs
+    (a threadpoolctl controller, made once, ~5 ms); without threadpoolctl, 1.
+    """
+    global _blas
+    if not split or E_STEP_THREADS < 2:
+        return 1
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - scikit-learn depends on it
+            _blas = False
+        else:
+            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    if not _blas:
+        return 1
+    return max(1, min([E_STEP_THREADS] + [lib.num_threads for lib in _blas]))
+
+
+def _parts(n_rows: int) -> list[slice]:
+    """The row ranges a chunk of ``n_rows`` rows is computed in (see :data:`SPLIT_ROWS`)."""
+    if n_rows < SPLIT_ROWS:
+        return [slice(0, n_rows)]
+    bounds = [n_rows * part // CHUNK_PARTS for part in range(CHUNK_PARTS + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def _split_statistics(
+    Xc, feats, w, family, coefs, const, first_row: int, helpers: ThreadPoolExecutor | None
+) -> Statistics:
+    """:func:`chunk_statistics` of a chunk by row ranges (:func:`_parts`).
+
+    The first range runs here, the others on ``helpers`` (None: here, in turn).
+    Their statistics are added in row order, and the error of the first range
+    that has one is raised, so the result and a far row's index do not depend on
+    the threads. O(chunk · (K + F)) extra memory, as one chunk.
+    """
+    parts = _parts(Xc.shape[0])
+
+    def run(rows: slice) -> Statistics:
+        part_w = None if w is None else w[rows]
+        return chunk_statistics(
+            Xc[rows], feats[rows], part_w, family, coefs, const, first_row + rows.start
+        )
+
+    if helpers is None or len(parts) == 1:
+        results = [run(rows) for rows in parts]
+    else:
+        futures = [helpers.submit(run, rows) for rows in parts[1:]]
+        try:
+            first = run(parts[0])
+        except BaseException:
+            wait(futures)  # the helpers' errors, if any, are about later rows
+            raise
+        results = [first] + [future.result() for future in futures]
+    return sum(results[1:], results[0])
+
+
 def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     """One fused E-step over all chunks.
+
+    Each chunk's row ranges (:func:`_parts`) run on up to :data:`E_STEP_THREADS`
+    threads (:func:`_e_step_threads`), BLAS on one thread meanwhile.
 
     Parameters
     ----------
@@ -363,9 +476,14 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     coefs, const = prepare(params, family, data.shift.astype(dtype), log_const)
     total = None
     first_row = 0
-    with blas_threads_for(getattr(data, "work", THREADED_WORK)):
+    threads = _e_step_threads(min(getattr(data, "rows", 0), data.X.shape[0]) >= SPLIT_ROWS)
+    with (
+        ThreadPoolExecutor(threads - 1) if threads > 1 else nullcontext() as helpers,
+        blas_threads(1 if threads > 1 else None),
+        blas_threads_for(getattr(data, "work", THREADED_WORK)),
+    ):
         for Xc, feats, w in data.in_dtype(dtype):
-            stats = chunk_statistics(Xc, feats, w, family, coefs, const, first_row)
+            stats = _split_statistics(Xc, feats, w, family, coefs, const, first_row, helpers)
             total = stats if total is None else total + stats
             first_row += Xc.shape[0]
     if total is None:  # no rows (every row has a hole): zero statistics of the right shapes

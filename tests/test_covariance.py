@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, norm
 
 from gmm.covariance import CollapsedComponentError, _cost, covariance_types, get_family
 from gmm.covariance._cost import FORMULATIONS, forced
@@ -361,3 +361,100 @@ def test_lower_inverse_against_numpy_and_a_singular_matrix(k):
     np.testing.assert_allclose(
         inverse[others], np.linalg.inv(lower[others]), rtol=1e-12, atol=1e-15
     )
+
+
+# ------------------------------------------------- axis-aligned E-step in one product
+AXIS_ALIGNED = ["diag", "spherical", "EII", "VII", "EEI", "VVI"]
+
+
+def _axis_aligned_covariances(rng, name, k, scales):
+    """Per-component variances (K, D) that model ``name`` can hold, times ``scales²``
+    (times the largest scale² for the isotropic models, which cannot follow them)."""
+    d = scales.size
+    if name in ("spherical", "EII", "VII"):
+        scales = np.full(d, scales.max())
+    if name in ("spherical", "EII", "VII"):
+        variances = np.repeat(rng.uniform(0.3, 2.0, (k, 1)), d, axis=1)
+        variances[:] = variances[:1] if name == "EII" else variances
+    elif name == "EEI":
+        variances = np.repeat(rng.uniform(0.3, 2.0, (1, d)), k, axis=0)
+    else:
+        variances = rng.uniform(0.3, 2.0, (k, d))
+    return variances * scales**2
+
+
+def _family_covariances(name, variances):
+    if name == "diag":
+        return variances
+    if name == "spherical":
+        return variances[:, 0]
+    return np.stack([np.diag(v) for v in variances])
+
+
+@pytest.mark.parametrize("name", AXIS_ALIGNED)
+@pytest.mark.parametrize(
+    "case", ["offset 1e6", "features 1e-4..1e4", "tight std 1e-3", "float32", "far rows"]
+)
+def test_axis_aligned_log_prob_equals_scipy_on_hard_data(name, case):
+    """The one-product E-step on [x², x, 1] against scipy's log-density of the raw,
+    unshifted float64 rows."""
+    rng = np.random.default_rng(7)
+    k, d = 3, 5
+    scales = np.logspace(-4, 4, d) if case == "features 1e-4..1e4" else np.ones(d)
+    if case == "tight std 1e-3":
+        scales = np.full(d, 1e-3)
+    offset = 1e6 if case == "offset 1e6" else 0.0
+    variances = _axis_aligned_covariances(rng, name, k, scales)
+    spread = 3.0 if case != "tight std 1e-3" else 3e-3  # means a few stds apart
+    means = offset + rng.normal(0, spread, (k, d)) * (scales if case != "tight std 1e-3" else 1)
+    labels = rng.integers(0, k, 400)
+    X = means[labels] + rng.standard_normal((400, d)) * np.sqrt(variances[labels])
+    if case == "far rows":  # 30 stds from every component: log-probs far below e^-708
+        X[:20] += 30 * np.sqrt(variances.max(axis=0)) * rng.choice([-1, 1], (20, d))
+    family = get_family(name)
+    cov = _family_covariances(name, variances)
+    weights = rng.dirichlet(np.ones(k))
+    dtype = np.float32 if case == "float32" else np.float64
+    params = Parameters(
+        weights.astype(dtype),
+        means.astype(dtype),
+        cov.astype(dtype),
+        family.precision_cholesky(cov).astype(dtype),
+    )
+    shift = X.astype(dtype).mean(axis=0)
+    coefs, const = prepare(params, family, shift, _ml_log_const(params, family))
+    Xc = X.astype(dtype) - shift
+    log_prob, _ = weighted_log_prob(Xc, family.features(Xc), family, coefs, const)
+    assert log_prob.dtype == dtype
+    # scipy's univariate densities, summed over the features: the covariances are
+    # diagonal, and multivariate_normal refuses a condition number of 1e16.
+    expected = np.column_stack(
+        [
+            np.log(weights[j]) + norm.logpdf(X, means[j], np.sqrt(variances[j])).sum(axis=1)
+            for j in range(k)
+        ]
+    )
+    # float32: distances of O(d) lose ~1e-6 of the largest term (spread² / variance).
+    tol = dict(rtol=1e-5, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(log_prob.T, expected, **tol)
+    assert coefs.matrix.shape == (k, 2 * d + 1)
+
+
+@pytest.mark.parametrize("name", ["diag", "spherical"])
+def test_axis_aligned_mahalanobis_equals_the_fused_log_prob(name):
+    """mahalanobis (the family interface other modules call) and log_prob (the EM
+    pass's one product) give the same distances."""
+    rng = np.random.default_rng(5)
+    k, d = 3, 4
+    variances = _axis_aligned_covariances(rng, name, k, np.ones(d))
+    family = get_family(name)
+    cov = _family_covariances(name, variances)
+    means = rng.normal(0, 2, (k, d))
+    params = Parameters(np.full(k, 1 / k), means, cov, family.precision_cholesky(cov))
+    X = rng.normal(0, 3, (300, d))
+    coefs, const = prepare(params, family, np.zeros(d), _ml_log_const(params, family))
+    maha, _ = family.mahalanobis(X, family.features(X), coefs)
+    direct = np.stack([np.sum((X - means[j]) ** 2 / variances[j], axis=1) for j in range(k)])
+    np.testing.assert_allclose(maha, direct, rtol=1e-10)
+    log_prob, _ = weighted_log_prob(X, family.features(X), family, coefs, const)
+    np.testing.assert_allclose(log_prob, -0.5 * maha + const[:, None], rtol=1e-12)

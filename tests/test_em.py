@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from gmm import GaussianMixture, em
 from gmm.covariance._cost import FORMULATIONS, forced
@@ -208,3 +209,118 @@ def test_shifted_rows_are_numpy_broadcast_subtraction_bit_for_bit(dtype, n_featu
     assert out.shape == X.shape and out.dtype == dtype
     np.testing.assert_array_equal(out, X - shift)
     assert not np.shares_memory(out, X)
+
+
+# ----------------------------------------------- normalisation, split chunks, threads
+def test_normalize_gives_exact_zeros_below_the_floor_and_matches_scipy():
+    """Entries more than ~708 below their row's maximum (float64) become exactly 0,
+    never subnormal; the rest are scipy's softmax, the normalisers its logsumexp."""
+    from scipy.special import logsumexp, softmax
+
+    rng = np.random.default_rng(0)
+    log_prob = rng.normal(-50, 5, (4, 300))
+    log_prob[1, :100] -= 800  # underflows: gap > 708
+    log_prob[2, 100:200] -= 600  # representable: e^-600 is a normal number
+    log_prob[:, 250] = [-np.inf, -3.0, -np.inf, -np.inf]  # a row with one finite entry
+    expected_resp = softmax(log_prob, axis=0)
+    expected_norm = logsumexp(log_prob, axis=0)
+    resp, log_norm = em.normalize_log_prob(log_prob.copy(), first_row=0)
+    assert np.all(resp[1, :100] == 0)
+    assert np.all(resp[2, 100:200] > 0)
+    tiny = np.finfo(np.float64).tiny
+    assert np.all((resp == 0) | (resp >= tiny))  # no subnormals
+    np.testing.assert_allclose(resp, expected_resp, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(log_norm, expected_norm, rtol=1e-14)
+    np.testing.assert_allclose(resp.sum(axis=0), 1, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalize_names_the_first_unrepresentable_row(dtype):
+    log_prob = np.zeros((3, 50), dtype=dtype)
+    log_prob[:, 17] = -np.inf
+    log_prob[0, 30] = np.nan
+    log_prob[:, 40] = -np.inf
+    with pytest.raises(em.OutOfRangeError, match=r"Row 117 \(counting from 0\)") as caught:
+        em.normalize_log_prob(log_prob.copy(), first_row=100)
+    assert caught.value.row == 117
+    log_prob[:, 17] = 0
+    with pytest.raises(em.OutOfRangeError) as caught:
+        em.normalize_log_prob(log_prob.copy(), first_row=0)
+    assert caught.value.row == 30  # NaN, from inf - inf in an expanded form
+    # Without first_row nothing is checked (callers that check themselves).
+    resp, _ = em.normalize_log_prob(np.zeros((3, 5), dtype=dtype))
+    assert resp.dtype == dtype
+
+
+def _split_case(covariance_type, n=2 * em.SPLIT_ROWS + 100, d=3, k=3):
+    from gmm.covariance import get_family
+
+    X, *_ = make_mixture(covariance_type, n_samples=n, n_components=k, d=d, seed=11)
+    model = GaussianMixture(k, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:500])
+    family = get_family(covariance_type)
+    params = em.Parameters(
+        model.weights_, model.means_, model.covariances_, model.precisions_cholesky_
+    )
+    return X, family, params, _ml_log_const(params, family)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied", "VVI"])
+def test_split_chunks_equal_the_whole_chunk_and_do_not_depend_on_threads(
+    covariance_type, monkeypatch
+):
+    X, family, params, log_const = _split_case(covariance_type)
+    w = np.random.default_rng(0).uniform(0.5, 2, X.shape[0])
+
+    def run(threads, split_rows):
+        monkeypatch.setattr(em, "E_STEP_THREADS", threads)
+        monkeypatch.setattr(em, "SPLIT_ROWS", split_rows)
+        data = em.ChunkedData(X, w, family, X.mean(axis=0), 3)
+        with threadpool_limits(2, user_api="blas"):
+            assert em._e_step_threads(True) == threads
+            return em.expectation(data, params, log_const)[0]
+
+    whole = run(1, 10**9)
+    serial, threaded = run(1, 1000), run(2, 1000)
+    assert threaded.log_likelihood == serial.log_likelihood  # same parts, same order
+    np.testing.assert_array_equal(threaded.nk, serial.nk)
+    for a, b in zip(threaded.moments, serial.moments, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert serial.log_likelihood == pytest.approx(whole.log_likelihood, rel=1e-13)
+    np.testing.assert_allclose(serial.nk, whole.nk, rtol=1e-12)
+    for a, b in zip(serial.moments, whole.moments, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9)
+
+
+def test_e_step_threads_follow_the_blas_limit(monkeypatch):
+    """One BLAS thread (a sweep's worker, a user's threadpool_limits(1)): no E-step
+    threads either; and none for chunks too small to split."""
+    monkeypatch.setattr(em, "E_STEP_THREADS", 2)
+    with threadpool_limits(1, user_api="blas"):
+        assert em._e_step_threads(True) == 1
+    with threadpool_limits(2, user_api="blas"):
+        assert em._e_step_threads(True) == 2
+        assert em._e_step_threads(False) == 1
+    assert em._parts(em.SPLIT_ROWS - 1) == [slice(0, em.SPLIT_ROWS - 1)]
+    assert em._parts(9001) == [slice(0, 4500), slice(4500, 9001)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_far_row_is_named_in_whichever_part_of_a_split_chunk(threads, monkeypatch):
+    """A row ~1e200 away overflows its squared distance: OutOfRangeError names it,
+    and the first of two such rows, whichever part and thread finds it."""
+    monkeypatch.setattr(em, "E_STEP_THREADS", threads)
+    monkeypatch.setattr(em, "SPLIT_ROWS", 1000)
+    X, family, params, log_const = _split_case("diag")
+    n = X.shape[0]
+    for rows, first in (([n - 7], n - 7), ([5, n - 7], 5)):
+        bad = X.copy()
+        bad[rows, 1] = 1e200
+        data = em.ChunkedData(bad, None, family, X.mean(axis=0), 3)
+        assert data.rows >= n  # one chunk, split in parts
+        with threadpool_limits(2, user_api="blas"), pytest.raises(em.OutOfRangeError) as caught:
+            assert em._e_step_threads(True) == threads
+            em.expectation(data, params, log_const)
+        assert caught.value.row == first

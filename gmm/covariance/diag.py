@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import statistics
 from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 
 
+@dataclass(frozen=True)
+class AxisCoefficients:
+    """What the axis-aligned E-step needs for one iteration.
+
+    ``maha = matrix @ feats[:, rows].T``: the squared distances are one product
+    over a contiguous run of the feature columns, whose column ``ones`` is the
+    constant 1 (so ``matrix[:, ones]`` is each component's constant term).
+    """
+
+    matrix: np.ndarray  # (K, rows.stop - rows.start), in the working dtype
+    rows: slice
+    ones: int
+
+
 class Diag(CovarianceFamily):
     """Diagonal covariance, (K, D).
 
-    Features are ``[x², x]`` (2·D columns): the E-step and the M-step are one
-    matrix product each per chunk, O(n·K·D) flops, O(n·D) extra memory.
+    Features are ``[x², x, 1]`` (2·D + 1 columns): the E-step and the M-step
+    are one matrix product each per chunk, O(n·K·D) flops, O(n·D) extra memory. The E-step
+    product gives the weighted log-probabilities directly (:meth:`log_prob`),
+    its constant column included.
     """
 
     name = "diag"
@@ -27,21 +45,30 @@ class Diag(CovarianceFamily):
         return n_components * n_features
 
     def features(self, X):
-        # Feature-major buffer, (n, 2D) view: BLAS reads it transposed for free.
-        columns = X.T
-        feats = np.empty((2 * X.shape[1], X.shape[0]), dtype=X.dtype)
-        np.multiply(columns, columns, out=feats[: X.shape[1]])
-        feats[X.shape[1] :] = columns
+        # Feature-major buffer, (n, F) view: BLAS reads it transposed for free, and
+        # the E-step and the moments each read a contiguous run of its rows.
+        # The columns are copied (transposed) once; the squares read that copy,
+        # contiguous (measured 1.6 ms against 2.2 ms from X, 34,000 x 20).
+        n_features = X.shape[1]
+        feats = np.empty((2 * n_features + 1, X.shape[0]), dtype=X.dtype)
+        columns = feats[n_features : 2 * n_features]
+        columns[...] = X.T
+        np.multiply(columns, columns, out=feats[:n_features])
+        feats[2 * n_features] = 1
         return feats.T
 
     def _precision_per_feature(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         return prec_chol.astype(np.float64) ** 2
 
     def coefficients(self, weights, means, prec_chol):
-        prec = self._precision_per_feature(prec_chol, means.shape[1])
-        linear = np.concatenate([prec, -2.0 * prec * means], axis=1).T
-        const = np.sum(prec * means * means, axis=1)
-        return np.ascontiguousarray(linear.T, dtype=means.dtype), const.astype(means.dtype)[:, None]
+        n_features = means.shape[1]
+        prec = self._precision_per_feature(prec_chol, n_features)
+        wide = means.astype(np.float64)
+        # Σ_j p_j (x_j - mu_j)² = p.x² - 2 (p mu).x + p.mu²: columns [x², x, 1].
+        const = np.sum(prec * wide * wide, axis=1)[:, None]
+        matrix = np.hstack([prec, -2.0 * prec * wide, const])
+        rows, ones = slice(0, 2 * n_features + 1), 2 * n_features
+        return AxisCoefficients(matrix.astype(means.dtype), rows, ones)
 
     def working_dtype(self, dtype, weights, means, prec_chol):
         return expansion_dtype(dtype, lambda: self.expansion_condition(weights, means, prec_chol))
@@ -58,16 +85,28 @@ class Diag(CovarianceFamily):
         return np.sum(prec * (spread + np.abs(means)) ** 2, axis=1) / d
 
     def mahalanobis(self, X, feats, coefs):
-        linear, const = coefs
-        maha = linear @ feats.T
-        maha += const
+        maha = coefs.matrix @ feats[:, coefs.rows].T
         return np.maximum(maha, 0, out=maha), None
+
+    def log_prob(self, X, feats, coefs, log_norm_const):
+        """``-maha / 2 + log_norm_const``, (K, rows), from one product.
+
+        :meth:`mahalanobis` with the halving and the constant folded into the
+        product's constant column (halving is exact); the clamp of the distances
+        at 0 becomes a clamp of the log-probabilities at ``log_norm_const``.
+        ``log_norm_const`` is (K,), in the working dtype. O(rows · K · F) time,
+        one (K, rows) array.
+        """
+        matrix = coefs.matrix * -0.5
+        matrix[:, coefs.ones] += log_norm_const
+        log_prob = matrix @ feats[:, coefs.rows].T
+        return np.minimum(log_prob, log_norm_const[:, None], out=log_prob), None
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(prec_chol), axis=1)
 
     def moments(self, X, feats, resp, coefs, work):
-        return (resp @ feats,)
+        return (resp @ feats[:, : 2 * X.shape[1]],)
 
     def scatter(self, moments, nk, shift, coefs):
         means, variances = statistics.diagonal_from_moments(moments[0], nk, shift)
