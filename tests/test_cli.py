@@ -102,7 +102,11 @@ def test_end_to_end_through_python_m_gmm(files, X):
     assert f"K={best['n_components']}, covariance={best['covariance_type']}" in result.stdout
     with open(files / "table.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert [float(r["bic"]) for r in rows] == [r["bic"] for r in reference.table]
+    # Another process: BLAS kernels may round the last bit differently with the
+    # heap's alignment (measured: 1 ulp of the log-likelihood, diag K=2), so to rounding.
+    np.testing.assert_allclose(
+        [float(r["bic"]) for r in rows], [r["bic"] for r in reference.table], rtol=1e-13
+    )
     assert (files / "bic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((files / "sweep.jsonl").read_text().splitlines()) == 1 + len(reference.table)
     model = load(files / "model.npz")
