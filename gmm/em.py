@@ -170,6 +170,17 @@ class ChunkedData:
     def __iter__(self):
         return iter(self._cache) if self._cache is not None else self._compute()
 
+    def shifted_rows(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """``(Xc, w)`` of each chunk, without forming features that are not cached."""
+        if self._cache is not None:
+            for Xc, _, w in self._cache:
+                yield Xc, w
+            return
+        for start in range(0, self.X.shape[0], self.rows):
+            stop = min(start + self.rows, self.X.shape[0])
+            w = None if self.sample_weight is None else self.sample_weight[start:stop]
+            yield shifted(np.asarray(self.X[start:stop]), self.shift), w
+
     def in_dtype(self, dtype) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """The chunks with data and features in ``dtype`` (recomputed if it differs)."""
         if np.dtype(dtype) == self.X.dtype:
@@ -537,7 +548,7 @@ def scatter_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) ->
 
     def chunks():
         start = 0
-        for Xc, _, w in data:
+        for Xc, w in data.shifted_rows():
             stop = start + Xc.shape[0]
             if resp.ndim == 1:
                 chunk = np.zeros((n_components, stop - start))
@@ -565,7 +576,7 @@ def _refuse_far_row(data: ChunkedData) -> None:
     data's mean that its square overflows float64. O(n·D), on that failure only.
     """
     first_row = 0
-    for Xc, _, _ in data:
+    for Xc, _ in data.shifted_rows():
         with np.errstate(over="ignore", invalid="ignore"):
             squares = np.sum(np.square(Xc, dtype=np.float64), axis=1)
         bad = np.flatnonzero(~np.isfinite(squares))

@@ -355,7 +355,8 @@ class DaskTrainingData(TrainingData):
         dask, _ = import_dask()
         X, w = dask.compute(self.X, self.sample_weight)
         X = self._filled(X)
-        return X, w, em.ChunkedData(X, w, self.family, self.shift, self.n_components)
+        chunks = em.ChunkedData(X, w, self.family, self.shift, self.n_components, cache=False)
+        return X, w, chunks  # read once, for the initial statistics
 
     def take(self, rows: np.ndarray):
         dask, _ = import_dask()

@@ -374,7 +374,8 @@ class IncompleteFileData(TrainingData):
         """Every (kept) row in memory, each hole at its column's mean."""
         rows = np.arange(self.n_samples)
         X, w = self.take(rows)
-        return X, w, em.ChunkedData(X, w, self.family, self.shift, self.n_components)
+        chunks = em.ChunkedData(X, w, self.family, self.shift, self.n_components, cache=False)
+        return X, w, chunks  # read once, for the initial statistics
 
     def take(self, rows: np.ndarray):
         """The (kept) rows at sorted indices ``rows``, holes at their column's mean, and weights."""

@@ -120,7 +120,8 @@ class TrainingData:
                     f"The {sample_size} rows drawn for the initialisation all have zero "
                     "sample_weight. Increase init_sample_size, or drop zero-weight rows."
                 )
-            chunks = em.ChunkedData(X, w, self.family, self.shift, self.n_components)
+            # Read once for the initial statistics: no features, none kept.
+            chunks = em.ChunkedData(X, w, self.family, self.shift, self.n_components, cache=False)
         else:
             X, w, chunks = self.all_rows()
         resp = initializer(X, self.n_components, random_state, w)
@@ -135,7 +136,9 @@ class TrainingData:
         return (
             X,
             self.sample_weight,
-            em.ChunkedData(X, self.sample_weight, self.family, self.shift, self.n_components),
+            em.ChunkedData(
+                X, self.sample_weight, self.family, self.shift, self.n_components, cache=False
+            ),  # read once, for the initial statistics
         )
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
