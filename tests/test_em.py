@@ -278,6 +278,7 @@ def test_split_chunks_equal_the_whole_chunk_and_do_not_depend_on_threads(
         monkeypatch.setattr(em, "E_STEP_THREADS", threads)
         monkeypatch.setattr(em, "SPLIT_ROWS", split_rows)
         monkeypatch.setattr(em, "THREAD_WORK", 0)  # threads even for this small case
+        monkeypatch.setattr(em, "THREAD_COMPONENTS", 1)
         data = em.ChunkedData(X, w, family, X.mean(axis=0), 3)
         with threadpool_limits(2, user_api="blas"):
             assert em._e_step_threads(True) == threads
