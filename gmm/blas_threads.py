@@ -74,10 +74,20 @@ def blas_threads(limit: int | None, user_api: str = "blas") -> Iterator[None]:
     >>> float(product[0, 0])
     2.0
     """
-    global _controller
     if limit is None:
         yield
         return
+    controller = _get_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=limit, user_api=user_api):
+        yield
+
+
+def _get_controller():
+    """The one threadpoolctl controller (made on first use), or None without threadpoolctl."""
+    global _controller
     if _controller is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -85,8 +95,17 @@ def blas_threads(limit: int | None, user_api: str = "blas") -> Iterator[None]:
             _controller = False
         else:
             _controller = ThreadpoolController()
-    if _controller is False:
-        yield
-        return
-    with _controller.limit(limits=limit, user_api=user_api):
-        yield
+    return _controller or None
+
+
+def blas_thread_count() -> int | None:
+    """The fewest threads any loaded BLAS library may use now (None if none is seen).
+
+    Reads the libraries' current settings through the shared controller (about
+    1 µs a library), so a ``threadpool_limits`` block in force is seen.
+    """
+    controller = _get_controller()
+    if controller is None:
+        return None
+    counts = [lib.num_threads for lib in controller.lib_controllers if lib.user_api == "blas"]
+    return min(counts) if counts else None

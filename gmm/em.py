@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 
 from . import statistics
-from .blas_threads import THREADED_WORK, blas_threads, blas_threads_for, matrix_work
+from .blas_threads import (
+    THREADED_WORK,
+    blas_thread_count,
+    blas_threads,
+    blas_threads_for,
+    matrix_work,
+)
 from .covariance import CovarianceFamily
 from .statistics import Scatter
 
@@ -419,8 +425,6 @@ THREAD_WORK = 2**24
 #: scikit-learn).
 THREAD_COMPONENTS = 8
 
-_blas: Any = None
-
 
 def _e_step_threads(split: bool) -> int:
     """Threads for this E-step: :data:`E_STEP_THREADS`, at most BLAS's threads now.
@@ -428,19 +432,10 @@ def _e_step_threads(split: bool) -> int:
     1 when the chunks are not split. Reading BLAS's thread count costs about 1 µs
     (a threadpoolctl controller, made once, ~5 ms); without threadpoolctl, 1.
     """
-    global _blas
     if not split or E_STEP_THREADS < 2:
         return 1
-    if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - scikit-learn depends on it
-            _blas = False
-        else:
-            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
-    if not _blas:
-        return 1
-    return max(1, min([E_STEP_THREADS] + [lib.num_threads for lib in _blas]))
+    blas = blas_thread_count()
+    return 1 if blas is None else max(1, min(E_STEP_THREADS, blas))
 
 
 def _parts(n_rows: int) -> list[slice]:

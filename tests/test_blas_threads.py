@@ -31,3 +31,21 @@ def test_by_default_nothing_is_limited():
     before = _blas_threads()
     with blas_threads.blas_threads_for(1.0):
         assert _blas_threads() == before
+
+
+def test_blas_thread_count_reads_the_limit_in_force():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from gmm.blas_threads import blas_thread_count
+
+    def fewest():  # a fresh scan of the loaded libraries, independent of our controller
+        counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        return min(counts) if counts else None
+
+    if fewest() is None:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    for limit in (2, 1):
+        with threadpool_limits(limit, user_api="blas"):
+            assert blas_thread_count() == fewest()
+    with threadpool_limits(1, user_api="blas"):
+        assert blas_thread_count() == 1
