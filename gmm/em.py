@@ -228,20 +228,12 @@ def weighted_log_prob(
     """``log(pi_k) + log N(x | mu_k, Sigma_k)``, component-major: shape (K, rows).
 
     ``log_norm_const`` is ``log(pi_k) + log det U_k - D/2 log(2 pi)``, shape (K,).
-    A family with a ``log_prob(X, feats, coefs, log_norm_const)`` method (the
-    axis-aligned ones, :class:`gmm.covariance.diag.Diag`) gives it in one
-    product; the others through :meth:`~gmm.covariance.CovarianceFamily.mahalanobis`.
-    O(rows · K · F) time.
+    The family's :meth:`~gmm.covariance.CovarianceFamily.log_prob` (the
+    axis-aligned ones give it in one product). O(rows · K · F) time.
     """
-    fused = getattr(family, "log_prob", None)
     # Overflow (a row ~1e155 away in float64) is reported by check_representable.
     with np.errstate(over="ignore", invalid="ignore"):
-        if fused is not None:
-            return fused(Xc, feats, coefs, log_norm_const)
-        log_prob, work = family.mahalanobis(Xc, feats, coefs)
-    log_prob *= -0.5
-    log_prob += log_norm_const[:, None]
-    return log_prob, work
+        return family.log_prob(Xc, feats, coefs, log_norm_const)
 
 
 def working_precision(params: Parameters, family: CovarianceFamily, shift, dtype):

@@ -207,6 +207,26 @@ class CovarianceFamily(ABC):
             chunk (or None).
         """
 
+    def log_prob(
+        self, X: np.ndarray, feats: np.ndarray, coefs: Any, log_norm_const: np.ndarray
+    ) -> tuple[np.ndarray, Any]:
+        """Weighted log-probabilities ``log_norm_const_k - maha / 2``, and the work.
+
+        ``log_norm_const`` (K,) is in the working dtype. By default
+        :meth:`mahalanobis` then one pass; a family that can fold the halving and
+        the constant into its own product overrides it (the axis-aligned ones).
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_components, n_rows)
+        work : object
+            As from :meth:`mahalanobis`.
+        """
+        log_prob, work = self.mahalanobis(X, feats, coefs)
+        log_prob *= -0.5
+        log_prob += log_norm_const[:, None]
+        return log_prob, work
+
     @abstractmethod
     def moments(
         self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray, coefs: Any, work: Any
