@@ -135,19 +135,16 @@ def full_from_whitened(
     gram: np.ndarray,
     nk: np.ndarray,
     centres: np.ndarray,
-    factors: np.ndarray,
-    inverses: np.ndarray | None = None,
+    inverses: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Means and ``S_k`` from moments of whitened deviations ``y = (x - c) @ U``.
 
     ``first = sum r y`` (G, D) and ``gram = sum r y'y`` (G, D, D) about centres
-    ``c`` (G, D) with factors ``U`` (G, D, D), all shifted: no digits cancel for
-    a component that is tight or far from the shift. ``inverses``: the
-    ``U⁻¹``, if the caller has them (by default a general solve). O(G·D³).
+    ``c`` (G, D), all shifted: no digits cancel for a component that is tight or
+    far from the shift. ``inverses`` (G, D, D) are the factors' inverses ``U⁻¹``
+    (triangular inversions, :func:`gmm.covariance._matrices.upper_inverse`).
+    O(G·D³).
     """
-    d = factors.shape[-1]
-    if inverses is None:
-        inverses = np.linalg.solve(factors, np.broadcast_to(np.eye(d), factors.shape))
     inv = inverses
     # gram = U' S_c U with S_c the scatter about c: S_c = U⁻' gram U⁻¹.
     scatter = np.swapaxes(inv, 1, 2) @ (gram / nk[:, None, None]) @ inv

@@ -24,6 +24,7 @@ attributes are interchangeable):
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +43,9 @@ if TYPE_CHECKING:
 EXPANSION_TOLERANCE = {np.dtype(np.float64): 2e-9, np.dtype(np.float32): 1e-4}
 
 
+@functools.lru_cache(maxsize=8)
 def kappa_max(dtype) -> float:
-    """Largest condition estimate the expanded quadratic may have in ``dtype``."""
+    """Largest condition estimate the expanded quadratic may have in ``dtype`` (cached)."""
     dtype = np.dtype(dtype)
     return EXPANSION_TOLERANCE[dtype] / np.finfo(dtype).eps
 

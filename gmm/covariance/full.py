@@ -132,7 +132,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def coefficients(self, weights, means, prec_chol) -> FullCoefficients:
         dtype = means.dtype
-        limit = _kappa_max(dtype)
+        limit = kappa_max(dtype)
         n_components, d = means.shape
         factor = prec_chol.astype(np.float64, copy=False)  # read only, as are the means
         means64 = means.astype(np.float64, copy=False)
@@ -213,9 +213,12 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         means, covariances = statistics.full_from_moments(raw, nk, shift)
         if coefs is not None and coefs.centred.size:
             idx = coefs.centred
-            stack = coefs.factor_stack
             means[idx], covariances[idx] = statistics.full_from_whitened(
-                first[idx], gram[idx], nk[idx], coefs.centres, stack, _matrices.upper_inverse(stack)
+                first[idx],
+                gram[idx],
+                nk[idx],
+                coefs.centres,
+                _matrices.upper_inverse(coefs.factor_stack),
             )
             means[idx] += shift
         return statistics.Scatter(nk, means, covariances, self.scatter_kind)
@@ -262,11 +265,6 @@ def _everyone(n_components: int) -> np.ndarray:
 
 #: No component (read-only).
 _NOBODY = _everyone(0)
-
-
-@functools.lru_cache(maxsize=4)
-def _kappa_max(dtype) -> float:
-    return kappa_max(dtype)
 
 
 def _blas(name: str, dtype):
