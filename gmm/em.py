@@ -539,20 +539,24 @@ def scatter_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) ->
 
     Two passes in float64 (:func:`gmm.statistics.from_responsibilities`), so
     components of one point, or far from the rest, get their covariance
-    without cancellation.
+    without cancellation. Responsibilities with at most one positive entry
+    per row (a partition) go as :class:`gmm.statistics.HardLabels`: O(n·D)
+    for the diagonal kind, O(n·D²) for the others, whatever K.
     """
+    hard = statistics.hard_labels(resp, n_components)
 
     def chunks():
         start = 0
         for Xc, w in data.shifted_rows():
             stop = start + Xc.shape[0]
-            if resp.ndim == 1:
-                chunk = np.zeros((n_components, stop - start))
-                chunk[resp[start:stop], np.arange(stop - start)] = 1
+            if hard is not None:
+                chunk = hard[start:stop]
+                if w is not None:
+                    chunk = statistics.HardLabels(chunk.labels, chunk.weights * w, n_components)
             else:
                 chunk = resp[start:stop].T.astype(np.float64)
-            if w is not None:
-                chunk *= w
+                if w is not None:
+                    chunk *= w
             yield Xc.astype(np.float64, copy=False), chunk, w
             start = stop
 
