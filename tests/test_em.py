@@ -434,3 +434,19 @@ def test_soft_responsibilities_do_not_take_the_hard_path():
     hard = statistics.hard_labels(zero_row, 3)
     np.testing.assert_array_equal(hard.weights, [1, 0, 1, 1])
     np.testing.assert_array_equal(hard.counts(), [1, 1, 1])
+
+
+def test_normalize_without_entries_below_the_floor_skips_the_clamp_with_the_same_numbers():
+    """A block with no entry below the floor is normalised without the clamping
+    passes; its columns equal, bit for bit, the same columns in a block that
+    needs them (rows are independent), and scipy's softmax."""
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(1)
+    near = rng.normal(-20, 30, (5, 200))  # gaps well under 708
+    far = near[:, :10] - np.array([0, 2000, 0, 1500, 0])[:, None]  # clamped entries
+    alone, _ = em.normalize_log_prob(near.copy(), first_row=0)
+    both, _ = em.normalize_log_prob(np.hstack([near, far]), first_row=0)
+    np.testing.assert_array_equal(alone, both[:, :200])
+    assert np.all(both[[1, 3], 200:] == 0)
+    np.testing.assert_allclose(alone, softmax(near, axis=0), rtol=1e-13)
