@@ -220,7 +220,10 @@ def hard_labels(resp: np.ndarray, n_components: int) -> HardLabels | None:
     if resp.ndim == 1:
         return HardLabels(resp.astype(np.intp), np.ones(resp.shape[0]), n_components)
     labels = np.argmax(resp.T, axis=0)  # faster than along rows of a few entries
-    weights = np.take_along_axis(resp, labels[:, None], axis=1)[:, 0]
+    if resp.flags.c_contiguous:  # one gather from the flat array: half take_along_axis's time
+        weights = resp.reshape(-1)[np.arange(resp.shape[0]) * resp.shape[1] + labels]
+    else:
+        weights = np.take_along_axis(resp, labels[:, None], axis=1)[:, 0]
     # argmax picks a positive entry wherever a row has one: the rows are hard
     # when the matrix holds no more positive entries than those.
     if np.count_nonzero(resp) > np.count_nonzero(weights):

@@ -431,9 +431,11 @@ def test_soft_responsibilities_do_not_take_the_hard_path():
     assert statistics.hard_labels(resp, 3) is None
     zero_row = np.eye(3)[[0, 1, 2, 1]]
     zero_row[1] = 0
-    hard = statistics.hard_labels(zero_row, 3)
-    np.testing.assert_array_equal(hard.weights, [1, 0, 1, 1])
-    np.testing.assert_array_equal(hard.counts(), [1, 1, 1])
+    for layout in (zero_row, np.asfortranarray(zero_row * 0.5)):  # any layout, any weight
+        hard = statistics.hard_labels(layout, 3)
+        np.testing.assert_array_equal(hard.labels, [0, 0, 2, 1])
+        np.testing.assert_array_equal(hard.weights, np.array([1, 0, 1, 1]) * layout.max())
+        np.testing.assert_array_equal(hard.counts(), np.array([1, 1, 1]) * layout.max())
 
 
 def test_normalize_without_entries_below_the_floor_skips_the_clamp_with_the_same_numbers():
