@@ -265,7 +265,8 @@ def normalize_log_prob(
     ``first_row`` (the index of the block's first row in the data given), a
     row whose log-probabilities are all -inf or NaN raises
     :class:`OutOfRangeError` as :func:`check_representable` does, from the
-    same maximum. O(K · rows) time, O(rows) extra memory.
+    same maximum. O(K · rows) time, O(rows) extra memory (O(K · rows) bytes
+    when some entries are clamped).
     """
     top = np.max(log_prob, axis=0)
     finite = np.isfinite(top)
@@ -277,11 +278,16 @@ def normalize_log_prob(
     log_prob -= top
     # Below the smallest normal number (e^-708 in float64, e^-87 in float32) exp gives
     # subnormals, slow in exp and in the M-step's products: such entries become 0.
+    # Most blocks have none (one pass finds out, cheaper than the three that clamp;
+    # a NaN, whose row is refused or undefined, takes the clamping path too).
     floor = np.log(np.finfo(log_prob.dtype).tiny) + 1
-    representable = log_prob >= floor
-    np.maximum(log_prob, floor, out=log_prob)
-    resp = np.exp(log_prob, out=log_prob)
-    resp *= representable  # the clamped entries become exactly 0
+    if log_prob.size and not np.min(log_prob) >= floor:
+        representable = log_prob >= floor
+        np.maximum(log_prob, floor, out=log_prob)
+        resp = np.exp(log_prob, out=log_prob)
+        resp *= representable  # the clamped entries become exactly 0
+    else:
+        resp = np.exp(log_prob, out=log_prob)
     total = np.sum(resp, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         resp /= total
@@ -539,20 +545,24 @@ def scatter_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) ->
 
     Two passes in float64 (:func:`gmm.statistics.from_responsibilities`), so
     components of one point, or far from the rest, get their covariance
-    without cancellation.
+    without cancellation. Responsibilities with at most one positive entry
+    per row (a partition) go as :class:`gmm.statistics.HardLabels`: O(n·D)
+    for the diagonal kind, O(n·D²) for the others, whatever K.
     """
+    hard = statistics.hard_labels(resp, n_components)
 
     def chunks():
         start = 0
         for Xc, w in data.shifted_rows():
             stop = start + Xc.shape[0]
-            if resp.ndim == 1:
-                chunk = np.zeros((n_components, stop - start))
-                chunk[resp[start:stop], np.arange(stop - start)] = 1
+            if hard is not None:
+                chunk = hard[start:stop]
+                if w is not None:
+                    chunk = statistics.HardLabels(chunk.labels, chunk.weights * w, n_components)
             else:
                 chunk = resp[start:stop].T.astype(np.float64)
-            if w is not None:
-                chunk *= w
+                if w is not None:
+                    chunk *= w
             yield Xc.astype(np.float64, copy=False), chunk, w
             start = stop
 

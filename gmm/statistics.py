@@ -27,6 +27,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 
 from .blas_threads import blas_threads_for
 
@@ -164,35 +165,128 @@ def pooled_from_moments(
 
 
 # ------------------------------------------------------- from responsibilities
+@dataclass(frozen=True)
+class HardLabels:
+    """Responsibilities with at most one positive entry per row, held as labels.
+
+    The (K, rows) matrix whose column ``i`` is ``weights[i]`` at row
+    ``labels[i]`` and 0 elsewhere (a k-means or hierarchical start), so the
+    statistics cost O(rows·D) instead of O(rows·K·D).
+
+    Attributes
+    ----------
+    labels : ndarray of shape (rows,), intp
+    weights : ndarray of shape (rows,), float64
+        Non-negative; already multiplied by the sample weights.
+    n_components : int
+    """
+
+    labels: np.ndarray
+    weights: np.ndarray
+    n_components: int
+
+    def __getitem__(self, rows: slice) -> HardLabels:
+        return HardLabels(self.labels[rows], self.weights[rows], self.n_components)
+
+    def counts(self) -> np.ndarray:
+        """``nk``, (K,), float64: the weights summed per component. O(rows)."""
+        return np.bincount(self.labels, self.weights, minlength=self.n_components)
+
+    def matrix(self) -> scipy.sparse.csc_matrix:
+        """The (K, rows) matrix, sparse: one entry per row of positive weight.
+
+        Rows of zero weight are left out (as :func:`_rows_of` does), so a
+        far row that weighs nothing adds no ``0 · inf``. A product with it sums
+        each component's rows in row order. O(rows).
+        """
+        n_rows = self.labels.shape[0]
+        keep = self.weights != 0
+        if keep.all():
+            labels, weights, starts = self.labels, self.weights, np.arange(n_rows + 1)
+        else:
+            labels, weights = self.labels[keep], self.weights[keep]
+            starts = np.concatenate([[0], np.cumsum(keep)])
+        shape = (self.n_components, n_rows)
+        return scipy.sparse.csc_matrix((weights, labels, starts), shape=shape)
+
+
+def hard_labels(resp: np.ndarray, n_components: int) -> HardLabels | None:
+    """``resp`` as :class:`HardLabels` if no row has two positive entries, else None.
+
+    ``resp`` is (n, K), non-negative, or 1-D integer labels (weight 1 each).
+    The weights are ``resp``'s entries at the labels, float64. O(n·K), no
+    (n, K) temporary.
+    """
+    if resp.ndim == 1:
+        return HardLabels(resp.astype(np.intp), np.ones(resp.shape[0]), n_components)
+    labels = np.argmax(resp.T, axis=0)  # faster than along rows of a few entries
+    if resp.flags.c_contiguous:  # one gather from the flat array: half take_along_axis's time
+        weights = resp.reshape(-1)[np.arange(resp.shape[0]) * resp.shape[1] + labels]
+    else:
+        weights = np.take_along_axis(resp, labels[:, None], axis=1)[:, 0]
+    # argmax picks a positive entry wherever a row has one: the rows are hard
+    # when the matrix holds no more positive entries than those.
+    if np.count_nonzero(resp) > np.count_nonzero(weights):
+        return None
+    return HardLabels(labels, weights.astype(np.float64), n_components)
+
+
 def _rows_of(resp_k: np.ndarray) -> np.ndarray | slice:
     """The rows a component weighs (all of them unless some have zero weight)."""
     rows = np.flatnonzero(resp_k)
     return slice(None) if rows.size == resp_k.size else rows
 
 
-def full_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
+def _label_order(resp: HardLabels) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of positive weight grouped by component, in row order within each,
+    and where each component's group starts ((K + 1,) bounds). O(rows log rows).
+    """
+    keep = np.flatnonzero(resp.weights)
+    order = keep[np.argsort(resp.labels[keep], kind="stable")]
+    counts = np.bincount(resp.labels[keep], minlength=resp.n_components)
+    return order, np.concatenate([[0], np.cumsum(counts)])
+
+
+def full_scatter(X: np.ndarray, resp, means: np.ndarray) -> np.ndarray:
     """``W_k``, (K, D, D), about given means; ``resp`` (K, n) is non-negative.
 
     Rows with zero responsibility are skipped, so hard labels (a k-means start)
     cost O(n·D²) in all, soft ones O(n·K·D²); each component's scatter is one
     product of ``sqrt(r)·(x - m)`` with itself, on one BLAS thread when small.
+    ``resp`` may be :class:`HardLabels`: the rows are then grouped by one
+    stable sort (O(n log n)) instead of K searches of the responsibilities,
+    with the same numbers.
     """
     n_components, d = means.shape[0], X.shape[1]
     scatter = np.zeros((n_components, d, d))
+    if isinstance(resp, HardLabels):
+        order, bounds = _label_order(resp)
+        groups = np.split(order, bounds[1:-1])
     with blas_threads_for(float(X.shape[0]) * d * d):
         for k, mean in enumerate(means):
-            rows = _rows_of(resp[k])
+            if isinstance(resp, HardLabels):
+                rows, weight = groups[k], resp.weights[groups[k]]
+            else:
+                rows = _rows_of(resp[k])
+                weight = resp[k, rows]
             dev = X[rows] - mean
-            dev *= np.sqrt(resp[k, rows])[:, None]
+            dev *= np.sqrt(weight)[:, None]
             scatter[k] = dev.T @ dev
     return scatter
 
 
-def diagonal_scatter(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
+def diagonal_scatter(X: np.ndarray, resp, means: np.ndarray) -> np.ndarray:
     """Diagonal of ``W_k``, (K, D), about given means; ``resp`` is (K, n). O(n·K·D).
 
     Rows with zero responsibility are skipped, as in :func:`full_scatter`.
+    ``resp`` may be :class:`HardLabels`: then each row's deviation from its
+    own component's mean, squared, and one sparse product, O(n·D).
     """
+    if isinstance(resp, HardLabels):
+        dev = np.take(means, resp.labels, axis=0)
+        np.subtract(X, dev, out=dev)
+        dev *= dev
+        return np.asarray(resp.matrix() @ dev)
     scatter = np.empty(means.shape)
     for k, mean in enumerate(means):
         rows = _rows_of(resp[k])
@@ -214,7 +308,8 @@ def from_responsibilities(
     chunks : callable
         ``chunks()`` yields ``(Xc, resp_c, w_c)`` with ``Xc`` shifted rows in
         float64, ``resp_c`` of shape (K, rows) already multiplied by the weights
-        ``w_c`` (or None); it is called twice.
+        ``w_c`` (or None), or :class:`HardLabels` (their weights multiplied
+        likewise); it is called twice.
     kind : {'full', 'diagonal', 'pooled'}
     n_components : int
     shift : ndarray of shape (n_features,)
@@ -228,13 +323,18 @@ def from_responsibilities(
         The first pass finds each component's mean,
         the second sums the scatter about it, so a component of one point, or
         far from the rest, keeps its digits. O(n·K·D²) for 'full' and 'pooled',
-        O(n·K·D) for 'diagonal'.
+        O(n·K·D) for 'diagonal'; for :class:`HardLabels` O(n·D²) (plus a sort)
+        and O(n·D).
     """
     nk = np.zeros(n_components)
     sum_x = np.zeros((n_components, shift.shape[0]))
     for Xc, resp, _ in chunks():
-        nk += resp.sum(axis=1)
-        sum_x += resp @ Xc
+        if isinstance(resp, HardLabels):
+            nk += resp.counts()
+            sum_x += resp.matrix() @ Xc
+        else:
+            nk += resp.sum(axis=1)
+            sum_x += resp @ Xc
     nk = guarded_counts(nk, dtype)
     means = sum_x / nk[:, None]
     scatter = None

@@ -396,8 +396,8 @@ def _family_covariances(name, variances):
     "case", ["offset 1e6", "features 1e-4..1e4", "tight std 1e-3", "float32", "far rows"]
 )
 def test_axis_aligned_log_prob_equals_scipy_on_hard_data(name, case):
-    """The one-product E-step on [x², x, 1] against scipy's log-density of the raw,
-    unshifted float64 rows."""
+    """The one-product E-step on [x², x, 1] (on [x, ||x||², 1] for the spherical
+    models) against scipy's log-density of the raw, unshifted float64 rows."""
     rng = np.random.default_rng(7)
     k, d = 3, 5
     scales = np.logspace(-4, 4, d) if case == "features 1e-4..1e4" else np.ones(d)
@@ -437,7 +437,8 @@ def test_axis_aligned_log_prob_equals_scipy_on_hard_data(name, case):
     # float32: distances of O(d) lose ~1e-6 of the largest term (spread² / variance).
     tol = dict(rtol=1e-5, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(log_prob.T, expected, **tol)
-    assert coefs.matrix.shape == (k, 2 * d + 1)
+    # The product reads [x, ||x||², 1] for spherical components, else [x², x, 1].
+    assert coefs.matrix.shape == (k, d + 2 if name in ("spherical", "EII", "VII") else 2 * d + 1)
 
 
 @pytest.mark.parametrize("name", ["diag", "spherical"])
@@ -458,3 +459,92 @@ def test_axis_aligned_mahalanobis_equals_the_fused_log_prob(name):
     np.testing.assert_allclose(maha, direct, rtol=1e-10)
     log_prob, _ = weighted_log_prob(X, family.features(X), family, coefs, const)
     np.testing.assert_allclose(log_prob, -0.5 * maha + const[:, None], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["spherical", "EII", "VII"])
+@pytest.mark.parametrize("case", ["offset 1e6", "tight std 1e-3", "float32", "far rows"])
+def test_spherical_e_step_equals_the_diagonal_kernels_on_hard_data(name, case):
+    """The spherical models' E-step on [x, ||x||², 1] gives the statistics of the
+    diagonal family's [x², x, 1] kernels with the same precision in every feature:
+    log-likelihood, counts and moments; entries that underflow are exact zeros."""
+    from gmm import em
+
+    rng = np.random.default_rng(3)
+    k, d, n = 3, 6, 3000
+    scale = 1e-3 if case == "tight std 1e-3" else 1.0
+    offset = 1e6 if case == "offset 1e6" else 0.0
+    variances = np.repeat(rng.uniform(0.3, 2.0, (k, 1)), d, axis=1) * scale**2
+    if name == "EII":
+        variances[:] = variances[:1]
+    means = offset + rng.normal(0, 3 * scale, (k, d))
+    labels = rng.integers(0, k, n)
+    X = means[labels] + rng.standard_normal((n, d)) * np.sqrt(variances[labels])
+    if case == "far rows":  # log-probabilities of other components below e^-708
+        X[:20] += 60 * np.sqrt(variances.max()) * rng.choice([-1, 1], (20, d))
+    dtype = np.float32 if case == "float32" else np.float64
+    weights = rng.dirichlet(np.ones(k))
+    family, diag = get_family(name), get_family("diag")
+    cov = _family_covariances(name, variances)
+    prec_chol = family.precision_cholesky(cov)
+    params = Parameters(weights, means, cov, prec_chol)
+    twin = Parameters(weights, means, variances, 1 / np.sqrt(variances))
+    X = X.astype(dtype)
+    shift = X.mean(axis=0, dtype=np.float64)
+    results = []
+    for fam, par in ((family, params), (diag, twin)):
+        cast = Parameters(
+            *(np.asarray(v, dtype=dtype) for v in vars(par).values() if v is not None)
+        )
+        data = em.ChunkedData(X, None, fam, shift, k)
+        results.append(em.expectation(data, cast, _ml_log_const(par, fam))[0])
+    ours, reference = results
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    assert ours.log_likelihood == pytest.approx(reference.log_likelihood, rel=tol)
+    np.testing.assert_allclose(ours.nk, reference.nk, rtol=tol, atol=tol * n)
+    np.testing.assert_allclose(ours.moments[0], reference.moments[0], rtol=tol, atol=tol)
+    if case == "far rows":
+        resp = em.normalize_log_prob(
+            weighted_log_prob(
+                X - shift.astype(dtype),
+                family.features(X - shift.astype(dtype)),
+                family,
+                *prepare(params, family, shift.astype(dtype), _ml_log_const(params, family)),
+            )[0]
+        )[0]
+        assert np.count_nonzero(resp == 0) > 0  # exact zeros, no subnormals
+        assert np.all((resp == 0) | (resp >= np.finfo(dtype).tiny))
+
+
+def test_spherical_scatter_gives_a_one_point_component_variance_zero():
+    """Moments of a component that holds one point (or identical points): the trace
+    cancels to rounding noise, which is 0; other components keep the diagonal
+    family's per-feature variances."""
+    spherical, diag = get_family("spherical"), get_family("diag")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)) * [1.0, 2.0, 3.0]
+    X[-1] = [40.3, -17.1, 9.9]
+    shift = X[:-1].mean(axis=0)
+    Xc = X - shift
+    resp = np.zeros((2, 40))
+    resp[0, :-1] = 1
+    resp[1, -1] = 1
+    nk = resp.sum(axis=1) + 10 * np.finfo(float).eps
+    coefs = spherical.coefficients(np.ones(2) / 2, np.zeros((2, 3)), np.ones(2))
+    moments = spherical.moments(Xc, spherical.features(Xc), resp, coefs, None)
+    ours = spherical.scatter(moments, nk, shift, coefs)
+    reference = diag.scatter(moments, nk, shift, None)
+    assert np.all(ours.covariances[1] == 0)
+    assert np.all(reference.covariances[1] > 0)  # the uncentred formula's noise
+    np.testing.assert_array_equal(ours.covariances[0], reference.covariances[0])
+    np.testing.assert_allclose(ours.covariances[0], X[:-1].var(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["EII", "VII"])
+def test_spherical_mclust_models_refuse_a_non_spherical_precisions_init(name):
+    from gmm import GaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    precisions = np.stack([np.diag([1.0, 2.0])] * 2)
+    with pytest.raises(ValueError, match="must be spherical"):
+        GaussianMixture(2, covariance_type=name, precisions_init=precisions).fit(X)
+    GaussianMixture(2, covariance_type=name, precisions_init=np.stack([np.eye(2)] * 2)).fit(X)

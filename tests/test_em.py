@@ -326,3 +326,129 @@ def test_far_row_is_named_in_whichever_part_of_a_split_chunk(threads, monkeypatc
             assert em._e_step_threads(True) == threads
             em.expectation(data, params, log_const)
         assert caught.value.row == first
+
+
+# ------------------------------------------------------- the start from a partition
+def _hard_start_case(dtype, seed=0):
+    """Hard data: offset 1e6, feature scales 1e-4..1e4, a tight component, a
+    one-point component, rows of zero weight (one of them far)."""
+    rng = np.random.default_rng(seed)
+    n, d, k = 600, 4, 5
+    scales = np.array([1e-4, 1.0, 1e2, 1e4])
+    labels = rng.integers(0, k - 1, n)
+    X = rng.normal(size=(n, d)) * scales + 1e6 + labels[:, None] * scales
+    X[labels == 1] = 1e6 + 1e-9 * rng.normal(size=((labels == 1).sum(), d)) * scales  # tight
+    labels[7] = k - 1  # the one-point component
+    X[7] = 1e6 + 50 * scales
+    w = rng.uniform(0.5, 2.0, n)
+    w[[3, 11]] = 0
+    X[11] = 1e6 + 1e12 * scales  # far, but weighs nothing
+    return X.astype(dtype), labels, w.astype(dtype), k
+
+
+def _scatter_reference(X, labels, w, k):
+    """Per component, the weighted mean and biased covariance of its rows, written
+    out directly in extended precision (np.longdouble) from the raw data."""
+    X, w = X.astype(np.longdouble), w.astype(np.longdouble)
+    nk, means, covs = [], [], []
+    for j in range(k):
+        rows, weights = X[labels == j], w[labels == j]
+        mean = (weights[:, None] * rows).sum(axis=0) / weights.sum()
+        dev = rows - mean
+        nk.append(weights.sum())
+        means.append(mean)
+        covs.append((weights[:, None, None] * dev[:, :, None] * dev[:, None, :]).sum(axis=0))
+        covs[-1] /= weights.sum()
+    return tuple(np.array(a, dtype=np.float64) for a in (nk, means, covs))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied", "EII", "VEI"])
+@pytest.mark.parametrize("form", ["labels", "one-hot"])
+def test_start_from_a_partition_equals_the_soft_path_and_numpy(covariance_type, dtype, form):
+    """A partition (1-D labels or one-hot rows) takes the hard path
+    (statistics.HardLabels): the same Scatter as the per-component soft path on
+    the same one-hot matrix, and as numpy's weighted mean and covariance of each
+    component's rows; the one-point component keeps its digits (variance ~0)."""
+    from gmm import statistics
+    from gmm.covariance import get_family
+
+    X, labels, w, k = _hard_start_case(dtype)
+    family = get_family(covariance_type)
+    shift = np.average(X.astype(np.float64), axis=0, weights=w)  # as scale.column_mean
+    data = em.ChunkedData(X, w, family, shift, k, cache=False)
+    data.rows = 256  # several chunks
+    one_hot = np.eye(k, dtype=dtype)[labels]
+    resp = labels if form == "labels" else one_hot
+    assert statistics.hard_labels(resp, k) is not None
+    hard = em.scatter_from_resp(data, resp, k)
+
+    def soft_chunks():  # the dense (K, rows) path on the same matrix
+        start = 0
+        for Xc, cw in data.shifted_rows():
+            stop = start + Xc.shape[0]
+            yield Xc.astype(np.float64), one_hot[start:stop].T.astype(np.float64) * cw, cw
+            start = stop
+
+    soft = statistics.from_responsibilities(soft_chunks, family.scatter_kind, k, data.shift, dtype)
+    assert hard.kind == soft.kind == family.scatter_kind
+    np.testing.assert_array_equal(hard.nk, soft.nk)
+    np.testing.assert_allclose(hard.means, soft.means, rtol=1e-15)
+    np.testing.assert_allclose(hard.covariances, soft.covariances, rtol=1e-12, atol=0)
+    ref_nk, ref_means, ref_covs = _scatter_reference(X, labels, w, k)
+    np.testing.assert_allclose(hard.nk, statistics.guarded_counts(ref_nk, dtype), rtol=1e-12)
+    np.testing.assert_allclose(hard.means, ref_means, rtol=1e-14, atol=1e-14 * np.abs(X).max())
+    # One point: about its own mean, only the count's guard (nk = w + 10 eps) is left.
+    guard = (20 * np.finfo(dtype).eps * np.abs(X[7] - shift)) ** 2
+    if hard.kind == "diagonal":
+        expected = np.diagonal(ref_covs, axis1=1, axis2=2)
+        assert np.all(hard.covariances[k - 1] <= guard)
+    elif hard.kind == "full":
+        expected = ref_covs
+        assert np.all(np.abs(np.diagonal(hard.covariances[k - 1])) <= guard)
+    else:
+        expected = np.tensordot(ref_nk, ref_covs, axes=1) / ref_nk.sum()
+    # Rounding of the shifted rows (about eps |x - shift|) is all a float64 method can
+    # keep, and the reference's own mean rounds at about 1e-19 |x| (long double); the
+    # counts' guard, 10 eps(dtype), moves a mean by 10 eps / nk of its distance to the
+    # shift and S_k = W_k / nk by 10 eps / nk relative.
+    guarded = 1e-9 + 20 * np.finfo(dtype).eps / ref_nk.min()
+    reach = np.max(np.abs(X[w > 0] - shift), axis=0) + 1e-7 * np.max(np.abs(X[w > 0]), axis=0)
+    reach *= max(1e-12, guarded)
+    atol = reach**2 if expected.ndim == 2 else np.outer(reach, reach)
+    np.testing.assert_array_less(
+        np.abs(hard.covariances - expected), guarded * np.abs(expected) + atol
+    )
+
+
+def test_soft_responsibilities_do_not_take_the_hard_path():
+    """One row with two positive entries (however small) keeps the exact soft path."""
+    from gmm import statistics
+
+    resp = np.eye(3)[[0, 1, 2, 1]]
+    assert statistics.hard_labels(resp, 3) is not None
+    resp[2, 0] = 1e-300
+    assert statistics.hard_labels(resp, 3) is None
+    zero_row = np.eye(3)[[0, 1, 2, 1]]
+    zero_row[1] = 0
+    for layout in (zero_row, np.asfortranarray(zero_row * 0.5)):  # any layout, any weight
+        hard = statistics.hard_labels(layout, 3)
+        np.testing.assert_array_equal(hard.labels, [0, 0, 2, 1])
+        np.testing.assert_array_equal(hard.weights, np.array([1, 0, 1, 1]) * layout.max())
+        np.testing.assert_array_equal(hard.counts(), np.array([1, 1, 1]) * layout.max())
+
+
+def test_normalize_without_entries_below_the_floor_skips_the_clamp_with_the_same_numbers():
+    """A block with no entry below the floor is normalised without the clamping
+    passes; its columns equal, bit for bit, the same columns in a block that
+    needs them (rows are independent), and scipy's softmax."""
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(1)
+    near = rng.normal(-20, 30, (5, 200))  # gaps well under 708
+    far = near[:, :10] - np.array([0, 2000, 0, 1500, 0])[:, None]  # clamped entries
+    alone, _ = em.normalize_log_prob(near.copy(), first_row=0)
+    both, _ = em.normalize_log_prob(np.hstack([near, far]), first_row=0)
+    np.testing.assert_array_equal(alone, both[:, :200])
+    assert np.all(both[[1, 3], 200:] == 0)
+    np.testing.assert_allclose(alone, softmax(near, axis=0), rtol=1e-13)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..spherical import SphericalKernels
 from .family import AxisAligned
 
 
-class EII(AxisAligned):
+class EII(SphericalKernels, AxisAligned):
     """One variance for every component and feature. Closed form:
     ``lambda = sum_k tr(W_k) / (n d)``. mclust's ``nVarParams``: 1.
     """

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..spherical import SphericalKernels
 from .family import AxisAligned
 
 
-class VII(AxisAligned):
+class VII(SphericalKernels, AxisAligned):
     """One variance per component. Closed form: ``lambda_k = tr(W_k) / (n_k d)``.
     mclust's ``nVarParams``: K.
     """
