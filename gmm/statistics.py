@@ -74,15 +74,24 @@ def guarded_counts(nk: np.ndarray, dtype) -> np.ndarray:
 
 # ------------------------------------------------------------- from moments
 def diagonal_from_moments(
-    stat: np.ndarray, nk: np.ndarray, shift: np.ndarray
+    stat: np.ndarray, nk: np.ndarray, shift: np.ndarray, dtype=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Means and diagonal ``S_k`` from ``sum r [x², x]`` (shape (K, 2D)), shifted data.
 
-    O(K·D).
+    ``E[x²] - m²`` cancels. With ``dtype`` (the dtype the moments were summed
+    in), a variance within its rounding error of 0, at most ``(10 / nk + 2) ·
+    eps · E[x²]`` (the counts' guard, :func:`guarded_counts`, leaves ``10 eps /
+    nk`` of it for a component of one point), is exactly 0: a component of one
+    point, or a feature constant within a component, has variance 0 there, not
+    rounding noise. O(K·D).
     """
     d = stat.shape[1] // 2
     means = stat[:, d:] / nk[:, None]
-    variances = stat[:, :d] / nk[:, None] - means * means
+    second = stat[:, :d] / nk[:, None]
+    variances = second - means * means
+    if dtype is not None:
+        eps = float(np.finfo(dtype).eps)
+        variances[variances <= (10 / nk[:, None] + 2) * eps * second] = 0
     return means + shift, variances
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal, norm
 
+from gmm import statistics
 from gmm.covariance import CollapsedComponentError, _cost, covariance_types, get_family
 from gmm.covariance._cost import FORMULATIONS, forced
 from gmm.covariance.full import whiten, whitened_moments
@@ -515,7 +516,7 @@ def test_spherical_e_step_equals_the_diagonal_kernels_on_hard_data(name, case):
         assert np.all((resp == 0) | (resp >= np.finfo(dtype).tiny))
 
 
-def test_spherical_scatter_gives_a_one_point_component_variance_zero():
+def test_axis_aligned_scatter_gives_a_one_point_component_variance_zero():
     """Moments of a component that holds one point (or identical points): the trace
     cancels to rounding noise, which is 0; other components keep the diagonal
     family's per-feature variances."""
@@ -532,9 +533,11 @@ def test_spherical_scatter_gives_a_one_point_component_variance_zero():
     coefs = spherical.coefficients(np.ones(2) / 2, np.zeros((2, 3)), np.ones(2))
     moments = spherical.moments(Xc, spherical.features(Xc), resp, coefs, None)
     ours = spherical.scatter(moments, nk, shift, coefs)
-    reference = diag.scatter(moments, nk, shift, None)
+    reference = diag.scatter(moments, nk, shift, coefs)
+    _, raw = statistics.diagonal_from_moments(moments[0], nk, shift)  # without the clamp
+    assert np.all(raw[1] > 0)  # the uncentred formula's noise
     assert np.all(ours.covariances[1] == 0)
-    assert np.all(reference.covariances[1] > 0)  # the uncentred formula's noise
+    assert np.all(reference.covariances[1] == 0)  # the diagonal family clamps it too
     np.testing.assert_array_equal(ours.covariances[0], reference.covariances[0])
     np.testing.assert_allclose(ours.covariances[0], X[:-1].var(axis=0), rtol=1e-12)
 

@@ -270,23 +270,13 @@ def test_far_point_in_float32_fits_like_sklearn():
     np.testing.assert_allclose(np.sort(model.weights_), np.sort(reference.weights_), rtol=1e-4)
 
 
-SINGLETON_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="'diag' with reg_covar=0: a component holding one point has variance "
-    "exactly 0, but statistics.diagonal_from_moments computes it from uncentred moments, "
-    "stat/nk - mean² (3.4e-12 and 6.8e-13 here), and the exact start leaves 7e-27 "
-    "(nk = 1 + 10 eps); both pass the positivity check, so the fit returns a "
-    "meaningless model (that point's density ~2e9) instead of raising "
-    "CollapsedComponentError as 'full' and 'spherical' do.",
-)
-
-
 @pytest.mark.parametrize(
     "covariance_type",
     [
         "full",
-        pytest.param("diag", marks=SINGLETON_GAP),
-        # Fixed: the exact (centred) start gives the one-point component variance 0.
+        # The M-step from moments gives a variance within its rounding error of 0
+        # exactly 0 (statistics.diagonal_from_moments, the spherical scatter).
+        "diag",
         "spherical",
     ],
 )

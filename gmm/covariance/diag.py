@@ -109,7 +109,9 @@ class Diag(CovarianceFamily):
         return (resp @ feats[:, : 2 * X.shape[1]],)
 
     def scatter(self, moments, nk, shift, coefs):
-        means, variances = statistics.diagonal_from_moments(moments[0], nk, shift)
+        means, variances = statistics.diagonal_from_moments(
+            moments[0], nk, shift, coefs.matrix.dtype
+        )
         return statistics.Scatter(nk, means, variances, self.scatter_kind)
 
     def estimate(self, scatter, reg_covar, previous):
