@@ -713,3 +713,28 @@ def _pid_after(k):
 
     time.sleep(0.05)
     return os.getpid()
+
+
+def test_a_serial_sweep_of_small_fits_runs_them_on_one_blas_thread(blobs, monkeypatch):
+    """Small E-steps run on one BLAS thread (waking threads costs more than they
+    give); above SERIAL_THREADED_WORK the fits get BLAS as it is."""
+    from gmm.blas_threads import blas_thread_count
+    from gmm.selection import search
+
+    real, seen = search.fit_point, []
+
+    def recording(*args):
+        seen.append(blas_thread_count())
+        return real(*args)
+
+    monkeypatch.setattr(search, "fit_point", recording)
+    as_it_is = blas_thread_count()
+    limited = sweep(blobs, [1, 2], "full", progress=False, n_jobs=1)
+    assert seen == [1, 1]
+    seen.clear()
+    monkeypatch.setattr(search, "SERIAL_THREADED_WORK", 0)
+    threaded = sweep(blobs, [1, 2], "full", progress=False, n_jobs=1)
+    assert seen == [as_it_is, as_it_is]
+    assert blas_thread_count() == as_it_is  # the limit ends with each fit
+    for row, other in zip(limited.table, threaded.table, strict=True):
+        np.testing.assert_allclose(row["bic"], other["bic"], rtol=1e-12)

@@ -43,6 +43,16 @@ from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
 #: The most values of K a grid may list (a ``range`` is never listed before its check).
 MAX_GRID_VALUES = 1_000_000
 
+#: Multiply-adds of one E-step (``n_rows · K · (D(D+1)/2 + D)``, the expanded
+#: features' GEMM) below which a sweep's fits run on one BLAS thread in this
+#: process. Threaded BLAS on such small products loses more to waking its threads
+#: than it gains: mclust's default sweep on 20,000 × 10 (K <= 9, 1.2e7) took
+#: 6.1-6.9 s on one thread and 8.2 s threaded on the idle two-core machine, and
+#: 10.4 s against 68 s while other jobs ran; 'full' on 100,000 × 20 with K = 20
+#: (4.6e8) and the digits with K = 110 (1.8e8) are faster threaded when idle
+#: (see :mod:`gmm.blas_threads`).
+SERIAL_THREADED_WORK = 2**26
+
 # Set by the grid, not by ``**estimator_params``.
 _GRID_PARAMS = ("n_components", "covariance_type", "random_state", "n_init")
 
@@ -230,8 +240,11 @@ def sweep(
             # (forked workers inherit the mapping itself).
             X_fit = stack.enter_context(scale.files.private_copy(X_fit))
             tasks = [(index, (X_fit, w, *grid[index], params)) for index in pending]
+        threads = serial_blas_threads(X_rows.shape[0], n_features, largest_value(ks))
         with parallel.progress_bar(show_progress, len(grid), len(rows)) as bar:
-            for index, (row, model) in parallel.run(fit_point, tasks, n_jobs, workers):
+            for index, (row, model) in parallel.run(
+                fit_point, tasks, n_jobs, workers, serial_threads=threads
+            ):
                 rows[index] = row
                 if store is not None:
                     store.append(row)
@@ -542,6 +555,22 @@ def is_lazy_source(X) -> bool:
 
 
 # -------------------------------------------------------------------- fitting
+def serial_blas_threads(n_rows: int, n_features: int, k_max: int) -> int | None:
+    """BLAS threads for a sweep's fits in this process: 1 for small E-steps, else None.
+
+    One when the largest fit's E-step, ``n_rows · k_max · (D(D+1)/2 + D)``
+    multiply-adds, is below :data:`SERIAL_THREADED_WORK`; None (BLAS as it is)
+    otherwise. O(1).
+
+    Examples
+    --------
+    >>> serial_blas_threads(20_000, 10, 9), serial_blas_threads(100_000, 20, 20)
+    (1, None)
+    """
+    work = float(n_rows) * float(k_max) * (n_features * (n_features + 1) / 2 + n_features)
+    return 1 if work < SERIAL_THREADED_WORK else None
+
+
 def _relative_cost(k: int, covariance_type: str, n_features: int) -> float:
     # Work per EM iteration grows with the parameters a fit estimates.
     return get_family(covariance_type).n_parameters(k, n_features) + k * n_features
