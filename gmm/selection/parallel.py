@@ -58,8 +58,8 @@ def run(
         :func:`backend`'s choice made earlier (before a progress bar starts its
         monitor thread, say); None: chosen now.
     serial_threads : int or None, default=None
-        BLAS threads of each call when the tasks run in this process (None: as
-        they are). Workers always get their share of the cores.
+        BLAS and OpenMP threads of each call when the tasks run in this process
+        (None: as they are). Workers always get their share of the cores.
 
     Raises
     ------
@@ -72,9 +72,7 @@ def run(
     kind = backend(n_workers, tasks) if kind is None or n_workers == 1 else kind
     if kind == "serial":
         for key, args in tasks:
-            with blas_threads(serial_threads):
-                value = function(*args)
-            yield key, value
+            yield _call_limited(key, function, args, serial_threads)
         return
     threads = max(1, cpu_count() // n_workers)
     if kind == "fork":

@@ -44,13 +44,14 @@ from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
 MAX_GRID_VALUES = 1_000_000
 
 #: Multiply-adds of one E-step (``n_rows · K · (D(D+1)/2 + D)``, the expanded
-#: features' GEMM) below which a sweep's fits run on one BLAS thread in this
-#: process. Threaded BLAS on such small products loses more to waking its threads
-#: than it gains: mclust's default sweep on 20,000 × 10 (K <= 9, 1.2e7) took
+#: features' GEMM) below which a sweep's fits run on one BLAS thread and one OpenMP
+#: thread (scikit-learn's k-means) in this process. Threads on such small products
+#: lose more to waking up than they gain: mclust's default sweep on 20,000 × 10 (K <= 9, 1.2e7) took
 #: 6.1-6.9 s on one thread and 8.2 s threaded on the idle two-core machine, and
 #: 10.4 s against 68 s while other jobs ran; 'full' on 100,000 × 20 with K = 20
 #: (4.6e8) and the digits with K = 110 (1.8e8) are faster threaded when idle
-#: (see :mod:`gmm.blas_threads`).
+#: (see :mod:`gmm.blas_threads`). The moons grid of the sweep benchmark (80 fits
+#: with k-means starts) took 13 s with OpenMP's threads and 4 s without, under load.
 SERIAL_THREADED_WORK = 2**26
 
 # Set by the grid, not by ``**estimator_params``.
@@ -556,7 +557,7 @@ def is_lazy_source(X) -> bool:
 
 # -------------------------------------------------------------------- fitting
 def serial_blas_threads(n_rows: int, n_features: int, k_max: int) -> int | None:
-    """BLAS threads for a sweep's fits in this process: 1 for small E-steps, else None.
+    """BLAS and OpenMP threads for a sweep's fits in this process: 1 for small E-steps, else None.
 
     One when the largest fit's E-step, ``n_rows · k_max · (D(D+1)/2 + D)``
     multiply-adds, is below :data:`SERIAL_THREADED_WORK`; None (BLAS as it is)
