@@ -28,7 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from .. import criteria, scale, validation
+from .. import criteria, em, scale, validation
 from ..checkpoint import Checkpoint, data_fingerprint
 from ..covariance import covariance_types as registered_covariance_types
 from ..covariance import get_family
@@ -44,15 +44,18 @@ from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
 MAX_GRID_VALUES = 1_000_000
 
 #: Multiply-adds of one E-step (``n_rows · K · (D(D+1)/2 + D)``, the expanded
-#: features' GEMM) below which a sweep's fits run on one BLAS thread and one OpenMP
-#: thread (scikit-learn's k-means) in this process. Threads on such small products
-#: lose more to waking up than they gain: mclust's default sweep on 20,000 × 10 (K <= 9, 1.2e7) took
-#: 6.1-6.9 s on one thread and 8.2 s threaded on the idle two-core machine, and
-#: 10.4 s against 68 s while other jobs ran; 'full' on 100,000 × 20 with K = 20
-#: (4.6e8) and the digits with K = 110 (1.8e8) are faster threaded when idle
-#: (see :mod:`gmm.blas_threads`). The moons grid of the sweep benchmark (80 fits
-#: with k-means starts) took 13 s with OpenMP's threads and 4 s without, under load.
-SERIAL_THREADED_WORK = 2**26
+#: features' GEMM) below which a sweep's fits run on one BLAS thread and one
+#: OpenMP thread (scikit-learn's k-means) in this process: the size below which
+#: the E-step does not split its rows over threads either
+#: (:data:`gmm.em.THREAD_WORK`). Threads on such small products lose more to
+#: waking up than they gain: mclust's default sweep on 20,000 × 10 (K <= 9,
+#: 1.2e7) took 6.1-6.9 s on one thread and 8.2 s threaded on the idle two-core
+#: machine, and 10.4 s against 68 s of wall time while other jobs ran; the moons
+#: grid of the sweep benchmark (80 fits with k-means starts), 13 s with OpenMP's
+#: threads and 4 s without, under load. Larger fits ('full' on 100,000 × 20 with
+#: K = 20, 4.6e8; the digits with K = 110, 1.8e8) are faster threaded when idle
+#: (see :mod:`gmm.blas_threads`).
+SERIAL_THREADED_WORK = em.THREAD_WORK
 
 # Set by the grid, not by ``**estimator_params``.
 _GRID_PARAMS = ("n_components", "covariance_type", "random_state", "n_init")
