@@ -4,7 +4,10 @@ Run alone with ``python -m experiments.bench_mclust [out.json]`` to write the
 numbers as JSON; in the report they go to results.json like every experiment.
 ``--part sweep`` times only the ``Mclust(X)`` comparison, ``--part ours`` only
 our sweep (no R), ``--part per-iteration --models EVE,VVE`` only those rows
-of the per-iteration table.
+of the per-iteration table, ``--part profile`` where our sweep's time goes
+(cProfile by cumulative and own time, then per model: fit seconds and EM
+iterations, and the sweep's wall and CPU time with the serial sweep's one-thread limit
+and without it, alternating).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 import numpy as np
 
@@ -336,6 +339,63 @@ def run(quick: bool = False) -> ExperimentResult:
     )
 
 
+def profile_sweep(X: np.ndarray, lines: int = 30) -> dict:
+    """Where our sweep's time goes: cProfile's top ``lines`` (cumulative, then own
+    time) printed, and per model the fit seconds and EM iterations of the table.
+
+    The sweep runs once untimed (the tree's cache and one-time costs), then its
+    wall and process CPU times are taken with and without the one-thread limit of
+    a serial sweep's small fits (``gmm.selection.search.SERIAL_THREADED_WORK``;
+    without it, BLAS and OpenMP keep their threads), alternating, then once
+    under cProfile (which slows the Python parts several times).
+    """
+    import cProfile
+    import pstats
+
+    from gmm.selection import search
+
+    def sweep_once():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return gmm.sweep(X, range(1, 10), "mclust", random_state=0, progress=False, n_jobs=1)
+
+    sweep_once()
+    limit = search.SERIAL_THREADED_WORK
+    times: dict[str, list[tuple[float, float]]] = {"threads_as_they_are": [], "limited": []}
+    try:
+        for _ in range(2):
+            for name, work in (("threads_as_they_are", 0), ("limited", limit)):
+                search.SERIAL_THREADED_WORK = work
+                wall, cpu = perf_counter(), process_time()
+                sweep_once()
+                times[name].append((perf_counter() - wall, process_time() - cpu))
+    finally:
+        search.SERIAL_THREADED_WORK = limit
+    profiler = cProfile.Profile()
+    profiler.enable()
+    result = sweep_once()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(lines)
+    stats.sort_stats("tottime").print_stats(lines)
+    per_model: dict[str, dict[str, float]] = {}
+    for row in result.table:
+        entry = per_model.setdefault(row["covariance_type"], {"seconds": 0.0, "iterations": 0})
+        entry["seconds"] += row["fit_seconds"]
+        entry["iterations"] += row["n_iter"] or 0
+    for model, entry in sorted(per_model.items(), key=lambda item: -item[1]["seconds"]):
+        print(f"{model}: {entry['seconds']:.3f} s (profiled), {entry['iterations']} iterations")
+    for name, pairs in times.items():
+        print(f"{name}: " + ", ".join(f"wall {wall:.2f} s cpu {cpu:.2f} s" for wall, cpu in pairs))
+    return {
+        "wall_and_cpu_seconds": times,
+        "per_model_profiled": per_model,
+        "iterations": {
+            f"{row['covariance_type']},{row['n_components']}": row["n_iter"] for row in result.table
+        },
+    }
+
+
 def run_part(part: str, models, repeats: int) -> dict:
     """One part alone: ``'sweep'`` (ours and R's ``Mclust(X)``), ``'ours'`` (our sweep
     only, no R) or ``'per-iteration'`` (``models``, or all 14, against ``me()``)."""
@@ -345,6 +405,8 @@ def run_part(part: str, models, repeats: int) -> dict:
             print(row)
         return step
     X = make_data(20_000, 10)
+    if part == "profile":
+        return profile_sweep(X)
     ours = time_gmm(X, repeats)
     out = {"gmm": ours}
     print(f"gmm: {ours['seconds']:.2f} s (median of {repeats}: {ours['all_seconds']}), "
@@ -365,10 +427,10 @@ if __name__ == "__main__":
     parser.add_argument("out", nargs="?", help="write the numbers to this JSON file")
     parser.add_argument(
         "--part",
-        choices=["all", "sweep", "ours", "per-iteration"],
+        choices=["all", "sweep", "ours", "per-iteration", "profile"],
         default="all",
         help="all (default: the report's experiment), only the Mclust(X) sweep, only our "
-        "sweep (no R), or only the per-iteration table",
+        "sweep (no R), only the per-iteration table, or a profile of our sweep (no R)",
     )
     parser.add_argument("--models", help="comma-separated models for --part per-iteration")
     parser.add_argument("--repeats", type=int, default=3)
@@ -378,7 +440,7 @@ if __name__ == "__main__":
         print(outcome.verdict)
         metrics = {"verdict": outcome.verdict, **outcome.metrics}
     else:
-        if not (args.part == "ours" or has_mclust()):
+        if not (args.part in ("ours", "profile") or has_mclust()):
             sys.exit("Rscript with the mclust package is not installed on this machine.")
         chosen = args.models.split(",") if args.models else None
         metrics = run_part(args.part, chosen, args.repeats)

@@ -713,3 +713,30 @@ def _pid_after(k):
 
     time.sleep(0.05)
     return os.getpid()
+
+
+def test_a_serial_sweep_of_small_fits_runs_them_on_one_thread(blobs, monkeypatch):
+    """Small E-steps run on one BLAS and one OpenMP thread (waking threads costs
+    more than they give); above SERIAL_THREADED_WORK the fits get them as they are."""
+    from gmm.selection import search
+
+    def threads():
+        return sorted((pool["user_api"], pool["num_threads"]) for pool in threadpool_info())
+
+    real, seen = search.fit_point, []
+
+    def recording(*args):
+        seen.append(threads())
+        return real(*args)
+
+    monkeypatch.setattr(search, "fit_point", recording)
+    as_they_are = threads()
+    limited = sweep(blobs, [1, 2], "full", progress=False, n_jobs=1)
+    assert seen == [[(api, 1) for api, _ in as_they_are]] * 2
+    seen.clear()
+    monkeypatch.setattr(search, "SERIAL_THREADED_WORK", 0)
+    threaded = sweep(blobs, [1, 2], "full", progress=False, n_jobs=1)
+    assert seen == [as_they_are] * 2
+    assert threads() == as_they_are  # the limit ends with each fit
+    for row, other in zip(limited.table, threaded.table, strict=True):
+        np.testing.assert_allclose(row["bic"], other["bic"], rtol=1e-12)

@@ -26,6 +26,7 @@ O(K·D⁴)) and O(K·D²) memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -257,9 +258,12 @@ def common_orientation(
     return orientation, psi, InnerResult(max_iter, int(np.argmax(change)), previous)
 
 
-def _round_robin(d: int) -> list[tuple[np.ndarray, np.ndarray]]:
+@lru_cache(maxsize=16)
+def _round_robin(d: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """``d - 1`` rounds (``d`` rounds for odd ``d``) of disjoint pairs ``i < j``
     that together hold every pair of ``range(d)`` once (the circle method).
+
+    Kept per ``d`` (read-only arrays): every M-step of EVE and VVE asks for them.
 
     Each round of ``m`` pairs is ``(axes, entries)``: ``axes`` is ``i`` then
     ``j`` (2m,), ``entries`` the flat indices in a ``d x d`` matrix of
@@ -277,9 +281,11 @@ def _round_robin(d: int) -> list[tuple[np.ndarray, np.ndarray]]:
         j = np.array([p[1] for p in pairs])
         # Flat indices in a d x d matrix of (i, i), (j, j), (i, j), then (j, i).
         entries = np.concatenate([i * (d + 1), j * (d + 1), i * d + j, j * d + i])
-        rounds.append((np.concatenate([i, j]), entries))
+        axes = np.concatenate([i, j])
+        axes.flags.writeable = entries.flags.writeable = False
+        rounds.append((axes, entries))
         seats = [seats[0], seats[-1], *seats[1:-1]]
-    return rounds
+    return tuple(rounds)
 
 
 def _plane_rotations(rotated, inverse, axes, entries, rotation) -> None:

@@ -40,6 +40,7 @@ def run(
     tasks: Sequence[tuple[Any, tuple]],
     n_jobs: int | None,
     kind: str | None = None,
+    serial_threads: int | None = None,
 ) -> Iterator[tuple[Any, Any]]:
     """Yield ``(key, function(*args))`` for each ``(key, args)`` of ``tasks``, as they finish.
 
@@ -56,6 +57,9 @@ def run(
     kind : {'serial', 'fork', 'joblib'} or None, default=None
         :func:`backend`'s choice made earlier (before a progress bar starts its
         monitor thread, say); None: chosen now.
+    serial_threads : int or None, default=None
+        BLAS and OpenMP threads of each call when the tasks run in this process
+        (None: as they are). Workers always get their share of the cores.
 
     Raises
     ------
@@ -68,7 +72,7 @@ def run(
     kind = backend(n_workers, tasks) if kind is None or n_workers == 1 else kind
     if kind == "serial":
         for key, args in tasks:
-            yield key, function(*args)
+            yield _call_limited(key, function, args, serial_threads)
         return
     threads = max(1, cpu_count() // n_workers)
     if kind == "fork":

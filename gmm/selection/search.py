@@ -28,7 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from .. import criteria, scale, validation
+from .. import criteria, em, scale, validation
 from ..checkpoint import Checkpoint, data_fingerprint
 from ..covariance import covariance_types as registered_covariance_types
 from ..covariance import get_family
@@ -42,6 +42,20 @@ from .table import COLUMNS, SweepResult, SweepTable, best_index, check_criterion
 
 #: The most values of K a grid may list (a ``range`` is never listed before its check).
 MAX_GRID_VALUES = 1_000_000
+
+#: Multiply-adds of one E-step (``n_rows · K · (D(D+1)/2 + D)``, the expanded
+#: features' GEMM) below which a sweep's fits run on one BLAS thread and one
+#: OpenMP thread (scikit-learn's k-means) in this process: the size below which
+#: the E-step does not split its rows over threads either
+#: (:data:`gmm.em.THREAD_WORK`). Threads on such small products lose more to
+#: waking up than they gain: mclust's default sweep on 20,000 × 10 (K <= 9,
+#: 1.2e7) took 6.1-6.9 s on one thread and 8.2 s threaded on the idle two-core
+#: machine, and 10.4 s against 68 s of wall time while other jobs ran; the moons
+#: grid of the sweep benchmark (80 fits with k-means starts), 13 s with OpenMP's
+#: threads and 4 s without, under load. Larger fits ('full' on 100,000 × 20 with
+#: K = 20, 4.6e8; the digits with K = 110, 1.8e8) are faster threaded when idle
+#: (see :mod:`gmm.blas_threads`).
+SERIAL_THREADED_WORK = em.THREAD_WORK
 
 # Set by the grid, not by ``**estimator_params``.
 _GRID_PARAMS = ("n_components", "covariance_type", "random_state", "n_init")
@@ -104,7 +118,10 @@ def sweep(
         Fits run in parallel with joblib (``pip install "gmm[parallel]"``);
         None or 1 runs them in this process, -1 uses every core. Each worker's
         BLAS is limited to ``cores // workers`` threads (threadpoolctl), so
-        workers times threads never exceed the cores.
+        workers times threads never exceed the cores. In this process, a grid
+        whose largest E-step is below :data:`SERIAL_THREADED_WORK` multiply-adds
+        runs each fit on one BLAS and one OpenMP thread (threads cost more than
+        they give on such small products; :func:`serial_blas_threads`).
     checkpoint : str or path, default=None
         A JSON Lines file that records each finished fit (flushed and fsynced).
         Rerunning with the same file skips finished fits: see
@@ -230,8 +247,11 @@ def sweep(
             # (forked workers inherit the mapping itself).
             X_fit = stack.enter_context(scale.files.private_copy(X_fit))
             tasks = [(index, (X_fit, w, *grid[index], params)) for index in pending]
+        threads = serial_blas_threads(X_rows.shape[0], n_features, largest_value(ks))
         with parallel.progress_bar(show_progress, len(grid), len(rows)) as bar:
-            for index, (row, model) in parallel.run(fit_point, tasks, n_jobs, workers):
+            for index, (row, model) in parallel.run(
+                fit_point, tasks, n_jobs, workers, serial_threads=threads
+            ):
                 rows[index] = row
                 if store is not None:
                     store.append(row)
@@ -542,6 +562,22 @@ def is_lazy_source(X) -> bool:
 
 
 # -------------------------------------------------------------------- fitting
+def serial_blas_threads(n_rows: int, n_features: int, k_max: int) -> int | None:
+    """BLAS and OpenMP threads for a sweep's fits in this process: 1 for small E-steps, else None.
+
+    One when the largest fit's E-step, ``n_rows · k_max · (D(D+1)/2 + D)``
+    multiply-adds, is below :data:`SERIAL_THREADED_WORK`; None (BLAS as it is)
+    otherwise. O(1).
+
+    Examples
+    --------
+    >>> serial_blas_threads(20_000, 10, 9), serial_blas_threads(100_000, 20, 20)
+    (1, None)
+    """
+    work = float(n_rows) * float(k_max) * (n_features * (n_features + 1) / 2 + n_features)
+    return 1 if work < SERIAL_THREADED_WORK else None
+
+
 def _relative_cost(k: int, covariance_type: str, n_features: int) -> float:
     # Work per EM iteration grows with the parameters a fit estimates.
     return get_family(covariance_type).n_parameters(k, n_features) + k * n_features
