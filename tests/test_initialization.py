@@ -177,3 +177,56 @@ def test_callable_init_params_model_saves_and_loads(moons, tmp_path):
     with pytest.raises(ValueError, match="init_params"):
         loaded.fit(moons)  # no initializer until set_params(init_params=...)
     loaded.set_params(init_params="kmeans").fit(moons)
+
+
+@pytest.mark.parametrize("n_clusters", [1, 2, 7, 30])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("hard", [False, True])
+def test_lean_kmeans_plusplus_is_scikit_learns_bit_for_bit(n_clusters, weighted, hard):
+    """Same centres and indices as scikit-learn's kmeans_plusplus, on hard data too."""
+    from sklearn.utils.extmath import row_norms
+
+    from gmm.initialization import lean_kmeans_plusplus
+
+    rng = np.random.default_rng(n_clusters)
+    X = rng.standard_normal((3001, 6)) + 4 * rng.integers(0, 5, (3001, 1))
+    if hard:  # offset 1e6, features from 1e-4 to 1e4, a tight cluster of copies
+        X = 1e6 + X * np.logspace(-4, 4, 6)
+        X[:50] = X[0] + 1e-9 * rng.standard_normal((50, 6))
+    w = rng.uniform(0.1, 3, X.shape[0]) if weighted else np.ones(X.shape[0])
+    norms = row_norms(X, squared=True)
+    ours = lean_kmeans_plusplus(X, n_clusters, norms, w, np.random.RandomState(5))
+    ref = kmeans_plusplus(
+        X, n_clusters, x_squared_norms=norms, sample_weight=w, random_state=np.random.RandomState(5)
+    )
+    np.testing.assert_array_equal(ours[1], ref[1])
+    np.testing.assert_array_equal(ours[0], ref[0])
+
+
+def test_lean_kmeans_seeding_holds_less_than_scikit_learns():
+    """The seeding's peak: about T + 1 floats a row beyond X, scikit-learn's 2T.
+
+    scikit-learn keeps the previous candidates' (T, n) distances alive (its closest
+    distances are a row of them) while it forms the next ones.
+    """
+    import tracemalloc
+
+    from sklearn.cluster._kmeans import _kmeans_plusplus
+    from sklearn.utils.extmath import row_norms
+
+    from gmm.initialization import lean_kmeans_plusplus
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40000, 5))
+    norms, w = row_norms(X, squared=True), np.ones(X.shape[0])
+    peaks, results = [], []
+    for seed in (_kmeans_plusplus, lean_kmeans_plusplus):
+        tracemalloc.start()
+        results.append(seed(X, 20, norms, w, np.random.RandomState(0)))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    trials = 2 + int(np.log(20))  # 4 candidate rows of distances
+    row = 8 * X.shape[0]
+    assert peaks[0] > 2 * trials * row
+    assert peaks[1] < (trials + 1.5) * row

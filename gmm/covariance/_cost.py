@@ -17,7 +17,8 @@ squared distances and the moments of a row chunk two ways:
 With many features and few components the features' memory traffic dominates
 and whitening wins; with many components the single expanded product wins.
 The four constants are measured on this machine by :func:`calibrate` (about
-50 ms, once per process, on the first 'full' fit) by timing both kernels on
+0.2 s, once per process, on the first 'full' fit; process CPU time on one BLAS
+thread, so other jobs on a shared machine hardly move them) by timing both kernels on
 small synthetic chunks and solving for them: nothing is guessed.
 
 Overrides (documented in docs/architecture.md):
@@ -117,13 +118,21 @@ def constants(dtype=np.float64) -> dict[str, float]:
 
 
 def _best_seconds(run: Callable[[], object], repeats: int = 5) -> float:
-    """The fastest of ``repeats`` runs (after one warm-up): the least disturbed by load."""
+    """The least CPU time of ``repeats`` runs (after one warm-up): the least disturbed by load.
+
+    Process CPU time, not wall time: on a shared machine the wall time of a
+    run counts the other jobs' time slices, and the two formulations' ratio
+    then drifts with the load (measured under a load of 6 on two cores: the
+    predicted expanded/whitened ratio at D = 10, K = 2 was 1.10 in one
+    calibration and 0.56 in the next). The kernels run on one BLAS thread
+    (:func:`calibrate`), so CPU time is their time.
+    """
     run()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         run()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return float(np.min(times))
 
 
@@ -144,13 +153,13 @@ CALIBRATION_SHAPES = (
 def calibrate(rows: int = 1024) -> dict[str, float]:
     """Measure ``a, b, c, e`` by timing both kernels on synthetic chunks of ``rows`` rows.
 
-    Each shape of :data:`CALIBRATION_SHAPES` is timed (features, distances and
-    moments of one chunk; the fastest of five runs, the least disturbed by
-    other load); the constants are the non-negative least-squares fit of the
+    Each shape of :data:`CALIBRATION_SHAPES` is timed on one BLAS thread
+    (features, distances and moments of one chunk; the least CPU time of five
+    runs, :func:`_best_seconds`); the constants are the non-negative least-squares fit of the
     model to the per-row times, in relative terms (each time weighs by its
-    inverse). About 0.2 s on a quiet two-core machine, once per process.
+    inverse). About 0.2 s (0.16 to 0.23 s under a load of 6 on two cores), once per process.
     """
-    from ..em import blas_threads_for  # em imports the families
+    from ..blas_threads import blas_threads
     from .full import Full  # full imports this module
 
     family = Full()
@@ -172,7 +181,7 @@ def calibrate(rows: int = 1024) -> dict[str, float]:
 
             return _best_seconds(run) / rows
 
-    with blas_threads_for(0):  # as the EM pass runs chunks of this size
+    with blas_threads(1):  # as the E-step's threads run their row ranges; CPU time is theirs
         measured = {shape: per_row(*shape) for shape in CALIBRATION_SHAPES}
     return fit_constants(measured)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 from .. import statistics
 from . import _matrices
@@ -12,9 +13,11 @@ from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
     """One shared covariance, (D, D).
 
-    The E-step whitens once, ``y = x @ U`` (O(n·D²)), and gets every component's
-    distance from ``|y|² - 2 x'Pm_k + m_k'Pm_k`` (O(n·K·D)). The M-step needs
-    ``sum_k r_k x`` and the weighted scatter ``X' diag(w) X`` (O(n·D²)).
+    The E-step whitens once, ``y = x @ U`` (O(n·D²), a triangular product), and
+    gets every component's distance from ``|y|² - 2 x'Pm_k + m_k'Pm_k``
+    (O(n·K·D)). The M-step needs ``sum_k r_k x`` and the weighted scatter
+    ``X' diag(w) X`` (O(n·D²), a symmetric rank-n update). Both n·D² products
+    are half a GEMM's flops (:func:`whiten`, :func:`weighted_gram`).
     """
 
     name = "tied"
@@ -60,7 +63,7 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def mahalanobis(self, X, feats, coefs):
         factor, cross, const = coefs
-        white = X @ factor
+        white = whiten(X, factor)
         maha = cross @ X.T
         maha += np.einsum("ij,ij->i", white, white)
         maha += const
@@ -71,7 +74,7 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def moments(self, X, feats, resp, coefs, work):
         row_weight = resp.sum(axis=0)
-        return resp @ X, (X * row_weight[:, None]).T @ X
+        return resp @ X, weighted_gram(X, row_weight)
 
     def scatter(self, moments, nk, shift, coefs):
         sum_x, second = moments
@@ -91,3 +94,43 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances
+
+
+def whiten(X: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``X @ U`` for an upper triangular ``U`` (D, D), in X's dtype: shape (n, D).
+
+    One triangular BLAS-3 product (``trmm``) on a copy of X: half the flops of
+    ``X @ U``, the same numbers to rounding. O(n·D²) time, the (n, D) result.
+    """
+    white = np.array(X, dtype=X.dtype, order="C")
+    if white.size == 0:
+        return white
+    trmm = blas.get_blas_funcs("trmm", dtype=white.dtype)
+    # (x @ U) transposed is U' x': on the Fortran-ordered view of the rows, in place.
+    out = trmm(
+        1.0,
+        factor.astype(white.dtype, copy=False),
+        white.T,
+        side=0,
+        lower=0,
+        trans_a=1,
+        overwrite_b=1,
+    )
+    if not np.shares_memory(out, white):
+        white[...] = out.T
+    return white
+
+
+def weighted_gram(X: np.ndarray, row_weight: np.ndarray) -> np.ndarray:
+    """``X' diag(w) X`` (D, D) for non-negative ``w`` (n,), in X's dtype.
+
+    One symmetric rank-n update (``syrk``) of ``sqrt(w)·X``: half the flops of
+    the general product, the same numbers to rounding. O(n·D²) time, O(n·D) memory.
+    """
+    d = X.shape[1]
+    if X.shape[0] == 0:
+        return np.zeros((d, d), dtype=X.dtype)
+    scaled = X * np.sqrt(row_weight, dtype=X.dtype)[:, None]
+    syrk = blas.get_blas_funcs("syrk", dtype=scaled.dtype)
+    upper = syrk(1.0, scaled.T, trans=0, lower=0)
+    return np.triu(upper) + np.triu(upper, 1).T
