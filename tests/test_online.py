@@ -733,3 +733,39 @@ def test_representable_shortcut_passes_only_what_units_check_passes(stream, cova
         assert passes or not ours
         verdicts.append(ours)
     assert verdicts[0] and not any(verdicts[1:])
+
+
+@pytest.mark.parametrize("covariance_type", BUILTIN)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
+    covariance_type, dtype, monkeypatch
+):
+    """ReadOnce forms each chunk's features when the E-step reaches it and keeps none;
+    its statistics are those of TrainingData's kept chunks, bit for bit (several chunks,
+    an offset of 1e6, features from 1e-4 to 1e4, weights)."""
+    from gmm import em
+    from gmm.covariance import get_family
+    from gmm.online import ReadOnce
+    from gmm.scale import TrainingData, column_mean
+
+    monkeypatch.setattr(em, "CHUNK_BYTES", 4096)  # chunks of 256 rows
+    rng = np.random.default_rng(3)
+    X = (1e6 + rng.normal(size=(1000, 3)) * np.logspace(-4, 4, 3)).astype(dtype)
+    w = rng.uniform(0.5, 2, 1000).astype(dtype)
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    family, params = get_family(covariance_type), model._get_parameters()
+    log_const = model._log_const(params, family)
+    shift = column_mean(X, w)
+    kept = TrainingData(X, w, family, 3, shift)
+    once = ReadOnce(X, w, family, 3, shift)
+    assert kept.chunks._cache is not None and once.chunks._cache is None
+    assert once.n_samples == 1000 and once.feature_source is X and once.sample_weight is w
+    assert once.chunks.rows < 1000  # several chunks
+    a, b = kept.expectation(params, log_const)[0], once.expectation(params, log_const)[0]
+    assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
+    np.testing.assert_array_equal(a.nk, b.nk)
+    for x, y in zip(a.moments, b.moments, strict=True):
+        np.testing.assert_array_equal(x, y)
