@@ -408,13 +408,13 @@ E_STEP_THREADS = min(
 #: 0.94 ms an iteration without threads against 2.36 ms with, at 10,000 rows; a
 #: gain from about 40,000 rows). The numbers do not depend on it (see :data:`SPLIT_ROWS`).
 THREAD_WORK = 2**24
-#: Fewest components for which a split chunk's parts run at once: with fewer, the
-#: E-step is a stream over the features with little elementwise work per row, and
-#: the thread made it slower (measured, idle machine, 100,000 rows, D = 50:
-#: spherical K = 2 7.9 ms an iteration in turn, 14.2 ms on two threads; diag K = 2
-#: 13.6 against 18.9 ms), while from about 8 components it gains (diag D = 10,
-#: K = 9: 11.6 against 8.6 ms; diag D = 20, K = 20: the two cores give 4.7x -> 8x
-#: scikit-learn).
+#: Fewest components for which a chunk is split (:func:`_split_statistics`) and its
+#: parts run at once: with fewer, the E-step is a stream over the features with
+#: little elementwise work per row, and the thread made it slower (measured, idle
+#: machine, 100,000 rows, D = 50: spherical K = 2 7.9 ms an iteration in turn,
+#: 14.2 ms on two threads; diag K = 2 13.6 against 18.9 ms), while from about 8
+#: components it gains (diag D = 10, K = 9: 11.6 against 8.6 ms; diag D = 20,
+#: K = 20: the two cores give 4.7x -> 8x scikit-learn).
 THREAD_COMPONENTS = 8
 
 
