@@ -416,6 +416,14 @@ THREAD_WORK = 2**24
 #: components it gains (diag D = 10, K = 9: 11.6 against 8.6 ms; diag D = 20,
 #: K = 20: the two cores give 4.7x -> 8x scikit-learn).
 THREAD_COMPONENTS = 8
+#: Rows from which a chunk of fewer than :data:`THREAD_COMPONENTS` components is
+#: split all the same. Its parts run in turn, and each pays a chunk's fixed cost
+#: (about 20 µs): a tenth of the E-step of an online update of 10,000 rows of
+#: 'full' K = 3, D = 2, which is one part below this. Larger chunks keep their
+#: split and its halved (K, rows) temporaries, so a batch EM iteration on them
+#: computes the numbers it did before this rule (splitting them or not timed
+#: alike within the busy machine's noise, 'full' K = 3, D = 2, 200,000 rows).
+SPLIT_ROWS_SERIAL = 4 * SPLIT_ROWS
 
 
 def _e_step_threads(split: bool) -> int:
@@ -446,14 +454,14 @@ def _split_statistics(
     The first range runs here, the others on ``helpers`` (None: here, in turn).
     Their statistics are added in row order, and the error of the first range
     that has one is raised, so the result and a far row's index do not depend on
-    the threads. A chunk of fewer than :data:`THREAD_COMPONENTS` components is
-    never split (no E-step runs its parts on threads; each part pays the fixed
-    cost of a chunk, about 20 µs, which an online update of 10,000 rows of 'full'
-    K = 3, D = 2 felt: a tenth of its E-step), so the split, and the numbers,
-    depend on the chunk's shape only. O(chunk · (K + F)) extra memory, as one chunk.
+    the threads. A chunk of fewer than :data:`THREAD_COMPONENTS` components,
+    whose parts no E-step runs on threads, is split only from
+    :data:`SPLIT_ROWS_SERIAL` rows, so the split, and the numbers, depend on the
+    chunk's shape only. O(chunk · (K + F)) extra memory, as one chunk.
     """
-    many = np.shape(const)[0] >= THREAD_COMPONENTS
-    parts = _parts(Xc.shape[0]) if many else [slice(0, Xc.shape[0])]
+    serial = np.shape(const)[0] < THREAD_COMPONENTS
+    whole = serial and Xc.shape[0] < SPLIT_ROWS_SERIAL
+    parts = [slice(0, Xc.shape[0])] if whole else _parts(Xc.shape[0])
 
     def run(rows: slice) -> Statistics:
         part_w = None if w is None else w[rows]

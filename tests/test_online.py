@@ -769,3 +769,46 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     np.testing.assert_array_equal(a.nk, b.nk)
     for x, y in zip(a.moments, b.moments, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(("n_components", "n_rows", "parts"), [(3, 10_000, 1), (8, 10_000, 2)])
+def test_an_update_sized_chunk_is_split_only_where_threads_may_run_its_parts(
+    n_components, n_rows, parts, monkeypatch
+):
+    """A chunk of fewer than em.THREAD_COMPONENTS components is one range below
+    em.SPLIT_ROWS_SERIAL rows (an update of 10,000 rows pays one chunk's fixed cost);
+    its statistics are the split ranges' to rounding, the split ones' sum in row order."""
+    from gmm import em
+    from gmm.covariance import get_family
+
+    X, *_ = make_mixture("full", n_samples=n_rows, n_components=n_components, d=2, seed=5)
+    model = GaussianMixture(n_components, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:2000])
+    family, params = get_family("full"), model._get_parameters()
+    log_const = model._log_const(params, family)
+    calls = []
+    chunk_statistics = em.chunk_statistics
+
+    def counted(Xc, *args):
+        calls.append(Xc.shape[0])
+        return chunk_statistics(Xc, *args)
+
+    monkeypatch.setattr(em, "chunk_statistics", counted)
+
+    def run():
+        calls.clear()
+        data = em.ChunkedData(X, None, family, X.mean(axis=0), n_components)
+        assert data.rows >= n_rows  # one chunk
+        return em.expectation(data, params, log_const)[0], list(calls)
+
+    ours, ours_calls = run()
+    assert len(ours_calls) == parts and sum(ours_calls) == n_rows
+    monkeypatch.setattr(em, "SPLIT_ROWS_SERIAL", em.SPLIT_ROWS)  # split as from K = 8
+    split, split_calls = run()
+    assert len(split_calls) == 2
+    assert ours.log_likelihood == pytest.approx(split.log_likelihood, rel=1e-13)
+    np.testing.assert_allclose(ours.nk, split.nk, rtol=1e-12)
+    for a, b in zip(ours.moments, split.moments, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9)
