@@ -414,14 +414,22 @@ E_STEP_THREADS = min(
 #: 0.94 ms an iteration without threads against 2.36 ms with, at 10,000 rows; a
 #: gain from about 40,000 rows). The numbers do not depend on it (see :data:`SPLIT_ROWS`).
 THREAD_WORK = 2**24
-#: Fewest components for which a split chunk's parts run at once: with fewer, the
-#: E-step is a stream over the features with little elementwise work per row, and
-#: the thread made it slower (measured, idle machine, 100,000 rows, D = 50:
-#: spherical K = 2 7.9 ms an iteration in turn, 14.2 ms on two threads; diag K = 2
-#: 13.6 against 18.9 ms), while from about 8 components it gains (diag D = 10,
-#: K = 9: 11.6 against 8.6 ms; diag D = 20, K = 20: the two cores give 4.7x -> 8x
-#: scikit-learn).
+#: Fewest components for which a chunk is split (:func:`_split_statistics`) and its
+#: parts run at once: with fewer, the E-step is a stream over the features with
+#: little elementwise work per row, and the thread made it slower (measured, idle
+#: machine, 100,000 rows, D = 50: spherical K = 2 7.9 ms an iteration in turn,
+#: 14.2 ms on two threads; diag K = 2 13.6 against 18.9 ms), while from about 8
+#: components it gains (diag D = 10, K = 9: 11.6 against 8.6 ms; diag D = 20,
+#: K = 20: the two cores give 4.7x -> 8x scikit-learn).
 THREAD_COMPONENTS = 8
+#: Rows from which a chunk of fewer than :data:`THREAD_COMPONENTS` components is
+#: split all the same. Its parts run in turn, and each pays a chunk's fixed cost
+#: (about 20 µs): a tenth of the E-step of an online update of 10,000 rows of
+#: 'full' K = 3, D = 2, which is one part below this. Larger chunks keep their
+#: split and its halved (K, rows) temporaries, so a batch EM iteration on them
+#: computes the numbers it did before this rule (splitting them or not timed
+#: alike within the busy machine's noise, 'full' K = 3, D = 2, 200,000 rows).
+SPLIT_ROWS_SERIAL = 4 * SPLIT_ROWS
 
 
 def _e_step_threads(split: bool) -> int:
@@ -452,9 +460,14 @@ def _split_statistics(
     The first range runs here, the others on ``helpers`` (None: here, in turn).
     Their statistics are added in row order, and the error of the first range
     that has one is raised, so the result and a far row's index do not depend on
-    the threads. O(chunk · (K + F)) extra memory, as one chunk.
+    the threads. A chunk of fewer than :data:`THREAD_COMPONENTS` components,
+    whose parts no E-step runs on threads, is split only from
+    :data:`SPLIT_ROWS_SERIAL` rows, so the split, and the numbers, depend on the
+    chunk's shape only. O(chunk · (K + F)) extra memory, as one chunk.
     """
-    parts = _parts(Xc.shape[0])
+    serial = np.shape(const)[0] < THREAD_COMPONENTS
+    whole = serial and Xc.shape[0] < SPLIT_ROWS_SERIAL
+    parts = [slice(0, Xc.shape[0])] if whole else _parts(Xc.shape[0])
 
     def run(rows: slice) -> Statistics:
         part_w = None if w is None else w[rows]

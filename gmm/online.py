@@ -40,6 +40,7 @@ are trusted.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import sys
 from collections.abc import Iterator
@@ -202,6 +203,10 @@ def _update(est, X, sample_weight) -> None:
     # the running statistics stay in the data's units.
     problem = _units(data, est.reg_covar)
     if problem is not None:
+        if isinstance(data, ReadOnce):  # rescaled() takes TrainingData itself (a rare path)
+            data = scale.TrainingData(
+                data.X, data.sample_weight, family, data.n_components, data.shift
+            )
         data = scale.rescaled(data, problem, family)
         params = problem.params_in(params) if started else None
     est._units = problem
@@ -225,7 +230,8 @@ def _update(est, X, sample_weight) -> None:
         est.__dict__.pop("_units", None)
     if problem is not None:
         params = problem.params_out(params)
-    units.check_representable(params, family, data.dtype, problem)
+    if problem is not None or not _representable(params, family, data.dtype):
+        units.check_representable(params, family, data.dtype, problem)  # words the error
     n_batches = getattr(est, "n_batches_seen_", 0) if state is not None else 0
     batch_bound = stats.log_likelihood / stats.total_weight
     est._set_parameters(params, family)
@@ -282,7 +288,7 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
         w = validation.check_sample_weight(sample_weight, X.shape[0], dtype)
         shift = _batch_shift(X, w)
         if shift is not None:
-            return scale.TrainingData(X, w, family, est.n_components, shift)
+            return ReadOnce(X, w, family, est.n_components, shift)
     given = getattr(X, "dtype", None)
     if isinstance(given, np.dtype) and given.kind == "f" and given != dtype:
         raise TypeError(
@@ -295,7 +301,32 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
     shift = _batch_shift(valid, w)
     if shift is None:  # finite values whose sums overflow X's dtype
         shift = scale.column_mean(valid, w)
-    return scale.TrainingData(valid, w, family, est.n_components, shift)
+    return ReadOnce(valid, w, family, est.n_components, shift)
+
+
+class ReadOnce(scale.TrainingData):
+    """A later batch: rows that one E-step reads once, their features formed chunk by chunk.
+
+    :class:`gmm.scale.TrainingData` forms the shifted chunks and features of
+    all its rows up front and keeps them (up to
+    :data:`gmm.em.FEATURE_CACHE_BYTES`), for the iterations of a fit. An
+    update reads them once: here each chunk's features are formed when the
+    E-step reaches it and dropped after, so they are used while in the CPU's
+    cache instead of all written to memory first (10,000 rows of 'full' D =
+    50 are 110 MB of features; forming them per chunk took a fifth less CPU
+    per update, measured, 'full' K = 16, D = 50). The same chunks in the
+    same order: the same numbers, bit for bit. The first batch keeps
+    :class:`~gmm.scale.TrainingData`'s cache, which its initialisation reads
+    again.
+    """
+
+    def __init__(self, X, sample_weight, family, n_components: int, shift: np.ndarray):
+        # TrainingData's own set-up, on no rows (nothing formed), then the batch's rows.
+        empty = None if sample_weight is None else sample_weight[:0]
+        super().__init__(X[:0], empty, family, n_components, shift)
+        self.X = self.feature_source = X
+        self.sample_weight = sample_weight
+        self.chunks = em.ChunkedData(X, sample_weight, family, shift, n_components, cache=False)
 
 
 def _plain_rows(est, X, dtype) -> bool:
@@ -391,6 +422,28 @@ def _deviation(X: np.ndarray, shift: np.ndarray) -> float:
         return float(np.max(np.abs(deviation, out=deviation)))
 
 
+def _representable(params: em.Parameters, family, dtype) -> bool:
+    """Whether :func:`gmm.units.check_representable` passes ``params``, in five reductions.
+
+    True when the covariances, precision factors and means are finite and
+    every variance is a normal number of ``dtype``: each array's sum is
+    finite only if all its entries are (a sum that overflows on finite
+    entries gives False, and the caller runs the full check, which also
+    words any error). The full check converts the covariances to float64 and
+    tests each array separately; this is its common case without that.
+    O(K·D²).
+    """
+    cov = params.covariances
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(cov.sum()) + float(params.precisions_cholesky.sum())
+        total += float(params.means.sum())
+    if not math.isfinite(total):
+        return False
+    square = cov.ndim == 3 or (cov.ndim == 2 and family.scatter_kind == "pooled")
+    variances = np.diagonal(cov, axis1=-2, axis2=-1) if square else cov
+    return bool(variances.min() >= np.finfo(dtype).tiny)
+
+
 def _n_rows(X) -> int | None:
     """Rows of a 2-D array or a list of rows, without converting it; None if unknown."""
     shape = getattr(X, "shape", None)
@@ -469,20 +522,21 @@ def fit_stream(
     temporaries, O(batch_size·(D + K)), whatever the length of the stream.
 
     Rows per second against one batch EM iteration over the same rows, on a
-    shared, busy machine (``python -m experiments.bench_online``): updates of
-    1,000 rows reach 0.06 ('full', K=3, D=2) to 0.6 ('full', K=16, D=50) of it,
-    updates of 10,000 rows 0.5 ('full', K=3, D=2) to 1.0. The cost per row of
-    an update is that of a batch iteration (within the machine's noise); what
-    is left is the fixed cost per update (about 0.35 ms for 'diag' K=8 D=20,
-    0.4-0.5 ms for 'full' K=3 D=2, 0.6 ms for K=8 D=20, 5 ms for K=16 D=50:
-    the family's coefficients, the M-step, and the Python and numpy call
-    overhead of each step on K·D² numbers), which is stepwise EM's price;
-    models whose E-step per row is cheap (small K·D²) need the largest
-    updates. With updates of 10,000 rows, one pass over 1,000,000 rows stays
-    within 0.01 nats per sample of batch EM on held-out data (``python -m
-    experiments online``). Larger updates mean
-    fewer steps: a short stream, or one that drifts, is better served by
-    smaller ones.
+    shared, busy machine (process CPU time, one BLAS thread, medians; ``python
+    -m experiments.bench_online`` makes the same comparison in wall time):
+    updates of 1,000 rows reach 0.05 ('full',
+    K=3, D=2) to 0.65 ('full', K=16, D=50) of it, updates of 10,000 rows 0.45
+    ('full', K=3, D=2), 0.55 ('diag', K=8, D=20), 0.85 ('full', K=8, D=20) and
+    0.9-1.0 ('full', K=16, D=50). What is left is the fixed cost per update
+    (the family's coefficients, the M-step, the Python and numpy call
+    overhead of each step on K·D² numbers: about 0.4 ms for 'full' K=3 D=2,
+    which is stepwise EM's price; models whose E-step per row is cheap, small
+    K·D², need the largest updates) and, for families whose features a fit
+    keeps across iterations ('diag' and 'spherical' of moderate size), forming
+    them once per update. With updates of 10,000 rows, one pass over
+    1,000,000 rows stays within 0.01 nats per sample of batch EM on held-out
+    data (``python -m experiments online``). Larger updates mean fewer steps:
+    a short stream, or one that drifts, is better served by smaller ones.
 
     Examples
     --------

@@ -686,3 +686,129 @@ def test_deviation_is_the_elementwise_maximum_over_the_rows_choose_reads(dtype, 
         rows = units.size_rows(n_rows)
         expected = np.max(np.abs(X[rows].astype(np.float64) - shift))
         assert _deviation(X, shift) == expected
+
+
+@pytest.mark.parametrize("covariance_type", BUILTIN)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_representable_shortcut_passes_only_what_units_check_passes(stream, covariance_type, dtype):
+    """The update's shortcut never passes parameters that units.check_representable refuses.
+
+    Each array spoiled in turn (NaN, infinity, a variance below the smallest
+    normal number, finite entries whose sum overflows): the shortcut says True
+    only where the full check raises nothing.
+    """
+    from gmm import units
+    from gmm.covariance import get_family
+    from gmm.em import OutOfRangeError
+    from gmm.online import _representable
+
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(stream.astype(dtype))
+    family = get_family(covariance_type)
+    info = np.finfo(dtype)
+    cases = [model._get_parameters()]
+    for name in ("covariances", "precisions_cholesky", "means"):
+        for value in (np.nan, np.inf, -np.inf, info.max):
+            params = model._get_parameters()
+            spoiled = getattr(params, name).copy()
+            spoiled.flat[0] = value
+            if value == info.max:  # finite, but a sum over the array overflows
+                spoiled.flat[-1] = value
+            setattr(params, name, spoiled)
+            cases.append(params)
+    params = model._get_parameters()
+    params.covariances = params.covariances.copy()
+    params.covariances.flat[0] = info.tiny / 4  # a subnormal variance (the first entry of
+    cases.append(params)  # every kind is on the diagonal)
+    verdicts = []
+    for params in cases:
+        try:
+            units.check_representable(params, family, np.dtype(dtype), None)
+            passes = True
+        except OutOfRangeError:
+            passes = False
+        ours = _representable(params, family, np.dtype(dtype))
+        assert passes or not ours
+        verdicts.append(ours)
+    assert verdicts[0] and not any(verdicts[1:])
+
+
+@pytest.mark.parametrize("covariance_type", BUILTIN)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
+    covariance_type, dtype, monkeypatch
+):
+    """ReadOnce forms each chunk's features when the E-step reaches it and keeps none;
+    its statistics are those of TrainingData's kept chunks, bit for bit (several chunks,
+    an offset of 1e6, features from 1e-4 to 1e4, weights)."""
+    from gmm import em
+    from gmm.covariance import get_family
+    from gmm.online import ReadOnce
+    from gmm.scale import TrainingData, column_mean
+
+    monkeypatch.setattr(em, "CHUNK_BYTES", 4096)  # chunks of 256 rows
+    rng = np.random.default_rng(3)
+    X = (1e6 + rng.normal(size=(1000, 3)) * np.logspace(-4, 4, 3)).astype(dtype)
+    w = rng.uniform(0.5, 2, 1000).astype(dtype)
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    family, params = get_family(covariance_type), model._get_parameters()
+    log_const = model._log_const(params, family)
+    shift = column_mean(X, w)
+    kept = TrainingData(X, w, family, 3, shift)
+    once = ReadOnce(X, w, family, 3, shift)
+    assert kept.chunks._cache is not None and once.chunks._cache is None
+    assert once.n_samples == 1000 and once.feature_source is X and once.sample_weight is w
+    assert once.chunks.rows < 1000  # several chunks
+    a, b = kept.expectation(params, log_const)[0], once.expectation(params, log_const)[0]
+    assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
+    np.testing.assert_array_equal(a.nk, b.nk)
+    for x, y in zip(a.moments, b.moments, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(("n_components", "n_rows", "parts"), [(3, 10_000, 1), (8, 10_000, 2)])
+def test_an_update_sized_chunk_is_split_only_where_threads_may_run_its_parts(
+    n_components, n_rows, parts, monkeypatch
+):
+    """A chunk of fewer than em.THREAD_COMPONENTS components is one range below
+    em.SPLIT_ROWS_SERIAL rows (an update of 10,000 rows pays one chunk's fixed cost);
+    its statistics are the split ranges' to rounding, the split ones' sum in row order."""
+    from gmm import em
+    from gmm.covariance import get_family
+
+    X, *_ = make_mixture("full", n_samples=n_rows, n_components=n_components, d=2, seed=5)
+    model = GaussianMixture(n_components, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:2000])
+    family, params = get_family("full"), model._get_parameters()
+    log_const = model._log_const(params, family)
+    calls = []
+    chunk_statistics = em.chunk_statistics
+
+    def counted(Xc, *args):
+        calls.append(Xc.shape[0])
+        return chunk_statistics(Xc, *args)
+
+    monkeypatch.setattr(em, "chunk_statistics", counted)
+
+    def run():
+        calls.clear()
+        data = em.ChunkedData(X, None, family, X.mean(axis=0), n_components)
+        assert data.rows >= n_rows  # one chunk
+        return em.expectation(data, params, log_const)[0], list(calls)
+
+    ours, ours_calls = run()
+    assert len(ours_calls) == parts and sum(ours_calls) == n_rows
+    monkeypatch.setattr(em, "SPLIT_ROWS_SERIAL", em.SPLIT_ROWS)  # split as from K = 8
+    split, split_calls = run()
+    assert len(split_calls) == 2
+    assert ours.log_likelihood == pytest.approx(split.log_likelihood, rel=1e-13)
+    np.testing.assert_allclose(ours.nk, split.nk, rtol=1e-12)
+    for a, b in zip(ours.moments, split.moments, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9)

@@ -143,13 +143,15 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         else:
             kappa = self.expansion_condition(weights, means, prec_chol, prec, limit)
             expandable = kappa <= limit  # NaN: centred, exact
-        if expandable.all():  # the common case indexes nothing out
+        if expandable.all():  # the common case indexes nothing out, and casts nothing
             fast, centred = _everyone(n_components), _NOBODY
             centres, stack = means64[:0], factor[:0]
+            factors, centres_in_dtype = _no_centred(d, dtype)
         else:
             fast, centred = np.flatnonzero(expandable), np.flatnonzero(~expandable)
             centres, stack = means64[centred], factor[centred]
             prec, means64 = prec[fast], means64[fast]
+            factors, centres_in_dtype = stack.astype(dtype), centres[:, None, :].astype(dtype)
 
         n_pairs = d * (d + 1) // 2
         pair_weight = _pairs(d)[2]
@@ -165,8 +167,8 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             linear=linear,
             const=const.astype(dtype)[:, None],
             centred=centred,
-            factors=stack.astype(dtype),
-            centres_in_dtype=centres[:, None, :].astype(dtype),
+            factors=factors,
+            centres_in_dtype=centres_in_dtype,
             centres=centres,
             factor_stack=stack,
         )
@@ -265,6 +267,19 @@ def _everyone(n_components: int) -> np.ndarray:
 
 #: No component (read-only).
 _NOBODY = _everyone(0)
+
+
+@functools.lru_cache(maxsize=64)
+def _no_centred(n_features: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The centred path's factors (0, D, D) and centres (0, 1, D) when no component takes it.
+
+    Read-only empty arrays in ``dtype``, made once per (D, dtype): the common
+    case of :meth:`Full.coefficients` casts nothing per E-step.
+    """
+    factors = np.empty((0, n_features, n_features), dtype=dtype)
+    centres = np.empty((0, 1, n_features), dtype=dtype)
+    factors.flags.writeable = centres.flags.writeable = False
+    return factors, centres
 
 
 def _blas(name: str, dtype):
