@@ -203,10 +203,6 @@ def _update(est, X, sample_weight) -> None:
     # the running statistics stay in the data's units.
     problem = _units(data, est.reg_covar)
     if problem is not None:
-        if isinstance(data, ReadOnce):  # rescaled() takes TrainingData itself (a rare path)
-            data = scale.TrainingData(
-                data.X, data.sample_weight, family, data.n_components, data.shift
-            )
         data = scale.rescaled(data, problem, family)
         params = problem.params_in(params) if started else None
     est._units = problem
@@ -288,7 +284,7 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
         w = validation.check_sample_weight(sample_weight, X.shape[0], dtype)
         shift = _batch_shift(X, w)
         if shift is not None:
-            return ReadOnce(X, w, family, est.n_components, shift)
+            return _read_once(X, w, family, est.n_components, shift)
     given = getattr(X, "dtype", None)
     if isinstance(given, np.dtype) and given.kind == "f" and given != dtype:
         raise TypeError(
@@ -301,32 +297,18 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
     shift = _batch_shift(valid, w)
     if shift is None:  # finite values whose sums overflow X's dtype
         shift = scale.column_mean(valid, w)
-    return ReadOnce(valid, w, family, est.n_components, shift)
+    return _read_once(valid, w, family, est.n_components, shift)
 
 
-class ReadOnce(scale.TrainingData):
-    """A later batch: rows that one E-step reads once, their features formed chunk by chunk.
+def _read_once(X, w, family, n_components: int, shift: np.ndarray) -> scale.TrainingData:
+    """A later batch: rows that one E-step reads once, so no features are kept.
 
-    :class:`gmm.scale.TrainingData` forms the shifted chunks and features of
-    all its rows up front and keeps them (up to
-    :data:`gmm.em.FEATURE_CACHE_BYTES`), for the iterations of a fit. An
-    update reads them once: here each chunk's features are formed when the
-    E-step reaches it and dropped after, so they are used while in the CPU's
-    cache instead of all written to memory first (10,000 rows of 'full' D =
-    50 are 110 MB of features; forming them per chunk took a fifth less CPU
-    per update, measured, 'full' K = 16, D = 50). The same chunks in the
-    same order: the same numbers, bit for bit. The first batch keeps
-    :class:`~gmm.scale.TrainingData`'s cache, which its initialisation reads
-    again.
+    Each chunk's features are formed when the E-step reaches it and dropped
+    after (10,000 rows of 'full' D = 50 are 110 MB of features; forming them
+    per chunk took a fifth less CPU per update, measured, 'full' K = 16, D =
+    50). The first batch keeps them: its initialisation reads its rows again.
     """
-
-    def __init__(self, X, sample_weight, family, n_components: int, shift: np.ndarray):
-        # TrainingData's own set-up, on no rows (nothing formed), then the batch's rows.
-        empty = None if sample_weight is None else sample_weight[:0]
-        super().__init__(X[:0], empty, family, n_components, shift)
-        self.X = self.feature_source = X
-        self.sample_weight = sample_weight
-        self.chunks = em.ChunkedData(X, sample_weight, family, shift, n_components, cache=False)
+    return scale.TrainingData(X, w, family, n_components, shift, cache=False)
 
 
 def _plain_rows(est, X, dtype) -> bool:

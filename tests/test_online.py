@@ -740,12 +740,11 @@ def test_representable_shortcut_passes_only_what_units_check_passes(stream, cova
 def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     covariance_type, dtype, monkeypatch
 ):
-    """ReadOnce forms each chunk's features when the E-step reaches it and keeps none;
+    """A later batch forms each chunk's features when the E-step reaches it and keeps none;
     its statistics are those of TrainingData's kept chunks, bit for bit (several chunks,
     an offset of 1e6, features from 1e-4 to 1e4, weights)."""
     from gmm import em
     from gmm.covariance import get_family
-    from gmm.online import ReadOnce
     from gmm.scale import TrainingData, column_mean
 
     monkeypatch.setattr(em, "CHUNK_BYTES", 4096)  # chunks of 256 rows
@@ -760,7 +759,7 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     log_const = model._log_const(params, family)
     shift = column_mean(X, w)
     kept = TrainingData(X, w, family, 3, shift)
-    once = ReadOnce(X, w, family, 3, shift)
+    once = TrainingData(X, w, family, 3, shift, cache=False)
     assert kept.chunks._cache is not None and once.chunks._cache is None
     assert once.n_samples == 1000 and once.feature_source is X and once.sample_weight is w
     assert once.chunks.rows < 1000  # several chunks

@@ -198,7 +198,9 @@ def rescaled(data: TrainingData, problem, family: CovarianceFamily) -> TrainingD
         )
     rows = problem.to_problem(X, X.dtype)
     w = data.sample_weight
-    scaled = TrainingData(rows, w, family, data.n_components, column_mean(rows, w))
+    scaled = TrainingData(
+        rows, w, family, data.n_components, column_mean(rows, w), cache=data.cache
+    )
     scaled.feature_source = data.feature_source
     return scaled
 

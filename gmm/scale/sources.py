@@ -40,6 +40,13 @@ class TrainingData:
     in_memory : bool, default=True
         Whether the initializer may see all rows by default (see
         :meth:`initial_scatter`).
+    cache : bool, default=True
+        Whether the chunks' features may be kept across E-steps (up to
+        :data:`gmm.em.FEATURE_CACHE_BYTES`), as a fit's iterations want. Rows
+        that one E-step reads once (an online update) pass False: each chunk's
+        features are formed when the E-step reaches it and dropped after, used
+        while in the CPU's cache instead of all written to memory first. The
+        same chunks either way: the same numbers, bit for bit.
     """
 
     def __init__(
@@ -50,6 +57,7 @@ class TrainingData:
         n_components: int,
         shift: np.ndarray,
         in_memory: bool = True,
+        cache: bool = True,
     ):
         self.X = X
         self.sample_weight = sample_weight
@@ -59,7 +67,8 @@ class TrainingData:
         self.in_memory = in_memory
         #: What the estimator reads the features' count and names from.
         self.feature_source = X
-        self.chunks = em.ChunkedData(X, sample_weight, family, shift, n_components)
+        self.cache = cache
+        self.chunks = em.ChunkedData(X, sample_weight, family, shift, n_components, cache=cache)
 
     @property
     def dtype(self) -> np.dtype:
