@@ -40,7 +40,6 @@ are trusted.
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 import sys
 from collections.abc import Iterator
@@ -226,8 +225,7 @@ def _update(est, X, sample_weight) -> None:
         est.__dict__.pop("_units", None)
     if problem is not None:
         params = problem.params_out(params)
-    if problem is not None or not _representable(params, family, data.dtype):
-        units.check_representable(params, family, data.dtype, problem)  # words the error
+    units.check_representable(params, family, data.dtype, problem)
     n_batches = getattr(est, "n_batches_seen_", 0) if state is not None else 0
     batch_bound = stats.log_likelihood / stats.total_weight
     est._set_parameters(params, family)
@@ -402,28 +400,6 @@ def _deviation(X: np.ndarray, shift: np.ndarray) -> float:
             )
         deviation = np.subtract(sample, shift, dtype=np.float64)  # the shift is float64
         return float(np.max(np.abs(deviation, out=deviation)))
-
-
-def _representable(params: em.Parameters, family, dtype) -> bool:
-    """Whether :func:`gmm.units.check_representable` passes ``params``, in five reductions.
-
-    True when the covariances, precision factors and means are finite and
-    every variance is a normal number of ``dtype``: each array's sum is
-    finite only if all its entries are (a sum that overflows on finite
-    entries gives False, and the caller runs the full check, which also
-    words any error). The full check converts the covariances to float64 and
-    tests each array separately; this is its common case without that.
-    O(K·D²).
-    """
-    cov = params.covariances
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = float(cov.sum()) + float(params.precisions_cholesky.sum())
-        total += float(params.means.sum())
-    if not math.isfinite(total):
-        return False
-    square = cov.ndim == 3 or (cov.ndim == 2 and family.scatter_kind == "pooled")
-    variances = np.diagonal(cov, axis1=-2, axis2=-1) if square else cov
-    return bool(variances.min() >= np.finfo(dtype).tiny)
 
 
 def _n_rows(X) -> int | None:

@@ -218,8 +218,12 @@ def check_representable(params: Parameters, family, dtype, units: Units | None) 
     """Raise :class:`OutOfRangeError` if the fitted model cannot be held in ``dtype``.
 
     Covariances must be finite and their diagonals normal numbers; precision
-    factors and means finite. O(K·D²).
+    factors and means finite. The common case is settled by :func:`representable`
+    (five reductions); only a model it does not pass is checked array by array,
+    to word the error. O(K·D²).
     """
+    if representable(params, family, dtype):
+        return
     name = np.dtype(dtype).name
     info = np.finfo(dtype)
     cov = np.asarray(params.covariances, dtype=np.float64)
@@ -242,3 +246,22 @@ def check_representable(params: Parameters, family, dtype, units: Units | None) 
         raise OutOfRangeError(
             f"The fitted means exceed the largest {name} number. Rescale the data."
         )
+
+
+def representable(params: Parameters, family, dtype) -> bool:
+    """Whether :func:`check_representable` passes ``params``, in five reductions.
+
+    True when the covariances, precision factors and means are finite and
+    every variance is a normal number of ``dtype``: each array's sum is finite
+    only if all its entries are (a sum that overflows on finite entries gives
+    False, and the full check, which also words any error, decides). O(K·D²).
+    """
+    cov = params.covariances
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(cov.sum()) + float(params.precisions_cholesky.sum())
+        total += float(params.means.sum())
+    if not math.isfinite(total):
+        return False
+    square = cov.ndim == 3 or (cov.ndim == 2 and family.scatter_kind == "pooled")
+    variances = np.diagonal(cov, axis1=-2, axis2=-1) if square else cov
+    return bool(variances.min() >= np.finfo(dtype).tiny)

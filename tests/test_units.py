@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from gmm import BayesianGaussianMixture, GaussianMixture
@@ -247,3 +248,54 @@ def test_ordinary_data_are_not_rescaled():
     assert math.frexp(scale)[0] == 0.5 and scale / 2 <= size <= scale  # a power of two
     # tiny data invisible beside reg_covar: fitted as they are (every covariance is reg_covar)
     assert units_module.choose(X * 1e-200, X.mean(axis=0) * 1e-200, X.dtype, 1e-6) is None
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_representable_passes_only_what_the_full_check_passes(covariance_type, dtype, monkeypatch):
+    """units.representable (check_representable's fast path) never passes parameters
+    that the array-by-array check refuses.
+
+    Each array spoiled in turn (NaN, infinity, a variance below the smallest
+    normal number, finite entries whose sum overflows): the shortcut says True
+    only where the full check raises nothing.
+    """
+    from gmm.covariance import get_family
+
+    stream = np.random.default_rng(4).normal(size=(600, 2)) + np.repeat(
+        [[0, 0], [6, 0], [0, 6]], 200, axis=0
+    )
+
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(stream.astype(dtype))
+    family = get_family(covariance_type)
+    info = np.finfo(dtype)
+    cases = [model._get_parameters()]
+    for name in ("covariances", "precisions_cholesky", "means"):
+        for value in (np.nan, np.inf, -np.inf, info.max):
+            params = model._get_parameters()
+            spoiled = getattr(params, name).copy()
+            spoiled.flat[0] = value
+            if value == info.max:  # finite, but a sum over the array overflows
+                spoiled.flat[-1] = value
+            setattr(params, name, spoiled)
+            cases.append(params)
+    params = model._get_parameters()
+    params.covariances = params.covariances.copy()
+    params.covariances.flat[0] = info.tiny / 4  # a subnormal variance (the first entry of
+    cases.append(params)  # every kind is on the diagonal)
+    verdicts = []
+    for params in cases:
+        try:
+            with monkeypatch.context() as patch:  # the array-by-array check alone
+                patch.setattr(units_module, "representable", lambda *args: False)
+                units_module.check_representable(params, family, np.dtype(dtype), None)
+            passes = True
+        except OutOfRangeError:
+            passes = False
+        ours = units_module.representable(params, family, np.dtype(dtype))
+        assert passes or not ours
+        verdicts.append(ours)
+    assert verdicts[0] and not any(verdicts[1:])
