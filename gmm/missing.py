@@ -232,13 +232,14 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     memory. A matrix that is not positive definite gives NaN.
     """
     m = matrices.shape[0]
-    tmp = np.empty(matrices.shape[1:])  # (m, B) scratch: no temporary per step
     chol = np.empty_like(matrices)  # only the lower triangle is written and read
     for j in range(m):
         column = chol[j:, j]  # column j from its diagonal down
-        column[...] = matrices[j:, j]
-        for k in range(j):  # subtract the columns already found
-            column -= np.multiply(chol[j:, k], chol[j, k], out=tmp[: m - j])
+        if j:  # less the columns already found: one pass, no temporary per column
+            np.einsum("ikb,kb->ib", chol[j:, :j], chol[j, :j], out=column)
+            np.subtract(matrices[j:, j], column, out=column)
+        else:
+            column[...] = matrices[j:, j]
         with np.errstate(invalid="ignore"):
             np.sqrt(column[0], out=column[0])
         column[1:] /= column[0]
@@ -253,19 +254,19 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore"):
             log_det[odd] = 2 * np.sum(np.log(diagonal[:, odd]), axis=0)
     recip = 1 / diagonal
-    inv_chol = np.zeros_like(matrices)  # L^-1, lower triangular: row i from rows < i
+    inv_chol = np.empty_like(matrices)  # L^-1, lower triangular: row i from rows < i
     for i in range(m):
-        row = inv_chol[i, : i + 1]
-        row[i] = recip[i]
-        for k in range(i):
-            factor = np.multiply(chol[i, k], recip[i], out=tmp[m - 1])
-            row[: k + 1] -= np.multiply(inv_chol[k, : k + 1], factor, out=tmp[: k + 1])
+        row = inv_chol[i, :i]
+        row[...] = 0.0
+        for k in range(i):  # only the nonzero part k + 1 of row k of L^-1
+            row[: k + 1] -= inv_chol[k, : k + 1] * chol[i, k]
+        row *= recip[i]
+        inv_chol[i, i] = recip[i]
     # (L L')^-1 = L^-T L^-1: entry (i, j) sums rows r >= max(i, j) of L^-1.
     inverse = np.empty_like(matrices)
     for i in range(m):
         for j in range(i, m):
-            products = np.multiply(inv_chol[j:, i], inv_chol[j:, j], out=tmp[: m - j])
-            np.add.reduce(products, axis=0, out=inverse[i, j])
+            np.einsum("rb,rb->b", inv_chol[j:, i], inv_chol[j:, j], out=inverse[i, j])
             if j > i:
                 inverse[j, i] = inverse[i, j]
     return log_det, inverse
@@ -547,10 +548,9 @@ def expanded_log_prob(
     u = u.reshape(m, n_rows, n_components)
     if last.shape[2] != n_rows:  # each pattern's inverse at its rows: (m, m, n, K)
         last = np.take(last, block.pattern, axis=2)
-    solved = last[:, 0] * u[0]  # P_mm^-1 u, (m, n, K)
-    scratch = np.empty_like(solved)
-    for i in range(1, m):
-        solved += np.multiply(last[:, i], u[i], out=scratch)
+    # P_mm^-1 u, (m, n, K): one pass over the inverses, rows and components flat.
+    solved = np.einsum("ijb,jb->ib", last.reshape(m, m, -1), u.reshape(m, -1))
+    solved = solved.reshape(m, n_rows, n_components)
     u *= solved
     quad -= u.sum(axis=0)  # u' P_mm^-1 u
     np.maximum(quad, 0.0, out=quad)
