@@ -43,7 +43,9 @@ from .covariance import CovarianceFamily, get_family
 #: log(2 pi).
 LOG_2PI = np.log(2 * np.pi)
 #: Target size in bytes of a block's largest temporary, (K, rows, D) float64.
-BLOCK_BYTES = 2 * 2**20
+#: 4 MB: fewer blocks (Python calls, normalisations) than at 2 MB, about 10 %
+#: faster at 100,000 × 20, K = 20 (experiments/bench_missing.py); 8 MB no faster.
+BLOCK_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -109,9 +111,11 @@ class Block:
         Each row's pattern, an index into ``missing`` (non-decreasing).
     starts : ndarray of shape (p,)
         First row of each pattern (for sums over a pattern's rows).
-    embedding : scipy.sparse matrix of shape (D², m²·p)
+    embedding : scipy.sparse CSC matrix of shape (D², m²·p)
         Sums m × m matrices, one per pattern and laid out (m, m, p), each
-        into its place in a D × D matrix.
+        into its place in a D × D matrix. Compressed by column (one entry
+        a column): the product reads the values in order and adds them into
+        a D² × K result that stays in cache.
     hole_order : ndarray of shape (H,)
         The block's ``H = n·m`` holes sorted by column: each one's place
         ``i·n + row`` in an (m, n) array (slot ``i`` among the row's holes),
@@ -121,7 +125,7 @@ class Block:
     columns : list of (int, int, int)
         ``(j, start, stop)``: the holes at column ``j`` are
         ``hole_order[start:stop]``.
-    pair_embedding : scipy.sparse matrix of shape (D², T·(n + p)) or (D², T·n)
+    pair_embedding : scipy.sparse CSC matrix of shape (D², T·(n + p)) or (D², T·n)
         With ``T = m(m+1)/2`` the pairs ``i <= j`` of holes: sums values of
         each pair, laid out (T, n) for rows then (T, p) for patterns, into the
         upper triangle of a D × D matrix (:func:`expanded_statistics`); only
@@ -133,11 +137,11 @@ class Block:
     missing: np.ndarray
     pattern: np.ndarray
     starts: np.ndarray
-    embedding: sparse.csr_matrix
+    embedding: sparse.csc_matrix
     hole_order: np.ndarray
     hole_rows: np.ndarray
     columns: list
-    pair_embedding: sparse.csr_matrix
+    pair_embedding: sparse.csc_matrix
 
     @property
     def n_missing(self) -> int:
@@ -188,7 +192,7 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
             values[mask[start:stop]] = 0.0
             # Entry (i, j) of pattern q, laid out (m, m, p), goes to D × D place (a_i, a_j).
             flat = (missing.T[:, None, :] * n_features + missing.T[None, :, :]).ravel()
-            embedding = sparse.csr_matrix(
+            embedding = sparse.csc_matrix(
                 (np.ones(flat.size), (flat, np.arange(flat.size))),
                 shape=(n_features**2, flat.size),
             )
@@ -206,7 +210,7 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
             else:
                 flat = np.concatenate([holes.T[upper], missing.T[upper]], axis=1) * n_features
                 flat += np.concatenate([holes.T[lower], missing.T[lower]], axis=1)
-            pair_embedding = sparse.csr_matrix(
+            pair_embedding = sparse.csc_matrix(
                 (np.ones(flat.size), (flat.ravel(), np.arange(flat.size))),
                 shape=(n_features**2, flat.size),
             )
@@ -231,17 +235,9 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the inverses (m, m, B). About m³/2 multiply-adds per matrix, O(m²·B)
     memory. A matrix that is not positive definite gives NaN.
     """
+    with np.errstate(invalid="ignore"):  # not positive definite: NaN
+        chol = cholesky_factor(matrices)
     m = matrices.shape[0]
-    tmp = np.empty(matrices.shape[1:])  # (m, B) scratch: no temporary per step
-    chol = np.empty_like(matrices)  # only the lower triangle is written and read
-    for j in range(m):
-        column = chol[j:, j]  # column j from its diagonal down
-        column[...] = matrices[j:, j]
-        for k in range(j):  # subtract the columns already found
-            column -= np.multiply(chol[j:, k], chol[j, k], out=tmp[: m - j])
-        with np.errstate(invalid="ignore"):
-            np.sqrt(column[0], out=column[0])
-        column[1:] /= column[0]
     diagonal = chol[np.arange(m), np.arange(m)]  # (m, B)
     # log det = 2 log prod(diag): one logarithm a matrix, unless the product
     # leaves the normal range (then the sum of logarithms for that matrix).
@@ -253,19 +249,19 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore"):
             log_det[odd] = 2 * np.sum(np.log(diagonal[:, odd]), axis=0)
     recip = 1 / diagonal
-    inv_chol = np.zeros_like(matrices)  # L^-1, lower triangular: row i from rows < i
+    inv_chol = np.empty_like(matrices)  # L^-1, lower triangular: row i from rows < i
     for i in range(m):
-        row = inv_chol[i, : i + 1]
-        row[i] = recip[i]
-        for k in range(i):
-            factor = np.multiply(chol[i, k], recip[i], out=tmp[m - 1])
-            row[: k + 1] -= np.multiply(inv_chol[k, : k + 1], factor, out=tmp[: k + 1])
+        row = inv_chol[i, :i]
+        row[...] = 0.0
+        for k in range(i):  # only the nonzero part k + 1 of row k of L^-1
+            row[: k + 1] -= inv_chol[k, : k + 1] * chol[i, k]
+        row *= recip[i]
+        inv_chol[i, i] = recip[i]
     # (L L')^-1 = L^-T L^-1: entry (i, j) sums rows r >= max(i, j) of L^-1.
     inverse = np.empty_like(matrices)
     for i in range(m):
         for j in range(i, m):
-            products = np.multiply(inv_chol[j:, i], inv_chol[j:, j], out=tmp[: m - j])
-            np.add.reduce(products, axis=0, out=inverse[i, j])
+            np.einsum("rb,rb->b", inv_chol[j:, i], inv_chol[j:, j], out=inverse[i, j])
             if j > i:
                 inverse[j, i] = inverse[i, j]
     return log_det, inverse
@@ -282,6 +278,26 @@ def conditional_precisions(block: Block, dense: DenseComponents):
     when they are many against m², else one LAPACK call per matrix.
     """
     return pattern_conditionals(block.missing, dense)
+
+
+def cholesky_factor(matrices: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a batch of SPD matrices (m, m, B), batch last.
+
+    Column by column, each column one pass over the batch; only the lower
+    triangle of the result is written. About m³/6 multiply-adds per matrix.
+    """
+    m = matrices.shape[0]
+    chol = np.empty_like(matrices)
+    for j in range(m):
+        column = chol[j:, j]  # column j from its diagonal down
+        if j:  # less the columns already found: one pass, no temporary per column
+            np.einsum("ikb,kb->ib", chol[j:, :j], chol[j, :j], out=column)
+            np.subtract(matrices[j:, j], column, out=column)
+        else:
+            column[...] = matrices[j:, j]
+        np.sqrt(column[0], out=column[0])
+        column[1:] /= column[0]
+    return chol
 
 
 def pattern_conditionals(idx: np.ndarray, dense: DenseComponents):
@@ -469,11 +485,15 @@ class Expanded:
         ``mu' P mu``.
     prec_means : ndarray of shape (K, D)
         ``P mu``.
+    hole_rows : ndarray of shape (D, D + 1, K)
+        For hole column ``j``, ``[x, 1] @ hole_rows[j] = (P (x - mu))_j`` of
+        every component: row ``j`` of the precisions, then ``-(P mu)_j``.
     """
 
     linear: np.ndarray
     const: np.ndarray
     prec_means: np.ndarray
+    hole_rows: np.ndarray
 
 
 def expanded_coefficients(dense: DenseComponents) -> Expanded:
@@ -485,7 +505,10 @@ def expanded_coefficients(dense: DenseComponents) -> Expanded:
     quad = prec[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
     linear = np.concatenate([quad, -2.0 * prec_means], axis=1)
     const = np.einsum("ki,ki->k", dense.means, prec_means)
-    return Expanded(linear, const, prec_means)
+    hole_rows = np.empty((d, d + 1, prec.shape[0]))
+    hole_rows[:, :d] = dense.precisions_last
+    hole_rows[:, d] = -prec_means.T
+    return Expanded(linear, const, prec_means, hole_rows)
 
 
 def expanded_ok(dense: DenseComponents, weights) -> bool:
@@ -515,7 +538,8 @@ def expanded_log_prob(
     ``-P_mm^-1 u`` (whatever ``a`` holds in the holes). ``a' P a`` is one GEMM
     with the quadratic features, as in the 'full' family's expanded E-step;
     ``(P a)_m`` one small GEMM per hole column over the rows with a hole
-    there (the block's holes sorted by column); ``P_mm^-1 u`` m² vectorised
+    there (the block's holes sorted by column; the rows with a 1 appended,
+    so the GEMM also subtracts ``(P mu)_m``); ``P_mm^-1 u`` m² vectorised
     products over the block's rows and components, with each pattern's
     inverse gathered to its rows (no gather when every row has its own
     pattern). Use only when :func:`expanded_ok`.
@@ -525,7 +549,7 @@ def expanded_log_prob(
     -------
     log_prob : ndarray of shape (K, n)
     work : tuple
-        ``(features, x at each hole's row (H, D), e)`` for
+        ``(features, [x, 1] at each hole's row (H, D + 1), e)`` for
         :func:`expanded_statistics`, with ``e`` (m, n, K) the conditional
         expectations of the holes under each component (shifted).
     """
@@ -536,21 +560,21 @@ def expanded_log_prob(
     quad = feats @ coefs.linear.T  # (n, K): a' P a less mu' P mu
     quad += coefs.const
     n_components = dense.means.shape[0]
-    at_holes = x[block.hole_rows]  # (H, D), holes by column
+    with_one = np.empty((n_rows, x.shape[1] + 1))  # [x, 1]
+    with_one[:, :-1] = x
+    with_one[:, -1] = 1.0
+    at_holes = with_one[block.hole_rows]  # (H, D + 1), holes by column
     by_column = np.empty((at_holes.shape[0], n_components))
-    for j, start, stop in block.columns:
-        column = by_column[start:stop]
-        np.matmul(at_holes[start:stop], dense.precisions_last[j], out=column)  # (P x)_j
-        column -= coefs.prec_means[:, j]
+    for j, start, stop in block.columns:  # (P x)_j - (P mu)_j
+        np.matmul(at_holes[start:stop], coefs.hole_rows[j], out=by_column[start:stop])
     u = np.empty((m * n_rows, n_components))  # (P a)_m
     u[block.hole_order] = by_column
     u = u.reshape(m, n_rows, n_components)
     if last.shape[2] != n_rows:  # each pattern's inverse at its rows: (m, m, n, K)
         last = np.take(last, block.pattern, axis=2)
-    solved = last[:, 0] * u[0]  # P_mm^-1 u, (m, n, K)
-    scratch = np.empty_like(solved)
-    for i in range(1, m):
-        solved += np.multiply(last[:, i], u[i], out=scratch)
+    # P_mm^-1 u, (m, n, K): one pass over the inverses, rows and components flat.
+    solved = np.einsum("ijb,jb->ib", last.reshape(m, m, -1), u.reshape(m, -1))
+    solved = solved.reshape(m, n_rows, n_components)
     u *= solved
     quad -= u.sum(axis=0)  # u' P_mm^-1 u
     np.maximum(quad, 0.0, out=quad)
@@ -615,7 +639,8 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     With ``z = x + e`` the row with its holes filled (``x`` 0 in the holes,
     ``e`` 0 outside them), ``sum r z z' = sum r x x' + sum r (x e' + e x') +
     sum r e e'``: the first is one GEMM with the quadratic features, the
-    second one small GEMM per hole column; the upper triangle of the third,
+    second one small GEMM per hole column (which gives ``sum r e`` too, from
+    the 1 appended to the rows); the upper triangle of the third,
     per row, and of the conditional covariances ``P_mm^-1``, summed per
     pattern, are put in place by one sparse product (the block's
     ``pair_embedding``). O(n·K·(D² / 2 + m·(D + m))) time, O(K·m²·(n + p))
@@ -626,12 +651,12 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     m, n_rows = filled.shape[:2]
     weighted = filled * resp.T  # (m, n, K): r e
     by_column = weighted.reshape(-1, n_components)[block.hole_order]  # (H, K)
-    cross = np.zeros((n_components, d, d))
+    # sum r e_j [x, 1] at each hole column j: the cross products, then (the
+    # appended 1) the sums of r e_j.
+    sums = np.zeros((n_components, d + 1, d))
     for j, start, stop in block.columns:
-        cross[:, :, j] = by_column[start:stop].T @ at_holes[start:stop]
-    hole_sums = np.zeros((d, n_components))
-    starts = [start for _, start, _ in block.columns]
-    hole_sums[[j for j, _, _ in block.columns]] = np.add.reduceat(by_column, starts, axis=0)
+        sums[:, :, j] = by_column[start:stop].T @ at_holes[start:stop]
+    cross, hole_sums = sums[:, :d], sums[:, d].T
     # Pairs i <= j: r e_i e_j of each row (T, n, K), then r C_ij summed per pattern
     # (T, p, K), or added to the row's own when each row has its own pattern.
     per_pattern = np.add.reduceat(resp, block.starts, axis=1).T  # (p, K)

@@ -116,6 +116,30 @@ def test_batched_cholesky_inverse_equals_numpy(m):
     np.testing.assert_allclose(inverse.transpose(2, 0, 1), np.linalg.inv(spd), rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("m", [4, 12])
+def test_batched_cholesky_inverse_on_ill_conditioned_and_indefinite_matrices(m):
+    """Condition numbers up to 1e10: the error stays within cond · eps of LAPACK's.
+
+    An indefinite matrix gives NaN and leaves the others alone.
+    """
+    rng = np.random.default_rng(m)
+    q = np.linalg.qr(rng.standard_normal((30, m, m)))[0]
+    conditions = np.logspace(0, 10, 30)
+    eigen = np.exp(np.linspace(0, 1, m) * np.log(conditions)[:, None])  # 1 ... cond
+    spd = (q * eigen[:, None, :]) @ np.swapaxes(q, 1, 2)
+    spd = (spd + np.swapaxes(spd, 1, 2)) / 2
+    indefinite = spd[0].copy()
+    indefinite[m - 1, m - 1] = -1.0
+    batch = np.concatenate([spd, indefinite[None]])
+    log_det, inverse = missing.cholesky_inverse(np.ascontiguousarray(batch.transpose(1, 2, 0)))
+    bound = 100 * m * conditions * np.finfo(float).eps
+    assert np.all(np.abs(log_det[:-1] - np.linalg.slogdet(spd)[1]) <= bound)
+    reference = np.linalg.inv(spd)
+    error = np.linalg.norm(inverse.transpose(2, 0, 1)[:-1] - reference, axis=(1, 2))
+    assert np.all(error <= bound * np.linalg.norm(reference, axis=(1, 2)))
+    assert np.isnan(log_det[-1]) and np.isnan(inverse[..., -1]).any()
+
+
 # ------------------------------------------------- the expanded kernels, path by path
 def kernel_case(case: str, dtype, offset: float):
     """(X with holes, weights, means, covariances) of a 3-component 'full' mixture, D = 6.
