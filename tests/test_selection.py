@@ -715,6 +715,34 @@ def _pid_after(k):
     return os.getpid()
 
 
+def _pid_and_threads(k):
+    import time
+
+    time.sleep(0.05)
+    return os.getpid(), sorted((p["user_api"], p["num_threads"]) for p in threadpool_info())
+
+
+def test_workers_run_small_fits_on_one_thread_as_a_serial_sweep_does(monkeypatch):
+    """With n_jobs=2 on four cores each worker's share is two threads, but fits a
+    serial sweep would run on one thread (``serial_threads=1``) get one in every
+    process, the forked worker as well as this one."""
+    from gmm.selection import parallel
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forked workers are used on Linux only")
+    if not any(p["user_api"] == "blas" for p in threadpool_info()):
+        pytest.skip("threadpoolctl sees no BLAS to limit")
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 4)
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 0.0)
+    assert parallel.worker_threads(2) == 2 and parallel.worker_threads(2, 1) == 1
+    tasks = [(k, (k,)) for k in range(6)]
+    limited = [value for _, value in parallel.run(_pid_and_threads, tasks, 2, "fork", 1)]
+    assert len({pid for pid, _ in limited}) == 2  # the worker was forked and did work
+    assert all(n == 1 for _, pools in limited for _, n in pools)
+    shared = [value for _, value in parallel.run(_pid_and_threads, tasks, 2, "fork")]
+    assert {n for _, pools in shared for api, n in pools if api == "blas"} == {2}
+
+
 def test_a_serial_sweep_of_small_fits_runs_them_on_one_thread(blobs, monkeypatch):
     """Small E-steps run on one BLAS and one OpenMP thread (waking threads costs
     more than they give); above SERIAL_THREADED_WORK the fits get them as they are."""

@@ -3,7 +3,8 @@
 Everything here is about *where* and *how visibly* independent calls run, not
 about what they compute: :func:`run` takes any module-level function and its
 argument tuples. Workers get a share of the cores for their BLAS (through
-threadpoolctl), so workers times threads never exceed the cores.
+threadpoolctl), so workers times threads never exceed the cores, and no more
+than a call in this process would get (:func:`worker_threads`).
 
 Two kinds of workers (:func:`backend`). On Linux, from a process with no other
 Python thread and no dask collection among the arguments, this process is one
@@ -59,7 +60,9 @@ def run(
         monitor thread, say); None: chosen now.
     serial_threads : int or None, default=None
         BLAS and OpenMP threads of each call when the tasks run in this process
-        (None: as they are). Workers always get their share of the cores.
+        (None: as they are). Workers get their share of the cores, at most
+        this many: fits too small to gain from threads run on one thread
+        wherever they run.
 
     Raises
     ------
@@ -74,7 +77,7 @@ def run(
         for key, args in tasks:
             yield _call_limited(key, function, args, serial_threads)
         return
-    threads = max(1, cpu_count() // n_workers)
+    threads = worker_threads(n_workers, serial_threads)
     if kind == "fork":
         yield from _run_forked(function, tasks, n_workers, threads)
         return
@@ -231,6 +234,17 @@ def n_workers_for(n_jobs, n_tasks: int) -> int:
     except ImportError:
         raise ImportError(f"n_jobs > 1 needs joblib: {INSTALL_PARALLEL}") from None
     return max(1, min(joblib.effective_n_jobs(int(n_jobs)), n_tasks))
+
+
+def worker_threads(n_workers: int, limit: int | None = None) -> int:
+    """BLAS and OpenMP threads of each of ``n_workers`` workers: their share of the
+    cores, at most ``limit`` (None: no limit), at least 1. O(1).
+
+    >>> worker_threads(2, 1) <= 1
+    True
+    """
+    share = max(1, cpu_count() // n_workers)
+    return share if limit is None else max(1, min(share, limit))
 
 
 def cpu_count() -> int:

@@ -118,10 +118,11 @@ def sweep(
         Fits run in parallel with joblib (``pip install "gmm[parallel]"``);
         None or 1 runs them in this process, -1 uses every core. Each worker's
         BLAS is limited to ``cores // workers`` threads (threadpoolctl), so
-        workers times threads never exceed the cores. In this process, a grid
-        whose largest E-step is below :data:`SERIAL_THREADED_WORK` multiply-adds
-        runs each fit on one BLAS and one OpenMP thread (threads cost more than
-        they give on such small products; :func:`serial_blas_threads`).
+        workers times threads never exceed the cores. A grid whose largest
+        E-step is below :data:`SERIAL_THREADED_WORK` multiply-adds runs each fit
+        on one BLAS and one OpenMP thread, in this process or in a worker
+        (threads cost more than they give on such small products;
+        :func:`serial_blas_threads`).
     checkpoint : str or path, default=None
         A JSON Lines file that records each finished fit (flushed and fsynced).
         Rerunning with the same file skips finished fits: see
