@@ -109,9 +109,10 @@ class Diag(CovarianceFamily):
         return (resp @ feats[:, : 2 * X.shape[1]],)
 
     def scatter(self, moments, nk, shift, coefs):
-        means, variances = statistics.diagonal_from_moments(
-            moments[0], nk, shift, coefs.matrix.dtype
-        )
+        # The dtype the moments were summed in: the coefficients' (the kernels' working
+        # dtype), or the moments' own when no E-step made them.
+        dtype = moments[0].dtype if coefs is None else coefs.matrix.dtype
+        means, variances = statistics.diagonal_from_moments(moments[0], nk, shift, dtype)
         return statistics.Scatter(nk, means, variances, self.scatter_kind)
 
     def estimate(self, scatter, reg_covar, previous):
