@@ -33,6 +33,12 @@ even then ((1,797 × 902) @ (902 × 400) and back, 6.5e8: 142 ms on one thread,
 gained (6.5e8). The 100,000 × 20 case does not move: its E-step runs its row
 ranges on two threads with BLAS on one already (:mod:`gmm.em`), and its K·D³
 matrix kernels are small either way.
+
+The same comparison in one process (``python -m experiments.bench --threads 7``,
+digits K = 110, wall / CPU ms per iteration): at load 2.6 threads 101 / 84, one
+thread 40 / 38, the default 33 / 33 (busy in 7 of 7 repeats); at load 1.6 threads
+26 / 50, one thread 34 / 53, the default 26 / 48 (busy in none). The second core
+pays when it is free, hence :data:`BUSY_LOAD`.
 """
 
 from __future__ import annotations
