@@ -566,6 +566,63 @@ def _probe(out: Path) -> int:
     return 0
 
 
+#: The BLAS thread policies :func:`thread_policies` compares (``THREADED_WORK``).
+POLICIES = {"threads": 0, "one thread": float("inf"), "by load (default)": None}
+
+
+def thread_policies(repeats: int = 5, iters: int = 5) -> list[dict]:
+    """Our 'full' iteration under each BLAS thread policy, on the digits and 100,000 × 20.
+
+    ``python -m experiments.bench --threads``: per case, fits of ``iters``
+    iterations from scikit-learn's start, the policies (:data:`POLICIES`, set as
+    ``gmm.blas_threads.THREADED_WORK``) alternating, ``repeats`` times; medians of
+    wall and process CPU ms per iteration, the load average and how many repeats
+    the default saw a busy machine (:func:`gmm.blas_threads.machine_busy`).
+    """
+    from time import process_time
+
+    from gmm import blas_threads
+
+    X, _ = make_blobs(100_000, n_features=20, centers=20, random_state=0)
+    digits = PCA(0.99, whiten=True, random_state=0).fit_transform(load_digits().data)
+    rows = []
+    for name, data, k in (("digits", digits, 110), ("100,000 x 20", X, 20)):
+        start = _start(data, k, "full")
+        times: dict[str, list] = {policy: [] for policy in POLICIES}
+        busy = 0
+        saved = blas_threads.THREADED_WORK
+        try:
+            for repeat in range(repeats + 1):  # the first round warms up
+                busy += repeat > 0 and blas_threads.machine_busy()
+                for policy, limit in POLICIES.items():
+                    blas_threads.THREADED_WORK = limit
+                    wall, cpu = perf_counter(), process_time()
+                    _fit(GaussianMixture, data, k, "full", iters, start)
+                    if repeat:
+                        times[policy].append((perf_counter() - wall, process_time() - cpu))
+        finally:
+            blas_threads.THREADED_WORK = saved
+        row = {"case": f"full, {name}, K={k}", "load": os.getloadavg()[0], "busy": busy}
+        for policy, pairs in times.items():
+            wall_ms, cpu_ms = 1000 * np.median(np.array(pairs), axis=0) / iters
+            row[policy] = {"wall_ms": float(wall_ms), "cpu_ms": float(cpu_ms)}
+        rows.append(row)
+    return rows
+
+
+def _threads(out: Path, repeats: int) -> int:
+    rows = thread_policies(repeats)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_threads.json").write_text(json.dumps(rows, indent=2))
+    for row in rows:
+        print(f"{row['case']} (load {row['load']:.1f}, busy in {row['busy']} repeats): ms/iter")
+        for policy in POLICIES:
+            ms = row[policy]
+            print(f"  {policy:>18}: wall {ms['wall_ms']:6.1f}, CPU {ms['cpu_ms']:6.1f}")
+    print(f"wrote {out / 'bench_threads.json'}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--grid" in argv:  # the issue's grid: bench_grid's options follow --grid
@@ -590,9 +647,19 @@ def main(argv=None) -> int:
         help="only profile a 'full' iteration stage by stage (CPU ms, one BLAS thread and "
         "all) at 100,000 x 20, K=20 and on digits, K=110; writes bench_probe.json",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="REPEATS",
+        help="only compare our 'full' iteration under each BLAS thread policy "
+        "(gmm.blas_threads), alternating REPEATS times, on digits K=110 and "
+        "100,000 x 20 K=20; writes bench_threads.json",
+    )
     args = parser.parse_args(argv)
     if args.probe:
         return _probe(args.out)
+    if args.threads:
+        return _threads(args.out, args.threads)
     result = measure("quick" if args.quick else "full" if args.full else "report")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(result, indent=2))

@@ -8,21 +8,56 @@ The EM pass works on row chunks and on K small (D, D) matrices, so on such a
 machine it pays to run them on one thread below :data:`THREADED_WORK`
 multiply-adds and leave larger ones to the library.
 
-On a quiet machine the same limit costs: measured on the idle two-core box, 'full'
-100,000 × 20, K = 20 took 106 ms per iteration with the limit at 2**28 and 70 ms
-without it, the digits (K = 110) 36 ms and 29 ms. So the default is 0 (never
-limit); set ``gmm.blas_threads.THREADED_WORK = 2**28`` on a shared, busy machine.
+On a quiet machine the limit costs: measured on the idle two-core box (last
+session, before the E-step ran its row ranges on two threads), the digits
+(1,797 × 41, K = 110) took 36 ms per 'full' iteration with the limit at 2**28
+and 29 ms without it. So the default (:data:`THREADED_WORK` None) follows the
+machine's load: when other processes keep the cores busy (:func:`machine_busy`)
+products below :data:`BUSY_THREADED_WORK` run on one thread, otherwise nothing
+is limited. Measured on the shared two-core box at load 3.3-4.4 (CPU and wall,
+medians of 3-5 alternating fits of 5 iterations, ``experiments.bench`` starts):
+
+============================  ============  ===========  ==============
+'full' per iteration           BLAS threads  one thread   largest product
+============================  ============  ===========  ==============
+digits 1,797 × 41, K = 110         115 ms        68 ms       1.8e8
+digits 1,797 × 41, K = 200         147 ms        79 ms       3.2e8
+100,000 × 50, K = 2                261 ms        93 ms       ~4e6
+100,000 × 20, K = 20                65 ms        63 ms       (split E-step)
+============================  ============  ===========  ==============
+
+A lone product gains from the second thread only from a few 1e8 multiply-adds
+even then ((1,797 × 902) @ (902 × 400) and back, 6.5e8: 142 ms on one thread,
+106 ms on two; at 1.8e8 51.6 against 50.5 ms), hence :data:`BUSY_THREADED_WORK`
+= 2**29, between the largest fit that lost (3.2e8) and the smallest product that
+gained (6.5e8). The 100,000 × 20 case does not move: its E-step runs its row
+ranges on two threads with BLAS on one already (:mod:`gmm.em`), and its K·D³
+matrix kernels are small either way.
+
+The same comparison in one process (``python -m experiments.bench --threads 7``,
+digits K = 110, wall / CPU ms per iteration): at load 2.6 threads 101 / 84, one
+thread 40 / 38, the default 33 / 33 (busy in 7 of 7 repeats); at load 1.6 threads
+26 / 50, one thread 34 / 53, the default 26 / 48 (busy in none). The second core
+pays when it is free, hence :data:`BUSY_LOAD`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-#: Multiply-adds of one kernel call below which BLAS runs on one thread.
-#: 0 (the default) never limits; 2**28 suits a shared, busy machine (see above).
-THREADED_WORK = 0
+#: Multiply-adds of one kernel call below which BLAS runs on one thread. None
+#: (the default) follows the load: :data:`BUSY_THREADED_WORK` while the machine
+#: is busy (:func:`machine_busy`), else 0. A number fixes it: 0 never limits.
+THREADED_WORK: float | None = None
+#: The limit while the machine is busy (see the module's table).
+BUSY_THREADED_WORK = 2**29
+#: The machine is busy when its 1-minute load average exceeds its cores by this
+#: much: this process counts for about one (two while its BLAS threads spin), so
+#: an idle two-core box running one fit reads 1-2, and the shared box 3-6.
+BUSY_LOAD = 0.5
 
 _controller: Any = None
 
@@ -32,11 +67,41 @@ def matrix_work(n_components: int, n_features: int) -> float:
     return float(n_components) * float(n_features) ** 3
 
 
-@contextmanager
-def blas_threads_for(work: float) -> Iterator[None]:
-    """Limit BLAS to one thread in this block if ``work`` < :data:`THREADED_WORK`.
+def _cores() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - not Linux
 
-    ``work`` is the multiply-adds of the block's largest BLAS call. Needs
+
+def machine_busy(load: float | None = None, cores: int | None = None) -> bool:
+    """Whether other processes keep the cores busy, so BLAS threads would wait.
+
+    ``load`` (default: the 1-minute load average now, a few µs to read) exceeds
+    ``cores`` (default: the CPUs this process may use) by :data:`BUSY_LOAD`.
+    False where the load average cannot be read.
+    """
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # pragma: no cover - not on Windows
+            return False
+    return load - (_cores() if cores is None else cores) >= BUSY_LOAD
+
+
+def threaded_work() -> float:
+    """The limit in force: :data:`THREADED_WORK`, or by the load when it is None."""
+    if THREADED_WORK is not None:
+        return THREADED_WORK
+    return BUSY_THREADED_WORK if machine_busy() else 0
+
+
+@contextmanager
+def blas_threads_for(work: float | None) -> Iterator[None]:
+    """Limit BLAS to one thread in this block if ``work`` < :func:`threaded_work`.
+
+    ``work`` is the multiply-adds of the block's largest BLAS call (None: not
+    known, the block runs unchanged). Needs
     threadpoolctl (a dependency of scikit-learn); without it the block runs
     unchanged. Costs about 20 µs.
 
@@ -48,7 +113,7 @@ def blas_threads_for(work: float) -> Iterator[None]:
     >>> float(product[0, 0])
     2.0
     """
-    if work >= THREADED_WORK:
+    if work is None or work >= threaded_work():
         yield
         return
     with blas_threads(1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gmm import blas_threads
@@ -27,10 +28,82 @@ def test_matrix_work_is_k_d_cubed():
     assert blas_threads.matrix_work(3, 10) == 3000.0
 
 
-def test_by_default_nothing_is_limited():
+def test_on_a_quiet_machine_nothing_is_limited_by_default(monkeypatch):
+    monkeypatch.setattr(blas_threads, "machine_busy", lambda: False)
+    assert blas_threads.THREADED_WORK is None
+    assert blas_threads.threaded_work() == 0
     before = _blas_threads()
     with blas_threads.blas_threads_for(1.0):
         assert _blas_threads() == before
+
+
+def test_on_a_busy_machine_products_below_the_busy_limit_get_one_thread(monkeypatch):
+    monkeypatch.setattr(blas_threads, "machine_busy", lambda: True)
+    limit = blas_threads.BUSY_THREADED_WORK
+    assert blas_threads.threaded_work() == limit
+    # The measured shapes: the digits E-step (1,797 rows x 902 features x K) up to
+    # K = 200 lost with threads on the busy machine; a 6.5e8 product gained.
+    assert 1797 * 902 * 200 < limit < 6.5e8
+    before = _blas_threads()
+    with blas_threads.blas_threads_for(1797.0 * 902 * 110):
+        assert all(n == 1 for n in _blas_threads())
+    assert _blas_threads() == before
+    for work in (limit, None):  # large, or not known: left alone
+        with blas_threads.blas_threads_for(work):
+            assert _blas_threads() == before
+
+
+def test_a_fixed_limit_overrides_the_load(monkeypatch):
+    monkeypatch.setattr(blas_threads, "machine_busy", lambda: True)
+    monkeypatch.setattr(blas_threads, "THREADED_WORK", 0)
+    assert blas_threads.threaded_work() == 0
+    monkeypatch.setattr(blas_threads, "machine_busy", lambda: False)
+    monkeypatch.setattr(blas_threads, "THREADED_WORK", 2**28)
+    assert blas_threads.threaded_work() == 2**28
+
+
+def test_machine_busy_compares_the_load_with_the_cores():
+    assert not blas_threads.machine_busy(load=1.9, cores=2)  # one fit, its threads spinning
+    assert not blas_threads.machine_busy(load=2.4, cores=2)
+    assert blas_threads.machine_busy(load=2.5, cores=2)
+    assert blas_threads.machine_busy(load=5.0, cores=2)
+    assert not blas_threads.machine_busy(load=5.0, cores=8)
+    assert isinstance(blas_threads.machine_busy(), bool)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_fit_is_the_same_to_rounding_with_and_without_blas_threads(monkeypatch, dtype):
+    """Small data, many components (the digits' regime: the E-step is not split),
+    hard data (offset 1e6, features from 1e-4 to 1e4): one BLAS thread for every
+    product against the library's threads, and both against scikit-learn."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from gmm import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((12, 6)) * 4
+    X = centres[rng.integers(0, 12, 600)] + rng.standard_normal((600, 6))
+    X = X * np.logspace(-4, 4, 6) + 1e6
+    start = SkGaussianMixture(12, max_iter=1, random_state=0).fit(X)
+    init = {
+        "weights_init": start.weights_,
+        "means_init": start.means_,
+        "precisions_init": start.precisions_,
+    }
+    fits = {}
+    for name, limit in (("threads", 0), ("one thread", float("inf"))):
+        monkeypatch.setattr(blas_threads, "THREADED_WORK", limit)
+        fits[name] = GaussianMixture(12, max_iter=5, tol=0, **init).fit(X.astype(dtype))
+    a, b = fits["threads"], fits["one thread"]
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(a.means_, b.means_, rtol=rtol)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=rtol, atol=1e-12)
+    np.testing.assert_allclose(a.lower_bound_, b.lower_bound_, rtol=rtol)
+    if dtype == np.float64:
+        ref = SkGaussianMixture(12, max_iter=5, tol=0, **init).fit(X)
+        np.testing.assert_allclose(b.means_, ref.means_, rtol=1e-9)
+        np.testing.assert_allclose(b.lower_bound_, ref.lower_bound_, rtol=1e-9)
 
 
 def test_blas_thread_count_reads_the_limit_in_force():
