@@ -35,6 +35,9 @@ class Diag(CovarianceFamily):
 
     name = "diag"
     scatter_kind = "diagonal"
+    #: Fewest components for which the EM pass forms and keeps the features
+    #: (:meth:`chunk_features`); with fewer, the kernels read the shifted chunk.
+    FEATURE_COMPONENTS = 4
     precision_requirement = "positive (every entry > 0)"
     factor_requirement = "positive"
 
@@ -56,6 +59,41 @@ class Diag(CovarianceFamily):
         np.multiply(columns, columns, out=feats[:n_features])
         feats[2 * n_features] = 1
         return feats.T
+
+    def chunk_features(self, X, n_components):
+        """:meth:`features`, or ``X`` itself below :attr:`FEATURE_COMPONENTS` components.
+
+        With few components the E-step is a stream over the data, and forming and
+        keeping the features (their first-touch writes, then reading 2·D + 1
+        columns where X has D) cost more than the one product they save: the
+        kernels then read X and its squares, formed per chunk
+        (:meth:`plain_product`), the same numbers to rounding.
+        """
+        return X if n_components < self.FEATURE_COMPONENTS else self.features(X)
+
+    def chunk_columns(self, n_features, n_components, dtype):
+        """Width of :meth:`features` plus D, however many components (sizes the chunks)."""
+        return self.features(np.zeros((1, n_features), dtype=dtype)).shape[1] + n_features
+
+    def apply(self, matrix, coefs, X, feats):
+        """``matrix`` (K, F) applied to each row's features: (K, rows), and the work.
+
+        ``feats`` are the chunk's features, or ``X`` itself (:meth:`chunk_features`):
+        then the squares of X are formed, O(rows · D) memory, and are the work
+        (:meth:`moments` reads them); else the work is None. O(rows · K · F) time.
+        """
+        if feats.shape[1] != X.shape[1]:
+            return matrix @ feats[:, coefs.rows].T, None
+        squares = np.multiply(X, X)
+        return self.plain_product(matrix, X, squares), squares
+
+    def plain_product(self, matrix, X, squares):
+        """``matrix @ [x², x, 1]ᵀ`` from X and its squares, (K, rows), by columns."""
+        d = X.shape[1]
+        out = matrix[:, :d] @ squares.T
+        out += matrix[:, d : 2 * d] @ X.T
+        out += matrix[:, 2 * d :]
+        return out
 
     def _precision_per_feature(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         return prec_chol.astype(np.float64) ** 2
@@ -85,8 +123,9 @@ class Diag(CovarianceFamily):
         return np.sum(prec * (spread + np.abs(means)) ** 2, axis=1) / d
 
     def mahalanobis(self, X, feats, coefs):
-        maha = coefs.matrix @ feats[:, coefs.rows].T
-        return np.maximum(maha, 0, out=maha), None
+        """Squared distances (K, rows) and the work of :meth:`apply`."""
+        maha, work = self.apply(coefs.matrix, coefs, X, feats)
+        return np.maximum(maha, 0, out=maha), work
 
     def log_prob(self, X, feats, coefs, log_norm_const):
         """``-maha / 2 + log_norm_const``, (K, rows), from one product.
@@ -95,18 +134,21 @@ class Diag(CovarianceFamily):
         product's constant column (halving is exact); the clamp of the distances
         at 0 becomes a clamp of the log-probabilities at ``log_norm_const``.
         ``log_norm_const`` is (K,), in the working dtype. O(rows · K · F) time,
-        one (K, rows) array.
+        one (K, rows) array, and the work of :meth:`apply`.
         """
         matrix = coefs.matrix * -0.5
         matrix[:, coefs.ones] += log_norm_const
-        log_prob = matrix @ feats[:, coefs.rows].T
-        return np.minimum(log_prob, log_norm_const[:, None], out=log_prob), None
+        log_prob, work = self.apply(matrix, coefs, X, feats)
+        return np.minimum(log_prob, log_norm_const[:, None], out=log_prob), work
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(prec_chol), axis=1)
 
     def moments(self, X, feats, resp, coefs, work):
-        return (resp @ feats[:, : 2 * X.shape[1]],)
+        """``(resp @ [x², x],)``, (K, 2·D); ``work``: the squares of X (:meth:`apply`)."""
+        if work is None:
+            return (resp @ feats[:, : 2 * X.shape[1]],)
+        return (np.concatenate([resp @ work, resp @ X], axis=1),)
 
     def scatter(self, moments, nk, shift, coefs):
         means, variances = statistics.diagonal_from_moments(
