@@ -609,6 +609,7 @@ def test_axis_aligned_plain_kernels_give_the_kept_features_statistics(name, case
     results = {}
     for kept in (True, False):
         monkeypatch.setattr(Diag, "FEATURE_COMPONENTS", 0 if kept else 10**6)
+        monkeypatch.setattr(Diag, "PLAIN_MIN_VALUES", 0)
         stats, coefs = _expectation(X, family, params, shift, kept)
         scatter = em.scatter(stats, family, shift, coefs, dtype) if name == "diag" else None
         results[kept] = stats, scatter
@@ -633,6 +634,7 @@ def test_one_component_far_row_is_named_by_either_kernels(name, kept, monkeypatc
     from gmm.covariance.diag import Diag
 
     monkeypatch.setattr(Diag, "FEATURE_COMPONENTS", 0 if kept else 10**6)
+    monkeypatch.setattr(Diag, "PLAIN_MIN_VALUES", 0)
     rng = np.random.default_rng(2)
     X = rng.normal(size=(500, 4))
     X[123] = 1e200

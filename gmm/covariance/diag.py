@@ -46,6 +46,11 @@ class Diag(CovarianceFamily):
     #: K = 8 3.3x against 2.9x, K = 20 4.5x against 4.0x).
     FEATURE_COMPONENTS = 8
     FEATURE_MAX_FEATURES = 49
+    #: Fewest values (rows × D) of a chunk for which the kernels may read X: on
+    #: smaller chunks the features cost little, and the kept features' kernels
+    #: gave the same bits in another process where the plain ones did not
+    #: (tests/test_cli.py's sample of a model fitted in two processes, 150 × 2).
+    PLAIN_MIN_VALUES = 2**16
     precision_requirement = "positive (every entry > 0)"
     factor_requirement = "positive"
 
@@ -77,8 +82,8 @@ class Diag(CovarianceFamily):
         kernels then read X and its squares, formed per chunk
         (:meth:`plain_product`), the same numbers to rounding.
         """
-        few = n_components < self.FEATURE_COMPONENTS
-        if few or X.shape[1] > self.FEATURE_MAX_FEATURES:
+        few = n_components < self.FEATURE_COMPONENTS or X.shape[1] > self.FEATURE_MAX_FEATURES
+        if few and X.size >= self.PLAIN_MIN_VALUES:
             return X
         return self.features(X)
 
