@@ -167,9 +167,10 @@ class Diag(CovarianceFamily):
         return (np.concatenate([resp @ work, resp @ X], axis=1),)
 
     def scatter(self, moments, nk, shift, coefs):
-        means, variances = statistics.diagonal_from_moments(
-            moments[0], nk, shift, coefs.matrix.dtype
-        )
+        # The dtype the moments were summed in: the coefficients' (the EM pass's
+        # working dtype), or the moments' own when a caller has no coefficients.
+        dtype = moments[0].dtype if coefs is None else coefs.matrix.dtype
+        means, variances = statistics.diagonal_from_moments(moments[0], nk, shift, dtype)
         return statistics.Scatter(nk, means, variances, self.scatter_kind)
 
     def estimate(self, scatter, reg_covar, previous):
