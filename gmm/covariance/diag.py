@@ -43,7 +43,10 @@ class Diag(CovarianceFamily):
     #: against scikit-learn): reading X wins for K < 8 at D = 20 to 200 (spherical
     #: D = 100, K = 1: 0.82x -> 1.31x; diag D = 50, K = 1: 1.14x -> 2.14x) and up to
     #: K = 16 from D = 50; the kept features win from K = 8 at D = 20 (spherical
-    #: K = 8 3.3x against 2.9x, K = 20 4.5x against 4.0x).
+    #: K = 8 3.3x against 2.9x, K = 20 4.5x against 4.0x). ``experiments.bench_grid``
+    #: (wall, default threads, load ~1.8): spherical D = 50, K = 1 0.84x -> 2.08x,
+    #: D = 100, K = 1 0.88x -> 2.46x, K = 2 1.41x -> 2.17x; diag D = 50, K = 1
+    #: 1.59x -> 2.57x.
     FEATURE_COMPONENTS = 8
     FEATURE_MAX_FEATURES = 49
     #: Fewest values (rows × D) of a chunk for which the kernels may read X: on
