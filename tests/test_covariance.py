@@ -392,13 +392,16 @@ def _family_covariances(name, variances):
     return np.stack([np.diag(v) for v in variances])
 
 
+@pytest.mark.parametrize("kernels", ["features", "plain"])
 @pytest.mark.parametrize("name", AXIS_ALIGNED)
 @pytest.mark.parametrize(
     "case", ["offset 1e6", "features 1e-4..1e4", "tight std 1e-3", "float32", "far rows"]
 )
-def test_axis_aligned_log_prob_equals_scipy_on_hard_data(name, case):
+def test_axis_aligned_log_prob_equals_scipy_on_hard_data(name, case, kernels):
     """The one-product E-step on [x², x, 1] (on [x, ||x||², 1] for the spherical
-    models) against scipy's log-density of the raw, unshifted float64 rows."""
+    models), and the plain one on X and its squares (``feats`` is X itself, see
+    Diag.chunk_features), against scipy's log-density of the raw, unshifted
+    float64 rows."""
     rng = np.random.default_rng(7)
     k, d = 3, 5
     scales = np.logspace(-4, 4, d) if case == "features 1e-4..1e4" else np.ones(d)
@@ -425,7 +428,8 @@ def test_axis_aligned_log_prob_equals_scipy_on_hard_data(name, case):
     shift = X.astype(dtype).mean(axis=0)
     coefs, const = prepare(params, family, shift, _ml_log_const(params, family))
     Xc = X.astype(dtype) - shift
-    log_prob, _ = weighted_log_prob(Xc, family.features(Xc), family, coefs, const)
+    feats = family.features(Xc) if kernels == "features" else Xc
+    log_prob, _ = weighted_log_prob(Xc, feats, family, coefs, const)
     assert log_prob.dtype == dtype
     # scipy's univariate densities, summed over the features: the covariances are
     # diagonal, and multivariate_normal refuses a condition number of 1e16.
@@ -442,8 +446,9 @@ def test_axis_aligned_log_prob_equals_scipy_on_hard_data(name, case):
     assert coefs.matrix.shape == (k, d + 2 if name in ("spherical", "EII", "VII") else 2 * d + 1)
 
 
+@pytest.mark.parametrize("plain", [False, True])
 @pytest.mark.parametrize("name", ["diag", "spherical"])
-def test_axis_aligned_mahalanobis_equals_the_fused_log_prob(name):
+def test_axis_aligned_mahalanobis_equals_the_fused_log_prob(name, plain):
     """mahalanobis (the family interface other modules call) and log_prob (the EM
     pass's one product) give the same distances."""
     rng = np.random.default_rng(5)
@@ -455,10 +460,11 @@ def test_axis_aligned_mahalanobis_equals_the_fused_log_prob(name):
     params = Parameters(np.full(k, 1 / k), means, cov, family.precision_cholesky(cov))
     X = rng.normal(0, 3, (300, d))
     coefs, const = prepare(params, family, np.zeros(d), _ml_log_const(params, family))
-    maha, _ = family.mahalanobis(X, family.features(X), coefs)
+    feats = X if plain else family.features(X)
+    maha, _ = family.mahalanobis(X, feats, coefs)
     direct = np.stack([np.sum((X - means[j]) ** 2 / variances[j], axis=1) for j in range(k)])
     np.testing.assert_allclose(maha, direct, rtol=1e-10)
-    log_prob, _ = weighted_log_prob(X, family.features(X), family, coefs, const)
+    log_prob, _ = weighted_log_prob(X, feats, family, coefs, const)
     np.testing.assert_allclose(log_prob, -0.5 * maha + const[:, None], rtol=1e-12)
 
 
@@ -551,3 +557,91 @@ def test_spherical_mclust_models_refuse_a_non_spherical_precisions_init(name):
     with pytest.raises(ValueError, match="must be spherical"):
         GaussianMixture(2, covariance_type=name, precisions_init=precisions).fit(X)
     GaussianMixture(2, covariance_type=name, precisions_init=np.stack([np.eye(2)] * 2)).fit(X)
+
+
+def _expectation(X, family, params, shift, kept):
+    """One E-step with the kept features (``kept``) or the plain kernels on X."""
+    from gmm import em
+
+    k, d = params.means.shape
+    data = em.ChunkedData(X, None, family, shift, k)
+    assert (data._cache[0][1].shape[1] > d) == kept  # the path asked for is the one run
+    return em.expectation(data, params, _ml_log_const(params, family))
+
+
+@pytest.mark.parametrize("name", AXIS_ALIGNED)
+@pytest.mark.parametrize(
+    "case",
+    ["offset 1e6", "features 1e-4..1e4", "tight std 1e-3", "float32", "far rows", "one point"],
+)
+def test_axis_aligned_plain_kernels_give_the_kept_features_statistics(name, case, monkeypatch):
+    """The EM pass on X and its squares (few components, Diag.chunk_features) gives
+    the statistics of the kept features [x², x, 1] / [x, ||x||², 1] on hard data:
+    log-likelihood, counts, moments and the scatter (a one-point component's
+    variance exactly 0 in both)."""
+    from gmm import em
+    from gmm.covariance.diag import Diag
+
+    rng = np.random.default_rng(11)
+    k, d, n = 2, 5, 2000
+    scales = np.logspace(-4, 4, d) if case == "features 1e-4..1e4" else np.ones(d)
+    if case == "tight std 1e-3":
+        scales = np.full(d, 1e-3)
+    offset = 1e6 if case == "offset 1e6" else 0.0
+    variances = _axis_aligned_covariances(rng, name, k, scales)
+    spread = 3.0 if case != "tight std 1e-3" else 3e-3
+    means = offset + rng.normal(0, spread, (k, d)) * (scales if case != "tight std 1e-3" else 1)
+    labels = rng.integers(0, k, n)
+    X = means[labels] + rng.standard_normal((n, d)) * np.sqrt(variances[labels])
+    if case == "far rows":
+        X[:20] += 60 * np.sqrt(variances.max(axis=0)) * rng.choice([-1, 1], (20, d))
+    if case == "one point":  # component 1 holds the last row alone
+        X[-1] = means[1] = offset + 40.0
+    dtype = np.float32 if case == "float32" else np.float64
+    family = get_family(name)
+    cov = _family_covariances(name, variances)
+    factor = family.precision_cholesky(cov)
+    params = Parameters(
+        *(np.asarray(v, dtype=dtype) for v in (np.full(k, 1 / k), means, cov, factor))
+    )
+    X = X.astype(dtype)
+    shift = X.mean(axis=0, dtype=np.float64)
+    results = {}
+    for kept in (True, False):
+        monkeypatch.setattr(Diag, "FEATURE_COMPONENTS", 0 if kept else 10**6)
+        monkeypatch.setattr(Diag, "PLAIN_MIN_VALUES", 0)
+        stats, coefs = _expectation(X, family, params, shift, kept)
+        scatter = em.scatter(stats, family, shift, coefs, dtype) if name == "diag" else None
+        results[kept] = stats, scatter
+    (ours, plain_scatter), (reference, kept_scatter) = results[False], results[True]
+    tol = 1e-5 if dtype == np.float32 else 1e-11
+    assert ours.log_likelihood == pytest.approx(reference.log_likelihood, rel=tol)
+    np.testing.assert_allclose(ours.nk, reference.nk, rtol=tol, atol=tol * n)
+    scale = np.abs(reference.moments[0]).max(axis=0)
+    error = np.abs(ours.moments[0] - reference.moments[0]) / scale  # per column's largest
+    assert error.max() <= tol, error.max()
+    if case == "one point" and name == "diag":
+        assert np.all(plain_scatter.covariances[1] == 0)
+        assert np.all(kept_scatter.covariances[1] == 0)
+
+
+@pytest.mark.parametrize("name", ["diag", "spherical", "VVI"])
+@pytest.mark.parametrize("kept", [True, False])
+def test_one_component_far_row_is_named_by_either_kernels(name, kept, monkeypatch):
+    """K = 1: a row whose squared distance overflows raises OutOfRangeError naming
+    it, with the kept features and with the plain kernels."""
+    from gmm import em
+    from gmm.covariance.diag import Diag
+
+    monkeypatch.setattr(Diag, "FEATURE_COMPONENTS", 0 if kept else 10**6)
+    monkeypatch.setattr(Diag, "PLAIN_MIN_VALUES", 0)
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(500, 4))
+    X[123] = 1e200
+    family = get_family(name)
+    cov = np.ones((1, 4)) if name != "spherical" else np.ones(1)
+    cov = np.stack([np.diag(c) for c in cov]) if name == "VVI" else cov
+    params = Parameters(np.ones(1), np.zeros((1, 4)), cov, family.precision_cholesky(cov))
+    with pytest.raises(em.OutOfRangeError) as error:
+        _expectation(X, family, params, np.zeros(4), kept)
+    assert error.value.row == 123

@@ -31,10 +31,29 @@ class Diag(CovarianceFamily):
     are one matrix product each per chunk, O(n·K·D) flops, O(n·D) extra memory. The E-step
     product gives the weighted log-probabilities directly (:meth:`log_prob`),
     its constant column included.
+    With few components or many features the EM pass keeps no features and
+    the kernels read X and its squares (:meth:`chunk_features`).
     """
 
     name = "diag"
     scatter_kind = "diagonal"
+    #: Fewest components, and most features, for which the EM pass forms and keeps
+    #: the features (:meth:`chunk_features`); else the kernels read the shifted
+    #: chunk. Measured (100,000 rows, 3 iterations, one BLAS thread, process CPU,
+    #: against scikit-learn): reading X wins for K < 8 at D = 20 to 200 (spherical
+    #: D = 100, K = 1: 0.82x -> 1.31x; diag D = 50, K = 1: 1.14x -> 2.14x) and up to
+    #: K = 16 from D = 50; the kept features win from K = 8 at D = 20 (spherical
+    #: K = 8 3.3x against 2.9x, K = 20 4.5x against 4.0x). ``experiments.bench_grid``
+    #: (wall, default threads, load ~1.8): spherical D = 50, K = 1 0.84x -> 2.08x,
+    #: D = 100, K = 1 0.88x -> 2.46x, K = 2 1.41x -> 2.17x; diag D = 50, K = 1
+    #: 1.59x -> 2.57x.
+    FEATURE_COMPONENTS = 8
+    FEATURE_MAX_FEATURES = 49
+    #: Fewest values (rows × D) of a chunk for which the kernels may read X: on
+    #: smaller chunks the features cost little, and the kept features' kernels
+    #: gave the same bits in another process where the plain ones did not
+    #: (tests/test_cli.py's sample of a model fitted in two processes, 150 × 2).
+    PLAIN_MIN_VALUES = 2**16
     precision_requirement = "positive (every entry > 0)"
     factor_requirement = "positive"
 
@@ -56,6 +75,44 @@ class Diag(CovarianceFamily):
         np.multiply(columns, columns, out=feats[:n_features])
         feats[2 * n_features] = 1
         return feats.T
+
+    def chunk_features(self, X, n_components):
+        """:meth:`features`, or ``X`` itself (see :attr:`FEATURE_COMPONENTS`).
+
+        With few components the E-step is a stream over the data, and forming and
+        keeping the features (their first-touch writes, then reading 2·D + 1
+        columns where X has D) cost more than the one product they save: the
+        kernels then read X and its squares, formed per chunk
+        (:meth:`plain_product`), the same numbers to rounding.
+        """
+        few = n_components < self.FEATURE_COMPONENTS or X.shape[1] > self.FEATURE_MAX_FEATURES
+        if few and X.size >= self.PLAIN_MIN_VALUES:
+            return X
+        return self.features(X)
+
+    def chunk_columns(self, n_features, n_components, dtype):
+        """Width of :meth:`features` plus D, however many components (sizes the chunks)."""
+        return self.features(np.zeros((1, n_features), dtype=dtype)).shape[1] + n_features
+
+    def apply(self, matrix, coefs, X, feats):
+        """``matrix`` (K, F) applied to each row's features: (K, rows), and the work.
+
+        ``feats`` are the chunk's features, or ``X`` itself (:meth:`chunk_features`):
+        then the squares of X are formed, O(rows · D) memory, and are the work
+        (:meth:`moments` reads them); else the work is None. O(rows · K · F) time.
+        """
+        if feats.shape[1] != X.shape[1]:
+            return matrix @ feats[:, coefs.rows].T, None
+        squares = np.multiply(X, X)
+        return self.plain_product(matrix, X, squares), squares
+
+    def plain_product(self, matrix, X, squares):
+        """``matrix @ [x², x, 1]ᵀ`` from X and its squares, (K, rows), by columns."""
+        d = X.shape[1]
+        out = matrix[:, :d] @ squares.T
+        out += matrix[:, d : 2 * d] @ X.T
+        out += matrix[:, 2 * d :]
+        return out
 
     def _precision_per_feature(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         return prec_chol.astype(np.float64) ** 2
@@ -85,8 +142,9 @@ class Diag(CovarianceFamily):
         return np.sum(prec * (spread + np.abs(means)) ** 2, axis=1) / d
 
     def mahalanobis(self, X, feats, coefs):
-        maha = coefs.matrix @ feats[:, coefs.rows].T
-        return np.maximum(maha, 0, out=maha), None
+        """Squared distances (K, rows) and the work of :meth:`apply`."""
+        maha, work = self.apply(coefs.matrix, coefs, X, feats)
+        return np.maximum(maha, 0, out=maha), work
 
     def log_prob(self, X, feats, coefs, log_norm_const):
         """``-maha / 2 + log_norm_const``, (K, rows), from one product.
@@ -95,18 +153,21 @@ class Diag(CovarianceFamily):
         product's constant column (halving is exact); the clamp of the distances
         at 0 becomes a clamp of the log-probabilities at ``log_norm_const``.
         ``log_norm_const`` is (K,), in the working dtype. O(rows · K · F) time,
-        one (K, rows) array.
+        one (K, rows) array, and the work of :meth:`apply`.
         """
         matrix = coefs.matrix * -0.5
         matrix[:, coefs.ones] += log_norm_const
-        log_prob = matrix @ feats[:, coefs.rows].T
-        return np.minimum(log_prob, log_norm_const[:, None], out=log_prob), None
+        log_prob, work = self.apply(matrix, coefs, X, feats)
+        return np.minimum(log_prob, log_norm_const[:, None], out=log_prob), work
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(prec_chol), axis=1)
 
     def moments(self, X, feats, resp, coefs, work):
-        return (resp @ feats[:, : 2 * X.shape[1]],)
+        """``(resp @ [x², x],)``, (K, 2·D); ``work``: the squares of X (:meth:`apply`)."""
+        if work is None:
+            return (resp @ feats[:, : 2 * X.shape[1]],)
+        return (np.concatenate([resp @ work, resp @ X], axis=1),)
 
     def scatter(self, moments, nk, shift, coefs):
         # The dtype the moments were summed in: the coefficients' (the kernels' working

