@@ -35,7 +35,7 @@ OUT = Path(__file__).resolve().parent / "out"
 #: The issue's goal: an iteration with 20 % missing entries at most this many complete ones.
 GOAL = 3.0
 SIZES = {
-    "full": {"n_samples": 100_000, "iters": 4, "repeats": 3},
+    "full": {"n_samples": 100_000, "iters": 8, "repeats": 3},
     "quick": {"n_samples": 5_000, "iters": 2, "repeats": 1},
 }
 
