@@ -43,6 +43,7 @@ pays when it is free, hence :data:`BUSY_LOAD`.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,8 +68,9 @@ def matrix_work(n_components: int, n_features: int) -> float:
     return float(n_components) * float(n_features) ** 3
 
 
+@functools.lru_cache(maxsize=1)
 def _cores() -> int:
-    """CPUs this process may run on."""
+    """CPUs this process may run on (read once)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1  # pragma: no cover - not Linux

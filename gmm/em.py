@@ -25,7 +25,6 @@ import numpy as np
 
 from . import statistics
 from .blas_threads import (
-    THREADED_WORK,
     blas_thread_count,
     blas_threads,
     blas_threads_for,
@@ -520,7 +519,7 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     with (
         ThreadPoolExecutor(threads - 1) if threads > 1 else nullcontext() as helpers,
         blas_threads(1 if threads > 1 else None),
-        blas_threads_for(getattr(data, "work", THREADED_WORK)),
+        blas_threads_for(getattr(data, "work", None)),
     ):
         for Xc, feats, w in data.in_dtype(dtype):
             stats = _split_statistics(Xc, feats, w, family, coefs, const, first_row, helpers)

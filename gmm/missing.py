@@ -483,8 +483,6 @@ class Expanded:
         products ``x_i x_j``, i <= j, then ``x``).
     const : ndarray of shape (K,)
         ``mu' P mu``.
-    prec_means : ndarray of shape (K, D)
-        ``P mu``.
     hole_rows : ndarray of shape (D, D + 1, K)
         For hole column ``j``, ``[x, 1] @ hole_rows[j] = (P (x - mu))_j`` of
         every component: row ``j`` of the precisions, then ``-(P mu)_j``.
@@ -492,7 +490,6 @@ class Expanded:
 
     linear: np.ndarray
     const: np.ndarray
-    prec_means: np.ndarray
     hole_rows: np.ndarray
 
 
@@ -508,7 +505,7 @@ def expanded_coefficients(dense: DenseComponents) -> Expanded:
     hole_rows = np.empty((d, d + 1, prec.shape[0]))
     hole_rows[:, :d] = dense.precisions_last
     hole_rows[:, d] = -prec_means.T
-    return Expanded(linear, const, prec_means, hole_rows)
+    return Expanded(linear, const, hole_rows)
 
 
 def expanded_ok(dense: DenseComponents, weights) -> bool:

@@ -227,8 +227,7 @@ def check_representable(params: Parameters, family, dtype, units: Units | None) 
     name = np.dtype(dtype).name
     info = np.finfo(dtype)
     cov = np.asarray(params.covariances, dtype=np.float64)
-    square = cov.ndim == 3 or (cov.ndim == 2 and family.scatter_kind == "pooled")
-    diagonal = np.diagonal(cov, axis1=-2, axis2=-1) if square else cov
+    diagonal = _variances(cov, family)
     size = "" if units is None else f" (the data's deviations are about {units.scale:.3g})"
     if not np.all(np.isfinite(cov)):
         raise OutOfRangeError(
@@ -262,6 +261,11 @@ def representable(params: Parameters, family, dtype) -> bool:
         total += float(params.means.sum())
     if not math.isfinite(total):
         return False
-    square = cov.ndim == 3 or (cov.ndim == 2 and family.scatter_kind == "pooled")
-    variances = np.diagonal(cov, axis1=-2, axis2=-1) if square else cov
-    return bool(variances.min() >= np.finfo(dtype).tiny)
+    return bool(_variances(cov, family).min() >= np.finfo(dtype).tiny)
+
+
+def _variances(covariances: np.ndarray, family) -> np.ndarray:
+    """The variances in ``covariances`` as the family stores them: the diagonals of
+    (K, D, D) or pooled (D, D) matrices, else the array itself (a view, O(1))."""
+    square = covariances.ndim == 3 or (covariances.ndim == 2 and family.scatter_kind == "pooled")
+    return np.diagonal(covariances, axis1=-2, axis2=-1) if square else covariances

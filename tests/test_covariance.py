@@ -546,6 +546,12 @@ def test_axis_aligned_scatter_gives_a_one_point_component_variance_zero():
     assert np.all(reference.covariances[1] == 0)  # the diagonal family clamps it too
     np.testing.assert_array_equal(ours.covariances[0], reference.covariances[0])
     np.testing.assert_allclose(ours.covariances[0], X[:-1].var(axis=0), rtol=1e-12)
+    # Without coefficients (no E-step made the moments) the clamp reads the moments' dtype.
+    for family in (spherical, diag):
+        bare = family.scatter(moments, nk, shift, None)
+        np.testing.assert_array_equal(
+            bare.covariances, family.scatter(moments, nk, shift, coefs).covariances
+        )
 
 
 @pytest.mark.parametrize("name", ["EII", "VII"])

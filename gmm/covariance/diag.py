@@ -10,6 +10,12 @@ from .. import statistics
 from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 
 
+def moments_dtype(moments, coefs) -> np.dtype:
+    """The dtype the moments were summed in: the coefficients' (the kernels' working
+    dtype), or the moments' own when no E-step made them (``coefs`` None)."""
+    return moments[0].dtype if coefs is None else coefs.matrix.dtype
+
+
 @dataclass(frozen=True)
 class AxisCoefficients:
     """What the axis-aligned E-step needs for one iteration.
@@ -170,9 +176,7 @@ class Diag(CovarianceFamily):
         return (np.concatenate([resp @ work, resp @ X], axis=1),)
 
     def scatter(self, moments, nk, shift, coefs):
-        # The dtype the moments were summed in: the coefficients' (the kernels' working
-        # dtype), or the moments' own when no E-step made them.
-        dtype = moments[0].dtype if coefs is None else coefs.matrix.dtype
+        dtype = moments_dtype(moments, coefs)
         means, variances = statistics.diagonal_from_moments(moments[0], nk, shift, dtype)
         return statistics.Scatter(nk, means, variances, self.scatter_kind)
 

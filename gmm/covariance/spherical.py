@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import statistics
-from .diag import AxisCoefficients, Diag
+from .diag import AxisCoefficients, Diag, moments_dtype
 
 
 class SphericalKernels:
@@ -27,7 +27,8 @@ class SphericalKernels:
     must be spherical (``_precision_per_feature`` equal across the features of
     each component; :meth:`precision_cholesky_from_precisions` checks a
     user's). O(n·D) time and memory for the features, one column more than
-    the diagonal family's.
+    the diagonal family's, when they are kept (:meth:`Diag.chunk_features`;
+    otherwise the kernels read X and its squares per chunk).
     """
 
     def features(self, X):
@@ -76,7 +77,7 @@ class SphericalKernels:
         means, variances = statistics.diagonal_from_moments(moments[0], nk, shift)
         d = means.shape[1]
         second = moments[0][:, :d].sum(axis=1) / nk
-        eps = float(np.finfo(coefs.matrix.dtype).eps)
+        eps = float(np.finfo(moments_dtype(moments, coefs)).eps)
         variances[variances.sum(axis=1) <= (10 / nk + d + 2) * eps * second] = 0
         return statistics.Scatter(nk, means, variances, "diagonal")
 

@@ -168,18 +168,11 @@ class IncompleteTrainingData(TrainingData):
         self.weights = [None if w is None else sample_weight[b.rows] for b in self.blocks]
         self.full_weight = sample_weight
         self.imputed = np.where(np.isnan(X), shift.astype(X.dtype), X)
-        self.sample_weight = sample_weight
-        self.family = family
-        self.n_components = n_components
-        self.shift = shift
-        self.in_memory = True
-        self.feature_source = X
         # Every row with holes at their column's mean, read by the initializer
         # only (one pass): no feature cache, which would hold O(n·D²) numbers
         # for the whole fit.
-        self.chunks = em.ChunkedData(
-            self.imputed, sample_weight, family, shift, n_components, cache=False
-        )
+        super().__init__(self.imputed, sample_weight, family, n_components, shift, cache=False)
+        self.feature_source = X
         self.X = rows
 
     def all_rows(self):
