@@ -143,12 +143,22 @@ def test_callable_receives_the_data_k_and_a_random_state(moons):
     assert seen == {"shape": moons.shape, "k": 2, "rs": "RandomState"}
 
 
+def _one_infinity(X, k):
+    """A partition with one infinite entry."""
+    resp = np.eye(k)[np.arange(len(X)) % k]
+    resp[7, 0] = np.inf
+    return resp
+
+
 @pytest.mark.parametrize(
     ("make", "match"),
     [
         (lambda X, k: np.ones((len(X), k + 1)) / (k + 1), r"returned shape \(200, 4\), expected"),
         (lambda X, k: np.ones(len(X)), "returned shape"),
         (lambda X, k: np.full((len(X), k), np.nan), "NaN or infinity"),
+        (_one_infinity, "NaN or infinity"),
+        # finite entries whose sum overflows: finite, but the rows do not sum to 1
+        (lambda X, k: np.full((len(X), k), 1e308), "do not sum to 1"),
         (lambda X, k: np.tile([2.0, -1.0, 0.0], (len(X), 1)), "negative responsibilities"),
         (lambda X, k: np.full((len(X), k), 0.5), "do not sum to 1"),
         (lambda X, k: "labels", "numeric array"),
