@@ -24,6 +24,7 @@ Everything here is a kernel: inputs are trusted.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,6 +257,23 @@ def _label_order(resp: HardLabels) -> tuple[np.ndarray, np.ndarray]:
     return order, np.concatenate([[0], np.cumsum(counts)])
 
 
+def _component_rows(resp, n_components: int) -> Iterator[tuple[np.ndarray | slice, np.ndarray]]:
+    """``(rows, weights)`` of each component's rows of positive weight, in row order.
+
+    :class:`HardLabels` are grouped by one stable sort (O(n log n)); a (K, n)
+    array is searched component by component (O(n·K)).
+    """
+    if isinstance(resp, HardLabels):
+        order, bounds = _label_order(resp)
+        for k in range(n_components):
+            rows = order[bounds[k] : bounds[k + 1]]
+            yield rows, resp.weights[rows]
+        return
+    for k in range(n_components):
+        rows = _rows_of(resp[k])
+        yield rows, resp[k, rows]
+
+
 def full_scatter(X: np.ndarray, resp, means: np.ndarray) -> np.ndarray:
     """``W_k``, (K, D, D), about given means; ``resp`` (K, n) is non-negative.
 
@@ -268,17 +286,9 @@ def full_scatter(X: np.ndarray, resp, means: np.ndarray) -> np.ndarray:
     """
     n_components, d = means.shape[0], X.shape[1]
     scatter = np.zeros((n_components, d, d))
-    if isinstance(resp, HardLabels):
-        order, bounds = _label_order(resp)
-        groups = np.split(order, bounds[1:-1])
     with blas_threads_for(float(X.shape[0]) * d * d):
-        for k, mean in enumerate(means):
-            if isinstance(resp, HardLabels):
-                rows, weight = groups[k], resp.weights[groups[k]]
-            else:
-                rows = _rows_of(resp[k])
-                weight = resp[k, rows]
-            dev = X[rows] - mean
+        for k, (rows, weight) in enumerate(_component_rows(resp, n_components)):
+            dev = X[rows] - means[k]
             dev *= np.sqrt(weight)[:, None]
             scatter[k] = dev.T @ dev
     return scatter
@@ -297,10 +307,9 @@ def diagonal_scatter(X: np.ndarray, resp, means: np.ndarray) -> np.ndarray:
         dev *= dev
         return np.asarray(resp.matrix() @ dev)
     scatter = np.empty(means.shape)
-    for k, mean in enumerate(means):
-        rows = _rows_of(resp[k])
-        dev = X[rows] - mean
-        scatter[k] = resp[k, rows] @ (dev * dev)
+    for k, (rows, weight) in enumerate(_component_rows(resp, means.shape[0])):
+        dev = X[rows] - means[k]
+        scatter[k] = weight @ (dev * dev)
     return scatter
 
 
