@@ -22,11 +22,14 @@ memory-mapped files and dask arrays keep refusing it.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 from sklearn.utils.validation import check_array
 
 from .. import em, missing, validation
+from ..blas_threads import blas_threads, blas_threads_for
 from ..covariance import CovarianceFamily
 from .files import FileRows
 from .rows import IncompleteRows, check_rows
@@ -165,6 +168,10 @@ class IncompleteTrainingData(TrainingData):
         w = None if sample_weight is None else sample_weight[kept]
         self.complete = TrainingData(X[kept], w, family, n_components, shift)
         self.blocks = missing.make_blocks(X, shift, n_components)
+        # What the expanded path reads of the rows, kept within the features'
+        # budget less what the complete rows keep (a fit keeps at most
+        # em.FEATURE_CACHE_BYTES of features in all).
+        missing.keep_products(self.blocks, em.FEATURE_CACHE_BYTES - kept_bytes(self.complete))
         self.weights = [None if w is None else sample_weight[b.rows] for b in self.blocks]
         self.full_weight = sample_weight
         self.imputed = np.where(np.isnan(X), shift.astype(X.dtype), X)
@@ -222,34 +229,32 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     to ``stats``; the M-step statistics go to ``stats.incomplete`` (added to
     what is there). O(K·(m³ + D²)) per row with m holes, the m³ shared by the
     rows of a pattern in a block.
+
+    The blocks run on up to :data:`gmm.em.E_STEP_THREADS` threads (BLAS on one
+    thread meanwhile) when the work is large enough (:func:`block_threads`),
+    and their parts are added in block order whatever the threads, so the
+    numbers do not depend on them. The threads live for this call only.
     """
     if not blocks:
         return
     dense, expanded = components
     log_const = np.asarray(log_const, dtype=np.float64)
+
+    def run(index: int):
+        return block_e_step(blocks[index], weights[index], dense, expanded, log_const)
+
+    threads = block_threads(blocks, dense.means.shape[0])
     incomplete = None
-    for block, w in zip(blocks, weights, strict=True):
-        conditionals = missing.conditional_precisions(block, dense)
-        if expanded is None:
-            log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
-        else:
-            log_prob, work = missing.expanded_log_prob(
-                block, dense, expanded, log_const, conditionals
-            )
-        check_rows(log_prob, block.rows)
-        resp, log_norm = em.normalize_log_prob(log_prob)
-        if w is None:
-            stats.log_likelihood += float(np.sum(log_norm))
-            stats.total_weight += float(block.rows.size)
-        else:
-            resp *= w
-            stats.log_likelihood += float(np.dot(w, log_norm))
-            stats.total_weight += float(np.sum(w, dtype=np.float64))
-        if expanded is None:
-            part = missing.block_statistics(block, resp, work, conditionals)
-        else:
-            part = missing.expanded_statistics(block, resp, work, conditionals)
-        incomplete = part if incomplete is None else incomplete + part
+    with (
+        ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool,
+        blas_threads(1) if threads > 1 else blas_threads_for(largest_product(blocks, dense)),
+    ):
+        # In block order; map's iterator cancels the blocks not started if one raises.
+        parts = map(run, range(len(blocks))) if pool is None else pool.map(run, range(len(blocks)))
+        for log_likelihood, total_weight, part in parts:
+            stats.log_likelihood += log_likelihood
+            stats.total_weight += total_weight
+            incomplete = part if incomplete is None else incomplete + part
     if expanded is None:
         incomplete.centres = dense.means
     else:
@@ -257,6 +262,66 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     if stats.incomplete is not None:
         incomplete = stats.incomplete + incomplete
     stats.incomplete = incomplete
+
+
+def block_e_step(block: missing.Block, w, dense, expanded, log_const):
+    """``(log-likelihood, total weight, statistics)`` of one block's rows.
+
+    ``w`` the block's sample weights or None; ``dense, expanded`` as
+    :func:`marginal_components` gives them (``expanded`` None: the centred
+    path). O(K·(m³ + D²)) per row, the m³ per pattern.
+    """
+    conditionals = missing.conditional_precisions(block, dense)
+    if expanded is None:
+        log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
+    else:
+        log_prob, work = missing.expanded_log_prob(block, dense, expanded, log_const, conditionals)
+    check_rows(log_prob, block.rows)
+    resp, log_norm = em.normalize_log_prob(log_prob)
+    if w is None:
+        log_likelihood, total_weight = float(np.sum(log_norm)), float(block.rows.size)
+    else:
+        resp *= w
+        log_likelihood = float(np.dot(w, log_norm))
+        total_weight = float(np.sum(w, dtype=np.float64))
+    if expanded is None:
+        part = missing.block_statistics(block, resp, work, conditionals)
+    else:
+        part = missing.expanded_statistics(block, resp, work, conditionals)
+    return log_likelihood, total_weight, part
+
+
+def block_work(blocks, n_components: int) -> float:
+    """Multiply-adds of the blocks' E-step, about: rows × quadratic features × K."""
+    n_features = blocks[0].values.shape[1]
+    n_rows = sum(block.values.shape[0] for block in blocks)
+    return float(n_rows) * (n_features * (n_features + 3) / 2) * n_components
+
+
+def largest_product(blocks, dense) -> float:
+    """Multiply-adds of the largest BLAS product of a block (for the BLAS thread policy)."""
+    return max(block_work([block], dense.means.shape[0]) for block in blocks)
+
+
+def block_threads(blocks, n_components: int) -> int:
+    """Threads for the blocks: as :func:`gmm.em.expectation` chooses for its row ranges.
+
+    Up to :data:`gmm.em.E_STEP_THREADS` (at most BLAS's threads now) with at
+    least two blocks, :data:`gmm.em.THREAD_COMPONENTS` components and
+    :data:`gmm.em.THREAD_WORK` multiply-adds; else 1.
+    """
+    big = (
+        len(blocks) > 1
+        and n_components >= em.THREAD_COMPONENTS
+        and block_work(blocks, n_components) >= em.THREAD_WORK
+    )
+    return em._e_step_threads(big)
+
+
+def kept_bytes(data: TrainingData) -> int:
+    """Bytes of the shifted chunks and features ``data`` keeps across iterations."""
+    kept = getattr(data.chunks, "_cache", None) or []
+    return sum(Xc.nbytes + feats.nbytes for Xc, feats, _ in kept)
 
 
 def fit_file_data(source: WithMissing, file_rows: FileRows, sample_weight, family, n_components):
