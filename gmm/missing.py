@@ -46,6 +46,12 @@ LOG_2PI = np.log(2 * np.pi)
 #: 4 MB: fewer blocks (Python calls, normalisations) than at 2 MB, about 10 %
 #: faster at 100,000 × 20, K = 20 (experiments/bench_missing.py); 8 MB no faster.
 BLOCK_BYTES = 4 * 2**20
+#: A block with more patterns than this fraction of its rows takes each row as
+#: a pattern of its own: the m × m work grows by the rows that share a pattern,
+#: but nothing is gathered from patterns to rows (the inverses, their weights)
+#: and the statistics sum rows only. At D = 20 and 20 % missing, the blocks of
+#: rows with 5 holes or more have about 0.9 patterns a row.
+OWN_PATTERNS = 0.75
 
 
 @dataclass
@@ -152,9 +158,7 @@ class Block:
         return self.missing.shape[1]
 
 
-def make_blocks(
-    X: np.ndarray, shift, n_components: int, budget: int | None = None
-) -> list[Block]:
+def make_blocks(X: np.ndarray, shift, n_components: int, budget: int | None = None) -> list[Block]:
     """Group the rows of X (NaN marks a hole) into :class:`Block` s.
 
     Rows without NaN are left out: they take the complete-data path. A block
@@ -193,6 +197,8 @@ def make_blocks(
             ids = pattern_id[start:stop]
             first = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]
             pattern = np.cumsum(np.r_[0, np.diff(ids) != 0])
+            if first.size > OWN_PATTERNS * (stop - start):  # each row its own pattern
+                first = pattern = np.arange(stop - start)
             m = int(n_missing[start])
             missing = np.nonzero(mask[start:stop][first])[1].reshape(first.size, m)
             values = np.asarray(X[incomplete[start:stop]], dtype=np.float64) - shift
@@ -603,6 +609,7 @@ def expanded_log_prob(
     """
     log_det, last = conditionals[0], conditionals[2]
     n_rows, m = block.values.shape[0], block.n_missing
+    own = last.shape[2] == n_rows  # every row its own pattern: no gathers by pattern
     feats, at_holes = block_products(block)
     # (K, n): a' P a less mu' P mu. ``feats.T`` is feature-major, read in order:
     # half the time of ``feats @ linear.T`` (measured, 100,000 × 20, K = 20).
@@ -615,7 +622,7 @@ def expanded_log_prob(
     u = np.empty((m * n_rows, n_components))  # (P a)_m
     u[block.hole_order] = by_column
     u = u.reshape(m, n_rows, n_components)
-    if last.shape[2] != n_rows:  # each pattern's inverse at its rows: (m, m, n, K)
+    if not own:  # each pattern's inverse at its rows: (m, m, n, K)
         last = np.take(last, block.pattern, axis=2)
     # P_mm^-1 u, (m, n, K): one pass over the inverses, rows and components flat.
     solved = np.einsum("ijb,jb->ib", last.reshape(m, m, -1), u.reshape(m, -1))
@@ -623,7 +630,8 @@ def expanded_log_prob(
     u *= solved
     quad -= u.sum(axis=0).T  # u' P_mm^-1 u
     np.maximum(quad, 0.0, out=quad)
-    log_prob = log_const[:, None] + 0.5 * m * LOG_2PI - 0.5 * log_det[:, block.pattern]
+    log_prob = log_const[:, None] + 0.5 * m * LOG_2PI
+    log_prob = log_prob - 0.5 * (log_det if own else log_det[:, block.pattern])
     log_prob -= 0.5 * quad
     np.negative(solved, out=solved)
     return log_prob, (feats, at_holes, solved)
@@ -694,7 +702,8 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     feats, at_holes, filled = work
     n_components, d = resp.shape[0], block.values.shape[1]
     m, n_rows = filled.shape[:2]
-    weighted = filled * resp.T  # (m, n, K): r e
+    resp_rows = np.ascontiguousarray(resp.T)  # (n, K): the layout of e, read in order
+    weighted = filled * resp_rows  # (m, n, K): r e
     by_column = weighted.reshape(-1, n_components)[block.hole_order]  # (H, K)
     # sum r e_j [x, 1] at each hole column j: the cross products, then (the
     # appended 1) the sums of r e_j.
@@ -704,9 +713,10 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     cross, hole_sums = sums[:, :d], sums[:, d].T
     # Pairs i <= j: r e_i e_j of each row (T, n, K), then r C_ij summed per pattern
     # (T, p, K), or added to the row's own when each row has its own pattern.
-    per_pattern = np.add.reduceat(resp, block.starts, axis=1).T  # (p, K)
     last = conditionals[2]  # (m, m, p, K)
-    own = per_pattern.shape[0] == n_rows
+    own = last.shape[2] == n_rows  # every row its own pattern
+    # r summed over each pattern's rows, (p, K)
+    per_pattern = resp_rows if own else np.add.reduceat(resp_rows, block.starts, axis=0)
     width = n_rows if own else n_rows + per_pattern.shape[0]
     pairs = np.empty((m * (m + 1) // 2, width, n_components))
     scratch = np.empty((m, n_rows, n_components)) if own else None

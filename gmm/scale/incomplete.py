@@ -32,7 +32,7 @@ from .. import em, missing, validation
 from ..blas_threads import blas_threads, blas_threads_for
 from ..covariance import CovarianceFamily
 from .files import FileRows
-from .rows import IncompleteRows, check_rows
+from .rows import IncompleteRows
 from .sources import TrainingData, column_mean
 
 #: The accepted values of ``nan_policy``.
@@ -276,8 +276,12 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
         log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
     else:
         log_prob, work = missing.expanded_log_prob(block, dense, expanded, log_const, conditionals)
-    check_rows(log_prob, block.rows)
-    resp, log_norm = em.normalize_log_prob(log_prob)
+    try:  # a row all -inf or NaN is refused from the normalisation's maximum
+        resp, log_norm = em.normalize_log_prob(log_prob, 0)
+    except em.OutOfRangeError as error:
+        if error.row is None:
+            raise
+        raise em.out_of_range(int(block.rows[error.row]), log_prob.dtype) from None
     if w is None:
         log_likelihood, total_weight = float(np.sum(log_norm)), float(block.rows.size)
     else:
