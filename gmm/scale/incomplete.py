@@ -22,14 +22,12 @@ memory-mapped files and dask arrays keep refusing it.
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 
 import numpy as np
 from sklearn.utils.validation import check_array
 
 from .. import em, missing, validation
-from ..blas_threads import blas_threads, blas_threads_for
+from ..blas_threads import blas_threads
 from ..covariance import CovarianceFamily
 from .files import FileRows
 from .rows import IncompleteRows
@@ -230,28 +228,24 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     what is there). O(K·(m³ + D²)) per row with m holes, the m³ shared by the
     rows of a pattern in a block.
 
-    The blocks run on up to :data:`gmm.em.E_STEP_THREADS` threads (BLAS on one
-    thread meanwhile) when the work is large enough (:func:`block_threads`),
-    and their parts are added in block order whatever the threads, so the
-    numbers do not depend on them. The threads live for this call only.
+    The blocks run in turn, BLAS on one thread: a block's products are small
+    (at most rows × D² × K / 2 multiply-adds, about 6e6 at 100,000 × 20,
+    K = 20), and with the library's threads an iteration there took 2.9 s of
+    wall time for 0.45 s of CPU time on the shared two-core machine (load 0.5,
+    so :func:`gmm.blas_threads.blas_threads_for` would not have limited them).
+    Running the blocks on two threads was slower still (measured: 0.56 s
+    against 0.45 s an iteration, idle or busy): a block is hundreds of numpy
+    calls of 10 to 50 µs over (m, m, patterns × K) batches, and each one hands
+    the interpreter lock over.
     """
     if not blocks:
         return
     dense, expanded = components
     log_const = np.asarray(log_const, dtype=np.float64)
-
-    def run(index: int):
-        return block_e_step(blocks[index], weights[index], dense, expanded, log_const)
-
-    threads = block_threads(blocks, dense.means.shape[0])
     incomplete = None
-    with (
-        ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool,
-        blas_threads(1) if threads > 1 else blas_threads_for(largest_product(blocks, dense)),
-    ):
-        # In block order; map's iterator cancels the blocks not started if one raises.
-        parts = map(run, range(len(blocks))) if pool is None else pool.map(run, range(len(blocks)))
-        for log_likelihood, total_weight, part in parts:
+    with blas_threads(1):
+        for block, w in zip(blocks, weights, strict=True):
+            log_likelihood, total_weight, part = block_e_step(block, w, dense, expanded, log_const)
             stats.log_likelihood += log_likelihood
             stats.total_weight += total_weight
             incomplete = part if incomplete is None else incomplete + part
@@ -293,33 +287,6 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
     else:
         part = missing.expanded_statistics(block, resp, work, conditionals)
     return log_likelihood, total_weight, part
-
-
-def block_work(blocks, n_components: int) -> float:
-    """Multiply-adds of the blocks' E-step, about: rows × quadratic features × K."""
-    n_features = blocks[0].values.shape[1]
-    n_rows = sum(block.values.shape[0] for block in blocks)
-    return float(n_rows) * (n_features * (n_features + 3) / 2) * n_components
-
-
-def largest_product(blocks, dense) -> float:
-    """Multiply-adds of the largest BLAS product of a block (for the BLAS thread policy)."""
-    return max(block_work([block], dense.means.shape[0]) for block in blocks)
-
-
-def block_threads(blocks, n_components: int) -> int:
-    """Threads for the blocks: as :func:`gmm.em.expectation` chooses for its row ranges.
-
-    Up to :data:`gmm.em.E_STEP_THREADS` (at most BLAS's threads now) with at
-    least two blocks, :data:`gmm.em.THREAD_COMPONENTS` components and
-    :data:`gmm.em.THREAD_WORK` multiply-adds; else 1.
-    """
-    big = (
-        len(blocks) > 1
-        and n_components >= em.THREAD_COMPONENTS
-        and block_work(blocks, n_components) >= em.THREAD_WORK
-    )
-    return em._e_step_threads(big)
 
 
 def kept_bytes(data: TrainingData) -> int:
