@@ -493,7 +493,8 @@ def block_products(block: Block) -> tuple[np.ndarray, np.ndarray]:
     if block.products is not None:
         return block.products
     x = block.values
-    feats = get_family("full").features(x)
+    with np.errstate(over="ignore"):  # a row whose squares overflow is refused later
+        feats = get_family("full").features(x)
     with_one = np.empty((x.shape[0], x.shape[1] + 1))
     with_one[:, :-1] = x
     with_one[:, -1] = 1.0

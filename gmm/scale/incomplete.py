@@ -266,10 +266,15 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
     path). O(K·(m³ + D²)) per row, the m³ per pattern.
     """
     conditionals = missing.conditional_precisions(block, dense)
-    if expanded is None:
-        log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
-    else:
-        log_prob, work = missing.expanded_log_prob(block, dense, expanded, log_const, conditionals)
+    # A row whose squared distances overflow gets inf or NaN log-probabilities
+    # here; the normalisation refuses it by its index.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if expanded is None:
+            log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
+        else:
+            log_prob, work = missing.expanded_log_prob(
+                block, dense, expanded, log_const, conditionals
+            )
     try:  # a row all -inf or NaN is refused from the normalisation's maximum
         resp, log_norm = em.normalize_log_prob(log_prob, 0)
     except em.OutOfRangeError as error:
