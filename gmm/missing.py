@@ -511,9 +511,10 @@ def keep_products(blocks: list[Block], budget: int) -> int:
     """Keep the :func:`block_products` of the first blocks whose total fits in ``budget`` bytes.
 
     The rows of a fit do not change between iterations, so neither do these:
-    forming them was about a tenth of an incomplete iteration at 100,000 × 20,
-    K = 20 with 20 % missing (experiments/bench_missing.py), where they take
-    about 250 MB, 8·(D(D+1)/2 + D + m·(D + 1)) bytes a row with m holes.
+    forming them cost 15 to 30 ms of a 450 ms incomplete iteration at
+    100,000 × 20, K = 20 with 20 % missing (experiments/bench_missing.py,
+    one BLAS thread), where they take about 250 MB, 8·(D(D+1)/2 + D +
+    m·(D + 1)) bytes a row with m holes.
     Returns the bytes kept. O(n·D²) time once.
     """
     kept = 0

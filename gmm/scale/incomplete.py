@@ -150,7 +150,13 @@ class IncompleteTrainingData(TrainingData):
 
     The complete rows are a :class:`TrainingData` of their own (the fused
     E-step, unchanged); the incomplete ones are grouped once into
-    :class:`gmm.missing.Block` s by missingness pattern.
+    :class:`gmm.missing.Block` s by missingness pattern, and each block keeps
+    what the expanded E-step reads of its rows (:func:`gmm.missing.keep_products`,
+    8·(D(D+1)/2 + D + m(D + 1)) bytes a row with m holes) while the features of
+    the whole fit stay within :data:`gmm.em.FEATURE_CACHE_BYTES` (256 MiB):
+    about 250 MB at 100,000 × 20 with 20 % missing, where forming them took
+    15 to 30 ms of each 450 ms iteration. Beside them O(n·D) for the rows, their
+    copy with holes at the column means, and the blocks' indices.
 
     Parameters
     ----------
