@@ -131,6 +131,9 @@ class Block:
     columns : list of (int, int, int)
         ``(j, start, stop)``: the holes at column ``j`` are
         ``hole_order[start:stop]``.
+    hole_places : ndarray of shape (H,)
+        The inverse of ``hole_order``: for place ``i·n + row``, where that hole
+        stands among the holes sorted by column.
     pair_embedding : scipy.sparse CSC matrix of shape (D², T·(n + p)) or (D², T·n)
         With ``T = m(m+1)/2`` the pairs ``i <= j`` of holes: sums values of
         each pair, laid out (T, n) for rows then (T, p) for patterns, into the
@@ -150,6 +153,7 @@ class Block:
     hole_order: np.ndarray
     hole_rows: np.ndarray
     columns: list
+    hole_places: np.ndarray
     pair_embedding: sparse.csc_matrix
     products: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -211,6 +215,8 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int | None = No
             )
             holes = missing[pattern]  # (n, m)
             hole_order = np.argsort(holes.T.ravel(), kind="stable")  # by column
+            hole_places = np.empty_like(hole_order)
+            hole_places[hole_order] = np.arange(hole_order.size)
             columns_at = holes.T.ravel()[hole_order]
             cuts = np.flatnonzero(np.diff(columns_at)) + 1
             columns = [
@@ -231,7 +237,8 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int | None = No
                 Block(
                     incomplete[start:stop],
                     *(values, missing, pattern, first, embedding),
-                    *(hole_order, hole_order % (stop - start), columns, pair_embedding),
+                    *(hole_order, hole_order % (stop - start), columns),
+                    *(hole_places, pair_embedding),
                 )
             )
     return blocks
@@ -498,7 +505,7 @@ def block_products(block: Block) -> tuple[np.ndarray, np.ndarray]:
     with_one = np.empty((x.shape[0], x.shape[1] + 1))
     with_one[:, :-1] = x
     with_one[:, -1] = 1.0
-    return feats, with_one[block.hole_rows]
+    return feats, np.take(with_one, block.hole_rows, axis=0)
 
 
 def products_bytes(block: Block) -> int:
@@ -605,9 +612,10 @@ def expanded_log_prob(
     -------
     log_prob : ndarray of shape (K, n)
     work : tuple
-        ``(features, [x, 1] at each hole's row (H, D + 1), e)`` for
+        ``(features, [x, 1] at each hole's row (H, D + 1), -e)`` for
         :func:`expanded_statistics`, with ``e`` (m, n, K) the conditional
-        expectations of the holes under each component (shifted).
+        expectations of the holes under each component (shifted); ``-e =
+        P_mm^-1 u`` as solved (the statistics take the sign, not a pass).
     """
     log_det, last = conditionals[0], conditionals[2]
     n_rows, m = block.values.shape[0], block.n_missing
@@ -621,9 +629,9 @@ def expanded_log_prob(
     by_column = np.empty((at_holes.shape[0], n_components))
     for j, start, stop in block.columns:  # (P x)_j - (P mu)_j
         np.matmul(at_holes[start:stop], coefs.hole_rows[j], out=by_column[start:stop])
-    u = np.empty((m * n_rows, n_components))  # (P a)_m
-    u[block.hole_order] = by_column
-    u = u.reshape(m, n_rows, n_components)
+    # (P a)_m, (m, n, K): gathered back to slot order (a gather is about twice
+    # as fast as the scatter ``u[hole_order] = by_column``).
+    u = np.take(by_column, block.hole_places, axis=0).reshape(m, n_rows, n_components)
     if not own:  # each pattern's inverse at its rows: (m, m, n, K)
         last = np.take(last, block.pattern, axis=2)
     # P_mm^-1 u, (m, n, K): one pass over the inverses, rows and components flat.
@@ -632,10 +640,11 @@ def expanded_log_prob(
     u *= solved
     quad -= u.sum(axis=0).T  # u' P_mm^-1 u
     np.maximum(quad, 0.0, out=quad)
-    log_prob = log_const[:, None] + 0.5 * m * LOG_2PI
-    log_prob = log_prob - 0.5 * (log_det if own else log_det[:, block.pattern])
-    log_prob -= 0.5 * quad
-    np.negative(solved, out=solved)
+    # log_const + m/2 log(2 pi) - log det(P_mm)/2 - quad/2, in place (the halving is exact).
+    log_prob = np.multiply(log_det if own else log_det[:, block.pattern], -0.5)
+    log_prob += (log_const + 0.5 * m * LOG_2PI)[:, None]
+    quad *= -0.5
+    log_prob += quad
     return log_prob, (feats, at_holes, solved)
 
 
@@ -701,17 +710,18 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     ``pair_embedding``). O(n·K·(D² / 2 + m·(D + m))) time, O(K·m²·(n + p))
     memory.
     """
-    feats, at_holes, filled = work
+    feats, at_holes, negated = work  # negated: -e
     n_components, d = resp.shape[0], block.values.shape[1]
-    m, n_rows = filled.shape[:2]
+    m, n_rows = negated.shape[:2]
     resp_rows = np.ascontiguousarray(resp.T)  # (n, K): the layout of e, read in order
-    weighted = filled * resp_rows  # (m, n, K): r e
-    by_column = weighted.reshape(-1, n_components)[block.hole_order]  # (H, K)
+    weighted = negated * resp_rows  # (m, n, K): -r e
+    by_column = np.take(weighted.reshape(-1, n_components), block.hole_order, axis=0)  # (H, K)
     # sum r e_j [x, 1] at each hole column j: the cross products, then (the
     # appended 1) the sums of r e_j.
     sums = np.zeros((n_components, d + 1, d))
     for j, start, stop in block.columns:
         sums[:, :, j] = by_column[start:stop].T @ at_holes[start:stop]
+    np.negative(sums, out=sums)  # of -r e
     cross, hole_sums = sums[:, :d], sums[:, d].T
     # Pairs i <= j: r e_i e_j of each row (T, n, K), then r C_ij summed per pattern
     # (T, p, K), or added to the row's own when each row has its own pattern.
@@ -725,7 +735,7 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     at = 0
     for i in range(m):
         rows = pairs[at : at + m - i, :n_rows]
-        np.multiply(weighted[i], filled[i:], out=rows)
+        np.multiply(weighted[i], negated[i:], out=rows)  # (-r e_i)(-e_j)
         if own:
             rows += np.multiply(last[i, i:], per_pattern, out=scratch[: m - i])
         else:

@@ -242,7 +242,7 @@ def test_expanded_kernels_equal_rowwise_reference(
         np.testing.assert_allclose(log_prob.T, ref_log_prob[block.rows], rtol=1e-9, atol=1e-9)
         holes = block.missing[block.pattern]  # (n, m)
         expected = ref_filled[block.rows[:, None], :, holes]  # (n, m, K)
-        got = work[2].transpose(1, 0, 2) + shift[holes][:, :, None]
+        got = -work[2].transpose(1, 0, 2) + shift[holes][:, :, None]  # work[2] is -e
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * scale)
         resp = np.exp(log_prob - logsumexp(log_prob, axis=0))
         part = missing.expanded_statistics(block, resp, work, conditionals)
