@@ -240,9 +240,9 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     wall time for 0.45 s of CPU time on the shared two-core machine (load 0.5,
     so :func:`gmm.blas_threads.blas_threads_for` would not have limited them).
     Running the blocks on two threads was slower still (measured: 0.56 s
-    against 0.45 s an iteration, idle or busy): a block is hundreds of numpy
-    calls of 10 to 50 µs over (m, m, patterns × K) batches, and each one hands
-    the interpreter lock over.
+    against 0.45 s an E-step, medians, the second core idle or not): a block
+    is hundreds of numpy calls of 10 to 50 µs over (m, m, patterns × K)
+    batches, and each one hands the interpreter lock over.
     """
     if not blocks:
         return
