@@ -46,6 +46,12 @@ LOG_2PI = np.log(2 * np.pi)
 #: 4 MB: fewer blocks (Python calls, normalisations) than at 2 MB, about 10 %
 #: faster at 100,000 × 20, K = 20 (experiments/bench_missing.py); 8 MB no faster.
 BLOCK_BYTES = 4 * 2**20
+#: A block with more patterns than this fraction of its rows takes each row as
+#: a pattern of its own: the m × m work grows by the rows that share a pattern,
+#: but nothing is gathered from patterns to rows (the inverses, their weights)
+#: and the statistics sum rows only. At D = 20 and 20 % missing, the blocks of
+#: rows with 5 holes or more have about 0.9 patterns a row.
+OWN_PATTERNS = 0.75
 
 
 @dataclass
@@ -125,11 +131,17 @@ class Block:
     columns : list of (int, int, int)
         ``(j, start, stop)``: the holes at column ``j`` are
         ``hole_order[start:stop]``.
+    hole_places : ndarray of shape (H,)
+        The inverse of ``hole_order``: for place ``i·n + row``, where that hole
+        stands among the holes sorted by column.
     pair_embedding : scipy.sparse CSC matrix of shape (D², T·(n + p)) or (D², T·n)
         With ``T = m(m+1)/2`` the pairs ``i <= j`` of holes: sums values of
         each pair, laid out (T, n) for rows then (T, p) for patterns, into the
         upper triangle of a D × D matrix (:func:`expanded_statistics`); only
         (T, n) when every row has its own pattern (``p = n``).
+    products : tuple of ndarray or None
+        What the expanded path reads of the rows, kept across iterations by
+        :func:`keep_products` (None: formed each time); see :func:`block_products`.
     """
 
     rows: np.ndarray
@@ -141,14 +153,16 @@ class Block:
     hole_order: np.ndarray
     hole_rows: np.ndarray
     columns: list
+    hole_places: np.ndarray
     pair_embedding: sparse.csc_matrix
+    products: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_missing(self) -> int:
         return self.missing.shape[1]
 
 
-def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYTES) -> list[Block]:
+def make_blocks(X: np.ndarray, shift, n_components: int, budget: int | None = None) -> list[Block]:
     """Group the rows of X (NaN marks a hole) into :class:`Block` s.
 
     Rows without NaN are left out: they take the complete-data path. A block
@@ -159,6 +173,7 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
     O(n·D + n log n) time, once per fit; the blocks keep O(n·(D + m²)) numbers
     (the rows, their hole indices and the sparse embeddings).
     """
+    budget = BLOCK_BYTES if budget is None else budget
     n_features = X.shape[1]
     mask = np.isnan(X)
     incomplete = np.flatnonzero(mask.any(axis=1))
@@ -186,6 +201,8 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
             ids = pattern_id[start:stop]
             first = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]
             pattern = np.cumsum(np.r_[0, np.diff(ids) != 0])
+            if first.size > OWN_PATTERNS * (stop - start):  # each row its own pattern
+                first = pattern = np.arange(stop - start)
             m = int(n_missing[start])
             missing = np.nonzero(mask[start:stop][first])[1].reshape(first.size, m)
             values = np.asarray(X[incomplete[start:stop]], dtype=np.float64) - shift
@@ -198,6 +215,8 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
             )
             holes = missing[pattern]  # (n, m)
             hole_order = np.argsort(holes.T.ravel(), kind="stable")  # by column
+            hole_places = np.empty_like(hole_order)
+            hole_places[hole_order] = np.arange(hole_order.size)
             columns_at = holes.T.ravel()[hole_order]
             cuts = np.flatnonzero(np.diff(columns_at)) + 1
             columns = [
@@ -218,7 +237,8 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int = BLOCK_BYT
                 Block(
                     incomplete[start:stop],
                     *(values, missing, pattern, first, embedding),
-                    *(hole_order, hole_order % (stop - start), columns, pair_embedding),
+                    *(hole_order, hole_order % (stop - start), columns),
+                    *(hole_places, pair_embedding),
                 )
             )
     return blocks
@@ -468,6 +488,52 @@ def block_imputations(
 
 
 # ------------------------------------------------------------------ the expanded path
+def block_products(block: Block) -> tuple[np.ndarray, np.ndarray]:
+    """What the expanded path reads of a block's rows: ``(features, at_holes)``.
+
+    ``features`` (n, D(D+1)/2 + D) are the 'full' family's quadratic features
+    ``[x_i x_j (i <= j), x]`` of the rows (0 in the holes); ``at_holes``
+    (H, D + 1) is ``[x, 1]`` at each hole's row, the holes sorted by column
+    (``block.hole_rows``). They depend on the data only: the ones kept by
+    :func:`keep_products`, else formed now, O(n·D² + H·D) time and memory.
+    """
+    if block.products is not None:
+        return block.products
+    x = block.values
+    with np.errstate(over="ignore"):  # a row whose squares overflow is refused later
+        feats = get_family("full").features(x)
+    with_one = np.empty((x.shape[0], x.shape[1] + 1))
+    with_one[:, :-1] = x
+    with_one[:, -1] = 1.0
+    return feats, np.take(with_one, block.hole_rows, axis=0)
+
+
+def products_bytes(block: Block) -> int:
+    """Bytes of a block's :func:`block_products` (float64)."""
+    n_rows, d = block.values.shape
+    return 8 * (n_rows * (d * (d + 1) // 2 + d) + block.hole_rows.size * (d + 1))
+
+
+def keep_products(blocks: list[Block], budget: int) -> int:
+    """Keep the :func:`block_products` of the first blocks whose total fits in ``budget`` bytes.
+
+    The rows of a fit do not change between iterations, so neither do these:
+    forming them cost 15 to 30 ms of a 450 ms incomplete iteration at
+    100,000 × 20, K = 20 with 20 % missing (experiments/bench_missing.py,
+    one BLAS thread), where they take about 250 MB, 8·(D(D+1)/2 + D +
+    m·(D + 1)) bytes a row with m holes.
+    Returns the bytes kept. O(n·D²) time once.
+    """
+    kept = 0
+    for block in blocks:
+        size = products_bytes(block)
+        if kept + size > budget:
+            break
+        block.products = block_products(block)
+        kept += size
+    return kept
+
+
 #: Largest condition estimate (see :func:`expanded_ok`) for the expanded path.
 EXPANDED_KAPPA = 1e-4 / np.finfo(np.float64).eps
 
@@ -546,38 +612,39 @@ def expanded_log_prob(
     -------
     log_prob : ndarray of shape (K, n)
     work : tuple
-        ``(features, [x, 1] at each hole's row (H, D + 1), e)`` for
+        ``(features, [x, 1] at each hole's row (H, D + 1), -e)`` for
         :func:`expanded_statistics`, with ``e`` (m, n, K) the conditional
-        expectations of the holes under each component (shifted).
+        expectations of the holes under each component (shifted); ``-e =
+        P_mm^-1 u`` as solved (the statistics take the sign, not a pass).
     """
     log_det, last = conditionals[0], conditionals[2]
-    x = block.values
-    n_rows, m = x.shape[0], block.n_missing
-    feats = get_family("full").features(x)  # [x_i x_j (i <= j), x]
-    quad = feats @ coefs.linear.T  # (n, K): a' P a less mu' P mu
-    quad += coefs.const
+    n_rows, m = block.values.shape[0], block.n_missing
+    own = last.shape[2] == n_rows  # every row its own pattern: no gathers by pattern
+    feats, at_holes = block_products(block)
+    # (K, n): a' P a less mu' P mu. ``feats.T`` is feature-major, read in order:
+    # half the time of ``feats @ linear.T`` (measured, 100,000 × 20, K = 20).
+    quad = coefs.linear @ feats.T
+    quad += coefs.const[:, None]
     n_components = dense.means.shape[0]
-    with_one = np.empty((n_rows, x.shape[1] + 1))  # [x, 1]
-    with_one[:, :-1] = x
-    with_one[:, -1] = 1.0
-    at_holes = with_one[block.hole_rows]  # (H, D + 1), holes by column
     by_column = np.empty((at_holes.shape[0], n_components))
     for j, start, stop in block.columns:  # (P x)_j - (P mu)_j
         np.matmul(at_holes[start:stop], coefs.hole_rows[j], out=by_column[start:stop])
-    u = np.empty((m * n_rows, n_components))  # (P a)_m
-    u[block.hole_order] = by_column
-    u = u.reshape(m, n_rows, n_components)
-    if last.shape[2] != n_rows:  # each pattern's inverse at its rows: (m, m, n, K)
+    # (P a)_m, (m, n, K): gathered back to slot order (a gather is about twice
+    # as fast as the scatter ``u[hole_order] = by_column``).
+    u = np.take(by_column, block.hole_places, axis=0).reshape(m, n_rows, n_components)
+    if not own:  # each pattern's inverse at its rows: (m, m, n, K)
         last = np.take(last, block.pattern, axis=2)
     # P_mm^-1 u, (m, n, K): one pass over the inverses, rows and components flat.
     solved = np.einsum("ijb,jb->ib", last.reshape(m, m, -1), u.reshape(m, -1))
     solved = solved.reshape(m, n_rows, n_components)
     u *= solved
-    quad -= u.sum(axis=0)  # u' P_mm^-1 u
+    quad -= u.sum(axis=0).T  # u' P_mm^-1 u
     np.maximum(quad, 0.0, out=quad)
-    log_prob = log_const[:, None] + 0.5 * m * LOG_2PI - 0.5 * log_det[:, block.pattern]
-    log_prob -= 0.5 * quad.T
-    np.negative(solved, out=solved)
+    # log_const + m/2 log(2 pi) - log det(P_mm)/2 - quad/2, in place (the halving is exact).
+    log_prob = np.multiply(log_det if own else log_det[:, block.pattern], -0.5)
+    log_prob += (log_const + 0.5 * m * LOG_2PI)[:, None]
+    quad *= -0.5
+    log_prob += quad
     return log_prob, (feats, at_holes, solved)
 
 
@@ -643,29 +710,32 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     ``pair_embedding``). O(n·K·(D² / 2 + m·(D + m))) time, O(K·m²·(n + p))
     memory.
     """
-    feats, at_holes, filled = work
+    feats, at_holes, negated = work  # negated: -e
     n_components, d = resp.shape[0], block.values.shape[1]
-    m, n_rows = filled.shape[:2]
-    weighted = filled * resp.T  # (m, n, K): r e
-    by_column = weighted.reshape(-1, n_components)[block.hole_order]  # (H, K)
+    m, n_rows = negated.shape[:2]
+    resp_rows = np.ascontiguousarray(resp.T)  # (n, K): the layout of e, read in order
+    weighted = negated * resp_rows  # (m, n, K): -r e
+    by_column = np.take(weighted.reshape(-1, n_components), block.hole_order, axis=0)  # (H, K)
     # sum r e_j [x, 1] at each hole column j: the cross products, then (the
     # appended 1) the sums of r e_j.
     sums = np.zeros((n_components, d + 1, d))
     for j, start, stop in block.columns:
         sums[:, :, j] = by_column[start:stop].T @ at_holes[start:stop]
+    np.negative(sums, out=sums)  # of -r e
     cross, hole_sums = sums[:, :d], sums[:, d].T
     # Pairs i <= j: r e_i e_j of each row (T, n, K), then r C_ij summed per pattern
     # (T, p, K), or added to the row's own when each row has its own pattern.
-    per_pattern = np.add.reduceat(resp, block.starts, axis=1).T  # (p, K)
     last = conditionals[2]  # (m, m, p, K)
-    own = per_pattern.shape[0] == n_rows
+    own = last.shape[2] == n_rows  # every row its own pattern
+    # r summed over each pattern's rows, (p, K)
+    per_pattern = resp_rows if own else np.add.reduceat(resp_rows, block.starts, axis=0)
     width = n_rows if own else n_rows + per_pattern.shape[0]
     pairs = np.empty((m * (m + 1) // 2, width, n_components))
     scratch = np.empty((m, n_rows, n_components)) if own else None
     at = 0
     for i in range(m):
         rows = pairs[at : at + m - i, :n_rows]
-        np.multiply(weighted[i], filled[i:], out=rows)
+        np.multiply(weighted[i], negated[i:], out=rows)  # (-r e_i)(-e_j)
         if own:
             rows += np.multiply(last[i, i:], per_pattern, out=scratch[: m - i])
         else:

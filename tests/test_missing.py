@@ -208,8 +208,17 @@ def rowwise_reference(Xm, weights, means, covariances, shift):
 @pytest.mark.parametrize(
     ("dtype", "offset"), [(np.float64, 0.0), (np.float32, 0.0), (np.float64, 1e6)]
 )
-def test_expanded_kernels_equal_rowwise_reference(case, dtype, offset):
-    """Log-densities, conditional means and statistics of every block equal a per-row reference."""
+@pytest.mark.parametrize("rows_as_patterns", [False, True])
+def test_expanded_kernels_equal_rowwise_reference(
+    case, dtype, offset, rows_as_patterns, monkeypatch
+):
+    """Log-densities, conditional means and statistics of every block equal a per-row reference.
+
+    ``rows_as_patterns``: every block takes each row as a pattern of its own
+    (:data:`gmm.missing.OWN_PATTERNS` 0), as blocks of mostly distinct patterns do.
+    """
+    if rows_as_patterns:
+        monkeypatch.setattr(missing, "OWN_PATTERNS", 0.0)
     Xm, weights, means, covariances = kernel_case(case, dtype, offset)
     family = get_family("full")
     shift = incomplete.observed_mean(Xm, None)
@@ -221,9 +230,9 @@ def test_expanded_kernels_equal_rowwise_reference(case, dtype, offset):
     ref_log_prob, ref_filled, *ref_stats = rowwise_reference(Xm, weights, means, covariances, shift)
     blocks = missing.make_blocks(Xm, shift, 3, budget=4000)  # several blocks
     assert len(blocks) > 1
-    if case == "own":
+    if case == "own" or rows_as_patterns:
         assert all(b.missing.shape[0] == b.rows.size for b in blocks)
-    if case == "mixed":
+    elif case == "mixed":
         assert any(b.missing.shape[0] < b.rows.size for b in blocks)
     total = None
     scale = np.abs(Xm[~np.isnan(Xm)]).max()
@@ -233,7 +242,7 @@ def test_expanded_kernels_equal_rowwise_reference(case, dtype, offset):
         np.testing.assert_allclose(log_prob.T, ref_log_prob[block.rows], rtol=1e-9, atol=1e-9)
         holes = block.missing[block.pattern]  # (n, m)
         expected = ref_filled[block.rows[:, None], :, holes]  # (n, m, K)
-        got = work[2].transpose(1, 0, 2) + shift[holes][:, :, None]
+        got = -work[2].transpose(1, 0, 2) + shift[holes][:, :, None]  # work[2] is -e
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * scale)
         resp = np.exp(log_prob - logsumexp(log_prob, axis=0))
         part = missing.expanded_statistics(block, resp, work, conditionals)
@@ -605,6 +614,62 @@ def test_expanded_path_equals_centred_path(data, covariance_type, monkeypatch):
     np.testing.assert_allclose(
         fast.result.covariances, slow.result.covariances, rtol=1e-10, atol=1e-12
     )
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kept", ["all", "first block", "none"])
+def test_kept_block_products_give_the_same_e_step(data, kept, monkeypatch):
+    """Features and [x, 1] at the holes kept across iterations equal those formed each time."""
+    _, Xm = data
+    model = GaussianMixture(3, random_state=0).set_params(nan_policy="marginalize", max_iter=2)
+    model.fit(Xm)
+    family = get_family("full")
+    params = model._get_parameters()
+    log_const = model._log_const(params, family)
+    monkeypatch.setattr(missing, "BLOCK_BYTES", 2000)  # several blocks
+    fresh = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), None, family, 3, "t")
+    for block in fresh.blocks:
+        block.products = None
+    first = missing.products_bytes(fresh.blocks[0])
+    budget = {"all": 2**30, "first block": first, "none": 0}[kept]
+    monkeypatch.setattr(
+        em_module, "FEATURE_CACHE_BYTES", budget + incomplete.kept_bytes(fresh.complete)
+    )
+    source = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), None, family, 3, "t")
+    held = [block.products is not None for block in source.blocks]
+    assert len(held) > 2
+    expected = {"all": len(held), "first block": 1, "none": 0}[kept]
+    assert held == [True] * expected + [False] * (len(held) - expected)
+    for block, other in zip(source.blocks, fresh.blocks, strict=True):
+        for a, b in zip(missing.block_products(block), missing.block_products(other), strict=True):
+            np.testing.assert_array_equal(a, b)
+    a = source.expectation(params, log_const)[0]
+    b = fresh.expectation(params, log_const)[0]
+    assert a.log_likelihood == b.log_likelihood
+    for name in ("nk", "first", "second"):
+        np.testing.assert_array_equal(getattr(a.incomplete, name), getattr(b.incomplete, name))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_incomplete_row_out_of_range_is_named(data):
+    """A row with holes whose observed entries overflow every distance is refused by its index."""
+    _, Xm = data
+    model = GaussianMixture(3, random_state=0).set_params(nan_policy="marginalize", max_iter=2)
+    model.fit(Xm)
+    family = get_family("full")
+    params = model._get_parameters()
+    far = Xm.copy()
+    row = int(np.flatnonzero(np.isnan(far).any(axis=1))[5])
+    far[row, ~np.isnan(far[row])] = 1e200  # squares overflow float64
+    shift = np.zeros(far.shape[1])
+    blocks = missing.make_blocks(far, shift, 3)
+    components = incomplete.marginal_components(params, family, shift)
+    stats = em_module.Statistics(np.zeros(3), (), 0.0, 0.0)
+    with pytest.raises(em_module.OutOfRangeError, match=f"Row {row} ") as error:
+        incomplete.add_incomplete(
+            stats, blocks, [None] * len(blocks), components, model._log_const(params, family)
+        )
+    assert error.value.row == row
 
 
 def test_tight_component_takes_the_centred_path():

@@ -27,9 +27,10 @@ import numpy as np
 from sklearn.utils.validation import check_array
 
 from .. import em, missing, validation
+from ..blas_threads import blas_threads
 from ..covariance import CovarianceFamily
 from .files import FileRows
-from .rows import IncompleteRows, check_rows
+from .rows import IncompleteRows
 from .sources import TrainingData, column_mean
 
 #: The accepted values of ``nan_policy``.
@@ -149,7 +150,13 @@ class IncompleteTrainingData(TrainingData):
 
     The complete rows are a :class:`TrainingData` of their own (the fused
     E-step, unchanged); the incomplete ones are grouped once into
-    :class:`gmm.missing.Block` s by missingness pattern.
+    :class:`gmm.missing.Block` s by missingness pattern, and each block keeps
+    what the expanded E-step reads of its rows (:func:`gmm.missing.keep_products`,
+    8·(D(D+1)/2 + D + m(D + 1)) bytes a row with m holes) while the features of
+    the whole fit stay within :data:`gmm.em.FEATURE_CACHE_BYTES` (256 MiB):
+    about 250 MB at 100,000 × 20 with 20 % missing, where forming them took
+    15 to 30 ms of each 450 ms iteration. Beside them O(n·D) for the rows, their
+    copy with holes at the column means, and the blocks' indices.
 
     Parameters
     ----------
@@ -165,6 +172,10 @@ class IncompleteTrainingData(TrainingData):
         w = None if sample_weight is None else sample_weight[kept]
         self.complete = TrainingData(X[kept], w, family, n_components, shift)
         self.blocks = missing.make_blocks(X, shift, n_components)
+        # What the expanded path reads of the rows, kept within the features'
+        # budget less what the complete rows keep (a fit keeps at most
+        # em.FEATURE_CACHE_BYTES of features in all).
+        missing.keep_products(self.blocks, em.FEATURE_CACHE_BYTES - kept_bytes(self.complete))
         self.weights = [None if w is None else sample_weight[b.rows] for b in self.blocks]
         self.full_weight = sample_weight
         self.imputed = np.where(np.isnan(X), shift.astype(X.dtype), X)
@@ -222,34 +233,28 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     to ``stats``; the M-step statistics go to ``stats.incomplete`` (added to
     what is there). O(K·(m³ + D²)) per row with m holes, the m³ shared by the
     rows of a pattern in a block.
+
+    The blocks run in turn, BLAS on one thread: a block's products are small
+    (at most rows × D² × K / 2 multiply-adds, about 6e6 at 100,000 × 20,
+    K = 20), and with the library's threads an iteration there took 2.9 s of
+    wall time for 0.45 s of CPU time on the shared two-core machine (load 0.5,
+    so :func:`gmm.blas_threads.blas_threads_for` would not have limited them).
+    Running the blocks on two threads was slower still (measured: 0.56 s
+    against 0.45 s an E-step, medians, the second core idle or not): a block
+    is hundreds of numpy calls of 10 to 50 µs over (m, m, patterns × K)
+    batches, and each one hands the interpreter lock over.
     """
     if not blocks:
         return
     dense, expanded = components
     log_const = np.asarray(log_const, dtype=np.float64)
     incomplete = None
-    for block, w in zip(blocks, weights, strict=True):
-        conditionals = missing.conditional_precisions(block, dense)
-        if expanded is None:
-            log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
-        else:
-            log_prob, work = missing.expanded_log_prob(
-                block, dense, expanded, log_const, conditionals
-            )
-        check_rows(log_prob, block.rows)
-        resp, log_norm = em.normalize_log_prob(log_prob)
-        if w is None:
-            stats.log_likelihood += float(np.sum(log_norm))
-            stats.total_weight += float(block.rows.size)
-        else:
-            resp *= w
-            stats.log_likelihood += float(np.dot(w, log_norm))
-            stats.total_weight += float(np.sum(w, dtype=np.float64))
-        if expanded is None:
-            part = missing.block_statistics(block, resp, work, conditionals)
-        else:
-            part = missing.expanded_statistics(block, resp, work, conditionals)
-        incomplete = part if incomplete is None else incomplete + part
+    with blas_threads(1):
+        for block, w in zip(blocks, weights, strict=True):
+            log_likelihood, total_weight, part = block_e_step(block, w, dense, expanded, log_const)
+            stats.log_likelihood += log_likelihood
+            stats.total_weight += total_weight
+            incomplete = part if incomplete is None else incomplete + part
     if expanded is None:
         incomplete.centres = dense.means
     else:
@@ -257,6 +262,48 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     if stats.incomplete is not None:
         incomplete = stats.incomplete + incomplete
     stats.incomplete = incomplete
+
+
+def block_e_step(block: missing.Block, w, dense, expanded, log_const):
+    """``(log-likelihood, total weight, statistics)`` of one block's rows.
+
+    ``w`` the block's sample weights or None; ``dense, expanded`` as
+    :func:`marginal_components` gives them (``expanded`` None: the centred
+    path). O(K·(m³ + D²)) per row, the m³ per pattern.
+    """
+    conditionals = missing.conditional_precisions(block, dense)
+    # A row whose squared distances overflow gets inf or NaN log-probabilities
+    # here; the normalisation refuses it by its index.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if expanded is None:
+            log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
+        else:
+            log_prob, work = missing.expanded_log_prob(
+                block, dense, expanded, log_const, conditionals
+            )
+    try:  # a row all -inf or NaN is refused from the normalisation's maximum
+        resp, log_norm = em.normalize_log_prob(log_prob, 0)
+    except em.OutOfRangeError as error:
+        if error.row is None:
+            raise
+        raise em.out_of_range(int(block.rows[error.row]), log_prob.dtype) from None
+    if w is None:
+        log_likelihood, total_weight = float(np.sum(log_norm)), float(block.rows.size)
+    else:
+        resp *= w
+        log_likelihood = float(np.dot(w, log_norm))
+        total_weight = float(np.sum(w, dtype=np.float64))
+    if expanded is None:
+        part = missing.block_statistics(block, resp, work, conditionals)
+    else:
+        part = missing.expanded_statistics(block, resp, work, conditionals)
+    return log_likelihood, total_weight, part
+
+
+def kept_bytes(data: TrainingData) -> int:
+    """Bytes of the shifted chunks and features ``data`` keeps across iterations."""
+    kept = getattr(data.chunks, "_cache", None) or []
+    return sum(Xc.nbytes + feats.nbytes for Xc, feats, _ in kept)
 
 
 def fit_file_data(source: WithMissing, file_rows: FileRows, sample_weight, family, n_components):
