@@ -215,18 +215,28 @@ def common_orientation(
     share = nk / nk.sum()  # per observation: the objective is free of the weights' scale
     total = nk.sum()
 
-    def diagonals(rotated):
-        """``Psi_k`` and ``sum_i log Psi_k,i`` from ``M_k`` (the diagonal is a view)."""
+    log_nk = d * np.log(nk)
+    counts = nk[:, None]
+
+    def diagonals(rotated, with_logs=True):
+        """``Psi_k`` and ``sum_i log Psi_k,i`` from ``M_k`` (the diagonal is a view).
+
+        VVE's ``Psi_k`` need no logarithm: without ``with_logs`` (the rounds of a
+        sweep, which read only ``Psi_k``) the sums are None.
+        """
         projected = rotated.reshape(n_components, d * d)[:, :: d + 1]  # diag(D' W_k D)
-        logs = np.log(projected).sum(axis=1)
         if not equal_volume:
-            return projected / nk[:, None], logs - d * np.log(nk)
+            if not with_logs:
+                return projected / counts, None
+            return projected / counts, np.log(projected).sum(axis=1) - log_nk
+        logs = np.log(projected).sum(axis=1)
         volumes = np.exp(logs / d)
         scale = volumes.sum() / total
         return projected * (scale / volumes)[:, None], np.full(n_components, d * np.log(scale))
 
     rounds = _round_robin(d)
-    rotation = np.eye(d)
+    identity = np.eye(d)
+    rotation = identity.copy()
     rotated = orientation.T @ scatters @ orientation
     psi, logs = diagonals(rotated)
     change = np.zeros(n_components)
@@ -239,10 +249,10 @@ def common_orientation(
                 return orientation, psi, InnerResult(n_iter, None, previous)
             start = psi
             for axes, entries in rounds:
-                _plane_rotations(rotated, 1.0 / psi, axes, entries, rotation)
+                _plane_rotations(rotated, 1.0 / psi, axes, entries, rotation, identity)
                 orientation = orientation @ rotation
                 rotated = rotation.T @ rotated @ rotation
-                psi, logs = diagonals(rotated)
+                psi = diagonals(rotated, with_logs=False)[0]
             # Products of rotations drift from orthogonality by rounding: restore it
             # once a sweep and recompute D' W_k D from the scatters.
             q, r = np.linalg.qr(orientation)
@@ -288,13 +298,15 @@ def _round_robin(d: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     return tuple(rounds)
 
 
-def _plane_rotations(rotated, inverse, axes, entries, rotation) -> None:
+def _plane_rotations(rotated, inverse, axes, entries, rotation, identity) -> None:
     """Write into ``rotation`` (d, d) the product of the optimal rotations in disjoint planes.
 
     ``rotated`` is ``M_k = D' W_k D`` (K, d, d) and ``inverse`` is ``1 / Psi_k``
     (K, d); ``axes`` and ``entries`` are one round of :func:`_round_robin`
-    (the planes ``(i, j)``). One buffer for every round saves an allocation
-    per round. See :func:`common_orientation` for the angle.
+    (the planes ``(i, j)``); ``identity`` is ``eye(d)``. One buffer for every
+    round saves an allocation per round; the few numpy calls are the cost at
+    small d (a sweep of d = 10 makes nine rounds). See
+    :func:`common_orientation` for the angle.
     """
     m = axes.shape[0] // 2
     ends = inverse[:, axes]
@@ -303,15 +315,14 @@ def _plane_rotations(rotated, inverse, axes, entries, rotation) -> None:
     n_components = rotated.shape[0]
     picked = rotated.reshape(n_components, -1)[:, entries[: 3 * m]]
     sums = np.einsum("km,kcm->cm", weight, picked.reshape(n_components, 3, m))
-    p = (sums[0] - sums[1]) / 2
-    q = sums[2]
-    # (cos 2t, sin 2t) = -(p, q) / hypot(p, q); atan2 is accurate at every angle
-    # (near t = 0 too, where a half-angle formula would cancel). Adding 0.0 turns
-    # -0.0 into 0.0, so p = q = 0 (every angle ties) gives t = 0: stay.
-    angle = 0.5 * np.arctan2(0.0 - q, 0.0 - p)
+    # With p = (sum_ii - sum_jj) / 2 and q = sum_ij: (cos 2t, sin 2t) = -(p, q) /
+    # hypot(p, q); atan2 is accurate at every angle (near t = 0 too, where a
+    # half-angle formula would cancel). -p is (sum_jj - sum_ii) / 2 exactly, and
+    # 0.0 - q turns -0.0 into 0.0, so p = q = 0 (every angle ties) gives t = 0: stay.
+    angle = np.arctan2(0.0 - sums[2], (sums[1] - sums[0]) / 2)
+    angle *= 0.5
     cos, sin = np.cos(angle), np.sin(angle)
-    rotation.fill(0.0)
-    rotation.flat[:: rotation.shape[0] + 1] = 1.0
+    np.copyto(rotation, identity)
     rotation.flat[entries] = np.concatenate([cos, cos, -sin, sin])
 
 
