@@ -171,7 +171,8 @@ def common_orientation(
     equal_volume : bool
         True for EVE, False for VVE.
     orientation : ndarray of shape (D, D) or None
-        Warm start; None starts from the eigenvectors of ``sum_k W_k``.
+        Warm start; None runs from the eigenvectors of ``sum_k W_k`` and from
+        the identity, and keeps the lower objective (:func:`_cold_start`).
     tol, max_iter : float, int
         ``max_iter`` caps the sweeps.
     last : float or None, default=None
@@ -211,7 +212,7 @@ def common_orientation(
     """
     n_components, d = scatters.shape[:2]
     if orientation is None:
-        orientation = eigh_decreasing(scatters.sum(axis=0))[1]
+        return _cold_start(scatters, nk, equal_volume, tol, max_iter)
     share = nk / nk.sum()  # per observation: the objective is free of the weights' scale
     total = nk.sum()
 
@@ -266,6 +267,33 @@ def common_orientation(
                 return orientation, psi, InnerResult(n_iter, None, objective)
             previous = objective
     return orientation, psi, InnerResult(max_iter, int(np.argmax(change)), previous)
+
+
+def _cold_start(
+    scatters: np.ndarray, nk: np.ndarray, equal_volume: bool, tol: float, max_iter: int
+) -> tuple[np.ndarray, np.ndarray, InnerResult]:
+    """:func:`common_orientation` without a warm start: the better of two starts.
+
+    The M-step's objective has several local minima once d is more than a few
+    (measured at d = 10: from one partition the ends of different starts differ
+    by up to 6 % in ``f``), and the sweeps end at the one their start leads to.
+    Both the eigenvectors of ``sum_k W_k`` and the identity (mclust's start of
+    its MM iteration) are tried, and the lower objective is kept (the first on
+    a tie or a NaN). On the mclust benchmark's 20,000 x 10 sweep (hc start) the
+    identity was kept in 8 of the 18 cold M-steps of EVE and VVE; 8 of their 18
+    fits then ended 2,800 to 5,500 higher in log-likelihood (EVE, K = 9:
+    -242,447 against -236,998), one 0.08 lower (the same optimum within EM's
+    tolerance), the others equal, in 207 EM iterations instead of 249, so the
+    sweep took about as long. From a k-means partition at K = 6, EVE now ends at
+    mclust's log-likelihood (-241,362.4; -248,152 before). The cold M-step
+    costs the sweeps of both starts (about 1.6 times one start's).
+    """
+    best = None
+    for start in (eigh_decreasing(scatters.sum(axis=0))[1], np.eye(scatters.shape[1])):
+        found = common_orientation(scatters, nk, equal_volume, start, tol, max_iter)
+        if best is None or found[2].objective < best[2].objective:
+            best = found
+    return best
 
 
 @lru_cache(maxsize=16)
