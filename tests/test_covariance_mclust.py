@@ -353,6 +353,30 @@ def test_common_orientation_cold_start_keeps_the_lower_of_two_local_minima(
     assert minus_two_loglik(axes) == pytest.approx(minus_two_loglik(ends["identity"][0]))
 
 
+def test_common_orientation_cold_start_cap_counts_the_screening_sweeps():
+    """The cold start's sweeps to the screening tolerance count against max_iter:
+    a cap they use up is reported (``worst`` set), never a silent early stop."""
+    from gmm.covariance.decomposition import COLD_SCREEN_TOL
+
+    rng = np.random.default_rng(28)
+    nk = rng.uniform(50, 200, 3)
+    W = np.array(
+        [
+            n * (Q @ np.diag(np.exp(rng.normal(0, 1.5, 4))) @ Q.T)
+            for n, Q in ((n, np.linalg.qr(rng.normal(size=(4, 4)))[0]) for n in nk)
+        ]
+    )
+    screened = [
+        common_orientation(W, nk, False, start, COLD_SCREEN_TOL, 10_000)
+        for start in (np.linalg.eigh(W.sum(axis=0))[1][:, ::-1], np.eye(4))
+    ]
+    kept = min(screened, key=lambda found: found[2].objective)
+    _, _, result = common_orientation(W, nk, False, None, 1e-12, kept[2].n_iter)
+    assert result.n_iter == kept[2].n_iter and result.worst is not None
+    _, _, result = common_orientation(W, nk, False, None, 1e-12, 10_000)
+    assert result.worst is None and result.n_iter > kept[2].n_iter
+
+
 @pytest.mark.parametrize("equal_volume", [True, False], ids=["EVE", "VVE"])
 @pytest.mark.parametrize("d,K", [(3, 2), (5, 4), (8, 3)])
 def test_common_orientation_reaches_the_optimum_in_higher_dimensions(equal_volume, d, K):
