@@ -13,6 +13,7 @@ Everything here is a kernel: inputs are trusted. Validation lives in
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Iterator
@@ -269,17 +270,19 @@ def normalize_log_prob(
     """
     top = np.max(log_prob, axis=0)
     finite = np.isfinite(top)
-    if first_row is not None:
-        _raise_unrepresentable(top, finite, first_row, log_prob.dtype)
-    # A row with every log-probability at -inf has top = -inf; keep it finite here
-    # so the row gives 0/0 = NaN nowhere (its log_norm stays -inf).
-    top[~finite] = 0
+    all_finite = bool(finite.all())
+    if not all_finite:
+        if first_row is not None:
+            _raise_unrepresentable(top, finite, first_row, log_prob.dtype)
+        # A row with every log-probability at -inf has top = -inf; keep it finite here
+        # so the row gives 0/0 = NaN nowhere (its log_norm stays -inf).
+        top[~finite] = 0
     log_prob -= top
     # Below the smallest normal number (e^-708 in float64, e^-87 in float32) exp gives
     # subnormals, slow in exp and in the M-step's products: such entries become 0.
     # Most blocks have none (one pass finds out, cheaper than the three that clamp;
     # a NaN, whose row is refused or undefined, takes the clamping path too).
-    floor = np.log(np.finfo(log_prob.dtype).tiny) + 1
+    floor = _exp_floor(log_prob.dtype)
     if log_prob.size and not np.min(log_prob) >= floor:
         representable = log_prob >= floor
         np.maximum(log_prob, floor, out=log_prob)
@@ -288,10 +291,19 @@ def normalize_log_prob(
     else:
         resp = np.exp(log_prob, out=log_prob)
     total = np.sum(resp, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Every finite row holds its maximum's exp(0) = 1, so total >= 1: no division
+    # by 0 and no log of 0 unless some row is all -inf or NaN.
+    with nullcontext() if all_finite else np.errstate(divide="ignore", invalid="ignore"):
         resp /= total
-        log_norm = np.log(total) + top
+        log_norm = np.log(total, out=total)
+    log_norm += top
     return resp, log_norm
+
+
+@functools.lru_cache(maxsize=8)
+def _exp_floor(dtype: np.dtype) -> float:
+    """``log(tiny) + 1`` of ``dtype``: below it (relative to a row's maximum) exp is subnormal."""
+    return float(np.log(np.finfo(dtype).tiny) + 1)
 
 
 def log_det_precision(params: Parameters, family: CovarianceFamily) -> np.ndarray:

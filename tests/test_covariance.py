@@ -72,6 +72,56 @@ def test_log_density_equals_scipy(name, offset, d):
     np.testing.assert_allclose(log_prob.T, expected, rtol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["full", "EVV"])
+@pytest.mark.parametrize(
+    "case", ["offset 1e6", "features 1e-1..1e1", "tight std 1e-2", "float32", "far rows"]
+)
+def test_full_folded_log_prob_equals_mahalanobis_then_halving(name, case):
+    """Full.log_prob (the halving and the constant folded into one product and one
+    pass) against the default CovarianceFamily.log_prob (mahalanobis, then
+    -maha/2 + constant) on the same coefficients, and against scipy on hard
+    data, in the expanded plan (every component expandable)."""
+    from gmm.covariance.base import CovarianceFamily
+
+    rng = np.random.default_rng(3)
+    K, d = 3, 5
+    # Wider feature scales put the components on the centred path (whose log_prob
+    # is the default's), so the folded product is tested where it runs.
+    scales = np.logspace(-1, 1, d) if case == "features 1e-1..1e1" else np.ones(d)
+    offset = 1e6 if case == "offset 1e6" else 0.0
+    cov = random_covariances(rng, "full", K, d) * np.outer(scales, scales)
+    if case == "tight std 1e-2":  # a hundredth of the others' spread: still expandable
+        cov[0] *= 1e-4
+    means = offset + rng.normal(0, 3, (K, d)) * scales
+    X = offset + rng.normal(0, 4, (300, d)) * scales
+    if case == "far rows":  # log-probabilities far below e^-708 against some components
+        X[:10] += 200 * scales
+    dtype = np.float32 if case == "float32" else np.float64
+    family = get_family(name)
+    weights = np.full(K, 1 / K)
+    factors = family.precision_cholesky(cov)
+    params = Parameters(*(np.asarray(v, dtype=dtype) for v in (weights, means, cov, factors)))
+    shift = X.astype(dtype).mean(axis=0)
+    Xc = X.astype(dtype) - shift
+    with forced("expanded"):
+        coefs, const = prepare(params, family, shift, _ml_log_const(params, family))
+        assert coefs.centred.size == 0
+        feats = family.chunk_features(Xc, K)
+        folded, _ = family.log_prob(Xc, feats, coefs, const)
+        default, _ = CovarianceFamily.log_prob(family, Xc, feats, coefs, const)
+    assert folded.dtype == default.dtype == dtype
+    # Halving is exact, so the two differ by the rounding of the sums with the
+    # constants: a few ulps of the largest term.
+    terms = np.abs(coefs.linear @ feats.T) + np.abs(coefs.const) + np.abs(const)[:, None]
+    np.testing.assert_array_less(np.abs(folded - default), 4 * np.finfo(dtype).eps * terms)
+    if dtype == np.float64 and case != "far rows":
+        m64, c64 = params.means.astype(np.float64), params.covariances.astype(np.float64)
+        expected = np.column_stack(
+            [np.log(1 / K) + multivariate_normal(m64[k], c64[k]).logpdf(X) for k in range(K)]
+        )
+        np.testing.assert_allclose(folded.T, expected, rtol=1e-7)
+
+
 def test_full_uses_centred_path_for_tight_components_and_stays_accurate():
     # Tight components (std 1e-3 in a range of 10): the expansion would cancel.
     rng = np.random.default_rng(0)

@@ -312,6 +312,71 @@ def test_common_orientation_step_is_the_optimum_over_the_angle(reference):
         np.testing.assert_allclose(axes.T @ axes, np.eye(2), atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "equal_volume,d,K,seed", [(False, 4, 3, 28), (True, 4, 4, 4)], ids=["VVE", "EVE"]
+)
+def test_common_orientation_cold_start_keeps_the_lower_of_two_local_minima(
+    equal_volume, d, K, seed
+):
+    """Components with unrelated orientations give the M-step several local minima
+    (these seeds were picked so that the sweeps from the eigenvectors of sum_k W_k
+    end at a higher one than from the identity, mclust's start). Without a warm
+    start both run and the lower objective is kept, and it is the one a direct
+    evaluation of -2 logL (the diagonals exact for D) says is lower."""
+    rng = np.random.default_rng(seed)
+    nk = rng.uniform(50, 200, K)
+    W = []
+    for k in range(K):
+        Q = np.linalg.qr(rng.normal(size=(d, d)))[0]
+        W.append(nk[k] * (Q @ np.diag(np.exp(rng.normal(0, 1.5, d))) @ Q.T))
+    W = np.array(W)
+
+    def minus_two_loglik(D):  # the M-step's objective up to constants, directly
+        projected = np.einsum("ij,kil,lj->kj", D, W, D)
+        if equal_volume:
+            volumes = np.exp(np.mean(np.log(projected), axis=1))
+            psi = projected / volumes[:, None] * (volumes.sum() / nk.sum())
+        else:
+            psi = projected / nk[:, None]
+        return float(np.sum(nk[:, None] * np.log(psi) + projected / psi))
+
+    pooled = np.linalg.eigh(W.sum(axis=0))[1][:, ::-1]
+    ends = {
+        name: common_orientation(W, nk, equal_volume, start, 1e-12, 10_000)
+        for name, start in (("pooled", pooled), ("identity", np.eye(d)))
+    }
+    assert minus_two_loglik(ends["identity"][0]) < minus_two_loglik(ends["pooled"][0]) - 1.0
+    axes, psi, result = common_orientation(W, nk, equal_volume, None, 1e-12, 10_000)
+    assert result.worst is None
+    np.testing.assert_allclose(axes, ends["identity"][0], atol=1e-12)
+    np.testing.assert_allclose(psi, ends["identity"][1], rtol=1e-12)
+    assert minus_two_loglik(axes) == pytest.approx(minus_two_loglik(ends["identity"][0]))
+
+
+def test_common_orientation_cold_start_cap_counts_the_screening_sweeps():
+    """The cold start's sweeps to the screening tolerance count against max_iter:
+    a cap they use up is reported (``worst`` set), never a silent early stop."""
+    from gmm.covariance.decomposition import COLD_SCREEN_TOL
+
+    rng = np.random.default_rng(28)
+    nk = rng.uniform(50, 200, 3)
+    W = np.array(
+        [
+            n * (Q @ np.diag(np.exp(rng.normal(0, 1.5, 4))) @ Q.T)
+            for n, Q in ((n, np.linalg.qr(rng.normal(size=(4, 4)))[0]) for n in nk)
+        ]
+    )
+    screened = [
+        common_orientation(W, nk, False, start, COLD_SCREEN_TOL, 10_000)
+        for start in (np.linalg.eigh(W.sum(axis=0))[1][:, ::-1], np.eye(4))
+    ]
+    kept = min(screened, key=lambda found: found[2].objective)
+    _, _, result = common_orientation(W, nk, False, None, 1e-12, kept[2].n_iter)
+    assert result.n_iter == kept[2].n_iter and result.worst is not None
+    _, _, result = common_orientation(W, nk, False, None, 1e-12, 10_000)
+    assert result.worst is None and result.n_iter > kept[2].n_iter
+
+
 @pytest.mark.parametrize("equal_volume", [True, False], ids=["EVE", "VVE"])
 @pytest.mark.parametrize("d,K", [(3, 2), (5, 4), (8, 3)])
 def test_common_orientation_reaches_the_optimum_in_higher_dimensions(equal_volume, d, K):

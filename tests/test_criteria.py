@@ -21,6 +21,25 @@ def test_row_entropy_matches_scipy(rng):
     np.testing.assert_allclose(row_entropy(resp), entropy(resp, axis=1), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_entropy_of_component_major_responsibilities_equals_xlogy(rng, dtype):
+    """The E-step's (K, n) responsibilities seen as (n, K), with exact zeros, a
+    subnormal entry and a NaN row, against scipy's xlogy summed per row."""
+    from scipy.special import xlogy
+
+    by_component = rng.dirichlet(np.ones(5), size=40).T.astype(dtype).copy()
+    by_component[1:, 0] = 0.0
+    by_component[0, 0] = 1.0
+    by_component[2, 1] = np.finfo(dtype).tiny / 4  # subnormal
+    by_component[:, 2] = np.nan
+    resp = by_component.T
+    expected = -np.sum(xlogy(resp, resp), axis=1)
+    got = row_entropy(resp)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, expected, rtol=8 * np.finfo(dtype).eps, atol=0)
+    assert got[0] == 0.0 and np.isnan(got[2])
+
+
 def test_row_entropy_keeps_float32(rng):
     resp = rng.dirichlet(np.ones(3), size=10).astype(np.float32)
     assert row_entropy(resp).dtype == np.float32

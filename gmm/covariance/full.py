@@ -219,6 +219,24 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         maha[coefs.centred] = np.einsum("gnd,gnd->gn", white, white)
         return np.maximum(maha, 0, out=maha), white
 
+    def log_prob(self, X, feats, coefs: FullCoefficients, log_norm_const):
+        """``-maha / 2 + log_norm_const``, (K, rows): the halving and the constant folded.
+
+        With every component on the expanded path (the common case), one
+        product of ``-linear / 2`` (halving is exact) and one pass adding
+        ``log_norm_const - const / 2``; the clamp of the distances at 0 is the
+        clamp of the log-probabilities at ``log_norm_const``. Two passes over
+        the (K, rows) result where :meth:`mahalanobis` and the default halving
+        take four; the same numbers up to the rounding of the constant's sum.
+        Otherwise the default (:meth:`mahalanobis`, then halving). O(rows · K ·
+        F) time.
+        """
+        if coefs.centred.size:
+            return super().log_prob(X, feats, coefs, log_norm_const)
+        log_prob = (coefs.linear * -0.5) @ feats.T
+        log_prob += log_norm_const[:, None] - 0.5 * coefs.const
+        return np.minimum(log_prob, log_norm_const[:, None], out=log_prob), None
+
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
 
