@@ -296,6 +296,27 @@ def cached_hc(X: np.ndarray, model: str, use: str, random_state) -> HCTree:
     return tree
 
 
+def clear_cache() -> None:
+    """Forget the trees :func:`cached_hc` keeps, so the next one is computed afresh.
+
+    The kept trees outlive a sweep: a second sweep (or ``init_params='hc'``
+    fit) on the same rows reuses its tree, and pays nothing for it. A timing
+    of a first call, as another session or R would make it, clears them
+    before each repeat (``experiments/bench_mclust.py`` does).
+
+    >>> import numpy as np
+    >>> from gmm.hierarchical import cached_hc, clear_cache
+    >>> X = np.random.default_rng(0).normal(size=(50, 2))
+    >>> first = cached_hc(X, "VVV", "SVD", 0)
+    >>> cached_hc(X, "VVV", "SVD", 0) is first
+    True
+    >>> clear_cache()
+    >>> cached_hc(X, "VVV", "SVD", 0) is first
+    False
+    """
+    _CACHE.clear()
+
+
 def _rows_for_tree(n: int, subset: int, random_state) -> np.ndarray:
     """All rows, or a sorted uniform random subset of ``subset`` of them when ``n > subset``."""
     if n <= subset:

@@ -289,3 +289,16 @@ def test_collinear_columns_drop_the_directions_the_data_do_not_span():
             np.eye(2) if use == "SPH" else np.diag(np.diag(Z.T @ Z)),
             atol=1e-9,
         )
+
+
+def test_clear_cache_makes_the_next_tree_afresh_and_equal():
+    from gmm.hierarchical import cached_hc, clear_cache
+
+    X = np.random.default_rng(3).normal(size=(60, 3))
+    first = cached_hc(X, "VVV", "SVD", 0)
+    assert cached_hc(X, "VVV", "SVD", 0) is first  # kept across calls
+    clear_cache()
+    again = cached_hc(X, "VVV", "SVD", 0)
+    assert again is not first
+    np.testing.assert_array_equal(again.merges, first.merges)
+    np.testing.assert_array_equal(again.labels(4), hc(X, "VVV", "SVD").labels(4))
