@@ -237,12 +237,15 @@ def test_expanded_kernels_equal_rowwise_reference(
     total = None
     scale = np.abs(Xm[~np.isnan(Xm)]).max()
     for block in blocks:
-        conditionals = missing.conditional_precisions(block, dense)
+        conditionals = missing.conditional_factors(block, dense)
         log_prob, work = missing.expanded_log_prob(block, dense, coefs, log_const, conditionals)
         np.testing.assert_allclose(log_prob.T, ref_log_prob[block.rows], rtol=1e-9, atol=1e-9)
         holes = block.missing[block.pattern]  # (n, m)
         expected = ref_filled[block.rows[:, None], :, holes]  # (n, m, K)
-        got = -work[2].transpose(1, 0, 2) + shift[holes][:, :, None]  # work[2] is -e
+        m, n = work[2].shape[:2]  # work[2] is L^-1 u: -e = L^-T L^-1 u
+        factors = np.take(conditionals[1], block.pattern, axis=2).reshape(m, m, -1)
+        negated = missing.solve_upper(factors, work[2].reshape(m, -1).copy())
+        got = -negated.reshape(m, n, -1).transpose(1, 0, 2) + shift[holes][:, :, None]
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * scale)
         resp = np.exp(log_prob - logsumexp(log_prob, axis=0))
         part = missing.expanded_statistics(block, resp, work, conditionals)

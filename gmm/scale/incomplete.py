@@ -271,7 +271,10 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
     :func:`marginal_components` gives them (``expanded`` None: the centred
     path). O(K·(m³ + D²)) per row, the m³ per pattern.
     """
-    conditionals = missing.conditional_precisions(block, dense)
+    if expanded is None:
+        conditionals = missing.conditional_precisions(block, dense)
+    else:  # factors only: inverses for the pairs whose responsibility counts
+        conditionals = missing.conditional_factors(block, dense)
     # A row whose squared distances overflow gets inf or NaN log-probabilities
     # here; the normalisation refuses it by its index.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -287,6 +290,8 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
         if error.row is None:
             raise
         raise em.out_of_range(int(block.rows[error.row]), log_prob.dtype) from None
+    if expanded is not None:
+        missing.drop_negligible(resp)
     if w is None:
         log_likelihood, total_weight = float(np.sum(log_norm)), float(block.rows.size)
     else:
