@@ -245,21 +245,25 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return factor_log_det(chol), factor_inverse(chol)
 
 
-def factor_log_det(chol: np.ndarray) -> np.ndarray:
+def factor_log_det(chol: np.ndarray, determinant: np.ndarray | None = None) -> np.ndarray:
     """``log det (L L')`` (B,) of a batch of lower Cholesky factors (m, m, B). O(m·B).
 
-    One logarithm a matrix, unless the product of the diagonal leaves the
-    normal range (then the sum of logarithms for that matrix).
+    One logarithm a matrix (of ``determinant``, the product of the pivots as
+    :func:`cholesky_factor` gives it, else of the diagonal's product squared),
+    unless that product leaves the normal range: then the sum of logarithms
+    of the diagonal for that matrix.
     """
     m = chol.shape[0]
-    diagonal = chol[np.arange(m), np.arange(m)]  # (m, B)
-    product = np.prod(diagonal, axis=0)
+    if determinant is None:
+        with np.errstate(over="ignore"):  # out of range: the sum of logarithms below
+            determinant = np.square(np.prod(chol[np.arange(m), np.arange(m)], axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_det = 2 * np.log(product)
-    odd = ~((product > 1e-300) & (product < 1e300))
+        log_det = np.log(determinant)
+    odd = ~((determinant > 1e-300) & (determinant < 1e300))
     if odd.any():
+        diagonal = chol[np.arange(m), np.arange(m)][:, odd]  # (m, odd)
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_det[odd] = 2 * np.sum(np.log(diagonal[:, odd]), axis=0)
+            log_det[odd] = 2 * np.sum(np.log(diagonal), axis=0)
     return log_det
 
 
@@ -335,11 +339,13 @@ def conditional_precisions(block: Block, dense: DenseComponents):
     return pattern_conditionals(block.missing, dense)
 
 
-def cholesky_factor(matrices: np.ndarray) -> np.ndarray:
+def cholesky_factor(matrices: np.ndarray, determinant: np.ndarray | None = None) -> np.ndarray:
     """Lower Cholesky factors of a batch of SPD matrices (m, m, B), batch last.
 
     Column by column, each column one pass over the batch; only the lower
-    triangle of the result is written. About m³/6 multiply-adds per matrix.
+    triangle of the result is written. With ``determinant`` (B,), the product
+    of the pivots, ``det`` of each matrix, is written there on the way. About
+    m³/6 multiply-adds per matrix.
     """
     m = matrices.shape[0]
     chol = np.empty_like(matrices)
@@ -350,6 +356,10 @@ def cholesky_factor(matrices: np.ndarray) -> np.ndarray:
             np.subtract(matrices[j:, j], column, out=column)
         else:
             column[...] = matrices[j:, j]
+        if determinant is not None and j:
+            determinant *= column[0]
+        elif determinant is not None:
+            determinant[...] = column[0]
         np.sqrt(column[0], out=column[0])
         column[1:] /= column[0]
     return chol
@@ -395,9 +405,11 @@ def conditional_factors(block: Block, dense: DenseComponents):
     n_features = dense.precisions_last.shape[0]
     places = idx.T[:, None, :] * n_features + idx.T[None, :, :]  # (m, m, p) in D × D
     batch = np.take(dense.precisions_last.reshape(n_features**2, -1), places, axis=0)
-    with np.errstate(invalid="ignore"):  # not positive definite: NaN
-        chol = cholesky_factor(batch.reshape(m, m, -1))
-    log_det = factor_log_det(chol).reshape(n_patterns, n_components).T
+    determinant = np.empty(n_patterns * n_components)
+    # Not positive definite: NaN; a determinant out of range: see factor_log_det.
+    with np.errstate(invalid="ignore", over="ignore"):
+        chol = cholesky_factor(batch.reshape(m, m, -1), determinant)
+    log_det = factor_log_det(chol, determinant).reshape(n_patterns, n_components).T
     return log_det, chol.reshape(m, m, n_patterns, n_components)
 
 
@@ -748,21 +760,19 @@ class ExpandedStatistics:
     Attributes
     ----------
     nk : ndarray of shape (K,)
-    raw : ndarray of shape (K, D(D+1)/2 + D)
-        ``sum r [x_i x_j (i <= j), x]`` (0 in the holes).
-    hole_sums : ndarray of shape (D, K)
-        ``sum r e``, each hole's conditional expectation at its column.
-    cross : ndarray of shape (K, D, D)
-        ``sum r x e'``.
+    first : ndarray of shape (K, D)
+        ``sum r z`` with ``z`` the row with each hole at its conditional
+        expectation (shifted).
+    second : ndarray of shape (K, D, D)
+        ``sum r z z'`` (symmetric up to rounding).
     hole_pairs : ndarray of shape (D², K)
-        The upper triangle (rows of D × D) of ``sum r (e e' + C)`` with ``C``
-        the conditional covariance of the holes; 0 below the diagonal.
+        The upper triangle (rows of D × D) of ``sum r C`` with ``C`` the
+        conditional covariance of the holes; 0 below the diagonal.
     """
 
     nk: np.ndarray
-    raw: np.ndarray
-    hole_sums: np.ndarray
-    cross: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
     hole_pairs: np.ndarray
 
     def __add__(self, other: ExpandedStatistics) -> ExpandedStatistics:
@@ -771,72 +781,66 @@ class ExpandedStatistics:
         )
 
     def astuple(self):
-        return self.nk, self.raw, self.hole_sums, self.cross, self.hole_pairs
+        return self.nk, self.first, self.second, self.hole_pairs
 
     def finish(self) -> IncompleteStatistics:
         """:class:`IncompleteStatistics` about the shift (``centres`` 0). O(K·D²)."""
-        n_components, d = self.cross.shape[:2]
-        rows, cols = np.triu_indices(d)
-        second = np.empty((n_components, d, d))
-        second[:, rows, cols] = self.raw[:, : rows.size]
-        second[:, cols, rows] = self.raw[:, : rows.size]
-        second += self.cross
-        second += np.swapaxes(self.cross, 1, 2)
+        n_components, d = self.first.shape
+        second = self.second + np.swapaxes(self.second, 1, 2)
+        second *= 0.5  # exactly symmetric
         pairs = self.hole_pairs.T.reshape(n_components, d, d)  # upper triangle
         second += pairs
         second += np.swapaxes(pairs, 1, 2)
         second[:, np.arange(d), np.arange(d)] -= pairs[:, np.arange(d), np.arange(d)]
-        first = self.raw[:, rows.size :] + self.hole_sums.T
-        return IncompleteStatistics(self.nk, first, second, np.zeros((n_components, d)))
+        return IncompleteStatistics(self.nk, self.first, second, np.zeros((n_components, d)))
 
 
 def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> ExpandedStatistics:
     """:func:`block_statistics` about the shift, from :func:`expanded_log_prob`'s work.
 
-    With ``z = x + e`` the row with its holes filled (``x`` 0 in the holes,
-    ``e`` 0 outside them), ``sum r z z' = sum r x x' + sum r (x e' + e x') +
-    sum r e e'``: the first is one GEMM with the quadratic features over all
-    rows. The rest is formed only for the (row, component) pairs whose
-    responsibility is not 0 (see :func:`drop_negligible`; with K separated
-    components about one a row): their factors gathered, ``e`` by
-    back-substitution (:func:`solve_upper`) and ``C = P_mm^-1`` by
-    :func:`factor_inverse`; the second sum is one small GEMM per hole column
-    (which gives ``sum r e`` too, from the 1 appended to the rows), the upper
-    triangle of ``r (e e' + C)`` is summed into place by ``np.bincount``.
-    O(n·K·D² / 2 + P·m³/2 + n·K·m·D) time for P pairs, O(n·K·m + P·m²) memory.
+    Only the (row, component) pairs whose responsibility is not 0 count (see
+    :func:`drop_negligible`; with K separated components about one a row):
+    their factors are gathered, the holes' conditional expectations ``e``
+    found by back-substitution (:func:`solve_upper`) and each pair's row
+    ``z = x + e`` filled (``x`` 0 in the holes); then, per component, one
+    GEMM over its pairs gives ``sum r [z, 1] [z, 1]'``, that is ``sum r z z'``,
+    ``sum r z`` and ``sum r``. The conditional covariances ``C = P_mm^-1``
+    (:func:`factor_inverse`) of the pairs, times ``r``, are summed into the
+    upper triangle of a D × D matrix per component by ``np.bincount``.
+    O(P·(m³/2 + D²)) time for P pairs, O(P·(D + m²)) memory.
     """
-    feats, at_holes, solved = work  # solved: L^-1 u, (m, n, K)
+    solved = work[2]  # L^-1 u, (m, n, K)
     chol = conditionals[1]  # (m, m, p, K)
     n_components, d = resp.shape[0], block.values.shape[1]
-    m, n_rows = solved.shape[:2]
+    m = solved.shape[0]
     resp_rows = np.ascontiguousarray(resp.T)  # (n, K): the layout of ``solved``
     chosen = np.flatnonzero(resp_rows)  # the pairs row·K + k that count
-    r = resp_rows.ravel()[chosen]
     rows, k = np.divmod(chosen, n_components)
+    # By component (stable: rows ascending within one), for one GEMM each.
+    order = np.argsort(k, kind="stable")
+    chosen, rows, k = chosen[order], rows[order], k[order]
+    r = resp_rows.ravel()[chosen]
     factors = np.take(chol.reshape(m, m, -1), block.pattern[rows] * n_components + k, axis=2)
     negated = solve_upper(factors, np.take(solved.reshape(m, -1), chosen, axis=1))  # -e (m, P)
-    weighted = negated * r  # -r e
-    # -r e of each pair at its hole's place (holes sorted by column), 0 elsewhere.
-    by_column = np.zeros((block.hole_places.size, n_components))
-    by_column[block.hole_places.reshape(m, n_rows)[:, rows], k] = weighted
-    # sum r e_j [x, 1] at each hole column j: the cross products, then (the
-    # appended 1) the sums of r e_j.
-    sums = np.zeros((n_components, d + 1, d))
-    for j, start, stop in block.columns:
-        sums[:, :, j] = by_column[start:stop].T @ at_holes[start:stop]
-    np.negative(sums, out=sums)  # of -r e
-    cross, hole_sums = sums[:, :d], sums[:, d].T
-    # Pairs i <= j of holes: r (e_i e_j + C_ij) of each pair (T, P), summed into
-    # the upper triangle of a D × D matrix per component.
+    holes = block.missing[block.pattern[rows]]  # (P, m)
+    filled = np.empty((rows.size, d + 1))  # [z, 1] of each pair
+    filled[:, :d] = np.take(block.values, rows, axis=0)
+    filled[:, d] = 1.0
+    filled[np.arange(rows.size)[:, None], holes] = -negated.T
+    weighted = filled * r[:, None]
+    bounds = np.searchsorted(k, np.arange(n_components + 1))
+    moments = np.zeros((n_components, d + 1, d + 1))
+    for c in range(n_components):
+        a, b = bounds[c], bounds[c + 1]
+        if b > a:
+            np.matmul(weighted[a:b].T, filled[a:b], out=moments[c])
+    # r C_ij of each pair for the hole pairs i <= j (T, P), summed into the
+    # upper triangle of a D × D matrix per component.
     inverse = factor_inverse(factors)  # (m, m, P)
     upper, lower = pair_indices(m)
-    values = weighted[upper] * negated[lower]
-    values += inverse[upper, lower] * r
-    holes = block.missing[block.pattern[rows]].T  # (m, P)
-    places = (holes[upper] * d + holes[lower]) * n_components + k  # in (D², K)
+    values = inverse[upper, lower] * r
+    places = (holes.T[upper] * d + holes.T[lower]) * n_components + k  # in (D², K)
     hole_pairs = np.bincount(
         places.ravel(), weights=values.ravel(), minlength=d * d * n_components
     ).reshape(d * d, n_components)
-    # sum r [x_i x_j, x]: one GEMM over all rows (faster than a sparse product
-    # over the pairs, measured).
-    return ExpandedStatistics(resp.sum(axis=1), resp @ feats, hole_sums, cross, hole_pairs)
+    return ExpandedStatistics(resp.sum(axis=1), moments[:, d, :d], moments[:, :d, :d], hole_pairs)
