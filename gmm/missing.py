@@ -10,20 +10,23 @@ component ``k`` with mean ``mu`` and precision ``P = Sigma^-1``:
 Both come from the precision: with ``d`` the deviation ``x - mu`` whose missing
 entries are filled with ``c - mu_m``, ``(x_o - mu_o)' Sigma_oo^-1 (x_o - mu_o)
 = d' P d`` and ``log det Sigma_oo = log det Sigma + log det P_mm``. So a row
-costs one m × m Cholesky factorisation and inverse per component besides the
+costs one m × m Cholesky factorisation per component besides the
 complete-data work, never a D × D one: O(K·(m³ + D²)) per row, and rows with
 the same missingness pattern share the m × m work.
 
 Rows are grouped into :class:`Block` s: rows with the same number ``m`` of
 missing entries, sorted by pattern, so every step of the m × m work is one
 vectorised operation over all the block's patterns and components
-(:func:`cholesky_inverse`) and every step of the per-row work one over all
-its rows (no Python loop over rows or patterns; per block, loops over the m
-holes and the D columns). With many distinct patterns (at D = 20 and 20 %
-missing, most rows with m >= 5 have a pattern of their own) the m × m work
-is per row: about m³/2 multiply-adds per row and component, done by numpy
-at memory speed, which makes it the largest single cost of an incomplete
-row beside the complete-data products. The precision, its factor and the
+(:func:`cholesky_factor`, :func:`cholesky_inverse`) and every step of the
+per-row work one over all its rows (no Python loop over rows or patterns;
+per block, loops over the m holes and the D columns). With many distinct
+patterns (at D = 20 and 20 % missing, most rows with m >= 5 have a pattern
+of their own) the m × m work is per row. The expanded path (the usual one)
+factors ``P_mm`` for every row and component (m³/6 multiply-adds) and solves
+with the factor (m²/2), but finds the holes' conditional expectations and
+covariances (m³/3 more) only for the (row, component) pairs whose
+responsibility is not negligible (:func:`drop_negligible`): with K
+separated components, about one a row. The precision, its factor and the
 means are the family's public representation made dense
 (:func:`dense_components`), so the same code serves every covariance family,
 including families registered later.
@@ -45,7 +48,9 @@ from .covariance import CovarianceFamily, get_family
 LOG_2PI = np.log(2 * np.pi)
 #: Target size in bytes of a block's largest temporary, (K, rows, D) float64.
 #: 4 MB: fewer blocks (Python calls, normalisations) than at 2 MB, about 10 %
-#: faster at 100,000 × 20, K = 20 (experiments/bench_missing.py); 8 MB no faster.
+#: faster at 100,000 × 20, K = 20 (experiments/bench_missing.py); 8 MB no faster,
+#: 16 MB slower (measured again with the statistics on the kept pairs only:
+#: 224, 226, 282 ms an E-step, one BLAS thread).
 BLOCK_BYTES = 4 * 2**20
 #: A block with more patterns than this fraction of its rows takes each row as
 #: a pattern of its own: the m × m work grows by the rows that share a pattern,
@@ -331,7 +336,9 @@ def conditional_precisions(block: Block, dense: DenseComponents):
 
     Returns ``(log_det, inverse, inverse_last)``: ``inverse`` (K, p, m, m) and
     the same numbers as a contiguous ``inverse_last`` (m, m, p, K), the layout
-    of the expanded path.
+    :func:`weighted_inverses` reads. The centred path, predictions and
+    imputation use these; the expanded E-step needs only
+    :func:`conditional_factors`.
 
     O(K·p·m³), vectorised over components and patterns (:func:`cholesky_inverse`)
     when they are many against m², else one LAPACK call per matrix.
