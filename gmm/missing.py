@@ -719,6 +719,12 @@ def expanded_log_prob(
     the pairs whose responsibility counts. Use only when :func:`expanded_ok`.
     O(n·K·(D² / 2 + m·(D + m / 2))) time, O(n·(D² + K·m²)) memory.
 
+    Tried and left out: screening the (row, component) pairs before the m × m
+    work by bounds from the precisions' extreme eigenvalues (interlacing),
+    which kept 2.9 pairs a row of 20 at 100,000 × 20, K = 20: the bounds'
+    passes over (K, n) and the per-pair gathers cost what the factorisations
+    saved (E-step 236-266 ms against 238-307 ms, fits within noise).
+
     Parameters
     ----------
     conditionals : tuple
