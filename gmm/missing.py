@@ -10,20 +10,23 @@ component ``k`` with mean ``mu`` and precision ``P = Sigma^-1``:
 Both come from the precision: with ``d`` the deviation ``x - mu`` whose missing
 entries are filled with ``c - mu_m``, ``(x_o - mu_o)' Sigma_oo^-1 (x_o - mu_o)
 = d' P d`` and ``log det Sigma_oo = log det Sigma + log det P_mm``. So a row
-costs one m × m Cholesky factorisation and inverse per component besides the
+costs one m × m Cholesky factorisation per component besides the
 complete-data work, never a D × D one: O(K·(m³ + D²)) per row, and rows with
 the same missingness pattern share the m × m work.
 
 Rows are grouped into :class:`Block` s: rows with the same number ``m`` of
 missing entries, sorted by pattern, so every step of the m × m work is one
 vectorised operation over all the block's patterns and components
-(:func:`cholesky_inverse`) and every step of the per-row work one over all
-its rows (no Python loop over rows or patterns; per block, loops over the m
-holes and the D columns). With many distinct patterns (at D = 20 and 20 %
-missing, most rows with m >= 5 have a pattern of their own) the m × m work
-is per row: about m³/2 multiply-adds per row and component, done by numpy
-at memory speed, which makes it the largest single cost of an incomplete
-row beside the complete-data products. The precision, its factor and the
+(:func:`cholesky_factor`, :func:`cholesky_inverse`) and every step of the
+per-row work one over all its rows (no Python loop over rows or patterns;
+per block, loops over the m holes and the D columns). With many distinct
+patterns (at D = 20 and 20 % missing, most rows with m >= 5 have a pattern
+of their own) the m × m work is per row. The expanded path (the usual one)
+factors ``P_mm`` for every row and component (m³/6 multiply-adds) and solves
+with the factor (m²/2), but finds the holes' conditional expectations and
+covariances (m³/3 more) only for the (row, component) pairs whose
+responsibility is not negligible (:func:`drop_negligible`): with K
+separated components, about one a row. The precision, its factor and the
 means are the family's public representation made dense
 (:func:`dense_components`), so the same code serves every covariance family,
 including families registered later.
@@ -33,6 +36,7 @@ Everything here is a kernel: inputs are trusted. Computations are in float64.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +48,9 @@ from .covariance import CovarianceFamily, get_family
 LOG_2PI = np.log(2 * np.pi)
 #: Target size in bytes of a block's largest temporary, (K, rows, D) float64.
 #: 4 MB: fewer blocks (Python calls, normalisations) than at 2 MB, about 10 %
-#: faster at 100,000 × 20, K = 20 (experiments/bench_missing.py); 8 MB no faster.
+#: faster at 100,000 × 20, K = 20 (experiments/bench_missing.py); 8 MB no faster,
+#: 16 MB slower (measured again with the statistics on the kept pairs only:
+#: 224, 226, 282 ms an E-step, one BLAS thread).
 BLOCK_BYTES = 4 * 2**20
 #: A block with more patterns than this fraction of its rows takes each row as
 #: a pattern of its own: the m × m work grows by the rows that share a pattern,
@@ -134,11 +140,6 @@ class Block:
     hole_places : ndarray of shape (H,)
         The inverse of ``hole_order``: for place ``i·n + row``, where that hole
         stands among the holes sorted by column.
-    pair_embedding : scipy.sparse CSC matrix of shape (D², T·(n + p)) or (D², T·n)
-        With ``T = m(m+1)/2`` the pairs ``i <= j`` of holes: sums values of
-        each pair, laid out (T, n) for rows then (T, p) for patterns, into the
-        upper triangle of a D × D matrix (:func:`expanded_statistics`); only
-        (T, n) when every row has its own pattern (``p = n``).
     products : tuple of ndarray or None
         What the expanded path reads of the rows, kept across iterations by
         :func:`keep_products` (None: formed each time); see :func:`block_products`.
@@ -154,7 +155,6 @@ class Block:
     hole_rows: np.ndarray
     columns: list
     hole_places: np.ndarray
-    pair_embedding: sparse.csc_matrix
     products: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -223,22 +223,12 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int | None = No
                 (int(columns_at[a]), int(a), int(b))
                 for a, b in zip(np.r_[0, cuts], np.r_[cuts, columns_at.size], strict=True)
             ]
-            upper, lower = np.triu_indices(m)  # hole pairs i <= j
-            if first.size == stop - start:  # a pattern per row: one set of pairs
-                flat = holes.T[upper] * n_features + holes.T[lower]
-            else:
-                flat = np.concatenate([holes.T[upper], missing.T[upper]], axis=1) * n_features
-                flat += np.concatenate([holes.T[lower], missing.T[lower]], axis=1)
-            pair_embedding = sparse.csc_matrix(
-                (np.ones(flat.size), (flat.ravel(), np.arange(flat.size))),
-                shape=(n_features**2, flat.size),
-            )
             blocks.append(
                 Block(
                     incomplete[start:stop],
                     *(values, missing, pattern, first, embedding),
                     *(hole_order, hole_order % (stop - start), columns),
-                    *(hole_places, pair_embedding),
+                    hole_places,
                 )
             )
     return blocks
@@ -257,19 +247,41 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     with np.errstate(invalid="ignore"):  # not positive definite: NaN
         chol = cholesky_factor(matrices)
-    m = matrices.shape[0]
-    diagonal = chol[np.arange(m), np.arange(m)]  # (m, B)
-    # log det = 2 log prod(diag): one logarithm a matrix, unless the product
-    # leaves the normal range (then the sum of logarithms for that matrix).
-    product = np.prod(diagonal, axis=0)
+    return factor_log_det(chol), factor_inverse(chol)
+
+
+def factor_log_det(chol: np.ndarray, determinant: np.ndarray | None = None) -> np.ndarray:
+    """``log det (L L')`` (B,) of a batch of lower Cholesky factors (m, m, B). O(m·B).
+
+    One logarithm a matrix (of ``determinant``, the product of the pivots as
+    :func:`cholesky_factor` gives it, else of the diagonal's product squared),
+    unless that product leaves the normal range: then the sum of logarithms
+    of the diagonal for that matrix.
+    """
+    m = chol.shape[0]
+    if determinant is None:
+        with np.errstate(over="ignore"):  # out of range: the sum of logarithms below
+            determinant = np.square(np.prod(chol[np.arange(m), np.arange(m)], axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_det = 2 * np.log(product)
-    odd = ~((product > 1e-300) & (product < 1e300))
+        log_det = np.log(determinant)
+    odd = ~((determinant > 1e-300) & (determinant < 1e300))
     if odd.any():
+        diagonal = chol[np.arange(m), np.arange(m)][:, odd]  # (m, odd)
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_det[odd] = 2 * np.sum(np.log(diagonal[:, odd]), axis=0)
-    recip = 1 / diagonal
-    inv_chol = np.empty_like(matrices)  # L^-1, lower triangular: row i from rows < i
+            log_det[odd] = 2 * np.sum(np.log(diagonal), axis=0)
+    return log_det
+
+
+def factor_inverse(chol: np.ndarray) -> np.ndarray:
+    """``(L L')^-1`` (m, m, B) of a batch of lower Cholesky factors (m, m, B), batch last.
+
+    ``L^-1`` row by row, then ``L^-T L^-1`` entry by entry, each step one
+    vectorised operation over the batch; only the lower triangle of ``chol``
+    is read. About m³/3 multiply-adds per matrix, O(m²·B) memory.
+    """
+    m = chol.shape[0]
+    recip = 1 / chol[np.arange(m), np.arange(m)]
+    inv_chol = np.empty_like(chol)  # L^-1, lower triangular: row i from rows < i
     for i in range(m):
         row = inv_chol[i, :i]
         row[...] = 0.0
@@ -278,13 +290,45 @@ def cholesky_inverse(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         row *= recip[i]
         inv_chol[i, i] = recip[i]
     # (L L')^-1 = L^-T L^-1: entry (i, j) sums rows r >= max(i, j) of L^-1.
-    inverse = np.empty_like(matrices)
+    inverse = np.empty_like(chol)
     for i in range(m):
         for j in range(i, m):
             np.einsum("rb,rb->b", inv_chol[j:, i], inv_chol[j:, j], out=inverse[i, j])
             if j > i:
                 inverse[j, i] = inverse[i, j]
-    return log_det, inverse
+    return inverse
+
+
+def solve_lower(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``L^-1 b`` for a batch, in place of ``rhs`` (m, B); ``chol`` (m, m, B) lower.
+
+    Forward substitution, one vectorised step a row; only the lower triangle
+    of ``chol`` is read. About m²/2 multiply-adds per system.
+    """
+    scratch = np.empty(rhs.shape[1:])
+    for i in range(rhs.shape[0]):
+        if i:
+            np.einsum("jb,jb->b", chol[i, :i], rhs[:i], out=scratch)
+            rhs[i] -= scratch
+        rhs[i] /= chol[i, i]
+    return rhs
+
+
+def solve_upper(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``L^-T b`` for a batch, in place of ``rhs`` (m, B); ``chol`` (m, m, B) lower.
+
+    Back substitution with the transposed factor, one vectorised step a row;
+    only the lower triangle of ``chol`` is read. About m²/2 multiply-adds per
+    system.
+    """
+    m = rhs.shape[0]
+    scratch = np.empty(rhs.shape[1:])
+    for i in range(m - 1, -1, -1):
+        if i < m - 1:
+            np.einsum("jb,jb->b", chol[i + 1 :, i], rhs[i + 1 :], out=scratch)
+            rhs[i] -= scratch
+        rhs[i] /= chol[i, i]
+    return rhs
 
 
 def conditional_precisions(block: Block, dense: DenseComponents):
@@ -292,7 +336,9 @@ def conditional_precisions(block: Block, dense: DenseComponents):
 
     Returns ``(log_det, inverse, inverse_last)``: ``inverse`` (K, p, m, m) and
     the same numbers as a contiguous ``inverse_last`` (m, m, p, K), the layout
-    of the expanded path.
+    :func:`weighted_inverses` reads. The centred path, predictions and
+    imputation use these; the expanded E-step needs only
+    :func:`conditional_factors`.
 
     O(K·p·m³), vectorised over components and patterns (:func:`cholesky_inverse`)
     when they are many against m², else one LAPACK call per matrix.
@@ -300,11 +346,13 @@ def conditional_precisions(block: Block, dense: DenseComponents):
     return pattern_conditionals(block.missing, dense)
 
 
-def cholesky_factor(matrices: np.ndarray) -> np.ndarray:
+def cholesky_factor(matrices: np.ndarray, determinant: np.ndarray | None = None) -> np.ndarray:
     """Lower Cholesky factors of a batch of SPD matrices (m, m, B), batch last.
 
     Column by column, each column one pass over the batch; only the lower
-    triangle of the result is written. About m³/6 multiply-adds per matrix.
+    triangle of the result is written. With ``determinant`` (B,), the product
+    of the pivots, ``det`` of each matrix, is written there on the way. About
+    m³/6 multiply-adds per matrix.
     """
     m = matrices.shape[0]
     chol = np.empty_like(matrices)
@@ -315,6 +363,10 @@ def cholesky_factor(matrices: np.ndarray) -> np.ndarray:
             np.subtract(matrices[j:, j], column, out=column)
         else:
             column[...] = matrices[j:, j]
+        if determinant is not None and j:
+            determinant *= column[0]
+        elif determinant is not None:
+            determinant[...] = column[0]
         np.sqrt(column[0], out=column[0])
         column[1:] /= column[0]
     return chol
@@ -338,6 +390,55 @@ def pattern_conditionals(idx: np.ndarray, dense: DenseComponents):
     log_det, last = cholesky_inverse(batch.reshape(m, m, -1))
     last = last.reshape(m, m, n_patterns, n_components)
     return log_det.reshape(n_patterns, n_components).T, last.transpose(3, 2, 0, 1), last
+
+
+def conditional_factors(block: Block, dense: DenseComponents):
+    """``log det P_mm`` (K, p) and the lower Cholesky factors of ``P_mm``, (m, m, p, K).
+
+    What the expanded path needs of each pattern and component: the E-step
+    solves with the factor, and only the rows and components whose
+    responsibility is not negligible get an inverse (:func:`expanded_statistics`).
+    Only the lower triangle of the factors is set. O(K·p·m³/6), vectorised
+    over components and patterns (:func:`cholesky_factor`) when they are many
+    against m², else one LAPACK call per matrix.
+    """
+    idx = block.missing
+    n_components, n_patterns, m = dense.precisions.shape[0], idx.shape[0], idx.shape[1]
+    if 4 * m * m > n_components * n_patterns:  # few large matrices: LAPACK
+        sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
+        chol = np.linalg.cholesky(sub)
+        log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        return log_det, np.ascontiguousarray(chol.transpose(2, 3, 1, 0))
+    n_features = dense.precisions_last.shape[0]
+    places = idx.T[:, None, :] * n_features + idx.T[None, :, :]  # (m, m, p) in D × D
+    batch = np.take(dense.precisions_last.reshape(n_features**2, -1), places, axis=0)
+    determinant = np.empty(n_patterns * n_components)
+    # Not positive definite: NaN; a determinant out of range: see factor_log_det.
+    with np.errstate(invalid="ignore", over="ignore"):
+        chol = cholesky_factor(batch.reshape(m, m, -1), determinant)
+    log_det = factor_log_det(chol, determinant).reshape(n_patterns, n_components).T
+    return log_det, chol.reshape(m, m, n_patterns, n_components)
+
+
+#: On the expanded path a responsibility below this (the row's responsibilities
+#: sum to 1 before its sample weight) is set to 0 (:func:`drop_negligible`).
+NEGLIGIBLE = 2.0**-60
+
+
+def drop_negligible(resp: np.ndarray) -> np.ndarray:
+    """Set the responsibilities below :data:`NEGLIGIBLE` to 0, in place; (K, n).
+
+    With K well-separated components most of a row's K responsibilities are
+    astronomically small; :func:`expanded_statistics` then works only on the
+    (row, component) pairs left. A row loses at most K·2^-60 of its weight
+    (below the rounding of a float64 sum for K < 128), the same kind of
+    truncation as :func:`gmm.em.normalize_log_prob`'s 0 below exp(-708): the
+    statistics are exactly those of the responsibilities kept, and equal those
+    of all of them to about 1e-15 relative (not bit for bit). The
+    log-likelihood is unchanged. O(K·n).
+    """
+    resp *= resp >= NEGLIGIBLE
+    return resp
 
 
 def block_log_prob(block: Block, dense: DenseComponents, log_const, conditionals):
@@ -534,6 +635,14 @@ def keep_products(blocks: list[Block], budget: int) -> int:
     return kept
 
 
+@functools.cache
+def pair_indices(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(m)``, kept read-only (called per block; about 40 µs each time)."""
+    upper, lower = np.triu_indices(m)
+    upper.flags.writeable = lower.flags.writeable = False
+    return upper, lower
+
+
 #: Largest condition estimate (see :func:`expanded_ok`) for the expanded path.
 EXPANDED_KAPPA = 1e-4 / np.finfo(np.float64).eps
 
@@ -596,30 +705,41 @@ def expanded_log_prob(
     """:func:`block_log_prob` by matrix products shared by all components.
 
     With ``x`` the row (shifted, 0 in the holes) and ``a = x - mu``, the
-    Mahalanobis distance of the observed entries is ``a' P a - u' P_mm^-1 u``
-    with ``u = (P a)_m``, and the holes' conditional expectation (shifted) is
-    ``-P_mm^-1 u`` (whatever ``a`` holds in the holes). ``a' P a`` is one GEMM
-    with the quadratic features, as in the 'full' family's expanded E-step;
-    ``(P a)_m`` one small GEMM per hole column over the rows with a hole
-    there (the block's holes sorted by column; the rows with a 1 appended,
-    so the GEMM also subtracts ``(P mu)_m``); ``P_mm^-1 u`` m² vectorised
-    products over the block's rows and components, with each pattern's
-    inverse gathered to its rows (no gather when every row has its own
-    pattern). Use only when :func:`expanded_ok`.
-    O(n·K·(D² / 2 + m·(D + m))) time, O(n·(D² + K·m²)) memory.
+    Mahalanobis distance of the observed entries is ``a' P a - |L^-1 u|²``
+    with ``u = (P a)_m`` and ``L L' = P_mm``, and the holes' conditional
+    expectation (shifted) is ``-L^-T L^-1 u`` (whatever ``a`` holds in the
+    holes). ``a' P a`` is one GEMM with the quadratic features, as in the
+    'full' family's expanded E-step; ``(P a)_m`` one small GEMM per hole
+    column over the rows with a hole there (the block's holes sorted by
+    column; the rows with a 1 appended, so the GEMM also subtracts
+    ``(P mu)_m``); ``L^-1 u`` one forward substitution over the block's rows
+    and components (:func:`solve_lower`), with each pattern's factor gathered
+    to its rows (no gather when every row has its own pattern). The
+    back-substitution to ``e`` is left to :func:`expanded_statistics`, for
+    the pairs whose responsibility counts. Use only when :func:`expanded_ok`.
+    O(n·K·(D² / 2 + m·(D + m / 2))) time, O(n·(D² + K·m²)) memory.
+
+    Tried and left out: screening the (row, component) pairs before the m × m
+    work by bounds from the precisions' extreme eigenvalues (interlacing),
+    which kept 2.9 pairs a row of 20 at 100,000 × 20, K = 20: the bounds'
+    passes over (K, n) and the per-pair gathers cost what the factorisations
+    saved (E-step 236-266 ms against 238-307 ms, fits within noise).
+
+    Parameters
+    ----------
+    conditionals : tuple
+        :func:`conditional_factors` of the block.
 
     Returns
     -------
     log_prob : ndarray of shape (K, n)
     work : tuple
-        ``(features, [x, 1] at each hole's row (H, D + 1), -e)`` for
-        :func:`expanded_statistics`, with ``e`` (m, n, K) the conditional
-        expectations of the holes under each component (shifted); ``-e =
-        P_mm^-1 u`` as solved (the statistics take the sign, not a pass).
+        ``(features, [x, 1] at each hole's row (H, D + 1), L^-1 u)`` for
+        :func:`expanded_statistics`, the last (m, n, K).
     """
-    log_det, last = conditionals[0], conditionals[2]
+    log_det, chol = conditionals
     n_rows, m = block.values.shape[0], block.n_missing
-    own = last.shape[2] == n_rows  # every row its own pattern: no gathers by pattern
+    own = chol.shape[2] == n_rows  # every row its own pattern: no gathers by pattern
     feats, at_holes = block_products(block)
     # (K, n): a' P a less mu' P mu. ``feats.T`` is feature-major, read in order:
     # half the time of ``feats @ linear.T`` (measured, 100,000 × 20, K = 20).
@@ -632,20 +752,18 @@ def expanded_log_prob(
     # (P a)_m, (m, n, K): gathered back to slot order (a gather is about twice
     # as fast as the scatter ``u[hole_order] = by_column``).
     u = np.take(by_column, block.hole_places, axis=0).reshape(m, n_rows, n_components)
-    if not own:  # each pattern's inverse at its rows: (m, m, n, K)
-        last = np.take(last, block.pattern, axis=2)
-    # P_mm^-1 u, (m, n, K): one pass over the inverses, rows and components flat.
-    solved = np.einsum("ijb,jb->ib", last.reshape(m, m, -1), u.reshape(m, -1))
-    solved = solved.reshape(m, n_rows, n_components)
-    u *= solved
-    quad -= u.sum(axis=0).T  # u' P_mm^-1 u
+    if not own:  # each pattern's factor at its rows: (m, m, n, K)
+        chol = np.take(chol, block.pattern, axis=2)
+    # L^-1 u in place, rows and components flat.
+    solve_lower(chol.reshape(m, m, -1), u.reshape(m, -1))
+    quad -= np.einsum("ink,ink->kn", u, u)  # u' P_mm^-1 u
     np.maximum(quad, 0.0, out=quad)
     # log_const + m/2 log(2 pi) - log det(P_mm)/2 - quad/2, in place (the halving is exact).
     log_prob = np.multiply(log_det if own else log_det[:, block.pattern], -0.5)
     log_prob += (log_const + 0.5 * m * LOG_2PI)[:, None]
     quad *= -0.5
     log_prob += quad
-    return log_prob, (feats, at_holes, solved)
+    return log_prob, (feats, at_holes, u)
 
 
 @dataclass
@@ -655,21 +773,19 @@ class ExpandedStatistics:
     Attributes
     ----------
     nk : ndarray of shape (K,)
-    raw : ndarray of shape (K, D(D+1)/2 + D)
-        ``sum r [x_i x_j (i <= j), x]`` (0 in the holes).
-    hole_sums : ndarray of shape (D, K)
-        ``sum r e``, each hole's conditional expectation at its column.
-    cross : ndarray of shape (K, D, D)
-        ``sum r x e'``.
+    first : ndarray of shape (K, D)
+        ``sum r z`` with ``z`` the row with each hole at its conditional
+        expectation (shifted).
+    second : ndarray of shape (K, D, D)
+        ``sum r z z'`` (symmetric up to rounding).
     hole_pairs : ndarray of shape (D², K)
-        The upper triangle (rows of D × D) of ``sum r (e e' + C)`` with ``C``
-        the conditional covariance of the holes; 0 below the diagonal.
+        The upper triangle (rows of D × D) of ``sum r C`` with ``C`` the
+        conditional covariance of the holes; 0 below the diagonal.
     """
 
     nk: np.ndarray
-    raw: np.ndarray
-    hole_sums: np.ndarray
-    cross: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
     hole_pairs: np.ndarray
 
     def __add__(self, other: ExpandedStatistics) -> ExpandedStatistics:
@@ -678,68 +794,66 @@ class ExpandedStatistics:
         )
 
     def astuple(self):
-        return self.nk, self.raw, self.hole_sums, self.cross, self.hole_pairs
+        return self.nk, self.first, self.second, self.hole_pairs
 
     def finish(self) -> IncompleteStatistics:
         """:class:`IncompleteStatistics` about the shift (``centres`` 0). O(K·D²)."""
-        n_components, d = self.cross.shape[:2]
-        rows, cols = np.triu_indices(d)
-        second = np.empty((n_components, d, d))
-        second[:, rows, cols] = self.raw[:, : rows.size]
-        second[:, cols, rows] = self.raw[:, : rows.size]
-        second += self.cross
-        second += np.swapaxes(self.cross, 1, 2)
+        n_components, d = self.first.shape
+        second = self.second + np.swapaxes(self.second, 1, 2)
+        second *= 0.5  # exactly symmetric
         pairs = self.hole_pairs.T.reshape(n_components, d, d)  # upper triangle
         second += pairs
         second += np.swapaxes(pairs, 1, 2)
         second[:, np.arange(d), np.arange(d)] -= pairs[:, np.arange(d), np.arange(d)]
-        first = self.raw[:, rows.size :] + self.hole_sums.T
-        return IncompleteStatistics(self.nk, first, second, np.zeros((n_components, d)))
+        return IncompleteStatistics(self.nk, self.first, second, np.zeros((n_components, d)))
 
 
 def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> ExpandedStatistics:
     """:func:`block_statistics` about the shift, from :func:`expanded_log_prob`'s work.
 
-    With ``z = x + e`` the row with its holes filled (``x`` 0 in the holes,
-    ``e`` 0 outside them), ``sum r z z' = sum r x x' + sum r (x e' + e x') +
-    sum r e e'``: the first is one GEMM with the quadratic features, the
-    second one small GEMM per hole column (which gives ``sum r e`` too, from
-    the 1 appended to the rows); the upper triangle of the third,
-    per row, and of the conditional covariances ``P_mm^-1``, summed per
-    pattern, are put in place by one sparse product (the block's
-    ``pair_embedding``). O(n·K·(D² / 2 + m·(D + m))) time, O(K·m²·(n + p))
-    memory.
+    Only the (row, component) pairs whose responsibility is not 0 count (see
+    :func:`drop_negligible`; with K separated components about one a row):
+    their factors are gathered, the holes' conditional expectations ``e``
+    found by back-substitution (:func:`solve_upper`) and each pair's row
+    ``z = x + e`` filled (``x`` 0 in the holes); then, per component, one
+    GEMM over its pairs gives ``sum r [z, 1] [z, 1]'``, that is ``sum r z z'``,
+    ``sum r z`` and ``sum r``. The conditional covariances ``C = P_mm^-1``
+    (:func:`factor_inverse`) of the pairs, times ``r``, are summed into the
+    upper triangle of a D × D matrix per component by ``np.bincount``.
+    O(P·(m³/2 + D²)) time for P pairs, O(P·(D + m²)) memory.
     """
-    feats, at_holes, negated = work  # negated: -e
+    solved = work[2]  # L^-1 u, (m, n, K)
+    chol = conditionals[1]  # (m, m, p, K)
     n_components, d = resp.shape[0], block.values.shape[1]
-    m, n_rows = negated.shape[:2]
-    resp_rows = np.ascontiguousarray(resp.T)  # (n, K): the layout of e, read in order
-    weighted = negated * resp_rows  # (m, n, K): -r e
-    by_column = np.take(weighted.reshape(-1, n_components), block.hole_order, axis=0)  # (H, K)
-    # sum r e_j [x, 1] at each hole column j: the cross products, then (the
-    # appended 1) the sums of r e_j.
-    sums = np.zeros((n_components, d + 1, d))
-    for j, start, stop in block.columns:
-        sums[:, :, j] = by_column[start:stop].T @ at_holes[start:stop]
-    np.negative(sums, out=sums)  # of -r e
-    cross, hole_sums = sums[:, :d], sums[:, d].T
-    # Pairs i <= j: r e_i e_j of each row (T, n, K), then r C_ij summed per pattern
-    # (T, p, K), or added to the row's own when each row has its own pattern.
-    last = conditionals[2]  # (m, m, p, K)
-    own = last.shape[2] == n_rows  # every row its own pattern
-    # r summed over each pattern's rows, (p, K)
-    per_pattern = resp_rows if own else np.add.reduceat(resp_rows, block.starts, axis=0)
-    width = n_rows if own else n_rows + per_pattern.shape[0]
-    pairs = np.empty((m * (m + 1) // 2, width, n_components))
-    scratch = np.empty((m, n_rows, n_components)) if own else None
-    at = 0
-    for i in range(m):
-        rows = pairs[at : at + m - i, :n_rows]
-        np.multiply(weighted[i], negated[i:], out=rows)  # (-r e_i)(-e_j)
-        if own:
-            rows += np.multiply(last[i, i:], per_pattern, out=scratch[: m - i])
-        else:
-            np.multiply(last[i, i:], per_pattern, out=pairs[at : at + m - i, n_rows:])
-        at += m - i
-    hole_pairs = block.pair_embedding @ pairs.reshape(-1, n_components)  # (D², K)
-    return ExpandedStatistics(resp.sum(axis=1), resp @ feats, hole_sums, cross, hole_pairs)
+    m = solved.shape[0]
+    resp_rows = np.ascontiguousarray(resp.T)  # (n, K): the layout of ``solved``
+    chosen = np.flatnonzero(resp_rows)  # the pairs row·K + k that count
+    rows, k = np.divmod(chosen, n_components)
+    # By component (stable: rows ascending within one), for one GEMM each.
+    order = np.argsort(k, kind="stable")
+    chosen, rows, k = chosen[order], rows[order], k[order]
+    r = resp_rows.ravel()[chosen]
+    factors = np.take(chol.reshape(m, m, -1), block.pattern[rows] * n_components + k, axis=2)
+    negated = solve_upper(factors, np.take(solved.reshape(m, -1), chosen, axis=1))  # -e (m, P)
+    holes = block.missing[block.pattern[rows]]  # (P, m)
+    filled = np.empty((rows.size, d + 1))  # [z, 1] of each pair
+    filled[:, :d] = np.take(block.values, rows, axis=0)
+    filled[:, d] = 1.0
+    filled[np.arange(rows.size)[:, None], holes] = -negated.T
+    weighted = filled * r[:, None]
+    bounds = np.searchsorted(k, np.arange(n_components + 1))
+    moments = np.zeros((n_components, d + 1, d + 1))
+    for c in range(n_components):
+        a, b = bounds[c], bounds[c + 1]
+        if b > a:
+            np.matmul(weighted[a:b].T, filled[a:b], out=moments[c])
+    # r C_ij of each pair for the hole pairs i <= j (T, P), summed into the
+    # upper triangle of a D × D matrix per component.
+    inverse = factor_inverse(factors)  # (m, m, P)
+    upper, lower = pair_indices(m)
+    values = inverse[upper, lower] * r
+    places = (holes.T[upper] * d + holes.T[lower]) * n_components + k  # in (D², K)
+    hole_pairs = np.bincount(
+        places.ravel(), weights=values.ravel(), minlength=d * d * n_components
+    ).reshape(d * d, n_components)
+    return ExpandedStatistics(resp.sum(axis=1), moments[:, d, :d], moments[:, :d, :d], hole_pairs)

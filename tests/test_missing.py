@@ -140,6 +140,94 @@ def test_batched_cholesky_inverse_on_ill_conditioned_and_indefinite_matrices(m):
     assert np.isnan(log_det[-1]) and np.isnan(inverse[..., -1]).any()
 
 
+@pytest.mark.parametrize("m", [1, 2, 5, 8])
+def test_batched_triangular_solves_equal_scipy(m):
+    """Forward and back substitution over a batch equal scipy's per-matrix triangular solves."""
+    from scipy.linalg import solve_triangular
+
+    rng = np.random.default_rng(10 + m)
+    A = rng.standard_normal((40, m, m))
+    chol = np.linalg.cholesky(A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(m))  # (B, m, m)
+    batch = np.ascontiguousarray(chol.transpose(1, 2, 0))
+    batch[np.triu_indices(m, 1)] = np.nan  # the upper triangle is never read
+    b = rng.standard_normal((40, m))
+    lower = missing.solve_lower(batch, b.T.copy())  # in place: copies
+    upper = missing.solve_upper(batch, b.T.copy())
+    for i in range(40):
+        np.testing.assert_allclose(lower[:, i], solve_triangular(chol[i], b[i], lower=True))
+        np.testing.assert_allclose(upper[:, i], solve_triangular(chol[i].T, b[i], lower=False))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-120, 1e120])
+@pytest.mark.parametrize("batched", [True, False])
+def test_conditional_factors_equal_numpy(scale, batched):
+    """Factors and log-determinants of every P_mm equal numpy's Cholesky and slogdet.
+
+    ``batched``: the vectorised factorisation (many patterns), else one LAPACK
+    call per matrix (few patterns against m²). The scales put the determinants
+    of the 8 × 8 blocks out of the normal range.
+    """
+    X, _, _, means, covariances = make_mixture("full", n_samples=200, d=10, seed=6)
+    rng = np.random.default_rng(7)
+    holes = np.zeros(X.shape, dtype=bool)
+    for i in range(X.shape[0]):
+        holes[i, rng.choice(10, 8 if i % 2 else 3, replace=False)] = True
+    if not batched:
+        holes[:] = False
+        holes[:, :8] = True  # one pattern of 8 holes
+    Xm = np.where(holes, np.nan, X)
+    dense = missing.dense_components(means, covariances * scale, get_family("full"), np.zeros(10))
+    blocks = missing.make_blocks(Xm, np.zeros(10), 3)
+    assert any(b.n_missing == 8 for b in blocks)
+    for block in blocks:
+        log_det, chol = missing.conditional_factors(block, dense)
+        m, p = block.n_missing, block.missing.shape[0]
+        assert chol.shape == (m, m, p, 3) and log_det.shape == (3, p)
+        idx = block.missing
+        sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
+        expected = np.linalg.cholesky(sub)
+        got = np.tril(chol.transpose(3, 2, 0, 1))
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+        np.testing.assert_allclose(log_det, np.linalg.slogdet(sub)[1], rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_negligible_responsibilities_dropped_equal_all_pairs(weighted, monkeypatch):
+    """Separated components: dropping responsibilities below 2^-60 changes the E-step at rounding.
+
+    Most (row, component) pairs are dropped; the statistics equal those with
+    every pair (NEGLIGIBLE 0) to 1e-12 relative, not bit for bit; the
+    log-likelihood is the same.
+    """
+    X, labels, weights, means, covariances = make_mixture("full", 600, n_components=6, d=5)
+    X, means = X + 3 * means[labels], 4 * means  # the components further apart
+    Xm = with_holes(X, 0.3, 8)
+    w = np.random.default_rng(9).uniform(0, 3, X.shape[0]) if weighted else None
+    family = get_family("full")
+    source = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), w, family, 6, "t")
+    chol = np.linalg.cholesky(covariances)
+    precisions_cholesky = np.swapaxes(np.linalg.inv(chol), 1, 2)  # sklearn's L^-T
+    params = em_module.Parameters(weights, means, covariances, precisions_cholesky)
+    log_const = np.log(weights) - 0.5 * np.linalg.slogdet(covariances)[1]
+    log_const -= 0.5 * X.shape[1] * missing.LOG_2PI
+    kept = []
+    original = missing.expanded_statistics
+
+    def count(block, resp, work, conditionals):
+        kept.append((np.count_nonzero(resp), resp.size))
+        return original(block, resp, work, conditionals)
+
+    monkeypatch.setattr(missing, "expanded_statistics", count)
+    dropped, _ = source.expectation(params, log_const)
+    assert sum(a for a, _ in kept) < 0.5 * sum(b for _, b in kept)  # most pairs dropped
+    monkeypatch.setattr(missing, "NEGLIGIBLE", 0.0)
+    every, _ = source.expectation(params, log_const)
+    assert dropped.log_likelihood == every.log_likelihood
+    for name in ("nk", "first", "second"):
+        a, b = getattr(dropped.incomplete, name), getattr(every.incomplete, name)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+
+
 # ------------------------------------------------- the expanded kernels, path by path
 def kernel_case(case: str, dtype, offset: float):
     """(X with holes, weights, means, covariances) of a 3-component 'full' mixture, D = 6.
@@ -237,12 +325,15 @@ def test_expanded_kernels_equal_rowwise_reference(
     total = None
     scale = np.abs(Xm[~np.isnan(Xm)]).max()
     for block in blocks:
-        conditionals = missing.conditional_precisions(block, dense)
+        conditionals = missing.conditional_factors(block, dense)
         log_prob, work = missing.expanded_log_prob(block, dense, coefs, log_const, conditionals)
         np.testing.assert_allclose(log_prob.T, ref_log_prob[block.rows], rtol=1e-9, atol=1e-9)
         holes = block.missing[block.pattern]  # (n, m)
         expected = ref_filled[block.rows[:, None], :, holes]  # (n, m, K)
-        got = -work[2].transpose(1, 0, 2) + shift[holes][:, :, None]  # work[2] is -e
+        m, n = work[2].shape[:2]  # work[2] is L^-1 u: -e = L^-T L^-1 u
+        factors = np.take(conditionals[1], block.pattern, axis=2).reshape(m, m, -1)
+        negated = missing.solve_upper(factors, work[2].reshape(m, -1).copy())
+        got = -negated.reshape(m, n, -1).transpose(1, 0, 2) + shift[holes][:, :, None]
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * scale)
         resp = np.exp(log_prob - logsumexp(log_prob, axis=0))
         part = missing.expanded_statistics(block, resp, work, conditionals)
