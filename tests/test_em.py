@@ -452,3 +452,15 @@ def test_normalize_without_entries_below_the_floor_skips_the_clamp_with_the_same
     np.testing.assert_array_equal(alone, both[:, :200])
     assert np.all(both[[1, 3], 200:] == 0)
     np.testing.assert_allclose(alone, softmax(near, axis=0), rtol=1e-13)
+
+
+def test_kept_bytes_counts_the_kept_chunks_once():
+    from gmm import em
+    from gmm.covariance import get_family
+
+    X = np.random.default_rng(0).normal(size=(500, 3))
+    shift = X.mean(axis=0)
+    kept = em.ChunkedData(X, None, get_family("full"), shift, 2)
+    # 'full' D = 3 keeps X - shift (3 columns) and 6 + 3 feature columns
+    assert kept.kept_bytes == 500 * (3 + 9) * 8
+    assert em.ChunkedData(X, None, get_family("full"), shift, 2, cache=False).kept_bytes == 0

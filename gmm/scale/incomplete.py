@@ -315,8 +315,7 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
 
 def kept_bytes(data: TrainingData) -> int:
     """Bytes of the shifted chunks and features ``data`` keeps across iterations."""
-    kept = getattr(data.chunks, "_cache", None) or []
-    return sum(Xc.nbytes + feats.nbytes for Xc, feats, _ in kept)
+    return data.chunks.kept_bytes
 
 
 def fit_file_data(source: WithMissing, file_rows: FileRows, sample_weight, family, n_components):
