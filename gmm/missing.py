@@ -54,9 +54,9 @@ LOG_2PI = np.log(2 * np.pi)
 BLOCK_BYTES = 4 * 2**20
 #: A block with more patterns than this fraction of its rows takes each row as
 #: a pattern of its own: the m × m work grows by the rows that share a pattern,
-#: but nothing is gathered from patterns to rows (the inverses, their weights)
-#: and the statistics sum rows only. At D = 20 and 20 % missing, the blocks of
-#: rows with 5 holes or more have about 0.9 patterns a row.
+#: but the expanded E-step gathers no factors or log-determinants from patterns
+#: to rows. At D = 20 and 20 % missing, the blocks of rows with 5 holes or more
+#: have about 0.9 patterns a row.
 OWN_PATTERNS = 0.75
 
 
@@ -430,12 +430,15 @@ def drop_negligible(resp: np.ndarray) -> np.ndarray:
 
     With K well-separated components most of a row's K responsibilities are
     astronomically small; :func:`expanded_statistics` then works only on the
-    (row, component) pairs left. A row loses at most K·2^-60 of its weight
-    (below the rounding of a float64 sum for K < 128), the same kind of
-    truncation as :func:`gmm.em.normalize_log_prob`'s 0 below exp(-708): the
-    statistics are exactly those of the responsibilities kept, and equal those
-    of all of them to about 1e-15 relative (not bit for bit). The
-    log-likelihood is unchanged. O(K·n).
+    (row, component) pairs left. A row loses at most K·2^-60 of its weight,
+    the same kind of truncation as :func:`gmm.em.normalize_log_prob`'s 0
+    below exp(-708): the statistics are exactly those of the responsibilities
+    kept. Component k's weight changes by at most n·2^-60 in absolute terms,
+    so relatively by about n·2^-60 / nk (1e-15 for a component that holds a
+    thousandth of a million rows; more for a component that holds almost
+    none). Only the expanded path of the rows with holes drops them (complete
+    rows and the centred path keep every pair); the log-likelihood is
+    unchanged. O(K·n).
     """
     resp *= resp >= NEGLIGIBLE
     return resp
@@ -733,9 +736,8 @@ def expanded_log_prob(
     Returns
     -------
     log_prob : ndarray of shape (K, n)
-    work : tuple
-        ``(features, [x, 1] at each hole's row (H, D + 1), L^-1 u)`` for
-        :func:`expanded_statistics`, the last (m, n, K).
+    work : ndarray of shape (m, n, K)
+        ``L^-1 u`` for :func:`expanded_statistics`.
     """
     log_det, chol = conditionals
     n_rows, m = block.values.shape[0], block.n_missing
@@ -763,7 +765,7 @@ def expanded_log_prob(
     log_prob += (log_const + 0.5 * m * LOG_2PI)[:, None]
     quad *= -0.5
     log_prob += quad
-    return log_prob, (feats, at_holes, u)
+    return log_prob, u
 
 
 @dataclass
@@ -822,7 +824,7 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     upper triangle of a D × D matrix per component by ``np.bincount``.
     O(P·(m³/2 + D²)) time for P pairs, O(P·(D + m²)) memory.
     """
-    solved = work[2]  # L^-1 u, (m, n, K)
+    solved = work  # L^-1 u, (m, n, K)
     chol = conditionals[1]  # (m, m, p, K)
     n_components, d = resp.shape[0], block.values.shape[1]
     m = solved.shape[0]
@@ -850,9 +852,9 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     # r C_ij of each pair for the hole pairs i <= j (T, P), summed into the
     # upper triangle of a D × D matrix per component.
     inverse = factor_inverse(factors)  # (m, m, P)
-    upper, lower = pair_indices(m)
-    values = inverse[upper, lower] * r
-    places = (holes.T[upper] * d + holes.T[lower]) * n_components + k  # in (D², K)
+    first, second = pair_indices(m)  # the hole pairs i <= j
+    values = inverse[first, second] * r
+    places = (holes.T[first] * d + holes.T[second]) * n_components + k  # in (D², K)
     hole_pairs = np.bincount(
         places.ravel(), weights=values.ravel(), minlength=d * d * n_components
     ).reshape(d * d, n_components)

@@ -264,8 +264,11 @@ def kernel_case(case: str, dtype, offset: float):
     return Xm, weights, means + offset, covariances
 
 
-def rowwise_reference(Xm, weights, means, covariances, shift):
-    """log pi_k + log N(x_o) (n, K), and Σ r, Σ r z, Σ r (z z' + C) about ``shift``, per row."""
+def rowwise_reference(Xm, weights, means, covariances, shift, keep=None):
+    """log pi_k + log N(x_o) (n, K), and Σ r, Σ r z, Σ r (z z' + C) about ``shift``, per row.
+
+    ``keep`` (n, K) of 0 and 1, if given, multiplies the responsibilities (pairs dropped).
+    """
     X = Xm.astype(np.float64)
     n, d = X.shape
     n_components = len(weights)
@@ -286,6 +289,8 @@ def rowwise_reference(Xm, weights, means, covariances, shift):
                 cov[np.ix_(hole, hole)] - gain @ cov[np.ix_(obs, hole)]
             )
     resp = np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
+    if keep is not None:
+        resp = resp * keep
     z = filled - shift
     first = np.einsum("nk,nkd->kd", resp, z)
     second = np.einsum("nk,nki,nkj->kij", resp, z, z) + np.einsum("nk,nkij->kij", resp, extra)
@@ -297,13 +302,17 @@ def rowwise_reference(Xm, weights, means, covariances, shift):
     ("dtype", "offset"), [(np.float64, 0.0), (np.float32, 0.0), (np.float64, 1e6)]
 )
 @pytest.mark.parametrize("rows_as_patterns", [False, True])
+@pytest.mark.parametrize("dropped", [False, True])
 def test_expanded_kernels_equal_rowwise_reference(
-    case, dtype, offset, rows_as_patterns, monkeypatch
+    case, dtype, offset, rows_as_patterns, dropped, monkeypatch
 ):
     """Log-densities, conditional means and statistics of every block equal a per-row reference.
 
     ``rows_as_patterns``: every block takes each row as a pattern of its own
     (:data:`gmm.missing.OWN_PATTERNS` 0), as blocks of mostly distinct patterns do.
+    ``dropped``: some responsibilities are 0 (every third row's first component,
+    and one component in all of the first block's rows), as
+    :func:`gmm.missing.drop_negligible` leaves them; the reference drops the same.
     """
     if rows_as_patterns:
         monkeypatch.setattr(missing, "OWN_PATTERNS", 0.0)
@@ -315,9 +324,15 @@ def test_expanded_kernels_equal_rowwise_reference(
     coefs = missing.expanded_coefficients(dense)
     log_const = np.log(weights) - 0.5 * np.linalg.slogdet(covariances)[1]
     log_const -= 0.5 * Xm.shape[1] * missing.LOG_2PI
-    ref_log_prob, ref_filled, *ref_stats = rowwise_reference(Xm, weights, means, covariances, shift)
     blocks = missing.make_blocks(Xm, shift, 3, budget=4000)  # several blocks
     assert len(blocks) > 1
+    keep = np.ones((Xm.shape[0], len(weights)))
+    if dropped:
+        keep[::3, 0] = 0.0
+        keep[blocks[0].rows, 1] = 0.0
+    ref_log_prob, ref_filled, *ref_stats = rowwise_reference(
+        Xm, weights, means, covariances, shift, keep
+    )
     if case == "own" or rows_as_patterns:
         assert all(b.missing.shape[0] == b.rows.size for b in blocks)
     elif case == "mixed":
@@ -330,12 +345,12 @@ def test_expanded_kernels_equal_rowwise_reference(
         np.testing.assert_allclose(log_prob.T, ref_log_prob[block.rows], rtol=1e-9, atol=1e-9)
         holes = block.missing[block.pattern]  # (n, m)
         expected = ref_filled[block.rows[:, None], :, holes]  # (n, m, K)
-        m, n = work[2].shape[:2]  # work[2] is L^-1 u: -e = L^-T L^-1 u
+        m, n = work.shape[:2]  # work is L^-1 u: -e = L^-T L^-1 u
         factors = np.take(conditionals[1], block.pattern, axis=2).reshape(m, m, -1)
-        negated = missing.solve_upper(factors, work[2].reshape(m, -1).copy())
+        negated = missing.solve_upper(factors, work.reshape(m, -1).copy())
         got = -negated.reshape(m, n, -1).transpose(1, 0, 2) + shift[holes][:, :, None]
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * scale)
-        resp = np.exp(log_prob - logsumexp(log_prob, axis=0))
+        resp = np.exp(log_prob - logsumexp(log_prob, axis=0)) * keep[block.rows].T
         part = missing.expanded_statistics(block, resp, work, conditionals)
         total = part if total is None else total + part
     stats = total.finish()
@@ -723,9 +738,7 @@ def test_kept_block_products_give_the_same_e_step(data, kept, monkeypatch):
         block.products = None
     first = missing.products_bytes(fresh.blocks[0])
     budget = {"all": 2**30, "first block": first, "none": 0}[kept]
-    monkeypatch.setattr(
-        em_module, "FEATURE_CACHE_BYTES", budget + incomplete.kept_bytes(fresh.complete)
-    )
+    monkeypatch.setattr(em_module, "FEATURE_CACHE_BYTES", budget + fresh.complete.chunks.kept_bytes)
     source = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), None, family, 3, "t")
     held = [block.products is not None for block in source.blocks]
     assert len(held) > 2

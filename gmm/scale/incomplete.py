@@ -175,7 +175,7 @@ class IncompleteTrainingData(TrainingData):
         # What the expanded path reads of the rows, kept within the features'
         # budget less what the complete rows keep (a fit keeps at most
         # em.FEATURE_CACHE_BYTES of features in all).
-        missing.keep_products(self.blocks, em.FEATURE_CACHE_BYTES - kept_bytes(self.complete))
+        missing.keep_products(self.blocks, em.FEATURE_CACHE_BYTES - self.complete.chunks.kept_bytes)
         self.weights = [None if w is None else sample_weight[b.rows] for b in self.blocks]
         self.full_weight = sample_weight
         self.imputed = np.where(np.isnan(X), shift.astype(X.dtype), X)
@@ -311,11 +311,6 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
     else:
         part = missing.expanded_statistics(block, resp, work, conditionals)
     return log_likelihood, total_weight, part
-
-
-def kept_bytes(data: TrainingData) -> int:
-    """Bytes of the shifted chunks and features ``data`` keeps across iterations."""
-    return data.chunks.kept_bytes
 
 
 def fit_file_data(source: WithMissing, file_rows: FileRows, sample_weight, family, n_components):
