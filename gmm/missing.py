@@ -256,7 +256,11 @@ def factor_log_det(chol: np.ndarray, determinant: np.ndarray | None = None) -> n
     One logarithm a matrix (of ``determinant``, the product of the pivots as
     :func:`cholesky_factor` gives it, else of the diagonal's product squared),
     unless that product leaves the normal range: then the sum of logarithms
-    of the diagonal for that matrix.
+    of the diagonal for that matrix. Only the final product is checked: a
+    partial product that passes through the subnormal range and comes back
+    (pivots spanning more than 600 orders of magnitude) loses digits
+    unnoticed. The expanded path, which alone passes ``determinant``, bounds
+    its matrices' condition numbers (:func:`expanded_ok`), far below that.
     """
     m = chol.shape[0]
     if determinant is None:
@@ -372,22 +376,37 @@ def cholesky_factor(matrices: np.ndarray, determinant: np.ndarray | None = None)
     return chol
 
 
+def _lapack_first(idx: np.ndarray, dense: DenseComponents) -> bool:
+    """Whether the ``P_mm`` of the patterns ``idx`` (p, m) are few against m²: then one
+    LAPACK call per matrix costs less than the m² vectorised steps of a batch."""
+    return 4 * idx.shape[1] ** 2 > dense.precisions.shape[0] * idx.shape[0]
+
+
+def _lapack_factors(idx: np.ndarray, dense: DenseComponents):
+    """``P_mm`` (K, p, m, m) of the patterns ``idx``, its lower factors and ``log det``
+    (K, p), one LAPACK call per matrix."""
+    sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]
+    chol = np.linalg.cholesky(sub)
+    log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    return sub, chol, log_det
+
+
+def _gathered(idx: np.ndarray, dense: DenseComponents) -> np.ndarray:
+    """``P_mm`` of every pattern ``idx`` (p, m) and component, (m, m, p·K), batch last."""
+    n_features, m = dense.precisions_last.shape[0], idx.shape[1]
+    places = idx.T[:, None, :] * n_features + idx.T[None, :, :]  # (m, m, p) in D × D
+    batch = np.take(dense.precisions_last.reshape(n_features**2, -1), places, axis=0)
+    return batch.reshape(m, m, -1)
+
+
 def pattern_conditionals(idx: np.ndarray, dense: DenseComponents):
     """:func:`conditional_precisions` of the patterns ``idx`` (p, m), missing columns."""
     n_components, n_patterns, m = dense.precisions.shape[0], idx.shape[0], idx.shape[1]
-    if 4 * m * m > n_components * n_patterns:
-        sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
-        # Few matrices, each large: m² vectorised steps would cost more than one
-        # LAPACK call per matrix.
-        chol = np.linalg.cholesky(sub)
-        log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    if _lapack_first(idx, dense):
+        sub, _, log_det = _lapack_factors(idx, dense)
         inverse = np.linalg.inv(sub)
         return log_det, inverse, np.ascontiguousarray(inverse.transpose(2, 3, 1, 0))
-    # (m, m, p, K), gathered straight into the batch-last layout.
-    n_features = dense.precisions_last.shape[0]
-    places = idx.T[:, None, :] * n_features + idx.T[None, :, :]  # (m, m, p) in D × D
-    batch = np.take(dense.precisions_last.reshape(n_features**2, -1), places, axis=0)
-    log_det, last = cholesky_inverse(batch.reshape(m, m, -1))
+    log_det, last = cholesky_inverse(_gathered(idx, dense))
     last = last.reshape(m, m, n_patterns, n_components)
     return log_det.reshape(n_patterns, n_components).T, last.transpose(3, 2, 0, 1), last
 
@@ -404,18 +423,13 @@ def conditional_factors(block: Block, dense: DenseComponents):
     """
     idx = block.missing
     n_components, n_patterns, m = dense.precisions.shape[0], idx.shape[0], idx.shape[1]
-    if 4 * m * m > n_components * n_patterns:  # few large matrices: LAPACK
-        sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
-        chol = np.linalg.cholesky(sub)
-        log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    if _lapack_first(idx, dense):
+        _, chol, log_det = _lapack_factors(idx, dense)
         return log_det, np.ascontiguousarray(chol.transpose(2, 3, 1, 0))
-    n_features = dense.precisions_last.shape[0]
-    places = idx.T[:, None, :] * n_features + idx.T[None, :, :]  # (m, m, p) in D × D
-    batch = np.take(dense.precisions_last.reshape(n_features**2, -1), places, axis=0)
     determinant = np.empty(n_patterns * n_components)
     # Not positive definite: NaN; a determinant out of range: see factor_log_det.
     with np.errstate(invalid="ignore", over="ignore"):
-        chol = cholesky_factor(batch.reshape(m, m, -1), determinant)
+        chol = cholesky_factor(_gathered(idx, dense), determinant)
     log_det = factor_log_det(chol, determinant).reshape(n_patterns, n_components).T
     return log_det, chol.reshape(m, m, n_patterns, n_components)
 
