@@ -258,8 +258,9 @@ def factor_log_det(chol: np.ndarray, determinant: np.ndarray | None = None) -> n
     unless that product leaves the normal range: then the sum of logarithms
     of the diagonal for that matrix. Only the final product is checked: a
     partial product that falls below 1e-308 and comes back (pivots of
-    1e-160, 1e-160 and 1e200) loses digits unnoticed. The expanded path, which alone passes ``determinant``, bounds
-    its matrices' condition numbers (:func:`expanded_ok`), far below that.
+    1e-160, 1e-160 and 1e200) loses digits unnoticed. The expanded path,
+    which alone passes ``determinant``, bounds its matrices' condition
+    numbers (:func:`expanded_ok`), far below that.
     """
     m = chol.shape[0]
     if determinant is None:
