@@ -151,7 +151,8 @@ class IncompleteTrainingData(TrainingData):
     The complete rows are a :class:`TrainingData` of their own (the fused
     E-step, unchanged); the incomplete ones are grouped once into
     :class:`gmm.missing.Block` s by missingness pattern, and each block keeps
-    what the expanded E-step reads of its rows (:func:`gmm.missing.keep_products`,
+    what the expanded E-step reads of its rows from the first such E-step on
+    (:func:`gmm.missing.keep_products`,
     8·(D(D+1)/2 + D + m(D + 1)) bytes a row with m holes) while the features of
     the whole fit stay within :data:`gmm.em.FEATURE_CACHE_BYTES` (256 MiB):
     about 250 MB at 100,000 × 20 with 20 % missing, where forming them took
@@ -172,10 +173,10 @@ class IncompleteTrainingData(TrainingData):
         w = None if sample_weight is None else sample_weight[kept]
         self.complete = TrainingData(X[kept], w, family, n_components, shift)
         self.blocks = missing.make_blocks(X, shift, n_components)
-        # What the expanded path reads of the rows, kept within the features'
-        # budget less what the complete rows keep (a fit keeps at most
-        # em.FEATURE_CACHE_BYTES of features in all).
-        missing.keep_products(self.blocks, em.FEATURE_CACHE_BYTES - self.complete.chunks.kept_bytes)
+        # What the expanded path reads of the rows is kept at its first E-step
+        # (:meth:`expectation`): data that are rescaled (gmm.units) or only
+        # ever take the centred path never form it.
+        self.products_kept = False
         self.weights = [None if w is None else sample_weight[b.rows] for b in self.blocks]
         self.full_weight = sample_weight
         self.imputed = np.where(np.isnan(X), shift.astype(X.dtype), X)
@@ -206,6 +207,12 @@ class IncompleteTrainingData(TrainingData):
         """
         stats, coefs = self.complete.expectation(params, log_const)
         components = marginal_components(params, self.family, self.shift)
+        if components[1] is not None and not self.products_kept:
+            # Within the features' budget less what the complete rows keep (a
+            # fit keeps at most em.FEATURE_CACHE_BYTES of features in all).
+            budget = em.FEATURE_CACHE_BYTES - self.complete.chunks.kept_bytes
+            missing.keep_products(self.blocks, budget)
+            self.products_kept = True
         add_incomplete(stats, self.blocks, self.weights, components, log_const)
         return stats, coefs
 
