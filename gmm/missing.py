@@ -128,18 +128,17 @@ class Block:
         into its place in a D × D matrix. Compressed by column (one entry
         a column): the product reads the values in order and adds them into
         a D² × K result that stays in cache.
-    hole_order : ndarray of shape (H,)
-        The block's ``H = n·m`` holes sorted by column: each one's place
-        ``i·n + row`` in an (m, n) array (slot ``i`` among the row's holes),
-        for the expanded path (:func:`expanded_log_prob`).
     hole_rows : ndarray of shape (H,)
-        The row of each hole, in that order.
+        The row of each of the block's ``H = n·m`` holes, the holes sorted by
+        column (stably, from their places ``i·n + row`` in an (m, n) array,
+        slot ``i`` among the row's holes), for the expanded path
+        (:func:`expanded_log_prob`).
     columns : list of (int, int, int)
-        ``(j, start, stop)``: the holes at column ``j`` are
-        ``hole_order[start:stop]``.
+        ``(j, start, stop)``: the holes at column ``j`` are positions
+        ``start:stop`` of that order.
     hole_places : ndarray of shape (H,)
-        The inverse of ``hole_order``: for place ``i·n + row``, where that hole
-        stands among the holes sorted by column.
+        For place ``i·n + row``, where that hole stands among the holes sorted
+        by column (the inverse of the sort).
     products : tuple of ndarray or None
         What the expanded path reads of the rows, kept across iterations by
         :func:`keep_products` (None: formed each time); see :func:`block_products`.
@@ -151,7 +150,6 @@ class Block:
     pattern: np.ndarray
     starts: np.ndarray
     embedding: sparse.csc_matrix
-    hole_order: np.ndarray
     hole_rows: np.ndarray
     columns: list
     hole_places: np.ndarray
@@ -227,7 +225,7 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int | None = No
                 Block(
                     incomplete[start:stop],
                     *(values, missing, pattern, first, embedding),
-                    *(hole_order, hole_order % (stop - start), columns),
+                    *(hole_order % (stop - start), columns),
                     hole_places,
                 )
             )
@@ -766,7 +764,7 @@ def expanded_log_prob(
     for j, start, stop in block.columns:  # (P x)_j - (P mu)_j
         np.matmul(at_holes[start:stop], coefs.hole_rows[j], out=by_column[start:stop])
     # (P a)_m, (m, n, K): gathered back to slot order (a gather is about twice
-    # as fast as the scatter ``u[hole_order] = by_column``).
+    # as fast as the scatter by the sort's order).
     u = np.take(by_column, block.hole_places, axis=0).reshape(m, n_rows, n_components)
     if not own:  # each pattern's factor at its rows: (m, m, n, K)
         chol = np.take(chol, block.pattern, axis=2)
@@ -841,14 +839,14 @@ def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> E
     solved = work  # L^-1 u, (m, n, K)
     chol = conditionals[1]  # (m, m, p, K)
     n_components, d = resp.shape[0], block.values.shape[1]
-    m = solved.shape[0]
-    resp_rows = np.ascontiguousarray(resp.T)  # (n, K): the layout of ``solved``
-    chosen = np.flatnonzero(resp_rows)  # the pairs row·K + k that count
-    rows, k = np.divmod(chosen, n_components)
-    # By component (stable: rows ascending within one), for one GEMM each.
-    order = np.argsort(k, kind="stable")
-    chosen, rows, k = chosen[order], rows[order], k[order]
-    r = resp_rows.ravel()[chosen]
+    m, n_rows = solved.shape[:2]
+    # The pairs that count, by component and rows ascending within one (one
+    # GEMM each): the nonzero entries of the (K, n) responsibilities in order.
+    by_component = np.ascontiguousarray(resp)
+    flat = np.flatnonzero(by_component)
+    k, rows = np.divmod(flat, n_rows)
+    r = by_component.ravel()[flat]
+    chosen = rows * n_components + k  # the pairs' places in ``solved`` (m, n·K)
     factors = np.take(chol.reshape(m, m, -1), block.pattern[rows] * n_components + k, axis=2)
     negated = solve_upper(factors, np.take(solved.reshape(m, -1), chosen, axis=1))  # -e (m, P)
     holes = block.missing[block.pattern[rows]]  # (P, m)
