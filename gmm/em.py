@@ -675,3 +675,75 @@ def log_prob_chunks(
         check_representable(log_prob, first_row + start)
         yield slice(start, stop), log_prob.T
         start = stop
+
+
+# ============================================================ rows read once
+class ReadOnceChunks(ChunkedData):
+    """Row chunks that one E-step reads once (an online update): nothing is kept.
+
+    Each chunk is shifted and turned into features in one pass where the family
+    offers it (:func:`shifted_chunk_features`), the same numbers as
+    :class:`ChunkedData`'s chunks bit for bit. Made from a :class:`ChunkedData`
+    with :meth:`of`, sharing its rows, weights and chunk size.
+    """
+
+    @classmethod
+    def of(cls, chunks: ChunkedData) -> ReadOnceChunks:
+        """The chunks of ``chunks`` read once (O(1): nothing is computed or copied)."""
+        once = cls.__new__(cls)
+        once.__dict__.update(chunks.__dict__)
+        once._cache = None
+        return once
+
+    def _compute(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        n_samples = self.X.shape[0]
+        for start in range(0, n_samples, self.rows):
+            stop = min(start + self.rows, n_samples)
+            w = None if self.sample_weight is None else self.sample_weight[start:stop]
+            with np.errstate(over="ignore"):  # reported by check_representable
+                Xc, feats = shifted_chunk_features(
+                    self.family, np.asarray(self.X[start:stop]), self.shift, self.n_components
+                )
+            yield Xc, feats, w
+
+
+def shifted_chunk_features(
+    family: CovarianceFamily, X: np.ndarray, shift: np.ndarray, n_components: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X - shift, family.chunk_features(X - shift, n_components))``, bit for bit.
+
+    In one pass over X where the family has the hook ``shifted_chunk_features``
+    (the shift applied while the features' columns are copied; 'full', 'diag',
+    'spherical' and the families on their features), else :func:`shifted` then
+    ``chunk_features``. A family that overrides ``features`` or
+    ``chunk_features`` below the class that wrote the hook takes the two
+    passes (:func:`_fuses_shift`). ``shift`` is in X's dtype. O(n·D) time.
+    """
+    if _fuses_shift(type(family)):
+        fused = family.shifted_chunk_features(X, shift, n_components)
+        if fused is not None:
+            return fused
+    Xc = shifted(X, shift)
+    return Xc, family.chunk_features(Xc, n_components)
+
+
+@functools.lru_cache(maxsize=64)
+def _fuses_shift(cls: type) -> bool:
+    """Whether ``cls``'s hook forms the features its ``chunk_features`` would.
+
+    True when the class that defines its ``features`` defines the ``_features``
+    it resolves to (the features of shifted rows, which ``features`` calls),
+    and the class that defines its ``chunk_features`` defines the
+    ``shifted_chunk_features`` it resolves to.
+    """
+
+    def owner(name: str) -> type | None:
+        return next((c for c in cls.__mro__ if name in vars(c)), None)
+
+    features, chunk = owner("features"), owner("chunk_features")
+    return (
+        features is not None
+        and owner("_features") is features
+        and chunk is not None
+        and owner("shifted_chunk_features") is chunk
+    )

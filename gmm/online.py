@@ -210,7 +210,11 @@ def _update(est, X, sample_weight) -> None:
             params = est._initialize(
                 data, family, initializer, check_random_state(est.random_state)
             )
-        stats, coefs = data.expectation(params, est._log_const(params, family))
+        log_const = est._log_const(params, family)
+        if started:  # rows read once: each chunk shifted as its features are formed
+            stats, coefs = em.expectation(em.ReadOnceChunks.of(data.chunks), params, log_const)
+        else:
+            stats, coefs = data.expectation(params, log_const)
         batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
         if problem is not None:
             batch = problem.scatter_out(batch)
@@ -304,7 +308,9 @@ def _read_once(X, w, family, n_components: int, shift: np.ndarray) -> scale.Trai
     Each chunk's features are formed when the E-step reaches it and dropped
     after (10,000 rows of 'full' D = 50 are 110 MB of features; forming them
     per chunk took a fifth less CPU per update, measured, 'full' K = 16, D =
-    50). The first batch keeps them: its initialisation reads its rows again.
+    50), the chunk shifted while its features' columns are copied
+    (:class:`gmm.em.ReadOnceChunks`, in :func:`_update`). The first batch
+    keeps them: its initialisation reads its rows again.
     """
     return scale.TrainingData(X, w, family, n_components, shift, cache=False)
 

@@ -764,3 +764,83 @@ def test_an_update_sized_chunk_is_split_only_where_threads_may_run_its_parts(
     np.testing.assert_allclose(ours.nk, split.nk, rtol=1e-12)
     for a, b in zip(ours.moments, split.moments, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shifted_chunk_features_are_the_shift_then_the_features_bit_for_bit(covariance_type, dtype):
+    """em.shifted_chunk_features (the shift applied while the features' columns are
+    copied) against em.shifted then chunk_features: the same arrays, bit for bit, for
+    every family, at D below and above em.NARROW_FEATURES, K on both sides of
+    Diag.FEATURE_COMPONENTS, both 'full' formulations; an offset of 1e6, features
+    from 1e-4 to 1e4."""
+    from gmm import em
+    from gmm.covariance import _cost, get_family
+
+    family = get_family(covariance_type)
+    rng = np.random.default_rng(7)
+    for n_features in (1, 2, 9, 20):
+        if n_features == 1 and covariance_type not in ("spherical", "diag", "full", "E", "V"):
+            continue
+        if n_features > 1 and covariance_type in ("E", "V"):
+            continue
+        scales = np.logspace(-4, 4, n_features)
+        X = (1e6 + rng.normal(size=(3000, n_features)) * scales).astype(dtype)
+        shift = np.asarray(X.mean(axis=0, dtype=np.float64), dtype=dtype)
+        for n_components, plan in ((2, None), (9, None), (3, "whitened"), (3, "expanded")):
+            with _cost.forced(plan):
+                Xc, feats = em.shifted_chunk_features(family, X, shift, n_components)
+                ref_Xc = em.shifted(X, shift)
+                ref_feats = family.chunk_features(ref_Xc, n_components)
+            assert Xc.dtype == feats.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(Xc, ref_Xc)
+            np.testing.assert_array_equal(feats, ref_feats)
+
+
+def test_only_families_whose_features_the_hook_mirrors_fuse_the_shift():
+    """A family that overrides features below the class with the hook (mclust's
+    models on their own features) shifts and forms features in two passes."""
+    from gmm import em
+    from gmm.covariance import get_family
+    from gmm.covariance.diag import Diag
+
+    class Renamed(Diag):
+        def features(self, X):
+            return super().features(X) * 2.0
+
+    assert em._fuses_shift(type(get_family("diag"))) and em._fuses_shift(Renamed) is False
+    assert not em._fuses_shift(type(get_family("tied")))
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    shifted_rows, feats = em.shifted_chunk_features(Renamed(), X, X.mean(axis=0), 9)
+    np.testing.assert_array_equal(feats, Diag().features(X - X.mean(axis=0)) * 2.0)
+    np.testing.assert_array_equal(shifted_rows, X - X.mean(axis=0))
+
+
+@pytest.mark.parametrize("covariance_type", BUILTIN)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_read_once_give_the_kept_chunks_statistics(covariance_type, dtype, monkeypatch):
+    """em.ReadOnceChunks (each chunk shifted as its features are formed) against
+    TrainingData's kept chunks: the same E-step, bit for bit (several chunks,
+    weights, an offset of 1e6, features from 1e-4 to 1e4)."""
+    from gmm import em
+    from gmm.covariance import get_family
+    from gmm.scale import TrainingData, column_mean
+
+    monkeypatch.setattr(em, "CHUNK_BYTES", 4096)
+    rng = np.random.default_rng(3)
+    X = (1e6 + rng.normal(size=(1000, 3)) * np.logspace(-4, 4, 3)).astype(dtype)
+    w = rng.uniform(0.5, 2, 1000).astype(dtype)
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    family, params = get_family(covariance_type), model._get_parameters()
+    log_const = model._log_const(params, family)
+    kept = TrainingData(X, w, family, 3, column_mean(X, w))
+    once = em.ReadOnceChunks.of(TrainingData(X, w, family, 3, kept.shift, cache=False).chunks)
+    assert once._cache is None and once.rows < 1000
+    a, b = kept.expectation(params, log_const)[0], em.expectation(once, params, log_const)[0]
+    assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
+    np.testing.assert_array_equal(a.nk, b.nk)
+    for x, y in zip(a.moments, b.moments, strict=True):
+        np.testing.assert_array_equal(x, y)

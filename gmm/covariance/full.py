@@ -12,6 +12,7 @@ from scipy.linalg import blas
 from .. import statistics
 from . import _cost, _matrices
 from .base import CovarianceFamily, kappa_max
+from .diag import shifted_columns
 
 
 @dataclass
@@ -59,14 +60,18 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         return n_components * n_features * (n_features + 1) // 2
 
     def features(self, X: np.ndarray) -> np.ndarray:
+        return self._features(X, None)
+
+    def _features(self, X: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
+        """:meth:`features` of ``X - shift`` (of X when ``shift`` is None)."""
         n, d = X.shape
         n_pairs = d * (d + 1) // 2
         # Built feature-major, so every product is written as one contiguous row;
         # the (n, F) transposed view goes straight into BLAS. The columns are
-        # copied once, into the last D rows, and the products read them there.
+        # copied once (shifted on the way with a shift), into the last D rows,
+        # and the products read them there.
         feats = np.empty((n_pairs + d, n), dtype=X.dtype)
-        columns = feats[n_pairs:]
-        columns[...] = X.T
+        columns = shifted_columns(X, shift, feats[n_pairs:])
         start = 0
         for i in range(d):
             stop = start + d - i
@@ -83,6 +88,19 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             self.check_n_features(X.shape[1])
             return X  # the whitened formulation needs no features
         return self.features(X)
+
+    def shifted_chunk_features(self, X: np.ndarray, shift: np.ndarray, n_components: int):
+        """``(X - shift, chunk_features(X - shift))`` with the shift done while copying.
+
+        As :meth:`gmm.covariance.diag.Diag.shifted_chunk_features`: the shifted
+        rows are a view of the features' last D columns, the same numbers as
+        shifting and then :meth:`chunk_features`, bit for bit; None for the
+        whitened formulation (its E-step reads the shifted rows only).
+        """
+        if self.formulation(X.shape[1], n_components, X.dtype) == "whitened":
+            return None
+        feats = self._features(X, shift)
+        return feats[:, feats.shape[1] - X.shape[1] :], feats
 
     def chunk_columns(self, n_features: int, n_components: int, dtype) -> int:
         if self.formulation(n_features, n_components, dtype) == "whitened":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import statistics
-from .diag import AxisCoefficients, Diag, moments_dtype
+from .diag import AxisCoefficients, Diag, moments_dtype, shifted_columns
 
 
 class SphericalKernels:
@@ -33,11 +33,15 @@ class SphericalKernels:
 
     def features(self, X):
         """``[x², x, ||x||², 1]``, (n, 2·D + 2), a transposed feature-major buffer."""
+        return self._features(X, None)
+
+    def _features(self, X, shift):
+        """:meth:`features` of ``X - shift`` (of X when ``shift`` is None), shifted while copied."""
         self.check_n_features(X.shape[1])
         n_samples, n_features = X.shape
         feats = np.empty((2 * n_features + 2, n_samples), dtype=X.dtype)
-        squares, columns = feats[:n_features], feats[n_features : 2 * n_features]
-        columns[...] = X.T
+        squares = feats[:n_features]
+        columns = shifted_columns(X, shift, feats[n_features : 2 * n_features])
         np.multiply(columns, columns, out=squares)
         np.sum(squares, axis=0, out=feats[2 * n_features])
         feats[2 * n_features + 1] = 1
