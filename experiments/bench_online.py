@@ -1,18 +1,24 @@
 """Benchmark: online EM's throughput against a batch EM iteration, and its memory over a stream.
 
 Throughput: rows per second of one online pass (``gmm.fit_stream`` over an
-in-memory array, batch by batch) against rows per second of one batch EM
-iteration over the same rows, from the same start; medians of repeats, in the
-same process. For each model the pass is timed at every size of a ladder of
-rows per update, which gives the smallest update that reaches the goal and, by
-a least-squares line through the seconds of a pass against its number of
-updates, the fixed cost of one update (its slope: the family's coefficients,
-the statistics step, the M-step, the blend, Python) and the online cost per row
-(its intercept over the rows), whose ratio to batch EM's cost per row bounds
-what any update size can reach. Memory: the peak RSS of a fresh process that
-makes one pass over a stream generated on the fly, for a short and a long
-stream; flat means the long pass peaks no higher than the short one plus a few
-MB.
+in-memory array, read in row blocks of ``batch_size`` rows: every update is
+exactly ``batch_size`` rows, nothing gathered) against rows per second of one
+batch EM iteration over the same rows, from the same start; medians of
+repeats, in the same process, on one BLAS thread. The issue's goal (an online
+pass at least 0.8x a batch iteration) fixes no update size, so each model is
+timed at every size of a ladder of rows per update, and the report gives, per
+model, the ratio at 1,000 and 10,000 rows per update and the smallest size
+that reaches 0.8x. Ratios are of process CPU time (both sides run on one
+thread: BLAS limited to one, so the E-step starts no helper thread), which a
+shared, busy machine disturbs far less than wall time; the wall-time ratios
+are reported beside them. A least-squares line through the CPU seconds of a
+pass against its number of updates gives the fixed cost of one update (its
+slope: the family's coefficients, the statistics step, the M-step, the blend,
+Python) and the online cost per row (its intercept over the rows), whose
+ratio to batch EM's cost per row bounds what any update size can reach.
+Memory: the peak RSS of a fresh process that makes one pass over a stream
+generated on the fly, for a short and a long stream; flat means the long pass
+peaks no higher than the short one plus a few MB.
 
 ``python -m experiments.bench_online [--quick]`` writes ``out/bench_online.json``.
 Timings come from a shared, busy 2-core machine.
@@ -26,7 +32,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -45,20 +51,22 @@ THROUGHPUT_GOAL = 0.8
 MEMORY_SLACK_MB = 8.0
 
 CASES = {
-    # (covariance, K, D, batch size)
+    # (covariance, K, D, rows per update that every run measures); the ladder adds more
     "quick": [("full", 3, 2, 1000), ("full", 8, 20, 1000)],
     "report": [
         ("full", 3, 2, 1000),
         ("full", 3, 2, 10_000),
         ("diag", 8, 20, 1000),
+        ("diag", 8, 20, 10_000),
         ("full", 8, 20, 1000),
         ("full", 8, 20, 10_000),
         ("full", 16, 50, 1000),
+        ("full", 16, 50, 10_000),
     ],
 }
 ROWS = {"quick": 20_000, "report": 200_000}
 #: Rows per update tried for each model (those above the rows of the pass are skipped).
-LADDER = {"quick": (1000, 5000), "report": (1000, 2000, 5000, 10_000, 20_000, 50_000)}
+LADDER = {"quick": (1000, 10_000), "report": (1000, 2000, 5000, 10_000, 20_000, 50_000)}
 REPEATS = {"quick": 1, "report": 3}
 #: Batch EM iterations timed per repeat: (fit(max_iter=ITERATIONS) - fit(max_iter=0)) / ITERATIONS.
 ITERATIONS = 10
@@ -72,10 +80,16 @@ def _data(n_rows: int, n_components: int, n_features: int) -> np.ndarray:
     return means[rng.integers(0, n_components, n_rows)] + rng.standard_normal((n_rows, n_features))
 
 
-def _seconds(function) -> float:
-    t = perf_counter()
+def _seconds(function) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one call."""
+    wall, cpu = perf_counter(), process_time()
     function()
-    return perf_counter() - t
+    return perf_counter() - wall, process_time() - cpu
+
+
+def _ratios(iterations: list, passes: list, clock: int) -> float:
+    """Median over repeats of (batch EM iteration seconds) / (online pass seconds)."""
+    return float(np.median([i[clock] / p[clock] for i, p in zip(iterations, passes, strict=True)]))
 
 
 def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
@@ -105,30 +119,30 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
 
         iterations, passes = [], {size: [] for size in sizes}
         for _ in range(repeats):
-            iterations.append(
-                (_seconds(batch_fit(ITERATIONS)) - _seconds(batch_fit(0))) / ITERATIONS
-            )
+            (w10, c10), (w0, c0) = _seconds(batch_fit(ITERATIONS)), _seconds(batch_fit(0))
+            iterations.append(((w10 - w0) / ITERATIONS, (c10 - c0) / ITERATIONS))
             for size in sizes:
                 passes[size].append(
                     _seconds(lambda size=size: fit_stream(X, batch_size=size, **params))
                 )
-    ratios = {
-        size: float(np.median(np.array(iterations) / np.array(passes[size]))) for size in sizes
-    }
-    passes = {size: float(np.median(times)) for size, times in passes.items()}
-    iteration = float(np.median(iterations))
-    # seconds of a pass = n_rows * per_row + updates * fixed (least squares over the ladder)
+    ratio = {size: _ratios(iterations, passes[size], 1) for size in sizes}
+    wall = {size: _ratios(iterations, passes[size], 0) for size in sizes}
+    cpu = {size: float(np.median([t[1] for t in times])) for size, times in passes.items()}
+    iteration = float(np.median([t[1] for t in iterations]))
+    # CPU seconds of a pass = n_rows * per_row + updates * fixed (least squares over the ladder)
     updates = np.array([-(-n_rows // size) for size in sizes], dtype=float)
-    fixed, intercept = np.polyfit(updates, [passes[size] for size in sizes], 1)
+    fixed, intercept = np.polyfit(updates, [cpu[size] for size in sizes], 1)
     per_row = intercept / n_rows
-    ratio = ratios
     reaching = [size for size in sizes if ratio[size] >= THROUGHPUT_GOAL]
     return {
         "model": f"{covariance_type} K={k} D={d}",
         "rows": n_rows,
-        "batch EM iteration rows/s": round(n_rows / iteration),
+        "batch EM iteration rows/s (CPU)": round(n_rows / iteration),
         "ratio by rows per update": {str(size): round(ratio[size], 3) for size in sizes},
+        "wall-time ratio by rows per update": {str(size): round(wall[size], 3) for size in sizes},
+        "update sizes reaching the goal": reaching,
         "smallest update reaching the goal": min(reaching) if reaching else None,
+        "largest update tried": max(sizes),
         "fixed ms per update": round(1e3 * float(fixed), 3),
         "online us per row": round(1e6 * float(per_row), 4),
         "batch EM us per row": round(1e6 * iteration / n_rows, 4),
@@ -137,12 +151,15 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
             {
                 "case": f"{covariance_type} K={k} D={d} batch={size}",
                 "rows": n_rows,
-                "batch EM iteration rows/s": round(n_rows / iteration),
-                "online pass rows/s": round(n_rows / passes[size]),
+                "rows per update": size,
+                "batch EM iteration rows/s (CPU)": round(n_rows / iteration),
+                "online pass rows/s (CPU)": round(n_rows / cpu[size]),
                 "ratio": round(ratio[size], 3),
-                "online ms per batch": round(1e3 * passes[size] / -(-n_rows // size), 3),
+                "wall-time ratio": round(wall[size], 3),
+                "meets 0.8x": ratio[size] >= THROUGHPUT_GOAL,
+                "online ms per update (CPU)": round(1e3 * cpu[size] / -(-n_rows // size), 3),
             }
-            for size in batches
+            for size in sizes
         ],
     }
 
@@ -209,11 +226,22 @@ def measure(mode: str) -> dict:
     }
 
 
+def _at(model: dict, size: int) -> str:
+    ratio = model["ratio by rows per update"].get(str(size))
+    return "not measured" if ratio is None else f"{ratio:.2f}x"
+
+
+def _reach(model: dict) -> str:
+    """Where a model reaches the goal, or up to which update size it does not."""
+    if model["smallest update reaching the goal"] is None:
+        return f"below {THROUGHPUT_GOAL}x up to {model['largest update tried']:,} rows per update"
+    return f"{THROUGHPUT_GOAL}x from {model['smallest update reaching the goal']:,} rows per update"
+
+
 def run(quick: bool = False) -> ExperimentResult:
     result = measure("quick" if quick else "report")
     rows = result["throughput"]
-    met = [r["case"] for r in rows if r["ratio"] >= THROUGHPUT_GOAL]
-    missed = [f"{r['case']} ({r['ratio']:.2f}x)" for r in rows if r["ratio"] < THROUGHPUT_GOAL]
+    models = result["models"]
     mem = result["memory"]
     if mem is None:
         flat, memory_text, memory_rows = True, "; memory not measured at quick sizes", []
@@ -232,10 +260,6 @@ def run(quick: bool = False) -> ExperimentResult:
             }
             for m in (mem["short"], mem["long"])
         ]
-    models = result["models"]
-    reach = ", ".join(
-        f"{m['model']}: {m['smallest update reaching the goal'] or 'none tried'}" for m in models
-    )
     ladder_rows = [
         {
             "model": m["model"],
@@ -248,11 +272,23 @@ def run(quick: bool = False) -> ExperimentResult:
         }
         for m in models
     ]
+    wall_rows = [
+        {
+            "model": m["model"],
+            **{f"@{s}": r for s, r in m["wall-time ratio by rows per update"].items()},
+        }
+        for m in models
+    ]
+    met = [r for r in rows if r["meets 0.8x"]]
+    per_model = "; ".join(
+        f"{m['model']}: {_at(m, 1000)} @1,000, {_at(m, 10_000)} @10,000, {_reach(m)}"
+        for m in models
+    )
+    reached = all(m["smallest update reaching the goal"] is not None for m in models)
     verdict = (
-        f"online pass / batch EM iteration, rows per second: goal {THROUGHPUT_GOAL}x met for "
-        f"{len(met)} of {len(rows)} cases"
-        + (f"; below it: {', '.join(missed)}" if missed else "")
-        + f"; smallest update reaching it: {reach}"
+        f"online pass / batch EM iteration, rows per second (process CPU, one thread; every "
+        f"update exactly its rows): goal {THROUGHPUT_GOAL}x met at {len(met)} of {len(rows)} "
+        f"(model, rows per update) measured; {per_model}"
         + memory_text
         + (" (quick sizes)" if quick else "")
     )
@@ -260,26 +296,30 @@ def run(quick: bool = False) -> ExperimentResult:
         name="bench_online",
         title="Online EM: throughput and memory over a stream",
         description=(
-            "Throughput: one online pass (fit_stream over an in-memory array) against one batch"
-            " EM iteration over the same rows from the same start, as rows per second; a batch "
-            "EM iteration is (time of fit with max_iter=10 − with max_iter=0) / 10; medians of "
-            "repeats, one BLAS thread. Every update pays a fixed cost (the family's per-"
-            "iteration coefficients, the statistics step, one M-step, the blend), which "
-            "stepwise EM cannot avoid: it is the slope of a line through the seconds of a pass "
-            "against its number of updates, over a ladder of update sizes (gmm.fit_stream's "
-            "batch_size; 10,000 by default for one array). Its intercept over the rows, the "
-            "online cost per row, includes what a batch EM iteration on cached features does "
-            "not pay again (shifting the rows, forming the family's features, the column sums):"
-            " the ceiling column, batch EM's cost per row over the online one, bounds the ratio"
-            " any update size can reach. Memory: peak RSS (ru_maxrss) of a fresh process making"
-            " one pass over a stream generated batch by batch (K = 4, D = 5, 'full', batches of"
-            " 1,000). Timings on a shared, busy 2-core machine."
+            "Throughput: one online pass (fit_stream over an in-memory array, read in row "
+            "blocks of batch_size rows, so every update holds exactly that many rows; "
+            "nothing is gathered) against one batch EM iteration over the same rows from the "
+            "same start, as rows per second; a batch EM iteration is (time of fit with "
+            "max_iter=10 − with max_iter=0) / 10; medians of repeats, one BLAS thread, "
+            "process CPU time (wall-time ratios in their own table). The goal fixes no update "
+            "size: every size of the ladder is reported, with the smallest that reaches 0.8x. "
+            "Every update pays a fixed cost (the family's per-iteration coefficients, the "
+            "statistics step, one M-step, the blend), which stepwise EM cannot avoid: it is "
+            "the slope of a line through the CPU seconds of a pass against its number of "
+            "updates. Its intercept over the rows, the online cost per row, includes what a "
+            "batch EM iteration on cached features does not pay again (forming the family's "
+            "features, the column sums, the units check): the ceiling column, batch EM's cost "
+            "per row over the online one, bounds the ratio any update size can reach. Memory: "
+            "peak RSS (ru_maxrss) of a fresh process making one pass over a stream generated "
+            "batch by batch (K = 4, D = 5, 'full', batches of 1,000). Timings on a shared, "
+            "busy 2-core machine."
         ),
         verdict=verdict,
-        ok=quick or (flat and not missed),
+        ok=quick or (flat and reached),
         tables={
             "Throughput": rows,
-            "Rows per update": ladder_rows,
+            "Rows per update (CPU-time ratios)": ladder_rows,
+            "Rows per update (wall-time ratios)": wall_rows,
             "Memory": memory_rows,
         },
         metrics=result,
