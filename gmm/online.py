@@ -485,18 +485,20 @@ def fit_stream(
     M-step, O(K·D³). Memory: one update's rows and their per-chunk
     temporaries, O(batch_size·(D + K)), whatever the length of the stream.
 
-    Rows per second against one batch EM iteration over the same rows, on a
-    shared, busy machine (process CPU time, one BLAS thread, medians; ``python
-    -m experiments.bench_online`` makes the same comparison in wall time):
-    updates of 1,000 rows reach 0.05 ('full',
-    K=3, D=2) to 0.65 ('full', K=16, D=50) of it, updates of 10,000 rows 0.45
-    ('full', K=3, D=2), 0.55 ('diag', K=8, D=20), 0.85 ('full', K=8, D=20) and
-    0.9-1.0 ('full', K=16, D=50). What is left is the fixed cost per update
-    (the family's coefficients, the M-step, the Python and numpy call
-    overhead of each step on K·D² numbers: about 0.4 ms for 'full' K=3 D=2,
-    which is stepwise EM's price; models whose E-step per row is cheap, small
-    K·D², need the largest updates) and, for families whose features a fit
-    keeps across iterations ('diag' and 'spherical' of moderate size), forming
+    Rows per second against one batch EM iteration over the same rows
+    (``python -m experiments.bench_online``: one BLAS thread, medians; every
+    update exactly ``batch_size`` rows of one array, nothing gathered), on
+    the idle machine (wall time, before later batches were shifted while
+    their features are formed): updates of 1,000 rows reach 0.06 ('full', K=3, D=2) to 0.76
+    ('full', K=16, D=50) of it, updates of 10,000 rows 0.41 ('full', K=3,
+    D=2), 0.61 ('diag', K=8, D=20), 0.87 ('full', K=8, D=20) and 0.88
+    ('full', K=16, D=50); 'full' K=3, D=2 reaches 0.8 at about 50,000 rows
+    per update. What is left is the fixed cost per update (the family's
+    coefficients, the M-step, the Python and numpy call overhead of each step
+    on K·D² numbers: about 0.36 ms for 'full' K=3 D=2, which is stepwise EM's
+    price; models whose E-step per row is cheap, small K·D², need the largest
+    updates) and, for families whose features a fit keeps across iterations
+    ('diag' and 'spherical' of moderate size), reading the rows and forming
     them once per update. With updates of 10,000 rows, one pass over
     1,000,000 rows stays within 0.01 nats per sample of batch EM on held-out
     data (``python -m experiments online``). Larger updates mean fewer steps:
