@@ -693,9 +693,10 @@ def test_deviation_is_the_elementwise_maximum_over_the_rows_choose_reads(dtype, 
 def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     covariance_type, dtype, monkeypatch
 ):
-    """A later batch forms each chunk's features when the E-step reaches it and keeps none;
-    its statistics are those of TrainingData's kept chunks, bit for bit (several chunks,
-    an offset of 1e6, features from 1e-4 to 1e4, weights)."""
+    """A later batch forms each chunk's features when the E-step reaches it and keeps none,
+    each chunk shifted while its features' columns are copied (em.ReadOnceChunks, as
+    partial_fit reads it); its statistics are those of TrainingData's kept chunks, bit for
+    bit (several chunks, an offset of 1e6, features from 1e-4 to 1e4, weights)."""
     from gmm import em
     from gmm.covariance import get_family
     from gmm.scale import TrainingData, column_mean
@@ -716,11 +717,17 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     assert kept.chunks._cache is not None and once.chunks._cache is None
     assert once.n_samples == 1000 and once.feature_source is X and once.sample_weight is w
     assert once.chunks.rows < 1000  # several chunks
-    a, b = kept.expectation(params, log_const)[0], once.expectation(params, log_const)[0]
-    assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
-    np.testing.assert_array_equal(a.nk, b.nk)
-    for x, y in zip(a.moments, b.moments, strict=True):
-        np.testing.assert_array_equal(x, y)
+    read_once = em.ReadOnceChunks.of(once.chunks)
+    assert read_once._cache is None and read_once.rows == once.chunks.rows
+    a = kept.expectation(params, log_const)[0]
+    for b in (
+        once.expectation(params, log_const)[0],
+        em.expectation(read_once, params, log_const)[0],
+    ):
+        assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
+        np.testing.assert_array_equal(a.nk, b.nk)
+        for x, y in zip(a.moments, b.moments, strict=True):
+            np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize(("n_components", "n_rows", "parts"), [(3, 10_000, 1), (8, 10_000, 2)])
@@ -814,33 +821,3 @@ def test_only_families_whose_features_the_hook_mirrors_fuse_the_shift():
     shifted_rows, feats = em.shifted_chunk_features(Renamed(), X, X.mean(axis=0), 9)
     np.testing.assert_array_equal(feats, Diag().features(X - X.mean(axis=0)) * 2.0)
     np.testing.assert_array_equal(shifted_rows, X - X.mean(axis=0))
-
-
-@pytest.mark.parametrize("covariance_type", BUILTIN)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rows_read_once_give_the_kept_chunks_statistics(covariance_type, dtype, monkeypatch):
-    """em.ReadOnceChunks (each chunk shifted as its features are formed) against
-    TrainingData's kept chunks: the same E-step, bit for bit (several chunks,
-    weights, an offset of 1e6, features from 1e-4 to 1e4)."""
-    from gmm import em
-    from gmm.covariance import get_family
-    from gmm.scale import TrainingData, column_mean
-
-    monkeypatch.setattr(em, "CHUNK_BYTES", 4096)
-    rng = np.random.default_rng(3)
-    X = (1e6 + rng.normal(size=(1000, 3)) * np.logspace(-4, 4, 3)).astype(dtype)
-    w = rng.uniform(0.5, 2, 1000).astype(dtype)
-    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    family, params = get_family(covariance_type), model._get_parameters()
-    log_const = model._log_const(params, family)
-    kept = TrainingData(X, w, family, 3, column_mean(X, w))
-    once = em.ReadOnceChunks.of(TrainingData(X, w, family, 3, kept.shift, cache=False).chunks)
-    assert once._cache is None and once.rows < 1000
-    a, b = kept.expectation(params, log_const)[0], em.expectation(once, params, log_const)[0]
-    assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
-    np.testing.assert_array_equal(a.nk, b.nk)
-    for x, y in zip(a.moments, b.moments, strict=True):
-        np.testing.assert_array_equal(x, y)
