@@ -66,7 +66,7 @@ CASES = {
 }
 ROWS = {"quick": 20_000, "report": 200_000}
 #: Rows per update tried for each model (those above the rows of the pass are skipped).
-LADDER = {"quick": (1000, 10_000), "report": (1000, 2000, 5000, 10_000, 20_000, 50_000)}
+LADDER = {"quick": (1000, 10_000), "report": (1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)}
 REPEATS = {"quick": 1, "report": 3}
 #: Batch EM iterations timed per repeat: (fit(max_iter=ITERATIONS) - fit(max_iter=0)) / ITERATIONS.
 ITERATIONS = 10
