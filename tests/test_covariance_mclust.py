@@ -332,13 +332,7 @@ def test_common_orientation_cold_start_keeps_the_lower_of_two_local_minima(
     W = np.array(W)
 
     def minus_two_loglik(D):  # the M-step's objective up to constants, directly
-        projected = np.einsum("ij,kil,lj->kj", D, W, D)
-        if equal_volume:
-            volumes = np.exp(np.mean(np.log(projected), axis=1))
-            psi = projected / volumes[:, None] * (volumes.sum() / nk.sum())
-        else:
-            psi = projected / nk[:, None]
-        return float(np.sum(nk[:, None] * np.log(psi) + projected / psi))
+        return _orientation_objective(D, W, nk, equal_volume)
 
     pooled = np.linalg.eigh(W.sum(axis=0))[1][:, ::-1]
     ends = {
@@ -434,6 +428,18 @@ def test_common_orientation_reaches_the_optimum_in_higher_dimensions(equal_volum
     assert best.fun >= objective(D) - 1e-9 * abs(objective(D))
 
 
+def _orientation_objective(axes, W, nk, equal_volume):
+    """EVE's or VVE's M-step objective ``sum_k n_k log|Psi_k| + tr(W_k D Psi_k^-1 D')``
+    at the axes ``D``, its diagonals exact for them, evaluated directly."""
+    projected = np.einsum("ij,kil,lj->kj", axes, W, axes)
+    if equal_volume:
+        volumes = np.exp(np.mean(np.log(projected), axis=1))
+        psi = projected / volumes[:, None] * (volumes.sum() / nk.sum())
+    else:
+        psi = projected / nk[:, None]
+    return float(np.sum(nk[:, None] * np.log(psi) + projected / psi))
+
+
 def _shared_axes_scatters(rng, d, K):
     """Scatters (K, d, d) of shapes a decade apart on nearly shared axes, and n_k."""
     nk = rng.uniform(40, 120, K)
@@ -470,13 +476,7 @@ def test_common_orientation_tail_over_relaxation_ends_where_plain_sweeps_end(
     )
 
     def f(axes):  # the M-step's -2 logL per observation, up to constants, directly
-        projected = np.einsum("ij,kil,lj->kj", axes, W, axes)
-        if equal_volume:
-            volumes = np.exp(np.mean(np.log(projected), axis=1))
-            psi = projected / volumes[:, None] * (volumes.sum() / nk.sum())
-        else:
-            psi = projected / nk[:, None]
-        return float(np.sum(nk[:, None] * np.log(psi) + projected / psi) / nk.sum())
+        return _orientation_objective(axes, W, nk, equal_volume) / nk.sum()
 
     def runs():  # at tol 1e-9 (with the objective after each sweep), and to 1e-15
         found = common_orientation(W, nk, equal_volume, np.eye(d), 1e-9, 10_000)
