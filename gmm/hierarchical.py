@@ -396,7 +396,7 @@ class _Clusters:
         base = np.log((trace + self.alpha) / size)  # β = 1
         if big_scatter is None:
             return size * base
-        big_scatter /= size[big, None, None]
+        big_scatter /= size[big][:, None, None]
         sign, logdet = np.linalg.slogdet(big_scatter)
         logdet = np.where(sign > 0, logdet, -np.inf)
         base[big] = np.logaddexp(logdet, base[big])
@@ -407,28 +407,41 @@ class _Clusters:
             return self.fresh[1]
         return self.scatter[slot]
 
-    def costs(self, first, second):
-        """Merge costs of slots ``first`` and ``second``: arrays of equal length, or one slot
-        ``first`` against the array ``second``. O(pairs·d), plus O(d³) per pair whose
-        determinant counts ('VVV')."""
-        n1, n2 = self.size[first], self.size[second]
+    def costs(self, first, columns: slice):
+        """Merge costs of the slots ``first`` against the slots ``columns``.
+
+        ``first`` is one slot (then the result has one entry per column) or a
+        column of slots, shape (p, 1) (then a (p, columns) rectangle). Views of
+        the slots' statistics and one broadcast, no gathered copies; a pair of
+        a slot with itself gets a number that means nothing (the caller
+        overwrites it). O(pairs·d), plus O(d³) per pair whose determinant
+        counts ('VVV')."""
+        n1, n2 = self.size[first], self.size[columns]
         size = n1 + n2
-        delta = self.mean[second] - self.mean[first]
+        delta = self.mean[columns] - self.mean[first]
         factor = n1 * n2 / size
         trace = (
-            self.trace[first] + self.trace[second] + factor * np.einsum("kd,kd->k", delta, delta)
+            self.trace[first]
+            + self.trace[columns]
+            + factor * np.einsum("...d,...d->...", delta, delta)
         )
         big_scatter = big = None
         if self.scatter is not None:
             big = self.determinant_counts(size, trace)
+            if np.ndim(first) == 0:
+                big[first - (columns.start or 0)] = False  # the slot with itself
             if np.any(big):
-                own = self._scatter_of(first) if np.ndim(first) == 0 else self.scatter[first[big]]
+                where = np.nonzero(big)
+                if np.ndim(first) == 0:
+                    own = self._scatter_of(first)
+                else:
+                    own = self.scatter[first[where[0], 0]]
                 dk = delta[big]
-                # own + W_second + factor δδ', in place: the same sums, fewer (pairs, d, d) passes.
-                big_scatter = self.scatter[second[big]]
+                # W_second + own + factor δδ', in place: the same sums, fewer passes.
+                big_scatter = self.scatter[(columns.start or 0) + where[-1]]
                 big_scatter += own
-                big_scatter += (factor[big, None] * dk)[:, :, None] * dk[:, None, :]
-        return self.terms(size, trace, big_scatter, big) - self.term[first] - self.term[second]
+                big_scatter += (factor[big][:, None] * dk)[:, :, None] * dk[:, None, :]
+        return self.terms(size, trace, big_scatter, big) - self.term[first] - self.term[columns]
 
     def _first_row(self, i, j, true, v):
         """First row of the union's triangular factor, as mclust's Givens updates leave it.
@@ -512,12 +525,15 @@ def _merge_by_terms(Z, initial, n_groups, model):
     slots = np.arange(n_groups)
     block = max(1, 1_000_000 // (n_groups * Z.shape[1]))
     for start in range(0, n_groups - 1, block):  # each block of rows against the later slots
-        rows = slots[start : start + block]
-        first, second = np.nonzero(rows[:, None] < slots[None, :])
-        first = rows[first]
-        cost[first, second] = clusters.costs(first, second)
+        stop = min(start + block, n_groups - 1)
+        # The rectangle rows start..stop-1 by columns start+1..g-1: its entries on and
+        # below the diagonal are overwritten next (the mirror, then inf).
+        cost[start:stop, start + 1 :] = clusters.costs(
+            slots[start:stop, None], slice(start + 1, n_groups)
+        )
     # Mirror the upper triangle: one masked copy, no (g², ) index arrays.
     np.copyto(cost, cost.T, where=np.tri(n_groups, k=-1, dtype=bool))
+    np.fill_diagonal(cost, np.inf)
     best = _RowMinima(cost)
     merges = np.empty((n_groups - 1, 2), dtype=np.intp)
     costs = np.empty(n_groups - 1)
@@ -534,10 +550,10 @@ def _merge_by_terms(Z, initial, n_groups, model):
             cost[j, j] = np.inf
         g -= 1
         if g > 1:
-            others = np.concatenate((slots[:i], slots[i + 1 : g]))
-            values = clusters.costs(i, others)
-            cost[i, others] = values
-            cost[others, i] = values
+            values = clusters.costs(i, slice(0, g))
+            values[i] = np.inf
+            cost[i, :g] = values
+            cost[:g, i] = values
             best.refresh(cost, g, changed=(i, j) if j < g else (i,))
     return merges, costs
 

@@ -134,6 +134,7 @@ def common_orientation(
     max_iter: int,
     last: float | None = None,
     progress: float = 0.0,
+    tail: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, InnerResult]:
     """One orientation ``D`` and per-component diagonals ``Psi_k = lambda_k A_k`` (EVE, VVE).
 
@@ -186,6 +187,10 @@ def common_orientation(
         work the next M-step undoes; as EM converges that change vanishes and
         the stop is ``tol`` again, so the fixed point is the same. Every sweep
         lowers the objective, so EM's likelihood still never decreases.
+    tail : bool, default=False
+        Start in the tail (see below): over-relaxed from the first sweep. For the
+        continuation of a screened cold start, so that it takes the sweeps a
+        run from that start to ``tol`` takes.
 
     Returns
     -------
@@ -194,6 +199,24 @@ def common_orientation(
     diagonals : ndarray of shape (K, D)
         ``Psi_k``; the covariances are ``D diag(Psi_k) D'``.
     result : InnerResult
+
+    Notes
+    -----
+    Over-relaxation in the tail: once a sweep lowers ``f`` by at most
+    :data:`TAIL_TOL` relative (the basin is chosen: the screening tolerance of
+    the cold start), each later rotation turns by :data:`RELAXATION` times its
+    optimal angle. In a plane the objective is ``c - h cos(2t - a)`` with the
+    optimum at ``2t = a``, so any factor in (0, 2) still lowers it, and the
+    fixed points (all angles 0) are the same; near the optimum the sweeps
+    converge linearly and slowly, and the larger steps take about half as
+    many. Measured on the 18 cold M-steps of the mclust benchmark's sweep
+    (20,000 x 10, EVE and VVE, K = 1..9): the continuations from the screened
+    starts took 263 sweeps instead of 533, every one ending in the same
+    minimum and lower (by 1e-8 to 3e-7 in ``f``): the plain sweeps' steps fall
+    below ``tol`` while still short of the minimum. Factors 1.2, 1.4, 1.6,
+    1.8 took 383, 263, 239, 360 sweeps. Over-relaxing from the first sweep
+    instead sent 2 of the 18 cold starts to other minima, so the screening
+    sweeps stay plain.
 
     Examples
     --------
@@ -213,6 +236,7 @@ def common_orientation(
     n_components, d = scatters.shape[:2]
     if orientation is None:
         return _cold_start(scatters, nk, equal_volume, tol, max_iter)
+    relaxation = RELAXATION if tail else 1.0
     share = nk / nk.sum()  # per observation: the objective is free of the weights' scale
     total = nk.sum()
 
@@ -250,7 +274,7 @@ def common_orientation(
                 return orientation, psi, InnerResult(n_iter, None, previous)
             start = psi
             for axes, entries in rounds:
-                _plane_rotations(rotated, 1.0 / psi, axes, entries, rotation, identity)
+                _plane_rotations(rotated, 1.0 / psi, axes, entries, rotation, identity, relaxation)
                 orientation = orientation @ rotation
                 rotated = rotation.T @ rotated @ rotation
                 psi = diagonals(rotated, with_logs=False)[0]
@@ -263,8 +287,11 @@ def common_orientation(
             objective = float(share @ logs)
             change = np.max(np.abs(np.log(psi / start)), axis=1)
             # Each sweep lowers the objective in exact arithmetic: a rise is rounding.
-            if not previous - objective > max(tol * (1.0 + abs(objective)), floor):
+            gain = previous - objective
+            if not gain > max(tol * (1.0 + abs(objective)), floor):
                 return orientation, psi, InnerResult(n_iter, None, objective)
+            if gain <= TAIL_TOL * (1.0 + abs(objective)):
+                relaxation = RELAXATION
             previous = objective
     return orientation, psi, InnerResult(max_iter, int(np.argmax(change)), previous)
 
@@ -272,6 +299,12 @@ def common_orientation(
 #: Relative change of the objective at which the two cold starts of
 #: :func:`_cold_start` are compared; the one kept then continues to ``tol``.
 COLD_SCREEN_TOL = 1e-4
+#: A sweep that lowers the objective by at most this much relative puts
+#: :func:`common_orientation` in its tail, over-relaxed from the next sweep.
+TAIL_TOL = COLD_SCREEN_TOL
+#: The factor on the optimal angles in the tail (in (0, 2): every rotation still
+#: lowers the objective); see :func:`common_orientation`.
+RELAXATION = 1.4
 
 
 def _cold_start(
@@ -298,6 +331,9 @@ def _cold_start(
     k-means partition at K = 6, EVE now ends at mclust's log-likelihood
     (-241,362.4; -248,152 before). The 18 cold M-steps of that sweep take
     1,539 sweeps (2,202 with both starts run to ``tol``, 848 from one start).
+    The continuation runs over-relaxed (``tail=True``, see
+    :func:`common_orientation`): the 18 cold M-steps of the hc sweep took 821
+    sweeps instead of 1,091, each to the same minimum.
     """
     screen = max(tol, COLD_SCREEN_TOL)
     best = None
@@ -311,7 +347,9 @@ def _cold_start(
         return best
     if left < 1:  # the cap came with the screening tolerance, before tol
         return best[0], best[1], InnerResult(max_iter, 0, done.objective)
-    axes, psi, result = common_orientation(scatters, nk, equal_volume, best[0], tol, left)
+    axes, psi, result = common_orientation(
+        scatters, nk, equal_volume, best[0], tol, left, tail=True
+    )
     return axes, psi, InnerResult(done.n_iter + result.n_iter, result.worst, result.objective)
 
 
@@ -345,8 +383,11 @@ def _round_robin(d: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     return tuple(rounds)
 
 
-def _plane_rotations(rotated, inverse, axes, entries, rotation, identity) -> None:
-    """Write into ``rotation`` (d, d) the product of the optimal rotations in disjoint planes.
+def _plane_rotations(
+    rotated, inverse, axes, entries, rotation, identity, relaxation: float = 1.0
+) -> None:
+    """Write into ``rotation`` (d, d) the product of the optimal rotations in disjoint planes,
+    each angle times ``relaxation`` (1: the optimal angles).
 
     ``rotated`` is ``M_k = D' W_k D`` (K, d, d) and ``inverse`` is ``1 / Psi_k``
     (K, d); ``axes`` and ``entries`` are one round of :func:`_round_robin`
@@ -367,7 +408,7 @@ def _plane_rotations(rotated, inverse, axes, entries, rotation, identity) -> Non
     # half-angle formula would cancel). -p is (sum_jj - sum_ii) / 2 exactly, and
     # 0.0 - q turns -0.0 into 0.0, so p = q = 0 (every angle ties) gives t = 0: stay.
     angle = np.arctan2(0.0 - sums[2], (sums[1] - sums[0]) / 2)
-    angle *= 0.5
+    angle *= 0.5 * relaxation
     cos, sin = np.cos(angle), np.sin(angle)
     np.copyto(rotation, identity)
     rotation.flat[entries] = np.concatenate([cos, cos, -sin, sin])
