@@ -339,8 +339,8 @@ def conditional_precisions(block: Block, dense: DenseComponents):
     Returns ``(log_det, inverse, inverse_last)``: ``inverse`` (K, p, m, m) and
     the same numbers as a contiguous ``inverse_last`` (m, m, p, K), the layout
     :func:`weighted_inverses` reads. The centred path, predictions and
-    imputation use these; the expanded E-step needs only
-    :func:`conditional_factors`.
+    imputation use these; the expanded E-step factors ``P_mm`` only for the
+    (row, component) pairs it keeps (:func:`pair_factors`).
 
     O(K·p·m³), vectorised over components and patterns (:func:`cholesky_inverse`)
     when they are many against m², else one LAPACK call per matrix.
@@ -407,29 +407,6 @@ def pattern_conditionals(idx: np.ndarray, dense: DenseComponents):
     log_det, last = cholesky_inverse(_gathered(idx, dense))
     last = last.reshape(m, m, n_patterns, n_components)
     return log_det.reshape(n_patterns, n_components).T, last.transpose(3, 2, 0, 1), last
-
-
-def conditional_factors(block: Block, dense: DenseComponents):
-    """``log det P_mm`` (K, p) and the lower Cholesky factors of ``P_mm``, (m, m, p, K).
-
-    What the expanded path needs of each pattern and component: the E-step
-    solves with the factor, and only the rows and components whose
-    responsibility is not negligible get an inverse (:func:`expanded_statistics`).
-    Only the lower triangle of the factors is set. O(K·p·m³/6), vectorised
-    over components and patterns (:func:`cholesky_factor`) when they are many
-    against m², else one LAPACK call per matrix.
-    """
-    idx = block.missing
-    n_components, n_patterns, m = dense.precisions.shape[0], idx.shape[0], idx.shape[1]
-    if _lapack_first(idx, dense):
-        _, chol, log_det = _lapack_factors(idx, dense)
-        return log_det, np.ascontiguousarray(chol.transpose(2, 3, 1, 0))
-    determinant = np.empty(n_patterns * n_components)
-    # Not positive definite: NaN; a determinant out of range: see factor_log_det.
-    with np.errstate(invalid="ignore", over="ignore"):
-        chol = cholesky_factor(_gathered(idx, dense), determinant)
-    log_det = factor_log_det(chol, determinant).reshape(n_patterns, n_components).T
-    return log_det, chol.reshape(m, m, n_patterns, n_components)
 
 
 #: On the expanded path a responsibility below this (the row's responsibilities
@@ -676,11 +653,16 @@ class Expanded:
     hole_rows : ndarray of shape (D, D + 1, K)
         For hole column ``j``, ``[x, 1] @ hole_rows[j] = (P (x - mu))_j`` of
         every component: row ``j`` of the precisions, then ``-(P mu)_j``.
+    eigen_low, eigen_high : ndarray of shape (K,)
+        The smallest and largest eigenvalue of each precision, which bound
+        those of every ``P_mm`` (interlacing), for :func:`screen_pairs`.
     """
 
     linear: np.ndarray
     const: np.ndarray
     hole_rows: np.ndarray
+    eigen_low: np.ndarray
+    eigen_high: np.ndarray
 
 
 def expanded_coefficients(dense: DenseComponents) -> Expanded:
@@ -695,7 +677,8 @@ def expanded_coefficients(dense: DenseComponents) -> Expanded:
     hole_rows = np.empty((d, d + 1, prec.shape[0]))
     hole_rows[:, :d] = dense.precisions_last
     hole_rows[:, d] = -prec_means.T
-    return Expanded(linear, const, hole_rows)
+    eigen = np.linalg.eigvalsh(prec)
+    return Expanded(linear, const, hole_rows, eigen[:, 0], eigen[:, -1])
 
 
 def expanded_ok(dense: DenseComponents, weights) -> bool:
@@ -714,9 +697,7 @@ def expanded_ok(dense: DenseComponents, weights) -> bool:
     return bool(np.max(kappa) <= EXPANDED_KAPPA)
 
 
-def expanded_log_prob(
-    block: Block, dense: DenseComponents, coefs: Expanded, log_const, conditionals
-):
+def expanded_log_prob(block: Block, dense: DenseComponents, coefs: Expanded, log_const):
     """:func:`block_log_prob` by matrix products shared by all components.
 
     With ``x`` the row (shifted, 0 in the holes) and ``a = x - mu``, the
@@ -727,57 +708,134 @@ def expanded_log_prob(
     'full' family's expanded E-step; ``(P a)_m`` one small GEMM per hole
     column over the rows with a hole there (the block's holes sorted by
     column; the rows with a 1 appended, so the GEMM also subtracts
-    ``(P mu)_m``); ``L^-1 u`` one forward substitution over the block's rows
-    and components (:func:`solve_lower`), with each pattern's factor gathered
-    to its rows (no gather when every row has its own pattern). The
+    ``(P mu)_m``). From these alone, bounds on each pair's log-probability
+    (:func:`screen_pairs`) leave out the (row, component) pairs whose
+    responsibility is surely below :data:`NEGLIGIBLE`; for the others
+    (:class:`Pairs`; with K separated components about three a row), ``P_mm``
+    is gathered and factored (:func:`pair_factors`) and ``L^-1 u`` found by
+    one forward substitution over them (:func:`solve_lower`). The
     back-substitution to ``e`` is left to :func:`expanded_statistics`, for
     the pairs whose responsibility counts. Use only when :func:`expanded_ok`.
-    O(n·K·(D² / 2 + m·(D + m / 2))) time, O(n·(D² + K·m²)) memory.
-
-    Tried and left out: screening the (row, component) pairs before the m × m
-    work by bounds from the precisions' extreme eigenvalues (interlacing),
-    which kept 2.9 pairs a row of 20 at 100,000 × 20, K = 20: the bounds'
-    passes over (K, n) and the per-pair gathers cost what the factorisations
-    saved (E-step 236-266 ms against 238-307 ms, fits within noise).
-
-    Parameters
-    ----------
-    conditionals : tuple
-        :func:`conditional_factors` of the block.
+    O(n·K·(D² / 2 + m·D) + P·m³/6) time for P pairs left,
+    O(n·(D² + K·m) + P·m²) memory.
 
     Returns
     -------
     log_prob : ndarray of shape (K, n)
-    work : ndarray of shape (m, n, K)
-        ``L^-1 u`` for :func:`expanded_statistics`.
+        -inf for the pairs left out.
+    pairs : Pairs
     """
-    log_det, chol = conditionals
     n_rows, m = block.values.shape[0], block.n_missing
-    own = chol.shape[2] == n_rows  # every row its own pattern: no gathers by pattern
+    n_components = dense.means.shape[0]
     feats, at_holes = block_products(block)
     # (K, n): a' P a less mu' P mu. ``feats.T`` is feature-major, read in order:
     # half the time of ``feats @ linear.T`` (measured, 100,000 × 20, K = 20).
     quad = coefs.linear @ feats.T
     quad += coefs.const[:, None]
-    n_components = dense.means.shape[0]
     by_column = np.empty((at_holes.shape[0], n_components))
     for j, start, stop in block.columns:  # (P x)_j - (P mu)_j
         np.matmul(at_holes[start:stop], coefs.hole_rows[j], out=by_column[start:stop])
     # (P a)_m, (m, n, K): gathered back to slot order (a gather is about twice
     # as fast as the scatter by the sort's order).
     u = np.take(by_column, block.hole_places, axis=0).reshape(m, n_rows, n_components)
-    if not own:  # each pattern's factor at its rows: (m, m, n, K)
-        chol = np.take(chol, block.pattern, axis=2)
-    # L^-1 u in place, rows and components flat.
-    solve_lower(chol.reshape(m, m, -1), u.reshape(m, -1))
-    quad -= np.einsum("ink,ink->kn", u, u)  # u' P_mm^-1 u
-    np.maximum(quad, 0.0, out=quad)
-    # log_const + m/2 log(2 pi) - log det(P_mm)/2 - quad/2, in place (the halving is exact).
-    log_prob = np.multiply(log_det if own else log_det[:, block.pattern], -0.5)
-    log_prob += (log_const + 0.5 * m * LOG_2PI)[:, None]
-    quad *= -0.5
-    log_prob += quad
-    return log_prob, u
+    const = np.asarray(log_const, dtype=np.float64) + 0.5 * m * LOG_2PI
+    quad *= -0.5  # exact: -a'Pa / 2
+    flat = screen_pairs(quad, np.einsum("ink,ink->kn", u, u), coefs, const, m)
+    k, rows = np.divmod(flat, n_rows)
+    log_det, factors = pair_factors(block.missing[block.pattern[rows]], k, dense)
+    solved = solve_lower(factors, np.take(u.reshape(m, -1), rows * n_components + k, axis=1))
+    # -(a'Pa - |L^-1 u|²) / 2, never above 0 after rounding.
+    half = np.take(quad.ravel(), flat)
+    half += 0.5 * np.einsum("ip,ip->p", solved, solved)
+    np.minimum(half, 0.0, out=half)
+    # log_const + m/2 log(2 pi) - log det(P_mm)/2 - (a'Pa - |L^-1 u|²)/2.
+    values = np.multiply(log_det, -0.5)
+    values += const[k]
+    values += half
+    log_prob = np.full((n_components, n_rows), -np.inf)
+    log_prob.ravel()[flat] = values
+    return log_prob, Pairs(flat, rows, k, factors, solved)
+
+
+#: Margin in log space of :func:`screen_pairs` against rounding in its bounds.
+SCREEN_MARGIN = 1.0
+
+
+def screen_pairs(half_quad, uu, coefs: Expanded, const, m: int) -> np.ndarray:
+    """Places ``k·n + row`` (ascending) of the (row, component) pairs worth computing.
+
+    ``half_quad`` (K, n) is ``-a'Pa / 2``, ``uu`` (K, n) is ``|u|²`` with
+    ``u = (P a)_m``, ``const`` (K,) is ``log_const + m/2 log(2 pi)``. The
+    eigenvalues of ``P_mm`` lie between the extreme ones of ``P``, ``l`` and
+    ``h`` (interlacing), so a pair's log-probability
+    ``const - log det(P_mm)/2 - (a'Pa - u' P_mm^-1 u)/2`` lies between
+    ``const - m/2 log h - a'Pa/2 + |u|²/(2h)`` and
+    ``const - m/2 log l - a'Pa/2 + |u|²/(2l)``. A pair whose upper bound is
+    more than ``-log NEGLIGIBLE`` (+ :data:`SCREEN_MARGIN`) below the largest
+    lower bound of its row has a responsibility below :data:`NEGLIGIBLE`,
+    which :func:`drop_negligible` would set to 0: it is left out. A bound
+    that is NaN keeps the pair. O(K·n).
+    """
+    if not NEGLIGIBLE > 0:
+        return np.arange(half_quad.size)
+    low, high = coefs.eigen_low, coefs.eigen_high
+    lower = uu * (0.5 / high)[:, None]
+    lower += half_quad
+    lower += (const - 0.5 * m * np.log(high))[:, None]
+    best = lower.max(axis=0)
+    upper = np.multiply(uu, (0.5 / low)[:, None], out=lower)
+    upper += half_quad
+    upper += (const - 0.5 * m * np.log(low) - np.log(NEGLIGIBLE) + SCREEN_MARGIN)[:, None]
+    return np.flatnonzero(~(upper < best))
+
+
+def pair_factors(holes: np.ndarray, k: np.ndarray, dense: DenseComponents):
+    """``log det P_mm`` (P,) and the lower Cholesky factors (m, m, P) of P pairs.
+
+    ``holes`` (P, m) are each pair's missing columns, ``k`` (P,) its
+    component. ``P_mm`` is gathered from the precisions and factored by
+    :func:`cholesky_factor`, one vectorised step over the pairs, unless they
+    are few against m²: then one LAPACK call per matrix. Only the lower
+    triangle of the factors is set; a matrix that is not positive definite
+    gives NaN. O(P·m³/6) time, O(P·m²) memory.
+    """
+    n_features, n_components = dense.precisions_last.shape[1:]
+    m, n_pairs = holes.shape[1], holes.shape[0]
+    places = holes.T[:, None, :] * n_features + holes.T[None, :, :]  # (m, m, P) in D × D
+    places *= n_components
+    places += k
+    sub = np.take(dense.precisions_last, places)
+    if 4 * m * m > n_pairs:
+        chol = np.linalg.cholesky(sub.transpose(2, 0, 1))
+        log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        return log_det, np.ascontiguousarray(chol.transpose(1, 2, 0))
+    determinant = np.empty(n_pairs)
+    # Not positive definite: NaN; a determinant out of range: see factor_log_det.
+    with np.errstate(invalid="ignore", over="ignore"):
+        chol = cholesky_factor(sub, determinant)
+    return factor_log_det(chol, determinant), chol
+
+
+@dataclass
+class Pairs:
+    """The (row, component) pairs of a block that :func:`expanded_log_prob` computed.
+
+    Attributes
+    ----------
+    flat : ndarray of shape (P,)
+        Places ``k·n + row`` in the (K, n) log-probabilities, ascending.
+    rows, components : ndarray of shape (P,)
+    factors : ndarray of shape (m, m, P)
+        Lower Cholesky factors ``L`` of each pair's ``P_mm``.
+    solved : ndarray of shape (m, P)
+        ``L^-1 u``.
+    """
+
+    flat: np.ndarray
+    rows: np.ndarray
+    components: np.ndarray
+    factors: np.ndarray
+    solved: np.ndarray
 
 
 @dataclass
@@ -822,33 +880,30 @@ class ExpandedStatistics:
         return IncompleteStatistics(self.nk, self.first, second, np.zeros((n_components, d)))
 
 
-def expanded_statistics(block: Block, resp: np.ndarray, work, conditionals) -> ExpandedStatistics:
-    """:func:`block_statistics` about the shift, from :func:`expanded_log_prob`'s work.
+def expanded_statistics(block: Block, resp: np.ndarray, pairs: Pairs) -> ExpandedStatistics:
+    """:func:`block_statistics` about the shift, from :func:`expanded_log_prob`'s pairs.
 
     Only the (row, component) pairs whose responsibility is not 0 count (see
-    :func:`drop_negligible`; with K separated components about one a row):
-    their factors are gathered, the holes' conditional expectations ``e``
-    found by back-substitution (:func:`solve_upper`) and each pair's row
-    ``z = x + e`` filled (``x`` 0 in the holes); then, per component, one
-    GEMM over its pairs gives ``sum r [z, 1] [z, 1]'``, that is ``sum r z z'``,
-    ``sum r z`` and ``sum r``. The conditional covariances ``C = P_mm^-1``
+    :func:`drop_negligible`; with K separated components about one a row),
+    which must be among ``pairs``: their factors are taken, the holes'
+    conditional expectations ``e`` found by back-substitution
+    (:func:`solve_upper`) and each pair's row ``z = x + e`` filled (``x`` 0
+    in the holes); then, per component, one GEMM over its pairs gives
+    ``sum r [z, 1] [z, 1]'``, that is ``sum r z z'``, ``sum r z`` and
+    ``sum r``. The conditional covariances ``C = P_mm^-1``
     (:func:`factor_inverse`) of the pairs, times ``r``, are summed into the
     upper triangle of a D × D matrix per component by ``np.bincount``.
     O(P·(m³/2 + D²)) time for P pairs, O(P·(D + m²)) memory.
     """
-    solved = work  # L^-1 u, (m, n, K)
-    chol = conditionals[1]  # (m, m, p, K)
-    n_components, d = resp.shape[0], block.values.shape[1]
-    m, n_rows = solved.shape[:2]
+    n_components, d, m = resp.shape[0], block.values.shape[1], block.n_missing
     # The pairs that count, by component and rows ascending within one (one
     # GEMM each): the nonzero entries of the (K, n) responsibilities in order.
-    by_component = np.ascontiguousarray(resp)
-    flat = np.flatnonzero(by_component)
-    k, rows = np.divmod(flat, n_rows)
-    r = by_component.ravel()[flat]
-    chosen = rows * n_components + k  # the pairs' places in ``solved`` (m, n·K)
-    factors = np.take(chol.reshape(m, m, -1), block.pattern[rows] * n_components + k, axis=2)
-    negated = solve_upper(factors, np.take(solved.reshape(m, -1), chosen, axis=1))  # -e (m, P)
+    flat = np.flatnonzero(np.ascontiguousarray(resp))
+    at = np.searchsorted(pairs.flat, flat)  # among the pairs computed
+    k, rows = pairs.components[at], pairs.rows[at]
+    r = resp.ravel()[flat]
+    factors = np.take(pairs.factors, at, axis=2)
+    negated = solve_upper(factors, np.take(pairs.solved, at, axis=1))  # -e (m, P)
     holes = block.missing[block.pattern[rows]]  # (P, m)
     filled = np.empty((rows.size, d + 1))  # [z, 1] of each pair
     filled[:, :d] = np.take(block.values, rows, axis=0)

@@ -286,19 +286,14 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
     log-likelihood is exact, the statistics equal those of every pair to
     rounding.
     """
-    if expanded is None:
-        conditionals = missing.conditional_precisions(block, dense)
-    else:  # factors only: inverses for the pairs whose responsibility counts
-        conditionals = missing.conditional_factors(block, dense)
     # A row whose squared distances overflow gets inf or NaN log-probabilities
     # here; the normalisation refuses it by its index.
     with np.errstate(over="ignore", invalid="ignore"):
         if expanded is None:
+            conditionals = missing.conditional_precisions(block, dense)
             log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
-        else:
-            log_prob, work = missing.expanded_log_prob(
-                block, dense, expanded, log_const, conditionals
-            )
+        else:  # pairs surely negligible left out (-inf), factors only
+            log_prob, work = missing.expanded_log_prob(block, dense, expanded, log_const)
     try:  # a row all -inf or NaN is refused from the normalisation's maximum
         resp, log_norm = em.normalize_log_prob(log_prob, 0)
     except em.OutOfRangeError as error:
@@ -316,7 +311,7 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
     if expanded is None:
         part = missing.block_statistics(block, resp, work, conditionals)
     else:
-        part = missing.expanded_statistics(block, resp, work, conditionals)
+        part = missing.expanded_statistics(block, resp, work)
     return log_likelihood, total_weight, part
 
 
