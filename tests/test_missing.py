@@ -732,7 +732,7 @@ def test_kept_block_products_give_the_same_e_step(data, kept, monkeypatch):
     family = get_family("full")
     params = model._get_parameters()
     log_const = model._log_const(params, family)
-    monkeypatch.setattr(missing, "BLOCK_BYTES", 2000)  # several blocks
+    monkeypatch.setattr(missing, "EXPANDED_BLOCK_BYTES", 2000)  # several blocks
     fresh = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), None, family, 3, "t")
     fresh.products_kept = True  # never keeps: its products are formed at every E-step
     first = missing.products_bytes(fresh.blocks[0])

@@ -172,12 +172,15 @@ class IncompleteTrainingData(TrainingData):
         kept = rows.complete
         w = None if sample_weight is None else sample_weight[kept]
         self.complete = TrainingData(X[kept], w, family, n_components, shift)
-        self.blocks = missing.make_blocks(X, shift, n_components)
+        budget = missing.EXPANDED_BLOCK_BYTES
+        self.blocks = missing.make_blocks(X, shift, n_components, budget)
         # What the expanded path reads of the rows is kept at its first E-step
         # (:meth:`expectation`): data that are rescaled (gmm.units) or only
         # ever take the centred path never form it.
         self.products_kept = False
-        self.weights = [None if w is None else sample_weight[b.rows] for b in self.blocks]
+        self.weights = block_weights(self.blocks, sample_weight)
+        self.centred = None  # the centred path's smaller blocks, made when first taken
+        self.with_holes = X
         self.full_weight = sample_weight
         self.imputed = np.where(np.isnan(X), shift.astype(X.dtype), X)
         # Every row with holes at their column's mean, read by the initializer
@@ -207,14 +210,25 @@ class IncompleteTrainingData(TrainingData):
         """
         stats, coefs = self.complete.expectation(params, log_const)
         components = marginal_components(params, self.family, self.shift)
-        if components[1] is not None and not self.products_kept:
+        blocks, weights = self.blocks, self.weights
+        if components[1] is None:  # (K, rows, D) temporaries: blocks of BLOCK_BYTES
+            if self.centred is None:
+                centred = missing.make_blocks(self.with_holes, self.shift, self.n_components)
+                self.centred = centred, block_weights(centred, self.full_weight)
+            blocks, weights = self.centred
+        elif not self.products_kept:
             # Within the features' budget less what the complete rows keep (a
             # fit keeps at most em.FEATURE_CACHE_BYTES of features in all).
             budget = em.FEATURE_CACHE_BYTES - self.complete.chunks.kept_bytes
             missing.keep_products(self.blocks, budget)
             self.products_kept = True
-        add_incomplete(stats, self.blocks, self.weights, components, log_const)
+        add_incomplete(stats, blocks, weights, components, log_const)
         return stats, coefs
+
+
+def block_weights(blocks, sample_weight) -> list:
+    """Each block's sample weights (None without weights)."""
+    return [None if sample_weight is None else sample_weight[b.rows] for b in blocks]
 
 
 def marginal_components(params: em.Parameters, family, shift):
@@ -461,8 +475,9 @@ def block_expectation(
     chunks = em.ChunkedData(block[~incomplete], wc, family, shift, n_components, cache=False)
     stats, coefs = em.expectation(chunks, params, log_const)
     if components is not None and incomplete.any():
-        blocks = missing.make_blocks(block, shift, n_components)
-        weights = [None if w is None else w[b.rows] for b in blocks]
+        budget = None if components[1] is None else missing.EXPANDED_BLOCK_BYTES
+        blocks = missing.make_blocks(block, shift, n_components, budget)
+        weights = block_weights(blocks, w)
         for b in blocks:
             b.rows = b.rows + start  # row numbers in the whole data, for messages
         add_incomplete(stats, blocks, weights, components, log_const)
