@@ -147,6 +147,10 @@ class Block:
     hole_places : ndarray of shape (H,)
         For place ``i·n + row``, where that hole stands among the holes sorted
         by column (the inverse of the sort).
+    places : ndarray of shape (m, m, p)
+        ``(a_i·D + a_j)·K`` for the missing columns ``a`` of each pattern:
+        where its ``P_mm`` of component 0 stands in the precisions laid out
+        (D, D, K) (:func:`pair_factors`; add ``k`` for component ``k``).
     products : tuple of ndarray or None
         What the expanded path reads of the rows, kept across iterations by
         :func:`keep_products` (None: formed each time); see :func:`block_products`.
@@ -161,6 +165,7 @@ class Block:
     hole_rows: np.ndarray
     columns: list
     hole_places: np.ndarray
+    places: np.ndarray
     products: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -177,7 +182,8 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int | None = No
     block, (K, n, D) and (m², n, K) float64, take about ``budget`` bytes.
 
     O(n·D + n log n) time, once per fit; the blocks keep O(n·(D + m²)) numbers
-    (the rows, their hole indices and the sparse embeddings).
+    (the rows, their hole indices, the sparse embeddings and the places of
+    the m × m blocks).
     """
     budget = BLOCK_BYTES if budget is None else budget
     n_features = X.shape[1]
@@ -235,6 +241,7 @@ def make_blocks(X: np.ndarray, shift, n_components: int, budget: int | None = No
                     *(values, missing, pattern, first, embedding),
                     *(hole_order % (stop - start), columns),
                     hole_places,
+                    flat.reshape(m, m, -1) * n_components,
                 )
             )
     return blocks
@@ -729,89 +736,89 @@ def expanded_log_prob(block: Block, dense: DenseComponents, coefs: Expanded, log
 
     Returns
     -------
-    log_prob : ndarray of shape (K, n)
-        -inf for the pairs left out.
+    log_prob : ndarray of shape (P,)
+        The log-probabilities of the pairs computed (the others count as -inf).
     pairs : Pairs
     """
     n_rows, m = block.values.shape[0], block.n_missing
     n_components = dense.means.shape[0]
     feats, at_holes = block_products(block)
-    # (K, n): a' P a less mu' P mu. ``feats.T`` is feature-major, read in order:
+    const = np.asarray(log_const, dtype=np.float64) + 0.5 * m * LOG_2PI
+    low = const - 0.5 * m * np.log(coefs.eigen_high)  # see screen_pairs
+    # (K, n): -a'Pa / 2 + low. ``feats.T`` is feature-major, read in order:
     # half the time of ``feats @ linear.T`` (measured, 100,000 × 20, K = 20).
-    quad = coefs.linear @ feats.T
-    quad += coefs.const[:, None]
+    base = (-0.5 * coefs.linear) @ feats.T
+    base += (low - 0.5 * coefs.const)[:, None]
     by_column = np.empty((at_holes.shape[0], n_components))
     for j, start, stop in block.columns:  # (P x)_j - (P mu)_j
         np.matmul(at_holes[start:stop], coefs.hole_rows[j], out=by_column[start:stop])
     # (P a)_m, (m, n, K): gathered back to slot order (a gather is about twice
     # as fast as the scatter by the sort's order).
     u = np.take(by_column, block.hole_places, axis=0).reshape(m, n_rows, n_components)
-    const = np.asarray(log_const, dtype=np.float64) + 0.5 * m * LOG_2PI
-    quad *= -0.5  # exact: -a'Pa / 2
-    flat = screen_pairs(quad, np.einsum("ink,ink->kn", u, u), coefs, const, m)
+    flat = screen_pairs(base, np.einsum("ink,ink->kn", u, u), coefs, const, m)
     k, rows = np.divmod(flat, n_rows)
-    log_det, factors = pair_factors(block.missing[block.pattern[rows]], k, dense)
+    places = np.take(block.places, block.pattern[rows], axis=2)
+    places += k
+    log_det, factors = pair_factors(places, dense)
     solved = solve_lower(factors, np.take(u.reshape(m, -1), rows * n_components + k, axis=1))
     # -(a'Pa - |L^-1 u|²) / 2, never above 0 after rounding.
-    half = np.take(quad.ravel(), flat)
+    half = np.take(base.ravel(), flat)
+    half -= low[k]
     half += 0.5 * np.einsum("ip,ip->p", solved, solved)
     np.minimum(half, 0.0, out=half)
     # log_const + m/2 log(2 pi) - log det(P_mm)/2 - (a'Pa - |L^-1 u|²)/2.
     values = np.multiply(log_det, -0.5)
     values += const[k]
     values += half
-    log_prob = np.full((n_components, n_rows), -np.inf)
-    log_prob.ravel()[flat] = values
-    return log_prob, Pairs(flat, rows, k, factors, solved)
+    return values, Pairs(flat, rows, k, factors, solved, n_components)
 
 
 #: Margin in log space of :func:`screen_pairs` against rounding in its bounds.
 SCREEN_MARGIN = 1.0
 
 
-def screen_pairs(half_quad, uu, coefs: Expanded, const, m: int) -> np.ndarray:
+def screen_pairs(base, uu, coefs: Expanded, const, m: int) -> np.ndarray:
     """Places ``k·n + row`` (ascending) of the (row, component) pairs worth computing.
 
-    ``half_quad`` (K, n) is ``-a'Pa / 2``, ``uu`` (K, n) is ``|u|²`` with
-    ``u = (P a)_m``, ``const`` (K,) is ``log_const + m/2 log(2 pi)``. The
-    eigenvalues of ``P_mm`` lie between the extreme ones of ``P``, ``l`` and
-    ``h`` (interlacing), so a pair's log-probability
-    ``const - log det(P_mm)/2 - (a'Pa - u' P_mm^-1 u)/2`` lies between
-    ``const - m/2 log h - a'Pa/2 + |u|²/(2h)`` and
-    ``const - m/2 log l - a'Pa/2 + |u|²/(2l)``. A pair whose upper bound is
-    more than ``-log NEGLIGIBLE`` (+ :data:`SCREEN_MARGIN`) below the largest
-    lower bound of its row has a responsibility below :data:`NEGLIGIBLE`,
-    which :func:`drop_negligible` would set to 0: it is left out. A bound
-    that is NaN keeps the pair. O(K·n).
+    ``uu`` (K, n) is ``|u|²`` with ``u = (P a)_m``, ``const`` (K,) is
+    ``log_const + m/2 log(2 pi)`` and ``base`` (K, n) is
+    ``const - m/2 log h - a'Pa / 2``. The eigenvalues of ``P_mm`` lie between
+    the extreme ones of ``P``, ``l`` and ``h`` (interlacing), so a pair's
+    log-probability ``const - log det(P_mm)/2 - (a'Pa - u' P_mm^-1 u)/2``
+    lies between ``base + |u|²/(2h)`` and
+    ``base + |u|²/(2l) + m/2 log(h/l)``. A pair whose upper bound is more than
+    ``-log NEGLIGIBLE`` (+ :data:`SCREEN_MARGIN`) below the largest lower
+    bound of its row has a responsibility below :data:`NEGLIGIBLE`, which
+    :func:`drop_negligible` would set to 0: it is left out. A row with a NaN
+    bound keeps none (its log-probabilities would be NaN: it is refused as
+    a row whose are all -inf). O(K·n).
     """
     if not NEGLIGIBLE > 0:
-        return np.arange(half_quad.size)
+        return np.arange(base.size)
     low, high = coefs.eigen_low, coefs.eigen_high
-    lower = uu * (0.5 / high)[:, None]
-    lower += half_quad
-    lower += (const - 0.5 * m * np.log(high))[:, None]
-    best = lower.max(axis=0)
-    upper = np.multiply(uu, (0.5 / low)[:, None], out=lower)
-    upper += half_quad
-    upper += (const - 0.5 * m * np.log(low) - np.log(NEGLIGIBLE) + SCREEN_MARGIN)[:, None]
-    return np.flatnonzero(~(upper < best))
+    bound = np.multiply(uu, (0.5 / high)[:, None])
+    bound += base
+    best = bound.max(axis=0)
+    np.multiply(uu, (0.5 / low)[:, None], out=bound)
+    bound += base
+    # upper bound + margin - best, against 0
+    gap = 0.5 * m * np.log(high / low) - np.log(NEGLIGIBLE) + SCREEN_MARGIN
+    bound += gap[:, None]
+    return np.flatnonzero(np.greater_equal(bound, best))
 
 
-def pair_factors(holes: np.ndarray, k: np.ndarray, dense: DenseComponents):
+def pair_factors(places: np.ndarray, dense: DenseComponents):
     """``log det P_mm`` (P,) and the lower Cholesky factors (m, m, P) of P pairs.
 
-    ``holes`` (P, m) are each pair's missing columns, ``k`` (P,) its
-    component. ``P_mm`` is gathered from the precisions and factored by
+    ``places`` (m, m, P) are where each pair's ``P_mm`` stands in
+    ``dense.precisions_last`` flattened, ``(a_i·D + a_j)·K + k`` for its
+    holes ``a`` and component ``k``. The matrices are factored by
     :func:`cholesky_factor`, one vectorised step over the pairs, unless they
     are few against m²: then one LAPACK call per matrix. Only the lower
     triangle of the factors is set; a matrix that is not positive definite
     gives NaN. O(P·m³/6) time, O(P·m²) memory.
     """
-    n_features, n_components = dense.precisions_last.shape[1:]
-    m, n_pairs = holes.shape[1], holes.shape[0]
-    places = holes.T[:, None, :] * n_features + holes.T[None, :, :]  # (m, m, P) in D × D
-    places *= n_components
-    places += k
+    m, n_pairs = places.shape[1:]
     sub = np.take(dense.precisions_last, places)
     if 4 * m * m > n_pairs:
         chol = np.linalg.cholesky(sub.transpose(2, 0, 1))
@@ -837,6 +844,8 @@ class Pairs:
         Lower Cholesky factors ``L`` of each pair's ``P_mm``.
     solved : ndarray of shape (m, P)
         ``L^-1 u``.
+    n_components : int
+        K.
     """
 
     flat: np.ndarray
@@ -844,6 +853,7 @@ class Pairs:
     components: np.ndarray
     factors: np.ndarray
     solved: np.ndarray
+    n_components: int
 
 
 @dataclass
@@ -888,13 +898,46 @@ class ExpandedStatistics:
         return IncompleteStatistics(self.nk, self.first, second, np.zeros((n_components, d)))
 
 
-def expanded_statistics(block: Block, resp: np.ndarray, pairs: Pairs) -> ExpandedStatistics:
+def normalize_pairs(values: np.ndarray, rows: np.ndarray, n_rows: int):
+    """:func:`gmm.em.normalize_log_prob` of the log-probabilities of some pairs only.
+
+    ``values`` (P,) are the log-probabilities of the pairs at ``rows`` (P,),
+    by component and rows ascending within one; the other pairs count as
+    -inf. Returns ``(resp (P,), log_norm (n,), top (n,))``: the same numbers
+    as the normalisation of the (K, n) log-probabilities with -inf for the
+    pairs left out (each row's maximum; exponentials below the smallest
+    normal number are 0; the sums over a row's pairs in component order).
+    ``top`` is each row's maximum; where it is not finite (a row all -inf or
+    NaN) the row's numbers are not meaningful, and the caller refuses it.
+    O(P + n).
+    """
+    top = np.full(n_rows, -np.inf)
+    np.maximum.at(top, rows, values)
+    finite = np.isfinite(top)
+    if not finite.all():
+        top[~finite] = 0.0  # refused by the caller; nothing below divides by 0
+    resp = values - np.take(top, rows)
+    floor = np.log(np.finfo(np.float64).tiny) + 1  # below: exp is subnormal, taken as 0
+    small = resp < floor
+    np.exp(resp, out=resp)
+    if small.any():
+        resp[small] = 0.0
+    total = np.bincount(rows, weights=resp, minlength=n_rows)
+    with np.errstate(divide="ignore", invalid="ignore"):  # rows without pairs: refused
+        resp /= np.take(total, rows)
+        log_norm = np.log(total, out=total)
+    log_norm += top
+    top[~finite] = np.nan
+    return resp, log_norm, top
+
+
+def expanded_statistics(block: Block, pairs: Pairs, resp: np.ndarray) -> ExpandedStatistics:
     """:func:`block_statistics` about the shift, from :func:`expanded_log_prob`'s pairs.
 
-    Only the (row, component) pairs whose responsibility is not 0 count (see
-    :func:`drop_negligible`; with K separated components about one a row),
-    which must be among ``pairs``: their factors are taken, the holes'
-    conditional expectations ``e`` found by back-substitution
+    ``resp`` (P,) are the pairs' weighted responsibilities. Only the pairs
+    whose responsibility is not 0 count (see :func:`drop_negligible`; with K
+    separated components about one a row): their factors are taken, the
+    holes' conditional expectations ``e`` found by back-substitution
     (:func:`solve_upper`) and each pair's row ``z = x + e`` filled (``x`` 0
     in the holes); then, per component, one GEMM over its pairs gives
     ``sum r [z, 1] [z, 1]'``, that is ``sum r z z'``, ``sum r z`` and
@@ -903,13 +946,11 @@ def expanded_statistics(block: Block, resp: np.ndarray, pairs: Pairs) -> Expande
     upper triangle of a D × D matrix per component by ``np.bincount``.
     O(P·(m³/2 + D²)) time for P pairs, O(P·(D + m²)) memory.
     """
-    n_components, d, m = resp.shape[0], block.values.shape[1], block.n_missing
+    n_components, d, m = pairs.n_components, block.values.shape[1], block.n_missing
     # The pairs that count, by component and rows ascending within one (one
-    # GEMM each): the nonzero entries of the (K, n) responsibilities in order.
-    flat = np.flatnonzero(np.ascontiguousarray(resp))
-    at = np.searchsorted(pairs.flat, flat)  # among the pairs computed
-    k, rows = pairs.components[at], pairs.rows[at]
-    r = resp.ravel()[flat]
+    # GEMM each).
+    at = np.flatnonzero(resp)
+    k, rows, r = pairs.components[at], pairs.rows[at], resp[at]
     factors = np.take(pairs.factors, at, axis=2)
     negated = solve_upper(factors, np.take(pairs.solved, at, axis=1))  # -e (m, P)
     holes = block.missing[block.pattern[rows]]  # (P, m)
@@ -933,4 +974,5 @@ def expanded_statistics(block: Block, resp: np.ndarray, pairs: Pairs) -> Expande
     hole_pairs = np.bincount(
         places.ravel(), weights=values.ravel(), minlength=d * d * n_components
     ).reshape(d * d, n_components)
-    return ExpandedStatistics(resp.sum(axis=1), moments[:, d, :d], moments[:, :d, :d], hole_pairs)
+    nk = np.bincount(k, weights=r, minlength=n_components)
+    return ExpandedStatistics(nk, moments[:, d, :d], moments[:, :d, :d], hole_pairs)

@@ -174,7 +174,9 @@ def test_pair_factors_equal_numpy(scale, batched):
         n_pairs = 300 if batched else 6
         holes = np.sort([rng.choice(10, m, replace=False) for _ in range(n_pairs)], axis=1)
         k = rng.integers(0, 3, n_pairs)
-        log_det, chol = missing.pair_factors(holes, k, dense)
+        # (a_i·D + a_j)·K + k: P_mm's place in the precisions laid out (D, D, K)
+        places = (holes.T[:, None] * 10 + holes.T[None]) * 3 + k
+        log_det, chol = missing.pair_factors(places, dense)
         assert chol.shape == (m, m, n_pairs) and log_det.shape == (n_pairs,)
         sub = dense.precisions[k[:, None, None], holes[:, :, None], holes[:, None, :]]
         expected = np.linalg.cholesky(sub)
@@ -205,9 +207,9 @@ def test_negligible_responsibilities_dropped_equal_all_pairs(weighted, monkeypat
     kept = []
     original = missing.expanded_statistics
 
-    def count(block, resp, pairs):
-        kept.append((np.count_nonzero(resp), resp.size))
-        return original(block, resp, pairs)
+    def count(block, pairs, resp):
+        kept.append((np.count_nonzero(resp), block.rows.size * 6))
+        return original(block, pairs, resp)
 
     monkeypatch.setattr(missing, "expanded_statistics", count)
     dropped, _ = source.expectation(params, log_const)
@@ -334,7 +336,9 @@ def test_expanded_kernels_equal_rowwise_reference(
     total, screened = None, 0
     scale = np.abs(Xm[~np.isnan(Xm)]).max()
     for block in blocks:
-        log_prob, pairs = missing.expanded_log_prob(block, dense, coefs, log_const)
+        values, pairs = missing.expanded_log_prob(block, dense, coefs, log_const)
+        log_prob = np.full((len(weights), block.rows.size), -np.inf)
+        log_prob.ravel()[pairs.flat] = values
         # The pairs left out (-inf) are negligible by the reference.
         ref = ref_log_prob[block.rows].T  # (K, n)
         left_out = np.isinf(log_prob)
@@ -349,7 +353,7 @@ def test_expanded_kernels_equal_rowwise_reference(
         expected = ref_filled[block.rows[pairs.rows][:, None], pairs.components[:, None], holes]
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * scale)
         resp = np.exp(log_prob - logsumexp(log_prob, axis=0)) * keep[block.rows].T
-        part = missing.expanded_statistics(block, resp, pairs)
+        part = missing.expanded_statistics(block, pairs, resp.ravel()[pairs.flat])
         total = part if total is None else total + part
     # The bounds leave pairs out unless a row has a single observed entry.
     assert (screened > 0) == (case != "one-left")

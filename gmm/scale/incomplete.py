@@ -21,13 +21,16 @@ memory-mapped files and dask arrays keep refusing it.
 
 from __future__ import annotations
 
+import builtins
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 from sklearn.utils.validation import check_array
 
 from .. import em, missing, validation
-from ..blas_threads import blas_threads
+from ..blas_threads import blas_thread_count, blas_threads
 from ..covariance import CovarianceFamily
 from .files import FileRows
 from .rows import IncompleteRows
@@ -274,9 +277,21 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     dense, expanded = components
     log_const = np.asarray(log_const, dtype=np.float64)
     incomplete = None
-    with blas_threads(1):
-        for block, w in zip(blocks, weights, strict=True):
-            log_likelihood, total_weight, part = block_e_step(block, w, dense, expanded, log_const)
+    threads = incomplete_threads(blocks, dense)
+    errors = np.geterr()  # the caller's, for the helper threads too
+
+    def run(args):
+        with np.errstate(**errors):
+            return block_e_step(*args, dense, expanded, log_const)
+
+    with (
+        ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool,
+        blas_threads(1),
+    ):
+        tasks = zip(blocks, weights, strict=True)
+        # Results in block order whatever thread ran a block: the sums below,
+        # and the first block's error if any, do not depend on the threads.
+        for log_likelihood, total_weight, part in (pool or builtins).map(run, tasks):
             stats.log_likelihood += log_likelihood
             stats.total_weight += total_weight
             incomplete = part if incomplete is None else incomplete + part
@@ -287,6 +302,26 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     if stats.incomplete is not None:
         incomplete = stats.incomplete + incomplete
     stats.incomplete = incomplete
+
+
+#: Fewest multiply-adds of an incomplete E-step (rows × K × D²) for which its
+#: blocks run on :data:`gmm.em.E_STEP_THREADS` threads (see :func:`add_incomplete`).
+THREAD_WORK = 2**26
+
+
+def incomplete_threads(blocks, dense) -> int:
+    """Threads for :func:`add_incomplete`: 1 for little work or one block.
+
+    Else :data:`gmm.em.E_STEP_THREADS`, at most BLAS's thread count now (a
+    process limited to one BLAS thread, such as a sweep's worker, runs its
+    blocks in turn).
+    """
+    n_components, n_features = dense.means.shape
+    rows = sum(block.rows.size for block in blocks)
+    if len(blocks) < 2 or rows * n_components * n_features**2 < THREAD_WORK:
+        return 1
+    blas = blas_thread_count()
+    return 1 if blas is None else max(1, min(em.E_STEP_THREADS, blas))
 
 
 def block_e_step(block: missing.Block, w, dense, expanded, log_const):
@@ -306,26 +341,31 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
         if expanded is None:
             conditionals = missing.conditional_precisions(block, dense)
             log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
-        else:  # pairs surely negligible left out (-inf), factors only
-            log_prob, work = missing.expanded_log_prob(block, dense, expanded, log_const)
-    try:  # a row all -inf or NaN is refused from the normalisation's maximum
-        resp, log_norm = em.normalize_log_prob(log_prob, 0)
-    except em.OutOfRangeError as error:
-        if error.row is None:
-            raise
-        raise em.out_of_range(int(block.rows[error.row]), log_prob.dtype) from None
-    if expanded is not None:
+        else:  # only the pairs that are not surely negligible
+            log_prob, pairs = missing.expanded_log_prob(block, dense, expanded, log_const)
+    if expanded is None:
+        try:  # a row all -inf or NaN is refused from the normalisation's maximum
+            resp, log_norm = em.normalize_log_prob(log_prob, 0)
+        except em.OutOfRangeError as error:
+            if error.row is None:
+                raise
+            raise em.out_of_range(int(block.rows[error.row]), log_prob.dtype) from None
+    else:
+        resp, log_norm, top = missing.normalize_pairs(log_prob, pairs.rows, block.rows.size)
+        refused = np.flatnonzero(~np.isfinite(top))  # all -inf, or NaN
+        if refused.size:
+            raise em.out_of_range(int(block.rows[refused[0]]), log_prob.dtype)
         missing.drop_negligible(resp)
     if w is None:
         log_likelihood, total_weight = float(np.sum(log_norm)), float(block.rows.size)
     else:
-        resp *= w
+        resp *= w if expanded is None else w[pairs.rows]
         log_likelihood = float(np.dot(w, log_norm))
         total_weight = float(np.sum(w, dtype=np.float64))
     if expanded is None:
         part = missing.block_statistics(block, resp, work, conditionals)
     else:
-        part = missing.expanded_statistics(block, resp, work)
+        part = missing.expanded_statistics(block, pairs, resp)
     return log_likelihood, total_weight, part
 
 
