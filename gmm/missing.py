@@ -755,7 +755,10 @@ def expanded_log_prob(block: Block, dense: DenseComponents, coefs: Expanded, log
     # (P a)_m, (m, n, K): gathered back to slot order (a gather is about twice
     # as fast as the scatter by the sort's order).
     u = np.take(by_column, block.hole_places, axis=0).reshape(m, n_rows, n_components)
-    flat = screen_pairs(base, np.einsum("ink,ink->kn", u, u), coefs, const, m)
+    # |u|² (K, n), component-major like ``base`` (einsum's "kn" would be a
+    # transposed view, slow in every pass of the screen).
+    uu = np.ascontiguousarray(np.einsum("ink,ink->nk", u, u).T)
+    flat = screen_pairs(base, uu, coefs, const, m)
     k, rows = np.divmod(flat, n_rows)
     places = np.take(block.places, block.pattern[rows], axis=2)
     places += k
