@@ -53,13 +53,14 @@ LOG_2PI = np.log(2 * np.pi)
 #: 224, 226, 282 ms an E-step, one BLAS thread).
 BLOCK_BYTES = 4 * 2**20
 #: :data:`BLOCK_BYTES` of the blocks of a fit's expanded path, whose largest
-#: temporaries are (m, rows, K) and (K, rows), not (K, rows, D): about 10,000
-#: rows a block at D = 20, K = 20 with up to 4 holes (8 MB of (m, rows, K) at
-#: m = 5). Once the E-step computed only the pairs its screen keeps, fewer and
-#: larger blocks paid: 142 ms an E-step at 32 MB against 198 ms at 4 MB, 159 ms
-#: at 16 MB and 166 ms at 64 MB (100,000 × 20, K = 20, 20 % missing, one BLAS
-#: thread, medians of 5 alternating).
-EXPANDED_BLOCK_BYTES = 32 * 2**20
+#: temporaries are (m, rows, K), (K, rows) and (m, m, pairs), not (K, rows, D):
+#: about 5,000 rows a block at D = 20, K = 20 with up to 4 holes. Once the
+#: E-step computed only the pairs its screen keeps, fewer and larger blocks
+#: paid: 122 ms an E-step at 16 MB against 153 ms at 8 MB and 120 ms at 32 MB
+#: (100,000 × 20, K = 20, 20 % missing, one BLAS thread, medians of 7
+#: alternating), whose pairs, when the screen keeps them all, take up to
+#: twice the memory of 16 MB (a fit's peak 30 MB higher).
+EXPANDED_BLOCK_BYTES = 16 * 2**20
 #: A block with more patterns than this fraction of its rows takes each row as
 #: a pattern of its own: the m × m work grows by the rows that share a pattern,
 #: but the expanded E-step gathers no factors or log-determinants from patterns
