@@ -957,7 +957,8 @@ def expanded_statistics(block: Block, pairs: Pairs, resp: np.ndarray) -> Expande
     k, rows, r = pairs.components[at], pairs.rows[at], resp[at]
     factors = np.take(pairs.factors, at, axis=2)
     negated = solve_upper(factors, np.take(pairs.solved, at, axis=1))  # -e (m, P)
-    holes = block.missing[block.pattern[rows]]  # (P, m)
+    pattern = block.pattern[rows]
+    holes = block.missing[pattern]  # (P, m)
     filled = np.empty((rows.size, d + 1))  # [z, 1] of each pair
     filled[:, :d] = np.take(block.values, rows, axis=0)
     filled[:, d] = 1.0
@@ -974,7 +975,9 @@ def expanded_statistics(block: Block, pairs: Pairs, resp: np.ndarray) -> Expande
     inverse = factor_inverse(factors)  # (m, m, P)
     first, second = pair_indices(m)  # the hole pairs i <= j
     values = inverse[first, second] * r
-    places = (holes.T[first] * d + holes.T[second]) * n_components + k  # in (D², K)
+    # (a_i·D + a_j)·K + k: the places in (D², K) of each pair's hole pairs, (T, P)
+    places = np.take(block.places.reshape(m * m, -1)[first * m + second], pattern, axis=1)
+    places += k
     hole_pairs = np.bincount(
         places.ravel(), weights=values.ravel(), minlength=d * d * n_components
     ).reshape(d * d, n_components)
