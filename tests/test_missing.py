@@ -727,62 +727,6 @@ def test_expanded_path_equals_centred_path(data, covariance_type, monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("expanded", [True, False])
-def test_blocks_on_threads_give_the_same_e_step(data, weighted, expanded, monkeypatch):
-    """The blocks of rows with holes on two threads: the E-step of one thread, bit for bit.
-
-    A row out of range is named as on one thread (the first block's error).
-    """
-    _, Xm = data
-    w = np.random.default_rng(3).uniform(0.5, 2, Xm.shape[0]) if weighted else None
-    model = GaussianMixture(3, random_state=0).set_params(nan_policy="marginalize", max_iter=2)
-    model.fit(Xm, sample_weight=w)
-    family = get_family("full")
-    params = model._get_parameters()
-    log_const = model._log_const(params, family)
-    if not expanded:
-        monkeypatch.setattr(missing, "EXPANDED_KAPPA", 0.0)  # the centred path
-    monkeypatch.setattr(missing, "EXPANDED_BLOCK_BYTES", 2000)  # several blocks
-    monkeypatch.setattr(missing, "BLOCK_BYTES", 2000)
-    source = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), w, family, 3, "t")
-    monkeypatch.setattr(incomplete, "THREAD_WORK", 0)
-    monkeypatch.setattr(incomplete, "blas_thread_count", lambda: 2)
-    used = []
-    original = incomplete.incomplete_threads
-
-    def count(*args):
-        used.append(original(*args))
-        return used[-1]
-
-    monkeypatch.setattr(incomplete, "incomplete_threads", count)
-    results = []
-    for threads in (1, 2):
-        monkeypatch.setattr(em_module, "E_STEP_THREADS", threads)
-        results.append(source.expectation(params, log_const)[0])
-    assert used == [1, 2]
-    one, two = results
-    assert one.log_likelihood == two.log_likelihood and one.total_weight == two.total_weight
-    for name in ("nk", "first", "second"):
-        np.testing.assert_array_equal(getattr(one.incomplete, name), getattr(two.incomplete, name))
-    # Two far rows (blocks depend on the holes only): one of the last block,
-    # one of the first, which is named as on one thread.
-    shift = np.zeros(Xm.shape[1])
-    blocks = missing.make_blocks(Xm, shift, 3, 2000)
-    assert len(blocks) > 2
-    first, last = int(blocks[0].rows[-1]), int(blocks[-1].rows[0])
-    far = Xm.copy()
-    for row in (last, first):
-        far[row, ~np.isnan(far[row])] = 1e200  # squares overflow float64
-    blocks = missing.make_blocks(far, shift, 3, 2000)
-    components = incomplete.marginal_components(params, family, shift)
-    stats = em_module.Statistics(np.zeros(3), (), 0.0, 0.0)
-    with pytest.raises(em_module.OutOfRangeError, match=f"Row {first} "):
-        incomplete.add_incomplete(stats, blocks, [None] * len(blocks), components, log_const)
-    assert used[-1] == 2
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("kept", ["all", "first block", "none"])
 def test_kept_block_products_give_the_same_e_step(data, kept, monkeypatch):
     """Features and [x, 1] at the holes kept across iterations equal those formed each time."""

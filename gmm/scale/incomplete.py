@@ -21,16 +21,13 @@ memory-mapped files and dask arrays keep refusing it.
 
 from __future__ import annotations
 
-import builtins
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 
 import numpy as np
 from sklearn.utils.validation import check_array
 
 from .. import em, missing, validation
-from ..blas_threads import blas_thread_count, blas_threads
+from ..blas_threads import blas_threads
 from ..covariance import CovarianceFamily
 from .files import FileRows
 from .rows import IncompleteRows
@@ -153,7 +150,10 @@ class IncompleteTrainingData(TrainingData):
 
     The complete rows are a :class:`TrainingData` of their own (the fused
     E-step, unchanged); the incomplete ones are grouped once into
-    :class:`gmm.missing.Block` s by missingness pattern, and each block keeps
+    :class:`gmm.missing.Block` s by missingness pattern
+    (:data:`gmm.missing.EXPANDED_BLOCK_BYTES`; the centred path, when a
+    component is too tight for the expanded one, makes blocks of
+    :data:`gmm.missing.BLOCK_BYTES` when it is first taken), and each block keeps
     what the expanded E-step reads of its rows from the first such E-step on
     (:func:`gmm.missing.keep_products`,
     8·(D(D+1)/2 + D + m(D + 1)) bytes a row with m holes) while the features of
@@ -255,8 +255,10 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     ``weights`` holds each block's sample weights (or None); ``components`` is
     :func:`marginal_components`. The log-likelihood and total weight are added
     to ``stats``; the M-step statistics go to ``stats.incomplete`` (added to
-    what is there). O(K·(m³ + D²)) per row with m holes, the m³ shared by the
-    rows of a pattern in a block.
+    what is there). O(K·(m³ + D²)) per row with m holes on the centred path,
+    the m³ shared by the rows of a pattern in a block; on the expanded path
+    O(K·(D² + m·D)) per row and O(m³) per (row, component) pair its screen
+    keeps (about one a row with separated components).
 
     The blocks run in turn, BLAS on one thread: a block's products are small
     (at most rows × D² × K / 2 multiply-adds, about 6e6 at 100,000 × 20,
@@ -270,28 +272,22 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     the statistics were formed for the kept pairs only (a 0.22 s E-step):
     0.44 s against 0.45 s of wall time an E-step on two threads and one,
     medians of 6 alternating, load 1.8 on the two cores; at load 1.3, 0.30 s
-    against 0.29 s, and 0.51 s of CPU time against 0.40 s: no gain.
+    against 0.29 s, and 0.51 s of CPU time against 0.40 s: no gain. Measured
+    once more with the screened pairs and blocks of 16 MB (a 0.15 s E-step,
+    a few hundred numpy calls a block, each over thousands of rows), the
+    blocks handed to two threads in turn and summed in block order: 0.26 s
+    against 0.24 s of wall time, 0.18 s against 0.15 s of CPU time (load 4),
+    0.35 s against 0.33 s (load 3.5), medians of 9 alternating: no gain shown
+    on the shared machine, so no threads.
     """
     if not blocks:
         return
     dense, expanded = components
     log_const = np.asarray(log_const, dtype=np.float64)
     incomplete = None
-    threads = incomplete_threads(blocks, dense)
-    errors = np.geterr()  # the caller's, for the helper threads too
-
-    def run(args):
-        with np.errstate(**errors):
-            return block_e_step(*args, dense, expanded, log_const)
-
-    with (
-        ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool,
-        blas_threads(1),
-    ):
-        tasks = zip(blocks, weights, strict=True)
-        # Results in block order whatever thread ran a block: the sums below,
-        # and the first block's error if any, do not depend on the threads.
-        for log_likelihood, total_weight, part in (pool or builtins).map(run, tasks):
+    with blas_threads(1):
+        for block, w in zip(blocks, weights, strict=True):
+            log_likelihood, total_weight, part = block_e_step(block, w, dense, expanded, log_const)
             stats.log_likelihood += log_likelihood
             stats.total_weight += total_weight
             incomplete = part if incomplete is None else incomplete + part
@@ -304,36 +300,19 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     stats.incomplete = incomplete
 
 
-#: Fewest multiply-adds of an incomplete E-step (rows × K × D²) for which its
-#: blocks run on :data:`gmm.em.E_STEP_THREADS` threads (see :func:`add_incomplete`).
-THREAD_WORK = 2**26
-
-
-def incomplete_threads(blocks, dense) -> int:
-    """Threads for :func:`add_incomplete`: 1 for little work or one block.
-
-    Else :data:`gmm.em.E_STEP_THREADS`, at most BLAS's thread count now (a
-    process limited to one BLAS thread, such as a sweep's worker, runs its
-    blocks in turn).
-    """
-    n_components, n_features = dense.means.shape
-    rows = sum(block.rows.size for block in blocks)
-    if len(blocks) < 2 or rows * n_components * n_features**2 < THREAD_WORK:
-        return 1
-    blas = blas_thread_count()
-    return 1 if blas is None else max(1, min(em.E_STEP_THREADS, blas))
-
-
 def block_e_step(block: missing.Block, w, dense, expanded, log_const):
     """``(log-likelihood, total weight, statistics)`` of one block's rows.
 
     ``w`` the block's sample weights or None; ``dense, expanded`` as
     :func:`marginal_components` gives them (``expanded`` None: the centred
     path). O(K·(m³ + D²)) per row, the m³ per pattern. On the expanded path
-    the responsibilities below :data:`gmm.missing.NEGLIGIBLE` are dropped
+    only the pairs the screen keeps are computed and normalised
+    (:func:`gmm.missing.screen_pairs`, :func:`gmm.missing.normalize_pairs`),
+    and the responsibilities below :data:`gmm.missing.NEGLIGIBLE` are dropped
     before the statistics (:func:`gmm.missing.drop_negligible`): the
-    log-likelihood is exact, the statistics equal those of every pair to
-    rounding.
+    log-likelihood is that of every pair to rounding (each pair left out
+    would add less than 2^-60 of its row's sum), the statistics equal those
+    of every pair to rounding.
     """
     # A row whose squared distances overflow gets inf or NaN log-probabilities
     # here; the normalisation refuses it by its index.
