@@ -308,10 +308,14 @@ def test_expanded_kernels_equal_rowwise_reference(
     and one component in all of the first block's rows), as
     :func:`gmm.missing.drop_negligible` leaves them; the reference drops the same.
     The pairs the screen leaves out (:func:`gmm.missing.screen_pairs`) have a
-    reference responsibility below :data:`gmm.missing.NEGLIGIBLE`.
+    reference responsibility below :data:`gmm.missing.NEGLIGIBLE`. With
+    ``dropped`` the pairs are also computed in chunks of 16
+    (:data:`gmm.missing.PAIR_BYTES`).
     """
     if rows_as_patterns:
         monkeypatch.setattr(missing, "OWN_PATTERNS", 0.0)
+    if dropped:
+        monkeypatch.setattr(missing, "PAIR_BYTES", 1)
     Xm, weights, means, covariances = kernel_case(case, dtype, offset)
     family = get_family("full")
     shift = incomplete.observed_mean(Xm, None)
@@ -333,7 +337,7 @@ def test_expanded_kernels_equal_rowwise_reference(
         assert all(b.missing.shape[0] == b.rows.size for b in blocks)
     elif case == "mixed":
         assert any(b.missing.shape[0] < b.rows.size for b in blocks)
-    total, screened = None, 0
+    total, screened, chunks = None, 0, 0
     scale = np.abs(Xm[~np.isnan(Xm)]).max()
     for block in blocks:
         values, pairs = missing.expanded_log_prob(block, dense, coefs, log_const)
@@ -347,7 +351,10 @@ def test_expanded_kernels_equal_rowwise_reference(
         np.testing.assert_allclose(log_prob[~left_out], ref[~left_out], rtol=1e-9, atol=1e-9)
         np.testing.assert_array_equal(pairs.flat, np.flatnonzero(~left_out))
         # pairs.solved is L^-1 u, (m, pairs): -e = L^-T L^-1 u
-        negated = missing.solve_upper(pairs.factors, pairs.solved.copy())
+        assert not dropped or all(f.shape[2] <= 16 for f in pairs.factors)
+        chunks += len(pairs.factors)
+        factors = np.concatenate(pairs.factors, axis=2)  # the chunks
+        negated = missing.solve_upper(factors, np.concatenate(pairs.solved, axis=1))
         holes = block.missing[block.pattern[pairs.rows]]  # (pairs, m)
         got = -negated.T + shift[holes]
         expected = ref_filled[block.rows[pairs.rows][:, None], pairs.components[:, None], holes]
@@ -357,6 +364,7 @@ def test_expanded_kernels_equal_rowwise_reference(
         total = part if total is None else total + part
     # The bounds leave pairs out unless a row has a single observed entry.
     assert (screened > 0) == (case != "one-left")
+    assert chunks > len(blocks) if dropped else chunks == len(blocks)
     stats = total.finish()
     nk, first, second = ref_stats
     np.testing.assert_allclose(stats.nk, nk, rtol=1e-10)
