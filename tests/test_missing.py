@@ -160,33 +160,27 @@ def test_batched_triangular_solves_equal_scipy(m):
 
 @pytest.mark.parametrize("scale", [1.0, 1e-120, 1e120])
 @pytest.mark.parametrize("batched", [True, False])
-def test_conditional_factors_equal_numpy(scale, batched):
-    """Factors and log-determinants of every P_mm equal numpy's Cholesky and slogdet.
+def test_pair_factors_equal_numpy(scale, batched):
+    """Factors and log-determinants of every pair's P_mm equal numpy's Cholesky and slogdet.
 
-    ``batched``: the vectorised factorisation (many patterns), else one LAPACK
-    call per matrix (few patterns against m²). The scales put the determinants
+    ``batched``: the vectorised factorisation (many pairs), else one LAPACK
+    call per matrix (few pairs against m²). The scales put the determinants
     of the 8 × 8 blocks out of the normal range.
     """
-    X, _, _, means, covariances = make_mixture("full", n_samples=200, d=10, seed=6)
+    _, _, _, means, covariances = make_mixture("full", n_samples=200, d=10, seed=6)
     rng = np.random.default_rng(7)
-    holes = np.zeros(X.shape, dtype=bool)
-    for i in range(X.shape[0]):
-        holes[i, rng.choice(10, 8 if i % 2 else 3, replace=False)] = True
-    if not batched:
-        holes[:] = False
-        holes[:, :8] = True  # one pattern of 8 holes
-    Xm = np.where(holes, np.nan, X)
     dense = missing.dense_components(means, covariances * scale, get_family("full"), np.zeros(10))
-    blocks = missing.make_blocks(Xm, np.zeros(10), 3)
-    assert any(b.n_missing == 8 for b in blocks)
-    for block in blocks:
-        log_det, chol = missing.conditional_factors(block, dense)
-        m, p = block.n_missing, block.missing.shape[0]
-        assert chol.shape == (m, m, p, 3) and log_det.shape == (3, p)
-        idx = block.missing
-        sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]  # (K, p, m, m)
+    for m in (3, 8):
+        n_pairs = 300 if batched else 6
+        holes = np.sort([rng.choice(10, m, replace=False) for _ in range(n_pairs)], axis=1)
+        k = rng.integers(0, 3, n_pairs)
+        # (a_i·D + a_j)·K + k: P_mm's place in the precisions laid out (D, D, K)
+        places = (holes.T[:, None] * 10 + holes.T[None]) * 3 + k
+        log_det, chol = missing.pair_factors(places, dense)
+        assert chol.shape == (m, m, n_pairs) and log_det.shape == (n_pairs,)
+        sub = dense.precisions[k[:, None, None], holes[:, :, None], holes[:, None, :]]
         expected = np.linalg.cholesky(sub)
-        got = np.tril(chol.transpose(3, 2, 0, 1))
+        got = np.tril(chol.transpose(2, 0, 1))
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
         np.testing.assert_allclose(log_det, np.linalg.slogdet(sub)[1], rtol=1e-12, atol=1e-9)
 
@@ -213,9 +207,9 @@ def test_negligible_responsibilities_dropped_equal_all_pairs(weighted, monkeypat
     kept = []
     original = missing.expanded_statistics
 
-    def count(block, resp, work, conditionals):
-        kept.append((np.count_nonzero(resp), resp.size))
-        return original(block, resp, work, conditionals)
+    def count(block, pairs, resp):
+        kept.append((np.count_nonzero(resp), block.rows.size * 6))
+        return original(block, pairs, resp)
 
     monkeypatch.setattr(missing, "expanded_statistics", count)
     dropped, _ = source.expectation(params, log_const)
@@ -313,9 +307,15 @@ def test_expanded_kernels_equal_rowwise_reference(
     ``dropped``: some responsibilities are 0 (every third row's first component,
     and one component in all of the first block's rows), as
     :func:`gmm.missing.drop_negligible` leaves them; the reference drops the same.
+    The pairs the screen leaves out (:func:`gmm.missing.screen_pairs`) have a
+    reference responsibility below :data:`gmm.missing.NEGLIGIBLE`. With
+    ``dropped`` the pairs are also computed in chunks of 16
+    (:data:`gmm.missing.PAIR_BYTES`).
     """
     if rows_as_patterns:
         monkeypatch.setattr(missing, "OWN_PATTERNS", 0.0)
+    if dropped:
+        monkeypatch.setattr(missing, "PAIR_BYTES", 1)
     Xm, weights, means, covariances = kernel_case(case, dtype, offset)
     family = get_family("full")
     shift = incomplete.observed_mean(Xm, None)
@@ -337,22 +337,34 @@ def test_expanded_kernels_equal_rowwise_reference(
         assert all(b.missing.shape[0] == b.rows.size for b in blocks)
     elif case == "mixed":
         assert any(b.missing.shape[0] < b.rows.size for b in blocks)
-    total = None
+    total, screened, chunks = None, 0, 0
     scale = np.abs(Xm[~np.isnan(Xm)]).max()
     for block in blocks:
-        conditionals = missing.conditional_factors(block, dense)
-        log_prob, work = missing.expanded_log_prob(block, dense, coefs, log_const, conditionals)
-        np.testing.assert_allclose(log_prob.T, ref_log_prob[block.rows], rtol=1e-9, atol=1e-9)
-        holes = block.missing[block.pattern]  # (n, m)
-        expected = ref_filled[block.rows[:, None], :, holes]  # (n, m, K)
-        m, n = work.shape[:2]  # work is L^-1 u: -e = L^-T L^-1 u
-        factors = np.take(conditionals[1], block.pattern, axis=2).reshape(m, m, -1)
-        negated = missing.solve_upper(factors, work.reshape(m, -1).copy())
-        got = -negated.reshape(m, n, -1).transpose(1, 0, 2) + shift[holes][:, :, None]
+        values, pairs = missing.expanded_log_prob(block, dense, coefs, log_const)
+        log_prob = np.full((len(weights), block.rows.size), -np.inf)
+        log_prob.ravel()[pairs.flat] = values
+        # The pairs left out (-inf) are negligible by the reference.
+        ref = ref_log_prob[block.rows].T  # (K, n)
+        left_out = np.isinf(log_prob)
+        screened += left_out.sum()
+        assert np.all((ref - logsumexp(ref, axis=0))[left_out] < np.log(missing.NEGLIGIBLE))
+        np.testing.assert_allclose(log_prob[~left_out], ref[~left_out], rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(pairs.flat, np.flatnonzero(~left_out))
+        # pairs.solved is L^-1 u, (m, pairs): -e = L^-T L^-1 u
+        assert not dropped or all(f.shape[2] <= 16 for f in pairs.factors)
+        chunks += len(pairs.factors)
+        factors = np.concatenate(pairs.factors, axis=2)  # the chunks
+        negated = missing.solve_upper(factors, np.concatenate(pairs.solved, axis=1))
+        holes = block.missing[block.pattern[pairs.rows]]  # (pairs, m)
+        got = -negated.T + shift[holes]
+        expected = ref_filled[block.rows[pairs.rows][:, None], pairs.components[:, None], holes]
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * scale)
         resp = np.exp(log_prob - logsumexp(log_prob, axis=0)) * keep[block.rows].T
-        part = missing.expanded_statistics(block, resp, work, conditionals)
+        part = missing.expanded_statistics(block, pairs, resp.ravel()[pairs.flat])
         total = part if total is None else total + part
+    # The bounds leave pairs out unless a row has a single observed entry.
+    assert (screened > 0) == (case != "one-left")
+    assert chunks > len(blocks) if dropped else chunks == len(blocks)
     stats = total.finish()
     nk, first, second = ref_stats
     np.testing.assert_allclose(stats.nk, nk, rtol=1e-10)
@@ -732,7 +744,7 @@ def test_kept_block_products_give_the_same_e_step(data, kept, monkeypatch):
     family = get_family("full")
     params = model._get_parameters()
     log_const = model._log_const(params, family)
-    monkeypatch.setattr(missing, "BLOCK_BYTES", 2000)  # several blocks
+    monkeypatch.setattr(missing, "EXPANDED_BLOCK_BYTES", 2000)  # several blocks
     fresh = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), None, family, 3, "t")
     fresh.products_kept = True  # never keeps: its products are formed at every E-step
     first = missing.products_bytes(fresh.blocks[0])

@@ -150,7 +150,10 @@ class IncompleteTrainingData(TrainingData):
 
     The complete rows are a :class:`TrainingData` of their own (the fused
     E-step, unchanged); the incomplete ones are grouped once into
-    :class:`gmm.missing.Block` s by missingness pattern, and each block keeps
+    :class:`gmm.missing.Block` s by missingness pattern
+    (:data:`gmm.missing.EXPANDED_BLOCK_BYTES`; the centred path, when a
+    component is too tight for the expanded one, makes blocks of
+    :data:`gmm.missing.BLOCK_BYTES` when it is first taken), and each block keeps
     what the expanded E-step reads of its rows from the first such E-step on
     (:func:`gmm.missing.keep_products`,
     8·(D(D+1)/2 + D + m(D + 1)) bytes a row with m holes) while the features of
@@ -172,12 +175,15 @@ class IncompleteTrainingData(TrainingData):
         kept = rows.complete
         w = None if sample_weight is None else sample_weight[kept]
         self.complete = TrainingData(X[kept], w, family, n_components, shift)
-        self.blocks = missing.make_blocks(X, shift, n_components)
+        budget = missing.EXPANDED_BLOCK_BYTES
+        self.blocks = missing.make_blocks(X, shift, n_components, budget)
         # What the expanded path reads of the rows is kept at its first E-step
         # (:meth:`expectation`): data that are rescaled (gmm.units) or only
         # ever take the centred path never form it.
         self.products_kept = False
-        self.weights = [None if w is None else sample_weight[b.rows] for b in self.blocks]
+        self.weights = block_weights(self.blocks, sample_weight)
+        self.centred = None  # the centred path's smaller blocks, made when first taken
+        self.with_holes = X
         self.full_weight = sample_weight
         self.imputed = np.where(np.isnan(X), shift.astype(X.dtype), X)
         # Every row with holes at their column's mean, read by the initializer
@@ -207,14 +213,25 @@ class IncompleteTrainingData(TrainingData):
         """
         stats, coefs = self.complete.expectation(params, log_const)
         components = marginal_components(params, self.family, self.shift)
-        if components[1] is not None and not self.products_kept:
+        blocks, weights = self.blocks, self.weights
+        if components[1] is None:  # (K, rows, D) temporaries: blocks of BLOCK_BYTES
+            if self.centred is None:
+                centred = missing.make_blocks(self.with_holes, self.shift, self.n_components)
+                self.centred = centred, block_weights(centred, self.full_weight)
+            blocks, weights = self.centred
+        elif not self.products_kept:
             # Within the features' budget less what the complete rows keep (a
             # fit keeps at most em.FEATURE_CACHE_BYTES of features in all).
             budget = em.FEATURE_CACHE_BYTES - self.complete.chunks.kept_bytes
             missing.keep_products(self.blocks, budget)
             self.products_kept = True
-        add_incomplete(stats, self.blocks, self.weights, components, log_const)
+        add_incomplete(stats, blocks, weights, components, log_const)
         return stats, coefs
+
+
+def block_weights(blocks, sample_weight) -> list:
+    """Each block's sample weights (None without weights)."""
+    return [None if sample_weight is None else sample_weight[b.rows] for b in blocks]
 
 
 def marginal_components(params: em.Parameters, family, shift):
@@ -238,8 +255,10 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     ``weights`` holds each block's sample weights (or None); ``components`` is
     :func:`marginal_components`. The log-likelihood and total weight are added
     to ``stats``; the M-step statistics go to ``stats.incomplete`` (added to
-    what is there). O(K·(m³ + D²)) per row with m holes, the m³ shared by the
-    rows of a pattern in a block.
+    what is there). O(K·(m³ + D²)) per row with m holes on the centred path,
+    the m³ shared by the rows of a pattern in a block; on the expanded path
+    O(K·(D² + m·D)) per row and O(m³) per (row, component) pair its screen
+    keeps (about one a row with separated components).
 
     The blocks run in turn, BLAS on one thread: a block's products are small
     (at most rows × D² × K / 2 multiply-adds, about 6e6 at 100,000 × 20,
@@ -253,7 +272,13 @@ def add_incomplete(stats: em.Statistics, blocks, weights, components, log_const)
     the statistics were formed for the kept pairs only (a 0.22 s E-step):
     0.44 s against 0.45 s of wall time an E-step on two threads and one,
     medians of 6 alternating, load 1.8 on the two cores; at load 1.3, 0.30 s
-    against 0.29 s, and 0.51 s of CPU time against 0.40 s: no gain.
+    against 0.29 s, and 0.51 s of CPU time against 0.40 s: no gain. Measured
+    once more with the screened pairs and blocks of 16 MB (a 0.15 s E-step,
+    a few hundred numpy calls a block, each over thousands of rows), the
+    blocks handed to two threads in turn and summed in block order: 0.26 s
+    against 0.24 s of wall time, 0.18 s against 0.15 s of CPU time (load 4),
+    0.35 s against 0.33 s (load 3.5), medians of 9 alternating: no gain shown
+    on the shared machine, so no threads.
     """
     if not blocks:
         return
@@ -281,42 +306,45 @@ def block_e_step(block: missing.Block, w, dense, expanded, log_const):
     ``w`` the block's sample weights or None; ``dense, expanded`` as
     :func:`marginal_components` gives them (``expanded`` None: the centred
     path). O(K·(m³ + D²)) per row, the m³ per pattern. On the expanded path
-    the responsibilities below :data:`gmm.missing.NEGLIGIBLE` are dropped
+    only the pairs the screen keeps are computed and normalised
+    (:func:`gmm.missing.screen_pairs`, :func:`gmm.missing.normalize_pairs`),
+    and the responsibilities below :data:`gmm.missing.NEGLIGIBLE` are dropped
     before the statistics (:func:`gmm.missing.drop_negligible`): the
-    log-likelihood is exact, the statistics equal those of every pair to
-    rounding.
+    log-likelihood is that of every pair to rounding (each pair left out
+    would add less than 2^-60 of its row's sum), the statistics equal those
+    of every pair to rounding.
     """
-    if expanded is None:
-        conditionals = missing.conditional_precisions(block, dense)
-    else:  # factors only: inverses for the pairs whose responsibility counts
-        conditionals = missing.conditional_factors(block, dense)
     # A row whose squared distances overflow gets inf or NaN log-probabilities
     # here; the normalisation refuses it by its index.
     with np.errstate(over="ignore", invalid="ignore"):
         if expanded is None:
+            conditionals = missing.conditional_precisions(block, dense)
             log_prob, work = missing.block_log_prob(block, dense, log_const, conditionals)
-        else:
-            log_prob, work = missing.expanded_log_prob(
-                block, dense, expanded, log_const, conditionals
-            )
-    try:  # a row all -inf or NaN is refused from the normalisation's maximum
-        resp, log_norm = em.normalize_log_prob(log_prob, 0)
-    except em.OutOfRangeError as error:
-        if error.row is None:
-            raise
-        raise em.out_of_range(int(block.rows[error.row]), log_prob.dtype) from None
-    if expanded is not None:
+        else:  # only the pairs that are not surely negligible
+            log_prob, pairs = missing.expanded_log_prob(block, dense, expanded, log_const)
+    if expanded is None:
+        try:  # a row all -inf or NaN is refused from the normalisation's maximum
+            resp, log_norm = em.normalize_log_prob(log_prob, 0)
+        except em.OutOfRangeError as error:
+            if error.row is None:
+                raise
+            raise em.out_of_range(int(block.rows[error.row]), log_prob.dtype) from None
+    else:
+        resp, log_norm, top = missing.normalize_pairs(log_prob, pairs.rows, block.rows.size)
+        refused = np.flatnonzero(~np.isfinite(top))  # all -inf, or NaN
+        if refused.size:
+            raise em.out_of_range(int(block.rows[refused[0]]), log_prob.dtype)
         missing.drop_negligible(resp)
     if w is None:
         log_likelihood, total_weight = float(np.sum(log_norm)), float(block.rows.size)
     else:
-        resp *= w
+        resp *= w if expanded is None else w[pairs.rows]
         log_likelihood = float(np.dot(w, log_norm))
         total_weight = float(np.sum(w, dtype=np.float64))
     if expanded is None:
         part = missing.block_statistics(block, resp, work, conditionals)
     else:
-        part = missing.expanded_statistics(block, resp, work, conditionals)
+        part = missing.expanded_statistics(block, pairs, resp)
     return log_likelihood, total_weight, part
 
 
@@ -466,8 +494,9 @@ def block_expectation(
     chunks = em.ChunkedData(block[~incomplete], wc, family, shift, n_components, cache=False)
     stats, coefs = em.expectation(chunks, params, log_const)
     if components is not None and incomplete.any():
-        blocks = missing.make_blocks(block, shift, n_components)
-        weights = [None if w is None else w[b.rows] for b in blocks]
+        budget = None if components[1] is None else missing.EXPANDED_BLOCK_BYTES
+        blocks = missing.make_blocks(block, shift, n_components, budget)
+        weights = block_weights(blocks, w)
         for b in blocks:
             b.rows = b.rows + start  # row numbers in the whole data, for messages
         add_incomplete(stats, blocks, weights, components, log_const)
