@@ -94,26 +94,29 @@ class DenseComponents:
     precisions_last: np.ndarray
 
 
-def dense_components(means, covariances, family: CovarianceFamily, shift) -> DenseComponents:
-    """Dense means, precisions and precision factors from the family's covariances.
+def dense_components(
+    means, precisions_cholesky, family: CovarianceFamily, shift
+) -> DenseComponents:
+    """Dense means, precisions and precision factors from the family's factors.
 
-    ``family.component_covariance`` gives each component's covariance as a
-    matrix, a vector (diagonal) or a scalar; the factor is ``L^-T`` for the
-    Cholesky factor ``L`` of the covariance. O(K·D³).
+    ``family.component_covariance`` reads component ``k`` of the family's
+    precision factors ``U`` (``U U' = Sigma^-1``, upper triangular) as a
+    matrix, a vector (diagonal) or a scalar, the same shapes as its
+    covariances. The factors are the ones the complete rows' E-step uses: a
+    covariance stored in float32 is not factored again (rounded to float32,
+    a nearly singular one can lose its positive definiteness). O(K·D³).
     """
     means = np.asarray(means, dtype=np.float64)
     n_components, n_features = means.shape
     eye = np.eye(n_features)
     factors = np.empty((n_components, n_features, n_features))
     for k in range(n_components):
-        cov = np.asarray(family.component_covariance(covariances, k), dtype=np.float64)
-        if cov.ndim == 0:
-            cov = cov * eye
-        elif cov.ndim == 1:
-            cov = np.diag(cov)
-        chol = np.linalg.cholesky(cov)
-        # U = L^-T: upper triangular, U U' = L^-T L^-1 = Sigma^-1.
-        factors[k] = np.linalg.solve(chol, eye).T
+        factor = np.asarray(family.component_covariance(precisions_cholesky, k), np.float64)
+        if factor.ndim == 0:
+            factor = factor * eye
+        elif factor.ndim == 1:
+            factor = np.diag(factor)
+        factors[k] = factor
     precisions = factors @ np.swapaxes(factors, 1, 2)
     shifted = means - np.asarray(shift, dtype=np.float64)
     last = np.ascontiguousarray(precisions.transpose(1, 2, 0))
@@ -753,6 +756,7 @@ def expanded_log_prob(block: Block, dense: DenseComponents, coefs: Expanded, log
     feats, at_holes = block_products(block)
     const = np.asarray(log_const, dtype=np.float64) + 0.5 * m * LOG_2PI
     low = const - 0.5 * m * np.log(coefs.eigen_high)  # see screen_pairs
+    absent = bool(np.isneginf(low).any())
     # (K, n): -a'Pa / 2 + low. ``feats.T`` is feature-major, read in order:
     # half the time of ``feats @ linear.T`` (measured, 100,000 × 20, K = 20).
     base = (-0.5 * coefs.linear) @ feats.T
@@ -790,6 +794,8 @@ def expanded_log_prob(block: Block, dense: DenseComponents, coefs: Expanded, log
         # -(a'Pa - |L^-1 u|²) / 2, never above 0 after rounding.
         half = np.take(base.ravel(), flat[part])
         half -= low[k[part]]
+        if absent:  # a component of weight 0: -inf - (-inf); its pairs stay -inf
+            half[np.isneginf(low[k[part]])] = 0.0
         half += 0.5 * np.einsum("ip,ip->p", work, work)
         np.minimum(half, 0.0, out=half)
         # log_const + m/2 log(2 pi) - log det(P_mm)/2 - (a'Pa - |L^-1 u|²)/2.

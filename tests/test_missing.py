@@ -60,6 +60,12 @@ def dense_covariance(model, k):
     return cov * np.eye(d) if cov.ndim == 0 else np.diag(cov) if cov.ndim == 1 else cov
 
 
+def _factors(covariances):
+    """Upper factors ``U = L^-T`` of full covariances ``L L'`` (``U U' = Sigma^-1``)."""
+    chol = np.linalg.cholesky(covariances)
+    return np.swapaxes(np.linalg.inv(chol), -1, -2)
+
+
 def reference_log_prob(model, x):
     """(K,) log pi_k + scipy's log N(x_o | mu_o, Sigma_oo) of one row with holes."""
     obs = ~np.isnan(x)
@@ -169,7 +175,9 @@ def test_pair_factors_equal_numpy(scale, batched):
     """
     _, _, _, means, covariances = make_mixture("full", n_samples=200, d=10, seed=6)
     rng = np.random.default_rng(7)
-    dense = missing.dense_components(means, covariances * scale, get_family("full"), np.zeros(10))
+    dense = missing.dense_components(
+        means, _factors(covariances * scale), get_family("full"), np.zeros(10)
+    )
     for m in (3, 8):
         n_pairs = 300 if batched else 6
         holes = np.sort([rng.choice(10, m, replace=False) for _ in range(n_pairs)], axis=1)
@@ -185,24 +193,26 @@ def test_pair_factors_equal_numpy(scale, batched):
         np.testing.assert_allclose(log_det, np.linalg.slogdet(sub)[1], rtol=1e-12, atol=1e-9)
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_negligible_responsibilities_dropped_equal_all_pairs(weighted, monkeypatch):
+@pytest.mark.parametrize("weighted, absent", [(False, False), (True, False), (False, True)])
+def test_negligible_responsibilities_dropped_equal_all_pairs(weighted, absent, monkeypatch):
     """Separated components: dropping responsibilities below 2^-60 changes the E-step at rounding.
 
     Most (row, component) pairs are dropped; the statistics equal those with
     every pair (NEGLIGIBLE 0) to 1e-12 relative, not bit for bit; the
-    log-likelihood is the same.
+    log-likelihood is the same. ``absent``: a component of weight 0, whose
+    pairs (log-probability -inf) every pair's path computes too.
     """
     X, labels, weights, means, covariances = make_mixture("full", 600, n_components=6, d=5)
     X, means = X + 3 * means[labels], 4 * means  # the components further apart
+    if absent:
+        weights = np.append(weights[:5] / weights[:5].sum(), 0.0)
     Xm = with_holes(X, 0.3, 8)
     w = np.random.default_rng(9).uniform(0, 3, X.shape[0]) if weighted else None
     family = get_family("full")
     source = incomplete.fit_data(incomplete.WithMissing(Xm, "marginalize"), w, family, 6, "t")
-    chol = np.linalg.cholesky(covariances)
-    precisions_cholesky = np.swapaxes(np.linalg.inv(chol), 1, 2)  # sklearn's L^-T
-    params = em_module.Parameters(weights, means, covariances, precisions_cholesky)
-    log_const = np.log(weights) - 0.5 * np.linalg.slogdet(covariances)[1]
+    params = em_module.Parameters(weights, means, covariances, _factors(covariances))
+    with np.errstate(divide="ignore"):
+        log_const = np.log(weights) - 0.5 * np.linalg.slogdet(covariances)[1]
     log_const -= 0.5 * X.shape[1] * missing.LOG_2PI
     kept = []
     original = missing.expanded_statistics
@@ -220,6 +230,31 @@ def test_negligible_responsibilities_dropped_equal_all_pairs(weighted, monkeypat
     for name in ("nk", "first", "second"):
         a, b = getattr(dropped.incomplete, name), getattr(every.incomplete, name)
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+    assert np.isfinite(every.log_likelihood)
+    if absent:
+        assert every.incomplete.nk[5] == 0.0
+
+
+def test_float32_nearly_singular_full_fits_with_holes():
+    """A float32 covariance that only its factor keeps positive definite.
+
+    One column is another plus noise of 1e-4: rounded to float32 and factored
+    again in float64, the covariance is not positive definite; the rows with
+    holes use the precision factors of the complete rows' E-step, so the fit
+    runs, and its log-density of every row is the scipy one of the model.
+    """
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(0, 1, (300, 4)), rng.normal(12, 1, (300, 4))])
+    X[:, 2] = X[:, 0] + 1e-4 * rng.standard_normal(len(X))
+    holes = rng.random(X.shape) < 0.3
+    holes[holes.all(axis=1), 1] = False
+    X[holes] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GaussianMixture(2, nan_policy="marginalize", reg_covar=1e-10, random_state=0)
+        model.fit(X.astype(np.float32))
+    got = model.score_samples(X.astype(np.float32)[:50])
+    assert np.all(np.isfinite(got)) and np.isfinite(model.lower_bound_)
 
 
 # ------------------------------------------------- the expanded kernels, path by path
@@ -319,7 +354,7 @@ def test_expanded_kernels_equal_rowwise_reference(
     Xm, weights, means, covariances = kernel_case(case, dtype, offset)
     family = get_family("full")
     shift = incomplete.observed_mean(Xm, None)
-    dense = missing.dense_components(means, covariances, family, shift)
+    dense = missing.dense_components(means, _factors(covariances), family, shift)
     assert missing.expanded_ok(dense, weights)
     coefs = missing.expanded_coefficients(dense)
     log_const = np.log(weights) - 0.5 * np.linalg.slogdet(covariances)[1]
@@ -393,7 +428,7 @@ def test_conditional_expectations_equal_per_row_reference(data, covariance_type)
     model.set_params(nan_policy="marginalize", max_iter=3, tol=1e9).fit(Xm)
     family = get_family(covariance_type)
     shift = np.nanmean(Xm, axis=0)
-    dense = missing.dense_components(model.means_, model.covariances_, family, shift)
+    dense = missing.dense_components(model.means_, model.precisions_cholesky_, family, shift)
     log_const = model._log_const(model._get_parameters(), family)
     for block in missing.make_blocks(Xm, shift, 3, budget=4000):  # several blocks
         conditionals = missing.conditional_precisions(block, dense)
@@ -790,9 +825,11 @@ def test_tight_component_takes_the_centred_path():
     """A component far from the data's centre against its spread would cancel digits."""
     means = np.array([[0.0, 0.0], [1e6, 0.0]])
     covariances = np.array([np.eye(2), 1e-6 * np.eye(2)])
-    dense = missing.dense_components(means, covariances, get_family("full"), np.zeros(2))
+    dense = missing.dense_components(means, _factors(covariances), get_family("full"), np.zeros(2))
     assert not missing.expanded_ok(dense, np.array([0.5, 0.5]))
-    dense = missing.dense_components(means[:1], covariances[:1], get_family("full"), np.zeros(2))
+    dense = missing.dense_components(
+        means[:1], _factors(covariances[:1]), get_family("full"), np.zeros(2)
+    )
     assert missing.expanded_ok(dense, np.array([1.0]))
 
 

@@ -242,7 +242,7 @@ def marginal_components(params: em.Parameters, family, shift):
     the data's spread that it would cancel digits
     (:func:`gmm.missing.expanded_ok`); then the centred one. O(K·D³).
     """
-    dense = missing.dense_components(params.means, params.covariances, family, shift)
+    dense = missing.dense_components(params.means, params.precisions_cholesky, family, shift)
     expanded = None
     if missing.expanded_ok(dense, params.weights):
         expanded = missing.expanded_coefficients(dense)
@@ -547,7 +547,7 @@ def impute(X: np.ndarray, params: em.Parameters, family, log_const, n_draws, ran
     """
     X = in_memory(X)
     shift = np.asarray(params.weights, dtype=np.float64) @ np.asarray(params.means, np.float64)
-    dense = missing.dense_components(params.means, params.covariances, family, shift)
+    dense = missing.dense_components(params.means, params.precisions_cholesky, family, shift)
     log_const = np.asarray(log_const, dtype=np.float64)
     out = np.repeat(X[None], 1 if n_draws is None else n_draws, axis=0)
     for block in missing.make_blocks(X, shift, params.means.shape[0]):

@@ -197,7 +197,7 @@ def incomplete_log_prob_chunks(X: IncompleteRows, params, family, log_const, fir
                 raise
             raise em.out_of_range(first_row + int(index[error.row]), X.dtype) from None
     shift = np.asarray(params.weights, dtype=np.float64) @ np.asarray(params.means, np.float64)
-    dense = missing.dense_components(params.means, params.covariances, family, shift)
+    dense = missing.dense_components(params.means, params.precisions_cholesky, family, shift)
     log_const = np.asarray(log_const, dtype=np.float64)
     for block in missing.make_blocks(X.X, shift, params.means.shape[0]):
         conditionals = missing.conditional_precisions(block, dense)
