@@ -182,7 +182,10 @@ class ChunkedData:
         """Bytes of the shifted chunks and features kept across passes (0 if none are)."""
         if self._cache is None:
             return 0
-        return sum(Xc.nbytes + (0 if feats is Xc else feats.nbytes) for Xc, feats, _ in self._cache)
+        return sum(
+            Xc.nbytes + (0 if np.may_share_memory(feats, Xc) else feats.nbytes)
+            for Xc, feats, _ in self._cache
+        )
 
     def shifted_rows(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """``(Xc, w)`` of each chunk, without forming features that are not cached."""
