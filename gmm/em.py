@@ -635,13 +635,11 @@ def one_component_statistics(
     factor = _dense_factor(params.precisions_cholesky, n_features)
     spread = _dense_scatter(scatter, n_features)
     diff = scatter.means[0] - np.asarray(params.means[0], dtype=np.float64)
-    # tr(U'SU) as tr(V'CV), S = G C G scaled to unit diagonal and V = G U: features of
-    # very different sizes (1e-4 to 1e4) then lose no more digits than the data pass.
-    scale = np.sqrt(np.diagonal(spread))
-    scale[~(scale > 0)] = 1.0
-    with np.errstate(over="ignore", invalid="ignore"):  # a far model: check_representable
-        scaled = scale[:, None] * factor
-        trace = float(np.sum(scaled * ((spread / np.outer(scale, scale)) @ scaled)))
+    with (
+        blas_threads_for(matrix_work(1, n_features)),
+        np.errstate(over="ignore", invalid="ignore"),  # a far model: check_representable
+    ):
+        trace = float(np.sum(factor * (spread @ factor)))
         quadratic = float(np.sum(np.square(diff @ factor)))
         log_likelihood = stats.total_weight * float(log_const[0]) - 0.5 * float(scatter.nk[0]) * (
             trace + quadratic
