@@ -39,7 +39,7 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         the parameters (each row's responsibilities sum to its weight), so a chunk
         the EM pass keeps across iterations forms it once (:meth:`moments`).
         """
-        return X.view(GramRows)
+        return self.features(X).view(GramRows)  # features: X, after a subclass's checks
 
     def chunk_columns(self, n_features, n_components, dtype):
         """The whitened rows (n, D) are the largest per-row temporary; the features are X."""
@@ -120,8 +120,8 @@ class GramRows(np.ndarray):
     first time and kept in a table shared by the views of one chunk (the row
     ranges an E-step splits a chunk into), keyed by the rows a view covers; the
     chunk's memory outlives its views, so a key names the same rows for as long as
-    the table exists. An array that is not a view of the chunk (a copy, a result) starts a
-    table of its own. A chunk the EM pass keeps is the same object every
+    the table exists. An array that is not a view of the chunk (a copy, a result)
+    starts a table of its own. A chunk the EM pass keeps is the same object every
     iteration, and so is its table: O(n·D²) time once, one (D, D) array a range.
     """
 
