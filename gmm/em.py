@@ -161,7 +161,14 @@ class ChunkedData:
         #: Multiply-adds of one chunk's products, about (for the BLAS thread policy).
         self.work = float(min(self.rows, n_samples)) * n_columns * max(n_components, 1)
         self._cache: list | None = None
-        if cache and n_samples * n_columns * X.dtype.itemsize <= FEATURE_CACHE_BYTES:
+        # One component's rows are read by one E-step (fixed_statistics): keeping
+        # them would only add the copy's first-touch writes.
+        one_pass = n_components == 1 and REUSE_ONE_COMPONENT
+        if (
+            cache
+            and not one_pass
+            and n_samples * n_columns * X.dtype.itemsize <= FEATURE_CACHE_BYTES
+        ):
             self._cache = list(self._compute())
 
     def _compute(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:

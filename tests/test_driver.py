@@ -14,6 +14,7 @@ from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
 from gmm import GaussianMixture, em, fit_stream
+from gmm.covariance import get_family
 from gmm.driver import BaseMixture
 
 
@@ -363,3 +364,7 @@ def test_one_component_reads_the_rows_once_and_warm_start_continues(monkeypatch)
             bounds.append(missing.fit(holes).lower_bounds_)
         assert len(calls) >= 3
     assert bounds[0] == bounds[1]
+    # Rows read once are not kept (their copy's first touch would be all it cost).
+    family = get_family("full")
+    kept = [em.ChunkedData(X, w, family, X.mean(axis=0), k).kept_bytes for k in (1, 2)]
+    assert kept[0] == 0 and kept[1] >= X.nbytes
