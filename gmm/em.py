@@ -156,6 +156,8 @@ class ChunkedData:
         self.shift = np.asarray(shift, dtype=X.dtype)
         self.n_components = n_components
         n_samples, n_features = X.shape
+        # Before any fitted state changes, kept chunks or not (their features check too).
+        family.check_n_features(n_features)
         n_columns = max(family.chunk_columns(n_features, n_components, X.dtype), n_components)
         self.rows = chunk_rows(n_columns, X.dtype.itemsize)
         #: Multiply-adds of one chunk's products, about (for the BLAS thread policy).

@@ -368,3 +368,12 @@ def test_one_component_reads_the_rows_once_and_warm_start_continues(monkeypatch)
     family = get_family("full")
     kept = [em.ChunkedData(X, w, family, X.mean(axis=0), k).kept_bytes for k in (1, 2)]
     assert kept[0] == 0 and kept[1] >= X.nbytes
+
+
+@pytest.mark.parametrize("n_components", [1, 2])
+def test_one_feature_names_are_checked_before_the_start_whatever_is_kept(n_components):
+    """The family's feature check runs when the rows are wrapped, also when nothing is
+    kept (one component, or data beyond em.FEATURE_CACHE_BYTES): before any M-step."""
+    X = np.linspace(0, 3, 40)[:, None]
+    with pytest.raises(ValueError, match="one feature"):
+        GaussianMixture(n_components, covariance_type="EVE").fit(X)
