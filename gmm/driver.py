@@ -293,6 +293,9 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         problem = getattr(self, "_units", None)
 
         best = None
+        # The first pass's statistics when they hold for any parameters (one
+        # component, no rows with holes): later iterations, and later starts, reuse them.
+        fixed = None
         for init in range(n_init):
             self._verbose_init_start(init)
             start_time = perf_counter()
@@ -309,8 +312,14 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             n_iter = 0
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
-                stats, coefs = data.expectation(params, self._log_const(params, family))
-                scatter = em.scatter(stats, family, data.shift, coefs, dtype)
+                log_const = self._log_const(params, family)
+                if fixed is None:
+                    stats, coefs = data.expectation(params, log_const)
+                    scatter = em.scatter(stats, family, data.shift, coefs, dtype)
+                    if em.fixed_statistics(stats):  # one component: the pass is done once
+                        fixed = (stats, scatter)
+                else:
+                    stats, scatter = em.one_component_statistics(*fixed, params, log_const)
                 params = self._m_step(scatter, params, family, dtype)
                 lower_bound = self._lower_bound(stats, params)
                 lower_bounds.append(lower_bound)

@@ -13,6 +13,7 @@ Everything here is a kernel: inputs are trusted. Validation lives in
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import os
@@ -155,12 +156,21 @@ class ChunkedData:
         self.shift = np.asarray(shift, dtype=X.dtype)
         self.n_components = n_components
         n_samples, n_features = X.shape
+        # Before any fitted state changes, kept chunks or not (their features check too).
+        family.check_n_features(n_features)
         n_columns = max(family.chunk_columns(n_features, n_components, X.dtype), n_components)
         self.rows = chunk_rows(n_columns, X.dtype.itemsize)
         #: Multiply-adds of one chunk's products, about (for the BLAS thread policy).
         self.work = float(min(self.rows, n_samples)) * n_columns * max(n_components, 1)
         self._cache: list | None = None
-        if cache and n_samples * n_columns * X.dtype.itemsize <= FEATURE_CACHE_BYTES:
+        # One component's rows are read by one E-step (fixed_statistics): keeping
+        # them would only add the copy's first-touch writes.
+        one_pass = n_components == 1 and REUSE_ONE_COMPONENT
+        if (
+            cache
+            and not one_pass
+            and n_samples * n_columns * X.dtype.itemsize <= FEATURE_CACHE_BYTES
+        ):
             self._cache = list(self._compute())
 
     def _compute(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
@@ -181,7 +191,10 @@ class ChunkedData:
         """Bytes of the shifted chunks and features kept across passes (0 if none are)."""
         if self._cache is None:
             return 0
-        return sum(Xc.nbytes + (0 if feats is Xc else feats.nbytes) for Xc, feats, _ in self._cache)
+        return sum(
+            Xc.nbytes + (0 if np.may_share_memory(feats, Xc) else feats.nbytes)
+            for Xc, feats, _ in self._cache
+        )
 
     def shifted_rows(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """``(Xc, w)`` of each chunk, without forming features that are not cached."""
@@ -569,6 +582,81 @@ def scatter(stats: Statistics, family: CovarianceFamily, shift, coefs, dtype) ->
     return statistics.merge_incomplete(
         result, stats.nk, inc.nk, inc.first, inc.second, inc.centres + shift, dtype
     )
+
+
+#: Reuse the E-step statistics of one component across iterations
+#: (:func:`fixed_statistics`); False runs the data pass every iteration (the tests
+#: compare the two).
+REUSE_ONE_COMPONENT = True
+
+
+def fixed_statistics(stats: Statistics) -> bool:
+    """Whether an E-step's statistics are the same for any parameters.
+
+    With one component every responsibility is 1 (times the row's weight), so the
+    counts, means and scatter do not depend on the parameters; only the
+    log-likelihood does, and :func:`one_component_statistics` gets it from them.
+    Not with rows that have holes (``stats.incomplete``): their conditional
+    expectations depend on the parameters. O(1).
+    """
+    return REUSE_ONE_COMPONENT and stats.nk.shape[0] == 1 and stats.incomplete is None
+
+
+def _dense_factor(prec_chol: np.ndarray, n_features: int) -> np.ndarray:
+    """One component's precision factor ``U`` (``P = U U'``) as a (D, D) float64 matrix.
+
+    From any family's shape with one component: D² entries (full, tied, the
+    mclust models), D (diagonal) or 1 (spherical).
+    """
+    factor = np.asarray(prec_chol, dtype=np.float64).reshape(-1)
+    if factor.size == n_features * n_features:
+        return factor.reshape(n_features, n_features)
+    if factor.size == n_features:
+        return np.diag(factor)
+    return factor[0] * np.eye(n_features)
+
+
+def _dense_scatter(scatter: Scatter, n_features: int) -> np.ndarray:
+    """One component's ``S`` (about its mean, normalised) as a (D, D) float64 matrix."""
+    covariance = np.asarray(scatter.covariances, dtype=np.float64).reshape(-1)
+    if covariance.size == n_features * n_features:
+        return covariance.reshape(n_features, n_features)
+    return np.diag(covariance)
+
+
+def one_component_statistics(
+    stats: Statistics, scatter: Scatter, params: Parameters, log_const: np.ndarray
+) -> tuple[Statistics, Scatter]:
+    """The E-step of one component at ``params`` from a previous pass's statistics.
+
+    ``stats`` and ``scatter`` are a pass's statistics for which
+    :func:`fixed_statistics` holds; ``log_const`` (1,) is what the estimator adds to
+    ``-maha / 2`` (as for :func:`expectation`). The log-likelihood is
+    ``W c - nk/2 [tr(U' S U) + |U'(xbar - mu)|²]``, the data pass's
+    ``sum_i w_i (c - |U'(x_i - mu)|² / 2)`` without reading the rows: ``S`` is the
+    scatter about the weighted mean ``xbar`` and the means are compared in the
+    data's coordinates. O(D³) time, O(D²) memory, whatever the rows.
+
+    Returns the statistics (the new log-likelihood) and a copy of the scatter (the
+    M-step may keep what it is given).
+    """
+    n_features = params.means.shape[1]
+    factor = _dense_factor(params.precisions_cholesky, n_features)
+    spread = _dense_scatter(scatter, n_features)
+    diff = scatter.means[0] - np.asarray(params.means[0], dtype=np.float64)
+    with (
+        blas_threads_for(matrix_work(1, n_features)),
+        np.errstate(over="ignore", invalid="ignore"),  # a far model: check_representable
+    ):
+        trace = float(np.sum(factor * (spread @ factor)))
+        quadratic = float(np.sum(np.square(diff @ factor)))
+        log_likelihood = stats.total_weight * float(log_const[0]) - 0.5 * float(scatter.nk[0]) * (
+            trace + quadratic
+        )
+    copy = Scatter(
+        scatter.nk.copy(), scatter.means.copy(), scatter.covariances.copy(), scatter.kind
+    )
+    return dataclasses.replace(stats, log_likelihood=log_likelihood), copy
 
 
 def scatter_from_resp(data: ChunkedData, resp: np.ndarray, n_components: int) -> Scatter:

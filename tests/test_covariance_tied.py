@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gmm.covariance.tied import weighted_gram, whiten
+from gmm import GaussianMixture, em
+from gmm.covariance import tied
+from gmm.covariance.tied import GramRows, Tied, weighted_gram, whiten
 
 
 def _hard_rows(n, d, dtype, rng):
@@ -44,3 +46,57 @@ def test_weighted_gram_is_the_weighted_scatter(dtype, rtol, d):
     scale = np.sqrt(np.outer(np.diag(ref), np.diag(ref)))  # entries against their diagonals
     assert np.all(np.abs(got - ref) <= rtol * scale)
     np.testing.assert_array_equal(weighted_gram(X[:0], w[:0]), np.zeros((d, d)))
+
+
+def test_gram_rows_keep_one_scatter_per_row_range():
+    """A chunk's views share the scatters of the rows they cover (np reference);
+    copies and results own their memory and start without any."""
+    rng = np.random.default_rng(5)
+    X = _hard_rows(400, 3, np.float64, rng)
+    w = rng.uniform(0, 2, 400)
+    feats = Tied().chunk_features(X, 2)
+    assert isinstance(feats, GramRows) and np.shares_memory(feats, X)
+    for rows in (slice(0, 400), slice(0, 200), slice(200, 400)):
+        got = feats[rows].gram(w[rows])
+        ref = (X[rows] * w[rows, None]).T @ X[rows]
+        np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-13 * np.abs(ref).max())
+        assert feats[rows].gram(np.zeros(rows.stop - rows.start)) is got  # kept
+    assert len(feats.grams) == 3
+    assert feats.copy().grams == {} and (feats * 2).grams == {}
+
+
+def _tied_fits(X, w, n_components, monkeypatch, cache_bytes):
+    from sklearn.exceptions import ConvergenceWarning
+
+    monkeypatch.setattr(em, "FEATURE_CACHE_BYTES", cache_bytes)
+    model = GaussianMixture(n_components, covariance_type="tied", tol=0, max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        return model.fit(X, sample_weight=w)
+
+
+@pytest.mark.parametrize("n_components", [2, 9])  # 9: chunks split into row ranges
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kept_chunks_reuse_their_scatter_and_fit_as_streamed_ones(n_components, dtype, monkeypatch):
+    """EM on kept chunks (scatter formed once) equals EM on chunks streamed every
+    pass (scatter formed every iteration) on hard data with weights."""
+    monkeypatch.setattr(em, "SPLIT_ROWS", 256)
+    monkeypatch.setattr(em, "CHUNK_BYTES", 2**14)  # several chunks
+    rng = np.random.default_rng(6)
+    centres = rng.standard_normal((n_components, 4)) * np.logspace(-3, 3, 4) * 5
+    X = (1e6 + centres[rng.integers(0, n_components, 3000)]) + rng.standard_normal(
+        (3000, 4)
+    ) * np.logspace(-3, 3, 4)
+    X = X.astype(dtype)
+    w = rng.uniform(0, 2, 3000)
+    calls = []
+    monkeypatch.setattr(tied, "weighted_gram", lambda *a: calls.append(1) or weighted_gram(*a))
+    kept = _tied_fits(X, w, n_components, monkeypatch, em.FEATURE_CACHE_BYTES)
+    formed = len(calls)
+    streamed = _tied_fits(X, w, n_components, monkeypatch, 0)
+    if dtype == np.float64:  # float32 here computes in float64: chunks formed per pass
+        assert 5 * formed == len(calls) - formed  # once against every iteration (5)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(kept.lower_bounds_, streamed.lower_bounds_, rtol=rtol)
+    np.testing.assert_allclose(kept.means_, streamed.means_, rtol=rtol)
+    span = np.abs(streamed.covariances_).max()
+    np.testing.assert_allclose(kept.covariances_, streamed.covariances_, atol=rtol * span)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.linalg import solve_triangular
 from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
 from gmm import GaussianMixture, em, fit_stream
+from gmm.covariance import get_family
 from gmm.driver import BaseMixture
 
 
@@ -219,3 +221,159 @@ def test_relative_convergence_is_mclusts_rule_on_the_total_log_likelihood():
     assert absolute.n_iter_ > fit.n_iter_  # |mean| is about 3 here: the absolute rule is tighter
     with pytest.raises(ValueError, match="convergence must be 'absolute'"):
         GaussianMixture(convergence="mclust").fit(X)
+
+
+# ------------------------------------------------------------ one component
+# With one component the E-step's statistics do not depend on the parameters: the
+# driver reads the rows once and gets every later log-likelihood from them
+# (em.one_component_statistics). References: the data pass every iteration
+# (em.REUSE_ONE_COMPONENT = False), a direct log-density at the parameters each
+# E-step saw, and scikit-learn's fit.
+ONE_COMPONENT_FAMILIES = ("full", "tied", "diag", "spherical", "VII", "EEI", "VEI", "EEE", "VEV")
+ONE_COMPONENT_DATA = {
+    "plain": (np.ones(4), 0.0),
+    # hard data: an offset of 1e6, and features from 1e-4 to 1e4 (correlated)
+    "offset 1e6": (np.ones(4), 1e6),
+    "1e-4 to 1e4": (np.array([1e-4, 1.0, 1e2, 1e4]), 0.0),
+}
+
+
+def _one_component_data(name, dtype=np.float64):
+    scale, offset = ONE_COMPONENT_DATA[name]
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((600, 4)) @ rng.standard_normal((4, 4))
+    return (Z * scale + offset).astype(dtype), rng.random(600)
+
+
+def _fit_one(X, w, reuse, monkeypatch, **settings):
+    monkeypatch.setattr(em, "REUSE_ONE_COMPONENT", reuse)
+    with pytest.warns(ConvergenceWarning):
+        return GaussianMixture(1, tol=0, random_state=0, **settings).fit(X, sample_weight=w)
+
+
+def _direct_mean_log_density(model, X, w):
+    cov = model.covariances_.reshape(-1)
+    d = X.shape[1]
+    cov = cov.reshape(d, d) if cov.size == d * d else np.diag(np.broadcast_to(cov, (d,)))
+    # Directly by a Cholesky factor of the covariance (scipy's eigh-based logpdf calls
+    # the 1e-4 to 1e4 covariances singular).
+    factor = np.linalg.cholesky(cov)
+    z = solve_triangular(factor, (X.astype(np.float64) - model.means_[0]).T, lower=True)
+    log_density = -0.5 * np.sum(z * z, axis=0) - np.sum(np.log(np.diag(factor)))
+    return float(np.dot(w, log_density) / np.sum(w)) - 0.5 * d * np.log(2 * np.pi)
+
+
+@pytest.mark.parametrize("data", list(ONE_COMPONENT_DATA))
+@pytest.mark.parametrize("covariance_type", ONE_COMPONENT_FAMILIES)
+@pytest.mark.parametrize("prior", [None, "default"])
+def test_one_component_bounds_are_the_data_pass_and_the_direct_density(
+    covariance_type, data, prior, monkeypatch
+):
+    """Each lower bound is the weighted mean log-density (direct) at the parameters its
+    E-step saw (those of the fit stopped one iteration earlier), on either path; the
+    two paths give the same fit (the iterative VEI and VEV M-steps take slightly
+    different steps from scatters equal to rounding, so their bounds agree to 1e-9)."""
+    X, w = _one_component_data(data)
+    settings = dict(covariance_type=covariance_type, prior=prior, max_iter=4)
+    old = _fit_one(X, w, False, monkeypatch, **settings)
+    new = _fit_one(X, w, True, monkeypatch, **settings)
+    for n in range(2, 5):
+        settings["max_iter"] = n - 1
+        before = _fit_one(X, w, True, monkeypatch, **settings)
+        reference = _direct_mean_log_density(before, X, w)
+        assert new.lower_bounds_[n - 1] == pytest.approx(reference, rel=1e-13, abs=0)
+    iterative = covariance_type in ("VEI", "VEV")
+    rtol = 1e-9 if iterative else 1e-13
+    np.testing.assert_allclose(new.lower_bounds_, old.lower_bounds_, rtol=rtol, atol=0)
+    np.testing.assert_allclose(new.means_, old.means_, rtol=1e-13, atol=0)
+    span = np.abs(old.covariances_).max()
+    np.testing.assert_allclose(new.covariances_, old.covariances_, rtol=0, atol=1e-9 * span)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_one_component_fit_is_scikit_learns(covariance_type):
+    """On plain data: at an offset of 1e6 scikit-learn's own numbers cancel (its tied
+    scatter sum x x' - n mu mu' to 1e-5), where ours match the direct density above."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    X, _ = _one_component_data("plain")
+    ours = GaussianMixture(1, covariance_type=covariance_type, tol=1e-10, max_iter=5).fit(X)
+    sk = SkGaussianMixture(1, covariance_type=covariance_type, tol=1e-10, max_iter=5).fit(X)
+    assert ours.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-13)
+    np.testing.assert_allclose(ours.means_, sk.means_, rtol=1e-13)
+    np.testing.assert_allclose(ours.covariances_, sk.covariances_, rtol=1e-12)
+    assert ours.n_iter_ == sk.n_iter_ == 2
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"n_init": 3},
+        {"dtype": np.float32},
+        {"scale": 1e80},  # rescaled by gmm.units
+        {"estimator": "bayesian"},
+    ],
+    ids=["n_init", "float32", "units", "bayesian"],
+)
+def test_one_component_reuse_matches_the_data_pass(settings, monkeypatch):
+    from gmm import BayesianGaussianMixture
+
+    settings = dict(settings)
+    X, w = _one_component_data("1e-4 to 1e4", settings.pop("dtype", np.float64))
+    X = X * settings.pop("scale", 1.0)
+    cls = BayesianGaussianMixture if settings.pop("estimator", None) else GaussianMixture
+    fits = []
+    for reuse in (False, True):
+        monkeypatch.setattr(em, "REUSE_ONE_COMPONENT", reuse)
+        model = cls(n_components=1, covariance_type="full", tol=0, max_iter=4, random_state=0)
+        with pytest.warns(ConvergenceWarning):
+            fits.append(model.set_params(**settings).fit(X, sample_weight=w))
+    old, new = fits
+    rtol = 1e-6 if X.dtype == np.float32 else 1e-13  # float32: the pass sums float32 rows
+    np.testing.assert_allclose(new.lower_bounds_, old.lower_bounds_, rtol=rtol, atol=0)
+    np.testing.assert_allclose(new.means_, old.means_, rtol=rtol, atol=0)
+    assert new.means_.dtype == X.dtype
+
+
+def test_one_component_reads_the_rows_once_and_warm_start_continues(monkeypatch):
+    """One pass over the rows per fit (also across n_init); rows with holes
+    (nan_policy='marginalize') keep the pass every iteration, and both agree."""
+    calls = []
+    expectation = em.expectation
+    monkeypatch.setattr(
+        em, "expectation", lambda *args: calls.append(1) or expectation(*args), raising=True
+    )
+    X, w = _one_component_data("offset 1e6")
+    start = dict(means_init=X[:1], weights_init=[1.0], precisions_init=np.eye(4)[None])
+    model = GaussianMixture(1, tol=0, max_iter=6, n_init=2, warm_start=True, **start)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, sample_weight=w)
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, sample_weight=w)  # the warm start: one pass again
+    assert len(calls) == 1
+    holes = X.copy()
+    holes[::7, 1] = np.nan
+    bounds = []
+    for reuse in (False, True):
+        monkeypatch.setattr(em, "REUSE_ONE_COMPONENT", reuse)
+        calls.clear()
+        missing = GaussianMixture(1, tol=0, max_iter=3, nan_policy="marginalize", **start)
+        with pytest.warns(ConvergenceWarning):
+            bounds.append(missing.fit(holes).lower_bounds_)
+        assert len(calls) >= 3
+    assert bounds[0] == bounds[1]
+    # Rows read once are not kept (their copy's first touch would be all it cost).
+    family = get_family("full")
+    kept = [em.ChunkedData(X, w, family, X.mean(axis=0), k).kept_bytes for k in (1, 2)]
+    assert kept[0] == 0 and kept[1] >= X.nbytes
+
+
+@pytest.mark.parametrize("n_components", [1, 2])
+def test_one_feature_names_are_checked_before_the_start_whatever_is_kept(n_components):
+    """The family's feature check runs when the rows are wrapped, also when nothing is
+    kept (one component, or data beyond em.FEATURE_CACHE_BYTES): before any M-step."""
+    X = np.linspace(0, 3, 40)[:, None]
+    with pytest.raises(ValueError, match="one feature"):
+        GaussianMixture(n_components, covariance_type="EVE").fit(X)

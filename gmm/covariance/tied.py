@@ -32,6 +32,19 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
     def features(self, X):
         return X
 
+    def chunk_features(self, X, n_components):
+        """The chunk's rows themselves, as :class:`GramRows` (a view, no copy).
+
+        The weighted scatter ``X' diag(w) X`` the M-step reads does not depend on
+        the parameters (each row's responsibilities sum to its weight), so a chunk
+        the EM pass keeps across iterations forms it once (:meth:`moments`).
+        """
+        return self.features(X).view(GramRows)  # features: X, after a subclass's checks
+
+    def chunk_columns(self, n_features, n_components, dtype):
+        """The whitened rows (n, D) are the largest per-row temporary; the features are X."""
+        return n_features
+
     def coefficients(self, weights, means, prec_chol):
         factor = prec_chol.astype(np.float64)
         prec = factor @ factor.T
@@ -73,7 +86,11 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         return np.sum(np.log(np.diag(prec_chol)))
 
     def moments(self, X, feats, resp, coefs, work):
+        # Each row's responsibilities sum to its weight: the scatter of a chunk's
+        # rows is the same every iteration (kept by GramRows).
         row_weight = resp.sum(axis=0)
+        if isinstance(feats, GramRows):
+            return resp @ X, feats.gram(row_weight).copy()
         return resp @ X, weighted_gram(X, row_weight)
 
     def scatter(self, moments, nk, shift, coefs):
@@ -94,6 +111,33 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances
+
+
+class GramRows(np.ndarray):
+    """A chunk's shifted rows that keep the weighted scatter of their row ranges.
+
+    :meth:`gram` gives ``X' diag(w) X`` (D, D) of exactly these rows, formed the
+    first time and kept in a table shared by the views of one chunk (the row
+    ranges an E-step splits a chunk into), keyed by the rows a view covers; the
+    chunk's memory outlives its views, so a key names the same rows for as long as
+    the table exists. An array that is not a view of the chunk (a copy, a result)
+    starts a table of its own. A chunk the EM pass keeps is the same object every
+    iteration, and so is its table: O(n·D²) time once, one (D, D) array a range.
+    """
+
+    grams: dict
+
+    def __array_finalize__(self, obj) -> None:
+        shared = isinstance(obj, GramRows) and isinstance(self.base, GramRows)  # a view
+        self.grams = obj.grams if shared else {}
+
+    def gram(self, row_weight: np.ndarray) -> np.ndarray:
+        """``X' diag(w) X`` of these rows (kept; ``row_weight`` the same every call)."""
+        key = (self.__array_interface__["data"][0], self.shape, self.strides)
+        gram = self.grams.get(key)
+        if gram is None:
+            gram = self.grams[key] = weighted_gram(self.view(np.ndarray), row_weight)
+        return gram
 
 
 def whiten(X: np.ndarray, factor: np.ndarray) -> np.ndarray:
