@@ -155,6 +155,14 @@ class CovarianceFamily(ABC):
         kernels for ``n_components`` components read; the default is
         :meth:`features`. :meth:`mahalanobis` and :meth:`moments` must accept
         either.
+
+        A family may also define ``shifted_chunk_features(X, shift,
+        n_components)``, returning ``(X - shift, chunk_features(X - shift))``
+        with the shift done while the features' columns are written (one pass
+        over rows read once, as online updates read them), or None when there
+        is nothing to fuse. :func:`gmm.em.shifted_chunk_features` uses it only
+        when the class that defines ``chunk_features`` also defines the hook
+        (a subclass that changes its features falls back to the two passes).
         """
         return self.features(X)
 
