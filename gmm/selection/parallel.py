@@ -8,8 +8,9 @@ than a call in this process would get (:func:`worker_threads`).
 
 Two kinds of workers (:func:`backend`). On Linux, from a process with no other
 Python thread and no dask collection among the arguments, this process is one
-of the workers and the others are forked once its first task shows there is
-enough work left (:data:`WORTH_FORKING`): they start in milliseconds with gmm
+of the workers and the others are forked once its first task (the smallest)
+shows there is enough work left (:data:`SMALLEST_SHARE`, :data:`WORTH_FORKING`;
+failing that, a later one): they start in milliseconds with gmm
 already imported and inherit the tasks' arguments (the data are shared
 copy-on-write, never pickled), so a sweep with ``n_jobs=2`` is faster than
 with ``n_jobs=1``, start-up counted, and a small one is no slower. Elsewhere
