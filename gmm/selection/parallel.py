@@ -127,8 +127,8 @@ WORTH_FORKING = 0.5
 #: K = 1 against some 40 ms for the largest): the fork takes 5-10 ms, the forked
 #: worker starts its first task 8 ms after it, and its copy-on-write page faults
 #: (some 3,400 a process) cost 25 ms of system time a process, so forking pays
-#: from about 0.1 s of work; the smallest task first started the worker at 54 ms
-#: instead of 92 ms (medians of eight sweeps).
+#: from about 0.1 s of work; the smallest task first starts the worker 22 ms
+#: into the sweep instead of 50 ms (medians of 16 sweeps, load 1.0-1.5).
 SMALLEST_SHARE = 0.4
 
 #: What the forked workers inherit: the function, the tasks, their BLAS threads,
