@@ -695,7 +695,7 @@ def _die_in_a_child(parent, k):
 
 
 def test_a_small_grid_stays_in_this_process_and_a_large_one_forks(monkeypatch):
-    """The first task's time, times the tasks left, decides: below WORTH_FORKING
+    """A task's time, times the tasks left, decides: below WORTH_FORKING
     every task runs here; above it the other workers take part."""
     from gmm.selection import parallel
 
@@ -706,6 +706,64 @@ def test_a_small_grid_stays_in_this_process_and_a_large_one_forks(monkeypatch):
     assert {pid for _, pid in parallel.run(_pid_after, tasks, 2, "fork")} == {os.getpid()}
     monkeypatch.setattr(parallel, "WORTH_FORKING", 0.0)
     assert len({pid for _, pid in parallel.run(_pid_after, tasks, 2, "fork")}) == 2
+
+
+def test_this_process_runs_the_smallest_task_first_and_forks_after_it(monkeypatch):
+    """The last task (the smallest: the sweep orders them largest first) runs here
+    first; if its time times the tasks left exceeds SMALLEST_SHARE of WORTH_FORKING
+    the worker is forked at once, before the largest task, and every task is
+    answered exactly once."""
+    from gmm.selection import parallel
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forked workers are used on Linux only")
+    # 0.05 s x 7 tasks left = 0.35 s > 0.4 x 0.5 s; any later task: 0.01 s x 6 < 0.5 s.
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 0.5)
+    monkeypatch.setattr(parallel, "SMALLEST_SHARE", 0.4)
+    tasks = [(k, (0.05 if k == 7 else 0.01,)) for k in range(8)]
+    before = _children()  # other tests' processes, if any are still there
+    answers = list(parallel.run(_sleep_then_pid_and_children, tasks, 2, "fork"))
+    assert sorted(key for key, _ in answers) == list(range(8))
+    assert answers[0][0] == 7 and answers[0][1][0] == os.getpid()  # the smallest, here
+    assert not answers[0][1][1] - before  # before any fork
+    here = [children - before for _, (pid, children) in answers[1:] if pid == os.getpid()]
+    assert here and all(len(new) == 1 for new in here)  # forked after the smallest
+
+
+def test_a_large_task_forks_when_the_smallest_alone_would_not(monkeypatch):
+    """The smallest task's estimate of the work left is too low to fork on, the
+    next (the largest)'s is enough: the worker is forked after that one."""
+    from gmm.selection import parallel
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forked workers are used on Linux only")
+    # Smallest: 0.001 s x 7 left < 0.4 x 0.5 s (unless a sleep of 1 ms takes 28 ms);
+    # the largest: 0.2 s x 6 tasks left > 0.5 s.
+    monkeypatch.setattr(parallel, "WORTH_FORKING", 0.5)
+    monkeypatch.setattr(parallel, "SMALLEST_SHARE", 0.4)
+    tasks = [(k, ({0: 0.2, 7: 0.001}.get(k, 0.05),)) for k in range(8)]
+    before = _children()
+    answers = dict(parallel.run(_sleep_then_pid_and_children, tasks, 2, "fork"))
+    assert sorted(answers) == list(range(8))
+    for first in (7, 0):  # the smallest, then the largest: here, before any fork
+        assert answers[first][0] == os.getpid() and not answers[first][1] - before
+    forked = {pid for pid, _ in answers.values()} - {os.getpid()}
+    forked |= {pid for key, (_, children) in answers.items() for pid in children - before}
+    assert len(forked) == 1
+
+
+def _sleep_then_pid_and_children(seconds):
+    """This process's id and its worker processes' ids (none in a worker)."""
+    import time
+
+    time.sleep(seconds)
+    return os.getpid(), _children()
+
+
+def _children() -> frozenset[int]:
+    import multiprocessing
+
+    return frozenset(child.pid for child in multiprocessing.active_children())
 
 
 def _pid_after(k):

@@ -8,8 +8,9 @@ than a call in this process would get (:func:`worker_threads`).
 
 Two kinds of workers (:func:`backend`). On Linux, from a process with no other
 Python thread and no dask collection among the arguments, this process is one
-of the workers and the others are forked once its first task shows there is
-enough work left (:data:`WORTH_FORKING`): they start in milliseconds with gmm
+of the workers and the others are forked once its first task (the smallest)
+shows there is enough work left (:data:`SMALLEST_SHARE`, :data:`WORTH_FORKING`;
+failing that, a later one): they start in milliseconds with gmm
 already imported and inherit the tasks' arguments (the data are shared
 copy-on-write, never pickled), so a sweep with ``n_jobs=2`` is faster than
 with ``n_jobs=1``, start-up counted, and a small one is no slower. Elsewhere
@@ -115,7 +116,20 @@ def _is_dask(value) -> bool:
 #: fork slow both processes at first: on the two-core development machine the 16
 #: fits of a small moons grid (0.085 s in this process) took 0.16 s with a forked
 #: worker, the 80 fits (n_init=3) of the large one 1.2 s alone and 0.7 s with one.
+#: Compared with a task's time times the tasks left, the task being one of the
+#: largest (an estimate of the work left that is too high rather than too low).
 WORTH_FORKING = 0.5
+
+#: The share of :data:`WORTH_FORKING` that the smallest task's time times the
+#: tasks left (an estimate too low rather than too high) must exceed for the
+#: workers to be forked after it, before any large task has run. Measured on the
+#: two-core machine, loaded (a sweep of the 80 moons fits, 10 ms for a fit with
+#: K = 1 against some 40 ms for the largest): the fork takes 5-10 ms, the forked
+#: worker starts its first task 8 ms after it, and its copy-on-write page faults
+#: (some 3,400 a process) cost 25 ms of system time a process, so forking pays
+#: from about 0.1 s of work; the smallest task first starts the worker 22 ms
+#: into the sweep instead of 50 ms (medians of 16 sweeps, load 1.0-1.5).
+SMALLEST_SHARE = 0.4
 
 #: What the forked workers inherit: the function, the tasks, their BLAS threads,
 #: the shared index of the next task and the queue of results.
@@ -125,11 +139,16 @@ _INHERITED: tuple | None = None
 def _run_forked(function, tasks, n_workers: int, threads: int) -> Iterator[tuple[Any, Any]]:
     """Run ``tasks`` here and in ``n_workers - 1`` forked processes; results as they finish.
 
-    This process is one of the workers: every process takes the next task
-    from a shared index. The other workers are forked after this process's
-    first task, and only if that task's time times the tasks left exceeds
-    :data:`WORTH_FORKING` (the tasks come largest first, so this bounds the
-    work left): a tiny grid runs here alone, a large one on every core. The workers
+    This process is one of the workers. It runs the last task first (the
+    smallest: the tasks come largest first), then every process takes the next
+    task from a shared index. The other workers are forked after a task of
+    this process only while there is enough work left: after the smallest,
+    if its time times the tasks left exceeds :data:`SMALLEST_SHARE` of
+    :data:`WORTH_FORKING` (at least that much work is left, and the workers
+    start before any large task has run); after any later one, if its time
+    times the tasks left exceeds :data:`WORTH_FORKING` (one of the largest,
+    it bounds the work left). A tiny grid runs here alone, a large one on
+    every core. The workers
     inherit the tasks (nothing is pickled on the way in), send back
     ``(key, result)`` or the exception, and ignore SIGINT: an interrupt reaches
     this process alone, which then stops them. A worker that dies without an
@@ -141,15 +160,17 @@ def _run_forked(function, tasks, n_workers: int, threads: int) -> Iterator[tuple
     global _INHERITED
     context = multiprocessing.get_context("fork")
     counter, answers = context.Value("q", 0), context.Queue()
-    _INHERITED = (function, tasks, threads, counter, answers)
+    shared = len(tasks) - 1  # the counter hands out all but the last task
+    _INHERITED = (function, tasks, shared, threads, counter, answers)
     workers = []
     try:
         waiting = len(tasks)
-        while (index := _take(counter)) < len(tasks):
+        for index in _own_tasks(counter, shared):
             key, args = tasks[index]
             begin = perf_counter()
             answer = _call_limited(key, function, args, threads)
-            if index == 0 and (perf_counter() - begin) * (len(tasks) - 1) > WORTH_FORKING:
+            worth = WORTH_FORKING * (SMALLEST_SHARE if index == shared else 1.0)
+            if not workers and (perf_counter() - begin) * (shared - counter.value) > worth:
                 for _ in range(n_workers - 1):
                     worker = context.Process(target=_work_inherited, daemon=True)
                     worker.start()
@@ -185,6 +206,13 @@ def _run_forked(function, tasks, n_workers: int, threads: int) -> Iterator[tuple
         _INHERITED = None
 
 
+def _own_tasks(counter, shared: int) -> Iterator[int]:
+    """This process's tasks: the last one (the smallest), then those the counter hands out."""
+    yield shared
+    while (index := _take(counter)) < shared:
+        yield index
+
+
 def _take(counter) -> int:
     with counter.get_lock():
         index = counter.value
@@ -194,8 +222,8 @@ def _take(counter) -> int:
 
 def _work_inherited() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    function, tasks, threads, counter, answers = _INHERITED
-    while (index := _take(counter)) < len(tasks):
+    function, tasks, shared, threads, counter, answers = _INHERITED
+    while (index := _take(counter)) < shared:
         key, args = tasks[index]
         try:
             # GNU OpenMP's thread team does not survive a fork: a forked process

@@ -170,7 +170,9 @@ def sweep(
     and one more for the best model's hard assignment (``summary()``),
     spread over ``n_jobs`` workers; O(block · (D + K)) extra memory for the
     criteria of a memory-mapped or dask X.
-    Fits run largest first so that workers finish together.
+    Fits run largest first so that workers finish together; with forked
+    workers this process first runs the smallest, whose time decides whether
+    forking pays (:func:`gmm.selection.parallel.run`).
 
     The best model is the one fitted in this call. When its row was read from
     the checkpoint instead, it is refitted at the end: the fit is deterministic
