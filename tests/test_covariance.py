@@ -701,3 +701,35 @@ def test_one_component_far_row_is_named_by_either_kernels(name, kept, monkeypatc
     with pytest.raises(em.OutOfRangeError) as error:
         _expectation(X, family, params, np.zeros(4), kept)
     assert error.value.row == 123
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "VVI", "EII"])
+def test_axis_rows_read_as_they_are_are_kept_within_the_budget(covariance_type, monkeypatch):
+    """Few components and many features: the kernels read the shifted rows and
+    square them per chunk, so what a kept pass holds is the rows (D columns),
+    not the features; rows that fit the budget are kept, and the fit equals the
+    one that shifts them again every iteration."""
+    from gmm import em
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 60)) * np.logspace(-2, 2, 60) + 1e3
+    family = get_family(covariance_type)
+    assert family.chunk_columns(60, 2, X.dtype) == 120
+    budget = 3000 * 120 * 8  # the rows and their squares; not the features' 121 + 60 columns
+    monkeypatch.setattr(em, "FEATURE_CACHE_BYTES", budget)
+    data = em.ChunkedData(X, None, family, X.mean(axis=0), 2)
+    assert data.kept_bytes == X.nbytes
+
+    def fit():
+        from gmm import GaussianMixture
+
+        model = GaussianMixture(2, covariance_type=covariance_type, random_state=0, max_iter=5)
+        return model.fit(X)
+
+    kept = fit()
+    monkeypatch.setattr(em, "FEATURE_CACHE_BYTES", 0)
+    streamed = fit()
+    np.testing.assert_allclose(kept.means_, streamed.means_, rtol=1e-12)
+    np.testing.assert_allclose(kept.covariances_, streamed.covariances_, rtol=1e-12)
+    assert kept.lower_bound_ == pytest.approx(streamed.lower_bound_, rel=1e-13)

@@ -135,7 +135,17 @@ class Diag(CovarianceFamily):
         return feats[:, X.shape[1] : 2 * X.shape[1]], feats
 
     def chunk_columns(self, n_features, n_components, dtype):
-        """Width of :meth:`features` plus D, however many components (sizes the chunks)."""
+        """Width of the E-step's per-row temporaries (sizes the chunks, decides what is kept).
+
+        With few components or many features (:meth:`chunk_features` gives the
+        shifted rows) a chunk holds the rows and the squares the kernels form
+        from them, 2·D; otherwise the width of :meth:`features` plus D. Counting
+        the features there would keep no shifted copy of 100,000 × 200 (160 MB,
+        within :data:`gmm.em.FEATURE_CACHE_BYTES`) and shift the rows again every
+        iteration.
+        """
+        if n_components < self.FEATURE_COMPONENTS or n_features > self.FEATURE_MAX_FEATURES:
+            return 2 * n_features
         return self.features(np.zeros((1, n_features), dtype=dtype)).shape[1] + n_features
 
     def apply(self, matrix, coefs, X, feats):
