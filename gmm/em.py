@@ -302,7 +302,7 @@ def normalize_log_prob(
     # subnormals, slow in exp and in the M-step's products: such entries become 0.
     # Most blocks have none (one pass finds out, cheaper than the three that clamp;
     # a NaN, whose row is refused or undefined, takes the clamping path too).
-    floor = _exp_floor(log_prob.dtype)
+    floor = exp_floor(log_prob.dtype)
     if log_prob.size and not np.min(log_prob) >= floor:
         representable = log_prob >= floor
         np.maximum(log_prob, floor, out=log_prob)
@@ -321,7 +321,7 @@ def normalize_log_prob(
 
 
 @functools.lru_cache(maxsize=8)
-def _exp_floor(dtype: np.dtype) -> float:
+def exp_floor(dtype: np.dtype) -> float:
     """``log(tiny) + 1`` of ``dtype``: below it (relative to a row's maximum) exp is subnormal."""
     return float(np.log(np.finfo(dtype).tiny) + 1)
 

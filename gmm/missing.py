@@ -47,6 +47,7 @@ import numpy as np
 from scipy import sparse
 
 from .covariance import CovarianceFamily, get_family
+from .em import exp_floor
 
 #: log(2 pi).
 LOG_2PI = np.log(2 * np.pi)
@@ -987,7 +988,7 @@ def normalize_pairs(values: np.ndarray, rows: np.ndarray, n_rows: int):
     if not finite.all():
         top[~finite] = 0.0  # refused by the caller; nothing below divides by 0
     resp = values - np.take(top, rows)
-    floor = np.log(np.finfo(np.float64).tiny) + 1  # below: exp is subnormal, taken as 0
+    floor = exp_floor(np.dtype(np.float64))  # below: exp is subnormal, taken as 0
     small = resp < floor
     np.exp(resp, out=resp)
     if small.any():
