@@ -313,13 +313,16 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
                 log_const = self._log_const(params, family)
-                if fixed is None:
+                reused = None
+                if fixed is not None:  # None too where the scatter would lose digits
+                    reused = em.one_component_statistics(*fixed, params, log_const)
+                if reused is not None:
+                    stats, scatter = reused
+                else:
                     stats, coefs = data.expectation(params, log_const)
                     scatter = em.scatter(stats, family, data.shift, coefs, dtype)
-                    if em.fixed_statistics(stats):  # one component: the pass is done once
+                    if fixed is None and em.fixed_statistics(stats):  # one component
                         fixed = (stats, scatter)
-                else:
-                    stats, scatter = em.one_component_statistics(*fixed, params, log_const)
                 params = self._m_step(scatter, params, family, dtype)
                 lower_bound = self._lower_bound(stats, params)
                 lower_bounds.append(lower_bound)

@@ -144,12 +144,15 @@ class ChunkedData:
         Subtracted from every row before the features are formed.
     n_components : int
         Only used to size the chunks.
-    cache : bool
+    cache : bool or None
         Keep the shifted chunks and their features between passes when they
-        take at most :data:`FEATURE_CACHE_BYTES`.
+        take at most :data:`FEATURE_CACHE_BYTES`. None: the same, except for
+        one component, whose rows one E-step reads (:func:`fixed_statistics`);
+        True: whatever the components (rows that also have rows with holes
+        beside them are read every iteration).
     """
 
-    def __init__(self, X, sample_weight, family, shift, n_components, cache=True):
+    def __init__(self, X, sample_weight, family, shift, n_components, cache=None):
         self.X = X
         self.sample_weight = sample_weight
         self.family = family
@@ -165,9 +168,9 @@ class ChunkedData:
         self._cache: list | None = None
         # One component's rows are read by one E-step (fixed_statistics): keeping
         # them would only add the copy's first-touch writes.
-        one_pass = n_components == 1 and REUSE_ONE_COMPONENT
+        one_pass = cache is None and n_components == 1 and REUSE_ONE_COMPONENT
         if (
-            cache
+            cache is not False
             and not one_pass
             and n_samples * n_columns * X.dtype.itemsize <= FEATURE_CACHE_BYTES
         ):
@@ -602,6 +605,21 @@ def fixed_statistics(stats: Statistics) -> bool:
     return REUSE_ONE_COMPONENT and stats.nk.shape[0] == 1 and stats.incomplete is None
 
 
+#: How far the precision, in the units of the features' correlations, may sum
+#: its entries beyond ``D`` (what uncorrelated features give) for
+#: :func:`one_component_statistics` to take the log-likelihood from the scatter:
+#: its rounding is then at most about ``1e3·D·eps`` a row, against ``D·eps`` for
+#: the pass. Nearly collinear features (a correlation of 1 - 1e-12: 8e-4 a row)
+#: read the rows instead.
+REUSE_SPREAD = 1e3
+
+
+def _known_sizes(means_shape: tuple[int, int]) -> tuple[int, int, int]:
+    """Sizes of one component's precision factor :func:`_dense_factor` reads: D², D, 1."""
+    n_features = means_shape[1]
+    return n_features * n_features, n_features, 1
+
+
 def _dense_factor(prec_chol: np.ndarray, n_features: int) -> np.ndarray:
     """One component's precision factor ``U`` (``P = U U'``) as a (D, D) float64 matrix.
 
@@ -638,11 +656,25 @@ def one_component_statistics(
     data's coordinates. O(D³) time, O(D²) memory, whatever the rows.
 
     Returns the statistics (the new log-likelihood) and a copy of the scatter (the
-    M-step may keep what it is given).
+    M-step may keep what it is given); or None where the scatter would not give
+    the pass's digits, and the caller reads the rows: a factor of a shape it
+    does not know, or nearly collinear features. The rounding of ``S`` is
+    about ``eps·sqrt(S_ii S_jj)`` per entry, so the trace carries
+    ``eps·sum |P_ij| sqrt(S_ii S_jj)`` (the precision in the units of the
+    correlations: ``D`` for uncorrelated features whatever their scales,
+    about the correlation matrix's condition number times ``D`` otherwise);
+    beyond :data:`REUSE_SPREAD` times ``D`` the pass is used.
     """
     n_features = params.means.shape[1]
+    if np.size(params.precisions_cholesky) not in _known_sizes(params.means.shape):
+        return None
     factor = _dense_factor(params.precisions_cholesky, n_features)
     spread = _dense_scatter(scatter, n_features)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.sqrt(np.abs(np.diagonal(spread)))
+        amplified = float(scale @ np.abs(factor @ factor.T) @ scale)
+    if not amplified <= REUSE_SPREAD * n_features:
+        return None
     diff = scatter.means[0] - np.asarray(params.means[0], dtype=np.float64)
     with (
         blas_threads_for(matrix_work(1, n_features)),
@@ -802,7 +834,8 @@ def shifted_chunk_features(
 
     In one pass over X where the family has the hook ``shifted_chunk_features``
     (the shift applied while the features' columns are copied; 'full', 'diag',
-    'spherical' and the families on their features), else :func:`shifted` then
+    'spherical' and the mclust models that keep those classes' features as they
+    are: EII, VII, 'E' and 'V'), else :func:`shifted` then
     ``chunk_features``. A family that overrides ``features`` or
     ``chunk_features`` below the class that wrote the hook takes the two
     passes (:func:`_fuses_shift`). ``shift`` is in X's dtype. O(n·D) time.

@@ -364,10 +364,33 @@ def test_one_component_reads_the_rows_once_and_warm_start_continues(monkeypatch)
             bounds.append(missing.fit(holes).lower_bounds_)
         assert len(calls) >= 3
     assert bounds[0] == bounds[1]
-    # Rows read once are not kept (their copy's first touch would be all it cost).
+    # Rows read once are not kept (their copy's first touch would be all it cost);
+    # the complete rows beside rows with holes are read every iteration, so kept.
     family = get_family("full")
     kept = [em.ChunkedData(X, w, family, X.mean(axis=0), k).kept_bytes for k in (1, 2)]
     assert kept[0] == 0 and kept[1] >= X.nbytes
+    from gmm.scale.incomplete import IncompleteTrainingData, observed_mean
+
+    beside = IncompleteTrainingData(holes, w, family, 1, observed_mean(holes, w))
+    assert beside.complete.chunks.kept_bytes > 0
+
+
+@pytest.mark.parametrize("covariance_type", ["EEE", "VEV", "full", "diag"])
+def test_one_component_nearly_collinear_features_read_the_rows(covariance_type, monkeypatch):
+    """A correlation of 1 - 1e-12 and no regularisation (mclust's settings): the
+    scatter would carry eps times the correlations' condition number into each
+    bound (8e-4 a row, found by review), so the driver reads the rows there; the
+    bounds are the pass's and never decrease."""
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((1000, 4)) @ rng.standard_normal((4, 4))
+    X[:, 3] = X[:, 0] + 1e-6 * rng.standard_normal(1000)
+    settings = dict(reg_covar=0, tol=1e-5, convergence="relative", random_state=0)
+    bounds = []
+    for reuse in (True, False):
+        monkeypatch.setattr(em, "REUSE_ONE_COMPONENT", reuse)
+        bounds.append(GaussianMixture(1, covariance_type=covariance_type, **settings).fit(X))
+    np.testing.assert_allclose(bounds[0].lower_bounds_, bounds[1].lower_bounds_, rtol=1e-13)
+    assert np.all(np.diff(bounds[0].lower_bounds_) >= -1e-12)
 
 
 @pytest.mark.parametrize("n_components", [1, 2])

@@ -174,7 +174,8 @@ class IncompleteTrainingData(TrainingData):
         rows = IncompleteRows(X)
         kept = rows.complete
         w = None if sample_weight is None else sample_weight[kept]
-        self.complete = TrainingData(X[kept], w, family, n_components, shift)
+        # Kept whatever the components: with holes beside them, they are read every iteration.
+        self.complete = TrainingData(X[kept], w, family, n_components, shift, cache=True)
         budget = missing.EXPANDED_BLOCK_BYTES
         self.blocks = missing.make_blocks(X, shift, n_components, budget)
         # What the expanded path reads of the rows is kept at its first E-step

@@ -40,9 +40,11 @@ class TrainingData:
     in_memory : bool, default=True
         Whether the initializer may see all rows by default (see
         :meth:`initial_scatter`).
-    cache : bool, default=True
+    cache : bool or None, default=None
         Whether the chunks' features may be kept across E-steps (up to
-        :data:`gmm.em.FEATURE_CACHE_BYTES`), as a fit's iterations want. Rows
+        :data:`gmm.em.FEATURE_CACHE_BYTES`), as a fit's iterations want. None:
+        yes, except for one component (one E-step reads its rows; see
+        :class:`gmm.em.ChunkedData`); True: yes whatever the components. Rows
         that one E-step reads once (an online update) pass False: each chunk's
         features are formed when the E-step reaches it and dropped after, used
         while in the CPU's cache instead of all written to memory first. The
@@ -57,7 +59,7 @@ class TrainingData:
         n_components: int,
         shift: np.ndarray,
         in_memory: bool = True,
-        cache: bool = True,
+        cache: bool | None = None,
     ):
         self.X = X
         self.sample_weight = sample_weight
