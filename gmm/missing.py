@@ -398,18 +398,29 @@ def cholesky_factor(matrices: np.ndarray, determinant: np.ndarray | None = None)
     return chol
 
 
+def _lapack_pays(m: int, n_matrices: int) -> bool:
+    """Whether ``n_matrices`` m × m matrices are few against m²: then one LAPACK call
+    per matrix costs less than the m² vectorised steps of a batch."""
+    return 4 * m * m > n_matrices
+
+
+def _lapack_cholesky(stack: np.ndarray):
+    """Lower factors of a stack (..., m, m) of SPD matrices, one LAPACK call per
+    matrix, and their ``log det`` (...)."""
+    chol = np.linalg.cholesky(stack)
+    return chol, 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+
+
 def _lapack_first(idx: np.ndarray, dense: DenseComponents) -> bool:
-    """Whether the ``P_mm`` of the patterns ``idx`` (p, m) are few against m²: then one
-    LAPACK call per matrix costs less than the m² vectorised steps of a batch."""
-    return 4 * idx.shape[1] ** 2 > dense.precisions.shape[0] * idx.shape[0]
+    """:func:`_lapack_pays` for the ``P_mm`` of the patterns ``idx`` (p, m), every component."""
+    return _lapack_pays(idx.shape[1], dense.precisions.shape[0] * idx.shape[0])
 
 
 def _lapack_factors(idx: np.ndarray, dense: DenseComponents):
     """``P_mm`` (K, p, m, m) of the patterns ``idx``, its lower factors and ``log det``
     (K, p), one LAPACK call per matrix."""
     sub = dense.precisions[:, idx[:, :, None], idx[:, None, :]]
-    chol = np.linalg.cholesky(sub)
-    log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    chol, log_det = _lapack_cholesky(sub)
     return sub, chol, log_det
 
 
@@ -890,9 +901,8 @@ def factor_batch(sub: np.ndarray):
     definite gives NaN (the batch) or LinAlgError (LAPACK).
     """
     m, n_matrices = sub.shape[1:]
-    if 4 * m * m > n_matrices:
-        chol = np.linalg.cholesky(sub.transpose(2, 0, 1))
-        log_det = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    if _lapack_pays(m, n_matrices):
+        chol, log_det = _lapack_cholesky(sub.transpose(2, 0, 1))
         return log_det, np.ascontiguousarray(chol.transpose(1, 2, 0))
     determinant = np.empty(n_matrices)
     # Not positive definite: NaN; a determinant out of range: see factor_log_det.
