@@ -670,6 +670,73 @@ def _threads(out: Path, repeats: int) -> int:
     return 0
 
 
+#: Chunk budgets in MiB (``em.CHUNK_BYTES``) :func:`chunk_policies` compares.
+CHUNK_MIB = (4, 8, 16, 32)
+
+
+def chunk_policies(repeats: int = 5, iters: int = 5, n_samples: int = 100_000) -> list[dict]:
+    """Our 'full' iteration at n_samples × 20, K = 20 by chunk budget and E-step threads.
+
+    ``python -m experiments.bench --chunks REPEATS``: for each budget in
+    :data:`CHUNK_MIB` (``gmm.em.CHUNK_BYTES``, which sets the rows of a chunk
+    and so of its two row ranges) and each ``gmm.em.E_STEP_THREADS`` (1: the
+    ranges in turn, BLAS on the threads :mod:`gmm.blas_threads` allows; 2: the
+    ranges on two threads, BLAS on one each), fits of ``iters`` iterations from
+    scikit-learn's start, every setting in turn, ``repeats`` times after a
+    warm-up round; medians of wall and process CPU ms per iteration, and the
+    load average. The settings are restored afterwards. The numbers of a fit
+    do not depend on the threads; the chunk budget moves them at rounding level.
+    """
+    from time import process_time
+
+    from gmm import em
+
+    X, _ = make_blobs(n_samples, n_features=20, centers=20, random_state=0)
+    start = _start(X, 20, "full")
+    settings = [(mib, threads) for mib in CHUNK_MIB for threads in (1, 2)]
+    times: dict[tuple, list] = {setting: [] for setting in settings}
+    saved = em.CHUNK_BYTES, em.E_STEP_THREADS
+    try:
+        for repeat in range(repeats + 1):  # the first round warms up
+            for mib, threads in settings:
+                em.CHUNK_BYTES, em.E_STEP_THREADS = mib * 2**20, threads
+                wall, cpu = perf_counter(), process_time()
+                _fit(GaussianMixture, X, 20, "full", iters, start)
+                if repeat:
+                    times[(mib, threads)].append((perf_counter() - wall, process_time() - cpu))
+    finally:
+        em.CHUNK_BYTES, em.E_STEP_THREADS = saved
+    rows = []
+    for (mib, threads), pairs in times.items():
+        wall_ms, cpu_ms = 1000 * np.median(np.array(pairs), axis=0) / iters
+        rows.append(
+            {
+                "chunk_mib": mib,
+                "e_step_threads": threads,
+                "wall_ms": float(wall_ms),
+                "cpu_ms": float(cpu_ms),
+                "default": mib * 2**20 == saved[0] and threads == saved[1],
+            }
+        )
+    return [{"load": os.getloadavg()[0], "n_samples": n_samples, "rows": rows}]
+
+
+def _chunks(out: Path, repeats: int) -> int:
+    result = chunk_policies(repeats)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_chunks.json").write_text(json.dumps(result, indent=2))
+    for case in result:
+        print(f"full, {case['n_samples']:,} x 20, K=20 (load {case['load']:.1f}): ms/iter")
+        for row in case["rows"]:
+            mark = " (default)" if row["default"] else ""
+            print(
+                f"  chunk {row['chunk_mib']:>2} MiB, {row['e_step_threads']} E-step thread(s): "
+                f"wall {row['wall_ms']:6.1f}, CPU {row['cpu_ms']:6.1f}{mark}"
+            )
+    print(f"wrote {out / 'bench_chunks.json'}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--grid" in argv:  # the issue's grid: bench_grid's options follow --grid
@@ -702,7 +769,17 @@ def main(argv=None) -> int:
         "(gmm.blas_threads), alternating REPEATS times, on digits K=110 and "
         "100,000 x 20 K=20; writes bench_threads.json",
     )
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        metavar="REPEATS",
+        help="only compare our 'full' iteration (100,000 x 20, K=20) by chunk budget "
+        "(gmm.em.CHUNK_BYTES) and E-step threads, alternating REPEATS times; writes "
+        "bench_chunks.json",
+    )
     args = parser.parse_args(argv)
+    if args.chunks:
+        return _chunks(args.out, args.chunks)
     if args.probe:
         return _probe(args.out)
     if args.threads:
