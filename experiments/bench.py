@@ -583,12 +583,19 @@ def run(quick: bool = False) -> ExperimentResult:
     )
 
 
+def _write_json(out: Path, name: str, result) -> Path:
+    """Write ``result`` as indented JSON to ``out / name`` (the folder made if needed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
 def _probe(out: Path) -> int:
     X, _ = make_blobs(100_000, n_features=20, centers=20, random_state=0)
     digits = PCA(0.99, whiten=True, random_state=0).fit_transform(load_digits().data)
     result = [probe_full(X, 20), probe_full(digits, 110)]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_probe.json").write_text(json.dumps(result, indent=2))
+    path = _write_json(out, "bench_probe.json", result)
     for case in result:
         print(
             f"full {case['shape'][0]:,} x {case['shape'][1]}, K={case['n_components']}, "
@@ -609,7 +616,7 @@ def _probe(out: Path) -> int:
                 f"  products of {case['product_gflop']:.2f} GFLOP each, one thread: {shares} "
                 f"of the one-thread matmul peak {peak:.1f} GFLOPS"
             )
-    print(f"wrote {out / 'bench_probe.json'}")
+    print(f"wrote {path}")
     return 0
 
 
@@ -659,14 +666,13 @@ def thread_policies(repeats: int = 5, iters: int = 5) -> list[dict]:
 
 def _threads(out: Path, repeats: int) -> int:
     rows = thread_policies(repeats)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_threads.json").write_text(json.dumps(rows, indent=2))
+    path = _write_json(out, "bench_threads.json", rows)
     for row in rows:
         print(f"{row['case']} (load {row['load']:.1f}, busy in {row['busy']} repeats): ms/iter")
         for policy in POLICIES:
             ms = row[policy]
             print(f"  {policy:>18}: wall {ms['wall_ms']:6.1f}, CPU {ms['cpu_ms']:6.1f}")
-    print(f"wrote {out / 'bench_threads.json'}")
+    print(f"wrote {path}")
     return 0
 
 
@@ -723,8 +729,7 @@ def chunk_policies(repeats: int = 5, iters: int = 5, n_samples: int = 100_000) -
 
 def _chunks(out: Path, repeats: int) -> int:
     result = chunk_policies(repeats)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_chunks.json").write_text(json.dumps(result, indent=2))
+    path = _write_json(out, "bench_chunks.json", result)
     for case in result:
         print(f"full, {case['n_samples']:,} x 20, K=20 (load {case['load']:.1f}): ms/iter")
         for row in case["rows"]:
@@ -733,7 +738,7 @@ def _chunks(out: Path, repeats: int) -> int:
                 f"  chunk {row['chunk_mib']:>2} MiB, {row['e_step_threads']} E-step thread(s): "
                 f"wall {row['wall_ms']:6.1f}, CPU {row['cpu_ms']:6.1f}{mark}"
             )
-    print(f"wrote {out / 'bench_chunks.json'}")
+    print(f"wrote {path}")
     return 0
 
 
@@ -785,12 +790,11 @@ def main(argv=None) -> int:
     if args.threads:
         return _threads(args.out, args.threads)
     result = measure("quick" if args.quick else "full" if args.full else "report")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(result, indent=2))
+    path = _write_json(args.out, "bench.json", result)
     for row in _table(result):
         print(" | ".join(str(v) for v in row.values()))
     print(f"matmul peak: {result['matmul_peak_gflops']:.1f} GFLOPS; BLAS: {result['blas']}")
-    print(f"wrote {args.out / 'bench.json'}")
+    print(f"wrote {path}")
     return 0
 
 
