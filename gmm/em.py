@@ -359,7 +359,8 @@ def normalize_log_prob_entropy(
     ``H = log s - sum_k e_k l_k / s``, a sum of two non-negative terms (no
     cancellation). Clamped entries (responsibility 0) add nothing. The same
     responsibilities and normalisers as :func:`normalize_log_prob`, bit for bit;
-    O(K · rows) more time and memory (one copy of the shifted log-probabilities).
+    one more pass over the (K, rows) entries, and the responsibilities in a new
+    array (O(K · rows) memory) since ``log_prob`` keeps the shifted values.
     """
     return _normalize(log_prob, first_row, entropy=True)
 
@@ -380,23 +381,19 @@ def _normalize(log_prob: np.ndarray, first_row: int | None, entropy: bool):
     # Most blocks have none (one pass finds out, cheaper than the three that clamp;
     # a NaN, whose row is refused or undefined, takes the clamping path too).
     floor = exp_floor(log_prob.dtype)
-    shifted = None
+    # For the entropy the shifted log-probabilities stay (finite: clamped at the
+    # floor, where the responsibility is 0) and the exponentials get their own array.
+    out = None if entropy else log_prob
     if log_prob.size and not np.min(log_prob) >= floor:
         representable = log_prob >= floor
         np.maximum(log_prob, floor, out=log_prob)
-        if entropy:  # finite (clamped at the floor), where exp gives 0 below
-            shifted = log_prob.copy()
-        resp = np.exp(log_prob, out=log_prob)
+        resp = np.exp(log_prob, out=out)
         resp *= representable  # the clamped entries become exactly 0
     else:
-        if entropy:
-            shifted = log_prob.copy()
-        resp = np.exp(log_prob, out=log_prob)
+        resp = np.exp(log_prob, out=out)
     total = np.sum(resp, axis=0)
-    weighted = None
-    if shifted is not None:  # sum_k e_k l_k, before resp is normalised
-        shifted *= resp
-        weighted = np.sum(shifted, axis=0)
+    # sum_k e_k l_k, before resp is normalised: one pass, no (K, rows) temporary.
+    weighted = np.einsum("kr,kr->r", resp, log_prob) if entropy else None
     # Every finite row holds its maximum's exp(0) = 1, so total >= 1: no division
     # by 0 and no log of 0 unless some row is all -inf or NaN.
     with nullcontext() if all_finite else np.errstate(divide="ignore", invalid="ignore"):
