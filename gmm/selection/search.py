@@ -166,8 +166,10 @@ def sweep(
     Notes
     -----
     Cost: the sum of the fits (for 'full', O(n_init · n_iter · n · K · D²) each)
-    plus two E-steps per fit for the criteria (:func:`information_criteria`)
-    and one more for the best model's hard assignment (``summary()``),
+    plus one E-step per fit for the criteria (:func:`information_criteria`;
+    none for a fit stopped by the relative rule without weights, whose last
+    E-step gives them, :func:`reused_criteria`) and one for the best model's
+    hard assignment (``summary()``),
     spread over ``n_jobs`` workers; O(block · (D + K)) extra memory for the
     criteria of a memory-mapped or dask X.
     Fits run largest first so that workers finish together; with forked
