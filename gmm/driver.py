@@ -109,6 +109,21 @@ def _check_warm_start_family(model, family) -> None:
         )
 
 
+def _record_final_estep(stats: em.Statistics | None, lower_bound: float) -> None:
+    """Fill the :func:`gmm.em.tracking_entropy` block's record from the kept start's
+    last E-step, when that E-step was of the fitted parameters and summed the entropy.
+
+    ``lower_bound`` is the mean log-likelihood in the data's units (the fit's
+    ``lower_bound_``); the entropy does not depend on the units. O(1).
+    """
+    final = em.tracked_final_estep()
+    if final is None or stats is None or stats.entropy is None or not stats.total_weight > 0:
+        return
+    final.log_likelihood = float(lower_bound)
+    final.entropy = stats.entropy / stats.total_weight
+    final.total_weight = float(stats.total_weight)
+
+
 class BaseMixture(DensityMixin, BaseEstimator, ABC):
     """Base class of mixture estimators fitted by EM; see the module docstring.
 
@@ -296,6 +311,9 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         # The first pass's statistics when they hold for any parameters (one
         # component, no rows with holes): later iterations, and later starts, reuse them.
         fixed = None
+        # mclust's order under its rule: stop at the E-step that meets it, no M-step after.
+        relative = self._relative_rule()
+        final_stats = None
         for init in range(n_init):
             self._verbose_init_start(init)
             start_time = perf_counter()
@@ -323,20 +341,31 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                     scatter = em.scatter(stats, family, data.shift, coefs, dtype)
                     if fixed is None and em.fixed_statistics(stats):  # one component
                         fixed = (stats, scatter)
-                params = self._m_step(scatter, params, family, dtype)
-                lower_bound = self._lower_bound(stats, params)
+                if relative:  # the bound of the E-step's parameters, tested before the M-step
+                    lower_bound = self._lower_bound(stats, params)
+                    change = lower_bound - previous
+                    converged = self._converged(change, lower_bound, stats.total_weight)
+                    if not converged:
+                        params = self._m_step(scatter, params, family, dtype)
+                else:
+                    params = self._m_step(scatter, params, family, dtype)
+                    lower_bound = self._lower_bound(stats, params)
+                    change = lower_bound - previous
+                    converged = self._converged(change, lower_bound, stats.total_weight)
                 lower_bounds.append(lower_bound)
-                change = lower_bound - previous
                 self._verbose_iter(n_iter, change, start_time)
-                if self._converged(change, lower_bound, stats.total_weight):
-                    converged = True
+                if converged:
                     break
             if self.max_iter > 0:
                 self._verbose_init_end(lower_bound, converged, start_time)
             if best is None or lower_bound > best[0]:
+                # The last E-step's statistics describe the parameters kept when
+                # EM stopped by the relative rule (they met it before any M-step).
+                final_stats = stats if relative and converged else None
                 best = (lower_bound, params, n_iter, lower_bounds, converged)
 
         lower_bound, params, n_iter, lower_bounds, converged = best
+        _record_final_estep(final_stats, lower_bound)
         if not converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different "
@@ -346,6 +375,17 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
             )
         return params, (converged, n_iter, lower_bound, lower_bounds)
 
+    def _relative_rule(self) -> bool:
+        """Whether EM stops by mclust's rule (``convergence='relative'``).
+
+        Then each iteration tests the bound of its E-step's parameters before
+        the M-step, and stops there: the fitted parameters are those whose
+        log-likelihood met the rule, as mclust's ``me()`` returns them (its
+        loop is M-step, E-step, test). The hook :meth:`_lower_bound` must then
+        depend on the statistics only (maximum likelihood's does).
+        """
+        return getattr(self, "convergence", "absolute") == "relative"
+
     def _converged(self, change: float, lower_bound: float, n_samples: float) -> bool:
         """Whether an iteration that moved the mean log-likelihood by ``change`` ends EM.
 
@@ -353,7 +393,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         ``'relative'`` (mclust's rule on the total log-likelihood L, ``|dL| <=
         tol (1 + |L|)``): ``|change| <= tol (1/n + |lower_bound|)``.
         """
-        if getattr(self, "convergence", "absolute") == "relative":
+        if self._relative_rule():
             return abs(change) <= self.tol * (1.0 / n_samples + abs(lower_bound))
         return abs(change) < self.tol
 

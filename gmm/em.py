@@ -19,7 +19,8 @@ import itertools
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,16 +112,69 @@ class Statistics:
     #: Statistics of rows with missing entries (:class:`gmm.missing.IncompleteStatistics`),
     #: kept apart from the family's moments; None when every row is complete.
     incomplete: Any = None
+    #: ``sum_i w_i H_i``, the weighted entropy ``H_i = -sum_k r_ik log r_ik`` of the
+    #: responsibilities, when the E-step ran under :func:`tracking_entropy`; else None.
+    entropy: float | None = None
 
     def __add__(self, other: Statistics) -> Statistics:
         parts = [p for p in (self.incomplete, other.incomplete) if p is not None]
+        both = self.entropy is not None and other.entropy is not None
         return Statistics(
             self.nk + other.nk,
             tuple(a + b for a, b in zip(self.moments, other.moments, strict=True)),
             self.log_likelihood + other.log_likelihood,
             self.total_weight + other.total_weight,
             sum(parts[1:], parts[0]) if parts else None,
+            self.entropy + other.entropy if both else None,
         )
+
+
+@dataclass
+class FinalEStep:
+    """What a fit's last E-step gave when its parameters are the fitted ones.
+
+    Filled by the driver (:meth:`gmm.driver.BaseMixture._em`) under
+    :func:`tracking_entropy` when EM stopped by the 'relative' rule, whose
+    fitted parameters are those of the E-step that met it (mclust's order), so
+    that the information criteria need no further pass over the rows. Means per
+    unit of weight, in the data's units: ``log_likelihood`` is the fit's
+    ``lower_bound_``, ``entropy`` the mean of ``H_i``; ``total_weight`` is the
+    fit's (relative) total weight.
+    """
+
+    log_likelihood: float | None = None
+    entropy: float | None = None
+    total_weight: float | None = None
+
+    @property
+    def filled(self) -> bool:
+        return self.log_likelihood is not None and self.entropy is not None
+
+
+_TRACKED: ContextVar[FinalEStep | None] = ContextVar("gmm_tracked_entropy", default=None)
+
+
+@contextmanager
+def tracking_entropy() -> Iterator[FinalEStep]:
+    """E-steps in this block also sum the responsibilities' entropy; yields the
+    :class:`FinalEStep` a fit in the block fills (or leaves empty).
+
+    Costs one more pass over each chunk's (K, rows) log-probabilities (a copy and
+    a product, no logarithm); what it saves is the criteria's E-step after a fit
+    (:func:`gmm.selection.search.fit_point`). A context variable: helper threads
+    of an E-step get the flag from their caller, other threads do not see it.
+    """
+    final = FinalEStep()
+    token = _TRACKED.set(final)
+    try:
+        yield final
+    finally:
+        _TRACKED.reset(token)
+
+
+def tracked_final_estep() -> FinalEStep | None:
+    """The :class:`FinalEStep` of the :func:`tracking_entropy` block in force, or None."""
+    return _TRACKED.get()
 
 
 def chunk_rows(n_columns: int, itemsize: int, budget: int | None = None) -> int:
@@ -291,6 +345,27 @@ def normalize_log_prob(
     same maximum. O(K · rows) time, O(rows) extra memory (O(K · rows) bytes
     when some entries are clamped).
     """
+    resp, log_norm, _ = _normalize(log_prob, first_row, entropy=False)
+    return resp, log_norm
+
+
+def normalize_log_prob_entropy(
+    log_prob: np.ndarray, first_row: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`normalize_log_prob` and each row's entropy ``-sum_k r_k log r_k``, (rows,).
+
+    The entropy comes without a logarithm per entry: with ``l_k`` a row's
+    log-probabilities less their maximum, ``e_k = exp(l_k)`` and ``s = sum_k e_k``,
+    ``H = log s - sum_k e_k l_k / s``, a sum of two non-negative terms (no
+    cancellation). Clamped entries (responsibility 0) add nothing. The same
+    responsibilities and normalisers as :func:`normalize_log_prob`, bit for bit;
+    one more pass over the (K, rows) entries, and the responsibilities in a new
+    array (O(K · rows) memory) since ``log_prob`` keeps the shifted values.
+    """
+    return _normalize(log_prob, first_row, entropy=True)
+
+
+def _normalize(log_prob: np.ndarray, first_row: int | None, entropy: bool):
     top = np.max(log_prob, axis=0)
     finite = np.isfinite(top)
     all_finite = bool(finite.all())
@@ -306,21 +381,31 @@ def normalize_log_prob(
     # Most blocks have none (one pass finds out, cheaper than the three that clamp;
     # a NaN, whose row is refused or undefined, takes the clamping path too).
     floor = exp_floor(log_prob.dtype)
+    # For the entropy the shifted log-probabilities stay (finite: clamped at the
+    # floor, where the responsibility is 0) and the exponentials get their own array.
+    out = None if entropy else log_prob
     if log_prob.size and not np.min(log_prob) >= floor:
         representable = log_prob >= floor
         np.maximum(log_prob, floor, out=log_prob)
-        resp = np.exp(log_prob, out=log_prob)
+        resp = np.exp(log_prob, out=out)
         resp *= representable  # the clamped entries become exactly 0
     else:
-        resp = np.exp(log_prob, out=log_prob)
+        resp = np.exp(log_prob, out=out)
     total = np.sum(resp, axis=0)
+    # sum_k e_k l_k, before resp is normalised: one pass, no (K, rows) temporary.
+    weighted = np.einsum("kr,kr->r", resp, log_prob) if entropy else None
     # Every finite row holds its maximum's exp(0) = 1, so total >= 1: no division
     # by 0 and no log of 0 unless some row is all -inf or NaN.
     with nullcontext() if all_finite else np.errstate(divide="ignore", invalid="ignore"):
         resp /= total
+        if weighted is not None:
+            weighted /= total
         log_norm = np.log(total, out=total)
+    row_entropy = None
+    if weighted is not None:
+        row_entropy = np.subtract(log_norm, weighted, out=weighted)
     log_norm += top
-    return resp, log_norm
+    return resp, log_norm, row_entropy
 
 
 @functools.lru_cache(maxsize=8)
@@ -402,18 +487,31 @@ def _raise_unrepresentable(top: np.ndarray, finite: np.ndarray, first_row: int, 
         raise out_of_range(first_row + int(np.flatnonzero(bad)[0]), dtype)
 
 
-def chunk_statistics(Xc, feats, w, family, coefs, const, first_row: int = 0) -> Statistics:
-    """Fused E-step and sufficient statistics of one chunk (whose first row is ``first_row``)."""
+def chunk_statistics(
+    Xc, feats, w, family, coefs, const, first_row: int = 0, entropy: bool = False
+) -> Statistics:
+    """Fused E-step and sufficient statistics of one chunk (whose first row is ``first_row``).
+
+    With ``entropy``, also the responsibilities' weighted entropy
+    (:func:`normalize_log_prob_entropy`; ``Statistics.entropy``).
+    """
     log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
-    resp, log_norm = normalize_log_prob(log_prob, first_row)
+    resp, log_norm, row_entropy = _normalize(log_prob, first_row, entropy)
+    entropy_sum = None
     if w is not None:
+        if row_entropy is not None:
+            entropy_sum = float(np.dot(w, row_entropy.astype(np.float64)))
         resp *= w.astype(resp.dtype, copy=False)
         loglik = float(np.dot(w, log_norm.astype(np.float64)))
         total = float(np.sum(w, dtype=np.float64))
     else:
+        if row_entropy is not None:
+            entropy_sum = float(np.sum(row_entropy, dtype=np.float64))
         loglik = float(np.sum(log_norm, dtype=np.float64))
         total = float(Xc.shape[0])
-    return _statistics(Xc, feats, resp, family, coefs, work, loglik, total)
+    stats = _statistics(Xc, feats, resp, family, coefs, work, loglik, total)
+    stats.entropy = entropy_sum
+    return stats
 
 
 def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statistics:
@@ -487,7 +585,15 @@ def _parts(n_rows: int) -> list[slice]:
 
 
 def _split_statistics(
-    Xc, feats, w, family, coefs, const, first_row: int, helpers: ThreadPoolExecutor | None
+    Xc,
+    feats,
+    w,
+    family,
+    coefs,
+    const,
+    first_row: int,
+    helpers: ThreadPoolExecutor | None,
+    entropy: bool = False,
 ) -> Statistics:
     """:func:`chunk_statistics` of a chunk by row ranges (:func:`_parts`).
 
@@ -506,7 +612,7 @@ def _split_statistics(
     def run(rows: slice) -> Statistics:
         part_w = None if w is None else w[rows]
         return chunk_statistics(
-            Xc[rows], feats[rows], part_w, family, coefs, const, first_row + rows.start
+            Xc[rows], feats[rows], part_w, family, coefs, const, first_row + rows.start, entropy
         )
 
     if helpers is None or len(parts) == 1:
@@ -551,20 +657,23 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     work = getattr(data, "work", 0.0) * data.X.shape[0] / max(rows, 1)  # the whole E-step
     many = data.n_components >= THREAD_COMPONENTS
     threads = _e_step_threads(rows >= SPLIT_ROWS and work >= THREAD_WORK and many)
+    entropy = _TRACKED.get() is not None  # read here: the helper threads do not see it
     with (
         ThreadPoolExecutor(threads - 1) if threads > 1 else nullcontext() as helpers,
         blas_threads(1 if threads > 1 else None),
         blas_threads_for(getattr(data, "work", None)),
     ):
         for Xc, feats, w in data.in_dtype(dtype):
-            stats = _split_statistics(Xc, feats, w, family, coefs, const, first_row, helpers)
+            stats = _split_statistics(
+                Xc, feats, w, family, coefs, const, first_row, helpers, entropy
+            )
             total = stats if total is None else total + stats
             first_row += Xc.shape[0]
     if total is None:  # no rows (every row has a hole): zero statistics of the right shapes
         empty = np.zeros((0, data.X.shape[1]), dtype=dtype)
         with np.errstate(over="ignore"):
             feats = family.chunk_features(empty, params.weights.shape[0])
-        total = chunk_statistics(empty, feats, None, family, coefs, const)
+        total = chunk_statistics(empty, feats, None, family, coefs, const, entropy=entropy)
     return total, coefs
 
 

@@ -400,3 +400,23 @@ def test_one_feature_names_are_checked_before_the_start_whatever_is_kept(n_compo
     X = np.linspace(0, 3, 40)[:, None]
     with pytest.raises(ValueError, match="one feature"):
         GaussianMixture(n_components, covariance_type="EVE").fit(X)
+
+
+@pytest.mark.parametrize("covariance_type", ["VVV", "EVE", "diag"])
+def test_relative_rule_keeps_the_parameters_whose_log_likelihood_met_it(covariance_type):
+    """mclust's order: under convergence='relative' EM stops at the E-step that meets
+    the rule, with no M-step after it, so the fitted parameters are those of that
+    E-step: the same, bit for bit, as a run of one iteration fewer without a stop,
+    and their log-likelihood (score, an independent pass) is lower_bound_."""
+    rng = np.random.default_rng(7)
+    X = np.concatenate([rng.normal(0, 1, (400, 3)), rng.normal(3, 0.5, (300, 3))]) + 1e4
+    start = dict(
+        n_components=2, covariance_type=covariance_type, init_params="random", random_state=0
+    )
+    fit = GaussianMixture(tol=1e-6, convergence="relative", max_iter=500, **start).fit(X)
+    assert fit.converged_ and fit.n_iter_ > 2
+    with pytest.warns(ConvergenceWarning):
+        shorter = GaussianMixture(tol=0, max_iter=fit.n_iter_ - 1, **start).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(fit, name), getattr(shorter, name))
+    assert fit.score(X) == pytest.approx(fit.lower_bound_, rel=1e-12)

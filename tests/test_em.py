@@ -464,3 +464,60 @@ def test_kept_bytes_counts_the_kept_chunks_once():
     # 'full' D = 3 keeps X - shift (3 columns) and 6 + 3 feature columns
     assert kept.kept_bytes == 500 * (3 + 9) * 8
     assert em.ChunkedData(X, None, get_family("full"), shift, 2, cache=False).kept_bytes == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normalize_with_entropy_equals_normalize_and_scipys_entropy(dtype):
+    """The entropy variant gives normalize_log_prob's responsibilities and normalisers
+    bit for bit, and each row's entropy as scipy's entr of the softmax, clamped
+    entries (responsibility 0) and -inf entries included."""
+    from scipy.special import entr, softmax
+
+    rng = np.random.default_rng(2)
+    log_prob = rng.normal(-40, 20, (6, 400))
+    log_prob[1, :100] -= 3000  # below the floor in both dtypes: clamped to 0
+    log_prob[:, 300] = [-np.inf, -3.0, -np.inf, -np.inf, -np.inf, -np.inf]
+    log_prob[:, 301] = 5.0  # uniform row: entropy log 6
+    log_prob = log_prob.astype(dtype)
+    resp, log_norm = em.normalize_log_prob(log_prob.copy(), first_row=0)
+    resp2, log_norm2, entropy = em.normalize_log_prob_entropy(log_prob.copy(), first_row=0)
+    np.testing.assert_array_equal(resp, resp2)
+    np.testing.assert_array_equal(log_norm, log_norm2)
+    assert entropy.dtype == dtype
+    expected = entr(softmax(log_prob.astype(np.float64), axis=0)).sum(axis=0)
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (2e-5, 1e-6)
+    np.testing.assert_allclose(entropy, expected, rtol=rtol, atol=atol)
+    assert entropy[300] == 0 and abs(entropy[301] - np.log(6)) < 10 * np.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "VII", "EEE"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_tracked_e_step_sums_the_entropy_and_changes_nothing_else(covariance_type, weighted):
+    """Under tracking_entropy an E-step's Statistics carry sum_i w_i H_i, equal to
+    scipy's entropy of predict_proba's rows (hard data: offset 1e6),
+    and its other statistics are those of an untracked E-step, bit for bit."""
+    from scipy.special import entr
+
+    from gmm import scale
+
+    X = make_mixture("full", n_samples=20_000, n_components=3, d=3, seed=5)[0] + 1e6
+    w = np.random.default_rng(0).integers(0, 3, X.shape[0]).astype(float) if weighted else None
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    family = model._check_parameters()[0]
+    data = scale.fit_data(X, w, family, 3, "test")
+    params = model._get_parameters()
+    log_const = model._log_const(params, family)
+    plain, _ = data.expectation(params, log_const)
+    with em.tracking_entropy():
+        tracked, _ = data.expectation(params, log_const)
+    assert plain.entropy is None
+    assert tracked.log_likelihood == plain.log_likelihood
+    np.testing.assert_array_equal(tracked.nk, plain.nk)
+    for a, b in zip(tracked.moments, plain.moments, strict=True):
+        np.testing.assert_array_equal(a, b)
+    rows = entr(model.predict_proba(X)).sum(axis=1)
+    expected = float(rows @ w) if weighted else float(rows.sum())
+    assert tracked.entropy == pytest.approx(expected, rel=1e-9)

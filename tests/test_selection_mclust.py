@@ -24,6 +24,7 @@ from gmm import GaussianMixture, covariance_types, sweep
 from gmm.covariance import get_family
 from gmm.criteria import icl_map, n_parameters
 from gmm.selection.mclust import (
+    MCLUST_DEFAULTS,
     MCLUST_MODELS,
     MclustBIC,
     mclust_icl,
@@ -365,3 +366,43 @@ def test_one_feature_table_keeps_one_column_per_type():
         warnings.simplefilter("ignore")
         result = sweep(x, [1, 2], ["spherical", "diag", "full", "tied"], progress=False)
     assert result.mclust_bic().models == ["V", "diag", "full", "E"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mclust_sweep_criteria_from_the_last_e_step_equal_a_pass(dtype, monkeypatch):
+    """Fits stopped by mclust's rule keep the parameters of their last E-step, whose
+    log-likelihood and entropy give the criteria without another pass: they equal
+    information_criteria's pass over the rows (hard data: offset 1e6 and features
+    from 1e-3 to 1e3 in float64; float32 holds 1e6 to 0.06, so there offset 1e3
+    and features from 1e-2 to 1e2), and the pass is run only for weighted fits."""
+    from gmm.selection import search
+
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(0, 1, (300, 3)), rng.normal(4, 0.5, (200, 3))])
+    if dtype == np.float64:
+        X = X * np.array([1e-3, 1.0, 1e3]) + 1e6
+    else:
+        X = (X * np.array([1e-2, 1.0, 1e2]) + 1e3).astype(dtype)
+    params = {**MCLUST_DEFAULTS, "n_init": 1, "random_state": 0}
+    passes = []
+    real = search.information_criteria
+
+    def counted(model, X, w):
+        passes.append(w is not None)
+        return real(model, X, w)
+
+    monkeypatch.setattr(search, "information_criteria", counted)
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    for name in ("EII", "EEE", "VEV", "VVV"):
+        for k in (1, 3):
+            row, model = search.fit_point(X, None, k, name, params)
+            assert model is not None and row["converged"], row["error"]
+            expected = real(model, X, None)
+            for column in ("log_likelihood", "bic", "icl"):
+                assert row[column] == pytest.approx(expected[column], rel=rtol), (name, k)
+            assert row["icl"] - row["bic"] == pytest.approx(
+                expected["icl"] - expected["bic"], rel=1e-6, abs=1e-6 * X.shape[0]
+            )
+    assert passes == []
+    weighted, _ = search.fit_point(X, np.full(X.shape[0], 2.0), 2, "VVV", params)
+    assert passes == [True] and np.isfinite(weighted["bic"])

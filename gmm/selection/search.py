@@ -166,8 +166,10 @@ def sweep(
     Notes
     -----
     Cost: the sum of the fits (for 'full', O(n_init · n_iter · n · K · D²) each)
-    plus two E-steps per fit for the criteria (:func:`information_criteria`)
-    and one more for the best model's hard assignment (``summary()``),
+    plus one E-step per fit for the criteria (:func:`information_criteria`;
+    none for a fit stopped by the relative rule without weights, whose last
+    E-step gives them, :func:`reused_criteria`) and one for the best model's
+    hard assignment (``summary()``),
     spread over ``n_jobs`` workers; O(block · (D + K)) extra memory for the
     criteria of a memory-mapped or dask X.
     Fits run largest first so that workers finish together; with forked
@@ -605,11 +607,13 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any]):
     n_parameters = criteria.n_parameters(get_family(covariance_type), k, X.shape[1])
     start = perf_counter()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), em.tracking_entropy() as final:
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, sample_weight=w)
         seconds = perf_counter() - start
-        scores = information_criteria(model, X, criteria_weights(model, X, w))
+        scores = reused_criteria(model, final, X, w)
+        if scores is None:
+            scores = information_criteria(model, X, criteria_weights(model, X, w))
     except Exception as exc:  # a failed fit is a row of the table, not the end of the sweep
         row = _row(k, covariance_type, n_parameters, seconds=perf_counter() - start)
         row["error"] = f"{type(exc).__name__}: {exc}"
@@ -683,6 +687,34 @@ def information_criteria(model: GaussianMixture, X, w: np.ndarray | None) -> dic
     (True, True)
     """
     return model._criteria(model._predict_rows(X), w)
+
+
+def reused_criteria(
+    model: GaussianMixture, final: em.FinalEStep, X, w: np.ndarray | None
+) -> dict[str, float] | None:
+    """The criteria of a fit from its last E-step (:func:`gmm.em.tracking_entropy`),
+    or None when a pass over the rows is needed (:func:`information_criteria`).
+
+    A fit stopped by the relative rule (mclust's, the mclust sweep's default)
+    keeps the parameters of its last E-step, which summed their log-likelihood
+    and entropy: the same sums the criteria's pass makes, to rounding. Only
+    without sample weights and with every row complete (``nan_policy='raise'``),
+    where the fit's rows and weights are the criteria's. O(1).
+    """
+    if (
+        not final.filled
+        or w is not None
+        or getattr(model, "nan_policy", "raise") != "raise"
+        or final.total_weight != X.shape[0]
+    ):
+        return None
+    n_samples = X.shape[0]
+    return criteria.all_criteria(
+        final.log_likelihood * n_samples,
+        final.entropy * n_samples,
+        model._n_parameters(),
+        n_samples,
+    )
 
 
 def _refit(row, X, w, params, criterion) -> GaussianMixture:
