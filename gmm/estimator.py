@@ -54,8 +54,11 @@ class GaussianMixture(BaseMixture):
         'absolute' is scikit-learn's rule above. 'relative' is mclust's:
         stop when the total log-likelihood L changes by at most ``tol · (1 +
         |L|)``, i.e. the mean by at most ``tol · (1/n + |mean|)``; mclust's
-        default is ``tol=1e-5``. The mclust workflow
-        (``sweep(..., 'mclust')``) uses it.
+        default is ``tol=1e-5``. Under 'relative' each iteration tests the
+        log-likelihood of its E-step before the M-step and stops there, so the
+        fitted parameters are those whose log-likelihood met the rule (mclust's
+        ``me()`` order) and ``score`` of the training data equals
+        ``lower_bound_``. The mclust workflow (``sweep(..., 'mclust')``) uses it.
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance, to keep them positive definite.
     max_iter : int, default=100
