@@ -194,7 +194,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
     def _lower_bound(self, stats: em.Statistics, params: em.Parameters) -> float:
         """The objective of the iteration whose E-step gave ``stats``.
 
-        ``params`` are the parameters after that iteration's M-step.
+        ``params`` are the parameters after that iteration's M-step, or under
+        ``convergence='relative'`` those of its E-step (see :meth:`_relative_rule`).
         """
 
     @abstractmethod
