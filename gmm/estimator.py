@@ -70,8 +70,9 @@ default='kmeans'
         How initial responsibilities are drawn (see :mod:`gmm.initialization`).
         A callable ``init(X, n_components, random_state) -> resp`` gives them
         itself: ``resp`` of shape (n_samples, n_components), non-negative,
-        finite, rows summing to 1 (one-hot rows for a partition); EM starts
-        with the M-step from it. ``X`` is the validated data in memory (or the
+        finite, rows summing to 1, or for a partition integer labels of shape
+        (n_samples,) in 0..n_components-1 (cheaper than one-hot rows, same
+        fit); EM starts with the M-step from it. ``X`` is the validated data in memory (or the
         ``init_sample_size`` subsample), ``random_state`` a ``RandomState``. A
         model fitted this way saves and loads like any other, but the callable
         is not stored: :func:`gmm.load` gives back ``init_params=None``, so a

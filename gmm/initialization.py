@@ -9,8 +9,8 @@ scikit-learn's ``GaussianMixture`` for the same ``RandomState`` when no
 
 ``init_params`` may also be a user's callable
 ``init(X, n_components, random_state) -> resp``; :func:`get_initializer` wraps
-it so that its output is checked (shape, finite, non-negative, rows summing to
-1) before EM uses it:
+it so that its output is checked before EM uses it: integer labels (shape,
+range) or responsibilities (shape, finite, non-negative, rows summing to 1):
 
 >>> import numpy as np
 >>> init = get_initializer(lambda X, k, rs: np.eye(k)[np.arange(len(X)) % k])
@@ -72,10 +72,13 @@ def get_initializer(name: str | Callable) -> Initializer:
 def from_callable(func: Callable) -> Initializer:
     """An initializer that calls ``func(X, n_components, random_state)`` and checks its result.
 
-    The result must be an array of shape (n_samples, n_components), finite,
-    non-negative, each row summing to 1 (to 1e-6); anything else raises a
-    ValueError saying what is wrong. Sample weights are not passed to ``func``:
-    they weigh its responsibilities in the M-step that follows. O(n·K) to check.
+    The result must be either integer labels, an array of shape (n_samples,)
+    with values in 0..n_components-1 (a partition: the cheapest start, no
+    (n, K) matrix), or responsibilities, an array of shape (n_samples,
+    n_components), finite, non-negative, each row summing to 1 (to 1e-6);
+    anything else raises a ValueError saying what is wrong. Sample weights are
+    not passed to ``func``: they weigh its responsibilities in the M-step that
+    follows. O(n) to check labels, O(n·K) responsibilities.
     """
 
     def init(X, n_components, random_state, sample_weight=None):
@@ -87,18 +90,25 @@ def from_callable(func: Callable) -> Initializer:
 
 
 def check_responsibilities(resp, n_samples: int, n_components: int, dtype, func=None):
-    """Validate responsibilities from a user's ``init_params`` callable; return an array.
+    """Validate labels or responsibilities from a user's ``init_params`` callable.
 
-    O(n·K) time in a few reductions; no (n, K) temporary unless the values are
-    not finite.
+    Integer labels of shape (n_samples,) come back as ``intp`` labels; anything
+    else is read as responsibilities of shape (n_samples, n_components) and
+    comes back in ``dtype``. O(n) time for labels; O(n·K) in a few reductions
+    for responsibilities, with no (n, K) temporary unless the values are not
+    finite.
     """
     who = f"init_params callable {getattr(func, '__name__', func)!r}"
+    labels = np.asarray(resp) if isinstance(resp, np.ndarray | list | tuple) else None
+    if labels is not None and labels.ndim == 1:
+        return _check_labels(labels, n_samples, n_components, who)
     try:
         resp = np.asarray(resp, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(
             f"The {who} must return a numeric array of shape (n_samples, n_components) = "
-            f"({n_samples}, {n_components}), got {type(resp).__name__}."
+            f"({n_samples}, {n_components}), or integer labels of shape ({n_samples},); "
+            f"got {type(resp).__name__}."
         ) from None
     if resp.shape != (n_samples, n_components):
         raise ValueError(
@@ -126,6 +136,28 @@ def check_responsibilities(resp, n_samples: int, n_components: int, dtype, func=
             "or return one-hot rows for a partition."
         )
     return resp.astype(dtype, copy=False)
+
+
+def _check_labels(labels: np.ndarray, n_samples: int, n_components: int, who: str) -> np.ndarray:
+    """``labels`` as ``intp`` if they are integers 0..n_components-1, one per row; else raise."""
+    if labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"The {who} returned a 1-D array of dtype {labels.dtype}: a 1-D result must be "
+            f"integer labels in 0..{n_components - 1} (e.g. labels.astype(int)); soft "
+            f"responsibilities have shape (n_samples, n_components) = ({n_samples}, "
+            f"{n_components})."
+        )
+    if labels.shape[0] != n_samples:
+        raise ValueError(
+            f"The {who} returned {labels.shape[0]} labels, expected one per sample ({n_samples})."
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= n_components):
+        bad = int(np.flatnonzero((labels < 0) | (labels >= n_components))[0])
+        raise ValueError(
+            f"The {who} returned label {labels[bad]} (row {bad}); labels must be in "
+            f"0..{n_components - 1} for n_components={n_components}."
+        )
+    return labels.astype(np.intp, copy=False)
 
 
 @register("kmeans")

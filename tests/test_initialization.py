@@ -130,6 +130,25 @@ def test_callable_soft_responsibilities_start_with_their_m_step(moons, covarianc
     )
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical", "VEV"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_callable_integer_labels_fit_as_their_one_hot_rows(moons, covariance_type, weighted):
+    """A partition as integer labels gives the fit of its one-hot matrix, bit for bit."""
+    from gmm import GaussianMixture
+
+    labels = KMeans(3, n_init=1, random_state=0).fit(moons).labels_
+    weight = np.random.default_rng(1).integers(1, 4, len(moons)) if weighted else None
+    fits = [
+        GaussianMixture(
+            3, covariance_type=covariance_type, init_params=lambda X, k, rs, r=r: r
+        ).fit(moons, sample_weight=weight)
+        for r in (labels.astype(np.int32), np.eye(3)[labels])
+    ]
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bound_"):
+        np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))
+    assert fits[0].n_iter_ == fits[1].n_iter_
+
+
 def test_callable_receives_the_data_k_and_a_random_state(moons):
     from gmm import GaussianMixture
 
@@ -154,7 +173,10 @@ def _one_infinity(X, k):
     ("make", "match"),
     [
         (lambda X, k: np.ones((len(X), k + 1)) / (k + 1), r"returned shape \(200, 4\), expected"),
-        (lambda X, k: np.ones(len(X)), "returned shape"),
+        (lambda X, k: np.ones(len(X)), "must be integer labels"),
+        (lambda X, k: np.arange(len(X) - 1) % k, r"returned 199 labels, expected one per sample"),
+        (lambda X, k: np.arange(len(X)) % (k + 1), r"returned label 3 \(row 3\)"),
+        (lambda X, k: np.arange(len(X)) - 1, r"returned label -1 \(row 0\)"),
         (lambda X, k: np.full((len(X), k), np.nan), "NaN or infinity"),
         (_one_infinity, "NaN or infinity"),
         # finite entries whose sum overflows: finite, but the rows do not sum to 1
