@@ -719,6 +719,19 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     assert once.chunks.rows < 1000  # several chunks
     read_once = em.ReadOnceChunks.of(once.chunks)
     assert read_once._cache is None and read_once.rows == once.chunks.rows
+    # Chunks sized by a budget (what later batches read) from a fit's larger chunks: the
+    # kept chunks of that size, bit for bit (the sum over chunks in the same order).
+    monkeypatch.setattr(em, "SPLIT_ROWS", 100)  # read_once_rows' floor, below chunk_rows'
+    monkeypatch.setattr(em, "CHUNK_BYTES", 2**30)
+    one_chunk = TrainingData(X, w, family, 3, shift, cache=False).chunks
+    assert one_chunk.rows >= 1000
+    budgeted = em.ReadOnceChunks.of(one_chunk, 1)
+    assert budgeted.rows == 256 and budgeted._cache is None
+    assert budgeted.work == 256 * one_chunk.work / 1000
+    assert em.ReadOnceChunks.of(once.chunks, 2**30).rows == once.chunks.rows  # never above
+    monkeypatch.setattr(em, "CHUNK_BYTES", 1)
+    kept_256 = TrainingData(X, w, family, 3, shift)
+    assert kept_256.chunks.rows == 256 and kept_256.chunks._cache is not None
     a = kept.expectation(params, log_const)[0]
     for b in (
         once.expectation(params, log_const)[0],
@@ -728,6 +741,45 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
         np.testing.assert_array_equal(a.nk, b.nk)
         for x, y in zip(a.moments, b.moments, strict=True):
             np.testing.assert_array_equal(x, y)
+    a = kept_256.expectation(params, log_const)[0]
+    d = em.expectation(budgeted, params, log_const)[0]
+    assert a.log_likelihood == d.log_likelihood and a.total_weight == d.total_weight
+    np.testing.assert_array_equal(a.nk, d.nk)
+    for x, y in zip(a.moments, d.moments, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_first_update_reads_a_fits_chunks_and_later_ones_smaller_chunks(
+    stream, covariance_type, monkeypatch
+):
+    """The first batch, read once (no features kept), is E-stepped in a fit's chunks, so a
+    step-1 update over several chunks is fit(max_iter=1) bit for bit; later batches in
+    chunks of em.read_once_rows."""
+    from gmm import em
+    from gmm.covariance import get_family
+
+    monkeypatch.setattr(em, "CHUNK_BYTES", 2**15)  # a fit's chunks: 585 ('full'), 1024 rows
+    monkeypatch.setattr(em, "SPLIT_ROWS", 100)
+    monkeypatch.setattr(em, "READ_ONCE_BYTES", 1)  # later batches: chunks of 256 rows
+    kwargs = start(covariance_type, stream)
+    batch = GaussianMixture(max_iter=1, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        batch.fit(stream)
+    rows = []
+    expectation = em.expectation
+
+    def recorded(data, *args):
+        rows.append((data.rows, data._cache is None))
+        return expectation(data, *args)
+
+    monkeypatch.setattr(em, "expectation", recorded)
+    online = GaussianMixture(**kwargs).partial_fit(stream)
+    assert same_parameters(online, batch) and online.lower_bound_ == batch.lower_bound_
+    online.partial_fit(stream[:700])
+    fit_rows = em.ChunkedData(stream, None, get_family(covariance_type), np.zeros(2), 3).rows
+    assert fit_rows < len(stream) and rows == [(fit_rows, True), (256, True)]
 
 
 @pytest.mark.parametrize(("n_components", "n_rows", "parts"), [(3, 10_000, 1), (8, 10_000, 2)])
