@@ -40,6 +40,7 @@ are trusted.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import sys
 from collections.abc import Iterator
@@ -154,14 +155,19 @@ def blend(running: Scatter, scale: float, batch: Scatter, batch_weight: float, r
 def check_learning_parameters(learning_decay, learning_offset) -> tuple[float, float]:
     """Validate ``learning_decay`` in (0.5, 1] and ``learning_offset`` >= 1; return floats."""
     for name, value in (("learning_decay", learning_decay), ("learning_offset", learning_offset)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        # A plain float skips the abstract-class check (run on every partial_fit).
+        if type(value) is not float and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real)
+        ):
             raise TypeError(f"{name} must be a real number, got {value!r}.")
     if not 0.5 < learning_decay <= 1:
         raise ValueError(
             f"learning_decay must lie in (0.5, 1] (stepwise EM converges only there), "
             f"got {learning_decay!r}. The default is {DEFAULT_LEARNING_DECAY}."
         )
-    if not (np.isfinite(learning_offset) and learning_offset >= 1):
+    plain = type(learning_offset) is float
+    finite = math.isfinite(learning_offset) if plain else np.isfinite(learning_offset)
+    if not (finite and learning_offset >= 1):
         raise ValueError(
             f"learning_offset must be a finite number >= 1, got {learning_offset!r}. "
             f"The default is {DEFAULT_LEARNING_OFFSET}."
