@@ -832,10 +832,42 @@ class ReadOnceChunks(ChunkedData):
             stop = min(start + self.rows, n_samples)
             w = None if self.sample_weight is None else self.sample_weight[start:stop]
             with np.errstate(over="ignore"):  # reported by check_representable
-                Xc, feats = shifted_chunk_features(
+                Xc, feats = read_once_features(
                     self.family, np.asarray(self.X[start:stop]), self.shift, self.n_components
                 )
             yield Xc, feats, w
+
+
+def read_once_features(
+    family: CovarianceFamily, X: np.ndarray, shift: np.ndarray, n_components: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X - shift, features)`` of a chunk that one E-step reads once.
+
+    The family's hook ``read_once_features(X, shift, n_components)`` where the
+    class that defines its ``chunk_features`` defines it (the diagonal and
+    spherical families read the shifted rows, not features, from chunks of
+    :attr:`~gmm.covariance.diag.Diag.PLAIN_MIN_VALUES` values on: what their
+    ``chunk_features`` gives for few components, so their kernels take it),
+    unless it returns None; else :func:`shifted_chunk_features`. ``shift`` is
+    in X's dtype. O(n·D) time.
+    """
+    if _owns(type(family), "read_once_features", "chunk_features"):
+        read = family.read_once_features(X, shift, n_components)
+        if read is not None:
+            return read
+    return shifted_chunk_features(family, X, shift, n_components)
+
+
+@functools.lru_cache(maxsize=64)
+def _owns(cls: type, hook: str, method: str) -> bool:
+    """Whether the class that defines ``cls``'s ``method`` also defines its ``hook``."""
+    owner = _owner(cls, method)
+    return owner is not None and _owner(cls, hook) is owner
+
+
+def _owner(cls: type, name: str) -> type | None:
+    """The first class in ``cls``'s method resolution order that defines ``name``."""
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
 
 
 def shifted_chunk_features(
@@ -869,15 +901,8 @@ def _fuses_shift(cls: type) -> bool:
     ``shifted_chunk_features`` it resolves to.
     """
 
-    def owner(name: str) -> type | None:
-        return next((c for c in cls.__mro__ if name in vars(c)), None)
-
-    features, chunk = owner("features"), owner("chunk_features")
-    return (
-        features is not None
-        and owner("_features") is features
-        and chunk is not None
-        and owner("shifted_chunk_features") is chunk
+    return _owns(cls, "_features", "features") and _owns(
+        cls, "shifted_chunk_features", "chunk_features"
     )
 
 

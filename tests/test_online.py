@@ -873,3 +873,48 @@ def test_only_families_whose_features_the_hook_mirrors_fuse_the_shift():
     shifted_rows, feats = em.shifted_chunk_features(Renamed(), X, X.mean(axis=0), 9)
     np.testing.assert_array_equal(feats, Diag().features(X - X.mean(axis=0)) * 2.0)
     np.testing.assert_array_equal(shifted_rows, X - X.mean(axis=0))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "VII"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [3, 20])
+def test_axis_aligned_chunks_read_once_give_the_features_statistics(
+    covariance_type, dtype, n_features
+):
+    """A chunk of the diagonal families read once goes to the kernels as its shifted rows
+    (Diag.read_once_features, from Diag.PLAIN_MIN_VALUES values, whatever K): the rows are
+    X - shift bit for bit, and the statistics those of the kept features to rounding
+    (an offset of 1e6, features from 1e-4 to 1e4, weights, K = 8 > FEATURE_COMPONENTS)."""
+    from gmm import em
+    from gmm.covariance import get_family
+    from gmm.covariance.diag import Diag
+
+    family = get_family(covariance_type)
+    rng = np.random.default_rng(11)
+    n_rows = Diag.PLAIN_MIN_VALUES // n_features + 500
+    scales = np.logspace(-4, 4, n_features)
+    X = (1e6 + rng.normal(size=(n_rows, n_features)) * scales).astype(dtype)
+    w = rng.uniform(0.5, 2, n_rows).astype(dtype)
+    shift = np.asarray(np.average(X, axis=0, weights=w), dtype=dtype)
+    Xc, feats = em.read_once_features(family, X, shift, 8)
+    assert feats is Xc and Xc.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(Xc, X - shift)
+    small = em.read_once_features(family, X[:100], shift, 8)  # features, fused
+    np.testing.assert_array_equal(small[1], family.features(X[:100] - shift))
+
+    model = GaussianMixture(8, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:2000])
+    params = model._get_parameters()
+    log_const = model._log_const(params, family)
+    kept = em.ChunkedData(X, w, family, shift.astype(np.float64), 8, cache=True)
+    once = em.ReadOnceChunks.of(kept)
+    assert kept.rows >= n_rows  # one chunk each way: only the features differ
+    a, b = em.expectation(kept, params, log_const)[0], em.expectation(once, params, log_const)[0]
+    rtol = 1e-11 if dtype == np.float64 else 1e-4
+    assert a.total_weight == b.total_weight
+    assert b.log_likelihood == pytest.approx(a.log_likelihood, rel=rtol)
+    np.testing.assert_allclose(b.nk, a.nk, rtol=rtol, atol=rtol * n_rows)
+    for x, y in zip(a.moments, b.moments, strict=True):
+        np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol * np.abs(x).max())
