@@ -496,20 +496,23 @@ def fit_stream(
     temporaries, O(batch_size·(D + K)), whatever the length of the stream.
 
     Rows per second against one batch EM iteration over the same rows
-    (``python -m experiments.bench_online``: one BLAS thread, medians; every
-    update exactly ``batch_size`` rows of one array, nothing gathered), on
-    the idle machine (wall time, before later batches were shifted while
-    their features are formed): updates of 1,000 rows reach 0.06 ('full', K=3, D=2) to 0.76
-    ('full', K=16, D=50) of it, updates of 10,000 rows 0.41 ('full', K=3,
-    D=2), 0.61 ('diag', K=8, D=20), 0.87 ('full', K=8, D=20) and 0.88
-    ('full', K=16, D=50); 'full' K=3, D=2 reaches 0.8 at about 50,000 rows
-    per update. What is left is the fixed cost per update (the family's
-    coefficients, the M-step, the Python and numpy call overhead of each step
-    on K·D² numbers: about 0.36 ms for 'full' K=3 D=2, which is stepwise EM's
-    price; models whose E-step per row is cheap, small K·D², need the largest
-    updates) and, for families whose features a fit keeps across iterations
-    ('diag' and 'spherical' of moderate size), reading the rows and forming
-    them once per update. With updates of 10,000 rows, one pass over
+    (``python -m experiments.bench_online``: one BLAS thread, process CPU,
+    medians; every update exactly ``batch_size`` rows of one array, nothing
+    gathered), measured on the shared machine at load 5-6 (2026-12-02):
+    updates of 1,000 rows reach 0.03 ('full', K=3, D=2) to 0.60 ('full',
+    K=16, D=50) of it, updates of 10,000 rows 0.22 ('full', K=3, D=2), 0.54
+    ('diag', K=8, D=20), 0.90 ('full', K=8, D=20) and 0.97 ('full', K=16,
+    D=50); 'full' K=8, D=20 and K=16, D=50 stay above 0.9 up to 100,000
+    rows per update, 'diag' K=8, D=20 reaches 0.78 from 50,000 and 'full'
+    K=3, D=2 0.63 at 100,000. Rows are read in chunks whose temporaries stay
+    in the CPU's cache, so large updates cost per row what small ones do.
+    What is left is the fixed cost per update (the family's coefficients,
+    the M-step, the Python and numpy call overhead of each step on K·D²
+    numbers: about 0.5 ms for 'full' K=3 D=2 on the idle machine, which is
+    stepwise EM's price; models whose E-step per row is cheap, small K·D²,
+    need the largest updates) and, for families whose features a fit keeps
+    across iterations ('diag' and 'spherical' of moderate size), reading the
+    rows once per update. With updates of 10,000 rows, one pass over
     1,000,000 rows stays within 0.01 nats per sample of batch EM on held-out
     data (``python -m experiments online``). Larger updates mean fewer steps:
     a short stream, or one that drifts, is better served by smaller ones.
