@@ -921,13 +921,17 @@ READ_ONCE_BYTES = 2 * 2**20
 def read_once_rows(chunks: ChunkedData, budget: int) -> tuple[int, int]:
     """Rows per read-once chunk of ``chunks``' rows, and its temporaries' columns.
 
-    ``budget`` bytes of the widest temporary (:func:`chunk_rows`), but at least
-    :data:`SPLIT_ROWS` rows, so a chunk of many components is still split
+    About ``budget`` bytes of the widest temporary (:func:`chunk_rows`), but at
+    least :data:`SPLIT_ROWS` rows, so a chunk of many components is still split
     into the ranges threads may run (:func:`_split_statistics`), and at most
-    ``chunks.rows``. O(1).
+    ``chunks.rows``; the rows are shared evenly between the nearest number of
+    chunks, so no chunk is a small remainder paying a chunk's fixed cost for
+    few rows (10,000 rows of 'diag' K = 8, D = 20 are one chunk, not 8,192 and
+    1,808). O(1).
     """
-    n_features, n_components = chunks.X.shape[1], chunks.n_components
-    family, dtype = chunks.family, chunks.X.dtype
+    n_samples, n_features = chunks.X.shape
+    n_components, family, dtype = chunks.n_components, chunks.family, chunks.X.dtype
     n_columns = max(family.chunk_columns(n_features, n_components, dtype), n_components)
-    rows = max(SPLIT_ROWS, chunk_rows(n_columns, dtype.itemsize, budget))
-    return min(chunks.rows, rows), n_columns
+    target = max(SPLIT_ROWS, chunk_rows(n_columns, dtype.itemsize, budget))
+    n_chunks = max(1, round(n_samples / target))
+    return min(chunks.rows, -(-n_samples // n_chunks)), n_columns
