@@ -40,6 +40,7 @@ are trusted.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import sys
 from collections.abc import Iterator
@@ -154,14 +155,19 @@ def blend(running: Scatter, scale: float, batch: Scatter, batch_weight: float, r
 def check_learning_parameters(learning_decay, learning_offset) -> tuple[float, float]:
     """Validate ``learning_decay`` in (0.5, 1] and ``learning_offset`` >= 1; return floats."""
     for name, value in (("learning_decay", learning_decay), ("learning_offset", learning_offset)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        # A plain float skips the abstract-class check (run on every partial_fit).
+        if type(value) is not float and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real)
+        ):
             raise TypeError(f"{name} must be a real number, got {value!r}.")
     if not 0.5 < learning_decay <= 1:
         raise ValueError(
             f"learning_decay must lie in (0.5, 1] (stepwise EM converges only there), "
             f"got {learning_decay!r}. The default is {DEFAULT_LEARNING_DECAY}."
         )
-    if not (np.isfinite(learning_offset) and learning_offset >= 1):
+    plain = type(learning_offset) is float
+    finite = math.isfinite(learning_offset) if plain else np.isfinite(learning_offset)
+    if not (finite and learning_offset >= 1):
         raise ValueError(
             f"learning_offset must be a finite number >= 1, got {learning_offset!r}. "
             f"The default is {DEFAULT_LEARNING_OFFSET}."
@@ -211,10 +217,11 @@ def _update(est, X, sample_weight) -> None:
                 data, family, initializer, check_random_state(est.random_state)
             )
         log_const = est._log_const(params, family)
-        if started:  # rows read once: each chunk shifted as its features are formed
-            stats, coefs = em.expectation(em.ReadOnceChunks.of(data.chunks), params, log_const)
-        else:
-            stats, coefs = data.expectation(params, log_const)
+        # Rows read once: each chunk shifted as its features are formed, and dropped.
+        # The first batch keeps a fit's chunks (step 1 on all rows is a fit's
+        # iteration, bit for bit); later ones take chunks sized to the cache.
+        chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES if started else None)
+        stats, coefs = em.expectation(chunks, params, log_const)
         batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
         if problem is not None:
             batch = problem.scatter_out(batch)
@@ -270,7 +277,7 @@ def _first_batch(est, X, sample_weight, family) -> scale.TrainingData:
     valid = validation.check_fit_data(X, est.n_components, type(est).__name__)
     w = validation.check_sample_weight(sample_weight, valid.shape[0], valid.dtype)
     validation.check_features(est, X, reset=True)
-    return scale.TrainingData(valid, w, family, est.n_components, scale.column_mean(valid, w))
+    return _read_once(valid, w, family, est.n_components, scale.column_mean(valid, w))
 
 
 def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
@@ -303,14 +310,17 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
 
 
 def _read_once(X, w, family, n_components: int, shift: np.ndarray) -> scale.TrainingData:
-    """A later batch: rows that one E-step reads once, so no features are kept.
+    """A batch: rows that one E-step reads once, so no features are kept.
 
     Each chunk's features are formed when the E-step reaches it and dropped
     after (10,000 rows of 'full' D = 50 are 110 MB of features; forming them
     per chunk took a fifth less CPU per update, measured, 'full' K = 16, D =
     50), the chunk shifted while its features' columns are copied
-    (:class:`gmm.em.ReadOnceChunks`, in :func:`_update`). The first batch
-    keeps them: its initialisation reads its rows again.
+    (:class:`gmm.em.ReadOnceChunks`, in :func:`_update`). The first batch too:
+    an initialisation that reads its rows (k-means, the initial statistics)
+    reads the rows, not features, and keeping them cost the first update of
+    100,000 rows of 'full' K = 8, D = 20 twice a later one's CPU (184 MB
+    written, measured).
     """
     return scale.TrainingData(X, w, family, n_components, shift, cache=False)
 
@@ -486,20 +496,24 @@ def fit_stream(
     temporaries, O(batch_size·(D + K)), whatever the length of the stream.
 
     Rows per second against one batch EM iteration over the same rows
-    (``python -m experiments.bench_online``: one BLAS thread, medians; every
-    update exactly ``batch_size`` rows of one array, nothing gathered), on
-    the idle machine (wall time, before later batches were shifted while
-    their features are formed): updates of 1,000 rows reach 0.06 ('full', K=3, D=2) to 0.76
-    ('full', K=16, D=50) of it, updates of 10,000 rows 0.41 ('full', K=3,
-    D=2), 0.61 ('diag', K=8, D=20), 0.87 ('full', K=8, D=20) and 0.88
-    ('full', K=16, D=50); 'full' K=3, D=2 reaches 0.8 at about 50,000 rows
-    per update. What is left is the fixed cost per update (the family's
-    coefficients, the M-step, the Python and numpy call overhead of each step
-    on K·D² numbers: about 0.36 ms for 'full' K=3 D=2, which is stepwise EM's
-    price; models whose E-step per row is cheap, small K·D², need the largest
-    updates) and, for families whose features a fit keeps across iterations
-    ('diag' and 'spherical' of moderate size), reading the rows and forming
-    them once per update. With updates of 10,000 rows, one pass over
+    (``python -m experiments.bench_online``: one BLAS thread, process CPU,
+    medians; every update exactly ``batch_size`` rows of one array, nothing
+    gathered), measured on the shared machine at load about 4 (2026-12-02):
+    updates of 1,000 rows reach 0.04 ('full', K=3, D=2) to 0.59 ('full',
+    K=16, D=50) of it, updates of 10,000 rows 0.28 ('full', K=3, D=2), 0.56
+    ('diag', K=8, D=20), 0.77 ('full', K=8, D=20) and 0.88 ('full', K=16,
+    D=50); 'full' K=8, D=20 0.95-1.07 from 20,000 rows per update to 100,000
+    (0.33-0.41 at 100,000 before the first batch was read once), 'full' K=16,
+    D=50 0.82-0.98 from 5,000, 'diag' K=8, D=20 0.76 from 50,000 and 'full'
+    K=3, D=2 0.64 at 100,000. Rows are read in chunks whose temporaries stay
+    in the CPU's cache, so large updates cost per row what small ones do.
+    What is left is the fixed cost per update (the family's coefficients,
+    the M-step, the Python and numpy call overhead of each step on K·D²
+    numbers: about 0.5 ms for 'full' K=3 D=2 on the idle machine, which is
+    stepwise EM's price; models whose E-step per row is cheap, small K·D²,
+    need the largest updates) and, for families whose features a fit keeps
+    across iterations ('diag' and 'spherical' of moderate size), reading the
+    rows once per update. With updates of 10,000 rows, one pass over
     1,000,000 rows stays within 0.01 nats per sample of batch EM on held-out
     data (``python -m experiments online``). Larger updates mean fewer steps:
     a short stream, or one that drifts, is better served by smaller ones.

@@ -719,6 +719,18 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     assert once.chunks.rows < 1000  # several chunks
     read_once = em.ReadOnceChunks.of(once.chunks)
     assert read_once._cache is None and read_once.rows == once.chunks.rows
+    # Chunks sized by a budget (what later batches read) from a fit's larger chunks: the
+    # chunks of that size shifted then turned into features, bit for bit.
+    monkeypatch.setattr(em, "SPLIT_ROWS", 100)  # read_once_rows' floor, below chunk_rows'
+    monkeypatch.setattr(em, "CHUNK_BYTES", 2**30)
+    one_chunk = TrainingData(X, w, family, 3, shift, cache=False).chunks
+    assert one_chunk.rows >= 1000
+    budgeted = em.ReadOnceChunks.of(one_chunk, 1)
+    assert budgeted.rows == 250 and budgeted._cache is None  # 1000 rows in 4 even chunks
+    assert budgeted.work == 250 * one_chunk.work / 1000
+    assert em.ReadOnceChunks.of(once.chunks, 2**30).rows == once.chunks.rows  # never above
+    even = TrainingData(X, w, family, 3, shift, cache=False).chunks  # shifted, then features
+    even.rows = 250
     a = kept.expectation(params, log_const)[0]
     for b in (
         once.expectation(params, log_const)[0],
@@ -728,6 +740,45 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
         np.testing.assert_array_equal(a.nk, b.nk)
         for x, y in zip(a.moments, b.moments, strict=True):
             np.testing.assert_array_equal(x, y)
+    a = em.expectation(even, params, log_const)[0]
+    d = em.expectation(budgeted, params, log_const)[0]
+    assert a.log_likelihood == d.log_likelihood and a.total_weight == d.total_weight
+    np.testing.assert_array_equal(a.nk, d.nk)
+    for x, y in zip(a.moments, d.moments, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_first_update_reads_a_fits_chunks_and_later_ones_smaller_chunks(
+    stream, covariance_type, monkeypatch
+):
+    """The first batch, read once (no features kept), is E-stepped in a fit's chunks, so a
+    step-1 update over several chunks is fit(max_iter=1) bit for bit; later batches in
+    chunks of em.read_once_rows."""
+    from gmm import em
+    from gmm.covariance import get_family
+
+    monkeypatch.setattr(em, "CHUNK_BYTES", 2**15)  # a fit's chunks: 585 ('full'), 1024 rows
+    monkeypatch.setattr(em, "SPLIT_ROWS", 100)
+    monkeypatch.setattr(em, "READ_ONCE_BYTES", 1)  # later batches: 256 rows a chunk or so
+    kwargs = start(covariance_type, stream)
+    batch = GaussianMixture(max_iter=1, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        batch.fit(stream)
+    rows = []
+    expectation = em.expectation
+
+    def recorded(data, *args):
+        rows.append((data.rows, data._cache is None))
+        return expectation(data, *args)
+
+    monkeypatch.setattr(em, "expectation", recorded)
+    online = GaussianMixture(**kwargs).partial_fit(stream)
+    assert same_parameters(online, batch) and online.lower_bound_ == batch.lower_bound_
+    online.partial_fit(stream[:700])
+    fit_rows = em.ChunkedData(stream, None, get_family(covariance_type), np.zeros(2), 3).rows
+    assert fit_rows < len(stream) and rows == [(fit_rows, True), (234, True)]  # 700 = 3 x ~234
 
 
 @pytest.mark.parametrize(("n_components", "n_rows", "parts"), [(3, 10_000, 1), (8, 10_000, 2)])
@@ -821,3 +872,48 @@ def test_only_families_whose_features_the_hook_mirrors_fuse_the_shift():
     shifted_rows, feats = em.shifted_chunk_features(Renamed(), X, X.mean(axis=0), 9)
     np.testing.assert_array_equal(feats, Diag().features(X - X.mean(axis=0)) * 2.0)
     np.testing.assert_array_equal(shifted_rows, X - X.mean(axis=0))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "VII"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [3, 20])
+def test_axis_aligned_chunks_read_once_give_the_features_statistics(
+    covariance_type, dtype, n_features
+):
+    """A chunk of the diagonal families read once goes to the kernels as its shifted rows
+    (Diag.read_once_features, from Diag.PLAIN_MIN_VALUES values, whatever K): the rows are
+    X - shift bit for bit, and the statistics those of the kept features to rounding
+    (an offset of 1e6, features from 1e-4 to 1e4, weights, K = 8 > FEATURE_COMPONENTS)."""
+    from gmm import em
+    from gmm.covariance import get_family
+    from gmm.covariance.diag import Diag
+
+    family = get_family(covariance_type)
+    rng = np.random.default_rng(11)
+    n_rows = Diag.PLAIN_MIN_VALUES // n_features + 500
+    scales = np.logspace(-4, 4, n_features)
+    X = (1e6 + rng.normal(size=(n_rows, n_features)) * scales).astype(dtype)
+    w = rng.uniform(0.5, 2, n_rows).astype(dtype)
+    shift = np.asarray(np.average(X, axis=0, weights=w), dtype=dtype)
+    Xc, feats = em.read_once_features(family, X, shift, 8)
+    assert feats is Xc and Xc.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(Xc, X - shift)
+    small = em.read_once_features(family, X[:100], shift, 8)  # features, fused
+    np.testing.assert_array_equal(small[1], family.features(X[:100] - shift))
+
+    model = GaussianMixture(8, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:2000])
+    params = model._get_parameters()
+    log_const = model._log_const(params, family)
+    kept = em.ChunkedData(X, w, family, shift.astype(np.float64), 8, cache=True)
+    once = em.ReadOnceChunks.of(kept)
+    assert kept.rows >= n_rows  # one chunk each way: only the features differ
+    a, b = em.expectation(kept, params, log_const)[0], em.expectation(once, params, log_const)[0]
+    rtol = 1e-11 if dtype == np.float64 else 1e-4
+    assert a.total_weight == b.total_weight
+    assert b.log_likelihood == pytest.approx(a.log_likelihood, rel=rtol)
+    np.testing.assert_allclose(b.nk, a.nk, rtol=rtol, atol=rtol * n_rows)
+    for x, y in zip(a.moments, b.moments, strict=True):
+        np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol * np.abs(x).max())

@@ -134,6 +134,27 @@ class Diag(CovarianceFamily):
         feats = self._features(X, shift)
         return feats[:, X.shape[1] : 2 * X.shape[1]], feats
 
+    def read_once_features(self, X, shift, n_components):
+        """``(X - shift, what the E-step reads)`` for a chunk that one E-step reads once.
+
+        The shifted rows themselves, which the kernels read with their squares
+        (:meth:`apply`), when the chunk holds at least :attr:`PLAIN_MIN_VALUES`
+        values, whatever the components: features pay for themselves across a
+        fit's iterations, but a chunk read once would write 2·D + 1 columns to
+        read them back once (measured, one E-step of 100,000 rows read once in
+        chunks of 4,297 rows, K = 8, D = 20, process CPU per row, medians of 9:
+        'diag' 0.186 µs with features, 0.140 from the rows; 'spherical' 0.148
+        against 0.118). The same numbers as the features' to rounding. None for
+        smaller chunks (:meth:`shifted_chunk_features` then decides). O(n·D).
+        """
+        if X.size < self.PLAIN_MIN_VALUES:
+            return None
+        if X.shape[1] >= 8:  # gmm.em.NARROW_FEATURES (not imported: em imports this module)
+            shifted = X - shift
+        else:  # few columns: numpy's broadcast over a short last axis is slow
+            shifted = shifted_columns(X, shift, np.empty(X.shape[::-1], dtype=X.dtype)).T
+        return shifted, shifted
+
     def chunk_columns(self, n_features, n_components, dtype):
         """Width of the E-step's per-row temporaries (sizes the chunks, decides what is kept).
 
