@@ -163,6 +163,11 @@ class CovarianceFamily(ABC):
         is nothing to fuse. :func:`gmm.em.shifted_chunk_features` uses it only
         when the class that defines ``chunk_features`` also defines the hook
         (a subclass that changes its features falls back to the two passes).
+        Likewise ``read_once_features(X, shift, n_components)`` may return
+        ``(X - shift, what the kernels read)`` for a chunk one E-step reads once
+        (the diagonal families give the shifted rows themselves from large
+        chunks on), or None to leave it to ``shifted_chunk_features``;
+        :func:`gmm.em.read_once_features` calls it under the same rule.
         """
         return self.features(X)
 
