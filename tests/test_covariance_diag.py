@@ -2,7 +2,7 @@
 
 With few components or many features 'diag' and 'spherical' read the shifted
 rows and square them block by block (:meth:`gmm.covariance.diag.Diag.plain_blocks`),
-with numpy's einsum for at most :data:`~gmm.covariance.diag.EINSUM_COMPONENTS`
+with numpy's einsum for at most :data:`~gmm.covariance._products.EINSUM_COMPONENTS`
 components and BLAS otherwise. These tests compare that path, with blocks small
 enough that a chunk has several and a ragged last one, against a direct float64
 reference written here (the densities and sums of the definition, no expansion)
@@ -16,7 +16,7 @@ import pytest
 
 from gmm import em
 from gmm.covariance import get_family
-from gmm.covariance.diag import Diag, rows_product, weighted_sum
+from gmm.covariance.diag import Diag
 
 
 def _hard_data(case: str, n: int = 1500, d: int = 6, k: int = 3, seed: int = 4):
@@ -101,19 +101,6 @@ def test_blocked_plain_kernels_give_the_direct_statistics(name, k, case, small_b
         (stats.moments[0][:, d:], first, size),
     ):
         assert np.max(np.abs(ours - theirs) / scale) <= tol
-
-
-@pytest.mark.parametrize("k", [1, 2, 5])
-def test_products_equal_numpy_matmul(k):
-    rng = np.random.default_rng(k)
-    X = rng.normal(size=(300, 7)) + 1e3
-    matrix = rng.normal(size=(k, 7))
-    resp = rng.random((k, 300))
-    np.testing.assert_allclose(rows_product(matrix, X), matrix @ X.T, rtol=1e-13)
-    np.testing.assert_allclose(weighted_sum(resp, X), resp @ X, rtol=1e-13)
-    X32 = X.astype(np.float32)
-    assert rows_product(matrix.astype(np.float32), X32).dtype == np.float32
-    assert weighted_sum(resp.astype(np.float32), X32).dtype == np.float32
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

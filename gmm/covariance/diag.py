@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import statistics
+from ._products import rows_product, weighted_sum
 from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 
 
@@ -297,38 +298,6 @@ class Diag(CovarianceFamily):
 
     def is_valid_factor(self, precisions_cholesky):
         return bool(np.all(np.asarray(precisions_cholesky) > 0))
-
-
-#: Most components for which the plain kernels' products with X's rows are numpy's
-#: ``einsum`` rather than BLAS (:func:`rows_product`, :func:`weighted_sum`).
-#: OpenBLAS's products with one or two rows on one side ran at a third to half of
-#: the memory's speed here: measured (one BLAS thread, process CPU, per chunk of
-#: 16 MiB of rows and squares, six chunks so the rows come from memory),
-#: ``(K, D) @ X.T`` against einsum, ms: D = 50 K = 2 2.21 / 0.95, D = 100 K = 2
-#: 2.06 / 0.89, K = 1 0.98 / 0.46, D = 200 K = 2 1.65 / 0.90; at K = 4 they tie
-#: (1.79 / 1.70 at D = 100) and at K = 8 BLAS wins (1.89 / 3.42). ``resp @ X``
-#: likewise (D = 100, K = 2: 1.51 / 0.84; K = 8: 1.92 / 3.11).
-EINSUM_COMPONENTS = 2
-
-
-def rows_product(matrix: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``matrix @ X.T``: (K, D) by rows (n, D) gives (K, n); einsum for few components.
-
-    See :data:`EINSUM_COMPONENTS`. O(n · K · D) time.
-    """
-    if matrix.shape[0] <= EINSUM_COMPONENTS:
-        return np.einsum("ij,kj->ki", X, matrix)
-    return matrix @ X.T
-
-
-def weighted_sum(resp: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``resp @ X``: (K, n) by rows (n, D) gives (K, D); einsum for few components.
-
-    See :data:`EINSUM_COMPONENTS`. O(n · K · D) time.
-    """
-    if resp.shape[0] <= EINSUM_COMPONENTS:
-        return np.einsum("kn,nj->kj", resp, X)
-    return resp @ X
 
 
 def _squared_blocks(X: np.ndarray, blocks: list[slice]) -> Iterator[tuple[slice, np.ndarray]]:

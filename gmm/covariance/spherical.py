@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import statistics
-from .diag import AxisCoefficients, Diag, moments_dtype, rows_product, shifted_columns
+from ._products import rows_product
+from .diag import AxisCoefficients, Diag, moments_dtype, shifted_columns
 
 
 class SphericalKernels:
