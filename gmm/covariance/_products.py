@@ -13,32 +13,77 @@ from __future__ import annotations
 import numpy as np
 
 #: Most components for which the products with the rows are numpy's ``einsum``
-#: rather than BLAS (:func:`rows_product`, :func:`weighted_sum`).
-#: OpenBLAS's products with one or two rows on one side ran at a third to half of
-#: the memory's speed here: measured (one BLAS thread, process CPU, per chunk of
-#: 16 MiB of rows and squares, six chunks so the rows come from memory),
-#: ``(K, D) @ X.T`` against einsum, ms: D = 50 K = 2 2.21 / 0.95, D = 100 K = 2
-#: 2.06 / 0.89, K = 1 0.98 / 0.46, D = 200 K = 2 1.65 / 0.90; at K = 4 they tie
-#: (1.79 / 1.70 at D = 100) and at K = 8 BLAS wins (1.89 / 3.42). ``resp @ X``
-#: likewise (D = 100, K = 2: 1.51 / 0.84; K = 8: 1.92 / 3.11).
+#: rather than BLAS (:func:`rows_product`, :func:`weighted_sum`), from
+#: :data:`EINSUM_FEATURES` features. Measured (one BLAS thread, process CPU, per
+#: chunk of 8 MiB of rows, six chunks so the rows come from memory, ms, BLAS
+#: whole / einsum / BLAS by blocks): ``(K, D) @ X.T`` at D = 100: K = 1 1.01 /
+#: 0.50 / 1.10, K = 2 1.75 / 0.91 / 1.44, K = 4 1.73 / 1.74 / 1.52, K = 8 1.97 /
+#: 3.35 / 1.45; at D = 20: K = 1 0.43 / 0.65 / 0.75, K = 2 1.48 / 1.31 / 0.66,
+#: K = 8 1.96 / 5.09 / 1.55. ``resp @ X`` at D = 100: K = 2 1.48 / 0.81 / 1.11,
+#: K = 8 1.85 / 2.58 / 1.41; at D = 50, K = 4: 1.43 / 1.71 / 0.77.
 EINSUM_COMPONENTS = 2
+#: Fewest features for which :data:`EINSUM_COMPONENTS` components use einsum.
+EINSUM_FEATURES = 32
+#: Bytes of rows one product of :func:`rows_product` and :func:`weighted_sum`
+#: reads (the block stays in the core's cache; whole-chunk products with a few
+#: components ran at a fraction of the memory's speed, see above). Fits (one BLAS
+#: thread, process CPU, ms an iteration, blocks of 2**16 / 2**17 / 2**18 bytes):
+#: diag D = 50, K = 4 39.0 / 39.1 / 34.7; D = 20, K = 2 14.6 / 14.8 / 10.0;
+#: D = 200, K = 2 and spherical D = 100, K = 4 alike.
+BLOCK_BYTES = 2**18
+
+
+def _einsum_pays(n_components: int, n_features: int) -> bool:
+    return n_components <= EINSUM_COMPONENTS and n_features >= EINSUM_FEATURES
+
+
+def _row_blocks(X: np.ndarray) -> tuple[range, int]:
+    """Starts of the row blocks of :data:`BLOCK_BYTES` (at least 256 rows each), and their rows."""
+    rows = max(256, BLOCK_BYTES // max(1, X.shape[1] * X.itemsize))
+    return range(0, X.shape[0], rows), rows
 
 
 def rows_product(matrix: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``matrix @ X.T``: (K, D) by rows (n, D) gives (K, n); einsum for few components.
+    """``matrix @ X.T``: (K, D) by rows (n, D) gives (K, n).
 
-    See :data:`EINSUM_COMPONENTS`. O(n · K · D) time.
+    einsum for few components and many features, else BLAS by row blocks (see
+    :data:`EINSUM_COMPONENTS`). O(n · K · D) time, the result and one block's
+    (rows, K) product of memory.
     """
-    if matrix.shape[0] <= EINSUM_COMPONENTS:
+    n_components, n_features = matrix.shape
+    if _einsum_pays(n_components, n_features):
         return np.einsum("ij,kj->ki", X, matrix)
-    return matrix @ X.T
+    dtype = np.result_type(matrix, X)
+    out = np.empty((n_components, X.shape[0]), dtype=dtype)
+    starts, rows = _row_blocks(X)
+    right = np.ascontiguousarray(matrix.T, dtype=dtype)
+    block = np.empty((rows, n_components), dtype=dtype)
+    for start in starts:
+        part = X[start : start + rows]
+        product = block[: part.shape[0]]
+        np.matmul(part, right, out=product)
+        out[:, start : start + part.shape[0]] = product.T
+    return out
 
 
 def weighted_sum(resp: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``resp @ X``: (K, n) by rows (n, D) gives (K, D); einsum for few components.
+    """``resp @ X``: (K, n) by rows (n, D) gives (K, D), in ``resp``'s and X's dtype.
 
-    See :data:`EINSUM_COMPONENTS`. O(n · K · D) time.
+    By row blocks, each an einsum (few components, many features: see
+    :data:`EINSUM_COMPONENTS`) or a BLAS product, summed in float64 in row
+    order. O(n · K · D) time, O(K · D) memory.
     """
-    if resp.shape[0] <= EINSUM_COMPONENTS:
-        return np.einsum("kn,nj->kj", resp, X)
+    product = _block_product if not _einsum_pays(resp.shape[0], X.shape[1]) else _block_einsum
+    starts, rows = _row_blocks(X)
+    total = np.zeros((resp.shape[0], X.shape[1]))
+    for start in starts:
+        total += product(resp[:, start : start + rows], X[start : start + rows])
+    return total.astype(np.result_type(resp, X), copy=False)
+
+
+def _block_product(resp: np.ndarray, X: np.ndarray) -> np.ndarray:
     return resp @ X
+
+
+def _block_einsum(resp: np.ndarray, X: np.ndarray) -> np.ndarray:
+    return np.einsum("kn,nj->kj", resp, X)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import statistics
+from . import _products
 from ._products import rows_product, weighted_sum
 from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 
@@ -82,8 +83,8 @@ class Diag(CovarianceFamily):
     #: product that reads them, where squaring a whole chunk wrote and read back
     #: rows × D values from memory. Measured (one BLAS thread, process CPU,
     #: a chunk of 10,485 × 100, K = 2): the E-step product 4.0 -> 0.93 ms,
-    #: the moments 3.8 -> 1.2 ms.
-    PLAIN_BLOCK_BYTES = 2**18
+    #: the moments 3.8 -> 1.2 ms. The products' own block (one product a block).
+    PLAIN_BLOCK_BYTES = _products.BLOCK_BYTES
     #: Fewest rows of a block, so narrow rows do not pay numpy's per-call cost per
     #: few rows.
     PLAIN_BLOCK_MIN_ROWS = 1024
