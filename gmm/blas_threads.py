@@ -39,6 +39,15 @@ digits K = 110, wall / CPU ms per iteration): at load 2.6 threads 101 / 84, one
 thread 40 / 38, the default 33 / 33 (busy in 7 of 7 repeats); at load 1.6 threads
 26 / 50, one thread 34 / 53, the default 26 / 48 (busy in none). The second core
 pays when it is free, hence :data:`BUSY_LOAD`.
+
+Whatever the load, a product below :data:`SMALL_WORK` multiply-adds runs on one
+thread: it takes under a millisecond on one core, so a second thread can save
+at most half of that, while waking OpenBLAS's threads cost 5-16 ms a call
+(measured on the two-core box, median of 15 calls, one thread against the
+library's two: ``(1 × 100,000) @ (100,000 × 1)`` 0.018 against 16 ms, the
+triangular product of 100,000 × 1 rows 0.30 against 16 ms, at load 3.9; 5-8 ms
+on the idle box). That is what made 'tied' at D = 1, K = 1 0.60x scikit-learn
+on the idle box, where nothing else limited the threads.
 """
 
 from __future__ import annotations
@@ -51,10 +60,19 @@ from typing import Any
 
 #: Multiply-adds of one kernel call below which BLAS runs on one thread. None
 #: (the default) follows the load: :data:`BUSY_THREADED_WORK` while the machine
-#: is busy (:func:`machine_busy`), else 0. A number fixes it: 0 never limits.
+#: is busy (:func:`machine_busy`), else :data:`SMALL_WORK`. A number fixes it:
+#: 0 never limits.
 THREADED_WORK: float | None = None
 #: The limit while the machine is busy (see the module's table).
 BUSY_THREADED_WORK = 2**29
+#: Multiply-adds below which a kernel runs on one thread whatever the load (see
+#: the module's docstring): under a millisecond on one core, where waking a
+#: second BLAS thread was measured at 5-16 ms. Kept this low because the E-step
+#: passes the chunk's rows × columns × K, which for 'tied' is below its
+#: triangular product (rows × D²/2, which two threads may speed up on a quiet
+#: machine): at 2**22 'tied' D = 100, K = 2 would have been limited too. A fixed
+#: :data:`THREADED_WORK` overrides it.
+SMALL_WORK = 2**20
 #: The machine is busy when its 1-minute load average exceeds its cores by this
 #: much: this process counts for about one (two while its BLAS threads spin), so
 #: an idle two-core box running one fit reads 1-2, and the shared box 3-6.
@@ -92,10 +110,14 @@ def machine_busy(load: float | None = None, cores: int | None = None) -> bool:
 
 
 def threaded_work() -> float:
-    """The limit in force: :data:`THREADED_WORK`, or by the load when it is None."""
+    """The limit in force: :data:`THREADED_WORK`, or by the load when it is None.
+
+    By the load: :data:`BUSY_THREADED_WORK` while the machine is busy, else
+    :data:`SMALL_WORK` (tiny products never wake BLAS's threads).
+    """
     if THREADED_WORK is not None:
         return THREADED_WORK
-    return BUSY_THREADED_WORK if machine_busy() else 0
+    return BUSY_THREADED_WORK if machine_busy() else SMALL_WORK
 
 
 @contextmanager

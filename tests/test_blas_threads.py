@@ -28,13 +28,21 @@ def test_matrix_work_is_k_d_cubed():
     assert blas_threads.matrix_work(3, 10) == 3000.0
 
 
-def test_on_a_quiet_machine_nothing_is_limited_by_default(monkeypatch):
+def test_on_a_quiet_machine_only_tiny_products_are_limited_by_default(monkeypatch):
     monkeypatch.setattr(blas_threads, "machine_busy", lambda: False)
     assert blas_threads.THREADED_WORK is None
-    assert blas_threads.threaded_work() == 0
+    limit = blas_threads.SMALL_WORK
+    assert blas_threads.threaded_work() == limit
+    # The measured case: tied D = 1, K = 1 at 100,000 rows, whose products
+    # (1e5 multiply-adds) took 5-16 ms with two BLAS threads, 0.02-0.3 ms on one.
+    assert 100_000 * 1 * 1 < limit
     before = _blas_threads()
-    with blas_threads.blas_threads_for(1.0):
-        assert _blas_threads() == before
+    with blas_threads.blas_threads_for(100_000.0):
+        assert all(n == 1 for n in _blas_threads())
+    assert _blas_threads() == before
+    for work in (limit, 1797.0 * 902 * 110, None):  # the digits' E-step gains from threads
+        with blas_threads.blas_threads_for(work):
+            assert _blas_threads() == before
 
 
 def test_on_a_busy_machine_products_below_the_busy_limit_get_one_thread(monkeypatch):

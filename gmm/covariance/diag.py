@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import statistics
+from . import _products
+from ._products import rows_product, weighted_sum
 from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 
 
@@ -75,6 +78,16 @@ class Diag(CovarianceFamily):
     #: gave the same bits in another process where the plain ones did not
     #: (tests/test_cli.py's sample of a model fitted in two processes, 150 × 2).
     PLAIN_MIN_VALUES = 2**16
+    #: Bytes of X's rows the plain kernels square at a time (:meth:`plain_blocks`):
+    #: the block's squares stay in the core's cache between the squaring and the
+    #: product that reads them, where squaring a whole chunk wrote and read back
+    #: rows × D values from memory. Measured (one BLAS thread, process CPU,
+    #: a chunk of 10,485 × 100, K = 2): the E-step product 4.0 -> 0.93 ms,
+    #: the moments 3.8 -> 1.2 ms. The products' own block (one product a block).
+    PLAIN_BLOCK_BYTES = _products.BLOCK_BYTES
+    #: Fewest rows of a block, so narrow rows do not pay numpy's per-call cost per
+    #: few rows.
+    PLAIN_BLOCK_MIN_ROWS = 1024
     precision_requirement = "positive (every entry > 0)"
     factor_requirement = "positive"
 
@@ -173,20 +186,32 @@ class Diag(CovarianceFamily):
         """``matrix`` (K, F) applied to each row's features: (K, rows), and the work.
 
         ``feats`` are the chunk's features, or ``X`` itself (:meth:`chunk_features`):
-        then the squares of X are formed, O(rows · D) memory, and are the work
-        (:meth:`moments` reads them); else the work is None. O(rows · K · F) time.
+        then the squares of X are formed block by block (:meth:`plain_product`)
+        and the work is those row blocks (:meth:`moments` squares them again);
+        else the work is None. O(rows · K · F) time.
         """
         if feats.shape[1] != X.shape[1]:
             return matrix @ feats[:, coefs.rows].T, None
-        squares = np.multiply(X, X)
-        return self.plain_product(matrix, X, squares), squares
+        blocks = self.plain_blocks(X)
+        return self.plain_product(matrix, X, blocks), blocks
 
-    def plain_product(self, matrix, X, squares):
-        """``matrix @ [x², x, 1]ᵀ`` from X and its squares, (K, rows), by columns."""
+    def plain_blocks(self, X) -> list[slice]:
+        """The row blocks the plain kernels square ``X`` in (:attr:`PLAIN_BLOCK_BYTES`)."""
+        n_rows = X.shape[0]
+        rows = max(self.PLAIN_BLOCK_MIN_ROWS, self.PLAIN_BLOCK_BYTES // max(1, X[:1].nbytes))
+        return [slice(start, min(start + rows, n_rows)) for start in range(0, n_rows, rows)]
+
+    def plain_product(self, matrix, X, blocks):
+        """``matrix @ [x², x, 1]ᵀ`` from X, (K, rows): the squares formed per row block.
+
+        O(rows · K · D) time; one block's squares and the (K, rows) result of memory.
+        """
         d = X.shape[1]
-        out = matrix[:, :d] @ squares.T
-        out += matrix[:, d : 2 * d] @ X.T
+        out = rows_product(matrix[:, d : 2 * d], X)
         out += matrix[:, 2 * d :]
+        square = matrix[:, :d]
+        for rows, squares in _squared_blocks(X, blocks):
+            out[:, rows] += rows_product(square, squares)
         return out
 
     def _precision_per_feature(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
@@ -239,10 +264,22 @@ class Diag(CovarianceFamily):
         return np.sum(np.log(prec_chol), axis=1)
 
     def moments(self, X, feats, resp, coefs, work):
-        """``(resp @ [x², x],)``, (K, 2·D); ``work``: the squares of X (:meth:`apply`)."""
+        """``(resp @ [x², x],)``, (K, 2·D); ``work``: the row blocks of :meth:`apply`.
+
+        On the plain kernels the squares are formed again block by block and
+        both products summed by blocks, in float64 and row order (a block's rows
+        and squares are read from the cache): O(rows · K · D) time, one block's
+        squares of memory.
+        """
         if work is None:
             return (resp @ feats[:, : 2 * X.shape[1]],)
-        return (np.concatenate([resp @ work, resp @ X], axis=1),)
+        second = np.zeros((resp.shape[0], X.shape[1]))
+        first = np.zeros_like(second)
+        for rows, squares in _squared_blocks(X, work):
+            part = resp[:, rows]
+            second += weighted_sum(part, squares)
+            first += weighted_sum(part, X[rows])
+        return (np.concatenate([second, first], axis=1),)
 
     def scatter(self, moments, nk, shift, coefs):
         dtype = moments_dtype(moments, coefs)
@@ -283,3 +320,19 @@ class Diag(CovarianceFamily):
 
     def is_valid_factor(self, precisions_cholesky):
         return bool(np.all(np.asarray(precisions_cholesky) > 0))
+
+
+def _squared_blocks(X: np.ndarray, blocks: list[slice]) -> Iterator[tuple[slice, np.ndarray]]:
+    """``(rows, X[rows]²)`` for each block, the squares in one reused buffer.
+
+    Each yielded array is overwritten by the next: use it before asking for more.
+    """
+    if not blocks:
+        return
+    longest = max(rows.stop - rows.start for rows in blocks)
+    buffer = np.empty((longest, X.shape[1]), dtype=X.dtype)
+    for rows in blocks:
+        part = X[rows]
+        squares = buffer[: part.shape[0]]
+        np.multiply(part, part, out=squares)
+        yield rows, squares

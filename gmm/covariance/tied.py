@@ -7,6 +7,7 @@ from scipy.linalg import blas
 
 from .. import statistics
 from . import _matrices
+from ._products import rows_product, weighted_sum
 from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 
 
@@ -77,7 +78,7 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
     def mahalanobis(self, X, feats, coefs):
         factor, cross, const = coefs
         white = whiten(X, factor)
-        maha = cross @ X.T
+        maha = rows_product(cross, X)
         maha += np.einsum("ij,ij->i", white, white)
         maha += const
         return np.maximum(maha, 0, out=maha), None
@@ -90,8 +91,8 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         # rows is the same every iteration (kept by GramRows).
         row_weight = resp.sum(axis=0)
         if isinstance(feats, GramRows):
-            return resp @ X, feats.gram(row_weight).copy()
-        return resp @ X, weighted_gram(X, row_weight)
+            return weighted_sum(resp, X), feats.gram(row_weight).copy()
+        return weighted_sum(resp, X), weighted_gram(X, row_weight)
 
     def scatter(self, moments, nk, shift, coefs):
         sum_x, second = moments

@@ -1,0 +1,39 @@
+"""Products of rows with a few components' matrices: einsum or BLAS by blocks, to rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gmm.covariance import _products
+from gmm.covariance._products import EINSUM_COMPONENTS, EINSUM_FEATURES, rows_product, weighted_sum
+
+
+@pytest.mark.parametrize("k", [1, EINSUM_COMPONENTS, EINSUM_COMPONENTS + 1, 5])
+@pytest.mark.parametrize("d", [7, EINSUM_FEATURES + 3])  # BLAS only, then einsum for few K
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_products_equal_float64_products_of_the_same_numbers(k, d, dtype, monkeypatch):
+    monkeypatch.setattr(_products, "BLOCK_BYTES", 1)  # blocks of 256 rows: 700 end ragged
+    rng = np.random.default_rng(k * d)
+    X = (rng.normal(size=(700, d)) * np.logspace(-4, 4, d) + 1e3).astype(dtype)
+    matrix = rng.normal(size=(k, d)).astype(dtype)
+    resp = rng.random((k, 700)).astype(dtype)
+    wide, mat, res = X.astype(np.float64), matrix.astype(np.float64), resp.astype(np.float64)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    # Each entry within rtol of the sum of its terms' sizes (the products' rounding).
+    for ours, exact, size in (
+        (rows_product(matrix, X), mat @ wide.T, np.abs(mat) @ np.abs(wide).T),
+        (weighted_sum(resp, X), res @ wide, res @ np.abs(wide)),
+    ):
+        assert ours.dtype == dtype
+        assert ours.shape == exact.shape
+        assert np.all(np.abs(ours - exact) <= rtol * size)
+
+
+def test_einsum_only_for_few_components_and_many_features():
+    assert _products._einsum_pays(EINSUM_COMPONENTS, EINSUM_FEATURES)
+    assert not _products._einsum_pays(EINSUM_COMPONENTS + 1, EINSUM_FEATURES)
+    assert not _products._einsum_pays(1, EINSUM_FEATURES - 1)
+    assert _products._whole_pays(1, EINSUM_FEATURES - 1)
+    assert not _products._whole_pays(2, EINSUM_FEATURES - 1)
+    assert not _products._whole_pays(1, EINSUM_FEATURES)
