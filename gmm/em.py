@@ -661,7 +661,7 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     with (
         ThreadPoolExecutor(threads - 1) if threads > 1 else nullcontext() as helpers,
         blas_threads(1 if threads > 1 else None),
-        blas_threads_for(getattr(data, "work", None)),
+        blas_threads_for(getattr(data, "work", None), rows=True),
     ):
         for Xc, feats, w in data.in_dtype(dtype):
             stats = _split_statistics(
@@ -899,7 +899,7 @@ def log_prob_chunks(
     start = 0
     for Xc, feats, _ in data.in_dtype(dtype):
         stop = start + Xc.shape[0]
-        with blas_threads_for(data.work):
+        with blas_threads_for(data.work, rows=True):
             log_prob = weighted_log_prob(Xc, feats, family, coefs, const)[0]
         check_representable(log_prob, first_row + start)
         yield slice(start, stop), log_prob.T

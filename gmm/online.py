@@ -51,6 +51,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import em, scale, units, validation
+from .blas_threads import blas_threads_for
 from .driver import one_fit_at_a_time, state_kept_on_failure
 from .scale import FileRows
 from .scale.dask_arrays import is_dask_collection
@@ -221,17 +222,20 @@ def _update(est, X, sample_weight) -> None:
         # The first batch keeps a fit's chunks (step 1 on all rows is a fit's
         # iteration, bit for bit); later ones take chunks sized to the cache.
         chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES if started else None)
-        stats, coefs = em.expectation(chunks, params, log_const)
-        batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
-        if problem is not None:
-            batch = problem.scatter_out(batch)
-            stats.log_likelihood -= stats.total_weight * data.n_features * problem.log_scale
-        running, weight_seen, log_likelihood = _running(state, batch, stats, est, decay, offset)
-        # A copy: a family's M-step must not be able to change the running statistics.
-        private = Scatter(running.nk, running.means, running.covariances.copy(), running.kind)
-        if problem is not None:
-            private = problem.scatter_in(private)
-        params = est._m_step(private, params, family, data.dtype)
+        # One BLAS limit for the update when its E-step's chunks take one: the
+        # blocks inside (E-step, M-step) then find BLAS on one thread and skip theirs.
+        with blas_threads_for(getattr(chunks, "work", None), rows=True):
+            stats, coefs = em.expectation(chunks, params, log_const)
+            batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
+            if problem is not None:
+                batch = problem.scatter_out(batch)
+                stats.log_likelihood -= stats.total_weight * data.n_features * problem.log_scale
+            running, weight_seen, log_likelihood = _running(state, batch, stats, est, decay, offset)
+            # A copy: a family's M-step must not be able to change the running statistics.
+            private = Scatter(running.nk, running.means, running.covariances.copy(), running.kind)
+            if problem is not None:
+                private = problem.scatter_in(private)
+            params = est._m_step(private, params, family, data.dtype)
     finally:
         est.__dict__.pop("_units", None)
     if problem is not None:

@@ -286,7 +286,7 @@ def full_scatter(X: np.ndarray, resp, means: np.ndarray) -> np.ndarray:
     """
     n_components, d = means.shape[0], X.shape[1]
     scatter = np.zeros((n_components, d, d))
-    with blas_threads_for(float(X.shape[0]) * d * d):
+    with blas_threads_for(float(X.shape[0]) * d * d, rows=True):
         for k, (rows, weight) in enumerate(_component_rows(resp, n_components)):
             dev = X[rows] - means[k]
             dev *= np.sqrt(weight)[:, None]

@@ -32,17 +32,32 @@ def test_on_a_quiet_machine_only_tiny_products_are_limited_by_default(monkeypatc
     monkeypatch.setattr(blas_threads, "machine_busy", lambda: False)
     assert blas_threads.THREADED_WORK is None
     limit = blas_threads.SMALL_WORK
-    assert blas_threads.threaded_work() == limit
+    assert blas_threads.threaded_work(rows=True) == limit
+    # The (D, D) matrix kernels are left alone (OpenBLAS keeps small ones on one thread).
+    assert blas_threads.threaded_work() == 0
     # The measured case: tied D = 1, K = 1 at 100,000 rows, whose products
     # (1e5 multiply-adds) took 5-16 ms with two BLAS threads, 0.02-0.3 ms on one.
     assert 100_000 * 1 * 1 < limit
     before = _blas_threads()
-    with blas_threads.blas_threads_for(100_000.0):
+    with blas_threads.blas_threads_for(100_000.0, rows=True):
         assert all(n == 1 for n in _blas_threads())
     assert _blas_threads() == before
+    with blas_threads.blas_threads_for(100_000.0):  # not over rows: unchanged
+        assert _blas_threads() == before
     for work in (limit, 1797.0 * 902 * 110, None):  # the digits' E-step gains from threads
-        with blas_threads.blas_threads_for(work):
+        with blas_threads.blas_threads_for(work, rows=True):
             assert _blas_threads() == before
+
+
+def test_a_block_inside_a_limited_one_keeps_the_limit_and_restores_nothing(monkeypatch):
+    """BLAS already on one thread: the inner block leaves it so, the outer restores."""
+    monkeypatch.setattr(blas_threads, "machine_busy", lambda: False)
+    before = _blas_threads()
+    with blas_threads.blas_threads(1):
+        with blas_threads.blas_threads_for(10.0, rows=True):
+            assert all(n == 1 for n in _blas_threads())
+        assert all(n == 1 for n in _blas_threads())
+    assert _blas_threads() == before
 
 
 def test_on_a_busy_machine_products_below_the_busy_limit_get_one_thread(monkeypatch):
