@@ -40,14 +40,19 @@ thread 40 / 38, the default 33 / 33 (busy in 7 of 7 repeats); at load 1.6 thread
 26 / 50, one thread 34 / 53, the default 26 / 48 (busy in none). The second core
 pays when it is free, hence :data:`BUSY_LOAD`.
 
-Whatever the load, a product below :data:`SMALL_WORK` multiply-adds runs on one
-thread: it takes under a millisecond on one core, so a second thread can save
-at most half of that, while waking OpenBLAS's threads cost 5-16 ms a call
+Whatever the load, a product over data rows (the E-step's chunks) below
+:data:`SMALL_WORK` multiply-adds runs on one thread: it takes under a
+millisecond on one core, so a second thread can save at most half of that,
+while waking OpenBLAS's threads cost 5-16 ms a call
 (measured on the two-core box, median of 15 calls, one thread against the
 library's two: ``(1 × 100,000) @ (100,000 × 1)`` 0.018 against 16 ms, the
 triangular product of 100,000 × 1 rows 0.30 against 16 ms, at load 3.9; 5-8 ms
 on the idle box). That is what made 'tied' at D = 1, K = 1 0.60x scikit-learn
-on the idle box, where nothing else limited the threads.
+on the idle box, where nothing else limited the threads. The (D, D) matrix
+kernels are not held to it on a quiet machine: OpenBLAS keeps small ones on one
+thread by itself, and a limit costs about 30 µs a block (threadpoolctl's
+calls), which every M-step of every fit in a sweep would pay. A block inside
+one that already limits BLAS skips its own (a 5 µs check).
 """
 
 from __future__ import annotations
