@@ -109,16 +109,23 @@ def _check_warm_start_family(model, family) -> None:
         )
 
 
-def _record_final_estep(stats: em.Statistics | None, lower_bound: float) -> None:
+def _record_final_estep(owner, stats: em.Statistics | None, lower_bound: float) -> None:
     """Fill the :func:`gmm.em.tracking_entropy` block's record from the kept start's
     last E-step, when that E-step was of the fitted parameters and summed the entropy.
 
+    The record is emptied first and names its ``owner`` (the estimator) when
+    filled, so a fit made inside the block by someone else (a user's
+    ``init_params`` callable, say) can never lend it its numbers.
     ``lower_bound`` is the mean log-likelihood in the data's units (the fit's
     ``lower_bound_``); the entropy does not depend on the units. O(1).
     """
     final = em.tracked_final_estep()
-    if final is None or stats is None or stats.entropy is None or not stats.total_weight > 0:
+    if final is None:
         return
+    final.owner = final.log_likelihood = final.entropy = final.total_weight = None
+    if stats is None or stats.entropy is None or not stats.total_weight > 0:
+        return
+    final.owner = owner
     final.log_likelihood = float(lower_bound)
     final.entropy = stats.entropy / stats.total_weight
     final.total_weight = float(stats.total_weight)
@@ -325,7 +332,9 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 params = self._get_parameters()
                 if problem is not None:
                     params = problem.params_in(params)
-                lower_bound = self.lower_bound_
+                # The relative rule compares this run's own E-steps: the last fit's
+                # bound (other data, perhaps) must not stop it before an M-step.
+                lower_bound = -np.inf if relative else self.lower_bound_
             lower_bounds: list[float] = []
             converged = False
             n_iter = 0
@@ -366,7 +375,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 best = (lower_bound, params, n_iter, lower_bounds, converged)
 
         lower_bound, params, n_iter, lower_bounds, converged = best
-        _record_final_estep(final_stats, lower_bound)
+        _record_final_estep(self, final_stats, lower_bound)
         if not converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different "

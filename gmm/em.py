@@ -139,9 +139,10 @@ class FinalEStep:
     that the information criteria need no further pass over the rows. Means per
     unit of weight, in the data's units: ``log_likelihood`` is the fit's
     ``lower_bound_``, ``entropy`` the mean of ``H_i``; ``total_weight`` is the
-    fit's (relative) total weight.
+    fit's (relative) total weight; ``owner`` the estimator whose fit filled it.
     """
 
+    owner: object | None = None
     log_likelihood: float | None = None
     entropy: float | None = None
     total_weight: float | None = None

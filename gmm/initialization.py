@@ -99,8 +99,11 @@ def check_responsibilities(resp, n_samples: int, n_components: int, dtype, func=
     finite.
     """
     who = f"init_params callable {getattr(func, '__name__', func)!r}"
-    labels = np.asarray(resp) if isinstance(resp, np.ndarray | list | tuple) else None
-    if labels is not None and labels.ndim == 1:
+    try:
+        labels = np.asarray(resp)
+    except (TypeError, ValueError):  # ragged: refused below
+        labels = None
+    if labels is not None and labels.ndim == 1:  # a pandas Series, a memoryview, a list...
         return _check_labels(labels, n_samples, n_components, who)
     try:
         resp = np.asarray(resp, dtype=np.float64)

@@ -420,3 +420,21 @@ def test_relative_rule_keeps_the_parameters_whose_log_likelihood_met_it(covarian
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_array_equal(getattr(fit, name), getattr(shorter, name))
     assert fit.score(X) == pytest.approx(fit.lower_bound_, rel=1e-12)
+
+
+def test_relative_rule_warm_start_on_new_data_runs_an_m_step():
+    """Under 'relative' a warm start tests its own E-steps only: the last fit's bound
+    (on other data) must not stop the refit before any M-step."""
+    from gmm import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    X1 = np.vstack([rng.normal(0, 1, (5000, 2)), rng.normal(4, 1, (5000, 2))])
+    X2 = X1 + np.r_[np.zeros(5000), np.full(5000, 0.03)][:, None]
+    params = {"convergence": "relative", "tol": 1e-3, "random_state": 0}
+    model = GaussianMixture(2, warm_start=True, **params).fit(X1)
+    old = model.means_.copy()
+    model.fit(X2)
+    assert model.n_iter_ >= 2
+    assert not np.array_equal(model.means_, old)
+    fresh = GaussianMixture(2, **params).fit(X2)
+    np.testing.assert_allclose(np.sort(model.means_[:, 0]), np.sort(fresh.means_[:, 0]), atol=5e-3)

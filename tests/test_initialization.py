@@ -149,6 +149,17 @@ def test_callable_integer_labels_fit_as_their_one_hot_rows(moons, covariance_typ
     assert fits[0].n_iter_ == fits[1].n_iter_
 
 
+def test_callable_labels_in_any_1d_array_like(moons):
+    """Labels as a memoryview (or a pandas Series) are labels, not a shape error."""
+    from gmm import GaussianMixture
+
+    labels = np.arange(len(moons)) % 2
+    ref = GaussianMixture(2, init_params=lambda X, k, rs: labels, max_iter=3).fit(moons)
+    view = memoryview(labels.astype(np.int64))
+    ours = GaussianMixture(2, init_params=lambda X, k, rs: view, max_iter=3).fit(moons)
+    np.testing.assert_array_equal(ours.means_, ref.means_)
+
+
 def test_callable_receives_the_data_k_and_a_random_state(moons):
     from gmm import GaussianMixture
 

@@ -758,7 +758,7 @@ def test_first_update_reads_a_fits_chunks_and_later_ones_smaller_chunks(
     from gmm import em
     from gmm.covariance import get_family
 
-    monkeypatch.setattr(em, "CHUNK_BYTES", 2**15)  # a fit's chunks: 585 ('full'), 1024 rows
+    monkeypatch.setattr(em, "CHUNK_BYTES", 2**14)  # a fit's chunks: 292 ('full') to 682 rows
     monkeypatch.setattr(em, "SPLIT_ROWS", 100)
     monkeypatch.setattr(em, "READ_ONCE_BYTES", 1)  # later batches: 256 rows a chunk or so
     kwargs = start(covariance_type, stream)

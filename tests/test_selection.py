@@ -826,3 +826,25 @@ def test_a_serial_sweep_of_small_fits_runs_them_on_one_thread(blobs, monkeypatch
     assert threads() == as_they_are  # the limit ends with each fit
     for row, other in zip(limited.table, threaded.table, strict=True):
         np.testing.assert_allclose(row["bic"], other["bic"], rtol=1e-12)
+
+
+def test_sweep_criteria_are_never_those_of_a_fit_made_inside_the_init_callable():
+    """A user's init_params callable that fits its own relative-rule model inside a
+    sweep's fit must not lend that model's numbers to the table (the reviewer's case)."""
+    import gmm
+    from gmm import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (300, 2)), rng.normal(4, 1, (300, 2))])
+
+    def init(X, k, rs):
+        inner = GaussianMixture(k, covariance_type="spherical", convergence="relative")
+        return inner.set_params(random_state=0).fit(X).predict(X)
+
+    for params in ({"max_iter": 1}, {"convergence": "relative", "tol": 1e-8}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = gmm.sweep(X, [2], "full", init_params=init, progress=False, **params)
+        model = result.best_estimator_
+        assert result.table[0]["bic"] == pytest.approx(model.bic(X), rel=1e-12)
+        assert result.table[0]["icl"] == pytest.approx(model.icl(X), rel=1e-12)

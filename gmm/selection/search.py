@@ -607,11 +607,16 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any]):
     n_parameters = criteria.n_parameters(get_family(covariance_type), k, X.shape[1])
     start = perf_counter()
     try:
-        with warnings.catch_warnings(), em.tracking_entropy() as final:
+        # Only a fit whose last E-step can serve the criteria sums the entropy.
+        reusable = model._relative_rule() and w is None and model.nan_policy == "raise"
+        with (
+            warnings.catch_warnings(),
+            em.tracking_entropy() if reusable else contextlib.nullcontext() as final,
+        ):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, sample_weight=w)
         seconds = perf_counter() - start
-        scores = reused_criteria(model, final, X, w)
+        scores = None if final is None else reused_criteria(model, final, X, w)
         if scores is None:
             scores = information_criteria(model, X, criteria_weights(model, X, w))
     except Exception as exc:  # a failed fit is a row of the table, not the end of the sweep
@@ -703,6 +708,7 @@ def reused_criteria(
     """
     if (
         not final.filled
+        or final.owner is not model
         or w is not None
         or getattr(model, "nan_policy", "raise") != "raise"
         or final.total_weight != X.shape[0]
