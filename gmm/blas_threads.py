@@ -152,12 +152,24 @@ def blas_threads_for(work: float | None, *, rows: bool = False) -> Iterator[None
     if work is None or work >= threaded_work(rows):
         yield
         return
-    count = blas_thread_count()
-    if count is not None and count <= 1:
+    if _every_blas_at_one():
         yield
         return
     with blas_threads(1):
         yield
+
+
+def _every_blas_at_one() -> bool:
+    """Whether every loaded BLAS library runs on one thread now (a limit in force).
+
+    Every one, not the fewest: with scipy's OpenBLAS limited and numpy's not,
+    numpy's products would still wake two threads. About 5 µs.
+    """
+    controller = _get_controller()
+    if controller is None:
+        return False
+    counts = [lib.num_threads for lib in controller.lib_controllers if lib.user_api == "blas"]
+    return bool(counts) and max(counts) <= 1
 
 
 @contextmanager

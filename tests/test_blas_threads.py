@@ -145,3 +145,23 @@ def test_blas_thread_count_reads_the_limit_in_force():
             assert blas_thread_count() == fewest()
     with threadpool_limits(1, user_api="blas"):
         assert blas_thread_count() == 1
+
+
+def test_a_block_limits_when_only_some_blas_libraries_are_at_one_thread(monkeypatch):
+    """The skip needs every BLAS library at one thread (the reviewer's case: scipy's
+    OpenBLAS limited, numpy's not)."""
+    monkeypatch.setattr(blas_threads, "machine_busy", lambda: False)
+    controller = blas_threads._get_controller()
+    libs = [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
+    if len(libs) < 2:
+        pytest.skip("needs two BLAS libraries (numpy's and scipy's)")
+    saved = [lib.num_threads for lib in libs]
+    try:
+        for lib, threads in zip(libs, [1] + [2] * (len(libs) - 1), strict=True):
+            lib.set_num_threads(threads)
+        with blas_threads.blas_threads_for(10.0, rows=True):
+            assert all(lib.num_threads == 1 for lib in libs)
+        assert [lib.num_threads for lib in libs] == [1] + [2] * (len(libs) - 1)
+    finally:
+        for lib, threads in zip(libs, saved, strict=True):
+            lib.set_num_threads(threads)
