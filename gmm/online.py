@@ -410,14 +410,14 @@ def _deviation(X: np.ndarray, shift: np.ndarray) -> float:
     """
     n_rows, n_features = X.shape
     sample = X if n_rows <= units.SIZE_ROWS else X.take(units.size_rows(n_rows), axis=0)
+    if n_features < em.NARROW_FEATURES:  # Python floats from here: no numpy warnings
+        columns = sample.T.copy()  # feature-major: each extreme is a contiguous reduction
+        high, low = columns.max(axis=1).tolist(), columns.min(axis=1).tolist()
+        return max(
+            max(top - centre, centre - bottom)
+            for top, bottom, centre in zip(high, low, shift.tolist(), strict=True)
+        )
     with np.errstate(over="ignore", invalid="ignore"):
-        if n_features < em.NARROW_FEATURES:
-            columns = sample.T.copy()  # feature-major: each extreme is a contiguous reduction
-            high, low = columns.max(axis=1).tolist(), columns.min(axis=1).tolist()
-            return max(
-                max(top - centre, centre - bottom)
-                for top, bottom, centre in zip(high, low, shift.tolist(), strict=True)
-            )
         deviation = np.subtract(sample, shift, dtype=np.float64)  # the shift is float64
         return float(np.max(np.abs(deviation, out=deviation)))
 

@@ -261,7 +261,13 @@ def representable(params: Parameters, family, dtype) -> bool:
         total += float(params.means.sum())
     if not math.isfinite(total):
         return False
-    return bool(_variances(cov, family).min() >= np.finfo(dtype).tiny)
+    return bool(_variances(cov, family).min() >= _smallest_normal(dtype))
+
+
+@functools.lru_cache(maxsize=8)
+def _smallest_normal(dtype) -> float:
+    """``np.finfo(dtype).tiny`` as a float, looked up once per dtype (cached)."""
+    return float(np.finfo(dtype).tiny)
 
 
 def _variances(covariances: np.ndarray, family) -> np.ndarray:

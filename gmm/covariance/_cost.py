@@ -46,6 +46,11 @@ FORMULATIONS = ("expanded", "whitened")
 
 _constants: dict[str, float] | None = None
 _forced: str | None = None
+#: Most (D, K) shapes whose choice is kept (the table starts again beyond).
+CHOICES_KEPT = 1024
+#: The cost model's choices by (D, K), and the constants they were made with (a
+#: new set of constants, even the same numbers, starts a new table).
+_choices: tuple[dict | None, dict[tuple[int, int], str]] = (None, {})
 
 
 def expanded_columns(n_features: int) -> int:
@@ -66,8 +71,10 @@ def predicted_seconds(n_features: int, n_components: int, constants: dict) -> di
 def choose(n_features: int, n_components: int, dtype) -> str:
     """The formulation of the 'full' E-step for this shape and dtype.
 
-    The forced one if any (:func:`forced`, ``GMM_FULL_FORMULATION``), else the
-    cheaper by the measured cost model.
+    The forced one if any (:func:`forced`, ``GMM_FULL_FORMULATION``, read on
+    every call), else the cheaper by the measured cost model, predicted once
+    per (D, K) and set of constants: an E-step asks several times per update,
+    and an online update is short enough for the prediction to count.
     """
     name = _forced or os.environ.get("GMM_FULL_FORMULATION", "").strip().lower() or None
     if name is not None:
@@ -77,8 +84,17 @@ def choose(n_features: int, n_components: int, dtype) -> str:
                 f"use one of {', '.join(FORMULATIONS)} (or unset it to choose by shape)."
             )
         return name
-    cost = predicted_seconds(n_features, n_components, constants(dtype))
-    return min(FORMULATIONS, key=cost.__getitem__)
+    global _choices
+    measured = constants(dtype)
+    made_with, table = _choices
+    if made_with is not measured or len(table) >= CHOICES_KEPT:
+        made_with, table = _choices = (measured, {})
+    shape = (n_features, n_components)
+    choice = table.get(shape)
+    if choice is None:
+        cost = predicted_seconds(n_features, n_components, measured)
+        choice = table[shape] = min(FORMULATIONS, key=cost.__getitem__)
+    return choice
 
 
 @contextmanager
