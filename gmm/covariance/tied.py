@@ -56,6 +56,7 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
             prec_chol.astype(dtype),
             np.ascontiguousarray(-2.0 * prec_means, dtype=dtype),
             const.astype(dtype)[:, None],
+            prec,  # float64, for the shared term (:meth:`shared_log_prob`)
         )
 
     def working_dtype(self, dtype, weights, means, prec_chol):
@@ -76,12 +77,37 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         return top * (spread + norms) ** 2 / d
 
     def mahalanobis(self, X, feats, coefs):
-        factor, cross, const = coefs
+        factor, cross, const, _ = coefs
         white = whiten(X, factor)
         maha = rows_product(cross, X)
         maha += np.einsum("ij,ij->i", white, white)
         maha += const
         return np.maximum(maha, 0, out=maha), None
+
+    def log_prob_less_shared(self, X, feats, coefs, log_norm_const):
+        """:meth:`log_prob` less ``-|U'x|² / 2``, the term every component shares.
+
+        ``log_norm_const_k - m_k'Pm_k / 2 + x'Pm_k``: one (K, D) by (n, D)
+        product, O(n·K·D), without the whitening's O(n·D²) and its (n, D) copy.
+        Float64 only (float32 keeps :meth:`log_prob`: the chunk's scatter that
+        gives the shared term back, :meth:`shared_log_prob`, would sum its rows in
+        float32). The work is None, as from :meth:`mahalanobis`.
+        """
+        if X.dtype != np.float64:
+            return None
+        _, cross, const, _ = coefs
+        log_prob = rows_product(-0.5 * cross, X)
+        log_prob += log_norm_const[:, None] - 0.5 * const
+        return log_prob, None
+
+    def shared_log_prob(self, moments, coefs) -> float:
+        """``-sum_i w_i |U'x_i|² / 2 = -tr(P G) / 2`` of a chunk, from its moments.
+
+        ``G = X' diag(w) X`` is the chunk's weighted scatter (:meth:`moments`,
+        kept across iterations by :class:`GramRows`); ``P = UU'``. O(D²).
+        """
+        second, prec = moments[1], coefs[3]
+        return -0.5 * float(np.einsum("ij,ij->", second, prec))
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(np.diag(prec_chol)))
