@@ -488,6 +488,14 @@ def _raise_unrepresentable(top: np.ndarray, finite: np.ndarray, first_row: int, 
         raise out_of_range(first_row + int(np.flatnonzero(bad)[0]), dtype)
 
 
+#: Largest error bound of a chunk's shared term (``shared_log_prob``), relative to
+#: ``|log-likelihood| + weight``, for which the chunk keeps the E-step without it:
+#: then its log-likelihood equals the per-row path's to about this (normal data:
+#: bound ~1e-15; a near-singular 'tied' covariance, condition 1e12: ~1e-3, where
+#: the cancellation of P's entries would cost digits the per-row path keeps).
+SHARED_RTOL = 1e-13
+
+
 def chunk_statistics(
     Xc, feats, w, family, coefs, const, first_row: int = 0, entropy: bool = False
 ) -> Statistics:
@@ -498,16 +506,19 @@ def chunk_statistics(
     the hook ``log_prob_less_shared`` (:func:`_drops_shared`) computes without
     the term every component shares (the responsibilities and entropy do not
     depend on it) and adds its chunk sum to the log-likelihood from the moments
-    (``shared_log_prob``); where that sum is not finite (a row so far that it
-    overflows), the chunk is computed again by ``log_prob``, which reports the row.
+    (``shared_log_prob``); where the log-likelihood is not finite (a row so far
+    that it overflows) or that sum's error bound exceeds :data:`SHARED_RTOL` of
+    it, the chunk is computed again by ``log_prob`` (which reports a far row).
     """
     if _drops_shared(type(family)):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             split = family.log_prob_less_shared(Xc, feats, coefs, const)
             if split is not None:
                 stats = _fused_statistics(split, Xc, feats, w, family, coefs, None, entropy)
-                stats.log_likelihood += family.shared_log_prob(stats.moments, coefs)
-                if np.isfinite(stats.log_likelihood):
+                shared, error = family.shared_log_prob(stats.moments, coefs)
+                stats.log_likelihood += shared
+                scale = abs(stats.log_likelihood) + stats.total_weight
+                if np.isfinite(stats.log_likelihood) and error <= SHARED_RTOL * scale:
                     return stats
     log_prob = weighted_log_prob(Xc, feats, family, coefs, const)
     return _fused_statistics(log_prob, Xc, feats, w, family, coefs, first_row, entropy)

@@ -257,8 +257,11 @@ class CovarianceFamily(ABC):
         """
         return None
 
-    def shared_log_prob(self, moments: tuple[np.ndarray, ...], coefs: Any) -> float:
-        """``sum_i w_i s_i`` of a chunk (see :meth:`log_prob_less_shared`), from its moments."""
+    def shared_log_prob(self, moments: tuple[np.ndarray, ...], coefs: Any) -> tuple[float, float]:
+        """``sum_i w_i s_i`` of a chunk (see :meth:`log_prob_less_shared`), from its
+        moments, and a bound on its rounding error: where the bound exceeds
+        :data:`gmm.em.SHARED_RTOL` of the chunk's log-likelihood, the chunk is
+        computed again by :meth:`log_prob`."""
         raise NotImplementedError
 
     @abstractmethod

@@ -100,14 +100,20 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         log_prob += log_norm_const[:, None] - 0.5 * const
         return log_prob, None
 
-    def shared_log_prob(self, moments, coefs) -> float:
-        """``-sum_i w_i |U'x_i|² / 2 = -tr(P G) / 2`` of a chunk, from its moments.
+    def shared_log_prob(self, moments, coefs) -> tuple[float, float]:
+        """``-sum_i w_i |U'x_i|² / 2 = -tr(P G) / 2`` of a chunk, and a bound on its error.
 
         ``G = X' diag(w) X`` is the chunk's weighted scatter (:meth:`moments`,
-        kept across iterations by :class:`GramRows`); ``P = UU'``. O(D²).
+        kept across iterations by :class:`GramRows`); ``P = UU'``. Each ``G_ij``
+        is off by up to about ``eps sqrt(G_ii G_jj)`` (its rows' products), so the
+        bound is ``eps sum_ij |P_ij| sqrt(G_ii G_jj) / 2``: large where ``P``'s
+        entries cancel (a near-singular covariance), where the per-row path is
+        kept. O(D²).
         """
         second, prec = moments[1], coefs[3]
-        return -0.5 * float(np.einsum("ij,ij->", second, prec))
+        root = np.sqrt(np.abs(np.diagonal(second)))
+        error = np.finfo(np.float64).eps * np.einsum("i,ij,j->", root, np.abs(prec), root)
+        return -0.5 * float(np.einsum("ij,ij->", second, prec)), 0.5 * float(error)
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(np.diag(prec_chol)))
