@@ -14,7 +14,10 @@ from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
     """One shared covariance, (D, D).
 
-    The E-step whitens once, ``y = x @ U`` (O(n·D²), a triangular product), and
+    The fitting E-step needs only ``x'Pm_k`` (O(n·K·D), :meth:`log_prob_less_shared`),
+    the term ``|y|²`` every component shares coming back from the scatter
+    (:meth:`shared_log_prob`). Per-row log-probabilities whiten once,
+    ``y = x @ U`` (O(n·D²), a triangular product), and
     gets every component's distance from ``|y|² - 2 x'Pm_k + m_k'Pm_k``
     (O(n·K·D)). The M-step needs ``sum_k r_k x`` and the weighted scatter
     ``X' diag(w) X`` (O(n·D²), a symmetric rank-n update). Both n·D² products
