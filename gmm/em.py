@@ -488,15 +488,45 @@ def _raise_unrepresentable(top: np.ndarray, finite: np.ndarray, first_row: int, 
         raise out_of_range(first_row + int(np.flatnonzero(bad)[0]), dtype)
 
 
+#: Largest error bound of a chunk's shared term (``shared_log_prob``), relative to
+#: ``|log-likelihood| + weight``, for which the chunk keeps the E-step without it:
+#: then its log-likelihood equals the per-row path's to about this (normal data:
+#: bound ~1e-15; a near-singular 'tied' covariance, condition 1e12: ~1e-3, where
+#: the cancellation of P's entries would cost digits the per-row path keeps).
+SHARED_RTOL = 1e-13
+
+
 def chunk_statistics(
     Xc, feats, w, family, coefs, const, first_row: int = 0, entropy: bool = False
 ) -> Statistics:
     """Fused E-step and sufficient statistics of one chunk (whose first row is ``first_row``).
 
     With ``entropy``, also the responsibilities' weighted entropy
-    (:func:`normalize_log_prob_entropy`; ``Statistics.entropy``).
+    (:func:`normalize_log_prob_entropy`; ``Statistics.entropy``). A family with
+    the hook ``log_prob_less_shared`` (:func:`_drops_shared`) computes without
+    the term every component shares (the responsibilities and entropy do not
+    depend on it) and adds its chunk sum to the log-likelihood from the moments
+    (``shared_log_prob``); where the log-likelihood is not finite (a row so far
+    that it overflows) or that sum's error bound exceeds :data:`SHARED_RTOL` of
+    it, the chunk is computed again by ``log_prob`` (which reports a far row).
     """
-    log_prob, work = weighted_log_prob(Xc, feats, family, coefs, const)
+    if _drops_shared(type(family)):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            split = family.log_prob_less_shared(Xc, feats, coefs, const)
+            if split is not None:
+                stats = _fused_statistics(split, Xc, feats, w, family, coefs, None, entropy)
+                shared, error = family.shared_log_prob(stats.moments, coefs)
+                stats.log_likelihood += shared
+                scale = abs(stats.log_likelihood) + stats.total_weight
+                if np.isfinite(stats.log_likelihood) and error <= SHARED_RTOL * scale:
+                    return stats
+    log_prob = weighted_log_prob(Xc, feats, family, coefs, const)
+    return _fused_statistics(log_prob, Xc, feats, w, family, coefs, first_row, entropy)
+
+
+def _fused_statistics(log_prob_work, Xc, feats, w, family, coefs, first_row, entropy):
+    """:func:`chunk_statistics` from the chunk's ``(log_prob, work)``."""
+    log_prob, work = log_prob_work
     resp, log_norm, row_entropy = _normalize(log_prob, first_row, entropy)
     entropy_sum = None
     if w is not None:
@@ -513,6 +543,23 @@ def chunk_statistics(
     stats = _statistics(Xc, feats, resp, family, coefs, work, loglik, total)
     stats.entropy = entropy_sum
     return stats
+
+
+@functools.lru_cache(maxsize=64)
+def _drops_shared(cls: type) -> bool:
+    """Whether ``cls``'s hook ``log_prob_less_shared`` stands for its ``log_prob``.
+
+    True when the class that defines the hook (not the base's default) defines,
+    or inherits, the ``log_prob``, ``mahalanobis`` and ``moments`` the hook and
+    ``shared_log_prob`` mirror: a subclass that overrides one of them below it
+    computes by ``log_prob``.
+    """
+    hook = _owner(cls, "log_prob_less_shared")
+    if hook is None or hook is CovarianceFamily:
+        return False
+    return all(
+        issubclass(hook, _owner(cls, name)) for name in ("log_prob", "mahalanobis", "moments")
+    )
 
 
 def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statistics:

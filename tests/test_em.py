@@ -521,3 +521,25 @@ def test_tracked_e_step_sums_the_entropy_and_changes_nothing_else(covariance_typ
     rows = entr(model.predict_proba(X)).sum(axis=1)
     expected = float(rows @ w) if weighted else float(rows.sum())
     assert tracked.entropy == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("far", [[1500], [40, 1500]])
+def test_far_row_is_named_when_the_e_step_drops_the_shared_term(far, monkeypatch):
+    """'tied' drops -|U'x|²/2 in the fitting E-step. A row ~1e160 away overflows
+    |U'x|² but not x'Pm; one ~1e300 away (later) overflows x'Pm too. The chunk is
+    computed again per row, and the first far row is named, as by the per-row path."""
+    X, family, params, log_const = _split_case("tied")
+    bad = X.copy()
+    bad[far[0]] = [1e160, -1e160, 1e160]
+    bad[far[-1] + 10] = 1e300
+
+    def far_row():
+        data = em.ChunkedData(bad, None, family, X.mean(axis=0), 3)
+        with pytest.raises(em.OutOfRangeError) as caught:
+            em.expectation(data, params, log_const)
+        return caught.value.row
+
+    assert em._drops_shared(type(family))
+    assert far_row() == far[0]
+    monkeypatch.setattr(em, "_drops_shared", lambda cls: False)
+    assert far_row() == far[0]

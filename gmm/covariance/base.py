@@ -242,6 +242,28 @@ class CovarianceFamily(ABC):
         log_prob += log_norm_const[:, None]
         return log_prob, work
 
+    def log_prob_less_shared(
+        self, X: np.ndarray, feats: np.ndarray, coefs: Any, log_norm_const: np.ndarray
+    ) -> tuple[np.ndarray, Any] | None:
+        """Optional hook of the fitting E-step: :meth:`log_prob` less a shared term.
+
+        A family whose log-probabilities hold a per-row term ``s_i`` that is the
+        same for every component (it cancels in the responsibilities and the
+        entropy) may return ``(log_prob - s, work)`` here, cheaper to compute, and
+        give the chunk's weighted sum ``sum_i w_i s_i`` back from its moments in
+        :meth:`shared_log_prob`. Only :func:`gmm.em.chunk_statistics` calls it
+        (per-row values, for predictions and scores, come from :meth:`log_prob`).
+        None (the default): use :meth:`log_prob`.
+        """
+        return None
+
+    def shared_log_prob(self, moments: tuple[np.ndarray, ...], coefs: Any) -> tuple[float, float]:
+        """``sum_i w_i s_i`` of a chunk (see :meth:`log_prob_less_shared`), from its
+        moments, and a bound on its rounding error: where the bound exceeds
+        :data:`gmm.em.SHARED_RTOL` of the chunk's log-likelihood, the chunk is
+        computed again by :meth:`log_prob`."""
+        raise NotImplementedError
+
     @abstractmethod
     def moments(
         self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray, coefs: Any, work: Any

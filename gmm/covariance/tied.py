@@ -14,7 +14,10 @@ from .base import CollapsedComponentError, CovarianceFamily, expansion_dtype
 class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
     """One shared covariance, (D, D).
 
-    The E-step whitens once, ``y = x @ U`` (O(n·D²), a triangular product), and
+    The fitting E-step needs only ``x'Pm_k`` (O(n·K·D), :meth:`log_prob_less_shared`),
+    the term ``|y|²`` every component shares coming back from the scatter
+    (:meth:`shared_log_prob`). Per-row log-probabilities whiten once,
+    ``y = x @ U`` (O(n·D²), a triangular product), and
     gets every component's distance from ``|y|² - 2 x'Pm_k + m_k'Pm_k``
     (O(n·K·D)). The M-step needs ``sum_k r_k x`` and the weighted scatter
     ``X' diag(w) X`` (O(n·D²), a symmetric rank-n update). Both n·D² products
@@ -56,6 +59,7 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
             prec_chol.astype(dtype),
             np.ascontiguousarray(-2.0 * prec_means, dtype=dtype),
             const.astype(dtype)[:, None],
+            prec,  # float64, for the shared term (:meth:`shared_log_prob`)
         )
 
     def working_dtype(self, dtype, weights, means, prec_chol):
@@ -76,12 +80,43 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
         return top * (spread + norms) ** 2 / d
 
     def mahalanobis(self, X, feats, coefs):
-        factor, cross, const = coefs
+        factor, cross, const, _ = coefs
         white = whiten(X, factor)
         maha = rows_product(cross, X)
         maha += np.einsum("ij,ij->i", white, white)
         maha += const
         return np.maximum(maha, 0, out=maha), None
+
+    def log_prob_less_shared(self, X, feats, coefs, log_norm_const):
+        """:meth:`log_prob` less ``-|U'x|² / 2``, the term every component shares.
+
+        ``log_norm_const_k - m_k'Pm_k / 2 + x'Pm_k``: one (K, D) by (n, D)
+        product, O(n·K·D), without the whitening's O(n·D²) and its (n, D) copy.
+        Float64 only (float32 keeps :meth:`log_prob`: the chunk's scatter that
+        gives the shared term back, :meth:`shared_log_prob`, would sum its rows in
+        float32). The work is None, as from :meth:`mahalanobis`.
+        """
+        if X.dtype != np.float64:
+            return None
+        _, cross, const, _ = coefs
+        log_prob = rows_product(-0.5 * cross, X)
+        log_prob += log_norm_const[:, None] - 0.5 * const
+        return log_prob, None
+
+    def shared_log_prob(self, moments, coefs) -> tuple[float, float]:
+        """``-sum_i w_i |U'x_i|² / 2 = -tr(P G) / 2`` of a chunk, and a bound on its error.
+
+        ``G = X' diag(w) X`` is the chunk's weighted scatter (:meth:`moments`,
+        kept across iterations by :class:`GramRows`); ``P = UU'``. Each ``G_ij``
+        is off by up to about ``eps sqrt(G_ii G_jj)`` (its rows' products), so the
+        bound is ``eps sum_ij |P_ij| sqrt(G_ii G_jj) / 2``: large where ``P``'s
+        entries cancel (a near-singular covariance), where the per-row path is
+        kept. O(D²).
+        """
+        second, prec = moments[1], coefs[3]
+        root = np.sqrt(np.abs(np.diagonal(second)))
+        error = np.finfo(np.float64).eps * np.einsum("i,ij,j->", root, np.abs(prec), root)
+        return -0.5 * float(np.einsum("ij,ij->", second, prec)), 0.5 * float(error)
 
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(np.diag(prec_chol)))
