@@ -685,3 +685,27 @@ def test_out_of_range_names_the_row_in_the_whole_data(tmp_path):
     with pytest.raises(OutOfRangeError, match=f"Row {far - 270_000} ") as error:
         holes.predict(Y)
     assert error.value.row == far - 270_000
+
+
+@pytest.mark.parametrize("n_samples, size", [(20_000, 2_000), (1_000, 600)])
+def test_kept_draws_equal_fresh_draws_and_leave_the_same_state(n_samples, size):
+    # Both branches of the draw (rejection, and a choice without replacement).
+    from gmm.scale import sources
+
+    sources._DRAWS.clear()
+    fresh = np.random.RandomState(3)
+    reference = sources._draw_rows(n_samples, size, fresh)
+    after = fresh.randint(0, 2**31, size=5)
+    for _ in range(3):  # the first call draws, the next ones reuse the kept draw
+        state = np.random.RandomState(3)
+        rows = sources.draw_rows(n_samples, size, state)
+        np.testing.assert_array_equal(rows, reference)
+        np.testing.assert_array_equal(state.randint(0, 2**31, size=5), after)
+        assert not rows.flags.writeable
+    assert len(rows) == size and np.all(np.diff(rows) > 0)
+    # Another state is another draw, not the kept one.
+    other = sources.draw_rows(n_samples, size, np.random.RandomState(4))
+    np.testing.assert_array_equal(
+        other, sources._draw_rows(n_samples, size, np.random.RandomState(4))
+    )
+    assert not np.array_equal(other, reference)
