@@ -521,8 +521,7 @@ def _merge_by_terms(Z, initial, n_groups, model):
     such ``c`` among equals) so that finding the merge is O(g), not O(g²).
     """
     clusters = _Clusters(Z, initial, n_groups, model)
-    # Every entry is written below (the blocks, the mirror, the diagonal): no fill first.
-    cost = np.empty((n_groups, n_groups))
+    cost = np.full((n_groups, n_groups), np.inf)
     slots = np.arange(n_groups)
     block = max(1, 1_000_000 // (n_groups * Z.shape[1]))
     for start in range(0, n_groups - 1, block):  # each block of rows against the later slots
@@ -590,22 +589,20 @@ class _RowMinima:
 
     def refresh(self, cost, g, changed):
         """After slots ``changed`` got new costs: rescan them, update the rows after them."""
-        rescan = np.zeros(g, dtype=bool)  # the rows to rescan, as a mask: no Python sets
-        rescan[list(changed)] = True
+        rescan = set(changed)
         for c in sorted(changed):
             new = cost[c, c + 1 : g]  # = cost[c + 1:g, c]: the matrix is symmetric
             value, where = self.value[c + 1 : g], self.where[c + 1 : g]  # views
             partner = where == c
             stale = partner & (new > value)
-            rescan[c + 1 :] |= stale
+            rescan.update((c + 1 + np.flatnonzero(stale)).tolist())
             better = (new < value) | ((new == value) & (c > where))
             # A better entry becomes the row's minimum; the same partner at a cost not
             # higher keeps its place with the new cost.
             update = ~stale & (better | partner)
             value[update] = new[update]
             where[update] = c
-        rescan[0] = False  # row 0 has no partner before it
-        self.recompute(cost, np.flatnonzero(rescan), g)
+        self.recompute(cost, np.array(sorted(r for r in rescan if 0 < r < g), dtype=np.intp), g)
 
 
 def _merge_eee(Z, initial, n_groups):
