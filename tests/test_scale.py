@@ -685,3 +685,63 @@ def test_out_of_range_names_the_row_in_the_whole_data(tmp_path):
     with pytest.raises(OutOfRangeError, match=f"Row {far - 270_000} ") as error:
         holes.predict(Y)
     assert error.value.row == far - 270_000
+
+
+@pytest.mark.parametrize("n_samples, size", [(20_000, 2_000), (1_000, 600)])
+def test_kept_draws_equal_fresh_draws_and_leave_the_same_state(n_samples, size):
+    # Both branches of the draw (rejection, and a choice without replacement).
+    from gmm.scale import sources
+
+    sources._DRAWS.clear()
+    fresh = np.random.RandomState(3)
+    reference = sources._draw_rows(n_samples, size, fresh)
+    after = fresh.randint(0, 2**31, size=5)
+    for _ in range(3):  # the first call draws, the next ones reuse the kept draw
+        state = np.random.RandomState(3)
+        rows = sources.draw_rows(n_samples, size, state)
+        np.testing.assert_array_equal(rows, reference)
+        np.testing.assert_array_equal(state.randint(0, 2**31, size=5), after)
+        assert not rows.flags.writeable
+    assert len(rows) == size and np.all(np.diff(rows) > 0)
+    # Another state is another draw, not the kept one.
+    other = sources.draw_rows(n_samples, size, np.random.RandomState(4))
+    np.testing.assert_array_equal(
+        other, sources._draw_rows(n_samples, size, np.random.RandomState(4))
+    )
+    assert not np.array_equal(other, reference)
+
+
+@pytest.mark.parametrize("dtype, offset", [(np.float64, 0.0), (np.float64, 1e6), (np.float32, 0.0)])
+def test_known_rows_fit_equals_the_checked_fit(dtype, offset):
+    # Hard data too: a large offset (the shift matters), and float32 staying float32.
+    from gmm import scale
+
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(0, 1, (150, 3)), rng.normal(6, 0.5, (150, 3))]) + offset
+    X = X.astype(dtype)
+
+    def fit(data, weights=None):
+        return GaussianMixture(
+            2, covariance_type="VVV", init_params="hc", random_state=0, max_iter=20
+        ).fit(data, sample_weight=weights)
+
+    checked = fit(X)
+    seen = []
+    original = scale.column_mean
+    with scale.known_rows(X):
+        scale.column_mean = lambda *args, **kw: seen.append(1) or original(*args, **kw)
+        try:
+            known = fit(X)
+            other = fit(X.copy())  # an equal copy is not the known object: checked
+            weighted = fit(X, np.ones(X.shape[0]))  # weights: checked
+        finally:
+            scale.column_mean = original
+    assert len(seen) == 2  # the copy and the weighted fit summed their columns; X did not
+    assert known.means_.dtype == dtype
+    for model in (known, other):
+        np.testing.assert_array_equal(model.means_, checked.means_)
+        np.testing.assert_array_equal(model.covariances_, checked.covariances_)
+        assert model.lower_bound_ == checked.lower_bound_
+    np.testing.assert_allclose(weighted.means_, checked.means_, rtol=1e-10)
+    with pytest.raises(ValueError, match="n_components"), scale.known_rows(X):
+        GaussianMixture(X.shape[0] + 1).fit(X)

@@ -848,3 +848,30 @@ def test_sweep_criteria_are_never_those_of_a_fit_made_inside_the_init_callable()
         model = result.best_estimator_
         assert result.table[0]["bic"] == pytest.approx(model.bic(X), rel=1e-12)
         assert result.table[0]["icl"] == pytest.approx(model.icl(X), rel=1e-12)
+
+
+def test_sweep_with_known_rows_equals_fits_outside_it():
+    # The sweep validates X once and lends its fits the rows and their shift
+    # (gmm.scale.known_rows); each row of its table is the fit made alone.
+    from gmm import scale
+
+    X, _ = make_blobs(300, 3, centers=3, random_state=1)
+    X = X + 1e5  # the shift matters
+    calls = []
+    original = scale.known_rows
+
+    def spy(rows):
+        calls.append(rows)
+        return original(rows)
+
+    scale.known_rows = spy
+    try:
+        result = sweep(X, [2, 3], ["full", "EVE"], random_state=0, progress=False, n_jobs=1)
+    finally:
+        scale.known_rows = original
+    assert len(calls) == 1 and calls[0] is not None
+    for row in result.table:
+        alone = GaussianMixture(
+            row["n_components"], covariance_type=row["covariance_type"], random_state=0
+        ).fit(X)
+        assert row["log_likelihood"] == pytest.approx(alone.score(X) * X.shape[0], rel=1e-12)

@@ -66,6 +66,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
+
 import numpy as np
 
 from .. import em, validation
@@ -93,6 +96,7 @@ __all__ = [
     "WithMissing",
     "fit_data",
     "impute",
+    "known_rows",
     "map_rows",
     "predict_data",
     "read_parts",
@@ -163,11 +167,51 @@ def fit_data(
         w = validation.check_sample_weight(sample_weight, file_rows.shape[0], file_rows.dtype)
         shift = column_mean(file_rows, w, check_finite=True)
         return TrainingData(file_rows, w, family, n_components, shift, in_memory=False)
+    known = _KNOWN_ROWS.get()
+    if known is not None and known[0] is X and sample_weight is None:
+        check_n_samples(X.shape, n_components)  # the rest was checked by known_rows' caller
+        data = TrainingData(X, None, family, n_components, known[1].copy())
+        data.feature_source = X
+        return data
     valid = validation.check_fit_data(X, n_components, estimator_name)
     w = validation.check_sample_weight(sample_weight, valid.shape[0], valid.dtype)
     data = TrainingData(valid, w, family, n_components, column_mean(valid, w))
     data.feature_source = X  # column names of a DataFrame
     return data
+
+
+#: ``(X, shift)`` while :func:`known_rows` is active in this context, else None.
+_KNOWN_ROWS: ContextVar[tuple[np.ndarray, np.ndarray] | None] = ContextVar(
+    "gmm_scale_known_rows", default=None
+)
+
+
+@contextlib.contextmanager
+def known_rows(X: np.ndarray):
+    """Within this context, :func:`fit_data` on this very array, unweighted, skips its checks.
+
+    For a caller that fits the same validated rows many times (:func:`gmm.sweep`):
+    ``fit_data(X, None, ...)`` on the object ``X`` itself (not an equal copy)
+    takes ``X`` as validated and its column mean as computed here, once, instead
+    of checking X and summing its columns in every fit; any other data, or
+    weights, are checked as always. The same rows and the same shift, so the same
+    fits, bit for bit. A context variable: other threads and processes do not
+    see it.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Already validated as :func:`gmm.validation.check_fit_data` validates
+        (2-D, float32 or float64, finite, at least 2 rows), and not changed
+        while the context lasts. O(n·D) time for the shift, no copy of X.
+    """
+    if type(X) is not np.ndarray:
+        raise TypeError(f"known_rows takes a plain ndarray, got {type(X).__name__}.")
+    token = _KNOWN_ROWS.set((X, column_mean(X, None)))
+    try:
+        yield X
+    finally:
+        _KNOWN_ROWS.reset(token)
 
 
 def rescaled(data: TrainingData, problem, family: CovarianceFamily) -> TrainingData:

@@ -159,16 +159,47 @@ class TrainingData:
         return X, w
 
 
+#: Draws :func:`draw_rows` keeps: ``(n_samples, size, state before) -> (rows, state after)``.
+_DRAWS: dict = {}
+_DRAWS_SIZE = 8
+
+
 def draw_rows(n_samples: int, size: int, random_state: np.random.RandomState) -> np.ndarray:
     """Sorted indices of ``size`` distinct rows, every subset equally likely.
 
     O(size) memory when ``size`` is small against ``n_samples`` (never a
     permutation of all rows).
 
+    The last few draws are kept, keyed by ``(n_samples, size)`` and the state
+    of ``random_state`` before the draw: a sweep's fits seeded alike draw the
+    same subset once per grid point (126 times for mclust's default), and a
+    kept draw costs two copies of the generator's state (about 0.15 ms against
+    about 2.5 ms for 2,000 of 20,000 rows). A kept draw also leaves
+    ``random_state`` in the state the draw left it in, so everything drawn
+    after it is the same, bit for bit. The rows returned are read-only.
+
     >>> rows = draw_rows(10**9, 5, np.random.RandomState(0))
     >>> rows.shape, bool(np.all(np.diff(rows) > 0))
     ((5,), True)
     """
+    if type(random_state) is not np.random.RandomState:
+        return _draw_rows(n_samples, size, random_state)
+    name, keys, pos, has_gauss, cached = random_state.get_state()
+    key = (int(n_samples), int(size), name, keys.tobytes(), pos, has_gauss, cached)
+    kept = _DRAWS.get(key)
+    if kept is not None:
+        random_state.set_state(kept[1])
+        return kept[0]
+    rows = _draw_rows(n_samples, size, random_state)
+    rows.flags.writeable = False
+    if len(_DRAWS) >= _DRAWS_SIZE:
+        _DRAWS.clear()  # plain dict operations only: safe from threads without a lock
+    _DRAWS[key] = (rows, random_state.get_state())
+    return rows
+
+
+def _draw_rows(n_samples: int, size: int, random_state: np.random.RandomState) -> np.ndarray:
+    """:func:`draw_rows` without the kept draws."""
     if 4 * size >= n_samples:
         return np.sort(random_state.choice(n_samples, size, replace=False))
     # Distinct draws by rejection: the process treats every row alike, so every

@@ -253,6 +253,10 @@ def sweep(
             X_fit = stack.enter_context(scale.files.private_copy(X_fit))
             tasks = [(index, (X_fit, w, *grid[index], params)) for index in pending]
         threads = serial_blas_threads(X_rows.shape[0], n_features, largest_value(ks))
+        if type(X_fit) is np.ndarray and w is None and params.get("nan_policy", "raise") == "raise":
+            # Validated above: the fits in this process take the rows and their shift
+            # as they are, not checking and summing them once per grid point.
+            stack.enter_context(scale.known_rows(X_fit))
         with parallel.progress_bar(show_progress, len(grid), len(rows)) as bar:
             for index, (row, model) in parallel.run(
                 fit_point, tasks, n_jobs, workers, serial_threads=threads
