@@ -881,9 +881,11 @@ def test_axis_aligned_chunks_read_once_give_the_features_statistics(
     covariance_type, dtype, n_features
 ):
     """A chunk of the diagonal families read once goes to the kernels as its shifted rows
-    (Diag.read_once_features, from Diag.PLAIN_MIN_VALUES values, whatever K): the rows are
-    X - shift bit for bit, and the statistics those of the kept features to rounding
-    (an offset of 1e6, features from 1e-4 to 1e4, weights, K = 8 > FEATURE_COMPONENTS)."""
+    (Diag.read_once_features, from Diag.PLAIN_MIN_VALUES values, where chunk_features
+    reads rows too: K = 4 < FEATURE_COMPONENTS): the rows are X - shift bit for bit, and
+    the statistics of 8 components from them those of the kept features to rounding (an
+    offset of 1e6, features from 1e-4 to 1e4, weights). With K = 8 (and D <= 49) the
+    features are formed, as the measured faster path there."""
     from gmm import em
     from gmm.covariance import get_family
     from gmm.covariance.diag import Diag
@@ -895,11 +897,12 @@ def test_axis_aligned_chunks_read_once_give_the_features_statistics(
     X = (1e6 + rng.normal(size=(n_rows, n_features)) * scales).astype(dtype)
     w = rng.uniform(0.5, 2, n_rows).astype(dtype)
     shift = np.asarray(np.average(X, axis=0, weights=w), dtype=dtype)
-    Xc, feats = em.read_once_features(family, X, shift, 8)
+    Xc, feats = em.read_once_features(family, X, shift, 4)
     assert feats is Xc and Xc.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(Xc, X - shift)
-    small = em.read_once_features(family, X[:100], shift, 8)  # features, fused
-    np.testing.assert_array_equal(small[1], family.features(X[:100] - shift))
+    for rows, k in ((100, 4), (n_rows, 8)):  # small chunks, or K = 8: features, fused
+        formed = em.read_once_features(family, X[:rows], shift, k)
+        np.testing.assert_array_equal(formed[1], family.features(X[:rows] - shift))
 
     model = GaussianMixture(8, covariance_type=covariance_type, max_iter=2, random_state=0)
     with warnings.catch_warnings():
@@ -908,7 +911,7 @@ def test_axis_aligned_chunks_read_once_give_the_features_statistics(
     params = model._get_parameters()
     log_const = model._log_const(params, family)
     kept = em.ChunkedData(X, w, family, shift.astype(np.float64), 8, cache=True)
-    once = em.ReadOnceChunks.of(kept)
+    once = em.ReadOnceChunks.of(em.ChunkedData(X, w, family, shift.astype(np.float64), 4))
     assert kept.rows >= n_rows  # one chunk each way: only the features differ
     a, b = em.expectation(kept, params, log_const)[0], em.expectation(once, params, log_const)[0]
     rtol = 1e-11 if dtype == np.float64 else 1e-4
