@@ -502,18 +502,15 @@ def fit_stream(
     Rows per second against one batch EM iteration over the same rows
     (``python -m experiments.bench_online``: one BLAS thread, process CPU,
     medians; every update exactly ``batch_size`` rows of one array, nothing
-    gathered), measured on the shared machine at load about 4 (2026-12-02):
-    updates of 1,000 rows reach 0.04 ('full', K=3, D=2) to 0.59 ('full',
-    K=16, D=50) of it, updates of 10,000 rows 0.28 ('full', K=3, D=2), 0.56
-    ('diag', K=8, D=20), 0.77 ('full', K=8, D=20) and 0.88 ('full', K=16,
-    D=50); 'full' K=8, D=20 0.95-1.07 from 20,000 rows per update to 100,000
-    (0.33-0.41 at 100,000 before the first batch was read once), 'full' K=16,
-    D=50 0.82-0.98 from 5,000, 'diag' K=8, D=20 0.76 from 50,000 and 'full'
-    K=3, D=2 0.64 at 100,000. Rows are read in chunks whose temporaries stay
+    gathered), measured on the idle machine (2026-12-02, 07:37 UTC): updates
+    of 1,000 rows reach 0.07 ('full', K=3, D=2) to 0.60 ('full', K=16, D=50)
+    of it, updates of 10,000 rows 0.41 ('full', K=3, D=2), 0.84 ('full', K=8,
+    D=20), 0.87 ('diag', K=8, D=20) and 0.94 ('full', K=16, D=50); 'full'
+    K=3, D=2 reaches 0.8 from 50,000 rows an update. Rows are read in chunks whose temporaries stay
     in the CPU's cache, so large updates cost per row what small ones do.
     What is left is the fixed cost per update (the family's coefficients,
     the M-step, the Python and numpy call overhead of each step on K·D²
-    numbers: about 0.5 ms for 'full' K=3 D=2 on the idle machine, which is
+    numbers: 0.36-0.49 ms for 'full' K=3 D=2 on the idle machine, which is
     stepwise EM's price; models whose E-step per row is cheap, small K·D²,
     need the largest updates) and, for families whose features a fit keeps
     across iterations ('diag' and 'spherical' of moderate size), reading the
