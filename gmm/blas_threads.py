@@ -165,10 +165,7 @@ def _every_blas_at_one() -> bool:
     Every one, not the fewest: with scipy's OpenBLAS limited and numpy's not,
     numpy's products would still wake two threads. About 5 µs.
     """
-    controller = _get_controller()
-    if controller is None:
-        return False
-    counts = [lib.num_threads for lib in controller.lib_controllers if lib.user_api == "blas"]
+    counts = _blas_thread_counts()
     return bool(counts) and max(counts) <= 1
 
 
@@ -221,8 +218,13 @@ def blas_thread_count() -> int | None:
     Reads the libraries' current settings through the shared controller (about
     1 µs a library), so a ``threadpool_limits`` block in force is seen.
     """
+    counts = _blas_thread_counts()
+    return min(counts) if counts else None
+
+
+def _blas_thread_counts() -> list[int]:
+    """The thread count of each loaded BLAS library now (empty without threadpoolctl)."""
     controller = _get_controller()
     if controller is None:
-        return None
-    counts = [lib.num_threads for lib in controller.lib_controllers if lib.user_api == "blas"]
-    return min(counts) if counts else None
+        return []
+    return [lib.num_threads for lib in controller.lib_controllers if lib.user_api == "blas"]

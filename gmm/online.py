@@ -506,8 +506,9 @@ def fit_stream(
     of 1,000 rows reach 0.07 ('full', K=3, D=2) to 0.60 ('full', K=16, D=50)
     of it, updates of 10,000 rows 0.41 ('full', K=3, D=2), 0.84 ('full', K=8,
     D=20), 0.87 ('diag', K=8, D=20) and 0.94 ('full', K=16, D=50); 'full'
-    K=3, D=2 reaches 0.8 from 50,000 rows an update. Rows are read in chunks whose temporaries stay
-    in the CPU's cache, so large updates cost per row what small ones do.
+    K=3, D=2 reaches 0.8 from 50,000 rows an update. Rows are read in chunks
+    whose temporaries stay in the CPU's cache, so large updates cost per row
+    what small ones do.
     What is left is the fixed cost per update (the family's coefficients,
     the M-step, the Python and numpy call overhead of each step on K·D²
     numbers: 0.36-0.49 ms for 'full' K=3 D=2 on the idle machine, which is

@@ -612,10 +612,9 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any]):
     start = perf_counter()
     try:
         # Only a fit whose last E-step can serve the criteria sums the entropy.
-        reusable = model._relative_rule() and w is None and model.nan_policy == "raise"
         with (
             warnings.catch_warnings(),
-            em.tracking_entropy() if reusable else contextlib.nullcontext() as final,
+            em.tracking_entropy() if _may_reuse(model, w) else contextlib.nullcontext() as final,
         ):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, sample_weight=w)
@@ -698,6 +697,13 @@ def information_criteria(model: GaussianMixture, X, w: np.ndarray | None) -> dic
     return model._criteria(model._predict_rows(X), w)
 
 
+def _may_reuse(model: GaussianMixture, w: np.ndarray | None) -> bool:
+    """Whether a fit's last E-step can give its criteria: the relative rule (its
+    parameters are that E-step's), no weights and every row complete (the fit's
+    rows and weights are the criteria's)."""
+    return model._relative_rule() and w is None and model.nan_policy == "raise"
+
+
 def reused_criteria(
     model: GaussianMixture, final: em.FinalEStep, X, w: np.ndarray | None
 ) -> dict[str, float] | None:
@@ -711,10 +717,9 @@ def reused_criteria(
     where the fit's rows and weights are the criteria's. O(1).
     """
     if (
-        not final.filled
+        not _may_reuse(model, w)
+        or not final.filled
         or final.owner is not model
-        or w is not None
-        or getattr(model, "nan_policy", "raise") != "raise"
         or final.total_weight != X.shape[0]
     ):
         return None
