@@ -238,8 +238,9 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_covariance_names,
         default="all",
         metavar="TYPES",
-        help="'all', 'mclust' (its 14 models, as registered) or a comma list of full, tied, "
-        "diag, spherical (default all)",
+        help="'all' (full, tied, diag, spherical), 'mclust' (mclust's 14 models, or 'E' and "
+        "'V' for one feature, with mclust's defaults as gmm.sweep takes them) or a comma "
+        "list of registered names such as full,tied or EII,VVV (default all)",
     )
     sub.add_argument(
         "--criterion",
@@ -392,23 +393,28 @@ def _add_fit_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--max-iter",
         type=_max_iter,
-        default=100,
+        default=None,
         metavar="N",
-        help="EM iterations per initialisation (default 100)",
+        help="EM iterations per initialisation (default 100; a 'mclust' sweep: 1000)",
     )
-    sub.add_argument("--tol", type=float, default=1e-3, help="convergence threshold (default 1e-3)")
+    sub.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="convergence threshold (default 1e-3; a 'mclust' sweep: 1e-5, relative)",
+    )
     sub.add_argument(
         "--reg-covar",
         type=float,
-        default=1e-6,
+        default=None,
         metavar="R",
-        help="added to covariance diagonals (default 1e-6)",
+        help="added to covariance diagonals (default 1e-6; a 'mclust' sweep: 0)",
     )
     sub.add_argument(
         "--init-params",
-        default="kmeans",
+        default=None,
         choices=("kmeans", "k-means++", "random", "random_from_data", "hc"),
-        help="initialisation (default kmeans; hc: mclust's hierarchical start)",
+        help="initialisation (default kmeans; a 'mclust' sweep: hc, mclust's hierarchical start)",
     )
 
 
@@ -507,9 +513,13 @@ def _covariance_names(text: str) -> str | list[str]:
 
     names = text if text in ("all", "mclust") else [name.strip() for name in text.split(",")]
     try:
-        return check_covariance_types(names)
+        checked = check_covariance_types(names)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    # 'mclust' goes to the sweep as the word: it picks the one-feature models
+    # ('E', 'V') from the data and brings mclust's defaults (hc start, relative
+    # convergence, no reg_covar), as gmm.sweep(X, covariance_types='mclust') does.
+    return "mclust" if names == "mclust" else checked
 
 
 # ======================================================================= data
@@ -590,12 +600,15 @@ def _write_array(array: np.ndarray, header: Sequence[str] | None = None) -> None
 
 # =================================================================== commands
 def _fit_params(args) -> dict[str, Any]:
-    return {
+    """The fit options given on the command line; the rest keep the estimator's
+    defaults (or, for ``--covariance mclust``, mclust's: :func:`gmm.sweep`)."""
+    given = {
         "max_iter": args.max_iter,
         "tol": args.tol,
         "reg_covar": args.reg_covar,
         "init_params": args.init_params,
     }
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _sweep(args) -> int:

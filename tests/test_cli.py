@@ -441,3 +441,46 @@ def test_header_flag_says_what_the_first_line_is(files, capsys):
     status, out, _ = call(capsys, "score", model_path, numbers, "--header")
     assert status == 0
     assert float(out) == pytest.approx(expected.score(np.array([[3.0, 4], [5, 6]])))
+
+
+def test_sweep_mclust_is_gmm_sweep_mclust(capsys, files, X):
+    # 'mclust' reaches the sweep as the word: mclust's defaults (hc start, relative
+    # rule, no reg_covar) and, on one feature, the models 'E' and 'V'.
+    status, _, _ = call(
+        capsys,
+        "sweep",
+        files / "data.npy",
+        "--k",
+        "1:3",
+        "--covariance",
+        "mclust",
+        "--table",
+        files / "table.csv",
+    )
+    assert status == 0
+    direct = sweep(X, range(1, 4), covariance_types="mclust", progress=False)
+    with open(files / "table.csv") as handle:
+        rows = {(int(r["n_components"]), r["covariance_type"]): r for r in csv.DictReader(handle)}
+    assert len(rows) == len(direct.table) == 3 * 14
+    for row in direct.table:
+        theirs = rows[row["n_components"], row["covariance_type"]]
+        if row["bic"] is None:
+            assert theirs["bic"] == ""
+        else:
+            assert float(theirs["bic"]) == pytest.approx(row["bic"], rel=1e-12)
+    np.save(files / "one.npy", X[:, :1])
+    status, out, _ = call(
+        capsys, "sweep", files / "one.npy", "--k", "1:2", "--covariance", "mclust"
+    )
+    assert status == 0
+    best = sweep(X[:, :1], range(1, 3), covariance_types="mclust", progress=False).best_params_
+    assert f"covariance={best['covariance_type']}" in out and best["covariance_type"] in "EV"
+
+
+def test_fit_options_left_out_keep_the_estimators_defaults(capsys, files, X):
+    status, _, _ = call(capsys, "fit", files / "data.npy", "--k", "2", "--out", files / "d.npz")
+    assert status == 0
+    model = load(files / "d.npz")
+    defaults = GaussianMixture().get_params()
+    for name in ("max_iter", "tol", "reg_covar", "init_params"):
+        assert model.get_params()[name] == defaults[name]
