@@ -433,6 +433,53 @@ def test_mid_stream_model_keeps_its_running_statistics_and_family_state(tmp_path
         unregister("counting_diag")
 
 
+@pytest.mark.parametrize("covariance_type", ["VEI", "VEE", "EVE", "VVE", "VEV"])
+def test_iterative_mclust_models_continue_after_load_bit_for_bit(tmp_path, X, covariance_type):
+    """Their M-steps keep a dict warm start (volumes; orientation and objective):
+    it is stored, so a stream or a warm-started fit goes on as if never saved."""
+    rng = np.random.default_rng(0)
+    batches = np.array_split(X[rng.permutation(len(X))], 6)
+    model = GaussianMixture(2, covariance_type=covariance_type, random_state=0)
+    for batch in batches[:3]:
+        model.partial_fit(batch)
+    assert isinstance(model._family_state, dict)
+    save(model, tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    for batch in batches[3:]:
+        model.partial_fit(batch)
+        loaded.partial_fit(batch)
+    assert np.array_equal(loaded.covariances_, model.covariances_)
+    assert loaded.lower_bound_ == model.lower_bound_
+    warm = GaussianMixture(2, covariance_type=covariance_type, random_state=0, warm_start=True)
+    warm.set_params(max_iter=2).fit(X)
+    save(warm, tmp_path / "w.npz")
+    again = load(tmp_path / "w.npz")
+    warm.fit(X)
+    again.fit(X)
+    assert np.array_equal(again.covariances_, warm.covariances_)
+
+
+def test_a_tampered_family_state_is_refused(tmp_path, X):
+    model = GaussianMixture(2, covariance_type="EVE", random_state=0).fit(X)
+    path = tmp_path / "m.npz"
+
+    def wrong_shape(metadata, members):
+        members["model.family_state.orientation"] = np.eye(2)
+        return metadata, members
+
+    def unknown_key(metadata, members):
+        metadata["model"]["family_state"]["numbers"]["speed"] = 1.0
+        return metadata, members
+
+    def not_finite(metadata, members):
+        members["model.family_state.orientation"] = np.full((3, 3), np.nan)
+        return metadata, members
+
+    assert_refused_once_edited(path, model, wrong_shape, "orientation has shape")
+    assert_refused_once_edited(path, model, unknown_key, "unknown family state number")
+    assert_refused_once_edited(path, model, not_finite, "not finite")
+
+
 def test_tampered_running_statistics_are_refused(tmp_path, X):
     model = GaussianMixture(3, random_state=0).partial_fit(X[:120]).partial_fit(X[120:])
     path = tmp_path / "m.npz"

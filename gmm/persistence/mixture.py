@@ -16,6 +16,7 @@ of covariances, precisions and their Cholesky factors
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -55,13 +56,15 @@ def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> d
     params = encode_params(mixture.get_params(deep=False), arrays)
     n_components, n_features = mixture.means_.shape
     state = getattr(mixture, "_family_state", None)
+    extra = {}
     if isinstance(state, np.ndarray) and state.dtype.kind == "f":
         arrays["model.family_state"] = state
+    elif isinstance(state, dict):  # an iterative mclust M-step's warm start
+        extra["family_state"] = _encode_state(state, arrays)
     if getattr(mixture, "prior_", None) is not None:
         for name, value in mixture.prior_.as_dict().items():
             # Numbers as (1,): the container stores no 0-d arrays.
             arrays[f"model.prior.{name}"] = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    extra = {}
     if getattr(mixture, "_online", None) is not None:
         extra["online"] = _encode_online(mixture, arrays)
     if hasattr(mixture, "n_rows_omitted_"):  # also after set_params(nan_policy=...)
@@ -182,6 +185,9 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
             reader.fail(f"model.family_state must hold floats, got {state_dtype}")
         model._family_state = reader.array("model.family_state", shape, state_dtype)
         used.add("model.family_state")
+    if "family_state" in section:
+        model._family_state, state_members = _decode_state(reader, section["family_state"], k, d)
+        used |= state_members
     if "model.prior.mean" in reader.members:
         used |= _decode_prior(reader, model, family, d)
     if "online" in section:
@@ -222,6 +228,61 @@ def _decode_prior(reader: ModelReader, model, family, d: int) -> set[str]:
 
 
 _ONLINE_ARRAYS = ("nk", "means", "covariances")
+
+
+#: The warm start an iterative mclust M-step keeps between iterations (a dict):
+#: its arrays' shapes from (n_components, n_features), and its numbers.
+_STATE_ARRAYS = {"volumes": lambda k, d: (k,), "orientation": lambda k, d: (d, d)}
+_STATE_NUMBERS = ("objective",)
+
+
+def _encode_state(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A family's dict state: arrays to ``arrays``, finite numbers returned.
+
+    The state only warm-starts the next M-step (``partial_fit``, ``warm_start``);
+    a key this format does not know is refused here, at save, rather than lost.
+    """
+    numbers = {}
+    for key, value in state.items():
+        if key in _STATE_ARRAYS:
+            arrays[f"model.family_state.{key}"] = np.asarray(value)
+        elif key in _STATE_NUMBERS:
+            if value is not None and math.isfinite(value):
+                numbers[key] = float(value)
+        else:
+            raise ValueError(
+                f"The covariance family's state holds {key!r}, which the model file "
+                f"format does not know (known: {sorted([*_STATE_ARRAYS, *_STATE_NUMBERS])})."
+            )
+    return {"arrays": sorted(key for key in state if key in _STATE_ARRAYS), "numbers": numbers}
+
+
+def _decode_state(reader: ModelReader, section, k: int, d: int) -> tuple[dict, set[str]]:
+    """A family's dict state, checked (known keys, shapes, finite floats), and its members."""
+    if not isinstance(section, dict) or set(section) != {"arrays", "numbers"}:
+        reader.fail("metadata field 'family_state' must hold 'arrays' and 'numbers'")
+    names, numbers = section["arrays"], section["numbers"]
+    if not isinstance(names, list) or not isinstance(numbers, dict):
+        reader.fail("metadata field 'family_state' must hold a list and an object")
+    state: dict[str, Any] = {}
+    used = set()
+    for key in names:
+        if key not in _STATE_ARRAYS or key in state:
+            reader.fail(f"unknown or repeated family state array {shown(key)}")
+        name = f"model.family_state.{key}"
+        _, _, dtype = reader.header(name)
+        if dtype not in (np.float32, np.float64):
+            reader.fail(f"{name} must hold float32 or float64, got {dtype}")
+        value = reader.array(name, _STATE_ARRAYS[key](k, d), dtype)
+        if not np.all(np.isfinite(value)):
+            reader.fail(f"{name} holds values that are not finite")
+        state[key] = value
+        used.add(name)
+    for key in numbers:
+        if key not in _STATE_NUMBERS:
+            reader.fail(f"unknown family state number {shown(key)}")
+        state[key] = float(reader.field(numbers, key, float))
+    return state, used
 
 
 def _encode_online(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
