@@ -768,6 +768,11 @@ def _fit(args) -> int:
 
     if args.prior is not None and (args.bayesian or args.online):
         raise CommandLineError("--prior goes with batch EM, not with --bayesian or --online")
+    if args.online and args.nan_policy != "raise":
+        raise CommandLineError(
+            "--nan-policy goes with batch EM, not with --online (online EM needs complete "
+            "rows: drop or impute the incomplete ones first, e.g. with gmm impute)"
+        )
     _check_outputs(args)
     if args.bayesian:
         return _fit_bayesian(args)

@@ -218,6 +218,11 @@ def test_sample_with_labels(capsys, model_file):
         (["sweep", "data.csv", "--covariance", "round"], 2, "Unknown covariance_type"),
         (["fit", "data.csv", "--k", "2", "--colour", "red"], 2, "unrecognized arguments"),
         (["fit", "data.csv"], 2, "required: --k"),
+        (
+            ["fit", "nan.csv", "--k", "1", "--online", "--nan-policy", "omit"],
+            1,
+            "not with --online",
+        ),
     ],
 )
 def test_errors_in_process_are_one_line(
