@@ -735,6 +735,27 @@ def test_deviation_is_the_elementwise_maximum_over_the_rows_choose_reads(dtype, 
         assert _deviation(X, shift) == expected
 
 
+def fitted_e_step(X, covariance_type, max_iter):
+    """(family, params, log_const) of a short fit on X: what an E-step on X's rows takes."""
+    from gmm.covariance import get_family
+
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=max_iter, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    family, params = get_family(covariance_type), model._get_parameters()
+    return family, params, model._log_const(params, family)
+
+
+def assert_same_statistics(a, b):
+    """Two E-steps' statistics equal bit for bit."""
+    assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
+    np.testing.assert_array_equal(a.nk, b.nk)
+    for x, y in zip(a.moments, b.moments, strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("covariance_type", BUILTIN)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
@@ -745,19 +766,13 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     partial_fit reads it); its statistics are those of TrainingData's kept chunks, bit for
     bit (several chunks, an offset of 1e6, features from 1e-4 to 1e4, weights)."""
     from gmm import em
-    from gmm.covariance import get_family
     from gmm.scale import TrainingData, column_mean
 
     monkeypatch.setattr(em, "CHUNK_BYTES", 4096)  # chunks of 256 rows
     rng = np.random.default_rng(3)
     X = (1e6 + rng.normal(size=(1000, 3)) * np.logspace(-4, 4, 3)).astype(dtype)
     w = rng.uniform(0.5, 2, 1000).astype(dtype)
-    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    family, params = get_family(covariance_type), model._get_parameters()
-    log_const = model._log_const(params, family)
+    family, params, log_const = fitted_e_step(X, covariance_type, max_iter=2)
     shift = column_mean(X, w)
     kept = TrainingData(X, w, family, 3, shift)
     once = TrainingData(X, w, family, 3, shift, cache=False)
@@ -783,16 +798,10 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
         once.expectation(params, log_const)[0],
         em.expectation(read_once, params, log_const)[0],
     ):
-        assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
-        np.testing.assert_array_equal(a.nk, b.nk)
-        for x, y in zip(a.moments, b.moments, strict=True):
-            np.testing.assert_array_equal(x, y)
-    a = em.expectation(even, params, log_const)[0]
-    d = em.expectation(budgeted, params, log_const)[0]
-    assert a.log_likelihood == d.log_likelihood and a.total_weight == d.total_weight
-    np.testing.assert_array_equal(a.nk, d.nk)
-    for x, y in zip(a.moments, d.moments, strict=True):
-        np.testing.assert_array_equal(x, y)
+        assert_same_statistics(a, b)
+    assert_same_statistics(
+        em.expectation(even, params, log_const)[0], em.expectation(budgeted, params, log_const)[0]
+    )
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
@@ -987,17 +996,11 @@ def test_one_chunk_expectation_is_the_e_step_bit_for_bit(covariance_type, dtype)
     1e6, features from 1e-4 to 1e4, a tight cluster), with and without weights; None
     where it does not apply (several chunks, a split chunk, entropy tracked)."""
     from gmm import em
-    from gmm.covariance import get_family
     from gmm.scale import TrainingData, column_mean
 
     X = _hard_rows(dtype)
     w = np.random.default_rng(1).uniform(0.5, 2, len(X)).astype(dtype)
-    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=3, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    family, params = get_family(covariance_type), model._get_parameters()
-    log_const = model._log_const(params, family)
+    family, params, log_const = fitted_e_step(X, covariance_type, max_iter=3)
     batch = X[100:400]
     for weights in (None, w[100:400]):
         data = TrainingData(batch, weights, family, 3, column_mean(batch, weights), cache=False)
@@ -1008,13 +1011,8 @@ def test_one_chunk_expectation_is_the_e_step_bit_for_bit(covariance_type, dtype)
             assert dtype == np.float32
             assert em.working_precision(params, family, data.shift, batch.dtype)[1] != dtype
             continue
-        (a, coefs), b = lean, general[0]
-        assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
-        np.testing.assert_array_equal(a.nk, b.nk)
-        for x, y in zip(a.moments, b.moments, strict=True):
-            assert x.dtype == y.dtype
-            np.testing.assert_array_equal(x, y)
-        assert type(coefs) is type(general[1])
+        assert_same_statistics(lean[0], general[0])
+        assert type(lean[1]) is type(general[1])
     data = TrainingData(batch, None, family, 3, column_mean(batch, None), cache=False)
     several = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
     several.rows = 100
