@@ -39,6 +39,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from gmm import GaussianMixture, fit_stream
+from gmm.online import DEFAULT_BATCH_SIZE
 
 from . import online
 from .result import ExperimentResult
@@ -134,6 +135,16 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
     fixed, intercept = np.polyfit(updates, [cpu[size] for size in sizes], 1)
     per_row = intercept / n_rows
     reaching = [size for size in sizes if ratio[size] >= THROUGHPUT_GOAL]
+    # From which size on every larger size measured reaches the goal too (None: none such).
+    from_size = next(
+        (
+            size
+            for i, size in enumerate(sizes)
+            if all(ratio[s] >= THROUGHPUT_GOAL for s in sizes[i:])
+        ),
+        None,
+    )
+    default = DEFAULT_BATCH_SIZE if DEFAULT_BATCH_SIZE in ratio else None
     return {
         "model": f"{covariance_type} K={k} D={d}",
         "rows": n_rows,
@@ -142,6 +153,9 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
         "wall-time ratio by rows per update": {str(size): round(wall[size], 3) for size in sizes},
         "update sizes reaching the goal": reaching,
         "smallest update reaching the goal": min(reaching) if reaching else None,
+        "reaches the goal from": from_size,
+        "fit_stream default rows per update": DEFAULT_BATCH_SIZE,
+        "default reaches the goal": None if default is None else ratio[default] >= THROUGHPUT_GOAL,
         "largest update tried": max(sizes),
         "fixed ms per update": round(1e3 * float(fixed), 3),
         "online us per row": round(1e6 * float(per_row), 4),
@@ -210,13 +224,28 @@ def measure(mode: str) -> dict:
             for model, batches in models.items()
         ]
     rows = [case for m in per_model for case in m.pop("cases")]
+    at_default = [m["default reaches the goal"] for m in per_model]
+    default = {
+        "rows per update": DEFAULT_BATCH_SIZE,
+        "every model reaches the goal": all(at_default) if None not in at_default else None,
+        "models below the goal": [
+            m["model"] for m in per_model if m["default reaches the goal"] is False
+        ],
+    }
     if mode not in STREAMS:
-        return {"mode": mode, "throughput": rows, "models": per_model, "memory": None}
+        return {
+            "mode": mode,
+            "throughput": rows,
+            "models": per_model,
+            "default": default,
+            "memory": None,
+        }
     short, long = (memory(n) for n in STREAMS[mode])
     return {
         "mode": mode,
         "throughput": rows,
         "models": per_model,
+        "default": default,
         "memory": {
             "short": short,
             "long": long,
@@ -235,7 +264,10 @@ def _reach(model: dict) -> str:
     """Where a model reaches the goal, or up to which update size it does not."""
     if model["smallest update reaching the goal"] is None:
         return f"below {THROUGHPUT_GOAL}x up to {model['largest update tried']:,} rows per update"
-    return f"{THROUGHPUT_GOAL}x from {model['smallest update reaching the goal']:,} rows per update"
+    text = f"{THROUGHPUT_GOAL}x from {model['smallest update reaching the goal']:,} rows per update"
+    if model["reaches the goal from"] != model["smallest update reaching the goal"]:
+        text += " (not at every larger size measured)"
+    return text
 
 
 def run(quick: bool = False) -> ExperimentResult:
@@ -265,6 +297,8 @@ def run(quick: bool = False) -> ExperimentResult:
             "model": m["model"],
             **{f"ratio @{size}": r for size, r in m["ratio by rows per update"].items()},
             "reaches 0.8x at": m["smallest update reaching the goal"],
+            "reaches 0.8x from": m["reaches the goal from"],
+            "0.8x at the default": m["default reaches the goal"],
             "fixed ms per update": m["fixed ms per update"],
             "online us/row": m["online us per row"],
             "batch EM us/row": m["batch EM us per row"],
@@ -285,10 +319,24 @@ def run(quick: bool = False) -> ExperimentResult:
         for m in models
     )
     reached = all(m["smallest update reaching the goal"] is not None for m in models)
+    default = result["default"]
+    if default["every model reaches the goal"] is None:
+        default_text = f"; fit_stream's default {default['rows per update']:,} rows not measured"
+    elif default["every model reaches the goal"]:
+        default_text = (
+            f"; fit_stream's default {default['rows per update']:,} rows per update reach "
+            f"{THROUGHPUT_GOAL}x for every model"
+        )
+    else:
+        default_text = (
+            f"; fit_stream's default {default['rows per update']:,} rows per update stay below "
+            f"{THROUGHPUT_GOAL}x for {', '.join(default['models below the goal'])}"
+        )
     verdict = (
         f"online pass / batch EM iteration, rows per second (process CPU, one thread; every "
         f"update exactly its rows): goal {THROUGHPUT_GOAL}x met at {len(met)} of {len(rows)} "
         f"(model, rows per update) measured; {per_model}"
+        + default_text
         + memory_text
         + (" (quick sizes)" if quick else "")
     )

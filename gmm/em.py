@@ -1092,3 +1092,49 @@ def read_once_rows(chunks: ChunkedData, budget: int) -> tuple[int, int]:
     target = max(SPLIT_ROWS, chunk_rows(n_columns, dtype.itemsize, budget))
     n_chunks = max(1, round(n_samples / target))
     return min(chunks.rows, -(-n_samples // n_chunks)), n_columns
+
+
+def one_chunk_expectation(data: ReadOnceChunks, params: Parameters, log_const: np.ndarray):
+    """:func:`expectation` of rows read once that make one chunk of one part, in fewer calls.
+
+    An online update of a few thousand rows spends as much in
+    :func:`expectation`'s machinery (the chunk generator, the thread pool's
+    and BLAS's contexts, the split into parts) as in its E-step. Rows that
+    make one chunk of ``data`` and one part of it (:func:`_split_statistics`)
+    take the same calls without it: :func:`working_precision`, the family's
+    coefficients (as :func:`prepare`), :func:`read_once_features` and
+    :func:`chunk_statistics` on the whole rows, the numbers of
+    :func:`expectation` bit for bit. It sets no BLAS limit: the caller holds
+    BLAS at one thread (an online update does, for the whole update, when its
+    products are small; :func:`gmm.blas_threads.blas_threads_for`), so the
+    limits :func:`expectation` would set change nothing.
+
+    Returns
+    -------
+    (stats, coefs) as :func:`expectation`, or None when the rows make more
+    than one chunk or part, have none, compute in another precision than
+    their dtype (rows cast per chunk), or the entropy is tracked
+    (:func:`tracking_entropy`): the caller then runs :func:`expectation`.
+    O(rows·K·F) time, one chunk's temporaries.
+    """
+    X = data.X
+    n_rows = X.shape[0]
+    n_components = data.n_components
+    whole = n_rows < SPLIT_ROWS or (n_components < THREAD_COMPONENTS and n_rows < SPLIT_ROWS_SERIAL)
+    if not (0 < n_rows <= data.rows and whole) or _TRACKED.get() is not None:
+        return None
+    family = data.family
+    params, dtype = working_precision(params, family, data.shift, X.dtype)
+    if dtype != X.dtype:
+        return None
+    shift = data.shift
+    # Overflow (a model or a row ~1e155 from the data's scale) is reported by the E-step.
+    with np.errstate(over="ignore", invalid="ignore"):
+        coefs = family.coefficients(
+            params.weights, (params.means - shift).astype(dtype), params.precisions_cholesky
+        )
+    with np.errstate(over="ignore"):
+        Xc, feats = read_once_features(family, np.asarray(X), shift, n_components)
+    const = np.asarray(log_const).astype(dtype)
+    stats = chunk_statistics(Xc, feats, data.sample_weight, family, coefs, const, 0)
+    return stats, coefs

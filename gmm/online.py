@@ -51,7 +51,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import em, scale, units, validation
-from .blas_threads import blas_threads_for
+from .blas_threads import blas_threads_for, threaded_work
 from .driver import one_fit_at_a_time, state_kept_on_failure
 from .scale import FileRows
 from .scale.dask_arrays import is_dask_collection
@@ -154,26 +154,52 @@ def blend(running: Scatter, scale: float, batch: Scatter, batch_weight: float, r
 
 
 def check_learning_parameters(learning_decay, learning_offset) -> tuple[float, float]:
-    """Validate ``learning_decay`` in (0.5, 1] and ``learning_offset`` >= 1; return floats."""
-    for name, value in (("learning_decay", learning_decay), ("learning_offset", learning_offset)):
-        # A plain float skips the abstract-class check (run on every partial_fit).
-        if type(value) is not float and (
-            isinstance(value, bool) or not isinstance(value, numbers.Real)
-        ):
-            raise TypeError(f"{name} must be a real number, got {value!r}.")
-    if not 0.5 < learning_decay <= 1:
+    """Validate ``learning_decay`` in (0.5, 1] and a finite ``learning_offset`` >= 1; return floats.
+
+    Each may be any real number, Python's or numpy's (not a bool): a string or
+    a bool is a TypeError; NaN, an infinity, a value outside its range, or a
+    number float64 cannot hold (an integer beyond about 1.8e308) a ValueError
+    that says which parameter and what it takes. Plain floats in range (the
+    check on every ``partial_fit``) take one comparison each. O(1).
+
+    >>> check_learning_parameters(0.7, 10)
+    (0.7, 10.0)
+    """
+    if (
+        type(learning_decay) is float
+        and type(learning_offset) is float
+        and 0.5 < learning_decay <= 1
+        and 1 <= learning_offset < math.inf
+    ):
+        return learning_decay, learning_offset
+    decay = _as_float("learning_decay", learning_decay, "a number in (0.5, 1]")
+    offset = _as_float("learning_offset", learning_offset, "a finite number >= 1")
+    if not 0.5 < decay <= 1:
         raise ValueError(
             f"learning_decay must lie in (0.5, 1] (stepwise EM converges only there), "
             f"got {learning_decay!r}. The default is {DEFAULT_LEARNING_DECAY}."
         )
-    plain = type(learning_offset) is float
-    finite = math.isfinite(learning_offset) if plain else np.isfinite(learning_offset)
-    if not (finite and learning_offset >= 1):
+    if not (math.isfinite(offset) and offset >= 1):
         raise ValueError(
             f"learning_offset must be a finite number >= 1, got {learning_offset!r}. "
             f"The default is {DEFAULT_LEARNING_OFFSET}."
         )
-    return float(learning_decay), float(learning_offset)
+    return decay, offset
+
+
+def _as_float(name: str, value, takes: str) -> float:
+    """``float(value)`` of a real number (not a bool), or an error that names ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number ({takes}), got {value!r}.")
+    try:
+        return float(value)
+    except OverflowError:  # an integer (or fraction) beyond float64's range
+        text = repr(value)
+        shown = text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+        raise ValueError(
+            f"{name} is too large for a float64 (at most about 1.8e308): got {shown}. "
+            f"It takes {takes}; pass a float in that range."
+        ) from None
 
 
 # ============================================================ the estimator
@@ -224,8 +250,10 @@ def _update(est, X, sample_weight) -> None:
         chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES if started else None)
         # One BLAS limit for the update when its E-step's chunks take one: the
         # blocks inside (E-step, M-step) then find BLAS on one thread and skip theirs.
-        with blas_threads_for(getattr(chunks, "work", None), rows=True):
-            stats, coefs = em.expectation(chunks, params, log_const)
+        # Decided once, so a later batch's E-step knows it may set none (_expectation).
+        limited = chunks.work < threaded_work(rows=True)
+        with blas_threads_for(0.0 if limited else None, rows=True):
+            stats, coefs = _expectation(chunks, params, log_const, lean=started and limited)
             batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
             if problem is not None:
                 batch = problem.scatter_out(batch)
@@ -259,6 +287,18 @@ def _update(est, X, sample_weight) -> None:
         est.lower_bounds_ = []
     # Last, and in place (O(1), not a copy per batch): nothing after it can fail.
     est.lower_bounds_.append(batch_bound)
+
+
+def _expectation(chunks: em.ReadOnceChunks, params, log_const, lean: bool):
+    """The update's E-step: :func:`gmm.em.one_chunk_expectation` when ``lean``, if it applies.
+
+    ``lean``: a later batch (the first keeps a fit's chunks and calls) whose
+    update holds BLAS at one thread, so the E-step's own limits would change
+    nothing. Else, or for rows of more than one chunk, :func:`gmm.em.expectation`.
+    The same numbers either way.
+    """
+    result = em.one_chunk_expectation(chunks, params, log_const) if lean else None
+    return em.expectation(chunks, params, log_const) if result is None else result
 
 
 def _running(state, batch, stats, est, decay, offset):

@@ -774,3 +774,33 @@ def test_full_feature_moments_within_the_dot_product_error_bound(dtype, case):
     assert np.all(np.abs(ours - exact) <= bound)
     if dtype == np.float64:
         np.testing.assert_array_equal(ours, resp @ feats)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5, 48, 49, 64])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_full_gram_without_the_blas_limit_is_the_limited_product(n_features, dtype):
+    """full._gram (no BLAS limit up to DIRECT_GRAM_FEATURES features) gives what
+    _matrices.gram gives, bit for bit, on one BLAS thread or two; 'full' precisions_ are
+    U U' (checked against a per-matrix np.dot) and the coefficients use the same matrices."""
+    from threadpoolctl import threadpool_limits
+
+    from gmm.covariance import _matrices
+    from gmm.covariance.full import DIRECT_GRAM_FEATURES, _gram
+
+    rng = np.random.default_rng(n_features)
+    factor = np.triu(rng.normal(size=(3, n_features, n_features))).astype(dtype)
+    factor[:, range(n_features), range(n_features)] = rng.uniform(0.5, 2, (3, n_features))
+    with threadpool_limits(1):
+        limited = _matrices.gram(factor)
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            direct = _gram(factor)
+            precisions = get_family("full").precisions(factor)
+        if n_features <= DIRECT_GRAM_FEATURES:
+            np.testing.assert_array_equal(direct, limited)
+            np.testing.assert_array_equal(precisions, limited)
+        assert direct.dtype == precisions.dtype == dtype
+    reference = np.stack([np.dot(u, u.T) for u in factor.astype(np.float64)])
+    # Sums of D products: their rounding error is within D·eps of the largest entry.
+    tolerance = n_features * np.finfo(dtype).eps * np.abs(reference).max()
+    np.testing.assert_allclose(precisions, reference, rtol=0, atol=tolerance)

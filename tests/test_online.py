@@ -10,6 +10,7 @@ the same start, bit for bit; integer weights against repeated rows.
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
 import gmm
-from gmm import GaussianMixture, fit_stream, load, save
+from gmm import GaussianMixture, fit_stream, load, online, save
 from gmm.online import blend, step_size
 from gmm.statistics import Scatter
 from tests.mixture_data import COVARIANCE_TYPES, make_mixture
@@ -326,6 +327,52 @@ def test_invalid_learning_parameters(stream, params, error, match):
     assert model._online is before["_online"] and model.n_batches_seen_ == 1
     with pytest.raises(error, match=match):
         GaussianMixture(3, **params).partial_fit(stream[:300])
+
+
+@pytest.mark.parametrize(
+    "name, value, error, match",
+    [
+        ("learning_offset", 2**1100, ValueError, "learning_offset is too large for a float64"),
+        ("learning_decay", 2**1100, ValueError, "learning_decay is too large for a float64"),
+        ("learning_offset", 10**400 // 3, ValueError, r"\(400 characters\)"),
+        ("learning_offset", True, TypeError, "learning_offset must be a real number"),
+        ("learning_decay", np.bool_(True), TypeError, "learning_decay must be a real number"),
+        ("learning_offset", "2", TypeError, "learning_offset must be a real number"),
+        ("learning_decay", np.nan, ValueError, r"learning_decay must lie in \(0.5, 1\]"),
+        ("learning_offset", np.nan, ValueError, "learning_offset must be a finite number"),
+        ("learning_offset", -np.inf, ValueError, "learning_offset must be a finite number"),
+        ("learning_offset", np.longdouble("1e400"), ValueError, "finite number >= 1"),
+        ("learning_decay", np.float32(1.5), ValueError, r"\(0.5, 1\]"),
+        ("learning_offset", np.int64(0), ValueError, ">= 1"),
+    ],
+)
+def test_learning_parameters_of_every_kind(stream, name, value, error, match):
+    """Big ints, bools, numpy scalars, strings, NaN and infinities: a clear error, no change."""
+    model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
+    before = dict(model.__dict__)
+    with pytest.raises(error, match=match):
+        model.set_params(**{name: value}).partial_fit(stream[300:600])
+    assert model._online is before["_online"] and model.n_batches_seen_ == 1
+    assert model.means_ is before["means_"]
+    fresh = GaussianMixture(3, **{name: value})
+    with pytest.raises(error, match=match):
+        fresh.partial_fit(stream[:300])
+    assert not hasattr(fresh, "means_")
+
+
+@pytest.mark.parametrize(
+    "decay, offset, expected",
+    [
+        (np.float32(0.75), np.int64(4), (0.75, 4.0)),  # 0.75 and 4 are exact in float32
+        (1, 10**300, (1.0, 1e300)),  # a big int float64 holds
+        (Fraction(3, 4), Fraction(9, 2), (0.75, 4.5)),
+    ],
+)
+def test_learning_parameters_as_numpy_scalars_and_ints(stream, decay, offset, expected):
+    assert online.check_learning_parameters(decay, offset) == expected
+    model = GaussianMixture(3, learning_decay=decay, learning_offset=offset, random_state=0)
+    model.partial_fit(stream[:300]).partial_fit(stream[300:600])
+    assert model.n_batches_seen_ == 2
 
 
 def test_first_batch_smaller_than_n_components(stream):
@@ -688,6 +735,27 @@ def test_deviation_is_the_elementwise_maximum_over_the_rows_choose_reads(dtype, 
         assert _deviation(X, shift) == expected
 
 
+def fitted_e_step(X, covariance_type, max_iter):
+    """(family, params, log_const) of a short fit on X: what an E-step on X's rows takes."""
+    from gmm.covariance import get_family
+
+    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=max_iter, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    family, params = get_family(covariance_type), model._get_parameters()
+    return family, params, model._log_const(params, family)
+
+
+def assert_same_statistics(a, b):
+    """Two E-steps' statistics equal bit for bit."""
+    assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
+    np.testing.assert_array_equal(a.nk, b.nk)
+    for x, y in zip(a.moments, b.moments, strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("covariance_type", BUILTIN)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
@@ -698,19 +766,13 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
     partial_fit reads it); its statistics are those of TrainingData's kept chunks, bit for
     bit (several chunks, an offset of 1e6, features from 1e-4 to 1e4, weights)."""
     from gmm import em
-    from gmm.covariance import get_family
     from gmm.scale import TrainingData, column_mean
 
     monkeypatch.setattr(em, "CHUNK_BYTES", 4096)  # chunks of 256 rows
     rng = np.random.default_rng(3)
     X = (1e6 + rng.normal(size=(1000, 3)) * np.logspace(-4, 4, 3)).astype(dtype)
     w = rng.uniform(0.5, 2, 1000).astype(dtype)
-    model = GaussianMixture(3, covariance_type=covariance_type, max_iter=2, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    family, params = get_family(covariance_type), model._get_parameters()
-    log_const = model._log_const(params, family)
+    family, params, log_const = fitted_e_step(X, covariance_type, max_iter=2)
     shift = column_mean(X, w)
     kept = TrainingData(X, w, family, 3, shift)
     once = TrainingData(X, w, family, 3, shift, cache=False)
@@ -736,16 +798,10 @@ def test_a_later_batch_read_once_gives_the_kept_chunks_statistics(
         once.expectation(params, log_const)[0],
         em.expectation(read_once, params, log_const)[0],
     ):
-        assert a.log_likelihood == b.log_likelihood and a.total_weight == b.total_weight
-        np.testing.assert_array_equal(a.nk, b.nk)
-        for x, y in zip(a.moments, b.moments, strict=True):
-            np.testing.assert_array_equal(x, y)
-    a = em.expectation(even, params, log_const)[0]
-    d = em.expectation(budgeted, params, log_const)[0]
-    assert a.log_likelihood == d.log_likelihood and a.total_weight == d.total_weight
-    np.testing.assert_array_equal(a.nk, d.nk)
-    for x, y in zip(a.moments, d.moments, strict=True):
-        np.testing.assert_array_equal(x, y)
+        assert_same_statistics(a, b)
+    assert_same_statistics(
+        em.expectation(even, params, log_const)[0], em.expectation(budgeted, params, log_const)[0]
+    )
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
@@ -920,3 +976,105 @@ def test_axis_aligned_chunks_read_once_give_the_features_statistics(
     np.testing.assert_allclose(b.nk, a.nk, rtol=rtol, atol=rtol * n_rows)
     for x, y in zip(a.moments, b.moments, strict=True):
         np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol * np.abs(x).max())
+
+
+def _hard_rows(dtype, n_rows=600, seed=5):
+    """Three clusters at an offset of 1e6, features from 1e-4 to 1e4, one of them tight."""
+    rng = np.random.default_rng(seed)
+    scales = np.logspace(-4, 4, 3)
+    centres = np.array([[0.0, 0.0, 0.0], [5.0, -3.0, 2.0], [-4.0, 4.0, -1.0]]) * scales
+    labels = rng.integers(0, 3, n_rows)
+    spread = np.where(labels[:, None] == 2, 1e-3, 1.0) * scales
+    return (1e6 + centres[labels] + rng.normal(size=(n_rows, 3)) * spread).astype(dtype)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_chunk_expectation_is_the_e_step_bit_for_bit(covariance_type, dtype):
+    """em.one_chunk_expectation (an update's rows in one chunk, fewer calls) gives what
+    em.expectation gives on the same rows read once, bit for bit, on hard rows (offset
+    1e6, features from 1e-4 to 1e4, a tight cluster), with and without weights; None
+    where it does not apply (several chunks, a split chunk, entropy tracked)."""
+    from gmm import em
+    from gmm.scale import TrainingData, column_mean
+
+    X = _hard_rows(dtype)
+    w = np.random.default_rng(1).uniform(0.5, 2, len(X)).astype(dtype)
+    family, params, log_const = fitted_e_step(X, covariance_type, max_iter=3)
+    batch = X[100:400]
+    for weights in (None, w[100:400]):
+        data = TrainingData(batch, weights, family, 3, column_mean(batch, weights), cache=False)
+        chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
+        lean = em.one_chunk_expectation(chunks, params, log_const)
+        general = em.expectation(chunks, params, log_const)
+        if lean is None:  # only where the E-step computes in float64 for float32 rows
+            assert dtype == np.float32
+            assert em.working_precision(params, family, data.shift, batch.dtype)[1] != dtype
+            continue
+        assert_same_statistics(lean[0], general[0])
+        assert type(lean[1]) is type(general[1])
+    data = TrainingData(batch, None, family, 3, column_mean(batch, None), cache=False)
+    several = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
+    several.rows = 100
+    assert em.one_chunk_expectation(several, params, log_const) is None
+    with em.tracking_entropy():
+        once = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
+        assert em.one_chunk_expectation(once, params, log_const) is None
+
+
+def test_one_chunk_expectation_declines_a_chunk_the_e_step_splits(stream, monkeypatch):
+    from gmm import em
+    from gmm.covariance import get_family
+    from gmm.scale import TrainingData, column_mean
+
+    model = GaussianMixture(8, random_state=0).partial_fit(stream[:600])
+    family, params = get_family("full"), model._get_parameters()
+    batch = stream[:600]
+    data = TrainingData(batch, None, family, 8, column_mean(batch, None), cache=False)
+    chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
+    log_const = model._log_const(params, family)
+    assert em.one_chunk_expectation(chunks, params, log_const) is not None
+    monkeypatch.setattr(em, "SPLIT_ROWS", 500)  # 8 components: split from 500 rows
+    assert em.one_chunk_expectation(chunks, params, log_const) is None
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("hard", [False, True])
+def test_lean_updates_are_the_general_updates_bit_for_bit(
+    stream, covariance_type, dtype, hard, monkeypatch
+):
+    """A stream of updates taking the one-chunk E-step holds, after every batch, the
+    parameters and running state of the same stream through em.expectation, bit for bit:
+    plain and hard rows, weights on some batches, float32, batches of 1 to 300 rows."""
+    from gmm import em
+
+    X = _hard_rows(dtype, n_rows=1200) if hard else stream[:1200].astype(dtype)
+    w = np.random.default_rng(2).integers(0, 4, len(X)).astype(np.float64)
+    w[300] = 2.0  # the batch of one row
+    sizes = [300, 1, 7, 150, 300, 42, 300]
+    lean = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    general = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    taken = []
+    one_chunk = em.one_chunk_expectation
+
+    def spy(*args):
+        result = one_chunk(*args)
+        taken.append(result is not None)
+        return result
+
+    start = 0
+    for i, size in enumerate(sizes):
+        rows = slice(start, start + size)
+        weights = w[rows] if i % 2 else None
+        monkeypatch.setattr(em, "one_chunk_expectation", spy)
+        lean.partial_fit(X[rows], sample_weight=weights)
+        monkeypatch.setattr(em, "one_chunk_expectation", lambda *args: None)
+        general.partial_fit(X[rows], sample_weight=weights)
+        assert same_parameters(lean, general), (i, size)
+        assert same_state(lean._online, general._online)
+        assert lean.lower_bound_ == general.lower_bound_
+        start += size
+    # The lean E-step ran (not on the first batch: a fit's chunks), except where float32
+    # rows of tight components compute in float64.
+    assert any(taken) or (hard and dtype == np.float32)

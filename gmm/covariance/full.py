@@ -132,7 +132,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         means = means.astype(np.float64, copy=False)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             if gram is None:
-                gram = _matrices.gram(factor)
+                gram = _gram(factor)
             finite = np.isfinite(gram).all(axis=(1, 2))
             traces = _matrices.inverse_square_norms(factor, finite)
             squares = np.einsum("kd,kd->k", means, means)
@@ -184,7 +184,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         factor = prec_chol.astype(np.float64, copy=False)  # read only, as are the means
         means64 = means.astype(np.float64, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):  # reported by the E-step
-            prec = _matrices.gram(factor)
+            prec = _gram(factor)
         if self.formulation(d, n_components, dtype) == "whitened":
             expandable = np.zeros(n_components, dtype=bool)  # every component whitened
         elif expansion_settled(weights, means64, factor, limit):
@@ -303,8 +303,30 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
     def precision_cholesky(self, covariances):
         return _matrices.precision_factor(covariances)
 
+    def precisions(self, prec_chol):
+        return _gram(prec_chol)
+
     def component_covariance(self, covariances, k):
         return covariances[k]
+
+
+#: Up to this many features :func:`_gram` forms the product with no BLAS limit around it.
+#: Each (D, D) product then has D³ <= 110,592 multiply-adds, below OpenBLAS's threshold for
+#: threading a product (m·n·k < 2^18): it runs on one thread whatever the limit, so the
+#: numbers are those of :func:`gmm.covariance._matrices.gram` under any limit, and the
+#: limit's context (2-9 µs a call, more on a busy machine; twice per online update,
+#: in the coefficients and in the fitted ``precisions_``) buys nothing.
+DIRECT_GRAM_FEATURES = 48
+
+
+def _gram(factor: np.ndarray) -> np.ndarray:
+    """``U @ U.T`` for a stack of factors, as :func:`gmm.covariance._matrices.gram`, bit for bit.
+
+    Without its BLAS limit up to :data:`DIRECT_GRAM_FEATURES` features. O(K·D³).
+    """
+    if factor.shape[-1] <= DIRECT_GRAM_FEATURES:
+        return factor @ np.swapaxes(factor, -1, -2)
+    return _matrices.gram(factor)
 
 
 #: Up to this many precision entries (K·D²) :func:`expansion_settled` is tried before the
