@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -495,8 +496,16 @@ def _stored_scatter(first: np.ndarray, size: int) -> np.ndarray:
     """
     d = first.shape[0]
     rows = min(size - 1, d)
-    factor = np.triu(np.broadcast_to(first, (rows, d)))
+    factor = np.where(_upper_triangle(d)[:rows], first, 0.0)  # np.triu's numbers, no mask built
     return factor.T @ factor
+
+
+@lru_cache(maxsize=16)
+def _upper_triangle(d: int) -> np.ndarray:
+    """Read-only (d, d) mask of the entries on and above the diagonal."""
+    mask = np.triu(np.ones((d, d), dtype=bool))
+    mask.flags.writeable = False
+    return mask
 
 
 def _last_minimum(cost: np.ndarray) -> tuple[int, int]:
@@ -576,7 +585,7 @@ class _RowMinima:
         if rows.size == 0:
             return
         block = cost[rows, :g]  # advanced indexing: a copy
-        block[np.arange(g)[None, :] >= rows[:, None]] = np.inf
+        np.copyto(block, np.inf, where=np.arange(g)[None, :] >= rows[:, None])
         value = block.min(axis=1)
         last = g - 1 - np.argmax((block == value[:, None])[:, ::-1], axis=1)
         self.value[rows], self.where[rows] = value, last

@@ -745,6 +745,26 @@ def test_too_few_rows_for_the_parameters_is_a_clear_error():
     GaussianMixture(3, covariance_type="EII", random_state=0).fit(X)  # 1 + 9 + 2 < 14
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_random_from_data_starts_every_model(name):
+    # Its first M-step weighs only n_components rows: the row check is the data's, not the M-step's.
+    d = 1 if name in ("E", "V") else 3
+    X = _blobs(150, d, seed=2)
+    model = GaussianMixture(
+        3, covariance_type=name, init_params="random_from_data", random_state=0, max_iter=500
+    ).fit(X)
+    assert model.converged_
+    np.testing.assert_allclose(model.score_samples(X), _mixture_log_density(model, X), rtol=1e-10)
+
+
+def test_too_few_rows_counts_the_whole_data_weight():
+    X = _blobs(40, 3)
+    w = np.r_[np.ones(14), np.zeros(26)]  # 14 rows of positive weight: too few for VVV, K = 3
+    with pytest.raises(ValueError, match=r"Too few rows.*'VVV'.*29 free parameters.*14 rows"):
+        GaussianMixture(3, covariance_type="VVV", random_state=0).fit(X, sample_weight=w)
+    GaussianMixture(3, covariance_type="VVV", random_state=0).fit(X)  # 40 rows: enough
+
+
 @pytest.mark.parametrize(
     "name,precisions,match",
     [
@@ -875,17 +895,23 @@ def test_each_m_step_satisfies_its_constraint_and_lies_between_eii_and_vvv(K, d,
 
 # ==================================================== scikit-learn's checks
 TOO_FEW_ROWS = (
-    "The check fits few rows (10 rows, 3 features; 27 rows, 30 features): "
-    "more free parameters than rows, which mclust's models refuse by design "
-    "(test_too_few_rows_for_the_parameters_is_a_clear_error)."
+    "The check fits few rows (10 rows, 3 features; 20 rows, 5 features; 27 rows, "
+    "30 features): at least as many free parameters as rows, which mclust's models "
+    "refuse by design (test_too_few_rows_for_the_parameters_is_a_clear_error)."
 )
 
 
 def _expected_sklearn_failures(estimator):
-    names = ["check_dtype_object", "check_sample_weight_equivalence_on_dense_data"]
+    # 'check_estimators_dtypes' fits 20 rows x 5 features: VEV with one component has
+    # 20 free parameters (the row check once ran in the M-step, on a weight sum that
+    # rounded to 20.000000000000004, and let it through).
+    names = [
+        "check_dtype_object",
+        "check_sample_weight_equivalence_on_dense_data",
+        "check_estimators_dtypes",
+    ]
     if estimator.n_components > 1:
         names += [
-            "check_estimators_dtypes",
             "check_n_features_in_after_fitting",
             "check_estimators_nan_inf",
         ]

@@ -454,13 +454,19 @@ def test_command_line_fit_with_the_default_prior(tmp_path, capsys, fitted):
 
 def test_one_row_of_positive_weight_cannot_give_the_default_prior(fitted):
     X, gm = fitted
-    gm.set_params(prior="default")
-    before = gm.means_.copy()
     one_row = np.zeros(len(X))
     one_row[0] = 1.0 / len(X)
-    with pytest.raises(ValueError, match="1 row or less of positive sample_weight"):
-        gm.fit(X, sample_weight=one_row)
-    np.testing.assert_array_equal(gm.means_, before)
+    # 'full' (no row check): the prior's own guard. 'VVV' (the same model): the
+    # mclust row check, which fit runs on the data first, refuses the one row.
+    for name, match in [
+        ("full", "1 row or less of positive sample_weight"),
+        ("VVV", r"Too few rows.*'VVV'.*11 free parameters.*weigh 1 rows"),
+    ]:
+        gm.set_params(prior="default", covariance_type=name)
+        before = gm.means_.copy()
+        with pytest.raises(ValueError, match=match):
+            gm.fit(X, sample_weight=one_row)
+        np.testing.assert_array_equal(gm.means_, before)
 
 
 def test_memmap_and_dask_data_give_the_in_memory_prior_and_fit(tmp_path, fitted):

@@ -363,6 +363,18 @@ class CovarianceFamily(ABC):
         """
         return None
 
+    def check_rows(self, total_weight: float, n_components: int, n_features: int) -> None:
+        """Raise ValueError if data weighing ``total_weight`` rows are too few for the model.
+
+        Optional hook; the default accepts any weight. Called once by ``fit``
+        on the whole data's weight (sample weights count as repeated rows),
+        before any fitted state changes, never inside an M-step: an M-step
+        may see only part of the weight (the start of ``'random_from_data'``,
+        one batch of ``partial_fit``). mclust's models refuse data that weigh
+        no more rows than the model has free parameters. O(1).
+        """
+        return None
+
     def decompose(self, covariances: np.ndarray) -> dict[str, np.ndarray]:
         """Volume, shape and orientation of fitted covariances, as mclust's ``variance``.
 

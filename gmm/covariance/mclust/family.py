@@ -105,11 +105,10 @@ class MclustFamily(CovarianceFamily):
         self.check_n_features(X.shape[1])
         return super().features(X)
 
-    def _check_rows(self, nk: np.ndarray, n_features: int) -> None:
-        n_components = nk.shape[0]
+    def check_rows(self, total_weight: float, n_components: int, n_features: int) -> None:
         total = self.n_parameters(n_components, n_features)
         total += n_components * n_features + n_components - 1
-        n = float(nk.sum())
+        n = float(total_weight)
         if n <= total:
             raise ValueError(
                 f"Too few rows for covariance_type={self.name!r} with {n_components} "
@@ -134,8 +133,6 @@ class MclustFamily(CovarianceFamily):
     # ------------------------------------------------------------ M-step
     def estimate(self, scatter, reg_covar, previous):
         nk = scatter.nk
-        n_features = scatter.means.shape[1]
-        self._check_rows(nk, n_features)
         state = None if previous is None else previous.state
         with np.errstate(divide="ignore", invalid="ignore"):
             return self._constrain(self._regularised(scatter, reg_covar), nk, state)
