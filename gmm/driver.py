@@ -131,7 +131,7 @@ def _record_final_estep(owner, stats: em.Statistics | None, lower_bound: float) 
     final.total_weight = float(stats.total_weight)
 
 
-def _total_weight(data) -> float:
+def total_weight(data) -> float:
     """What the validated training data weigh in rows: their count, or their weights' sum.
 
     The weights a fit takes sum to the number of rows of positive weight (see
@@ -276,7 +276,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         sample_weight = validation.fit_weights(sample_weight)  # only their ratios matter
         with np.errstate(over="ignore", invalid="ignore"):  # a shift that overflows: below
             given = scale.fit_data(X, sample_weight, family, self.n_components, type(self).__name__)
-        family.check_rows(_total_weight(given), self.n_components, given.n_features)
+        family.check_rows(total_weight(given), self.n_components, given.n_features)
         validation.check_features(self, given.feature_source, reset=do_init)
         validation.check_array_fits(
             family.shape(self.n_components, given.n_features),

@@ -360,6 +360,12 @@ default='kmeans'
             raise NotImplementedError(
                 "partial_fit does not take a prior yet: use fit, or set prior=None."
             )
+        if self.nan_policy != "raise":
+            raise NotImplementedError(
+                f"partial_fit needs complete rows, but nan_policy={self.nan_policy!r}: use "
+                "fit for data with missing values, or drop or impute the incomplete rows "
+                "and set nan_policy='raise'."
+            )
         return online.partial_fit(self, X, sample_weight)
 
     def _run_em(self, X, sample_weight):

@@ -52,7 +52,7 @@ from sklearn.utils import check_random_state
 
 from . import em, scale, units, validation
 from .blas_threads import blas_threads_for, threaded_work
-from .driver import one_fit_at_a_time, state_kept_on_failure
+from .driver import one_fit_at_a_time, state_kept_on_failure, total_weight
 from .scale import FileRows
 from .scale.dask_arrays import is_dask_collection
 from .statistics import Scatter
@@ -320,8 +320,12 @@ def _first_batch(est, X, sample_weight, family) -> scale.TrainingData:
         )
     valid = validation.check_fit_data(X, est.n_components, type(est).__name__)
     w = validation.check_sample_weight(sample_weight, valid.shape[0], valid.dtype)
+    data = _read_once(valid, w, family, est.n_components, scale.column_mean(valid, w))
+    # The model's parameter count against the first batch (mclust's models): later
+    # batches only blend into statistics the first batch made estimable.
+    family.check_rows(total_weight(data), est.n_components, data.n_features)
     validation.check_features(est, X, reset=True)
-    return _read_once(valid, w, family, est.n_components, scale.column_mean(valid, w))
+    return data
 
 
 def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:

@@ -382,6 +382,27 @@ def test_first_batch_smaller_than_n_components(stream):
     assert not hasattr(model, "means_")
 
 
+def test_mclust_models_count_rows_on_the_first_batch_only(stream):
+    # 'VVV' with 3 components on 2 features: 17 free parameters (15 + 3 - 1 with
+    # means and weights). The first batch must weigh more; later batches only blend.
+    model = GaussianMixture(3, covariance_type="VVV", random_state=0)
+    with pytest.raises(ValueError, match="Too few rows for covariance_type='VVV'"):
+        model.partial_fit(stream[:17])
+    assert not hasattr(model, "means_") and not hasattr(model, "n_features_in_")
+    model.partial_fit(stream[:300])
+    for batch in (stream[300:302], stream[302:303], stream[303:310]):
+        model.partial_fit(batch)
+    assert model.n_batches_seen_ == 4 and np.all(np.isfinite(model.covariances_))
+
+
+@pytest.mark.parametrize("nan_policy", ["omit", "marginalize"])
+def test_partial_fit_refuses_a_nan_policy_by_name(stream, nan_policy):
+    model = GaussianMixture(3, nan_policy=nan_policy)
+    with pytest.raises(NotImplementedError, match="partial_fit needs complete rows"):
+        model.partial_fit(stream[:100])
+    assert not hasattr(model, "means_")
+
+
 def test_nan_under_a_zero_weight_is_still_an_error(stream):
     model = GaussianMixture(3, random_state=0).partial_fit(stream[:300])
     saved = model._online
