@@ -924,3 +924,38 @@ def _expected_sklearn_failures(estimator):
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("model", ["VVI", "EEI", "EEE", "VVV", "EEV", "VEV"])
+def test_a_covariance_singular_to_machine_precision_is_a_collapse(model):
+    # mclust's emControl(eps): the squared ratio of the Cholesky factor's extreme
+    # diagonal entries at most the machine epsilon is singular, even where the
+    # factorisation succeeds. Here 1e-17 against 1: the ratio is 1e-17 < 2.2e-16.
+    covariances = np.repeat(np.diag([1.0, 1e-17, 0.5])[None], 2, axis=0)
+    with pytest.raises(CollapsedComponentError, match="component 0"):
+        get_family(model).precision_cholesky(covariances)
+    well = np.repeat(np.diag([1.0, 1e-12, 0.5])[None], 2, axis=0)  # ratio 1e-12: kept
+    factors = get_family(model).precision_cholesky(well)
+    assert np.allclose(factors @ np.swapaxes(factors, -1, -2), np.linalg.inv(well), rtol=1e-12)
+    # scikit-learn's names keep scikit-learn's rule: only a failed factorisation.
+    twins = {
+        "VVI": ("diag", covariances.diagonal(0, 1, 2)),
+        "EEE": ("tied", covariances[0]),
+        "VVV": ("full", covariances),
+    }
+    if model in twins:
+        twin, stored = twins[model]
+        assert np.all(np.isfinite(get_family(twin).precision_cholesky(stored)))
+
+
+@pytest.mark.parametrize("model", ["EII", "VEV", "EEE", "EVI"])
+def test_variance_of_a_float32_fit_is_float32(model):
+    from sklearn.datasets import load_iris
+
+    X = load_iris().data
+    fitted = GaussianMixture(3, covariance_type=model, random_state=0).fit(X.astype(np.float32))
+    parts = fitted.variance_
+    again = get_family(model).decompose(fitted.covariances_.astype(np.float64))
+    for name, value in parts.items():
+        assert np.asarray(value).dtype == np.float32, name
+        assert np.allclose(value, again[name], rtol=1e-5, atol=1e-6), name

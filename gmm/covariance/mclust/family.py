@@ -45,6 +45,26 @@ UNIVARIATE = ("E", "V")
 DEFAULT_INNER_TOL = float(np.sqrt(np.finfo(np.float64).eps))
 
 
+def refuse_singular(factors: np.ndarray, dtype) -> np.ndarray:
+    """``factors`` unchanged, or :class:`CollapsedComponentError` for the first singular one.
+
+    mclust's test of singularity (``emControl(eps)``, the machine epsilon): a
+    covariance whose reciprocal condition estimate, the squared ratio of its
+    Cholesky factor's smallest to largest diagonal entry, is at most the
+    epsilon of ``dtype`` is singular. Without it a covariance that is singular
+    but whose Cholesky factorisation succeeds on rounding gives a log-likelihood
+    set by rounding, which a BIC sweep would pick. ``factors`` are precision
+    factors (K, D, D), whose diagonal is the reciprocal of the covariance
+    factor's. O(K·D).
+    """
+    diagonals = np.abs(np.diagonal(factors, axis1=-2, axis2=-1)).astype(np.float64)
+    ratio = (diagonals.min(axis=1) / diagonals.max(axis=1)) ** 2
+    bad = np.flatnonzero(~(ratio > np.finfo(dtype).eps))
+    if bad.size:
+        raise CollapsedComponentError(int(bad[0]), dtype)
+    return factors
+
+
 class InnerIterationWarning(UserWarning):
     """An iterative M-step (VEI, VEE, VEV, EVE, VVE) reached its iteration cap."""
 
@@ -166,7 +186,10 @@ class MclustFamily(CovarianceFamily):
         return (n_components, n_features, n_features)
 
     def decompose(self, covariances):
-        return decompose(covariances, self.model)
+        # Computed in float64; given back in the covariances' dtype (float32 stays float32).
+        parts = decompose(covariances, self.model)
+        dtype = covariances.dtype
+        return {name: np.asarray(value).astype(dtype)[()] for name, value in parts.items()}
 
     def component_covariance(self, covariances, k):
         return covariances[k]
@@ -209,7 +232,7 @@ class AxisAligned(MclustFamily, _matrices.MatrixRepresentation, Diag):
         factors = np.zeros_like(covariances)
         d = covariances.shape[1]
         factors[:, np.arange(d), np.arange(d)] = 1.0 / np.sqrt(variances)
-        return factors
+        return refuse_singular(factors, covariances.dtype)
 
 
 class Pooled(MclustFamily, Tied):
@@ -239,11 +262,15 @@ class Pooled(MclustFamily, Tied):
 
     def precision_cholesky(self, covariances):
         factor = Tied.precision_cholesky(self, covariances[0])
+        refuse_singular(factor[None], covariances.dtype)
         return np.repeat(factor[None], covariances.shape[0], axis=0)
 
 
 class General(MclustFamily, Full):
     """Covariances with orientations, (K, D, D): the full family's kernels."""
+
+    def precision_cholesky(self, covariances):
+        return refuse_singular(super().precision_cholesky(covariances), covariances.dtype)
 
 
 def symmetric(matrices: np.ndarray) -> np.ndarray:
