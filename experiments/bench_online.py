@@ -39,7 +39,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from gmm import GaussianMixture, fit_stream
-from gmm.online import DEFAULT_BATCH_SIZE
+from gmm.online import default_batch_size
 
 from . import online
 from .result import ExperimentResult
@@ -103,7 +103,8 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
     covariance_type, k, d = model
     X = _data(n_rows, k, d)
     init = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0)
-    sizes = sorted({*batches, *(b for b in ladder if b <= n_rows)})
+    default = default_batch_size(d)  # fit_stream's rows per update for this width
+    sizes = sorted({*batches, *(b for b in (*ladder, default) if b <= n_rows)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         init.fit(X[: min(sizes)])
@@ -144,7 +145,7 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
         ),
         None,
     )
-    default = DEFAULT_BATCH_SIZE if DEFAULT_BATCH_SIZE in ratio else None
+    default = default if default in ratio else None
     return {
         "model": f"{covariance_type} K={k} D={d}",
         "rows": n_rows,
@@ -154,7 +155,7 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
         "update sizes reaching the goal": reaching,
         "smallest update reaching the goal": min(reaching) if reaching else None,
         "reaches the goal from": from_size,
-        "fit_stream default rows per update": DEFAULT_BATCH_SIZE,
+        "fit_stream default rows per update": default_batch_size(d),
         "default reaches the goal": None if default is None else ratio[default] >= THROUGHPUT_GOAL,
         "largest update tried": max(sizes),
         "fixed ms per update": round(1e3 * float(fixed), 3),
@@ -226,7 +227,7 @@ def measure(mode: str) -> dict:
     rows = [case for m in per_model for case in m.pop("cases")]
     at_default = [m["default reaches the goal"] for m in per_model]
     default = {
-        "rows per update": DEFAULT_BATCH_SIZE,
+        "rows per update": {m["model"]: m["fit_stream default rows per update"] for m in per_model},
         "every model reaches the goal": all(at_default) if None not in at_default else None,
         "models below the goal": [
             m["model"] for m in per_model if m["default reaches the goal"] is False
@@ -320,17 +321,18 @@ def run(quick: bool = False) -> ExperimentResult:
     )
     reached = all(m["smallest update reaching the goal"] is not None for m in models)
     default = result["default"]
+    sizes = ", ".join(f"{rows:,} for {model}" for model, rows in default["rows per update"].items())
     if default["every model reaches the goal"] is None:
-        default_text = f"; fit_stream's default {default['rows per update']:,} rows not measured"
+        default_text = f"; fit_stream's default rows per update ({sizes}) not all measured"
     elif default["every model reaches the goal"]:
         default_text = (
-            f"; fit_stream's default {default['rows per update']:,} rows per update reach "
-            f"{THROUGHPUT_GOAL}x for every model"
+            f"; fit_stream's default rows per update ({sizes}) reach {THROUGHPUT_GOAL}x for "
+            "every model"
         )
     else:
         default_text = (
-            f"; fit_stream's default {default['rows per update']:,} rows per update stay below "
-            f"{THROUGHPUT_GOAL}x for {', '.join(default['models below the goal'])}"
+            f"; fit_stream's default rows per update ({sizes}) stay below {THROUGHPUT_GOAL}x "
+            f"for {', '.join(default['models below the goal'])}"
         )
     verdict = (
         f"online pass / batch EM iteration, rows per second (process CPU, one thread; every "

@@ -328,7 +328,8 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="rows per update with --online (default: gmm.online.DEFAULT_BATCH_SIZE)",
+        help="rows per update with --online (default: gmm.online.default_batch_size, "
+        "10,000 rows or 1 MiB of rows)",
     )
     _add_fit_options(sub)
 
@@ -830,7 +831,7 @@ def _fit_bayesian(args) -> int:
 
 def _fit_online(args) -> int:
     """``gmm fit --online``: :func:`gmm.fit_stream` over DATA read once in batches."""
-    from .online import DEFAULT_BATCH_SIZE, fit_stream
+    from .online import default_batch_size, fit_stream
 
     if args.data.lower().endswith(".npy"):
         try:
@@ -846,7 +847,7 @@ def _fit_online(args) -> int:
         X, names = read_data(args.data, header=args.header)
     # A memory map is read batch by batch with plain file reads; a CSV's names go with
     # every batch, so the model records them.
-    size = args.batch_size or DEFAULT_BATCH_SIZE
+    size = args.batch_size or default_batch_size(X.shape[1], X.dtype)
     batches = X
     if names is not None:
         batches = (

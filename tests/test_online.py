@@ -560,12 +560,18 @@ def test_gathering_stops_at_a_bad_batch_with_the_rows_before_it_applied(stream):
     assert same_parameters(model, expected) and model.n_samples_seen_ == 200
 
 
-def test_fit_stream_reads_one_array_in_blocks_of_the_default_size(stream):
-    from gmm.online import DEFAULT_BATCH_SIZE
+@pytest.mark.parametrize("width, dtype", [(2, np.float64), (2, np.float32), (20, np.float64)])
+def test_fit_stream_reads_one_array_in_blocks_of_the_default_size(stream, width, dtype):
+    from gmm.online import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, default_batch_size
 
-    rows = np.tile(stream, (-(-(2 * DEFAULT_BATCH_SIZE + 1) // len(stream)), 1))
-    model = fit_stream(rows[: 2 * DEFAULT_BATCH_SIZE + 1], n_components=3, random_state=0)
-    assert model.n_batches_seen_ == 3 and model.n_samples_seen_ == 2 * DEFAULT_BATCH_SIZE + 1
+    # 10,000 rows, or 1 MiB of rows where that is more (narrow rows: 65,536 of 2 float64).
+    size = default_batch_size(width, dtype)
+    itemsize = np.dtype(dtype).itemsize
+    assert size == max(DEFAULT_BATCH_SIZE, DEFAULT_BATCH_BYTES // (width * itemsize))
+    assert default_batch_size(width, np.int64) == default_batch_size(width, np.float64)
+    rows = np.tile(stream, (-(-(2 * size + 1) // len(stream)), -(-width // 2)))[:, :width]
+    model = fit_stream(rows[: 2 * size + 1].astype(dtype), n_components=3, random_state=0)
+    assert model.n_batches_seen_ == 3 and model.n_samples_seen_ == 2 * size + 1
     with pytest.raises(TypeError, match="integer or None"):
         fit_stream(stream, batch_size=2.5)
 
