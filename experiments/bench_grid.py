@@ -4,14 +4,19 @@
 rows; D in {1, 2, 5, 10, 20, 50, 100, 200}; K in {1, 2, 4, 8, 32, 128}; every
 covariance type scikit-learn has; float64 and float32 — and writes
 ``experiments/out/bench_grid.json`` after every cell. The full grid takes hours on
-a small machine (scikit-learn's 'full' iteration at D = 200, K = 128 alone is about
-a minute), so a run that is stopped resumes where it stopped: cells already in the
-JSON for the same settings are not measured again. ``--rows``, ``--features``,
-``--components``, ``--types`` and ``--dtypes`` choose a smaller grid.
+a small machine at fixed repeats (scikit-learn's 'full' iteration at D = 200, K = 128
+alone is about a minute), so each cell has a time budget (``--budget`` seconds of
+scikit-learn fits, 60 by default): a probe fit of one iteration sizes it, heavy cells
+run fewer iterations (down to 1), then fewer repeats (down to 1), and each row records
+the iterations and repeats it ran, the probe and the 1-minute load. A run that is
+stopped resumes where it stopped: cells already in the JSON for the same settings are
+not measured again. ``--rows``, ``--features``, ``--components``, ``--types`` and
+``--dtypes`` choose a smaller grid.
 
-Each cell fits both libraries from identical initial parameters (scikit-learn's
-own k-means start) with ``tol=0`` and a fixed number of iterations, in the same
-process, and reports the ratio of the medians of repeats. ``python -m experiments
+Each cell fits both libraries from identical initial parameters (the moments of
+scikit-learn's k-means partition, :func:`grid_start`) with ``tol=0`` and a fixed
+number of iterations, in the same process, and reports the ratio of the medians of
+repeats. ``python -m experiments
 bench_grid`` draws the stored grid as heatmaps (D × K, one panel per family); when
 no grid has been stored it measures a small one and says so.
 """
@@ -20,13 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
+from time import perf_counter
 
 import numpy as np
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from .bench import OUT, per_iteration_case
+from .bench import OUT, _fit, per_iteration_case
 from .result import ExperimentResult, figure_png
 
 FEATURES = (1, 2, 5, 10, 20, 50, 100, 200)
@@ -34,6 +42,8 @@ COMPONENTS = (1, 2, 4, 8, 32, 128)
 TYPES = ("full", "tied", "diag", "spherical")
 DTYPES = ("float64", "float32")
 GRID_FILE = "bench_grid.json"
+#: Most Lloyd iterations of the k-means that gives a cell its start (:func:`grid_start`).
+START_KMEANS_ITERS = 30
 QUICK = {"rows": 3_000, "features": (2, 20), "components": (2, 8), "iters": 2, "repeats": 1}
 
 
@@ -51,11 +61,87 @@ def _key(cell: dict) -> str:
     return f"{cell['covariance_type']}|{cell['dtype']}|D={d}|K={k}"
 
 
-def measure_cell(n_samples, n_features, n_components, covariance_type, dtype, iters, repeats):
-    """One cell of the grid: both libraries from the same start, ratio of medians."""
+def grid_start(X: np.ndarray, n_components: int, covariance_type: str) -> dict:
+    """Identical initial parameters for both libraries: the moments of a k-means partition.
+
+    scikit-learn's own k-means labels (``n_init=1``, ``random_state=0``, at most
+    :data:`START_KMEANS_ITERS` Lloyd iterations), then each cluster's weight, mean
+    and covariance in float64 (plus scikit-learn's ``reg_covar``, 1e-6), as the
+    family shapes them, cast to X's dtype. This is the partition scikit-learn's
+    'kmeans' start takes, without its EM iteration: at D = 200, K = 128 ('full'),
+    scikit-learn's own start (``experiments.bench._start``) costs a minute and a half.
+    O(N·K·D) per Lloyd iteration and O(N·D²) for the covariances.
+    """
+    from sklearn.cluster import KMeans
+
+    labels = (
+        KMeans(n_components, n_init=1, random_state=0, max_iter=START_KMEANS_ITERS).fit(X).labels_
+    )
+    wide = X.astype(np.float64)
+    counts = np.bincount(labels, minlength=n_components).astype(np.float64)
+    means = np.zeros((n_components, X.shape[1]))
+    for k in range(n_components):
+        means[k] = wide[labels == k].mean(axis=0)
+    if covariance_type in ("full", "tied"):
+        covs = np.empty((n_components, X.shape[1], X.shape[1]))
+        for k in range(n_components):
+            diff = wide[labels == k] - means[k]
+            covs[k] = diff.T @ diff / counts[k]
+        if covariance_type == "tied":
+            covs = np.tensordot(counts, covs, axes=1) / counts.sum()
+        covs += 1e-6 * np.eye(X.shape[1])
+        precisions = np.linalg.inv(covs)
+    else:
+        variances = np.empty((n_components, X.shape[1]))
+        for k in range(n_components):
+            variances[k] = ((wide[labels == k] - means[k]) ** 2).mean(axis=0)
+        if covariance_type == "spherical":
+            variances = variances.mean(axis=1)
+        precisions = 1.0 / (variances + 1e-6)
+    return {
+        "weights_init": (counts / counts.sum()).astype(X.dtype),
+        "means_init": means.astype(X.dtype),
+        "precisions_init": precisions.astype(X.dtype),
+    }
+
+
+def cell_plan(probe_seconds: float, iters: int, repeats: int, budget: float) -> tuple[int, int]:
+    """Iterations and repeats of a cell that fit ``budget`` seconds of scikit-learn fits.
+
+    ``probe_seconds`` is one scikit-learn fit of one iteration. Iterations are cut
+    first (to 1), then repeats (to 1): a heavy cell's fixed costs are a small share
+    of its iteration, so one iteration measures it, and its median is of fewer
+    repeats. Light cells keep ``iters`` and ``repeats``.
+    """
+    per_iter = max(probe_seconds, 1e-9) / 2  # a fit of one iteration runs about two passes
+    if per_iter * (iters + 1) * repeats <= budget:
+        return iters, repeats
+    fit_iters = max(1, min(iters, int(budget / (per_iter * repeats)) - 1))
+    if per_iter * (fit_iters + 1) * repeats <= budget:
+        return fit_iters, repeats
+    return 1, max(1, min(repeats, int(budget / probe_seconds)))
+
+
+def measure_cell(
+    n_samples, n_features, n_components, covariance_type, dtype, iters, repeats, budget=None
+):
+    """One cell of the grid: both libraries from the same start, ratio of medians.
+
+    With ``budget`` (seconds), a probe fit of scikit-learn's (one iteration) sizes
+    the cell (:func:`cell_plan`); the row records the iterations and repeats run.
+    """
     X = grid_data(n_samples, n_features, n_components, dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        t0 = perf_counter()
+        start = grid_start(X, n_components, covariance_type)
+        start_s = perf_counter() - t0
+        probe_s = None
+        if budget is not None:
+            t0 = perf_counter()
+            _fit(SkGaussianMixture, X, n_components, covariance_type, 1, start)
+            probe_s = perf_counter() - t0
+            iters, repeats = cell_plan(probe_s, iters, repeats, budget)
         row = per_iteration_case(
             f"{covariance_type}, {dtype}, D={n_features}, K={n_components}",
             X,
@@ -63,6 +149,7 @@ def measure_cell(n_samples, n_features, n_components, covariance_type, dtype, it
             covariance_type,
             iters,
             repeats,
+            start=start,
         )
     row = {k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()}
     row.update(
@@ -71,6 +158,12 @@ def measure_cell(n_samples, n_features, n_components, covariance_type, dtype, it
         n_features=n_features,
         n_components=n_components,
         n_samples=n_samples,
+        iters=iters,
+        repeats=repeats,
+        start="k-means moments",
+        start_seconds=start_s,
+        probe_seconds=probe_s,
+        load=os.getloadavg()[0],
     )
     return row
 
@@ -85,9 +178,14 @@ def measure_grid(
     repeats: int = 3,
     path: Path | None = None,
     log=print,
+    budget: float | None = None,
 ) -> dict:
-    """Measure every cell not yet stored in ``path`` (for the same settings); return the grid."""
-    settings = {"rows": rows, "iters": iters, "repeats": repeats}
+    """Measure every cell not yet stored in ``path`` (for the same settings); return the grid.
+
+    ``budget``: seconds of scikit-learn fits a cell may take (:func:`cell_plan`);
+    None runs ``iters`` and ``repeats`` everywhere.
+    """
+    settings = {"rows": rows, "iters": iters, "repeats": repeats, "budget": budget}
     stored = {"settings": settings, "cells": []}
     if path is not None and path.exists():
         previous = json.loads(path.read_text())
@@ -106,11 +204,12 @@ def measure_grid(
                     }
                     if _key(cell) in done:
                         continue
-                    row = measure_cell(rows, d, k, covariance_type, dtype, iters, repeats)
+                    row = measure_cell(rows, d, k, covariance_type, dtype, iters, repeats, budget)
                     stored["cells"].append(row)
                     log(
                         f"{_key(cell):32s} sklearn {row['sklearn_ms_per_iter']:9.1f} ms  "
-                        f"gmm {row['gmm_ms_per_iter']:9.1f} ms  ratio {row['ratio']:6.2f}x"
+                        f"gmm {row['gmm_ms_per_iter']:9.1f} ms  ratio {row['ratio']:6.2f}x  "
+                        f"({row['iters']} it x {row['repeats']}, load {row['load']:.1f})"
                     )
                     if path is not None:
                         path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +327,13 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="seconds of scikit-learn fits per cell; heavier cells run fewer iterations, "
+        "then fewer repeats (0: no limit)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     path = args.out / GRID_FILE
@@ -240,6 +346,7 @@ def main(argv=None) -> int:
         args.iters,
         args.repeats,
         path,
+        budget=args.budget or None,
     )
     for row in summary(grid):
         print(" | ".join(f"{k}: {v}" for k, v in row.items()))
