@@ -31,9 +31,9 @@ def test_products_equal_float64_products_of_the_same_numbers(k, d, dtype, monkey
 
 
 def test_einsum_only_for_few_components_and_many_features():
-    assert _products._einsum_pays(EINSUM_COMPONENTS, EINSUM_FEATURES)
-    assert not _products._einsum_pays(EINSUM_COMPONENTS + 1, EINSUM_FEATURES)
-    assert not _products._einsum_pays(1, EINSUM_FEATURES - 1)
+    assert _products.einsum_pays(EINSUM_COMPONENTS, EINSUM_FEATURES)
+    assert not _products.einsum_pays(EINSUM_COMPONENTS + 1, EINSUM_FEATURES)
+    assert not _products.einsum_pays(1, EINSUM_FEATURES - 1)
     assert _products._whole_pays(1, EINSUM_FEATURES - 1)
     assert not _products._whole_pays(2, EINSUM_FEATURES - 1)
     assert not _products._whole_pays(1, EINSUM_FEATURES)
