@@ -351,16 +351,15 @@ def _squared_blocks(X: np.ndarray, blocks: list[slice]) -> Iterator[tuple[slice,
     """``(rows, X[rows]²)`` for each block, the squares in one reused buffer.
 
     Each yielded array is overwritten by the next: use it before asking for more.
-    The squares take X's layout: for the feature-major (transposed) chunks of narrow
-    rows (:func:`gmm.em.shifted`) a feature-major buffer, since squaring a (rows, 2)
-    transposed view into a row-major buffer took 15 times as long (0.64 against
-    0.043 ms for 100,000 × 2, one thread).
+    The squares take X's layout: for the feature-major (transposed) chunks of
+    narrow rows (:func:`gmm.em.shifted`, and their row ranges) a feature-major
+    buffer, since squaring a (rows, 2) transposed view into a row-major buffer
+    took 15 times as long (0.64 against 0.043 ms for 100,000 × 2, one thread).
     """
     if not blocks:
         return
     longest = max(rows.stop - rows.start for rows in blocks)
-    transposed = X.T.flags.c_contiguous
-    if transposed:
+    if X.shape[1] > 1 and X.strides[0] == X.itemsize:  # feature-major: a column's rows adjacent
         buffer = np.empty((X.shape[1], longest), dtype=X.dtype).T
     else:
         buffer = np.empty((longest, X.shape[1]), dtype=X.dtype)
