@@ -34,6 +34,8 @@ from time import perf_counter
 import numpy as np
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
+from gmm import GaussianMixture
+
 from .bench import OUT, _fit, per_iteration_case
 from .result import ExperimentResult, figure_png
 
@@ -44,6 +46,8 @@ DTYPES = ("float64", "float32")
 GRID_FILE = "bench_grid.json"
 #: Most Lloyd iterations of the k-means that gives a cell its start (:func:`grid_start`).
 START_KMEANS_ITERS = 30
+#: Rows of the probe fit that sizes a cell (:func:`measure_cell`).
+PROBE_ROWS = 10_000
 QUICK = {"rows": 3_000, "features": (2, 20), "components": (2, 8), "iters": 2, "repeats": 1}
 
 
@@ -127,8 +131,13 @@ def measure_cell(
 ):
     """One cell of the grid: both libraries from the same start, ratio of medians.
 
-    With ``budget`` (seconds), a probe fit of scikit-learn's (one iteration) sizes
-    the cell (:func:`cell_plan`); the row records the iterations and repeats run.
+    With ``budget`` (seconds), a probe fit of scikit-learn's (one iteration, on the
+    first :data:`PROBE_ROWS` rows, scaled to all of them) sizes the cell
+    (:func:`cell_plan`). Where even one fit of one iteration on all rows would
+    exceed the budget, the cell runs on the first rows that fit it (at least
+    :data:`PROBE_ROWS`; the rows are independent draws, and a heavy cell's
+    iteration is proportional to its rows). The row records the rows, iterations
+    and repeats run, the probe's estimate and the 1-minute load.
     """
     X = grid_data(n_samples, n_features, n_components, dtype)
     with warnings.catch_warnings():
@@ -138,10 +147,13 @@ def measure_cell(
         start_s = perf_counter() - t0
         probe_s = None
         if budget is not None:
+            probe_rows = min(n_samples, PROBE_ROWS)
             t0 = perf_counter()
-            _fit(SkGaussianMixture, X, n_components, covariance_type, 1, start)
-            probe_s = perf_counter() - t0
-            iters, repeats = cell_plan(probe_s, iters, repeats, budget)
+            _fit(SkGaussianMixture, X[:probe_rows], n_components, covariance_type, 1, start)
+            probe_s = (perf_counter() - t0) * n_samples / probe_rows
+            if probe_s > budget:
+                X = X[: max(probe_rows, int(n_samples * budget / probe_s))]
+            iters, repeats = cell_plan(probe_s * len(X) / n_samples, iters, repeats, budget)
         row = per_iteration_case(
             f"{covariance_type}, {dtype}, D={n_features}, K={n_components}",
             X,
@@ -157,7 +169,8 @@ def measure_cell(
         dtype=dtype,
         n_features=n_features,
         n_components=n_components,
-        n_samples=n_samples,
+        n_samples=len(X),
+        rows_asked=n_samples,
         iters=iters,
         repeats=repeats,
         start="k-means moments",
@@ -166,6 +179,18 @@ def measure_cell(
         load=os.getloadavg()[0],
     )
     return row
+
+
+def warm_up() -> None:
+    """One small fit of each library and family, so no cell pays the process's first-use
+    costs (threadpoolctl's controller, 'full''s cost model calibration, imports)."""
+    X = grid_data(2_000, 3, 2, "float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for covariance_type in TYPES:
+            start = grid_start(X, 2, covariance_type)
+            for cls in (SkGaussianMixture, GaussianMixture):
+                _fit(cls, X, 2, covariance_type, 2, start)
 
 
 def measure_grid(
@@ -192,6 +217,7 @@ def measure_grid(
         if previous.get("settings") == settings:
             stored = previous
     done = {_key(c) for c in stored["cells"]}
+    warm_up()
     for covariance_type in types:
         for dtype in dtypes:
             for d in features:
@@ -209,7 +235,8 @@ def measure_grid(
                     log(
                         f"{_key(cell):32s} sklearn {row['sklearn_ms_per_iter']:9.1f} ms  "
                         f"gmm {row['gmm_ms_per_iter']:9.1f} ms  ratio {row['ratio']:6.2f}x  "
-                        f"({row['iters']} it x {row['repeats']}, load {row['load']:.1f})"
+                        f"({row['n_samples']} rows, {row['iters']} it x {row['repeats']}, "
+                        f"load {row['load']:.1f})"
                     )
                     if path is not None:
                         path.parent.mkdir(parents=True, exist_ok=True)
@@ -323,7 +350,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--features", type=int, nargs="+", default=list(FEATURES))
     parser.add_argument("--components", type=int, nargs="+", default=list(COMPONENTS))
-    parser.add_argument("--types", nargs="+", default=list(TYPES), choices=TYPES)
+    parser.add_argument(
+        "--types", nargs="+", default=list(TYPES), choices=TYPES, help="in this order"
+    )
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
