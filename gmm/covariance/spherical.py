@@ -62,18 +62,22 @@ class SphericalKernels:
     def plain_product(self, matrix, X, blocks):
         """``matrix @ [x, ||x||², 1]ᵀ`` from X, (K, rows): no squares are stored.
 
-        ``||x||²`` by ``einsum``. Where the products are BLAS's
-        (:func:`~gmm.covariance._products.einsum_pays` false), by the row blocks of
-        ``blocks``: a block's product and its ``||x||²`` read it while it is in the
-        core's cache, so X is read from memory once, not twice (measured, one thread,
-        process CPU, 100,000 rows, load ~5: D = 5, K = 2 11.1 -> 8.3 ms; D = 20,
-        K = 4 9.0 -> 7.6 ms); else whole (per block, einsum's per-call cost made it
-        slower). The same additions in the same order per entry either way.
-        O(rows · K · D) time, the (K, rows) result and a row vector of memory.
+        ``||x||²`` by ``einsum``. With fewer than
+        :data:`~gmm.covariance._products.EINSUM_FEATURES` features and BLAS's
+        products (:func:`~gmm.covariance._products.einsum_pays` false), by the row
+        blocks of ``blocks``: a block's product and its ``||x||²`` read it while it
+        is in the core's cache, so X is read from memory once, not twice (measured,
+        one thread, process CPU, 100,000 rows, load ~5, medians of 9: D = 5, K = 2
+        11.1 -> 8.3 ms; D = 20, K = 4 9.0 -> 7.6 ms; D = 2, K = 1 19.0 -> 12.9 ms);
+        else whole: with wide rows a block is a few hundred rows and the per-block
+        calls cost more than the second read (D = 100, K = 4 20.9 -> 23.7 ms; D =
+        200, K = 4 31.3 -> 34.3 ms by blocks). The same additions in the same order
+        per entry either way. O(rows · K · D) time, the (K, rows) result and a row
+        vector of memory.
         """
         d = X.shape[1]
         linear, norm, const = matrix[:, :d], matrix[:, d : d + 1], matrix[:, d + 1 :]
-        if _products.einsum_pays(*linear.shape):
+        if d >= _products.EINSUM_FEATURES or _products.einsum_pays(*linear.shape):
             out = rows_product(linear, X)
             out += norm * np.einsum("ij,ij->i", X, X)
             out += const
