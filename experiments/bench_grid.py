@@ -126,16 +126,23 @@ def cell_plan(probe_seconds: float, iters: int, repeats: int, budget: float) -> 
     return 1, max(1, min(repeats, int(budget / probe_seconds)))
 
 
+def _fewest_rows(covariance_type: str, n_features: int, n_components: int) -> int:
+    """Fewest rows a probe or a shortened cell keeps: for 'full', 8 rows per component
+    and feature, so no component's covariance is singular on the first rows
+    (scikit-learn's float32 fit of 10,000 rows at D = 200, K = 128 failed its Cholesky)."""
+    return 8 * n_features * n_components if covariance_type == "full" else 0
+
+
 def measure_cell(
     n_samples, n_features, n_components, covariance_type, dtype, iters, repeats, budget=None
 ):
     """One cell of the grid: both libraries from the same start, ratio of medians.
 
     With ``budget`` (seconds), a probe fit of scikit-learn's (one iteration, on the
-    first :data:`PROBE_ROWS` rows, scaled to all of them) sizes the cell
+    first :data:`PROBE_ROWS` rows or :func:`_fewest_rows`, scaled to all of them) sizes the cell
     (:func:`cell_plan`). Where even one fit of one iteration on all rows would
     exceed the budget, the cell runs on the first rows that fit it (at least
-    :data:`PROBE_ROWS`; the rows are independent draws, and a heavy cell's
+    :data:`PROBE_ROWS` and :func:`_fewest_rows`; the rows are independent draws, and a heavy cell's
     iteration is proportional to its rows). The row records the rows, iterations
     and repeats run, the probe's estimate and the 1-minute load.
     """
@@ -147,7 +154,8 @@ def measure_cell(
         start_s = perf_counter() - t0
         probe_s = None
         if budget is not None:
-            probe_rows = min(n_samples, PROBE_ROWS)
+            fewest = _fewest_rows(covariance_type, n_features, n_components)
+            probe_rows = min(n_samples, max(PROBE_ROWS, fewest))
             t0 = perf_counter()
             _fit(SkGaussianMixture, X[:probe_rows], n_components, covariance_type, 1, start)
             probe_s = (perf_counter() - t0) * n_samples / probe_rows
@@ -230,7 +238,13 @@ def measure_grid(
                     }
                     if _key(cell) in done:
                         continue
-                    row = measure_cell(rows, d, k, covariance_type, dtype, iters, repeats, budget)
+                    try:
+                        row = measure_cell(
+                            rows, d, k, covariance_type, dtype, iters, repeats, budget
+                        )
+                    except (ValueError, np.linalg.LinAlgError) as error:
+                        log(f"{_key(cell):32s} failed: {type(error).__name__}: {error}")
+                        continue
                     stored["cells"].append(row)
                     log(
                         f"{_key(cell):32s} sklearn {row['sklearn_ms_per_iter']:9.1f} ms  "
