@@ -108,9 +108,13 @@ def matmul_peak_gflops(n: int = 2000, repeats: int = 5) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
-def per_iteration_case(name, X, n_components, covariance_type, iters, repeats, flops=None):
-    """Time both libraries from the same start; compare their log-likelihoods."""
-    start = _start(X, n_components, covariance_type)
+def per_iteration_case(
+    name, X, n_components, covariance_type, iters, repeats, flops=None, start=None
+):
+    """Time both libraries from the same start (``start``, else :func:`_start`'s);
+    compare their log-likelihoods."""
+    if start is None:
+        start = _start(X, n_components, covariance_type)
     sk_s, sk = _median_seconds(
         lambda: _fit(SkGaussianMixture, X, n_components, covariance_type, iters, start), repeats
     )

@@ -129,3 +129,41 @@ def test_fits_on_the_blocked_plain_kernels_equal_scikit_learns(name, k, case, sm
     np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-8)
     np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-9, atol=1e-12)
     assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["diag", "spherical"])
+@pytest.mark.parametrize("k", [1, 3])  # BLAS's matrix-vector product, BLAS by blocks
+@pytest.mark.parametrize("d", [1, 2, 5])
+def test_plain_kernels_on_feature_major_row_ranges(name, k, d, small_blocks):
+    # Narrow chunks are feature-major (gmm.em.shifted) and the E-step computes them
+    # by row ranges: the squares then take that layout. Against the same rows in
+    # row-major layout and against the direct float64 terms.
+    X = _hard_data("features 1e-4..1e4", d=d, k=k)
+    shift = X.mean(axis=0)
+    chunk = em.shifted(X, shift)
+    assert chunk.strides[0] == chunk.itemsize  # feature-major
+    part = chunk[300:1400]  # a row range: not contiguous as a whole
+    rows = np.ascontiguousarray(part)
+    family = get_family(name)
+    rng = np.random.default_rng(d)
+    spread = part.std(axis=0)
+    means = rng.normal(0, 1, (k, d)) * spread
+    variances = spread**2 * rng.uniform(0.5, 2.0, (k, d))
+    if name == "spherical":
+        variances = np.repeat(variances.mean(axis=1, keepdims=True), d, axis=1)
+    cov = variances if name == "diag" else variances[:, 0]
+    coefs = family.coefficients(np.full(k, 1 / k), means, family.precision_cholesky(cov))
+    log_const = rng.normal(size=k)
+    direct = log_const[:, None] - 0.5 * np.sum(
+        (part[None] - means[:, None]) ** 2 / variances[:, None], axis=2
+    )
+    resp = rng.random((k, part.shape[0]))
+    for Xc in (part, rows):
+        log_prob, work = family.log_prob(Xc, Xc, coefs, log_const)
+        scale = 0.5 * np.sum((part[None] ** 2 + means[:, None] ** 2) / variances[:, None], axis=2)
+        assert np.all(np.abs(log_prob - direct) <= 1e-12 * (scale + np.abs(log_const)[:, None]))
+        (moments,) = family.moments(Xc, Xc, resp, coefs, work)
+        np.testing.assert_allclose(moments[:, :d], resp @ part**2, rtol=1e-12)
+        np.testing.assert_allclose(
+            moments[:, d:], resp @ part, rtol=1e-12, atol=1e-12 * np.sqrt(resp @ part**2).max()
+        )

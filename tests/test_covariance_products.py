@@ -31,9 +31,23 @@ def test_products_equal_float64_products_of_the_same_numbers(k, d, dtype, monkey
 
 
 def test_einsum_only_for_few_components_and_many_features():
-    assert _products._einsum_pays(EINSUM_COMPONENTS, EINSUM_FEATURES)
-    assert not _products._einsum_pays(EINSUM_COMPONENTS + 1, EINSUM_FEATURES)
-    assert not _products._einsum_pays(1, EINSUM_FEATURES - 1)
+    assert _products.einsum_pays(EINSUM_COMPONENTS, EINSUM_FEATURES)
+    assert not _products.einsum_pays(EINSUM_COMPONENTS + 1, EINSUM_FEATURES)
+    assert not _products.einsum_pays(1, EINSUM_FEATURES - 1)
     assert _products._whole_pays(1, EINSUM_FEATURES - 1)
     assert not _products._whole_pays(2, EINSUM_FEATURES - 1)
     assert not _products._whole_pays(1, EINSUM_FEATURES)
+
+
+@pytest.mark.parametrize("k, d", [(1, 7), (EINSUM_COMPONENTS, EINSUM_FEATURES), (5, 7)])
+def test_rows_product_into_a_view_of_a_wider_array(k, d, monkeypatch):
+    # The plain kernels write a row block's product into their (K, rows) result.
+    monkeypatch.setattr(_products, "BLOCK_BYTES", 1)
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(700, d))
+    matrix = rng.normal(size=(k, d))
+    result = np.full((k, 1000), np.nan)
+    written = rows_product(matrix, X, out=result[:, 100:800])
+    assert np.shares_memory(written, result)
+    np.testing.assert_allclose(result[:, 100:800], matrix @ X.T, rtol=1e-12, atol=1e-12 * d)
+    assert np.isnan(result[:, :100]).all() and np.isnan(result[:, 800:]).all()

@@ -36,7 +36,8 @@ EINSUM_FEATURES = 32
 BLOCK_BYTES = 2**19
 
 
-def _einsum_pays(n_components: int, n_features: int) -> bool:
+def einsum_pays(n_components: int, n_features: int) -> bool:
+    """Whether the products of (K, D) matrices with rows are einsum's (else BLAS's)."""
     return n_components <= EINSUM_COMPONENTS and n_features >= EINSUM_FEATURES
 
 
@@ -51,24 +52,29 @@ def _row_blocks(X: np.ndarray) -> tuple[range, int]:
     return range(0, X.shape[0], rows), rows
 
 
-def rows_product(matrix: np.ndarray, X: np.ndarray) -> np.ndarray:
+def rows_product(matrix: np.ndarray, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``matrix @ X.T``: (K, D) by rows (n, D) gives (K, n).
 
     einsum for few components and many features, BLAS's matrix-vector product
     for one component and few features, else BLAS by row blocks (see
-    :data:`EINSUM_COMPONENTS`). O(n · K · D) time, the result and one block's
-    (rows, K) product of memory.
+    :data:`EINSUM_COMPONENTS`). ``out``: a (K, n) array (a view of a wider one
+    too) the product is written into, and returned; else a new one. O(n · K · D)
+    time, the result and one block's (rows, K) product of memory.
     """
     n_components, n_features = matrix.shape
-    if _einsum_pays(n_components, n_features):
-        return np.einsum("ij,kj->ki", X, matrix)
-    if _whole_pays(n_components, n_features):
-        return matrix @ X.T
     dtype = np.result_type(matrix, X)
-    out = np.empty((n_components, X.shape[0]), dtype=dtype)
+    if einsum_pays(n_components, n_features):
+        return np.einsum("ij,kj->ki", X, matrix, out=out)
+    if _whole_pays(n_components, n_features):
+        if out is None:
+            return matrix @ X.T
+        out[...] = matrix @ X.T
+        return out
+    if out is None:
+        out = np.empty((n_components, X.shape[0]), dtype=dtype)
     starts, rows = _row_blocks(X)
     right = np.ascontiguousarray(matrix.T, dtype=dtype)
-    block = np.empty((rows, n_components), dtype=dtype)
+    block = np.empty((min(rows, X.shape[0]), n_components), dtype=dtype)
     for start in starts:
         part = X[start : start + rows]
         product = block[: part.shape[0]]
@@ -87,7 +93,7 @@ def weighted_sum(resp: np.ndarray, X: np.ndarray) -> np.ndarray:
     """
     if _whole_pays(resp.shape[0], X.shape[1]):
         return resp @ X
-    product = _block_product if not _einsum_pays(resp.shape[0], X.shape[1]) else _block_einsum
+    product = _block_product if not einsum_pays(resp.shape[0], X.shape[1]) else _block_einsum
     starts, rows = _row_blocks(X)
     total = np.zeros((resp.shape[0], X.shape[1]))
     for start in starts:
