@@ -569,20 +569,20 @@ def fit_stream(
     Rows per second against one batch EM iteration over the same rows
     (``python -m experiments.bench_online``: one BLAS thread, process CPU,
     medians; every update exactly ``batch_size`` rows of one array, nothing
-    gathered), measured on the idle machine (2026-12-02, 07:37 UTC): updates
+    gathered), measured on the idle machine (2026-12-02, 09:58 UTC): updates
     of 1,000 rows reach 0.07 ('full', K=3, D=2) to 0.60 ('full', K=16, D=50)
-    of it, updates of 10,000 rows 0.41 ('full', K=3, D=2), 0.84 ('full', K=8,
-    D=20), 0.87 ('diag', K=8, D=20) and 0.94 ('full', K=16, D=50); 'full'
-    K=3, D=2 reaches 0.8 from 50,000 rows an update. Rows are read in chunks
+    of it, updates of 10,000 rows 0.59 ('full', K=3, D=2), 0.64 ('diag', K=8,
+    D=20), 0.93 ('full', K=8, D=20) and 0.94 ('full', K=16, D=50); 'full'
+    K=3, D=2 reaches 0.74 at 50,000 rows an update. Rows are read in chunks
     whose temporaries stay in the CPU's cache, so large updates cost per row
     what small ones do.
     What is left is the fixed cost per update (the family's coefficients,
     the M-step, the Python and numpy call overhead of each step on K·D²
-    numbers: 0.36-0.49 ms for 'full' K=3 D=2 on the idle machine, which is
+    numbers: 0.41 ms for 'full' K=3 D=2 on the idle machine, which is
     stepwise EM's price; models whose E-step per row is cheap, small K·D²,
     need the largest updates) and, for families whose features a fit keeps
     across iterations ('diag' and 'spherical' of moderate size), reading the
-    rows once per update. With updates of 10,000 rows, one pass over
+    rows once per update. With updates of 10,000 to 50,000 rows, one pass over
     1,000,000 rows stays within 0.01 nats per sample of batch EM on held-out
     data (``python -m experiments online``). Larger updates mean fewer steps:
     a short stream, or one that drifts, is better served by smaller ones.
