@@ -67,9 +67,11 @@ DEFAULT_LEARNING_OFFSET = 1.0
 DEFAULT_BATCH_SIZE = 10_000
 #: ... and at least this many bytes of rows per update: an update's fixed cost
 #: (~0.3-0.5 ms, the M-step and Python) is then a small share for narrow rows too.
-#: Measured (idle, one BLAS thread): 'full' K=3, D=2 reaches 0.83x a batch EM
-#: iteration's rows/s at 50,000 rows an update against 0.41x at 10,000, and on
-#: the stationary 1,000,000-row stream the held-out gap to batch EM is the same.
+#: Measured (idle, one BLAS thread, ``experiments/bench_online.py``): 'full' K=3, D=2
+#: gave 0.83x a batch EM iteration's rows/s at 50,000 rows an update against 0.41x
+#: at 10,000 (2026-12-02 07:37 UTC), and 0.74x against 0.59x after this default
+#: came in (09:58); on the stationary 1,000,000-row stream the held-out gap to
+#: batch EM is the same (``experiments/online.py``, busy machine).
 DEFAULT_BATCH_BYTES = 1 << 20
 
 
