@@ -63,8 +63,8 @@ class SphericalKernels:
         """``matrix @ [x, ||x||², 1]ᵀ`` from X, (K, rows): no squares are stored.
 
         ``||x||²`` by ``einsum``. With fewer than
-        :data:`~gmm.covariance._products.EINSUM_FEATURES` features and BLAS's
-        products (:func:`~gmm.covariance._products.einsum_pays` false), by the row
+        :data:`~gmm.covariance._products.EINSUM_FEATURES` features (the products
+        are then BLAS's: :func:`~gmm.covariance._products.einsum_pays`), by the row
         blocks of ``blocks``: a block's product and its ``||x||²`` read it while it
         is in the core's cache, so X is read from memory once, not twice (measured,
         one thread, process CPU, 100,000 rows, load ~5, medians of 9: D = 5, K = 2
@@ -77,7 +77,7 @@ class SphericalKernels:
         """
         d = X.shape[1]
         linear, norm, const = matrix[:, :d], matrix[:, d : d + 1], matrix[:, d + 1 :]
-        if d >= _products.EINSUM_FEATURES or _products.einsum_pays(*linear.shape):
+        if d >= _products.EINSUM_FEATURES:  # also every shape whose products are einsum's
             out = rows_product(linear, X)
             out += norm * np.einsum("ij,ij->i", X, X)
             out += const

@@ -53,11 +53,10 @@ def refuse_singular(factors: np.ndarray, dtype) -> np.ndarray:
     Cholesky factor's smallest to largest diagonal entry, is at most the
     epsilon of ``dtype`` is singular. Without it a covariance that is singular
     but whose Cholesky factorisation succeeds on rounding gives a log-likelihood
-    set by rounding, which a BIC sweep would pick. For the models whose
+    set by rounding, which a BIC sweep would pick. Used by the models whose
     covariances mix features (pooled and general); the axis-aligned ones take
-    each variance alone. ``factors`` are precision
-    factors (K, D, D), whose diagonal is the reciprocal of the covariance
-    factor's. O(K·D).
+    each variance alone. ``factors`` are precision factors (K, D, D), whose
+    diagonal is the reciprocal of the covariance factor's. O(K·D).
     """
     diagonals = np.abs(np.diagonal(factors, axis1=-2, axis2=-1)).astype(np.float64)
     ratio = (diagonals.min(axis=1) / diagonals.max(axis=1)) ** 2
