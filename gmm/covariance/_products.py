@@ -52,18 +52,22 @@ def _row_blocks(X: np.ndarray) -> tuple[range, int]:
     return range(0, X.shape[0], rows), rows
 
 
-def rows_product(matrix: np.ndarray, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def rows_product(
+    matrix: np.ndarray, X: np.ndarray, out: np.ndarray | None = None, einsum: bool = True
+) -> np.ndarray:
     """``matrix @ X.T``: (K, D) by rows (n, D) gives (K, n).
 
     einsum for few components and many features, BLAS's matrix-vector product
     for one component and few features, else BLAS by row blocks (see
     :data:`EINSUM_COMPONENTS`). ``out``: a (K, n) array (a view of a wider one
-    too) the product is written into, and returned; else a new one. O(n · K · D)
-    time, the result and one block's (rows, K) product of memory.
+    too) the product is written into, and returned; else a new one. ``einsum``
+    False: never einsum (for kernels that already run by cache-sized row blocks,
+    :meth:`gmm.covariance.diag.Diag.plain_product`). O(n · K · D) time, the
+    result and one block's (rows, K) product of memory.
     """
     n_components, n_features = matrix.shape
     dtype = np.result_type(matrix, X)
-    if einsum_pays(n_components, n_features):
+    if einsum and einsum_pays(n_components, n_features):
         return np.einsum("ij,kj->ki", X, matrix, out=out)
     if _whole_pays(n_components, n_features):
         if out is None:
@@ -83,17 +87,18 @@ def rows_product(matrix: np.ndarray, X: np.ndarray, out: np.ndarray | None = Non
     return out
 
 
-def weighted_sum(resp: np.ndarray, X: np.ndarray) -> np.ndarray:
+def weighted_sum(resp: np.ndarray, X: np.ndarray, einsum: bool = True) -> np.ndarray:
     """``resp @ X``: (K, n) by rows (n, D) gives (K, D), in ``resp``'s and X's dtype.
 
     By row blocks, each an einsum (few components, many features: see
-    :data:`EINSUM_COMPONENTS`) or a BLAS product, summed in float64 in row
-    order; one component and few features: one matrix-vector product. O(n · K
-    · D) time, O(K · D) memory.
+    :data:`EINSUM_COMPONENTS`; not with ``einsum`` False, as for
+    :func:`rows_product`) or a BLAS product, summed in float64 in row order; one component and few
+    features: one matrix-vector product. O(n · K · D) time, O(K · D) memory.
     """
     if _whole_pays(resp.shape[0], X.shape[1]):
         return resp @ X
-    product = _block_product if not einsum_pays(resp.shape[0], X.shape[1]) else _block_einsum
+    einsum = einsum and einsum_pays(resp.shape[0], X.shape[1])
+    product = _block_einsum if einsum else _block_product
     starts, rows = _row_blocks(X)
     total = np.zeros((resp.shape[0], X.shape[1]))
     for start in starts:

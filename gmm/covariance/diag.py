@@ -213,30 +213,30 @@ class Diag(CovarianceFamily):
     def plain_product(self, matrix, X, blocks):
         """``matrix @ [x², x, 1]ᵀ`` from X, (K, rows): the squares formed per row block.
 
-        Where the products are BLAS's (:func:`~gmm.covariance._products.rows_product`),
-        both products of a block read it while it is in the core's cache, so X is
+        Both products of a block read it while it is in the core's cache, so X is
         read from memory once, not twice (a whole linear product, then the squares
         by blocks): measured (one thread, process CPU, 100,000 rows in chunks, load
         ~5, medians of 9) D = 50, K = 4 12.3 -> 9.0 ms; D = 2, K = 1 9.9 -> 6.8 ms.
-        With einsum's products (few components, many features,
-        :func:`~gmm.covariance._products.einsum_pays`) the whole linear product
-        stays (per block it was 4-15 % slower: einsum's per-call cost). The same
-        additions in the same order per entry either way, so the same numbers.
+        The products are BLAS's whatever the components (``einsum=False`` here and
+        in :meth:`moments`): with one or two components and many features einsum
+        (a whole linear product, then einsum by blocks, and ``'kn,nj->kj'`` by blocks
+        for the moments) made whole fits slower at every shape measured
+        (2026-12-02, busy two-core box, load 3-4, 100,000 rows, ms an iteration,
+        medians of 5-7 alternating fits in one process, einsum / BLAS): one BLAS
+        thread, process CPU: D = 50, K = 2 28.5 / 19.4; D = 100, K = 2 53.9 / 33.8;
+        D = 200, K = 2 97.1 / 60.2; D = 50, K = 1 9.3 / 8.5; default threads,
+        wall: D = 50, K = 2 25.7 / 16.5; D = 100, K = 2 66.9 / 38.7; D = 200, K = 2
+        93.5 / 56.6; D = 100, K = 1 43.0 / 37.5; 'spherical' (these moments, its own
+        product) D = 200, K = 2 90.0 / 63.9 wall, D = 100, K = 2 42.2 / 40.2 CPU.
         O(rows · K · D) time; one block's squares and the (K, rows) result of memory.
         """
         d = X.shape[1]
         linear, square, const = matrix[:, d : 2 * d], matrix[:, :d], matrix[:, 2 * d :]
-        if _products.einsum_pays(*linear.shape):
-            out = rows_product(linear, X)
-            out += const
-            for rows, squares in _squared_blocks(X, blocks):
-                out[:, rows] += rows_product(square, squares)
-            return out
         out = np.empty((matrix.shape[0], X.shape[0]), dtype=np.result_type(matrix, X))
         for rows, squares in _squared_blocks(X, blocks):
-            part = rows_product(linear, X[rows], out=out[:, rows])
+            part = rows_product(linear, X[rows], out=out[:, rows], einsum=False)
             part += const
-            part += rows_product(square, squares)
+            part += rows_product(square, squares, einsum=False)
         return out
 
     def _precision_per_feature(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
@@ -302,8 +302,8 @@ class Diag(CovarianceFamily):
         first = np.zeros_like(second)
         for rows, squares in _squared_blocks(X, work):
             part = resp[:, rows]
-            second += weighted_sum(part, squares)
-            first += weighted_sum(part, X[rows])
+            second += weighted_sum(part, squares, einsum=False)
+            first += weighted_sum(part, X[rows], einsum=False)
         return (np.concatenate([second, first], axis=1),)
 
     def scatter(self, moments, nk, shift, coefs):
