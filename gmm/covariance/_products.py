@@ -5,7 +5,9 @@ by a (K, D) matrix, ``matrix @ X.T``, and sum them weighted by the
 responsibilities, ``resp @ X``. With one or two components BLAS's products ran
 far below the memory's speed here, numpy's ``einsum`` at it; from four
 components BLAS is as fast or faster. Each function picks by K
-(:data:`EINSUM_COMPONENTS`); both give the product to rounding.
+(:data:`EINSUM_COMPONENTS`) unless told ``einsum=False`` (kernels that run by
+row blocks already: einsum's per-call cost and its ``'kn,nj->kj'`` made them
+slower); both give the product to rounding.
 """
 
 from __future__ import annotations
