@@ -2,9 +2,11 @@
 
 With few components or many features 'diag' and 'spherical' read the shifted
 rows and square them block by block (:meth:`gmm.covariance.diag.Diag.plain_blocks`),
-with numpy's einsum for at most :data:`~gmm.covariance._products.EINSUM_COMPONENTS`
-components and BLAS otherwise. These tests compare that path, with blocks small
-enough that a chunk has several and a ragged last one, against a direct float64
+the products BLAS's by blocks (spherical's E-step product is numpy's einsum for
+at most :data:`~gmm.covariance._products.EINSUM_COMPONENTS` components from
+:data:`~gmm.covariance._products.EINSUM_FEATURES` features). These tests compare
+that path, with blocks small enough that a chunk has several and a ragged last
+one, against a direct float64
 reference written here (the densities and sums of the definition, no expansion)
 and against scikit-learn's fits, on hard data.
 """
