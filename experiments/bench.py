@@ -439,6 +439,22 @@ def measure(size: str = "report") -> dict:
     }
 
 
+def type_cases(types, size: str = "report") -> dict:
+    """Only the per-iteration cases of ``types`` at 100,000 × 20, K = 20 (``--types``).
+
+    The rows :func:`measure` gives those covariance types (same data, start,
+    iterations and repeats), without the rest of the benchmark, and the
+    1-minute load when they ran.
+    """
+    cfg = SIZES[size]
+    n, iters, repeats = cfg["n_samples"], cfg["iters"], cfg["repeats"]
+    X, _ = make_blobs(n, n_features=20, centers=20, random_state=0)
+    rows = [
+        per_iteration_case(f"{cov}, {n:,} x 20, K=20", X, 20, cov, iters, repeats) for cov in types
+    ]
+    return {"rows": rows, "memory": [], "size": size, "config": cfg, "load": os.getloadavg()[0]}
+
+
 # Targets (target, floor) of the ratios: issue 16's table where it sets one (full,
 # diag, spherical, digits, whole fit); 'tied' and float32 keep the older speed issue's.
 TARGETS = {
@@ -786,7 +802,22 @@ def main(argv=None) -> int:
         "(gmm.em.CHUNK_BYTES) and E-step threads, alternating REPEATS times; writes "
         "bench_chunks.json",
     )
+    parser.add_argument(
+        "--types",
+        nargs="+",
+        choices=("full", "tied", "diag", "spherical"),
+        help="only the per-iteration cases of these covariance types (100,000 x 20, "
+        "K=20, the sizes of --quick/--full/report); writes bench_types.json",
+    )
     args = parser.parse_args(argv)
+    if args.types:
+        size = "quick" if args.quick else "full" if args.full else "report"
+        result = type_cases(args.types, size)
+        path = _write_json(args.out, "bench_types.json", result)
+        for row in _table(result):
+            print(" | ".join(str(v) for v in row.values()))
+        print(f"load {result['load']:.1f}; wrote {path}")
+        return 0
     if args.chunks:
         return _chunks(args.out, args.chunks)
     if args.probe:
