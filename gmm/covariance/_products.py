@@ -94,8 +94,9 @@ def weighted_sum(resp: np.ndarray, X: np.ndarray, einsum: bool = True) -> np.nda
 
     By row blocks, each an einsum (few components, many features: see
     :data:`EINSUM_COMPONENTS`; not with ``einsum`` False, as for
-    :func:`rows_product`) or a BLAS product, summed in float64 in row order; one component and few
-    features: one matrix-vector product. O(n · K · D) time, O(K · D) memory.
+    :func:`rows_product`) or a BLAS product, summed in float64 in row order;
+    one component and few features: one matrix-vector product. O(n · K · D)
+    time, O(K · D) memory.
     """
     if _whole_pays(resp.shape[0], X.shape[1]):
         return resp @ X
