@@ -277,7 +277,7 @@ def _update(est, X, sample_weight) -> None:
         # Decided once: a later batch's E-step (em.read_once_expectation) sets none.
         limited = chunks.work < threaded_work(rows=True)
         with blas_threads_for(0.0 if limited else None, rows=True):
-            stats, coefs = _expectation(chunks, params, log_const, lean=started)
+            stats, coefs = _expectation(chunks, params, log_const)
             batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
             if problem is not None:
                 batch = problem.scatter_out(batch)
@@ -313,14 +313,14 @@ def _update(est, X, sample_weight) -> None:
     est.lower_bounds_.append(batch_bound)
 
 
-def _expectation(chunks: em.ReadOnceChunks, params, log_const, lean: bool):
-    """The update's E-step: :func:`gmm.em.read_once_expectation` when ``lean``, if it applies.
+def _expectation(chunks: em.ReadOnceChunks, params, log_const):
+    """The update's E-step: :func:`gmm.em.read_once_expectation`, if it applies.
 
-    ``lean``: a later batch (the first keeps a fit's chunks and calls). Else,
-    or where the E-step may run on threads, :func:`gmm.em.expectation`. The
-    same numbers either way.
+    Else (the E-step may run on threads, or the entropy is tracked)
+    :func:`gmm.em.expectation`. The same numbers either way, so the first
+    batch, in a fit's chunks, is still a fit's E-step bit for bit.
     """
-    result = em.read_once_expectation(chunks, params, log_const) if lean else None
+    result = em.read_once_expectation(chunks, params, log_const)
     return em.expectation(chunks, params, log_const) if result is None else result
 
 
