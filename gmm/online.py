@@ -274,7 +274,7 @@ def _update(est, X, sample_weight) -> None:
         chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES if started else None)
         # One BLAS limit for the update when its E-step's chunks take one: the
         # blocks inside (E-step, M-step) then find BLAS on one thread and skip theirs.
-        # Decided once: a later batch's E-step (em.read_once_expectation) sets none.
+        # Decided once: the E-step (em.read_once_expectation) sets none of its own.
         limited = chunks.work < threaded_work(rows=True)
         with blas_threads_for(0.0 if limited else None, rows=True):
             stats, coefs = _expectation(chunks, params, log_const)
