@@ -1056,8 +1056,7 @@ def test_read_once_expectation_is_the_e_step_bit_for_bit(covariance_type, dtype,
 def test_read_once_expectation_declines_where_threads_may_run_the_parts(stream, monkeypatch):
     """Where em.expectation may run a split chunk's parts on threads (many components, a
     large E-step, two threads), read_once_expectation leaves it the E-step; read_once_rows
-    then keeps chunks of at least em.SPLIT_ROWS rows (split, so threads run), and
-    otherwise sizes them by the budget alone."""
+    keeps chunks of at least em.SPLIT_ROWS rows (split, so threads may run)."""
     from gmm import em
     from gmm.covariance import get_family
     from gmm.scale import TrainingData, column_mean
@@ -1074,11 +1073,10 @@ def test_read_once_expectation_declines_where_threads_may_run_the_parts(stream, 
     monkeypatch.setattr(em, "_e_step_threads", lambda split: 2 if split else 1)
     monkeypatch.setattr(em, "THREAD_WORK", 0)
     assert em.read_once_expectation(small, params, log_const) is None
+    monkeypatch.setattr(em, "THREAD_WORK", 1e12)  # an E-step too small for threads
+    assert em.read_once_expectation(small, params, log_const) is not None
     monkeypatch.setattr(em, "SPLIT_ROWS", 500)
     assert em.ReadOnceChunks.of(data.chunks, 1).rows == 600  # the floor: one chunk, split
-    monkeypatch.setattr(em, "THREAD_WORK", 1e12)  # an E-step too small for threads
-    assert em.ReadOnceChunks.of(data.chunks, 1).rows == 300
-    assert em.read_once_expectation(small, params, log_const) is not None
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
