@@ -1114,10 +1114,11 @@ def read_once_expectation(data: ReadOnceChunks, params: Parameters, log_const: n
     in its E-step. Where the E-step runs no part on a thread
     (:func:`_may_thread`), the same calls without it:
     :func:`working_precision`, the family's coefficients (as :func:`prepare`),
-    and per chunk (cache-sized, :func:`read_once_rows`: its features are
-    formed and read while in the CPU's cache) :func:`read_once_features` and
+    and per chunk (a fit's chunks, or a later batch's cache-sized ones,
+    :func:`read_once_rows`) :func:`read_once_features` and
     :func:`_split_statistics` in this thread, summed in row order: the numbers
-    of :func:`expectation` bit for bit. It sets no BLAS limit: the caller
+    of :func:`expectation` on the same chunks bit for bit, with one chunk or
+    several, split or not. It sets no BLAS limit: the caller
     decides BLAS's threads for the whole update
     (:func:`gmm.blas_threads.blas_threads_for`, with the chunks' work as
     :func:`expectation` would).
