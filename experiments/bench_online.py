@@ -20,7 +20,9 @@ Memory: the peak RSS of a fresh process that makes one pass over a stream
 generated on the fly, for a short and a long stream; flat means the long pass
 peaks no higher than the short one plus a few MB.
 
-``python -m experiments.bench_online [--quick]`` writes ``out/bench_online.json``.
+``python -m experiments.bench_online [--quick] [--throughput]`` writes
+``out/bench_online.json`` (``--throughput``: the throughput part alone, no memory
+passes).
 Timings come from a shared, busy 2-core machine.
 """
 
@@ -215,7 +217,7 @@ def memory(n_rows: int) -> dict:
     return info
 
 
-def measure(mode: str) -> dict:
+def measure(mode: str, memory_passes: bool = True) -> dict:
     models: dict[tuple, list[int]] = {}
     for covariance_type, k, d, batch in CASES[mode]:
         models.setdefault((covariance_type, k, d), []).append(batch)
@@ -233,7 +235,7 @@ def measure(mode: str) -> dict:
             m["model"] for m in per_model if m["default reaches the goal"] is False
         ],
     }
-    if mode not in STREAMS:
+    if mode not in STREAMS or not memory_passes:
         return {
             "mode": mode,
             "throughput": rows,
@@ -271,13 +273,14 @@ def _reach(model: dict) -> str:
     return text
 
 
-def run(quick: bool = False) -> ExperimentResult:
-    result = measure("quick" if quick else "report")
+def run(quick: bool = False, memory_passes: bool = True) -> ExperimentResult:
+    result = measure("quick" if quick else "report", memory_passes)
     rows = result["throughput"]
     models = result["models"]
     mem = result["memory"]
     if mem is None:
-        flat, memory_text, memory_rows = True, "; memory not measured at quick sizes", []
+        flat, memory_rows = True, []
+        memory_text = "; memory not measured" + (" at quick sizes" if quick else "")
     else:
         flat = mem["growth_mb"] <= MEMORY_SLACK_MB
         memory_text = (
@@ -377,7 +380,13 @@ def run(quick: bool = False) -> ExperimentResult:
 
 
 def main(argv=None) -> int:
-    return online.main(argv, run=run, name="bench_online")
+    argv = sys.argv[1:] if argv is None else argv
+    memory_passes = "--throughput" not in argv
+
+    def run_measured(quick: bool = False) -> ExperimentResult:
+        return run(quick, memory_passes)
+
+    return online.main(argv, run=run_measured, name="bench_online")
 
 
 if __name__ == "__main__":

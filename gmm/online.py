@@ -274,10 +274,10 @@ def _update(est, X, sample_weight) -> None:
         chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES if started else None)
         # One BLAS limit for the update when its E-step's chunks take one: the
         # blocks inside (E-step, M-step) then find BLAS on one thread and skip theirs.
-        # Decided once, so a later batch's E-step knows it may set none (_expectation).
+        # Decided once: the E-step (em.read_once_expectation) sets none of its own.
         limited = chunks.work < threaded_work(rows=True)
         with blas_threads_for(0.0 if limited else None, rows=True):
-            stats, coefs = _expectation(chunks, params, log_const, lean=started and limited)
+            stats, coefs = _expectation(chunks, params, log_const)
             batch = em.scatter(stats, family, data.shift, coefs, data.dtype)
             if problem is not None:
                 batch = problem.scatter_out(batch)
@@ -313,15 +313,14 @@ def _update(est, X, sample_weight) -> None:
     est.lower_bounds_.append(batch_bound)
 
 
-def _expectation(chunks: em.ReadOnceChunks, params, log_const, lean: bool):
-    """The update's E-step: :func:`gmm.em.one_chunk_expectation` when ``lean``, if it applies.
+def _expectation(chunks: em.ReadOnceChunks, params, log_const):
+    """The update's E-step: :func:`gmm.em.read_once_expectation`, if it applies.
 
-    ``lean``: a later batch (the first keeps a fit's chunks and calls) whose
-    update holds BLAS at one thread, so the E-step's own limits would change
-    nothing. Else, or for rows of more than one chunk, :func:`gmm.em.expectation`.
-    The same numbers either way.
+    Else (the E-step may run on threads, or the entropy is tracked)
+    :func:`gmm.em.expectation`. The same numbers either way, so the first
+    batch, in a fit's chunks, is still a fit's E-step bit for bit.
     """
-    result = em.one_chunk_expectation(chunks, params, log_const) if lean else None
+    result = em.read_once_expectation(chunks, params, log_const)
     return em.expectation(chunks, params, log_const) if result is None else result
 
 

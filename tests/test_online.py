@@ -850,13 +850,16 @@ def test_first_update_reads_a_fits_chunks_and_later_ones_smaller_chunks(
         warnings.simplefilter("ignore", ConvergenceWarning)
         batch.fit(stream)
     rows = []
-    expectation = em.expectation
 
-    def recorded(data, *args):
-        rows.append((data.rows, data._cache is None))
-        return expectation(data, *args)
+    def recorder(e_step):
+        def recorded(data, *args):
+            rows.append((data.rows, data._cache is None))
+            return e_step(data, *args)
 
-    monkeypatch.setattr(em, "expectation", recorded)
+        return recorded
+
+    monkeypatch.setattr(em, "expectation", recorder(em.expectation))
+    monkeypatch.setattr(em, "read_once_expectation", recorder(em.read_once_expectation))
     online = GaussianMixture(**kwargs).partial_fit(stream)
     assert same_parameters(online, batch) and online.lower_bound_ == batch.lower_bound_
     online.partial_fit(stream[:700])
@@ -1017,11 +1020,12 @@ def _hard_rows(dtype, n_rows=600, seed=5):
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_one_chunk_expectation_is_the_e_step_bit_for_bit(covariance_type, dtype):
-    """em.one_chunk_expectation (an update's rows in one chunk, fewer calls) gives what
+def test_read_once_expectation_is_the_e_step_bit_for_bit(covariance_type, dtype, monkeypatch):
+    """em.read_once_expectation (an update's rows in this thread, fewer calls) gives what
     em.expectation gives on the same rows read once, bit for bit, on hard rows (offset
-    1e6, features from 1e-4 to 1e4, a tight cluster), with and without weights; None
-    where it does not apply (several chunks, a split chunk, entropy tracked)."""
+    1e6, features from 1e-4 to 1e4, a tight cluster), with and without weights, in one
+    chunk, in several, and in chunks the E-step splits; None where it does not apply
+    (the E-step may run on threads, entropy tracked)."""
     from gmm import em
     from gmm.scale import TrainingData, column_mean
 
@@ -1031,25 +1035,28 @@ def test_one_chunk_expectation_is_the_e_step_bit_for_bit(covariance_type, dtype)
     batch = X[100:400]
     for weights in (None, w[100:400]):
         data = TrainingData(batch, weights, family, 3, column_mean(batch, weights), cache=False)
-        chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
-        lean = em.one_chunk_expectation(chunks, params, log_const)
-        general = em.expectation(chunks, params, log_const)
-        if lean is None:  # only where the E-step computes in float64 for float32 rows
-            assert dtype == np.float32
-            assert em.working_precision(params, family, data.shift, batch.dtype)[1] != dtype
-            continue
-        assert_same_statistics(lean[0], general[0])
-        assert type(lean[1]) is type(general[1])
+        for rows in (None, 70, 150):  # one chunk; five (the last short); two, each split
+            chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
+            if rows is not None:
+                chunks.rows = rows
+            with monkeypatch.context() as patch:
+                if rows == 150:  # 3 components: split from 100 rows
+                    patch.setattr(em, "SPLIT_ROWS", 50)
+                    patch.setattr(em, "SPLIT_ROWS_SERIAL", 100)
+                lean = em.read_once_expectation(chunks, params, log_const)
+                general = em.expectation(chunks, params, log_const)
+            assert_same_statistics(lean[0], general[0])
+            assert type(lean[1]) is type(general[1])
     data = TrainingData(batch, None, family, 3, column_mean(batch, None), cache=False)
-    several = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
-    several.rows = 100
-    assert em.one_chunk_expectation(several, params, log_const) is None
     with em.tracking_entropy():
         once = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
-        assert em.one_chunk_expectation(once, params, log_const) is None
+        assert em.read_once_expectation(once, params, log_const) is None
 
 
-def test_one_chunk_expectation_declines_a_chunk_the_e_step_splits(stream, monkeypatch):
+def test_read_once_expectation_declines_where_threads_may_run_the_parts(stream, monkeypatch):
+    """Where em.expectation may run a split chunk's parts on threads (many components, a
+    large E-step, two threads), read_once_expectation leaves it the E-step; read_once_rows
+    keeps chunks of at least em.SPLIT_ROWS rows (split, so threads may run)."""
     from gmm import em
     from gmm.covariance import get_family
     from gmm.scale import TrainingData, column_mean
@@ -1058,11 +1065,18 @@ def test_one_chunk_expectation_declines_a_chunk_the_e_step_splits(stream, monkey
     family, params = get_family("full"), model._get_parameters()
     batch = stream[:600]
     data = TrainingData(batch, None, family, 8, column_mean(batch, None), cache=False)
-    chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
     log_const = model._log_const(params, family)
-    assert em.one_chunk_expectation(chunks, params, log_const) is not None
-    monkeypatch.setattr(em, "SPLIT_ROWS", 500)  # 8 components: split from 500 rows
-    assert em.one_chunk_expectation(chunks, params, log_const) is None
+    monkeypatch.setattr(em, "SPLIT_ROWS", 200)
+    small = em.ReadOnceChunks.of(data.chunks, 1)  # 256 rows (chunk_rows' floor) by budget
+    assert small.rows == 300  # 600 rows in two even chunks
+    assert em.read_once_expectation(small, params, log_const) is not None
+    monkeypatch.setattr(em, "_e_step_threads", lambda split: 2 if split else 1)
+    monkeypatch.setattr(em, "THREAD_WORK", 0)
+    assert em.read_once_expectation(small, params, log_const) is None
+    monkeypatch.setattr(em, "THREAD_WORK", 1e12)  # an E-step too small for threads
+    assert em.read_once_expectation(small, params, log_const) is not None
+    monkeypatch.setattr(em, "SPLIT_ROWS", 500)
+    assert em.ReadOnceChunks.of(data.chunks, 1).rows == 600  # the floor: one chunk, split
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -1071,7 +1085,7 @@ def test_one_chunk_expectation_declines_a_chunk_the_e_step_splits(stream, monkey
 def test_lean_updates_are_the_general_updates_bit_for_bit(
     stream, covariance_type, dtype, hard, monkeypatch
 ):
-    """A stream of updates taking the one-chunk E-step holds, after every batch, the
+    """A stream of updates taking the lean E-step (em.read_once_expectation) holds, after every batch, the
     parameters and running state of the same stream through em.expectation, bit for bit:
     plain and hard rows, weights on some batches, float32, batches of 1 to 300 rows."""
     from gmm import em
@@ -1083,10 +1097,10 @@ def test_lean_updates_are_the_general_updates_bit_for_bit(
     lean = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
     general = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
     taken = []
-    one_chunk = em.one_chunk_expectation
+    read_once = em.read_once_expectation
 
     def spy(*args):
-        result = one_chunk(*args)
+        result = read_once(*args)
         taken.append(result is not None)
         return result
 
@@ -1094,14 +1108,14 @@ def test_lean_updates_are_the_general_updates_bit_for_bit(
     for i, size in enumerate(sizes):
         rows = slice(start, start + size)
         weights = w[rows] if i % 2 else None
-        monkeypatch.setattr(em, "one_chunk_expectation", spy)
+        monkeypatch.setattr(em, "read_once_expectation", spy)
         lean.partial_fit(X[rows], sample_weight=weights)
-        monkeypatch.setattr(em, "one_chunk_expectation", lambda *args: None)
+        monkeypatch.setattr(em, "read_once_expectation", lambda *args: None)
         general.partial_fit(X[rows], sample_weight=weights)
         assert same_parameters(lean, general), (i, size)
         assert same_state(lean._online, general._online)
         assert lean.lower_bound_ == general.lower_bound_
         start += size
-    # The lean E-step ran (not on the first batch: a fit's chunks), except where float32
-    # rows of tight components compute in float64.
-    assert any(taken) or (hard and dtype == np.float32)
+    # The lean E-step ran on every batch (the first in a fit's chunks), float32 rows of
+    # tight components too (computed in float64 chunk by chunk, as em.expectation does).
+    assert taken == [True] * len(sizes)

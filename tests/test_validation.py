@@ -44,3 +44,50 @@ def test_check_sample_weight_returns_the_weights_as_given():
     w = validation.check_sample_weight([2.0, 3.0], 2, np.float32)
     assert w.dtype == np.float32
     np.testing.assert_array_equal(w, [2.0, 3.0])
+
+
+def test_check_fit_data_returns_plain_float_arrays_as_scikit_learn_does(monkeypatch):
+    """A plain finite float ndarray skips scikit-learn's check_array (validation's fast
+    path) and comes back as check_array returns it: the same object, dtype and values
+    (C and Fortran order, float32, an offset of 1e6, a strided view, finite values whose
+    sum overflows)."""
+    from sklearn.utils.validation import check_array
+
+    rng = np.random.default_rng(0)
+    X = 1e6 + rng.normal(size=(50, 3)) * np.logspace(-4, 4, 3)
+    big = np.full((4, 2), 1.7e308)  # finite, but its sum overflows: check_array decides
+    for data in (X, np.asfortranarray(X), X.astype(np.float32), X[::2, ::2], big):
+        expected = check_array(data, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        result = validation.check_fit_data(data, 2, "GaussianMixture")
+        assert result is expected or np.shares_memory(result, data)
+        assert result.dtype == expected.dtype and result.shape == expected.shape
+        np.testing.assert_array_equal(result, expected)
+    assert validation._plain_fit_data(X, 2) and not validation._plain_fit_data(big, 2)
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (np.array([[1.0, np.nan], [2.0, 3.0]]), "NaN"),
+        (np.array([[1.0, np.inf], [2.0, 3.0]]), "infinity"),
+        (np.array([[1.0, 2.0]]), "minimum of 2"),
+        (np.ones((3, 2)), "n_components = 4"),
+        (np.ones((3, 0)), "0 feature"),
+        (np.ones(6), "2D array"),
+    ],
+)
+def test_check_fit_data_words_every_bad_array_as_before(data, error):
+    """Arrays the fast path does not take (NaN, infinity, too few rows, no column, 1-D)
+    go through scikit-learn's check_array and the K check: the same errors."""
+    assert not validation._plain_fit_data(data, 4)
+    with pytest.raises(ValueError, match=error):
+        validation.check_fit_data(data, 4, "GaussianMixture")
+
+
+def test_check_fit_data_converts_what_it_does_not_take_plainly():
+    """Integers, booleans, float16 and lists still become float64 (check_array)."""
+    for data in (np.arange(6).reshape(3, 2), np.ones((3, 2), dtype=bool), [[1, 2], [3, 4]]):
+        assert validation.check_fit_data(data, 2, "GaussianMixture").dtype == np.float64
+    half = np.ones((3, 2), dtype=np.float16)
+    assert not validation._plain_fit_data(half, 2)
+    assert validation.check_fit_data(half, 2, "GaussianMixture").dtype == np.float64
