@@ -454,6 +454,44 @@ def test_normalize_without_entries_below_the_floor_skips_the_clamp_with_the_same
     np.testing.assert_allclose(alone, softmax(near, axis=0), rtol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("entropy", [False, True])
+def test_normalize_exponentiates_only_representable_entries_with_the_clamps_numbers(dtype, entropy):
+    """Rows with finite maxima take exp only where an entry is at or above the floor,
+    into zeros: the same numbers, bit for bit, as clamping every entry at the floor,
+    exponentiating and zeroing the clamped ones (the direct formula here), with or
+    without -inf entries; a row with a NaN (no first_row: nothing is checked) stays
+    NaN as the clamp leaves it."""
+    rng = np.random.default_rng(3)
+    log_prob = rng.normal(-40, 300, (7, 500)).astype(dtype)  # many gaps beyond the floor
+    floor = em.exp_floor(np.dtype(dtype))
+
+    def direct(lp):
+        shifted = lp - lp.max(axis=0)
+        e = np.exp(np.maximum(shifted, floor)) * (shifted >= floor)
+        total = e.sum(axis=0)
+        return e / total, np.log(total) + lp.max(axis=0)
+
+    run = em.normalize_log_prob_entropy if entropy else em.normalize_log_prob
+    for case in (log_prob, np.where(rng.random(log_prob.shape) < 0.1, -np.inf, log_prob)):
+        case[:, 0] = case[:, 0].max()  # a row with every entry finite and equal
+        resp, log_norm, *rest = run(case.copy(), first_row=0)
+        expected_resp, expected_norm = direct(case)
+        assert resp.dtype == dtype and np.any(resp == 0)
+        np.testing.assert_array_equal(resp, expected_resp)
+        np.testing.assert_array_equal(log_norm, expected_norm)
+        if entropy:
+            assert np.all(np.isfinite(rest[0])) and np.all(rest[0] >= -1e-5)
+    with_nan = log_prob.copy()
+    with_nan[2, 5] = np.nan
+    with np.errstate(all="ignore"):  # the unshifted NaN row may overflow exp: undefined
+        resp = run(with_nan, first_row=None)[0]
+    assert np.all(np.isnan(resp[:, 5]))
+    np.testing.assert_array_equal(
+        np.delete(resp, 5, axis=1), np.delete(direct(log_prob)[0], 5, axis=1)
+    )
+
+
 def test_kept_bytes_counts_the_kept_chunks_once():
     from gmm import em
     from gmm.covariance import get_family
