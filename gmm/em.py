@@ -576,9 +576,54 @@ def _drops_shared(cls: type) -> bool:
 
 
 def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statistics:
-    moments = family.moments(Xc, feats, resp, coefs, work)
-    moments = tuple(m.astype(np.float64, copy=False) for m in moments)
+    blocks = moment_blocks(feats, resp, work)
+    moments = None
+    for rows in blocks:
+        part = family.moments(Xc[rows], feats[rows], resp[:, rows], coefs, work)
+        if moments is None:
+            moments = tuple(np.array(m, dtype=np.float64) for m in part)
+        else:
+            for total_moment, moment in zip(moments, part, strict=True):
+                total_moment += moment
     return Statistics(resp.sum(axis=1, dtype=np.float64), moments, loglik, total)
+
+
+#: Multiply-adds of one moments product (``resp @ features`` of a row block) at
+#: most: a chunk's moments are the sum, in row order and float64, of its row
+#: blocks'. OpenBLAS 0.3.31 runs a (K x rows) @ (rows x F) product of at most
+#: about 1e6 multiply-adds without packing its operands, and the blocks' products
+#: read features the log-probabilities' product has just brought into the cache:
+#: measured ('full' D = 10, 20,000 rows, one thread, process CPU, medians of 40
+#: alternating calls of ``Full.moments``, busy two-core machine) K = 2: 0.66 ms
+#: whole against 0.37 in blocks of 1,024 rows; K = 5: 0.92 against 0.54; K = 9:
+#: 1.12 against 0.85 (blocks of 4,096 rows, past that size, as slow as whole).
+#: 0: one product per chunk.
+MOMENT_BLOCK_WORK = 2**19
+
+
+def moment_blocks(feats, resp: np.ndarray, work) -> list[slice]:
+    """Row ranges whose moments are summed (:data:`MOMENT_BLOCK_WORK`), sharing rows evenly.
+
+    One range (all rows) unless the features are a plain (rows, F) array and
+    the E-step passed no work of its own (whitened deviations, row blocks),
+    and the rows make at least two blocks of at least 256 rows. O(1).
+    """
+    n_rows = resp.shape[1]
+    whole = [slice(0, n_rows)]
+    if not (
+        MOMENT_BLOCK_WORK
+        and work is None
+        and isinstance(feats, np.ndarray)
+        and feats.ndim == 2
+        and feats.shape[0] == n_rows
+    ):
+        return whole
+    rows = max(256, MOMENT_BLOCK_WORK // max(1, resp.shape[0] * feats.shape[1]))
+    n_blocks = n_rows // rows
+    if n_blocks < 2:
+        return whole
+    bounds = [n_rows * block // n_blocks for block in range(n_blocks + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 #: A chunk of at least this many rows is split into :data:`CHUNK_PARTS` row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -581,3 +582,62 @@ def test_far_row_is_named_when_the_e_step_drops_the_shared_term(far, monkeypatch
     assert far_row() == far[0]
     monkeypatch.setattr(em, "_drops_shared", lambda cls: False)
     assert far_row() == far[0]
+
+
+def test_moment_blocks_share_rows_evenly_and_only_plain_features():
+    feats = np.zeros((20_000, 65))
+    resp = np.zeros((9, 20_000))
+    blocks = em.moment_blocks(feats, resp, None)
+    sizes = [b.stop - b.start for b in blocks]
+    assert blocks[0].start == 0 and blocks[-1].stop == 20_000
+    assert all(a.stop == b.start for a, b in itertools.pairwise(blocks))
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 256
+    # As many blocks as whole blocks of the budget's rows fit: none is a small remainder.
+    assert len(blocks) == 20_000 // max(256, em.MOMENT_BLOCK_WORK // (9 * 65))
+    whole = [slice(0, 20_000)]
+    assert em.moment_blocks(feats, resp, work=object()) == whole  # the E-step's own work
+    assert em.moment_blocks(object(), resp, None) == whole  # not a plain feature array
+    assert em.moment_blocks(feats[:300], resp[:, :300], None) == [slice(0, 300)]
+
+
+@pytest.mark.parametrize(
+    ("covariance_type", "k", "dtype"),
+    [
+        ("full", 5, np.float64),
+        ("VVV", 9, np.float64),
+        ("full", 3, np.float32),
+        ("diag", 9, np.float64),
+    ],
+)
+def test_moments_by_row_blocks_equal_one_product_per_chunk(covariance_type, k, dtype, monkeypatch):
+    """The moments summed over row blocks (MOMENT_BLOCK_WORK) equal one product per
+    chunk to rounding, on hard data: offset 1e6, features from 1e-4 to 1e4, a tight
+    component; float32 stays float32 in the products (the sums are float64)."""
+    from gmm.covariance import get_family
+
+    rng = np.random.default_rng(7)
+    X = make_mixture("full", n_samples=6000, n_components=k, d=4, seed=3)[0]
+    X = X * np.array([1e-4, 1.0, 1e2, 1e4]) + 1e6
+    X[:40] = X[40] + rng.normal(scale=1e-6, size=(40, 4)) * np.array([1e-4, 1.0, 1e2, 1e4])
+    X = X.astype(dtype)
+    model = GaussianMixture(k, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    family = get_family(covariance_type)
+    params = model._get_parameters()
+    log_const = model._log_const(params, family)
+
+    def run(budget):
+        monkeypatch.setattr(em, "MOMENT_BLOCK_WORK", budget)
+        data = em.ChunkedData(X, None, family, X.astype(np.float64).mean(axis=0), k)
+        return em.expectation(data, params, log_const)[0]
+
+    whole, blocked = run(0), run(2**14)  # blocks of a few hundred rows
+    assert whole.log_likelihood == blocked.log_likelihood
+    np.testing.assert_array_equal(whole.nk, blocked.nk)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for a, b in zip(whole.moments, blocked.moments, strict=True):
+        assert a.dtype == b.dtype == np.float64
+        scale = np.abs(a).max() + 1e-300
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
