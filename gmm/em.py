@@ -577,14 +577,17 @@ def _drops_shared(cls: type) -> bool:
 
 def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statistics:
     blocks = moment_blocks(feats, resp, work)
-    moments = None
-    for rows in blocks:
-        part = family.moments(Xc[rows], feats[rows], resp[:, rows], coefs, work)
-        if moments is None:
-            moments = tuple(np.array(m, dtype=np.float64) for m in part)
-        else:
-            for total_moment, moment in zip(moments, part, strict=True):
-                total_moment += moment
+    if len(blocks) == 1:
+        moments = family.moments(Xc, feats, resp, coefs, work)
+        moments = tuple(m.astype(np.float64, copy=False) for m in moments)
+    else:
+        parts = [family.moments(Xc[r], feats[r], resp[:, r], coefs, work) for r in blocks]
+        # Each moment summed over the blocks in row order, in float64: one reduction
+        # of the stacked parts (the same sums as adding them one by one).
+        moments = tuple(
+            np.add.reduce(np.stack(same), axis=0, dtype=np.float64)
+            for same in zip(*parts, strict=True)
+        )
     return Statistics(resp.sum(axis=1, dtype=np.float64), moments, loglik, total)
 
 
@@ -601,15 +604,15 @@ def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statisti
 MOMENT_BLOCK_WORK = 2**19
 
 
-def moment_blocks(feats, resp: np.ndarray, work) -> list[slice]:
+def moment_blocks(feats, resp: np.ndarray, work) -> tuple[slice, ...]:
     """Row ranges whose moments are summed (:data:`MOMENT_BLOCK_WORK`), sharing rows evenly.
 
     One range (all rows) unless the features are a plain (rows, F) array and
     the E-step passed no work of its own (whitened deviations, row blocks),
-    and the rows make at least two blocks of at least 256 rows. O(1).
+    and the rows make at least two blocks of at least 256 rows. O(1) (the
+    ranges are kept per shape).
     """
     n_rows = resp.shape[1]
-    whole = [slice(0, n_rows)]
     if not (
         MOMENT_BLOCK_WORK
         and work is None
@@ -617,13 +620,20 @@ def moment_blocks(feats, resp: np.ndarray, work) -> list[slice]:
         and feats.ndim == 2
         and feats.shape[0] == n_rows
     ):
-        return whole
-    rows = max(256, MOMENT_BLOCK_WORK // max(1, resp.shape[0] * feats.shape[1]))
+        return (slice(0, n_rows),)
+    return _even_blocks(n_rows, resp.shape[0] * feats.shape[1], MOMENT_BLOCK_WORK)
+
+
+@functools.lru_cache(maxsize=256)
+def _even_blocks(n_rows: int, work_per_row: int, budget: int) -> tuple[slice, ...]:
+    """Row ranges of at most ``budget // work_per_row`` rows (at least 256), sharing
+    ``n_rows`` evenly; one range when fewer than two such blocks fit."""
+    rows = max(256, budget // max(1, work_per_row))
     n_blocks = n_rows // rows
     if n_blocks < 2:
-        return whole
+        return (slice(0, n_rows),)
     bounds = [n_rows * block // n_blocks for block in range(n_blocks + 1)]
-    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+    return tuple(slice(a, b) for a, b in itertools.pairwise(bounds))
 
 
 #: A chunk of at least this many rows is split into :data:`CHUNK_PARTS` row

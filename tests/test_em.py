@@ -595,9 +595,9 @@ def test_moment_blocks_share_rows_evenly_and_only_plain_features():
     # As many blocks as whole blocks of the budget's rows fit: none is a small remainder.
     assert len(blocks) == 20_000 // max(256, em.MOMENT_BLOCK_WORK // (9 * 65))
     whole = [slice(0, 20_000)]
-    assert em.moment_blocks(feats, resp, work=object()) == whole  # the E-step's own work
-    assert em.moment_blocks(object(), resp, None) == whole  # not a plain feature array
-    assert em.moment_blocks(feats[:300], resp[:, :300], None) == [slice(0, 300)]
+    assert list(em.moment_blocks(feats, resp, work=object())) == whole  # the E-step's own work
+    assert list(em.moment_blocks(object(), resp, None)) == whole  # not a plain feature array
+    assert list(em.moment_blocks(feats[:300], resp[:, :300], None)) == [slice(0, 300)]
 
 
 @pytest.mark.parametrize(
