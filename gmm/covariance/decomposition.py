@@ -248,7 +248,7 @@ def common_orientation(
         """``Psi_k`` and ``sum_i log Psi_k,i`` from ``M_k`` (the diagonal is a view).
 
         VVE's ``Psi_k`` need no logarithm: without ``with_logs`` (the rounds of a
-        sweep, which read only ``Psi_k``) the sums are None.
+        sweep, which read only ``Psi_k``) the sums are None, for EVE too.
         """
         projected = rotated.reshape(n_components, d * d)[:, :: d + 1]  # diag(D' W_k D)
         if not equal_volume:
@@ -258,7 +258,8 @@ def common_orientation(
         logs = np.log(projected).sum(axis=1)
         volumes = np.exp(logs / d)
         scale = volumes.sum() / total
-        return projected * (scale / volumes)[:, None], np.full(n_components, d * np.log(scale))
+        psi = projected * (scale / volumes)[:, None]
+        return psi, np.full(n_components, d * np.log(scale)) if with_logs else None
 
     rounds = _round_robin(d)
     identity = np.eye(d)
