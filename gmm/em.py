@@ -585,7 +585,7 @@ def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statisti
         # Each moment summed over the blocks in row order, in float64: one reduction
         # of the stacked parts (the same sums as adding them one by one).
         moments = tuple(
-            np.add.reduce(np.stack(same), axis=0, dtype=np.float64)
+            np.add.reduce(np.array(same), axis=0, dtype=np.float64)
             for same in zip(*parts, strict=True)
         )
     return Statistics(resp.sum(axis=1, dtype=np.float64), moments, loglik, total)
