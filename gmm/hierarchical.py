@@ -567,6 +567,11 @@ def _merge_by_terms(Z, initial, n_groups, model):
     return merges, costs
 
 
+#: Rows :meth:`_RowMinima.recompute` rescans one by one (a merge rescans its two
+#: slots and the few rows whose minimum it raised); more are rescanned as one block.
+FEW_ROWS = 4
+
+
 class _RowMinima:
     """For each slot r of a symmetric cost matrix, the minimum of ``cost[r, :r]`` and where.
 
@@ -583,6 +588,13 @@ class _RowMinima:
     def recompute(self, cost, rows, g):
         """Full rescan of ``rows`` (O(len(rows)·g))."""
         if rows.size == 0:
+            return
+        if rows.size <= FEW_ROWS:  # each row's own prefix: no gathered copy, no mask
+            for r in rows.tolist():
+                prefix = cost[r, :r]
+                value = prefix.min()
+                self.value[r] = value
+                self.where[r] = r - 1 - int(np.argmax(prefix[::-1] == value))
             return
         block = cost[rows, :g]  # advanced indexing: a copy
         np.copyto(block, np.inf, where=np.arange(g)[None, :] >= rows[:, None])

@@ -41,7 +41,7 @@ from gmm.covariance import (
     register,
     unregister,
 )
-from gmm.covariance.decomposition import common_orientation, decompose
+from gmm.covariance.decomposition import common_orientation, decompose, orthonormal_factor
 from gmm.covariance.mclust import MODELS, InnerIterationWarning
 from gmm.criteria import n_parameters
 from gmm.statistics import Scatter
@@ -958,3 +958,18 @@ def test_variance_of_a_float32_fit_is_float32(model):
     for name, value in parts.items():
         assert np.asarray(value).dtype == np.float32, name
         assert np.allclose(value, again[name], rtol=1e-5, atol=1e-6), name
+
+
+def test_orthonormal_factor_is_numpys_qr_with_a_non_negative_diagonal():
+    """LAPACK's QR called directly gives np.linalg.qr's Q (signs set by R's diagonal),
+    bit for bit, on products of rotations drifted from orthogonality and on
+    ill-conditioned matrices."""
+    rng = np.random.default_rng(5)
+    for d, scale in ((2, 1.0), (10, 1.0), (10, 1e-8), (7, 1e8)):
+        axes = np.linalg.qr(rng.normal(size=(d, d)))[0]
+        matrix = (axes + scale * 1e-12 * rng.normal(size=(d, d))) * np.geomspace(1, scale, d)
+        q, r = np.linalg.qr(matrix)
+        expected = q * np.where(np.diagonal(r) < 0, -1.0, 1.0)
+        ours = orthonormal_factor(matrix)
+        np.testing.assert_array_equal(ours, expected)
+        assert np.all(np.diagonal(ours.T @ matrix) >= 0)

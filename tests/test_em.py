@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -454,6 +455,44 @@ def test_normalize_without_entries_below_the_floor_skips_the_clamp_with_the_same
     np.testing.assert_allclose(alone, softmax(near, axis=0), rtol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("entropy", [False, True])
+def test_normalize_exponentiates_only_representable_entries_with_the_clamps_numbers(dtype, entropy):
+    """Rows with finite maxima take exp only where an entry is at or above the floor,
+    into zeros: the same numbers, bit for bit, as clamping every entry at the floor,
+    exponentiating and zeroing the clamped ones (the direct formula here), with or
+    without -inf entries; a row with a NaN (no first_row: nothing is checked) stays
+    NaN as the clamp leaves it."""
+    rng = np.random.default_rng(3)
+    log_prob = rng.normal(-40, 300, (7, 500)).astype(dtype)  # many gaps beyond the floor
+    floor = em.exp_floor(np.dtype(dtype))
+
+    def direct(lp):
+        shifted = lp - lp.max(axis=0)
+        e = np.exp(np.maximum(shifted, floor)) * (shifted >= floor)
+        total = e.sum(axis=0)
+        return e / total, np.log(total) + lp.max(axis=0)
+
+    run = em.normalize_log_prob_entropy if entropy else em.normalize_log_prob
+    for case in (log_prob, np.where(rng.random(log_prob.shape) < 0.1, -np.inf, log_prob)):
+        case[:, 0] = case[:, 0].max()  # a row with every entry finite and equal
+        resp, log_norm, *rest = run(case.copy(), first_row=0)
+        expected_resp, expected_norm = direct(case)
+        assert resp.dtype == dtype and np.any(resp == 0)
+        np.testing.assert_array_equal(resp, expected_resp)
+        np.testing.assert_array_equal(log_norm, expected_norm)
+        if entropy:
+            assert np.all(np.isfinite(rest[0])) and np.all(rest[0] >= -1e-5)
+    with_nan = log_prob.copy()
+    with_nan[2, 5] = np.nan
+    with np.errstate(all="ignore"):  # the unshifted NaN row may overflow exp: undefined
+        resp = run(with_nan, first_row=None)[0]
+    assert np.all(np.isnan(resp[:, 5]))
+    np.testing.assert_array_equal(
+        np.delete(resp, 5, axis=1), np.delete(direct(log_prob)[0], 5, axis=1)
+    )
+
+
 def test_kept_bytes_counts_the_kept_chunks_once():
     from gmm import em
     from gmm.covariance import get_family
@@ -543,3 +582,62 @@ def test_far_row_is_named_when_the_e_step_drops_the_shared_term(far, monkeypatch
     assert far_row() == far[0]
     monkeypatch.setattr(em, "_drops_shared", lambda cls: False)
     assert far_row() == far[0]
+
+
+def test_moment_blocks_share_rows_evenly_and_only_plain_features():
+    feats = np.zeros((20_000, 65))
+    resp = np.zeros((9, 20_000))
+    blocks = em.moment_blocks(feats, resp, None)
+    sizes = [b.stop - b.start for b in blocks]
+    assert blocks[0].start == 0 and blocks[-1].stop == 20_000
+    assert all(a.stop == b.start for a, b in itertools.pairwise(blocks))
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 256
+    # As many blocks as whole blocks of the budget's rows fit: none is a small remainder.
+    assert len(blocks) == 20_000 // max(256, em.MOMENT_BLOCK_WORK // (9 * 65))
+    whole = [slice(0, 20_000)]
+    assert list(em.moment_blocks(feats, resp, work=object())) == whole  # the E-step's own work
+    assert list(em.moment_blocks(object(), resp, None)) == whole  # not a plain feature array
+    assert list(em.moment_blocks(feats[:300], resp[:, :300], None)) == [slice(0, 300)]
+
+
+@pytest.mark.parametrize(
+    ("covariance_type", "k", "dtype"),
+    [
+        ("full", 5, np.float64),
+        ("VVV", 9, np.float64),
+        ("full", 3, np.float32),
+        ("diag", 9, np.float64),
+    ],
+)
+def test_moments_by_row_blocks_equal_one_product_per_chunk(covariance_type, k, dtype, monkeypatch):
+    """The moments summed over row blocks (MOMENT_BLOCK_WORK) equal one product per
+    chunk to rounding, on hard data: offset 1e6, features from 1e-4 to 1e4, a tight
+    component; float32 stays float32 in the products (the sums are float64)."""
+    from gmm.covariance import get_family
+
+    rng = np.random.default_rng(7)
+    X = make_mixture("full", n_samples=6000, n_components=k, d=4, seed=3)[0]
+    X = X * np.array([1e-4, 1.0, 1e2, 1e4]) + 1e6
+    X[:40] = X[40] + rng.normal(scale=1e-6, size=(40, 4)) * np.array([1e-4, 1.0, 1e2, 1e4])
+    X = X.astype(dtype)
+    model = GaussianMixture(k, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    family = get_family(covariance_type)
+    params = model._get_parameters()
+    log_const = model._log_const(params, family)
+
+    def run(budget):
+        monkeypatch.setattr(em, "MOMENT_BLOCK_WORK", budget)
+        data = em.ChunkedData(X, None, family, X.astype(np.float64).mean(axis=0), k)
+        return em.expectation(data, params, log_const)[0]
+
+    whole, blocked = run(0), run(2**14)  # blocks of a few hundred rows
+    assert whole.log_likelihood == blocked.log_likelihood
+    np.testing.assert_array_equal(whole.nk, blocked.nk)
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    for a, b in zip(whole.moments, blocked.moments, strict=True):
+        assert a.dtype == b.dtype == np.float64
+        scale = np.abs(a).max() + 1e-300
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)

@@ -302,3 +302,18 @@ def test_clear_cache_makes_the_next_tree_afresh_and_equal():
     assert again is not first
     np.testing.assert_array_equal(again.merges, first.merges)
     np.testing.assert_array_equal(again.labels(4), hc(X, "VVV", "SVD").labels(4))
+
+
+@pytest.mark.parametrize("model", ["VVV", "VII"])
+def test_row_minima_rescanned_one_by_one_or_as_a_block_give_the_same_tree(model, monkeypatch):
+    """_RowMinima.recompute rescans up to FEW_ROWS rows each through its own prefix,
+    more as one masked block: the same minima and partners, so the same merges."""
+    X = np.random.default_rng(4).normal(size=(300, 4)) * [1e-4, 1, 1e2, 1e4] + 1e6
+    X[150:] += 3
+    trees = []
+    for few in (0, hierarchical.FEW_ROWS, 10**9):
+        monkeypatch.setattr(hierarchical, "FEW_ROWS", few)
+        trees.append(hc(X, model, "SVD"))
+    for tree in trees[1:]:
+        np.testing.assert_array_equal(tree.merges, trees[0].merges)
+        np.testing.assert_array_equal(tree.costs, trees[0].costs)

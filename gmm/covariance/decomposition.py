@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy.linalg import lapack
 
 
 def eigh_decreasing(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,7 +248,7 @@ def common_orientation(
         """``Psi_k`` and ``sum_i log Psi_k,i`` from ``M_k`` (the diagonal is a view).
 
         VVE's ``Psi_k`` need no logarithm: without ``with_logs`` (the rounds of a
-        sweep, which read only ``Psi_k``) the sums are None.
+        sweep, which read only ``Psi_k``) the sums are None, for EVE too.
         """
         projected = rotated.reshape(n_components, d * d)[:, :: d + 1]  # diag(D' W_k D)
         if not equal_volume:
@@ -257,7 +258,8 @@ def common_orientation(
         logs = np.log(projected).sum(axis=1)
         volumes = np.exp(logs / d)
         scale = volumes.sum() / total
-        return projected * (scale / volumes)[:, None], np.full(n_components, d * np.log(scale))
+        psi = projected * (scale / volumes)[:, None]
+        return psi, np.full(n_components, d * np.log(scale)) if with_logs else None
 
     rounds = _round_robin(d)
     identity = np.eye(d)
@@ -280,8 +282,7 @@ def common_orientation(
                 psi = diagonals(rotated, with_logs=False)[0]
             # Products of rotations drift from orthogonality by rounding: restore it
             # once a sweep and recompute D' W_k D from the scatters.
-            q, r = np.linalg.qr(orientation)
-            orientation = q * np.where(np.diagonal(r) < 0, -1.0, 1.0)
+            orientation = orthonormal_factor(orientation)
             rotated = orientation.T @ scatters @ orientation
             psi, logs = diagonals(rotated)
             objective = float(share @ logs)
@@ -294,6 +295,28 @@ def common_orientation(
                 relaxation = RELAXATION
             previous = objective
     return orientation, psi, InnerResult(max_iter, int(np.argmax(change)), previous)
+
+
+def orthonormal_factor(matrix: np.ndarray) -> np.ndarray:
+    """``Q`` of ``matrix = QR`` (float64, square) with ``R``'s diagonal made non-negative.
+
+    Householder QR by LAPACK's ``dgeqrf`` and ``dorgqr`` called directly: what
+    ``np.linalg.qr`` computes, the same numbers, without its wrapper's cost
+    (about 36 µs against 6 µs at 10 x 10, once per sweep of
+    :func:`common_orientation`). O(D³).
+
+    >>> a = np.array([[3.0, 1.0], [4.0, 2.0]])
+    >>> q = orthonormal_factor(a)
+    >>> bool(np.allclose(q.T @ q, np.eye(2))), bool(np.all(np.diag(q.T @ a) > 0))
+    (True, True)
+    """
+    packed, tau, _, info = lapack.dgeqrf(matrix)
+    if info != 0:  # pragma: no cover - LAPACK refuses only invalid arguments
+        raise np.linalg.LinAlgError(f"dgeqrf failed (info={info}).")
+    q, _, info = lapack.dorgqr(packed, tau)
+    if info != 0:  # pragma: no cover
+        raise np.linalg.LinAlgError(f"dorgqr failed (info={info}).")
+    return q * np.where(np.diagonal(packed) < 0, -1.0, 1.0)
 
 
 #: Relative change of the objective at which the two cold starts of

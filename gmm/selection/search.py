@@ -50,7 +50,11 @@ MAX_GRID_VALUES = 1_000_000
 #: (:data:`gmm.em.THREAD_WORK`). Threads on such small products lose more to
 #: waking up than they gain: mclust's default sweep on 20,000 × 10 (K <= 9,
 #: 1.2e7) took 6.1-6.9 s on one thread and 8.2 s threaded on the idle two-core
-#: machine, and 10.4 s against 68 s of wall time while other jobs ran; the moons
+#: machine, and 10.4 s against 68 s of wall time while other jobs ran (2026-12-02,
+#: one other job on the second core, load 2.1: 7.1-7.2 s on one thread, 11.9-13.5 s
+#: threaded, alternating in one process; the 1-minute load stays below
+#: :func:`gmm.blas_threads.machine_busy`'s mark there, so only this limit holds
+#: the products to one thread); the moons
 #: grid of the sweep benchmark (80 fits with k-means starts), 13 s with OpenMP's
 #: threads and 4 s without, under load. Larger fits ('full' on 100,000 × 20 with
 #: K = 20, 4.6e8; the digits with K = 110, 1.8e8) are faster threaded when idle
