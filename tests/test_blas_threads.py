@@ -60,6 +60,37 @@ def test_a_block_inside_a_limited_one_keeps_the_limit_and_restores_nothing(monke
     assert _blas_threads() == before
 
 
+def test_inside_a_one_thread_block_no_load_or_library_is_read(monkeypatch):
+    """Within this module's own one-thread block a kernel's block reads nothing;
+    a block setting another limit inside it reads both again, and every count is
+    restored on the way out."""
+    reads = []
+
+    def busy() -> bool:
+        reads.append("load")
+        return True
+
+    monkeypatch.setattr(blas_threads, "machine_busy", busy)
+    before = _blas_threads()
+    with blas_threads.blas_threads(1):
+        with blas_threads.blas_threads_for(10.0, rows=True):
+            assert all(n == 1 for n in _blas_threads())
+        assert reads == []
+        with blas_threads.blas_threads(2):
+            assert blas_threads._one_thread_depth == 0
+            with blas_threads.blas_threads_for(10.0, rows=True):
+                assert all(n == 1 for n in _blas_threads())
+            assert reads == ["load"]
+        assert blas_threads._one_thread_depth == 1
+        with blas_threads.blas_threads(1, user_api="openmp"):
+            assert blas_threads._one_thread_depth == 1
+    assert blas_threads._one_thread_depth == 0
+    assert _blas_threads() == before
+    with blas_threads.blas_threads_for(10.0, rows=True):  # outside: the load is read
+        pass
+    assert reads == ["load", "load"]
+
+
 def test_on_a_busy_machine_products_below_the_busy_limit_get_one_thread(monkeypatch):
     monkeypatch.setattr(blas_threads, "machine_busy", lambda: True)
     limit = blas_threads.BUSY_THREADED_WORK
