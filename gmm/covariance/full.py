@@ -104,8 +104,9 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def chunk_columns(self, n_features: int, n_components: int, dtype) -> int:
         if self.formulation(n_features, n_components, dtype) == "whitened":
-            # y = (x - m_k) @ U_k of every component lives from the E-step to the moments
-            return (n_components + 1) * n_features
+            # The shifted rows: the deviations y = (x - m_k) @ U_k are kept from the
+            # distances to the moments only within KEPT_BYTES, else formed by blocks.
+            return n_features
         return _cost.expanded_columns(n_features) + n_features
 
     def expansion_condition(self, weights, means, prec_chol, gram=None, limit=None):
@@ -235,8 +236,12 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             expanded = coefs.linear @ feats.T
             expanded += coefs.const
             maha[coefs.fast] = expanded
-        white = whiten(X, coefs.centres_in_dtype[:, 0, :], coefs.factors)
-        maha[coefs.centred] = np.einsum("gnd,gnd->gn", white, white)
+        centres = coefs.centres_in_dtype[:, 0, :]
+        if coefs.centred.size * X.size * X.dtype.itemsize <= KEPT_BYTES:
+            white = whiten(X, centres, coefs.factors)
+            maha[coefs.centred] = np.einsum("gnd,gnd->gn", white, white)
+        else:  # the moments whiten again, only the rows with a positive responsibility
+            white, maha[coefs.centred] = None, centred_distances(X, centres, coefs.factors)
         return np.maximum(maha, 0, out=maha), white
 
     def log_prob(self, X, feats, coefs: FullCoefficients, log_norm_const):
@@ -274,8 +279,15 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
                 feats = self.features(X)
             raw[coefs.fast] = feature_moments(resp[coefs.fast], feats)
         # Centred components: moments of the whitened deviations y = (x - c) @ U
-        # from the E-step, sum r·y and sum r·y'y, so no digits cancel.
-        first[coefs.centred], gram[coefs.centred] = whitened_moments(work, resp[coefs.centred])
+        # (kept from the E-step, or formed again), sum r·y and sum r·y'y, so no digits cancel.
+        centred = resp[coefs.centred]
+        if work is None:
+            centres = coefs.centres_in_dtype[:, 0, :]
+            first[coefs.centred], gram[coefs.centred] = sparse_whitened_moments(
+                X, centred, centres, coefs.factors
+            )
+        else:
+            first[coefs.centred], gram[coefs.centred] = whitened_moments(work, centred)
         return raw, first, gram
 
     def scatter(self, moments, nk, shift, coefs):
@@ -466,10 +478,7 @@ def whiten(X: np.ndarray, centres: np.ndarray, factors: np.ndarray) -> np.ndarra
     trmm = _blas("trmm", X.dtype)
     for g in range(n_components):
         np.subtract(X, centres[g], out=white[g])
-        # (x - c) @ U, transposed: U' (x - c)' on the Fortran-ordered view, in place.
-        out = trmm(1.0, factors[g], white[g].T, side=0, lower=0, trans_a=1, overwrite_b=1)
-        if not np.shares_memory(out, white[g]):
-            white[g] = out.T
+        _whiten_block(trmm, white[g], factors[g])
     return white
 
 
@@ -492,3 +501,93 @@ def whitened_moments(white: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, n
         upper = syrk(1.0, white[g].T, trans=0, lower=0)
         gram[g] = np.triu(upper) + np.triu(upper, 1).T
     return first, gram
+
+
+#: Most bytes of the centred components' whitened deviations (G, rows, D) that
+#: :meth:`Full.mahalanobis` keeps for the moments (:func:`whiten`, :func:`whitened_moments`);
+#: beyond, the distances whiten by cache-sized blocks (:func:`centred_distances`) and the
+#: moments whiten again the rows with a positive responsibility
+#: (:func:`sparse_whitened_moments`): O(rows·(K + D)) memory whatever K.
+KEPT_BYTES = 16 * 2**20
+#: Bytes of one block of a component's deviations ``x - m_k`` (:func:`block_rows`): the
+#: (rows, D) block stays in the second-level cache while it is whitened and used.
+BLOCK_BYTES = 2**20
+
+
+def block_rows(n_features: int, itemsize: int) -> int:
+    """Rows of a :data:`BLOCK_BYTES` block of deviations, at least 64."""
+    return max(64, BLOCK_BYTES // max(1, n_features * itemsize))
+
+
+def _whiten_block(trmm, white: np.ndarray, factor: np.ndarray) -> None:
+    """``white @ factor`` in place, ``factor`` upper triangular: one ``trmm`` (half a GEMM's
+    flops), ``U' white'`` on the Fortran-ordered transposed view."""
+    out = trmm(1.0, factor, white.T, side=0, lower=0, trans_a=1, overwrite_b=1)
+    if not np.shares_memory(out, white):
+        white[...] = out.T
+
+
+def centred_distances(X: np.ndarray, centres: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``|(x - c_g) @ U_g|²`` for every row and component, (G, n): :func:`whiten`'s, unkept.
+
+    By row blocks of :func:`block_rows` rows, one component after another: the
+    block's deviations are formed in one buffer, whitened there (``trmm``, half a
+    GEMM's flops) and squared, so no (G, n, D) stack is made. ``centres`` (G, D)
+    and the upper triangular ``factors`` (G, D, D) in X's dtype. O(G·n·D²) time,
+    O(G·n + block·D) memory.
+    """
+    n_components, (n, d) = factors.shape[0], X.shape
+    maha = np.empty((n_components, n), dtype=X.dtype)
+    if n == 0 or n_components == 0:
+        return maha
+    trmm = _blas("trmm", X.dtype)
+    rows = block_rows(d, X.dtype.itemsize)
+    buffer = np.empty((min(rows, n), d), dtype=X.dtype)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        block, white = X[start:stop], buffer[: stop - start]
+        for g in range(n_components):
+            np.subtract(block, centres[g], out=white)
+            _whiten_block(trmm, white, factors[g])
+            np.einsum("nd,nd->n", white, white, out=maha[g, start:stop])
+    return maha
+
+
+def sparse_whitened_moments(
+    X: np.ndarray, resp: np.ndarray, centres: np.ndarray, factors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`whitened_moments` of ``y = (x - c_g) @ U_g``, reading only positive responsibilities.
+
+    After the E-step's normalisation a row far from a component has exactly 0
+    there, so per component only the rows with ``r > 0`` are gathered, by blocks
+    of :func:`block_rows` rows, whitened (``trmm``), scaled by ``sqrt(r)`` and
+    added to the component's triangle by a symmetric rank-k update (``syrk``);
+    the triangles are mirrored once at the end. With separated components that
+    is about one component's work per row instead of K. ``resp`` (G, n),
+    ``centres`` (G, D), upper triangular ``factors`` (G, D, D), all in X's dtype.
+    O(m·D²) time for the m positive responsibilities (at most G·n), O(G·D² +
+    block·D) memory.
+    """
+    n_components, (n, d) = resp.shape[0], X.shape
+    first = np.zeros((n_components, d), dtype=X.dtype)
+    upper = np.zeros((n_components, d, d), dtype=X.dtype)
+    if n == 0:
+        return first, upper
+    trmm, syrk = _blas("trmm", X.dtype), _blas("syrk", X.dtype)
+    rows = block_rows(d, X.dtype.itemsize)
+    buffer = np.empty((min(rows, n), d), dtype=X.dtype)
+    for g in range(n_components):
+        positive = np.flatnonzero(resp[g])
+        for start in range(0, positive.size, rows):
+            index = positive[start : start + rows]
+            white, weight = buffer[: index.size], resp[g, index]
+            np.take(X, index, axis=0, out=white)
+            white -= centres[g]
+            _whiten_block(trmm, white, factors[g])
+            first[g] += weight @ white
+            white *= np.sqrt(weight)[:, None]
+            # The Fortran-ordered view's lower triangle is the upper triangle of upper[g].
+            out = syrk(1.0, white.T, beta=1.0, c=upper[g].T, trans=0, lower=1, overwrite_c=1)
+            if not np.shares_memory(out, upper[g]):
+                upper[g] = out.T
+    return first, upper + np.swapaxes(np.triu(upper, 1), 1, 2)
