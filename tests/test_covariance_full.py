@@ -160,10 +160,12 @@ def _separated(rng, dtype, offset=0.0, tight=1.0, n=400, d=6, k=4):
 @pytest.mark.parametrize(
     "offset, tight", [(0.0, 1.0), (1e6, 1.0), (0.0, 1e-6), (1e6, 1e-4)], ids=str
 )
-def test_unkept_deviations_fit_as_scikit_learn(monkeypatch, formulation, offset, tight):
+@pytest.mark.parametrize("d", [6, 20])
+def test_unkept_deviations_fit_as_scikit_learn(monkeypatch, formulation, offset, tight, d):
     """Centred components whose deviations are not kept (KEPT_BYTES = 0: the distances
     by blocks, the moments from the positive responsibilities only) fit as
-    scikit-learn from the same start: far from the origin, a tight component, both."""
+    scikit-learn from the same start: far from the origin, a tight component, both;
+    with 20 features the expanded components' moments are the sparse sums too."""
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
     from gmm import GaussianMixture
@@ -171,7 +173,7 @@ def test_unkept_deviations_fit_as_scikit_learn(monkeypatch, formulation, offset,
 
     monkeypatch.setattr(full, "KEPT_BYTES", 0)
     monkeypatch.setattr(full, "BLOCK_BYTES", 1)
-    X, start = _separated(np.random.default_rng(11), np.float64, offset, tight)
+    X, start = _separated(np.random.default_rng(11), np.float64, offset, tight, d=d)
     settings = dict(covariance_type="full", tol=0.0, max_iter=4, reg_covar=0.0, **start)
     reference = SklearnGaussianMixture(4, **settings).fit(X)
     with _cost.forced(formulation):
@@ -220,3 +222,32 @@ def test_unkept_deviations_pass_the_extremes(monkeypatch, formulation, dtype):
     monkeypatch.setattr(full, "KEPT_BYTES", 0)
     for transform in TRANSFORMS:
         check_agreement(transform, "full", dtype, formulation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_feature_moments_equal_the_product(monkeypatch, dtype):
+    """The expanded moments from the rows with a responsibility that counts equal
+    ``resp @ features`` (numpy, float64) on data offset from 0, with entries of
+    exactly 0 and entries below NEGLIGIBLE of their component's largest."""
+    monkeypatch.setattr(full, "BLOCK_BYTES", 1)
+    X, _, _, resp = _sparse_case(np.random.default_rng(6), dtype, d=20)
+    X += dtype(50.0)
+    resp[0, ::3] *= dtype(2.0**-70) if dtype == np.float64 else dtype(2.0**-30)
+    family = Full()
+    expected = resp.astype(np.float64) @ family.features(X.astype(np.float64))
+    ours = full.sparse_feature_moments(X, resp)
+    assert ours.dtype == dtype
+    rtol = 1e-13 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(ours, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    assert not ours[2].any()
+    # The choice: the product where most responsibilities count, else the sparse sums.
+    feats = family.features(X)
+    np.testing.assert_array_equal(
+        full.expanded_moments(X, feats, np.ones_like(resp)),
+        full.feature_moments(np.ones_like(resp), feats),
+    )
+    hard = np.zeros_like(resp)
+    hard[np.arange(X.shape[0]) % 4, np.arange(X.shape[0])] = 1
+    np.testing.assert_array_equal(
+        full.expanded_moments(X, feats, hard), full.sparse_feature_moments(X, hard)
+    )
