@@ -273,33 +273,38 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         if coefs is None or coefs.centred.size == 0:
             zeros = np.zeros((n_components, d)), np.zeros((n_components, d, d))
             return expanded_moments(X, feats, resp), *zeros
-        raw = np.zeros((n_components, _cost.expanded_columns(d)), dtype=resp.dtype)
-        first = np.zeros((n_components, d), dtype=resp.dtype)
-        gram = np.zeros((n_components, d, d), dtype=resp.dtype)
-        if coefs.fast.size:
-            if feats.shape[1] != coefs.linear.shape[1]:
-                feats = self.features(X)
-            raw[coefs.fast] = expanded_moments(X, feats, resp[coefs.fast])
         # Centred components: moments of the whitened deviations y = (x - c) @ U
-        # (kept from the E-step, or formed again), sum r·y and sum r·y'y, so no digits cancel.
+        # (kept from the E-step, or formed again), sum r·y and sum r·y'y (its upper
+        # triangle at least, :meth:`scatter` mirrors it), so no digits cancel.
         centred = resp[coefs.centred]
         if work is None:
             centres = coefs.centres_in_dtype[:, 0, :]
-            first[coefs.centred], gram[coefs.centred] = sparse_whitened_moments(
-                X, centred, centres, coefs.factors
-            )
+            moments = sparse_whitened_moments(X, centred, centres, coefs.factors)
         else:
-            first[coefs.centred], gram[coefs.centred] = whitened_moments(work, centred)
+            moments = whitened_moments(work, centred)
+        if coefs.fast.size == 0:  # every component centred (the whitened plan): no copies
+            return np.zeros((n_components, 0), dtype=resp.dtype), *moments
+        raw = np.zeros((n_components, _cost.expanded_columns(d)), dtype=resp.dtype)
+        first = np.zeros((n_components, d), dtype=resp.dtype)
+        gram = np.zeros((n_components, d, d), dtype=resp.dtype)
+        if feats.shape[1] != coefs.linear.shape[1]:
+            feats = self.features(X)
+        raw[coefs.fast] = expanded_moments(X, feats, resp[coefs.fast])
+        first[coefs.centred], gram[coefs.centred] = moments
         return raw, first, gram
 
     def scatter(self, moments, nk, shift, coefs):
         raw, first, gram = moments
-        means, covariances = statistics.full_from_moments(raw, nk, shift)
+        if raw.shape[1]:
+            means, covariances = statistics.full_from_moments(raw, nk, shift)
+        else:  # every component centred
+            means, covariances = np.empty(first.shape), np.empty(gram.shape)
         if coefs is not None and coefs.centred.size:
             idx = coefs.centred
+            upper = np.triu(gram[idx])  # the upper triangles, mirrored
             means[idx], covariances[idx] = statistics.full_from_whitened(
                 first[idx],
-                gram[idx],
+                upper + np.swapaxes(np.triu(upper, 1), 1, 2),
                 nk[idx],
                 coefs.centres,
                 _matrices.upper_inverse(coefs.factor_stack),
@@ -572,8 +577,9 @@ def sparse_whitened_moments(
     After the E-step's normalisation a row far from a component has exactly 0
     there, so per component only the rows with ``r > 0`` are gathered, by blocks
     of :func:`block_rows` rows, whitened (``trmm``), scaled by ``sqrt(r)`` and
-    added to the component's triangle by a symmetric rank-k update (``syrk``);
-    the triangles are mirrored once at the end. With separated components that
+    added to the component's upper triangle by a symmetric rank-k update (``syrk``);
+    the lower triangles stay 0 (:meth:`Full.scatter` mirrors the sum of the chunks'
+    triangles once an iteration). With separated components that
     is about one component's work per row instead of K. ``resp`` (G, n),
     ``centres`` (G, D), upper triangular ``factors`` (G, D, D), all in X's dtype.
     O(m·D²) time for the m positive responsibilities (at most G·n), O(G·D² +
@@ -590,7 +596,7 @@ def sparse_whitened_moments(
         _add_positive_rows(
             X, resp[g], buffer, first[g], upper[g], syrk, centres[g], factors[g], trmm
         )
-    return first, upper + np.swapaxes(np.triu(upper, 1), 1, 2)
+    return first, upper
 
 
 #: Responsibilities below this fraction of their component's largest in the chunk part
