@@ -107,8 +107,8 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             if n_components <= KEPT_COMPONENTS:
                 # y = (x - m_k) @ U_k of every component lives from the E-step to the moments
                 return (n_components + 1) * n_features
-            # The shifted rows: the deviations are formed by blocks (centred_distances)
-            return n_features
+            # The shifted rows and more: chunks below em.SPLIT_ROWS (see UNSPLIT_BYTES)
+            return max(2 * n_features, UNSPLIT_BYTES // np.dtype(dtype).itemsize)
         return _cost.expanded_columns(n_features) + n_features
 
     def expansion_condition(self, weights, means, prec_chol, gram=None, limit=None):
@@ -525,6 +525,15 @@ KEPT_BYTES = 32 * 2**20
 #: D = 200, K = 128 the kept copies held chunks to 256 rows on threaded BLAS (0.8 to
 #: 1.4 GMA/s under load against 15 on one thread).
 KEPT_COMPONENTS = 4
+#: Least bytes a row of a whitened-plan chunk beyond :data:`KEPT_COMPONENTS` is counted
+#: for (besides twice the shifted row; the deviations are formed by blocks), so that with
+#: ``em.CHUNK_BYTES`` up to 16 MiB the chunk has fewer than ``em.SPLIT_ROWS`` rows (7,943)
+#: and is not split into row ranges on two threads: its work is scipy's ``trmm`` and
+#: ``syrk``, whose wrappers hold the GIL, so two ranges ran one after the other (a fit
+#: at D = 200, K = 128, 24,000 rows: 5.5 s on two threads, 5.9 s on one), while an
+#: unsplit chunk lets BLAS run each product on both cores (``trmm`` on 655 rows, idle:
+#: 20 GMA/s on one thread, 38 on two; that fit: 4.8 s).
+UNSPLIT_BYTES = 264 * 8
 #: Bytes of one block of a component's deviations ``x - m_k`` (:func:`block_rows`): the
 #: (rows, D) block stays in the second-level cache while it is whitened and used.
 BLOCK_BYTES = 2**20
