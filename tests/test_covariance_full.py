@@ -100,3 +100,156 @@ def test_coefficients_the_same_with_and_without_the_bound(monkeypatch, formulati
             for field in dataclasses.fields(ours):
                 a, b = getattr(ours, field.name), getattr(theirs, field.name)
                 assert a.dtype == b.dtype and np.array_equal(a, b), (kind, field.name)
+
+
+# ------------------------------------------- centred components, deviations not kept
+def _sparse_case(rng, dtype, n=300, d=5, g=4):
+    """Rows, centres, upper factors and responsibilities with exact zeros (about half
+    of them; component 1 has none, component 2 only zeros), in ``dtype``."""
+    X = rng.normal(0, 3, (n, d)).astype(dtype)
+    centres = rng.normal(0, 3, (g, d)).astype(dtype)
+    factors = (np.triu(rng.normal(0, 0.3, (g, d, d))) + np.eye(d)).astype(dtype)
+    resp = rng.random((g, n)).astype(dtype)
+    resp[rng.random((g, n)) < 0.5] = 0
+    resp[1] = rng.random(n) + 0.1
+    resp[2] = 0
+    return X, centres, factors, resp
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_centred_kernels_by_blocks_equal_numpy(monkeypatch, dtype):
+    """Distances and whitened moments formed by 64-row blocks, gathering only the
+    positive responsibilities, against numpy's products in float64 on all rows."""
+    monkeypatch.setattr(full, "BLOCK_BYTES", 1)  # 64-row blocks: several per component
+    X, centres, factors, resp = _sparse_case(np.random.default_rng(5), dtype)
+    X64, c64, U64, r64 = (a.astype(np.float64) for a in (X, centres, factors, resp))
+    white = np.stack([(X64 - c) @ U for c, U in zip(c64, U64, strict=True)])
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    maha = full.centred_distances(X, centres, factors)
+    assert maha.dtype == dtype
+    np.testing.assert_allclose(maha, np.einsum("gnd,gnd->gn", white, white), rtol=rtol)
+    first, gram = full.sparse_whitened_moments(X, resp, centres, factors)
+    assert first.dtype == gram.dtype == dtype
+    expected_first = np.einsum("gn,gnd->gd", r64, white)
+    expected_gram = np.einsum("gn,gni,gnj->gij", r64, white, white)
+    scale = np.abs(expected_gram).max()
+    np.testing.assert_allclose(first, expected_first, rtol=rtol, atol=rtol * scale)
+    # The upper triangles; the lower ones stay 0 (the scatter mirrors the chunks' sum).
+    assert not np.tril(gram, -1).any() and not gram[2].any()
+    gram = gram + np.swapaxes(np.triu(gram, 1), 1, 2)
+    np.testing.assert_allclose(gram, expected_gram, rtol=rtol, atol=rtol * scale)
+
+
+def _separated(rng, dtype, offset=0.0, tight=1.0, n=400, d=6, k=4):
+    """Four separated clusters (responsibilities of exactly 0 between them), the last
+    ``tight`` times narrower, around ``offset``; the start: their means and identity
+    precisions scaled to the clusters."""
+    centres = rng.uniform(-20, 20, (k, d))
+    labels = np.arange(n) % k
+    scales = np.where(np.arange(k) == k - 1, tight, 1.0)
+    X = rng.standard_normal((n, d)) * scales[labels, None] + centres[labels] + offset
+    precisions = np.stack([np.eye(d) / s**2 for s in scales])
+    start = dict(
+        weights_init=np.full(k, 1 / k),
+        means_init=np.stack([X[labels == j].mean(axis=0) for j in range(k)]),
+        precisions_init=precisions,
+    )
+    return X.astype(dtype), start
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("formulation", ["whitened", "expanded"])
+@pytest.mark.parametrize(
+    "offset, tight", [(0.0, 1.0), (1e6, 1.0), (0.0, 1e-6), (1e6, 1e-4)], ids=str
+)
+@pytest.mark.parametrize("d", [6, 20])
+def test_unkept_deviations_fit_as_scikit_learn(monkeypatch, formulation, offset, tight, d):
+    """Centred components whose deviations are not kept (KEPT_BYTES = 0: the distances
+    by blocks, the moments from the positive responsibilities only) fit as
+    scikit-learn from the same start: far from the origin, a tight component, both;
+    with 20 features the expanded components' moments are the sparse sums too."""
+    from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+    from gmm import GaussianMixture
+    from gmm.covariance import _cost
+
+    monkeypatch.setattr(full, "KEPT_BYTES", 0)
+    monkeypatch.setattr(full, "BLOCK_BYTES", 1)
+    X, start = _separated(np.random.default_rng(11), np.float64, offset, tight, d=d)
+    settings = dict(covariance_type="full", tol=0.0, max_iter=4, reg_covar=0.0, **start)
+    reference = SklearnGaussianMixture(4, **settings).fit(X)
+    with _cost.forced(formulation):
+        model = GaussianMixture(4, **settings).fit(X)
+        assert (model.predict_proba(X) == 0).any()  # the gather skips rows
+    # As in test_extremes: the data's own rounding in the tight component's units.
+    kappa = np.finfo(np.float64).eps * np.abs(X).max() / tight
+    np.testing.assert_allclose(model.weights_, reference.weights_, rtol=1e-12)
+    np.testing.assert_allclose(model.means_, reference.means_, rtol=1e-12, atol=20 * kappa * tight)
+    for ours, theirs in zip(model.covariances_, reference.covariances_, strict=True):
+        scale = np.abs(theirs).max()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=(1e-8 + 20 * kappa) * scale)
+    np.testing.assert_allclose(model.lower_bound_, reference.lower_bound_, atol=20 * kappa + 1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("formulation", ["whitened", "expanded"])
+def test_unkept_deviations_equal_kept_ones_in_float32(monkeypatch, formulation):
+    """float32, offset 1e6 and a tight component: the path that forms the deviations
+    again gives the kept path's fit to float32's rounding."""
+    from gmm import GaussianMixture
+    from gmm.covariance import _cost
+
+    X, start = _separated(np.random.default_rng(12), np.float32, 1e3, 1e-2)
+    start = {key: value.astype(np.float32) for key, value in start.items()}
+    settings = dict(covariance_type="full", tol=0.0, max_iter=4, **start)
+    with _cost.forced(formulation):
+        kept = GaussianMixture(4, **settings).fit(X)
+        monkeypatch.setattr(full, "KEPT_BYTES", 0)
+        unkept = GaussianMixture(4, **settings).fit(X)
+    assert unkept.means_.dtype == np.float32
+    np.testing.assert_allclose(unkept.means_, kept.means_, rtol=1e-6)
+    for ours, theirs in zip(unkept.covariances_, kept.covariances_, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
+    np.testing.assert_allclose(unkept.lower_bound_, kept.lower_bound_, rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("formulation", ["whitened", "expanded"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unkept_deviations_pass_the_extremes(monkeypatch, formulation, dtype):
+    """tests/test_extremes.py's agreement (scaled by 1e-8 and 1e8, offset 1e6, 12
+    orders of magnitude) with every centred component's deviations formed again."""
+    from .test_extremes import TRANSFORMS, check_agreement
+
+    monkeypatch.setattr(full, "KEPT_BYTES", 0)
+    for transform in TRANSFORMS:
+        check_agreement(transform, "full", dtype, formulation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_feature_moments_equal_the_product(monkeypatch, dtype):
+    """The expanded moments from the rows with a responsibility that counts equal
+    ``resp @ features`` (numpy, float64) on data offset from 0, with entries of
+    exactly 0 and entries below NEGLIGIBLE of their component's largest."""
+    monkeypatch.setattr(full, "BLOCK_BYTES", 1)
+    X, _, _, resp = _sparse_case(np.random.default_rng(6), dtype, d=20)
+    X += dtype(50.0)
+    resp[0, ::3] *= dtype(2.0**-70) if dtype == np.float64 else dtype(2.0**-30)
+    family = Full()
+    expected = resp.astype(np.float64) @ family.features(X.astype(np.float64))
+    ours = full.sparse_feature_moments(X, resp)
+    assert ours.dtype == dtype
+    rtol = 1e-13 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(ours, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    assert not ours[2].any()
+    # The choice: the product where most responsibilities count, else the sparse sums.
+    feats = family.features(X)
+    np.testing.assert_array_equal(
+        full.expanded_moments(X, feats, np.ones_like(resp)),
+        full.feature_moments(np.ones_like(resp), feats),
+    )
+    hard = np.zeros_like(resp)
+    hard[np.arange(X.shape[0]) % 4, np.arange(X.shape[0])] = 1
+    np.testing.assert_array_equal(
+        full.expanded_moments(X, feats, hard), full.sparse_feature_moments(X, hard)
+    )
