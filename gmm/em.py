@@ -343,9 +343,8 @@ def normalize_log_prob(
     ``first_row`` (the index of the block's first row in the data given), a
     row whose log-probabilities are all -inf or NaN raises
     :class:`OutOfRangeError` as :func:`check_representable` does, from the
-    same maximum. O(K · rows) time, O(rows) extra memory (when some entries
-    are clamped: a (K, rows) mask and, for rows with finite maxima, the
-    responsibilities in a new (K, rows) array).
+    same maximum. O(K · rows) time, O(rows) extra memory (O(K · rows) bytes
+    when some entries are clamped).
     """
     resp, log_norm, _ = _normalize(log_prob, first_row, entropy=False)
     return resp, log_norm
@@ -380,31 +379,23 @@ def _normalize(log_prob: np.ndarray, first_row: int | None, entropy: bool):
     log_prob -= top
     # Below the smallest normal number (e^-708 in float64, e^-87 in float32) exp gives
     # subnormals, slow in exp and in the M-step's products: such entries become 0.
-    # Some blocks have none (one pass finds out, cheaper than the clamp; a NaN,
-    # whose row is refused or undefined, takes the clamping path too).
+    # Most blocks have none (one pass finds out, cheaper than the three that clamp;
+    # a NaN, whose row is refused or undefined, takes the clamping path too).
     floor = exp_floor(log_prob.dtype)
-    # For the entropy the shifted log-probabilities stay (finite where the
-    # responsibility is 0, so that it adds 0·l = 0: clamped at the floor if some
-    # entry is -inf) and the exponentials get their own array.
+    # For the entropy the shifted log-probabilities stay (finite: clamped at the
+    # floor, where the responsibility is 0) and the exponentials get their own array.
     out = None if entropy else log_prob
-    lowest = np.min(log_prob) if log_prob.size else 0.0
-    if not lowest >= floor:
+    if log_prob.size and not np.min(log_prob) >= floor:
         representable = log_prob >= floor
-        if all_finite:
-            # Finite maxima: no NaN anywhere (a row's maximum would be NaN). exp only
-            # where representable, into zeros: the clamped entries are exactly 0
-            # without clamping, exponentiating and zeroing them (on the mclust
-            # benchmark's data over half the entries of a fit are below the floor).
-            resp = np.zeros_like(log_prob)
-            np.exp(log_prob, out=resp, where=representable)
-            if entropy and not lowest > -np.inf:
-                np.maximum(log_prob, floor, out=log_prob)
-        else:
-            np.maximum(log_prob, floor, out=log_prob)
-            resp = np.exp(log_prob, out=out)
-            resp *= representable  # the clamped entries become exactly 0
+        np.maximum(log_prob, floor, out=log_prob)
+        resp = np.exp(log_prob, out=out)
+        resp *= representable  # the clamped entries become exactly 0
     else:
         resp = np.exp(log_prob, out=out)
+    # (Exponentiating only the representable entries into zeros, np.exp(where=...),
+    # was 10-20 % faster per call on the mclust sweep's K <= 9 but made 'diag' and
+    # 'spherical' at 100,000 x 20, K = 20 take 22-26 ms an iteration against 14-16:
+    # numpy's masked exp does not vectorise. 2026-12-02, idle two-core box.)
     total = np.sum(resp, axis=0)
     # sum_k e_k l_k, before resp is normalised: one pass, no (K, rows) temporary.
     weighted = np.einsum("kr,kr->r", resp, log_prob) if entropy else None
@@ -602,6 +593,11 @@ def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statisti
 #: 1.12 against 0.85 (blocks of 4,096 rows, past that size, as slow as whole).
 #: 0: one product per chunk.
 MOMENT_BLOCK_WORK = 2**19
+#: Fewest rows of a moments block: where the budget gives fewer (many components or
+#: features: the products are not skinny) the chunk's moments are one product. 'full'
+#: at 100,000 x 20, K = 20 (blocks of 256 rows) took 92 ms an iteration with blocks and
+#: 74 without (2026-12-02, idle two-core box, medians of 3 fits of 5 iterations).
+MOMENT_BLOCK_MIN_ROWS = 512
 
 
 def moment_blocks(feats, resp: np.ndarray, work) -> tuple[slice, ...]:
@@ -609,8 +605,8 @@ def moment_blocks(feats, resp: np.ndarray, work) -> tuple[slice, ...]:
 
     One range (all rows) unless the features are a plain (rows, F) array and
     the E-step passed no work of its own (whitened deviations, row blocks),
-    and the rows make at least two blocks of at least 256 rows. O(1) (the
-    ranges are kept per shape).
+    and the rows make at least two blocks of at least :data:`MOMENT_BLOCK_MIN_ROWS`
+    rows. O(1) (the ranges are kept per shape).
     """
     n_rows = resp.shape[1]
     if not (
@@ -621,15 +617,17 @@ def moment_blocks(feats, resp: np.ndarray, work) -> tuple[slice, ...]:
         and feats.shape[0] == n_rows
     ):
         return (slice(0, n_rows),)
-    return _even_blocks(n_rows, resp.shape[0] * feats.shape[1], MOMENT_BLOCK_WORK)
+    return _even_blocks(
+        n_rows, resp.shape[0] * feats.shape[1], MOMENT_BLOCK_WORK, MOMENT_BLOCK_MIN_ROWS
+    )
 
 
 @functools.lru_cache(maxsize=256)
-def _even_blocks(n_rows: int, work_per_row: int, budget: int) -> tuple[slice, ...]:
-    """Row ranges of at most ``budget // work_per_row`` rows (at least 256), sharing
-    ``n_rows`` evenly; one range when fewer than two such blocks fit."""
-    rows = max(256, budget // max(1, work_per_row))
-    n_blocks = n_rows // rows
+def _even_blocks(n_rows: int, work_per_row: int, budget: int, min_rows: int) -> tuple[slice, ...]:
+    """Row ranges of at most ``budget // work_per_row`` rows, sharing ``n_rows`` evenly;
+    one range when that is fewer than ``min_rows`` or fewer than two such blocks fit."""
+    rows = budget // max(1, work_per_row)
+    n_blocks = n_rows // rows if rows >= min_rows else 0
     if n_blocks < 2:
         return (slice(0, n_rows),)
     bounds = [n_rows * block // n_blocks for block in range(n_blocks + 1)]

@@ -224,32 +224,3 @@ def test_unkept_deviations_pass_the_extremes(monkeypatch, formulation, dtype):
     monkeypatch.setattr(full, "KEPT_BYTES", 0)
     for transform in TRANSFORMS:
         check_agreement(transform, "full", dtype, formulation)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sparse_feature_moments_equal_the_product(monkeypatch, dtype):
-    """The expanded moments from the rows with a responsibility that counts equal
-    ``resp @ features`` (numpy, float64) on data offset from 0, with entries of
-    exactly 0 and entries below NEGLIGIBLE of their component's largest."""
-    monkeypatch.setattr(full, "BLOCK_BYTES", 1)
-    X, _, _, resp = _sparse_case(np.random.default_rng(6), dtype, d=20)
-    X += dtype(50.0)
-    resp[0, ::3] *= dtype(2.0**-70) if dtype == np.float64 else dtype(2.0**-30)
-    family = Full()
-    expected = resp.astype(np.float64) @ family.features(X.astype(np.float64))
-    ours = full.sparse_feature_moments(X, resp)
-    assert ours.dtype == dtype
-    rtol = 1e-13 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(ours, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
-    assert not ours[2].any()
-    # The choice: the product where most responsibilities count, else the sparse sums.
-    feats = family.features(X)
-    np.testing.assert_array_equal(
-        full.expanded_moments(X, feats, np.ones_like(resp)),
-        full.feature_moments(np.ones_like(resp), feats),
-    )
-    hard = np.zeros_like(resp)
-    hard[np.arange(X.shape[0]) % 4, np.arange(X.shape[0])] = 1
-    np.testing.assert_array_equal(
-        full.expanded_moments(X, feats, hard), full.sparse_feature_moments(X, hard)
-    )

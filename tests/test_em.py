@@ -591,9 +591,14 @@ def test_moment_blocks_share_rows_evenly_and_only_plain_features():
     sizes = [b.stop - b.start for b in blocks]
     assert blocks[0].start == 0 and blocks[-1].stop == 20_000
     assert all(a.stop == b.start for a, b in itertools.pairwise(blocks))
-    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 256
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= em.MOMENT_BLOCK_MIN_ROWS
     # As many blocks as whole blocks of the budget's rows fit: none is a small remainder.
-    assert len(blocks) == 20_000 // max(256, em.MOMENT_BLOCK_WORK // (9 * 65))
+    assert em.MOMENT_BLOCK_WORK // (9 * 65) >= em.MOMENT_BLOCK_MIN_ROWS
+    assert len(blocks) == 20_000 // (em.MOMENT_BLOCK_WORK // (9 * 65))
+    # Products too wide for blocks of MOMENT_BLOCK_MIN_ROWS rows stay whole ('full',
+    # D = 20, K = 20: 230 feature columns).
+    wide = em.moment_blocks(np.zeros((20_000, 230)), np.zeros((20, 20_000)), None)
+    assert list(wide) == [slice(0, 20_000)]
     whole = [slice(0, 20_000)]
     assert list(em.moment_blocks(feats, resp, work=object())) == whole  # the E-step's own work
     assert list(em.moment_blocks(object(), resp, None)) == whole  # not a plain feature array
@@ -630,6 +635,7 @@ def test_moments_by_row_blocks_equal_one_product_per_chunk(covariance_type, k, d
 
     def run(budget):
         monkeypatch.setattr(em, "MOMENT_BLOCK_WORK", budget)
+        monkeypatch.setattr(em, "MOMENT_BLOCK_MIN_ROWS", 64)
         data = em.ChunkedData(X, None, family, X.astype(np.float64).mean(axis=0), k)
         return em.expectation(data, params, log_const)[0]
 

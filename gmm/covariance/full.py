@@ -272,7 +272,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         d = X.shape[1]
         if coefs is None or coefs.centred.size == 0:
             zeros = np.zeros((n_components, d)), np.zeros((n_components, d, d))
-            return expanded_moments(X, feats, resp), *zeros
+            return feature_moments(resp, feats), *zeros
         # Centred components: moments of the whitened deviations y = (x - c) @ U
         # (kept from the E-step, or formed again), sum r·y and sum r·y'y (its upper
         # triangle at least, :meth:`scatter` mirrors it), so no digits cancel.
@@ -289,7 +289,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         gram = np.zeros((n_components, d, d), dtype=resp.dtype)
         if feats.shape[1] != coefs.linear.shape[1]:
             feats = self.features(X)
-        raw[coefs.fast] = expanded_moments(X, feats, resp[coefs.fast])
+        raw[coefs.fast] = feature_moments(resp[coefs.fast], feats)
         first[coefs.centred], gram[coefs.centred] = moments
         return raw, first, gram
 
@@ -618,11 +618,6 @@ def sparse_whitened_moments(
 NEGLIGIBLE = 2.0**-60
 
 
-def _kept(resp: np.ndarray) -> int:
-    """How many entries of ``resp`` (K, n) :func:`_add_positive_rows` reads. O(K·n)."""
-    return int(np.count_nonzero(resp >= resp.max(axis=1, keepdims=True) * NEGLIGIBLE))
-
-
 def _add_positive_rows(X, resp, buffer, first, upper, syrk, centre=None, factor=None, trmm=None):
     """Add one component's ``sum r v`` to ``first`` (D,) and the upper triangle of
     ``sum r v v'`` to ``upper`` (D, D), in place, over the rows whose ``r`` is positive
@@ -649,51 +644,3 @@ def _add_positive_rows(X, resp, buffer, first, upper, syrk, centre=None, factor=
         out = syrk(1.0, block.T, beta=1.0, c=upper.T, trans=0, lower=1, overwrite_c=1)
         if not np.shares_memory(out, upper):
             upper[...] = out.T
-
-
-#: Largest share of positive responsibilities for which :func:`expanded_moments` reads
-#: only the rows with ``r > 0`` (:func:`sparse_feature_moments`).
-SPARSE_SHARE = 0.25
-#: Fewest features for :func:`sparse_feature_moments`: with fewer, the per-component
-#: calls cost more than the features' product they save.
-SPARSE_FEATURES = 16
-
-
-def expanded_moments(X: np.ndarray, feats: np.ndarray, resp: np.ndarray) -> np.ndarray:
-    """The expanded path's moments ``resp @ feats`` (K, F) of a chunk, by the cheaper way.
-
-    :func:`feature_moments` (one product), or, where at most :data:`SPARSE_SHARE` of
-    the responsibilities are positive (separated components: a row far from a
-    component has exactly 0 there after the E-step's normalisation) and there are
-    at least :data:`SPARSE_FEATURES` features, :func:`sparse_feature_moments` from
-    the shifted rows X. The same sums of the same products about the shift, in
-    another order. O(n·K) to count, then O(n·K·F) or O(m·D²) for m positive entries.
-    """
-    if X.shape[1] >= SPARSE_FEATURES and _kept(resp) <= SPARSE_SHARE * resp.size:
-        return sparse_feature_moments(X, resp)
-    return feature_moments(resp, feats)
-
-
-def sparse_feature_moments(X: np.ndarray, resp: np.ndarray) -> np.ndarray:
-    """``resp @ features(X)`` (K, F) from the rows with a positive responsibility only.
-
-    Per component the rows with ``r > 0`` are gathered by :func:`block_rows` blocks,
-    ``sum r x`` is one product and ``sum r x x'`` one symmetric rank-k update
-    (``syrk``) of ``sqrt(r)·x``, whose upper triangle is the pair columns
-    ``x_i x_j (i <= j)``. ``X`` (n, D) and ``resp`` (K, n) in one dtype. O(m·D²)
-    time for the m positive responsibilities, O(K·F + block·D) memory.
-    """
-    n_components, (n, d) = resp.shape[0], X.shape
-    n_pairs = d * (d + 1) // 2
-    raw = np.zeros((n_components, n_pairs + d), dtype=X.dtype)
-    if n == 0:
-        return raw
-    rows, cols, _ = _pairs(d)
-    syrk = _blas("syrk", X.dtype)
-    buffer = np.empty((min(block_rows(d, X.dtype.itemsize), n), d), dtype=X.dtype)
-    upper = np.empty((d, d), dtype=X.dtype)
-    for g in range(n_components):
-        upper.fill(0)
-        _add_positive_rows(X, resp[g], buffer, raw[g, n_pairs:], upper, syrk)
-        raw[g, :n_pairs] = upper[rows, cols]
-    return raw
