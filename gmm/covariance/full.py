@@ -583,8 +583,9 @@ def sparse_whitened_moments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`whitened_moments` of ``y = (x - c_g) @ U_g``, reading only positive responsibilities.
 
-    After the E-step's normalisation a row far from a component has exactly 0
-    there, so per component only the rows with ``r > 0`` are gathered, by blocks
+    After the E-step's normalisation a row far from a component has 0 or a
+    negligible responsibility there, so per component only the rows whose ``r``
+    counts (:data:`NEGLIGIBLE`) are gathered, by blocks
     of :func:`block_rows` rows, whitened (``trmm``), scaled by ``sqrt(r)`` and
     added to the component's upper triangle by a symmetric rank-k update (``syrk``);
     the lower triangles stay 0 (:meth:`Full.scatter` mirrors the sum of the chunks'
@@ -603,7 +604,7 @@ def sparse_whitened_moments(
     buffer = np.empty((min(block_rows(d, X.dtype.itemsize), n), d), dtype=X.dtype)
     for g in range(n_components):
         _add_positive_rows(
-            X, resp[g], buffer, first[g], upper[g], syrk, centres[g], factors[g], trmm
+            X, resp[g], buffer, first[g], upper[g], centres[g], factors[g], trmm, syrk
         )
     return first, upper
 
@@ -618,13 +619,13 @@ def sparse_whitened_moments(
 NEGLIGIBLE = 2.0**-60
 
 
-def _add_positive_rows(X, resp, buffer, first, upper, syrk, centre=None, factor=None, trmm=None):
+def _add_positive_rows(X, resp, buffer, first, upper, centre, factor, trmm, syrk):
     """Add one component's ``sum r v`` to ``first`` (D,) and the upper triangle of
     ``sum r v v'`` to ``upper`` (D, D), in place, over the rows whose ``r`` is positive
     and at least :data:`NEGLIGIBLE` times the largest.
 
-    ``v = x``, or ``x - centre``, or ``(x - centre) @ factor`` (upper triangular,
-    by ``trmm``), formed by blocks of ``buffer``'s rows gathered from X; each block is
+    ``v = (x - centre) @ factor`` (upper triangular, by ``trmm``), formed by blocks
+    of ``buffer``'s rows gathered from X; each block is
     scaled by ``sqrt(r)`` and added by a symmetric rank-k update (``syrk``). O(m·D²)
     time for the m positive responsibilities.
     """
@@ -634,10 +635,8 @@ def _add_positive_rows(X, resp, buffer, first, upper, syrk, centre=None, factor=
         index = positive[start : start + buffer.shape[0]]
         block, weight = buffer[: index.size], resp[index]
         np.take(X, index, axis=0, out=block)
-        if centre is not None:
-            block -= centre
-        if factor is not None:
-            _whiten_block(trmm, block, factor)
+        block -= centre
+        _whiten_block(trmm, block, factor)
         first += weight @ block
         block *= np.sqrt(weight)[:, None]
         # The Fortran-ordered view's lower triangle is the upper triangle of ``upper``.
