@@ -224,3 +224,63 @@ def test_unkept_deviations_pass_the_extremes(monkeypatch, formulation, dtype):
     monkeypatch.setattr(full, "KEPT_BYTES", 0)
     for transform in TRANSFORMS:
         check_agreement(transform, "full", dtype, formulation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["ordinary", "offset 1e6", "features 1e-4..1e4"])
+def test_summed_moments_equal_the_ranges_moments_bit_for_bit(dtype, case):
+    """``summed_moments`` over row ranges: the per-range ``moments`` summed in row order
+    in float64 (what em summed before the hook), bit for bit, and numpy's float64
+    product on all rows to rounding; hard data (offset 1e6, features from 1e-4 to 1e4,
+    float32). The tight, centred case: the next test."""
+    import itertools
+
+    rng = np.random.default_rng(11)
+    n, d, k = 3000, 4, 5
+    X = rng.standard_normal((n, d)) * 3
+    if case == "offset 1e6":
+        X = X + 1e6
+    elif case == "features 1e-4..1e4":
+        X = X * np.logspace(-4, 4, d)
+    X = (X - X.mean(axis=0)).astype(dtype)
+    resp = rng.dirichlet(np.ones(k), size=n).T.astype(dtype)
+    resp[:, ::7] = 0.0  # rows a component does not touch
+    family = Full()
+    weights = np.full(k, 1 / k)
+    means = X[rng.choice(n, k, replace=False)].astype(np.float64)
+    factors = np.stack([np.linalg.cholesky(np.linalg.inv(np.cov(X.T.astype(np.float64))))] * k)
+    coefs = family.coefficients(weights, means.astype(dtype), factors.astype(dtype))
+    feats = family.features(X)
+    bounds = [0, 700, 1400, 2200, n]
+    blocks = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+    summed = family.summed_moments(X, feats, resp, coefs, blocks)
+    if case == "features 1e-4..1e4":
+        # Eight orders of magnitude: no component can be expanded (centred in either
+        # dtype), so the hook leaves them to em's per-range moments.
+        assert coefs.centred.size == k and summed is None
+        return
+    assert coefs.centred.size == 0  # every component expanded: the hook's path
+    parts = [family.moments(X[r], feats[r], resp[:, r], coefs, None) for r in blocks]
+    expected = [
+        np.add.reduce(np.array(same), axis=0, dtype=np.float64) for same in zip(*parts, strict=True)
+    ]
+    for ours, theirs in zip(summed, expected, strict=True):
+        assert ours.dtype == np.float64
+        np.testing.assert_array_equal(ours, theirs)
+    reference = resp.astype(np.float64) @ feats.astype(np.float64)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(summed[0], reference, rtol=rtol, atol=rtol * np.abs(reference).max())
+
+
+def test_summed_moments_leave_centred_components_to_the_ranges():
+    """A tight component is centred (its expansion would cancel): the hook returns None,
+    so em sums the per-range ``moments`` (their whitened parts) instead."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((500, 3)) * 10
+    family = Full()
+    means = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    factors = np.stack([np.eye(3), np.eye(3) * 1e9])  # the second: spread 1e-9 against 10
+    coefs = family.coefficients(np.array([0.5, 0.5]), means, factors)
+    assert coefs.centred.tolist() == [1]
+    resp = np.full((2, 500), 0.5)
+    assert family.summed_moments(X, family.features(X), resp, coefs, [slice(0, 500)]) is None

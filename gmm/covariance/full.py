@@ -293,6 +293,30 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         first[coefs.centred], gram[coefs.centred] = moments
         return raw, first, gram
 
+    def summed_moments(self, X, feats, resp, coefs, blocks):
+        """:meth:`moments` of the row ranges ``blocks``, summed in row order in float64.
+
+        The hook :func:`gmm.em.moment_blocks`' callers take (``gmm.em._statistics``):
+        with every component on the expanded path, each range's product
+        (:func:`feature_moments`) is written into one stacked (blocks, K, F)
+        array and reduced once, and the centred parts are zeros made once, not
+        per range: the same numbers, bit for bit, as summing :meth:`moments` of
+        each range. None where some component is centred (the caller then sums
+        :meth:`moments` range by range). O(n·K·F) time, O(blocks·K·F) memory.
+        """
+        if coefs is not None and coefs.centred.size:
+            return None
+        n_components, d = resp.shape[0], X.shape[1]
+        parts = np.empty((len(blocks), n_components, feats.shape[1]), dtype=resp.dtype)
+        direct = resp.dtype != np.float32  # float32's product is transposed (feature_moments)
+        for part, rows in zip(parts, blocks, strict=True):
+            if direct:
+                np.matmul(resp[:, rows], feats[rows], out=part)
+            else:
+                part[...] = feature_moments(resp[:, rows], feats[rows])
+        raw = np.add.reduce(parts, axis=0, dtype=np.float64)
+        return raw, np.zeros((n_components, d)), np.zeros((n_components, d, d))
+
     def scatter(self, moments, nk, shift, coefs):
         raw, first, gram = moments
         if raw.shape[1]:
