@@ -284,3 +284,47 @@ def test_summed_moments_leave_centred_components_to_the_ranges():
     assert coefs.centred.tolist() == [1]
     resp = np.full((2, 500), 0.5)
     assert family.summed_moments(X, family.features(X), resp, coefs, [slice(0, 500)]) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["ordinary", "offset 1e6"])
+def test_column_major_coefficients_give_the_row_major_products(dtype, case):
+    """The expanded coefficients are column-major (BLAS's faster orientation for the
+    (K, F) @ (F, rows) product): the log-probabilities equal those of a row-major copy
+    to rounding, and scipy's normal log-densities on the same rows."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(21)
+    n, d, k = 2000, 5, 4
+    offset = 1e6 if case == "offset 1e6" else 0.0
+    covariances = random_covariances(rng, "full", k, d)
+    means = rng.normal(0, 3, (k, d))
+    X = rng.normal(0, 3, (n, d)) + offset
+    shift = X.mean(axis=0)
+    Xc = (X - shift).astype(dtype)
+    family = Full()
+    factors = np.linalg.cholesky(np.linalg.inv(covariances)).astype(dtype)
+    weights = np.full(k, 1 / k)
+    coefs = family.coefficients(weights, (means + offset - shift).astype(dtype), factors)
+    assert coefs.centred.size == 0 and coefs.linear.flags.f_contiguous
+    row_major = dataclasses.replace(coefs, linear=np.ascontiguousarray(coefs.linear))
+    log_norm = family.log_det_precision_cholesky(factors, d).astype(dtype) - d / 2 * np.log(
+        2 * np.pi
+    )
+    feats = family.features(Xc)
+    ours = family.log_prob(Xc, feats, coefs, log_norm)[0]
+    theirs = family.log_prob(Xc, feats, row_major, log_norm)[0]
+    assert ours.dtype == dtype
+    rtol = 1e-13 if dtype == np.float64 else 1e-5
+    scale = np.abs(theirs).max()
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * scale)
+    reference = np.stack(
+        [
+            multivariate_normal(m + offset, c).logpdf(X)
+            for m, c in zip(means, covariances, strict=True)
+        ]
+    )
+    tolerance = 1e-6 if dtype == np.float64 else 1e-2
+    np.testing.assert_allclose(
+        ours, reference, rtol=tolerance, atol=tolerance * np.abs(reference).max()
+    )
