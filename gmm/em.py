@@ -584,8 +584,9 @@ def _summed_block_moments(Xc, feats, resp, family, coefs, work, blocks) -> tuple
     class that defines its ``moments`` defines it (:class:`gmm.covariance.full.Full`:
     one stacked product array, no per-range zeros) and it does not return None;
     else ``moments`` per range and one float64 reduction of each moment's stacked
-    parts (the same sums as adding them one by one). The same numbers either
-    way, bit for bit. O(n·K·F) time, O(blocks·K·F) memory.
+    parts (the same sums as adding them one by one). The same numbers either way
+    up to the products' rounding (bit for bit on the mclust benchmark's data).
+    O(n·K·F) time, O(blocks·K·F) memory.
     """
     if _owns(type(family), "summed_moments", "moments"):
         summed = family.summed_moments(Xc, feats, resp, coefs, blocks)
