@@ -209,11 +209,13 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         pair_weight = _pairs(d)[2]
         prec_means = np.matmul(prec, means64[:, :, None])[:, :, 0]
         const = np.sum(means64 * prec_means, axis=1)
-        # Column-major: OpenBLAS multiplies a column-major (K, F) left operand by the
-        # features' (F, rows) faster than a row-major one (the same products; VVV on
-        # 20,000 x 10, one thread, medians of 60 alternating E-steps: K = 2 2.19 ->
-        # 1.68 ms, K = 5 2.90 -> 2.56, K = 9 3.77 -> 3.60; 'full' 100,000 x 20, K = 20
-        # unchanged, 73.2 ms).
+        # Column-major: in the E-step (the features come from memory, not the cache)
+        # OpenBLAS multiplies a column-major (K, F) left operand by the features'
+        # (F, rows) faster than a row-major one; alone, on features in the cache, the
+        # two time alike. The same products (VVV on 20,000 x 10, one thread, medians
+        # of 60 alternating E-steps: K = 2 2.19 -> 1.68 ms, K = 5 2.90 -> 2.56, K = 9
+        # 3.77 -> 3.60; 'full' 100,000 x 20, K = 20 73.2 ms either way; 5,000 x 41,
+        # K = 110 96.5 against 98.1, within the noise).
         linear = np.empty((fast.size, n_pairs + d), dtype=dtype, order="F")
         np.multiply(
             prec.reshape(fast.size, d * d)[:, _flat_pairs(d)], pair_weight, out=linear[:, :n_pairs]
