@@ -379,19 +379,20 @@ def _normalize(log_prob: np.ndarray, first_row: int | None, entropy: bool):
     log_prob -= top
     # Below the smallest normal number (e^-708 in float64, e^-87 in float32) exp gives
     # subnormals, slow in exp and in the M-step's products: such entries become 0.
-    # Most blocks have none (one pass finds out, cheaper than the three that clamp;
-    # a NaN, whose row is refused or undefined, takes the clamping path too).
+    # One comparison finds out, and where some entry is below the floor (or NaN, whose
+    # row is refused or undefined) it is the mask of the clamp: no separate pass for
+    # the minimum (the mclust sweep's chunks mostly clamp; 3-10 % of an E-step).
     floor = exp_floor(log_prob.dtype)
     # For the entropy the shifted log-probabilities stay (finite: clamped at the
     # floor, where the responsibility is 0) and the exponentials get their own array.
     out = None if entropy else log_prob
-    if log_prob.size and not np.min(log_prob) >= floor:
-        representable = log_prob >= floor
+    representable = np.greater_equal(log_prob, floor)  # NaN: False, the clamping path
+    if representable.all():
+        resp = np.exp(log_prob, out=out)
+    else:
         np.maximum(log_prob, floor, out=log_prob)
         resp = np.exp(log_prob, out=out)
         resp *= representable  # the clamped entries become exactly 0
-    else:
-        resp = np.exp(log_prob, out=out)
     # (Exponentiating only the representable entries into zeros, np.exp(where=...),
     # was 10-20 % faster per call on the mclust sweep's K <= 9 but made 'diag' and
     # 'spherical' at 100,000 x 20, K = 20 take 22-26 ms an iteration against 14-16:
@@ -572,14 +573,29 @@ def _statistics(Xc, feats, resp, family, coefs, work, loglik, total) -> Statisti
         moments = family.moments(Xc, feats, resp, coefs, work)
         moments = tuple(m.astype(np.float64, copy=False) for m in moments)
     else:
-        parts = [family.moments(Xc[r], feats[r], resp[:, r], coefs, work) for r in blocks]
-        # Each moment summed over the blocks in row order, in float64: one reduction
-        # of the stacked parts (the same sums as adding them one by one).
-        moments = tuple(
-            np.add.reduce(np.array(same), axis=0, dtype=np.float64)
-            for same in zip(*parts, strict=True)
-        )
+        moments = _summed_block_moments(Xc, feats, resp, family, coefs, work, blocks)
     return Statistics(resp.sum(axis=1, dtype=np.float64), moments, loglik, total)
+
+
+def _summed_block_moments(Xc, feats, resp, family, coefs, work, blocks) -> tuple:
+    """The family's moments of the row ranges ``blocks``, summed in row order in float64.
+
+    The family's hook ``summed_moments(X, feats, resp, coefs, blocks)`` where the
+    class that defines its ``moments`` defines it (:class:`gmm.covariance.full.Full`:
+    one stacked product array, no per-range zeros) and it does not return None;
+    else ``moments`` per range and one float64 reduction of each moment's stacked
+    parts (the same sums as adding them one by one). The same numbers either way
+    up to the products' rounding (bit for bit on the mclust benchmark's data).
+    O(n·K·F) time, O(blocks·K·F) memory.
+    """
+    if _owns(type(family), "summed_moments", "moments"):
+        summed = family.summed_moments(Xc, feats, resp, coefs, blocks)
+        if summed is not None:
+            return summed
+    parts = [family.moments(Xc[r], feats[r], resp[:, r], coefs, work) for r in blocks]
+    return tuple(
+        np.add.reduce(np.array(same), axis=0, dtype=np.float64) for same in zip(*parts, strict=True)
+    )
 
 
 #: Multiply-adds of one moments product (``resp @ features`` of a row block) at

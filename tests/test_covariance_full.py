@@ -224,3 +224,112 @@ def test_unkept_deviations_pass_the_extremes(monkeypatch, formulation, dtype):
     monkeypatch.setattr(full, "KEPT_BYTES", 0)
     for transform in TRANSFORMS:
         check_agreement(transform, "full", dtype, formulation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["ordinary", "offset 1e6", "features 1e-4..1e4"])
+def test_summed_moments_equal_the_ranges_moments_bit_for_bit(dtype, case):
+    """``summed_moments`` over row ranges: the per-range ``moments`` summed in row order
+    in float64 (what em summed before the hook; float64's products run transposed, so
+    to rounding), and numpy's float64
+    product on all rows to rounding; hard data (offset 1e6, features from 1e-4 to 1e4,
+    float32). The tight, centred case: the next test."""
+    import itertools
+
+    rng = np.random.default_rng(11)
+    n, d, k = 3000, 4, 5
+    X = rng.standard_normal((n, d)) * 3
+    if case == "offset 1e6":
+        X = X + 1e6
+    elif case == "features 1e-4..1e4":
+        X = X * np.logspace(-4, 4, d)
+    X = (X - X.mean(axis=0)).astype(dtype)
+    resp = rng.dirichlet(np.ones(k), size=n).T.astype(dtype)
+    resp[:, ::7] = 0.0  # rows a component does not touch
+    family = Full()
+    weights = np.full(k, 1 / k)
+    means = X[rng.choice(n, k, replace=False)].astype(np.float64)
+    factors = np.stack([np.linalg.cholesky(np.linalg.inv(np.cov(X.T.astype(np.float64))))] * k)
+    coefs = family.coefficients(weights, means.astype(dtype), factors.astype(dtype))
+    feats = family.features(X)
+    bounds = [0, 700, 1400, 2200, n]
+    blocks = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+    summed = family.summed_moments(X, feats, resp, coefs, blocks)
+    if case == "features 1e-4..1e4":
+        # Eight orders of magnitude: no component can be expanded (centred in either
+        # dtype), so the hook leaves them to em's per-range moments.
+        assert coefs.centred.size == k and summed is None
+        return
+    assert coefs.centred.size == 0  # every component expanded: the hook's path
+    parts = [family.moments(X[r], feats[r], resp[:, r], coefs, None) for r in blocks]
+    expected = [
+        np.add.reduce(np.array(same), axis=0, dtype=np.float64) for same in zip(*parts, strict=True)
+    ]
+    for ours, theirs in zip(summed, expected, strict=True):
+        assert ours.dtype == np.float64
+        if dtype == np.float32:  # the same products (feature_moments): bit for bit
+            np.testing.assert_array_equal(ours, theirs)
+        else:  # the products in the other orientation: equal here, rounding at most
+            scale = np.abs(theirs).max() + 1e-300
+            np.testing.assert_allclose(ours, theirs, rtol=1e-14, atol=1e-14 * scale)
+    reference = resp.astype(np.float64) @ feats.astype(np.float64)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(summed[0], reference, rtol=rtol, atol=rtol * np.abs(reference).max())
+
+
+def test_summed_moments_leave_centred_components_to_the_ranges():
+    """A tight component is centred (its expansion would cancel): the hook returns None,
+    so em sums the per-range ``moments`` (their whitened parts) instead."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((500, 3)) * 10
+    family = Full()
+    means = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    factors = np.stack([np.eye(3), np.eye(3) * 1e9])  # the second: spread 1e-9 against 10
+    coefs = family.coefficients(np.array([0.5, 0.5]), means, factors)
+    assert coefs.centred.tolist() == [1]
+    resp = np.full((2, 500), 0.5)
+    assert family.summed_moments(X, family.features(X), resp, coefs, [slice(0, 500)]) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["ordinary", "offset 1e6"])
+def test_column_major_coefficients_give_the_row_major_products(dtype, case):
+    """The expanded coefficients are column-major (BLAS's faster orientation for the
+    (K, F) @ (F, rows) product): the log-probabilities equal those of a row-major copy
+    to rounding, and scipy's normal log-densities on the same rows."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(21)
+    n, d, k = 2000, 5, 4
+    offset = 1e6 if case == "offset 1e6" else 0.0
+    covariances = random_covariances(rng, "full", k, d)
+    means = rng.normal(0, 3, (k, d))
+    X = rng.normal(0, 3, (n, d)) + offset
+    shift = X.mean(axis=0)
+    Xc = (X - shift).astype(dtype)
+    family = Full()
+    factors = np.linalg.cholesky(np.linalg.inv(covariances)).astype(dtype)
+    weights = np.full(k, 1 / k)
+    coefs = family.coefficients(weights, (means + offset - shift).astype(dtype), factors)
+    assert coefs.centred.size == 0 and coefs.linear.flags.f_contiguous
+    row_major = dataclasses.replace(coefs, linear=np.ascontiguousarray(coefs.linear))
+    log_norm = family.log_det_precision_cholesky(factors, d).astype(dtype) - d / 2 * np.log(
+        2 * np.pi
+    )
+    feats = family.features(Xc)
+    ours = family.log_prob(Xc, feats, coefs, log_norm)[0]
+    theirs = family.log_prob(Xc, feats, row_major, log_norm)[0]
+    assert ours.dtype == dtype
+    rtol = 1e-13 if dtype == np.float64 else 1e-5
+    scale = np.abs(theirs).max()
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * scale)
+    reference = np.stack(
+        [
+            multivariate_normal(m + offset, c).logpdf(X)
+            for m, c in zip(means, covariances, strict=True)
+        ]
+    )
+    tolerance = 1e-6 if dtype == np.float64 else 1e-2
+    np.testing.assert_allclose(
+        ours, reference, rtol=tolerance, atol=tolerance * np.abs(reference).max()
+    )
