@@ -65,6 +65,8 @@ SIZES = {
     },
 }
 OUT = Path(__file__).resolve().parent / "out"
+#: The covariance types of the speed issue's cases, costliest first.
+SPEED_TYPES = ("full", "tied", "diag", "spherical")
 
 
 def _fit(cls, X, n_components, covariance_type, iters, start):
@@ -279,14 +281,17 @@ def memory_case(n, init_sample_size=None):
     }
 
 
-def _stage_cpu_ms(X, n_components, repeats):
-    """CPU ms per iteration of each stage of a 'full' EM iteration, at the fitted model.
+def _stage_cpu_ms(X, n_components, repeats, covariance_type="full"):
+    """CPU ms per iteration of each stage of an EM iteration, at the fitted model.
 
-    Stages: the shifted chunks and their features, the distances (the family's
-    ``mahalanobis`` and the log-weights), the normalisation (``em``), the
-    moments, the statistics, the M-step. Each stage's process time summed over
-    the chunks, median of ``repeats`` passes (process time: the least disturbed
-    by other jobs on a shared machine).
+    Stages: the shifted chunks and their features (0 where a fit keeps them:
+    :func:`_kept_features_cpu_ms` is then what forming them costs a fit), the
+    distances (the family's ``log_prob``, the log-weights included), the
+    normalisation (``em``), the moments (by the E-step's row blocks,
+    :func:`gmm.em.moment_blocks`), the statistics, the M-step. Each stage's
+    process time summed over the chunks, median of ``repeats`` passes (process
+    time: the least disturbed by other jobs on a shared machine). The chunks
+    are not split into the E-step's two row ranges.
     """
     from time import process_time
 
@@ -295,8 +300,10 @@ def _stage_cpu_ms(X, n_components, repeats):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = GaussianMixture(n_components, max_iter=3, random_state=0).fit(X)
-    family = get_family("full")
+        model = GaussianMixture(
+            n_components, covariance_type=covariance_type, max_iter=3, random_state=0
+        ).fit(X)
+    family = get_family(covariance_type)
     params = em.Parameters(
         model.weights_, model.means_, model.covariances_, model.precisions_cholesky_
     )
@@ -329,7 +336,13 @@ def _stage_cpu_ms(X, n_components, repeats):
             t1 = process_time()
             resp, _ = em.normalize_log_prob(log_prob)
             t2 = process_time()
-            moments = family.moments(Xc, feats, resp, coefs, work)
+            parts = [
+                family.moments(Xc[rows], feats[rows], resp[:, rows], coefs, work)
+                for rows in em.moment_blocks(feats, resp, work)
+            ]
+            moments = tuple(
+                np.add.reduce(np.array(same), axis=0) for same in zip(*parts, strict=True)
+            )
             t3 = process_time()
             spent["distances"] += t1 - t0
             spent["normalisation"] += t2 - t1
@@ -345,6 +358,52 @@ def _stage_cpu_ms(X, n_components, repeats):
         for name, seconds in spent.items():
             passes[name].append(seconds)
     return {name: 1000 * float(np.median(times)) for name, times in passes.items()}
+
+
+def _kept_features_cpu_ms(X, n_components, repeats, covariance_type) -> float:
+    """CPU ms a fit spends forming the chunks it keeps across iterations (the
+    shifted rows and features, :class:`gmm.em.ChunkedData`; 0 if it keeps none),
+    median of ``repeats``."""
+    from time import process_time
+
+    from gmm import em
+    from gmm.covariance import get_family
+
+    family = get_family(covariance_type)
+    times = []
+    for _ in range(repeats):
+        t0 = process_time()
+        data = em.ChunkedData(X, None, family, X.mean(axis=0), n_components)
+        times.append(process_time() - t0 if data.kept_bytes else 0.0)
+    return 1000 * float(np.median(times))
+
+
+def probe_types(types, repeats: int = 5) -> list[dict]:
+    """Where the time of a 'diag', 'spherical', ... iteration goes at 100,000 x 20, K = 20.
+
+    ``python -m experiments.bench --stages diag spherical``: per type, CPU ms per
+    stage of an iteration on one BLAS thread (:func:`_stage_cpu_ms`), the kept
+    features a fit forms once (:func:`_kept_features_cpu_ms`; the benchmark's fits
+    of 5 iterations carry a fifth of it an iteration), and one BLAS thread's
+    matmul peak for scale.
+    """
+    from gmm.blas_threads import blas_threads
+
+    X, _ = make_blobs(100_000, n_features=20, centers=20, random_state=0)
+    result = []
+    with blas_threads(1):
+        for cov in types:
+            result.append(
+                {
+                    "covariance_type": cov,
+                    "shape": list(X.shape),
+                    "n_components": 20,
+                    "one_thread": _stage_cpu_ms(X, 20, repeats, cov),
+                    "kept_features_once": _kept_features_cpu_ms(X, 20, repeats, cov),
+                    "load": os.getloadavg()[0],
+                }
+            )
+    return result
 
 
 def probe_full(X, n_components, repeats=5) -> dict:
@@ -400,7 +459,7 @@ def measure(size: str = "report") -> dict:
     rows = []
     # The speed issue's cases, costliest first, each with its target in TARGETS (not
     # "every registered type": a new family has no target, and scikit-learn only these).
-    for cov in ("full", "tied", "diag", "spherical"):
+    for cov in SPEED_TYPES:
         flops = 4 * n * 20 * 20**2 if cov == "full" else None
         rows.append(
             per_iteration_case(f"{cov}, {n:,} x 20, K=20", X, 20, cov, iters, repeats, flops)
@@ -640,6 +699,23 @@ def _probe(out: Path) -> int:
     return 0
 
 
+def _stages(out: Path, types) -> int:
+    result = probe_types(types)
+    path = _write_json(out, "bench_stages.json", result)
+    for case in result:
+        stages = case["one_thread"]
+        total = sum(stages.values())
+        parts = ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f}%)" for k, v in stages.items())
+        print(
+            f"{case['covariance_type']} {case['shape'][0]:,} x {case['shape'][1]}, "
+            f"K={case['n_components']}, one thread, CPU ms per iteration: total {total:.1f}: "
+            f"{parts}; kept features, once a fit: {case['kept_features_once']:.1f} "
+            f"(load {case['load']:.1f})"
+        )
+    print(f"wrote {path}")
+    return 0
+
+
 #: The BLAS thread policies :func:`thread_policies` compares (``THREADED_WORK``).
 POLICIES = {"threads": 0, "one thread": float("inf"), "by load (default)": None}
 
@@ -803,9 +879,16 @@ def main(argv=None) -> int:
         "bench_chunks.json",
     )
     parser.add_argument(
+        "--stages",
+        nargs="+",
+        choices=SPEED_TYPES,
+        help="only profile an iteration of these covariance types stage by stage (CPU ms, "
+        "one BLAS thread) at 100,000 x 20, K=20; writes bench_stages.json",
+    )
+    parser.add_argument(
         "--types",
         nargs="+",
-        choices=("full", "tied", "diag", "spherical"),
+        choices=SPEED_TYPES,
         help="only the per-iteration cases of these covariance types (100,000 x 20, "
         "K=20, the sizes of --quick/--full/report); writes bench_types.json",
     )
@@ -818,6 +901,8 @@ def main(argv=None) -> int:
             print(" | ".join(str(v) for v in row.values()))
         print(f"load {result['load']:.1f}; wrote {path}")
         return 0
+    if args.stages:
+        return _stages(args.out, args.stages)
     if args.chunks:
         return _chunks(args.out, args.chunks)
     if args.probe:
