@@ -235,10 +235,12 @@ class ChunkedData:
         n_samples = self.X.shape[0]
         for start in range(0, n_samples, self.rows):
             stop = min(start + self.rows, n_samples)
-            Xc = shifted(np.asarray(self.X[start:stop]), self.shift)
+            rows = np.asarray(self.X[start:stop])
             w = None if self.sample_weight is None else self.sample_weight[start:stop]
             with np.errstate(over="ignore"):  # reported by check_representable
-                feats = self.family.chunk_features(Xc, self.n_components)
+                # The shift applied while the features are copied, where the family
+                # can (one pass over the rows, no separate shifted copy to keep).
+                Xc, feats = shifted_chunk_features(self.family, rows, self.shift, self.n_components)
             yield Xc, feats, w
 
     def __iter__(self):
@@ -249,8 +251,9 @@ class ChunkedData:
         """Bytes of the shifted chunks and features kept across passes (0 if none are)."""
         if self._cache is None:
             return 0
+        # The shifted rows may be a view of the features (shifted_chunk_features).
         return sum(
-            Xc.nbytes + (0 if np.may_share_memory(feats, Xc) else feats.nbytes)
+            feats.nbytes + (0 if np.may_share_memory(feats, Xc) else Xc.nbytes)
             for Xc, feats, _ in self._cache
         )
 

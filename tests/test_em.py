@@ -500,8 +500,10 @@ def test_kept_bytes_counts_the_kept_chunks_once():
     X = np.random.default_rng(0).normal(size=(500, 3))
     shift = X.mean(axis=0)
     kept = em.ChunkedData(X, None, get_family("full"), shift, 2)
-    # 'full' D = 3 keeps X - shift (3 columns) and 6 + 3 feature columns
-    assert kept.kept_bytes == 500 * (3 + 9) * 8
+    # 'full' D = 3 keeps 6 + 3 feature columns; X - shift is a view of the last 3
+    assert kept.kept_bytes == 500 * 9 * 8
+    # 'tied' reads the shifted rows themselves: kept once
+    assert em.ChunkedData(X, None, get_family("tied"), shift, 2).kept_bytes == X.nbytes
     assert em.ChunkedData(X, None, get_family("full"), shift, 2, cache=False).kept_bytes == 0
 
 
