@@ -101,6 +101,21 @@ def _ratios(iterations: list, passes: list, clock: int) -> float:
     return float(np.median([i[clock] / p[clock] for i, p in zip(iterations, passes, strict=True)]))
 
 
+def _start(X: np.ndarray, covariance_type: str, k: int) -> dict:
+    """Constructor parameters of a start shared by every fit and pass: k-means on X."""
+    init = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        init.fit(X)
+    return dict(
+        n_components=k,
+        covariance_type=covariance_type,
+        weights_init=init.weights_,
+        means_init=init.means_,
+        precisions_init=init.precisions_,
+    )
+
+
 def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
     """One model (covariance, K, D): batch EM iteration against online passes of each size.
 
@@ -110,19 +125,11 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
     """
     covariance_type, k, d = model
     X = _data(n_rows, k, d)
-    init = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0)
     default = default_batch_size(d)  # fit_stream's rows per update for this width
     sizes = sorted({*batches, *(b for b in (*ladder, default) if b <= n_rows)})
+    params = _start(X[: min(sizes)], covariance_type, k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        init.fit(X[: min(sizes)])
-        params = dict(
-            n_components=k,
-            covariance_type=covariance_type,
-            weights_init=init.weights_,
-            means_init=init.means_,
-            precisions_init=init.precisions_,
-        )
 
         def batch_fit(max_iter):
             return lambda: GaussianMixture(max_iter=max_iter, tol=0, **params).fit(X)
@@ -441,18 +448,10 @@ def profile(case, updates: int = 10, repeats: int = 5) -> dict:
     covariance_type, k, d, rows = case
     X = _data(2 * rows, k, d)
     first, batch = X[:rows], X[rows:]
-    init = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0)
+    params = _start(first, covariance_type, k)
     rounds = []
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        init.fit(first)
-        params = dict(
-            n_components=k,
-            covariance_type=covariance_type,
-            weights_init=init.weights_,
-            means_init=init.means_,
-            precisions_init=init.precisions_,
-        )
         model = GaussianMixture(**params).partial_fit(first).partial_fit(batch)
 
         def online():
