@@ -68,3 +68,13 @@ def test_column_mean_is_the_weighted_mean(n_features, weighted, monkeypatch):
     shift = column_mean(X, w)
     expected = np.average(X, axis=0, weights=w)
     np.testing.assert_allclose(shift, expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("n_features", [2, 12])
+def test_finite_columns_whose_sums_overflow_give_an_infinite_shift(n_features):
+    """As a row-by-row sum does (a pairwise sum meets inf - inf): gmm.units then refuses
+    the data with the reason (tests/test_units.py)."""
+    X = np.ones((200, n_features))
+    X[:100, 0], X[100:, 0] = 1.5e308, -1.5e308
+    shift = column_mean(X, None)
+    assert np.isinf(shift[0]) and np.array_equal(shift[1:], np.ones(n_features - 1))
