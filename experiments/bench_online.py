@@ -101,21 +101,6 @@ def _ratios(iterations: list, passes: list, clock: int) -> float:
     return float(np.median([i[clock] / p[clock] for i, p in zip(iterations, passes, strict=True)]))
 
 
-def _start(X: np.ndarray, covariance_type: str, k: int) -> dict:
-    """Constructor parameters of a start shared by every fit and pass: k-means on X."""
-    init = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        init.fit(X)
-    return dict(
-        n_components=k,
-        covariance_type=covariance_type,
-        weights_init=init.weights_,
-        means_init=init.means_,
-        precisions_init=init.precisions_,
-    )
-
-
 def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
     """One model (covariance, K, D): batch EM iteration against online passes of each size.
 
@@ -127,7 +112,7 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
     X = _data(n_rows, k, d)
     default = default_batch_size(d)  # fit_stream's rows per update for this width
     sizes = sorted({*batches, *(b for b in (*ladder, default) if b <= n_rows)})
-    params = _start(X[: min(sizes)], covariance_type, k)
+    params = online.start_params(X[: min(sizes)], covariance_type, k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
 
@@ -448,13 +433,13 @@ def profile(case, updates: int = 10, repeats: int = 5) -> dict:
     covariance_type, k, d, rows = case
     X = _data(2 * rows, k, d)
     first, batch = X[:rows], X[rows:]
-    params = _start(first, covariance_type, k)
+    params = online.start_params(first, covariance_type, k)
     rounds = []
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = GaussianMixture(**params).partial_fit(first).partial_fit(batch)
 
-        def online():
+        def stream_updates():
             for _ in range(updates):
                 model.partial_fit(batch)
 
@@ -462,9 +447,9 @@ def profile(case, updates: int = 10, repeats: int = 5) -> dict:
             return lambda: GaussianMixture(max_iter=max_iter, tol=0, **params).fit(batch)
 
         for _ in range(repeats):
-            cpu = [_seconds(f)[1] for f in (online, fit(ITERATIONS), fit(0))]
+            cpu = [_seconds(f)[1] for f in (stream_updates, fit(ITERATIONS), fit(0))]
             runs = [cProfile.Profile() for _ in range(3)]
-            for run, f in zip(runs, (online, fit(ITERATIONS), fit(0)), strict=True):
+            for run, f in zip(runs, (stream_updates, fit(ITERATIONS), fit(0)), strict=True):
                 run.runcall(f)
             steps = [_step_times(run) for run in runs]
             totals = [pstats_total(run) for run in runs]
