@@ -617,10 +617,11 @@ def fit_stream(
     (2.9 ns a row for 'full' K=3, D=2; 24 to 41 for 'diag' K=8, D=20), the
     batch's column sums and checks (2 to 10 ns a row) and 0.2 to 0.4 ms of
     fixed cost. At the issue's size, 1,000,000 rows, where a batch iteration
-    of D = 20 forms its features too (``--rows 1000000``, one run, busy
-    machine), updates of 10,000 rows reach 0.91 ('diag' K=8, D=20), 0.85
-    ('full' K=8, D=20), 0.84 ('full' K=16, D=50) and 0.42 ('full' K=3, D=2:
-    0.66 at its default 65,536 rows, 0.86 at 100,000). With updates of
+    of D = 20 forms its features too (``--rows 1000000``, two runs, load 1 to
+    3, 13:26 and 14:01 UTC), updates of 10,000 rows reach 0.91-1.06 ('diag'
+    K=8, D=20), 0.85 ('full' K=8, D=20), 0.84-0.88 ('full' K=16, D=50) and
+    0.41 ('full' K=3, D=2: 0.66-0.73 at its default 65,536 rows, 0.79-0.86 at
+    100,000). With updates of
     10,000 to 50,000 rows, one pass over 1,000,000 rows stays within 0.01
     nats per sample of batch EM on held-out data (``python -m experiments
     online``). Larger updates mean fewer steps: a short stream, or one that
