@@ -20,9 +20,15 @@ Memory: the peak RSS of a fresh process that makes one pass over a stream
 generated on the fly, for a short and a long stream; flat means the long pass
 peaks no higher than the short one plus a few MB.
 
-``python -m experiments.bench_online [--quick] [--throughput]`` writes
-``out/bench_online.json`` (``--throughput``: the throughput part alone, no memory
-passes).
+``python -m experiments.bench_online [--quick] [--throughput] [--rows N] [--models M ...]``
+writes ``out/bench_online.json`` (``--throughput``: the throughput part alone, no memory
+passes). ``--rows N`` times the throughput on N rows instead of 200,000 (the issue's
+stationary setting is 1,000,000 rows, where the features of D = 20 no longer fit a batch
+fit's feature cache, so a batch iteration forms them too) and writes
+``out/bench_online_<N>rows.json``; ``--models`` keeps the models whose name (e.g.
+``"diag K=8 D=20"``) is given, for runs that would take long on every model.
+``--profile`` prints (and writes to ``out/bench_online_profile.json``) where an
+update's time goes, step by step, against a batch iteration's (:func:`profile`).
 Timings come from a shared, busy 2-core machine.
 """
 
@@ -104,19 +110,11 @@ def throughput(model, batches, n_rows: int, repeats: int, ladder) -> dict:
     """
     covariance_type, k, d = model
     X = _data(n_rows, k, d)
-    init = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0)
     default = default_batch_size(d)  # fit_stream's rows per update for this width
     sizes = sorted({*batches, *(b for b in (*ladder, default) if b <= n_rows)})
+    params = online.start_params(X[: min(sizes)], covariance_type, k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        init.fit(X[: min(sizes)])
-        params = dict(
-            n_components=k,
-            covariance_type=covariance_type,
-            weights_init=init.weights_,
-            means_init=init.means_,
-            precisions_init=init.precisions_,
-        )
 
         def batch_fit(max_iter):
             return lambda: GaussianMixture(max_iter=max_iter, tol=0, **params).fit(X)
@@ -217,13 +215,17 @@ def memory(n_rows: int) -> dict:
     return info
 
 
-def measure(mode: str, memory_passes: bool = True) -> dict:
+def measure(mode: str, memory_passes: bool = True, n_rows: int | None = None, only=None) -> dict:
+    """Throughput of every model of ``CASES[mode]`` (those named in ``only``, if given)
+    on ``n_rows`` rows (default ``ROWS[mode]``), and the memory passes."""
     models: dict[tuple, list[int]] = {}
     for covariance_type, k, d, batch in CASES[mode]:
-        models.setdefault((covariance_type, k, d), []).append(batch)
+        if only is None or f"{covariance_type} K={k} D={d}" in only:
+            models.setdefault((covariance_type, k, d), []).append(batch)
+    n_rows = ROWS[mode] if n_rows is None else n_rows
     with threadpool_limits(limits=1):  # as the report runs it; both methods alike
         per_model = [
-            throughput(model, batches, ROWS[mode], REPEATS[mode], LADDER[mode])
+            throughput(model, batches, n_rows, REPEATS[mode], LADDER[mode])
             for model, batches in models.items()
         ]
     rows = [case for m in per_model for case in m.pop("cases")]
@@ -273,8 +275,10 @@ def _reach(model: dict) -> str:
     return text
 
 
-def run(quick: bool = False, memory_passes: bool = True) -> ExperimentResult:
-    result = measure("quick" if quick else "report", memory_passes)
+def run(
+    quick: bool = False, memory_passes: bool = True, n_rows: int | None = None, only=None
+) -> ExperimentResult:
+    result = measure("quick" if quick else "report", memory_passes, n_rows, only)
     rows = result["throughput"]
     models = result["models"]
     mem = result["memory"]
@@ -379,14 +383,169 @@ def run(quick: bool = False, memory_passes: bool = True) -> ExperimentResult:
     )
 
 
+#: (covariance, K, D, rows per update) of ``--profile``: the shapes whose online pass was
+#: furthest below a batch iteration (issue 15's throughput goal).
+PROFILE_CASES = [("full", 3, 2, 65_536), ("diag", 8, 20, 10_000), ("diag", 8, 20, 50_000)]
+#: Steps of ``--profile``: the functions whose cumulative time each is (disjoint calls).
+PROFILE_STEPS = [
+    ("checks, shift, rows (later batch)", "gmm/online.py", "_later_batch"),
+    ("units check", "gmm/online.py", "_units"),
+    ("read-once chunks", "gmm/em.py", "of"),
+    ("log-weights", "gmm/driver.py", "_log_const"),
+    ("coefficients", "gmm/covariance/", "coefficients"),
+    ("features (shift, expand)", "gmm/em.py", "read_once_features"),
+    ("log-probabilities", "gmm/em.py", "weighted_log_prob"),
+    ("normalise", "gmm/em.py", "_normalize"),
+    ("moments, column sums", "gmm/em.py", "_statistics"),
+    ("statistics step", "gmm/em.py", "scatter"),
+    ("blend", "gmm/online.py", "_running"),
+    ("M-step", "gmm/estimator.py", "_m_step"),
+    ("representable check", "gmm/units.py", "check_representable"),
+]
+
+
+def _step_times(profile) -> dict[str, float]:
+    """Cumulative seconds of each of :data:`PROFILE_STEPS` in a ``cProfile`` run."""
+    import pstats
+
+    stats = pstats.Stats(profile).stats
+    times = dict.fromkeys((label for label, _, _ in PROFILE_STEPS), 0.0)
+    for (filename, _, function), (_, _, _, cumulative, _) in stats.items():
+        path = filename.replace(os.sep, "/")
+        for label, where, name in PROFILE_STEPS:
+            if function == name and where in path:
+                times[label] += cumulative
+    return times
+
+
+def profile(case, updates: int = 10, repeats: int = 5) -> dict:
+    """Per-step CPU time of one later online update and of one batch EM iteration.
+
+    ``cProfile`` (deterministic: every call counted, at a cost per call that
+    inflates small steps alike on both sides) over ``updates`` later updates of
+    ``rows`` rows, and over ``fit(max_iter=10) - fit(max_iter=0)`` on the same
+    rows from the same start, per iteration; medians over ``repeats`` rounds
+    that alternate the two. One BLAS thread. The un-profiled process CPU time
+    of an update and of an iteration (medians of the same rounds) beside them.
+    """
+    import cProfile
+
+    covariance_type, k, d, rows = case
+    X = _data(2 * rows, k, d)
+    first, batch = X[:rows], X[rows:]
+    params = online.start_params(first, covariance_type, k)
+    rounds = []
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(**params).partial_fit(first).partial_fit(batch)
+
+        def stream_updates():
+            for _ in range(updates):
+                model.partial_fit(batch)
+
+        def fit(max_iter):
+            return lambda: GaussianMixture(max_iter=max_iter, tol=0, **params).fit(batch)
+
+        for _ in range(repeats):
+            cpu = [_seconds(f)[1] for f in (stream_updates, fit(ITERATIONS), fit(0))]
+            runs = [cProfile.Profile() for _ in range(3)]
+            for run, f in zip(runs, (stream_updates, fit(ITERATIONS), fit(0)), strict=True):
+                run.runcall(f)
+            steps = [_step_times(run) for run in runs]
+            totals = [pstats_total(run) for run in runs]
+            rounds.append(
+                {
+                    "online": {s: t / updates for s, t in steps[0].items()},
+                    "batch": {s: (steps[1][s] - steps[2][s]) / ITERATIONS for s in steps[0]},
+                    "totals": (totals[0] / updates, (totals[1] - totals[2]) / ITERATIONS),
+                    "cpu": (cpu[0] / updates, (cpu[1] - cpu[2]) / ITERATIONS),
+                }
+            )
+
+    def median(get) -> float:
+        return float(np.median([get(r) for r in rounds]))
+
+    table = []
+    for label, _, _ in [*PROFILE_STEPS, ("other (Python, contexts, the rest)", "", "")]:
+        if label.startswith("other"):
+            on = median(lambda r: r["totals"][0] - sum(r["online"].values()))
+            off = median(lambda r: r["totals"][1] - sum(r["batch"].values()))
+        else:
+            on = median(lambda r, s=label: r["online"][s])
+            off = median(lambda r, s=label: r["batch"][s])
+        table.append(
+            {
+                "step": label,
+                "online ms per update": round(1e3 * on, 3),
+                "batch ms per iteration": round(1e3 * off, 3),
+                "online ns per row": round(1e9 * on / rows, 1),
+                "batch ns per row": round(1e9 * off / rows, 1),
+            }
+        )
+    return {
+        "case": f"{covariance_type} K={k} D={d}, {rows:,} rows",
+        "profiled ms": {
+            "online update": 1e3 * median(lambda r: r["totals"][0]),
+            "batch iteration": 1e3 * median(lambda r: r["totals"][1]),
+        },
+        "unprofiled CPU ms": {
+            "online update": 1e3 * median(lambda r: r["cpu"][0]),
+            "batch iteration": 1e3 * median(lambda r: r["cpu"][1]),
+        },
+        "steps": table,
+    }
+
+
+def pstats_total(run) -> float:
+    """Total seconds a ``cProfile.Profile`` recorded."""
+    import pstats
+
+    return pstats.Stats(run).total_tt
+
+
+def print_profiles() -> None:
+    """``--profile``: print :func:`profile` of each of :data:`PROFILE_CASES`, write JSON."""
+    results = [profile(case) for case in PROFILE_CASES]
+    for result in results:
+        print(
+            f"{result['case']}: profiled update {result['profiled ms']['online update']:.3f} ms, "
+            f"iteration {result['profiled ms']['batch iteration']:.3f} ms; unprofiled "
+            f"{result['unprofiled CPU ms']['online update']:.3f} against "
+            f"{result['unprofiled CPU ms']['batch iteration']:.3f} ms"
+        )
+        for row in result["steps"]:
+            print("  " + " | ".join(f"{k}: {v}" for k, v in row.items()))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench_online_profile.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {OUT / 'bench_online_profile.json'}")
+
+
+def _option(argv: list[str], name: str) -> list[str]:
+    """The values after ``name`` in ``argv``, up to the next ``--`` option."""
+    if name not in argv:
+        return []
+    values = argv[argv.index(name) + 1 :]
+    end = next((i for i, value in enumerate(values) if value.startswith("--")), len(values))
+    if end == 0:
+        raise SystemExit(f"{name} needs a value")
+    return values[:end]
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--profile" in argv:
+        print_profiles()
+        return 0
     memory_passes = "--throughput" not in argv
+    rows = _option(argv, "--rows")
+    n_rows = int(rows[0]) if rows else None
+    only = _option(argv, "--models") or None
 
     def run_measured(quick: bool = False) -> ExperimentResult:
-        return run(quick, memory_passes)
+        return run(quick, memory_passes, n_rows, only)
 
-    return online.main(argv, run=run_measured, name="bench_online")
+    name = "bench_online" if n_rows is None else f"bench_online_{n_rows}rows"
+    return online.main(argv, run=run_measured, name=name)
 
 
 if __name__ == "__main__":

@@ -762,6 +762,42 @@ def test_deviation_is_the_elementwise_maximum_over_the_rows_choose_reads(dtype, 
         assert _deviation(X, shift) == expected
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [2, 8, 20])  # the bounds from em.NARROW_FEATURES on
+@pytest.mark.parametrize("n_rows", [1, 300, 5000])  # below and above units.SIZE_ROWS
+def test_within_band_is_the_deviations_decision(dtype, n_features, n_rows):
+    """The bounds' shortcut decides as the elementwise deviations do, at the band's edges.
+
+    Reference: the largest |x - shift| over the rows units.choose reads, formed
+    elementwise in float64, against units.safe_band. Data at sizes around both
+    edges of the band, with an offset of up to the band's top, a first row equal
+    to the shift (its deviation 0: the bounds cannot settle it), features from
+    1e-4 to 1e4 in size.
+    """
+    from gmm import units
+    from gmm.online import _within_band
+
+    rng = np.random.default_rng(n_rows + n_features)
+    low, high = units.safe_band(dtype)
+    quarter = int(np.log2(high))
+    spread = np.logspace(-4, 4, n_features)
+    decisions = set()
+    for exponent in (-quarter - 30, -quarter - 2, -quarter + 14, 0, quarter - 14, quarter - 1):
+        for offset in (0.0, 2.0 ** (quarter - 2), 2.0 ** (quarter - 1) * 1.5):
+            base = rng.normal(size=(n_rows, n_features)) * spread * 2.0**exponent
+            X = (offset + base).astype(dtype)
+            if not np.all(np.isfinite(X)):
+                continue
+            for shift in (X.astype(np.float64).mean(axis=0), X[0].astype(np.float64)):
+                rows = units.size_rows(n_rows)
+                deviation = np.max(np.abs(X[rows].astype(np.float64) - shift))
+                expected = bool(low <= deviation <= high)
+                assert _within_band(X, shift) == expected, (exponent, offset)
+                decisions.add(expected)
+    # One row is its own mean (deviation 0): only then is nothing within the band.
+    assert decisions == ({False} if n_rows == 1 else {True, False})
+
+
 def fitted_e_step(X, covariance_type, max_iter):
     """(family, params, log_const) of a short fit on X: what an E-step on X's rows takes."""
     from gmm.covariance import get_family

@@ -236,8 +236,33 @@ def column_mean(X, sample_weight: np.ndarray | None, *, check_finite: bool = Fal
         if check_finite:
             row_kernels.check_finite(chunk, start)
         w = None if sample_weight is None else sample_weight[start : start + rows]
-        total += chunk.sum(axis=0) if w is None else w @ chunk
+        # Finite values whose sums overflow (inf, or NaN from inf - inf in a pairwise
+        # sum): gmm.units refuses or rescales the data, saying why.
+        with np.errstate(over="ignore", invalid="ignore"):
+            total += column_sums(chunk) if w is None else w @ chunk
     return total / (X.shape[0] if sample_weight is None else sample_weight.sum(dtype=np.float64))
+
+
+def column_sums(X: np.ndarray) -> np.ndarray:
+    """``X.sum(axis=0)`` in X's dtype, each column summed in a fixed order.
+
+    Rows narrower than :data:`gmm.em.NARROW_FEATURES` are summed one column at
+    a time (numpy's pairwise sum over the strided column: the order depends on
+    the row count only, not on the layout, alignment or threads); numpy's
+    ``sum(axis=0)`` over 2 to 7 C-ordered columns adds one row at a time
+    through its short inner loop, 20 times slower (measured: 65,536 x 2
+    float64, 0.93 ms against 0.045 ms, one thread). Wider rows keep
+    ``sum(axis=0)`` (row by row for C-ordered rows), where one strided pass per
+    column would read X once per column (50,000 x 20: 1.1 ms against 1.0).
+    X is finite; a column whose sum overflows gives an infinity. O(n·D) time,
+    O(D) memory.
+    """
+    if X.shape[1] >= em.NARROW_FEATURES:
+        return X.sum(axis=0)
+    sums = np.array([np.add.reduce(X[:, j]) for j in range(X.shape[1])], dtype=X.dtype)
+    # X is finite: a NaN is inf - inf from partial sums that overflow, where the row-by-row
+    # sum gives an infinity (gmm.units then refuses the data, saying why).
+    return np.where(np.isnan(sums), np.inf, sums)
 
 
 def check_not_empty(shape: tuple, estimator_name: str) -> None:
