@@ -274,6 +274,12 @@ class CovarianceFamily(ABC):
         weights (each column sums to the row's weight). ``coefs`` and ``work``
         are those of this chunk's :meth:`coefficients` and :meth:`mahalanobis`.
         The caller casts the arrays to float64 before summing them.
+
+        A family may also define ``summed_moments(X, feats, resp, coefs,
+        blocks)``: the moments of the row ranges ``blocks`` (slices of the
+        chunk), summed in row order in float64, or None to leave them to
+        ``moments`` range by range. :func:`gmm.em._summed_block_moments` uses
+        it only where the class that defines ``moments`` defines it too.
         """
 
     @abstractmethod
