@@ -784,24 +784,14 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     family = data.family
     params, dtype = working_precision(params, family, data.shift, data.X.dtype)
     coefs, const = prepare(params, family, data.shift.astype(dtype), log_const)
-    total = None
-    first_row = 0
-    rows = min(getattr(data, "rows", 0), data.X.shape[0])
-    work = getattr(data, "work", 0.0) * data.X.shape[0] / max(rows, 1)  # the whole E-step
-    many = data.n_components >= THREAD_COMPONENTS
-    threads = _e_step_threads(rows >= SPLIT_ROWS and work >= THREAD_WORK and many)
+    threads = _threads_for(data)
     entropy = _TRACKED.get() is not None  # read here: the helper threads do not see it
     with (
         ThreadPoolExecutor(threads - 1) if threads > 1 else nullcontext() as helpers,
         blas_threads(1 if threads > 1 else None),
         blas_threads_for(getattr(data, "work", None), rows=True),
     ):
-        for Xc, feats, w in data.in_dtype(dtype):
-            stats = _split_statistics(
-                Xc, feats, w, family, coefs, const, first_row, helpers, entropy
-            )
-            total = stats if total is None else total + stats
-            first_row += Xc.shape[0]
+        total = _summed_chunks(data, dtype, family, coefs, const, helpers, entropy)
     if total is None:  # no rows (every row has a hole): zero statistics of the right shapes
         empty = np.zeros((0, data.X.shape[1]), dtype=dtype)
         with np.errstate(over="ignore"):
@@ -1182,13 +1172,31 @@ def read_once_rows(chunks: ChunkedData, budget: int) -> tuple[int, int]:
     return min(chunks.rows, -(-n_samples // n_chunks)), n_columns
 
 
-def _may_thread(n_components: int, work: float) -> bool:
-    """Whether an E-step of ``work`` multiply-adds may run a split chunk's parts on threads.
+def _threads_for(data) -> int:
+    """Threads for :func:`expectation` over ``data``'s chunks (:func:`_e_step_threads`).
 
-    :func:`expectation`'s rule for a chunk of at least :data:`SPLIT_ROWS` rows
-    (:func:`_e_step_threads`). O(1).
+    More than one only for chunks of at least :data:`SPLIT_ROWS` rows, a whole
+    E-step of at least :data:`THREAD_WORK` multiply-adds and at least
+    :data:`THREAD_COMPONENTS` components. O(1).
     """
-    return n_components >= THREAD_COMPONENTS and work >= THREAD_WORK and _e_step_threads(True) > 1
+    rows = min(getattr(data, "rows", 0), data.X.shape[0])
+    work = getattr(data, "work", 0.0) * data.X.shape[0] / max(rows, 1)  # the whole E-step
+    many = data.n_components >= THREAD_COMPONENTS
+    return _e_step_threads(rows >= SPLIT_ROWS and work >= THREAD_WORK and many)
+
+
+def _summed_chunks(data, dtype, family, coefs, const, helpers, entropy=False):
+    """:func:`_split_statistics` of every chunk of ``data`` in ``dtype``, summed in row order.
+
+    None when there are no chunks. O(n·K·F) time, one chunk's temporaries.
+    """
+    total = None
+    first_row = 0
+    for Xc, feats, w in data.in_dtype(dtype):
+        stats = _split_statistics(Xc, feats, w, family, coefs, const, first_row, helpers, entropy)
+        total = stats if total is None else total + stats
+        first_row += Xc.shape[0]
+    return total
 
 
 def read_once_expectation(data: ReadOnceChunks, params: Parameters, log_const: np.ndarray):
@@ -1197,16 +1205,17 @@ def read_once_expectation(data: ReadOnceChunks, params: Parameters, log_const: n
     An online update of a few thousand rows spends as much in
     :func:`expectation`'s machinery (the thread pool's and BLAS's contexts) as
     in its E-step. Where the E-step runs no part on a thread
-    (:func:`_may_thread`), the same calls without it:
-    :func:`working_precision`, the family's coefficients (as :func:`prepare`),
-    and per chunk (a fit's chunks, or a later batch's cache-sized ones,
-    :func:`read_once_rows`) :func:`read_once_features` and
-    :func:`_split_statistics` in this thread, summed in row order: the numbers
-    of :func:`expectation` on the same chunks bit for bit, with one chunk or
-    several, split or not. It sets no BLAS limit: the caller
+    (:func:`_threads_for`), the same calls without it:
+    :func:`working_precision`, :func:`prepare`, and per chunk (a fit's
+    chunks, or a later batch's cache-sized ones, :func:`read_once_rows`)
+    :func:`read_once_features` and :func:`_split_statistics` in this thread,
+    summed in row order (:func:`_summed_chunks`): the numbers of
+    :func:`expectation` on the same chunks bit for bit, with one chunk or
+    several, split or not. It sets no BLAS limit for the chunks: the caller
     decides BLAS's threads for the whole update
     (:func:`gmm.blas_threads.blas_threads_for`, with the chunks' work as
-    :func:`expectation` would).
+    :func:`expectation` would; inside its one-thread block :func:`prepare`'s
+    own limit reads nothing).
 
     Returns
     -------
@@ -1215,26 +1224,9 @@ def read_once_expectation(data: ReadOnceChunks, params: Parameters, log_const: n
     (:func:`tracking_entropy`): the caller then runs :func:`expectation`.
     O(rows·K·F) time, one chunk's temporaries.
     """
-    X = data.X
-    n_rows = X.shape[0]
-    if n_rows == 0 or _TRACKED.get() is not None:
-        return None
-    rows = min(data.rows, n_rows)
-    if rows >= SPLIT_ROWS and _may_thread(data.n_components, data.work * n_rows / rows):
+    if data.X.shape[0] == 0 or _TRACKED.get() is not None or _threads_for(data) > 1:
         return None
     family = data.family
-    params, dtype = working_precision(params, family, data.shift, X.dtype)
-    shift = data.shift
-    # Overflow (a model or a row ~1e155 from the data's scale) is reported by the E-step.
-    with np.errstate(over="ignore", invalid="ignore"):
-        coefs = family.coefficients(
-            params.weights, (params.means - shift).astype(dtype), params.precisions_cholesky
-        )
-    const = np.asarray(log_const).astype(dtype)
-    total = None
-    first_row = 0
-    for Xc, feats, w in data.in_dtype(dtype):
-        stats = _split_statistics(Xc, feats, w, family, coefs, const, first_row, None)
-        total = stats if total is None else total + stats
-        first_row += Xc.shape[0]
-    return total, coefs
+    params, dtype = working_precision(params, family, data.shift, data.X.dtype)
+    coefs, const = prepare(params, family, data.shift.astype(dtype), log_const)
+    return _summed_chunks(data, dtype, family, coefs, const, None), coefs
