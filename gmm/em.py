@@ -687,8 +687,18 @@ THREAD_WORK = 2**24
 #: components it gains (diag D = 10, K = 9: 11.6 against 8.6 ms; diag D = 20,
 #: K = 20: the two cores give 4.7x -> 8x scikit-learn).
 THREAD_COMPONENTS = 8
-#: Rows from which a chunk of fewer than :data:`THREAD_COMPONENTS` components is
-#: split all the same. Its parts run in turn, and each pays a chunk's fixed cost
+#: Bytes of a row from which a chunk of fewer than :data:`THREAD_COMPONENTS`
+#: components is split and its parts run at once all the same, for families
+#: that say so (``threads_wide_rows``): their E-step is then bound by reading the
+#: rows, which two cores read faster, where scikit-learn's products over all
+#: rows already run on BLAS's threads (measured, idle two-core machine, 100,000
+#: rows, float64, ms an iteration in turn / on two threads, ratio to scikit-learn
+#: in turn / on two threads: 'spherical' D = 200, K = 2 80 / 60, 1.53x / 2.07x; K = 4
+#: 82 / 56, 1.59x / 2.33x; 'diag' D = 200, K = 4 98 / 68, 1.97x / 2.82x; D = 100,
+#: K = 4 45 / 35; 'full' D = 100, K = 4 493 / 402; at D = 50 the same within noise).
+THREAD_ROW_BYTES = 800
+#: Rows from which a chunk of a shape whose parts no E-step runs on threads (not
+#: :func:`threaded_shape`: few components, narrow rows) is split all the same. Its parts run in turn, and each pays a chunk's fixed cost
 #: (about 20 µs): a tenth of the E-step of an online update of 10,000 rows of
 #: 'full' K = 3, D = 2, which is one part below this. Larger chunks keep their
 #: split and its halved (K, rows) temporaries, so a batch EM iteration on them
@@ -733,12 +743,12 @@ def _split_statistics(
     The first range runs here, the others on ``helpers`` (None: here, in turn).
     Their statistics are added in row order, and the error of the first range
     that has one is raised, so the result and a far row's index do not depend on
-    the threads. A chunk of fewer than :data:`THREAD_COMPONENTS` components,
-    whose parts no E-step runs on threads, is split only from
+    the threads. A chunk whose parts no E-step runs on threads (not
+    :func:`threaded_shape`) is split only from
     :data:`SPLIT_ROWS_SERIAL` rows, so the split, and the numbers, depend on the
     chunk's shape only. O(chunk · (K + F)) extra memory, as one chunk.
     """
-    serial = np.shape(const)[0] < THREAD_COMPONENTS
+    serial = not threaded_shape(family, np.shape(const)[0], Xc.shape[1], Xc.dtype)
     whole = serial and Xc.shape[0] < SPLIT_ROWS_SERIAL
     parts = [slice(0, Xc.shape[0])] if whole else _parts(Xc.shape[0])
 
@@ -1172,17 +1182,31 @@ def read_once_rows(chunks: ChunkedData, budget: int) -> tuple[int, int]:
     return min(chunks.rows, -(-n_samples // n_chunks)), n_columns
 
 
+def threaded_shape(family: CovarianceFamily, n_components: int, n_features: int, dtype) -> bool:
+    """Whether an E-step of this shape may run its chunks' parts on threads.
+
+    At least :data:`THREAD_COMPONENTS` components, or rows of at least
+    :data:`THREAD_ROW_BYTES` bytes for a family with ``threads_wide_rows``.
+    The split of a chunk, and so its numbers, follow from this and the
+    chunk's shape only (:func:`_split_statistics`). O(1).
+    """
+    if n_components >= THREAD_COMPONENTS:
+        return True
+    wide = n_features * np.dtype(dtype).itemsize >= THREAD_ROW_BYTES
+    return wide and family.threads_wide_rows
+
+
 def _threads_for(data) -> int:
     """Threads for :func:`expectation` over ``data``'s chunks (:func:`_e_step_threads`).
 
     More than one only for chunks of at least :data:`SPLIT_ROWS` rows, a whole
-    E-step of at least :data:`THREAD_WORK` multiply-adds and at least
-    :data:`THREAD_COMPONENTS` components. O(1).
+    E-step of at least :data:`THREAD_WORK` multiply-adds and a
+    :func:`threaded_shape`. O(1).
     """
     rows = min(getattr(data, "rows", 0), data.X.shape[0])
     work = getattr(data, "work", 0.0) * data.X.shape[0] / max(rows, 1)  # the whole E-step
-    many = data.n_components >= THREAD_COMPONENTS
-    return _e_step_threads(rows >= SPLIT_ROWS and work >= THREAD_WORK and many)
+    shape = threaded_shape(data.family, data.n_components, data.X.shape[1], data.X.dtype)
+    return _e_step_threads(rows >= SPLIT_ROWS and work >= THREAD_WORK and shape)
 
 
 def _summed_chunks(data, dtype, family, coefs, const, helpers, entropy=False):

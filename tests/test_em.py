@@ -310,6 +310,56 @@ def test_e_step_threads_follow_the_blas_limit(monkeypatch):
     assert em._parts(9001) == [slice(0, 4500), slice(4500, 9001)]
 
 
+def test_wide_rows_of_few_components_split_and_thread_except_tied(monkeypatch):
+    """Few components on rows of em.THREAD_ROW_BYTES or more: chunks split as from
+    em.SPLIT_ROWS and their parts may run on threads, for every family but 'tied'
+    (its O(n·K·D) E-step); narrower rows keep the rule of the component count."""
+    from gmm.covariance import get_family
+
+    spherical, tied = get_family("spherical"), get_family("tied")
+    wide = em.THREAD_ROW_BYTES // 8
+    assert em.threaded_shape(spherical, 2, wide, np.float64)
+    assert not em.threaded_shape(spherical, 2, wide - 1, np.float64)
+    assert not em.threaded_shape(spherical, 2, wide, np.float32)  # half the bytes
+    assert em.threaded_shape(spherical, 2, 2 * wide, np.float32)
+    assert not em.threaded_shape(tied, 2, 2 * wide, np.float64)
+    assert em.threaded_shape(tied, em.THREAD_COMPONENTS, 2, np.float64)
+    for name in ("VVI", "EII", "VVV"):  # mclust's families follow the kernels they use
+        assert em.threaded_shape(get_family(name), 2, wide, np.float64)
+    assert not em.threaded_shape(get_family("EEE"), 2, wide, np.float64)
+
+    monkeypatch.setattr(em, "E_STEP_THREADS", 2)
+    monkeypatch.setattr(em, "THREAD_WORK", 0)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(em.SPLIT_ROWS, wide))
+    X[: len(X) // 2] += 3
+    model = GaussianMixture(2, covariance_type="spherical", max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:500])
+    family, params = spherical, model._get_parameters()
+    log_const = model._log_const(params, family)
+    calls = []
+    chunk_statistics = em.chunk_statistics
+
+    def counted(Xc, *args):
+        calls.append(Xc.shape[0])
+        return chunk_statistics(Xc, *args)
+
+    monkeypatch.setattr(em, "chunk_statistics", counted)
+    data = em.ChunkedData(X, None, family, X.mean(axis=0), 2)
+    assert data.rows >= len(X)  # one chunk, below em.SPLIT_ROWS_SERIAL
+    with threadpool_limits(2, user_api="blas"):
+        assert em._threads_for(data) == 2
+        threaded = em.expectation(data, params, log_const)[0]
+    assert sorted(calls) == [len(X) // 2] * 2
+    monkeypatch.setattr(em, "E_STEP_THREADS", 1)
+    serial = em.expectation(data, params, log_const)[0]
+    assert threaded.log_likelihood == serial.log_likelihood  # same parts, same order
+    for a, b in zip(threaded.moments, serial.moments, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_far_row_is_named_in_whichever_part_of_a_split_chunk(threads, monkeypatch):
     """A row ~1e200 away overflows its squared distance: OutOfRangeError names it,

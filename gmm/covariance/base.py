@@ -130,6 +130,11 @@ class CovarianceFamily(ABC):
     #: Which :class:`~gmm.statistics.Scatter` :meth:`estimate` reads:
     #: 'full', 'diagonal' or 'pooled' (see :mod:`gmm.statistics`).
     scatter_kind: str = "full"
+    #: Whether an E-step of few components on wide rows (:data:`gmm.em.THREAD_ROW_BYTES`)
+    #: splits its chunks and runs the parts on threads, as one of many components
+    #: does (:func:`gmm.em.threaded_shape`): a stream over wide rows is bound by
+    #: reading them, and a second core reads faster.
+    threads_wide_rows: bool = True
 
     # ============================================================ E-step kernels
     @abstractmethod
