@@ -698,9 +698,10 @@ THREAD_COMPONENTS = 8
 #: K = 4 45 / 35; 'full' D = 100, K = 4 493 / 402; at D = 50 the same within noise).
 THREAD_ROW_BYTES = 800
 #: Rows from which a chunk of a shape whose parts no E-step runs on threads (not
-#: :func:`threaded_shape`: few components, narrow rows) is split all the same. Its parts run in turn, and each pays a chunk's fixed cost
-#: (about 20 µs): a tenth of the E-step of an online update of 10,000 rows of
-#: 'full' K = 3, D = 2, which is one part below this. Larger chunks keep their
+#: :func:`threaded_shape`: few components, narrow rows) is split all the same. Its
+#: parts run in turn, and each pays a chunk's fixed cost (about 20 µs): a tenth of
+#: the E-step of an online update of 10,000 rows of 'full' K = 3, D = 2, which is
+#: one part below this. Larger chunks keep their
 #: split and its halved (K, rows) temporaries, so a batch EM iteration on them
 #: computes the numbers it did before this rule (splitting them or not timed
 #: alike within the busy machine's noise, 'full' K = 3, D = 2, 200,000 rows).
