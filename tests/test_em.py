@@ -655,6 +655,8 @@ def test_moment_blocks_share_rows_evenly_and_only_plain_features():
     assert list(em.moment_blocks(feats, resp, work=object())) == whole  # the E-step's own work
     assert list(em.moment_blocks(object(), resp, None)) == whole  # not a plain feature array
     assert list(em.moment_blocks(feats[:300], resp[:, :300], None)) == [slice(0, 300)]
+    # A shape whose E-step may run on threads (em.threaded_shape): one product.
+    assert list(em.moment_blocks(feats, resp, None, threaded=True)) == whole
 
 
 @pytest.mark.parametrize(
