@@ -40,3 +40,22 @@ def digits_pca() -> np.ndarray:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def chunk_calls(monkeypatch):
+    """The rows of each ``gmm.em.chunk_statistics`` call from here on, in a list.
+
+    Clear it before the calls a test counts (a fit made before them adds its own).
+    """
+    from gmm import em
+
+    calls: list[int] = []
+    chunk_statistics = em.chunk_statistics
+
+    def counted(Xc, *args):
+        calls.append(Xc.shape[0])
+        return chunk_statistics(Xc, *args)
+
+    monkeypatch.setattr(em, "chunk_statistics", counted)
+    return calls

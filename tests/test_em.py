@@ -310,7 +310,7 @@ def test_e_step_threads_follow_the_blas_limit(monkeypatch):
     assert em._parts(9001) == [slice(0, 4500), slice(4500, 9001)]
 
 
-def test_wide_rows_of_few_components_split_and_thread_except_tied(monkeypatch):
+def test_wide_rows_of_few_components_split_and_thread_except_tied(monkeypatch, chunk_calls):
     """Few components on rows of em.THREAD_ROW_BYTES or more: chunks split as from
     em.SPLIT_ROWS and their parts may run on threads, for every family but 'tied'
     (its O(n·K·D) E-step); narrower rows keep the rule of the component count."""
@@ -339,20 +339,13 @@ def test_wide_rows_of_few_components_split_and_thread_except_tied(monkeypatch):
         model.fit(X[:500])
     family, params = spherical, model._get_parameters()
     log_const = model._log_const(params, family)
-    calls = []
-    chunk_statistics = em.chunk_statistics
-
-    def counted(Xc, *args):
-        calls.append(Xc.shape[0])
-        return chunk_statistics(Xc, *args)
-
-    monkeypatch.setattr(em, "chunk_statistics", counted)
+    chunk_calls.clear()
     data = em.ChunkedData(X, None, family, X.mean(axis=0), 2)
     assert data.rows >= len(X)  # one chunk, below em.SPLIT_ROWS_SERIAL
     with threadpool_limits(2, user_api="blas"):
         assert em._threads_for(data) == 2
         threaded = em.expectation(data, params, log_const)[0]
-    assert sorted(calls) == [len(X) // 2] * 2
+    assert sorted(chunk_calls) == [len(X) // 2] * 2
     monkeypatch.setattr(em, "E_STEP_THREADS", 1)
     serial = em.expectation(data, params, log_const)[0]
     assert threaded.log_likelihood == serial.log_likelihood  # same parts, same order

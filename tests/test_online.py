@@ -905,7 +905,7 @@ def test_first_update_reads_a_fits_chunks_and_later_ones_smaller_chunks(
 
 @pytest.mark.parametrize(("n_components", "n_rows", "parts"), [(3, 10_000, 1), (8, 10_000, 2)])
 def test_an_update_sized_chunk_is_split_only_where_threads_may_run_its_parts(
-    n_components, n_rows, parts, monkeypatch
+    n_components, n_rows, parts, monkeypatch, chunk_calls
 ):
     """A chunk of fewer than em.THREAD_COMPONENTS components is one range below
     em.SPLIT_ROWS_SERIAL rows (an update of 10,000 rows pays one chunk's fixed cost);
@@ -920,14 +920,7 @@ def test_an_update_sized_chunk_is_split_only_where_threads_may_run_its_parts(
         model.fit(X[:2000])
     family, params = get_family("full"), model._get_parameters()
     log_const = model._log_const(params, family)
-    calls = []
-    chunk_statistics = em.chunk_statistics
-
-    def counted(Xc, *args):
-        calls.append(Xc.shape[0])
-        return chunk_statistics(Xc, *args)
-
-    monkeypatch.setattr(em, "chunk_statistics", counted)
+    calls = chunk_calls
 
     def run():
         calls.clear()
