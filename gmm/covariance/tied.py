@@ -26,9 +26,11 @@ class Tied(_matrices.MatrixRepresentation, CovarianceFamily):
 
     name = "tied"
     scatter_kind = "pooled"
-    #: Its fitting E-step is O(n·K·D) per row block, too little per row for a second
-    #: thread: measured slower on two (2026-12-02, idle, 100,000 rows, ms an iteration,
-    #: one thread / two: D = 200, K = 2 75 / 159; D = 100, K = 4 27 / 30).
+    #: Its fitting E-step is one (n, D) by (D, K) product: on two threads D = 200, K = 2
+    #: took twice as long in two runs, the rest within this family's noise (2026-12-02,
+    #: idle, 100,000 rows, ms an iteration, one thread / two: D = 200, K = 2 90 / 173 and
+    #: 75 / 159; K = 4 121 / 104 and 36 / 52; D = 100, K = 2 and 4 27-33 / 30-33). Its
+    #: ratios there are 11-44x scikit-learn on one thread. mclust's pooled models inherit it.
     threads_wide_rows = False
 
     def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
