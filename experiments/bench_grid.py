@@ -10,8 +10,9 @@ scikit-learn fits, 60 by default): a probe fit of one iteration sizes it, heavy 
 run fewer iterations (down to 1), then fewer repeats (down to 1), and each row records
 the iterations and repeats it ran, the probe and the 1-minute load. A run that is
 stopped resumes where it stopped: cells already in the JSON for the same settings are
-not measured again. ``--rows``, ``--features``, ``--components``, ``--types`` and
-``--dtypes`` choose a smaller grid.
+not measured again, and runs with other settings (say, each part of the grid with its own
+``--budget``) add their cells beside the earlier ones. ``--rows``, ``--features``,
+``--components``, ``--types`` and ``--dtypes`` choose a smaller grid.
 
 Each cell fits both libraries from identical initial parameters (the moments of
 scikit-learn's k-means partition, :func:`grid_start`) with ``tol=0`` and a fixed
@@ -216,15 +217,19 @@ def measure_grid(
     """Measure every cell not yet stored in ``path`` (for the same settings); return the grid.
 
     ``budget``: seconds of scikit-learn fits a cell may take (:func:`cell_plan`);
-    None runs ``iters`` and ``repeats`` everywhere.
+    None runs ``iters`` and ``repeats`` everywhere. Each cell records the
+    settings it was measured with; the file keeps the cells of earlier runs
+    with other settings (a grid run in parts, each with its own budget), and a
+    cell measured again replaces its earlier row.
     """
     settings = {"rows": rows, "iters": iters, "repeats": repeats, "budget": budget}
     stored = {"settings": settings, "cells": []}
     if path is not None and path.exists():
         previous = json.loads(path.read_text())
-        if previous.get("settings") == settings:
-            stored = previous
-    done = {_key(c) for c in stored["cells"]}
+        for cell in previous.get("cells", []):
+            cell.setdefault("settings", previous.get("settings"))
+            stored["cells"].append(cell)
+    done = {_key(c) for c in stored["cells"] if c["settings"] == settings}
     warm_up()
     for covariance_type in types:
         for dtype in dtypes:
@@ -245,6 +250,8 @@ def measure_grid(
                     except (ValueError, np.linalg.LinAlgError) as error:
                         log(f"{_key(cell):32s} failed: {type(error).__name__}: {error}")
                         continue
+                    row["settings"] = settings
+                    stored["cells"] = [c for c in stored["cells"] if _key(c) != _key(cell)]
                     stored["cells"].append(row)
                     log(
                         f"{_key(cell):32s} sklearn {row['sklearn_ms_per_iter']:9.1f} ms  "

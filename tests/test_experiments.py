@@ -88,3 +88,29 @@ def test_a_missing_module_is_skipped_not_an_error():
     result, status = runner.run_one("no_such_experiment", quick=True)
     assert status == "skipped"
     assert result.error is None
+
+
+def test_grid_parts_with_other_settings_keep_each_others_cells(tmp_path):
+    """bench_grid run in parts, each with its own budget, keeps every part's cells in one
+    file; a cell measured again under new settings replaces its row, and a rerun with the
+    same settings measures nothing."""
+    from experiments.bench_grid import measure_grid
+
+    path = tmp_path / "bench_grid.json"
+    small = dict(rows=600, features=(2,), components=(2,), dtypes=("float64",), iters=1)
+    measure_grid(**small, types=("diag",), repeats=1, path=path, budget=5, log=lambda _: None)
+    measure_grid(**small, types=("full",), repeats=1, path=path, budget=10, log=lambda _: None)
+    cells = json.loads(path.read_text())["cells"]
+    assert [(c["covariance_type"], c["settings"]["budget"]) for c in cells] == [
+        ("diag", 5),
+        ("full", 10),
+    ]
+    measure_grid(**small, types=("diag",), repeats=1, path=path, budget=10, log=lambda _: None)
+    cells = json.loads(path.read_text())["cells"]
+    assert sorted((c["covariance_type"], c["settings"]["budget"]) for c in cells) == [
+        ("diag", 10),
+        ("full", 10),
+    ]
+    lines = []
+    measure_grid(**small, types=("diag", "full"), repeats=1, path=path, budget=10, log=lines.append)
+    assert lines == []
