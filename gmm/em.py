@@ -801,7 +801,7 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
     family = data.family
     params, dtype = working_precision(params, family, data.shift, data.X.dtype)
     coefs, const = prepare(params, family, data.shift.astype(dtype), log_const)
-    threads = _threads_for(data)
+    threads = _threads_for(data, dtype)
     entropy = _TRACKED.get() is not None  # read here: the helper threads do not see it
     with (
         ThreadPoolExecutor(threads - 1) if threads > 1 else nullcontext() as helpers,
@@ -1203,16 +1203,18 @@ def threaded_shape(family: CovarianceFamily, n_components: int, n_features: int,
     return wide and family.threads_wide_rows
 
 
-def _threads_for(data) -> int:
+def _threads_for(data, dtype=None) -> int:
     """Threads for :func:`expectation` over ``data``'s chunks (:func:`_e_step_threads`).
 
     More than one only for chunks of at least :data:`SPLIT_ROWS` rows, a whole
     E-step of at least :data:`THREAD_WORK` multiply-adds and a
-    :func:`threaded_shape`. O(1).
+    :func:`threaded_shape` in ``dtype``, the E-step's working dtype (the one its
+    chunks' split follows; default the data's). O(1).
     """
     rows = min(getattr(data, "rows", 0), data.X.shape[0])
     work = getattr(data, "work", 0.0) * data.X.shape[0] / max(rows, 1)  # the whole E-step
-    shape = threaded_shape(data.family, data.n_components, data.X.shape[1], data.X.dtype)
+    dtype = data.X.dtype if dtype is None else dtype
+    shape = threaded_shape(data.family, data.n_components, data.X.shape[1], dtype)
     return _e_step_threads(rows >= SPLIT_ROWS and work >= THREAD_WORK and shape)
 
 

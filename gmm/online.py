@@ -616,7 +616,7 @@ def fit_stream(
     batch iteration's do; the excess is forming the features from the rows
     (2.9 ns a row for 'full' K=3, D=2; 24 to 41 for 'diag' K=8, D=20), the
     batch's column sums and checks (2 to 10 ns a row) and 0.2 to 0.4 ms of
-    fixed cost. At the issue's size, 1,000,000 rows, where a batch iteration
+    fixed cost. At 1,000,000 rows, where a batch iteration
     of D = 20 forms its features too (``--rows 1000000``, two runs, load 1 to
     3, 13:26 and 14:01 UTC), updates of 10,000 rows reach 0.91-1.06 ('diag'
     K=8, D=20), 0.85 ('full' K=8, D=20), 0.84-0.88 ('full' K=16, D=50) and
