@@ -178,6 +178,11 @@ def tracked_final_estep() -> FinalEStep | None:
     return _TRACKED.get()
 
 
+#: The :mod:`gmm.lockstep` fit this thread runs, whose E-steps (:func:`expectation`)
+#: go to the lockstep's coordinator; None (the default): computed here.
+_LOCKSTEP: ContextVar[Any] = ContextVar("gmm_lockstep", default=None)
+
+
 def chunk_rows(n_columns: int, itemsize: int, budget: int | None = None) -> int:
     """Rows per chunk so that an (rows, n_columns) temporary takes about ``budget``.
 
@@ -536,6 +541,21 @@ def _fused_statistics(log_prob_work, Xc, feats, w, family, coefs, first_row, ent
     """:func:`chunk_statistics` from the chunk's ``(log_prob, work)``."""
     log_prob, work = log_prob_work
     resp, log_norm, row_entropy = _normalize(log_prob, first_row, entropy)
+    loglik, total, entropy_sum = row_sums(resp, log_norm, row_entropy, w)
+    stats = _statistics(Xc, feats, resp, family, coefs, work, loglik, total)
+    stats.entropy = entropy_sum
+    return stats
+
+
+def row_sums(
+    resp: np.ndarray, log_norm: np.ndarray, row_entropy: np.ndarray | None, w: np.ndarray | None
+) -> tuple[float, float, float | None]:
+    """A chunk's ``(log-likelihood, weight, entropy)`` sums, and ``resp`` weighted in place.
+
+    ``resp`` (K, rows) and ``log_norm`` (rows,) from :func:`normalize_log_prob`
+    (``row_entropy`` (rows,) from :func:`normalize_log_prob_entropy`, or None:
+    no entropy); ``w`` (rows,) or None. Sums in float64. O(K · rows).
+    """
     entropy_sum = None
     if w is not None:
         if row_entropy is not None:
@@ -547,10 +567,8 @@ def _fused_statistics(log_prob_work, Xc, feats, w, family, coefs, first_row, ent
         if row_entropy is not None:
             entropy_sum = float(np.sum(row_entropy, dtype=np.float64))
         loglik = float(np.sum(log_norm, dtype=np.float64))
-        total = float(Xc.shape[0])
-    stats = _statistics(Xc, feats, resp, family, coefs, work, loglik, total)
-    stats.entropy = entropy_sum
-    return stats
+        total = float(resp.shape[1])
+    return loglik, total, entropy_sum
 
 
 @functools.lru_cache(maxsize=64)
@@ -797,7 +815,21 @@ def expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
         Log-likelihood and sufficient statistics.
     coefs : object
         The family's coefficients of ``params``, which the statistics step needs.
+
+    Notes
+    -----
+    In a fit that :mod:`gmm.lockstep` runs, the E-step goes to the lockstep's
+    coordinator, which may stack it with other fits' (the same numbers up to
+    the products' rounding).
     """
+    fit = _LOCKSTEP.get()
+    if fit is not None:
+        return fit.expectation(data, params, log_const)
+    return own_expectation(data, params, log_const)
+
+
+def own_expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray):
+    """:func:`expectation` computed here, whether or not a lockstep runs this fit."""
     family = data.family
     params, dtype = working_precision(params, family, data.shift, data.X.dtype)
     coefs, const = prepare(params, family, data.shift.astype(dtype), log_const)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -286,6 +287,42 @@ class CovarianceFamily(ABC):
         ``moments`` range by range. :func:`gmm.em._summed_block_moments` uses
         it only where the class that defines ``moments`` defines it too.
         """
+
+    # ------------------------------------------- E-steps of several fits at once
+    def stack_key(self, coefs: Any) -> Hashable | None:
+        """Optional hook of :mod:`gmm.lockstep`: what this E-step may be stacked with.
+
+        Fits advanced together on the same chunks whose families give equal keys
+        (not None) for their ``coefs`` compute their log-probabilities in one
+        product (:meth:`stacked_log_prob`) and their moments in another
+        (:meth:`stacked_moments`): one pass over the features for many models,
+        and products wide enough to run near the machine's peak. The key names
+        the kernels and the features they read. None (the default): computed
+        alone, by :meth:`log_prob` and :meth:`moments`.
+        """
+        return None
+
+    def stacked_log_prob(
+        self, X: np.ndarray, feats: np.ndarray, coefs: Sequence[Any], log_norm_consts: Sequence
+    ) -> np.ndarray:
+        """:meth:`log_prob` of several fits' ``coefs`` on one chunk, one above the other.
+
+        Only for ``coefs`` of equal :meth:`stack_key`. ``log_norm_consts[i]`` is
+        (K_i,) in the working dtype. Returns (sum of K_i, rows); fit ``i``'s rows
+        follow fit ``i - 1``'s. O(rows · sum K_i · F) time.
+        """
+        raise NotImplementedError
+
+    def stacked_moments(
+        self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray, coefs: Sequence[Any]
+    ) -> list[tuple[np.ndarray, ...]]:
+        """:meth:`moments` of several fits on one chunk, in float64, one tuple per fit.
+
+        ``resp`` (sum of K_i, rows) stacks the fits' (weighted) responsibilities
+        as :meth:`stacked_log_prob` stacks their log-probabilities. O(rows ·
+        sum K_i · F) time.
+        """
+        raise NotImplementedError
 
     @abstractmethod
     def log_det_precision_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:

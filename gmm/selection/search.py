@@ -28,7 +28,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from .. import criteria, em, scale, validation
+from .. import criteria, em, lockstep, scale, validation
+from ..blas_threads import blas_threads
 from ..checkpoint import Checkpoint, data_fingerprint
 from ..covariance import covariance_types as registered_covariance_types
 from ..covariance import get_family
@@ -261,10 +262,12 @@ def sweep(
             # Validated above: the fits in this process take the rows and their shift
             # as they are, not checking and summing them once per grid point.
             stack.enter_context(scale.known_rows(X_fit))
+        if workers == "serial" and stackable_fits(grid, X_fit, w, params):
+            results = fit_points_together(tasks, threads)
+        else:
+            results = parallel.run(fit_point, tasks, n_jobs, workers, serial_threads=threads)
         with parallel.progress_bar(show_progress, len(grid), len(rows)) as bar:
-            for index, (row, model) in parallel.run(
-                fit_point, tasks, n_jobs, workers, serial_threads=threads
-            ):
+            for index, (row, model) in results:
                 rows[index] = row
                 if store is not None:
                     store.append(row)
@@ -596,10 +599,52 @@ def _relative_cost(k: int, covariance_type: str, n_features: int) -> float:
     return get_family(covariance_type).n_parameters(k, n_features) + k * n_features
 
 
-def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any]):
+def stackable_fits(grid, X, w, params: dict[str, Any]) -> bool:
+    """Whether a serial sweep's fits go through :func:`fit_points_together`.
+
+    For in-memory rows without weights or holes (each fit then takes the same
+    chunks, :func:`gmm.scale.known_rows`) and a grid with two or more covariance
+    types whose families stack their E-steps (``stack_key``: mclust's seven
+    models with an orientation, and 'full'). O(grid).
+    """
+    if type(X) is not np.ndarray or w is not None or params.get("nan_policy", "raise") != "raise":
+        return False
+    names = {name for _, name in grid}
+    return sum(lockstep.stacks(type(get_family(name))) for name in names) >= 2
+
+
+def fit_points_together(tasks, threads: int | None):
+    """:func:`fit_point` of every task, the fits of one K advanced together (:mod:`gmm.lockstep`).
+
+    Yields ``(index, (row, model))`` as the fits finish, K by K in the order
+    the tasks name them. The same rows as fitting them one by one up to the
+    stacked products' rounding. ``threads``: BLAS and OpenMP threads meanwhile
+    (None: as they are), as :func:`gmm.selection.parallel.run` in this process.
+    """
+    groups: dict[int, list] = {}
+    for index, args in tasks:
+        groups.setdefault(args[2], []).append((index, (*args, True)))
+    with (
+        _convergence_silenced(),
+        blas_threads(threads),
+        blas_threads(threads, user_api="openmp"),
+    ):
+        for group in groups.values():
+            yield from lockstep.run_together(fit_point, group)
+
+
+@contextlib.contextmanager
+def _convergence_silenced():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any], silenced: bool = False):
     """Fit one grid point; return ``(row, model)``, or ``(row with error, None)``.
 
-    ConvergenceWarning is silenced here: the ``converged`` column carries it.
+    ConvergenceWarning is silenced here (by the caller, with ``silenced``): the
+    ``converged`` column carries it.
 
     Parameters
     ----------
@@ -610,6 +655,10 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any]):
     covariance_type : str
     params : dict
         The other ``GaussianMixture`` parameters.
+    silenced : bool, default=False
+        Whether the caller silences ConvergenceWarning around every fit
+        (:func:`fit_points_together`: the warnings filters are the process's,
+        which fits in threads must not set in turn).
     """
     model = GaussianMixture(k, covariance_type=covariance_type, **params)
     n_parameters = criteria.n_parameters(get_family(covariance_type), k, X.shape[1])
@@ -617,10 +666,9 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any]):
     try:
         # Only a fit whose last E-step can serve the criteria sums the entropy.
         with (
-            warnings.catch_warnings(),
+            contextlib.nullcontext() if silenced else _convergence_silenced(),
             em.tracking_entropy() if _may_reuse(model, w) else contextlib.nullcontext() as final,
         ):
-            warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, sample_weight=w)
         seconds = perf_counter() - start
         scores = None if final is None else reused_criteria(model, final, X, w)

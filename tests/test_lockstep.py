@@ -1,0 +1,190 @@
+"""Tests of gmm.lockstep: fits advanced together, their E-steps stacked.
+
+References: each fit's own E-step (gmm.em.own_expectation, the path of a fit run
+alone, itself checked against scikit-learn and scipy elsewhere), the same fits
+run one by one, and the sweep without lockstep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from gmm import GaussianMixture, em, lockstep, sweep
+from gmm.covariance import get_family
+from gmm.selection import search
+
+GENERAL = ("VVV", "EEV", "VEV", "EVV", "VEE", "EVE", "VVE")
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(7)
+    centres = np.array([[0.0, 0.0, 0.0], [5.0, 1.0, -2.0], [-3.0, 4.0, 2.0]])
+    X = np.concatenate([rng.normal(c, [1.0, 0.7, 1.3], size=(400, 3)) for c in centres])
+    return rng.permutation(X)
+
+
+def _requests(X, names, k, w=None, entropy=False):
+    """One request per model for its fitted parameters, on chunks of the same rows."""
+    shift = X.mean(axis=0)
+    requests, alone = [], []
+    for name in names:
+        model = GaussianMixture(k, covariance_type=name, random_state=0, max_iter=5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X)
+        family = get_family(name)
+        params = model._get_parameters()
+        log_const = model._log_const(params, family)
+        data = em.ChunkedData(X, w, family, shift, k)
+        with em.tracking_entropy() if entropy else contextlib.nullcontext():
+            request = lockstep._request(data, params, log_const)
+            request.entropy = entropy
+            requests.append(request)
+            alone.append(em.own_expectation(data, params, log_const))
+    return requests, alone
+
+
+def _assert_same_statistics(stacked, alone, rtol=1e-12):
+    (stats, _), (ref, _) = stacked, alone
+    np.testing.assert_allclose(stats.nk, ref.nk, rtol=rtol)
+    for mine, theirs in zip(stats.moments, ref.moments, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=rtol, atol=1e-9 * np.abs(theirs).max())
+    assert stats.log_likelihood == pytest.approx(ref.log_likelihood, rel=rtol)
+    assert stats.total_weight == pytest.approx(ref.total_weight, rel=rtol)
+    if ref.entropy is None:
+        assert stats.entropy is None
+    else:
+        assert stats.entropy == pytest.approx(ref.entropy, rel=1e-10)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_stacked_statistics_equal_each_fits_own(blobs, k):
+    requests, alone = _requests(blobs, GENERAL, k)
+    assert len({request.key for request in requests}) == 1  # one stack
+    for stacked, ref in zip(lockstep.stacked_expectation(requests), alone, strict=True):
+        _assert_same_statistics(stacked, ref)
+
+
+def test_stacked_statistics_with_weights_and_entropy(blobs):
+    w = np.random.default_rng(3).uniform(0.2, 3.0, blobs.shape[0])
+    requests, alone = _requests(blobs, ("VVV", "EVE", "EEV"), 3, w=w, entropy=True)
+    assert all(ref[0].entropy is not None for ref in alone)
+    for stacked, ref in zip(lockstep.stacked_expectation(requests), alone, strict=True):
+        _assert_same_statistics(stacked, ref)
+
+
+def test_families_that_cannot_stack_are_computed_alone(blobs):
+    # 'tied' drops the shared term, 'diag' has no stack key: no request, the fit's own path.
+    assert not lockstep.stacks(type(get_family("EEE")))
+    assert not lockstep.stacks(type(get_family("diag")))
+    assert lockstep.stacks(type(get_family("VVV"))) and lockstep.stacks(type(get_family("full")))
+    model = GaussianMixture(2, covariance_type="diag", random_state=0).fit(blobs)
+    family = get_family("diag")
+    params = model._get_parameters()
+    data = em.ChunkedData(blobs, None, family, blobs.mean(axis=0), 2)
+    assert lockstep._request(data, params, model._log_const(params, family)) is None
+
+
+def test_a_far_row_fails_its_own_fit_only(blobs):
+    """A fit whose components overflow on some row gets the error it gets alone; the
+    others in its stack get their own numbers."""
+    requests, alone = _requests(blobs, ("VVV", "EEV", "VEV"), 2)
+    far = requests[1]
+    far.coefs.linear[:] = np.inf  # every distance overflows: no row is representable
+    answers = lockstep.stacked_expectation(requests)
+    assert isinstance(answers[1], em.OutOfRangeError)
+    for index in (0, 2):
+        _assert_same_statistics(answers[index], alone[index])
+
+
+def _fit(X, name, k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(k, covariance_type=name, init_params="hc", random_state=0)
+        model.fit(X)
+    return model
+
+
+def test_fits_together_equal_fits_one_by_one(blobs, monkeypatch):
+    stacked = []
+    original = lockstep.stacked_expectation
+    monkeypatch.setattr(
+        lockstep,
+        "stacked_expectation",
+        lambda requests: stacked.append(len(requests)) or original(requests),
+    )
+    tasks = [(name, (blobs, name, 3)) for name in GENERAL]
+    together = dict(lockstep.run_together(_fit, tasks))
+    assert stacked and max(stacked) == len(GENERAL)
+    for name in GENERAL:
+        alone = _fit(blobs, name, 3)
+        model = together[name]
+        assert model.n_iter_ == alone.n_iter_
+        assert model.lower_bound_ == pytest.approx(alone.lower_bound_, rel=1e-12)
+        np.testing.assert_allclose(model.means_, alone.means_, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(model.covariances_, alone.covariances_, rtol=1e-8, atol=1e-12)
+
+
+def test_an_error_ends_the_run_and_stops_every_thread(blobs):
+    before = threading.active_count()
+
+    def fit(name):
+        if name == "EEV":
+            raise ValueError("this fit fails")
+        return _fit(blobs, name, 2)
+
+    with pytest.raises(ValueError, match="this fit fails"):
+        list(lockstep.run_together(fit, [(name, (name,)) for name in GENERAL]))
+    assert threading.active_count() == before
+
+
+def test_a_caller_that_stops_reading_stops_the_fits(blobs):
+    before = threading.active_count()
+    models = {name: GaussianMixture(2, covariance_type=name, random_state=0) for name in GENERAL}
+
+    def fit(name):
+        return models[name].fit(blobs)
+
+    results = lockstep.run_together(fit, [(name, (name,)) for name in GENERAL])
+    next(results)  # one fit finished; the others wait at an E-step
+    results.close()
+    assert threading.active_count() == before
+    unfinished = [model for model in models.values() if not hasattr(model, "means_")]
+    assert unfinished  # stopped part-way, and left as they were: unfitted
+
+
+def test_sweep_in_lockstep_equals_the_sweep_fit_by_fit(blobs, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        filters = list(warnings.filters)
+        together = sweep(blobs, range(1, 5), "mclust", random_state=0, progress=False)
+        assert warnings.filters == filters  # the fits' silencing is undone
+        monkeypatch.setattr(search, "stackable_fits", lambda *args: False)
+        alone = sweep(blobs, range(1, 5), "mclust", random_state=0, progress=False)
+    assert together.best_params_ == alone.best_params_
+    for mine, theirs in zip(together.table, alone.table, strict=True):
+        assert (mine["covariance_type"], mine["n_components"]) == (
+            theirs["covariance_type"],
+            theirs["n_components"],
+        )
+        assert mine["error"] == theirs["error"]
+        if mine["error"] is None:
+            assert mine["n_iter"] == theirs["n_iter"]
+            assert mine["bic"] == pytest.approx(theirs["bic"], rel=1e-10)
+            assert mine["icl"] == pytest.approx(theirs["icl"], rel=1e-10)
+
+
+def test_stackable_fits_needs_two_stacking_families_and_plain_rows(blobs):
+    grid = [(1, "VVV"), (1, "EEV"), (1, "EII")]
+    assert search.stackable_fits(grid, blobs, None, {})
+    assert not search.stackable_fits([(1, "VVV"), (1, "EII")], blobs, None, {})
+    assert not search.stackable_fits(grid, blobs, np.ones(len(blobs)), {})
+    assert not search.stackable_fits(grid, blobs, None, {"nan_policy": "omit"})
+    assert not search.stackable_fits(grid, blobs.view(np.memmap), None, {})
