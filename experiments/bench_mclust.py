@@ -389,8 +389,11 @@ def profile_sweep(X: np.ndarray, lines: int = 30) -> dict:
     The sweep runs once untimed (one-time costs; every run computes its hc tree), then its
     wall and process CPU times are taken with and without the one-thread limit of
     a serial sweep's small fits (``gmm.selection.search.SERIAL_THREADED_WORK``;
-    without it, BLAS and OpenMP keep their threads), alternating, then once
-    under cProfile (which slows the Python parts several times).
+    without it, BLAS and OpenMP keep their threads), and with the limit but its
+    fits run one by one instead of together (``gmm.selection.search.stackable_fits``,
+    :mod:`gmm.lockstep`), alternating, then once under cProfile (which slows the
+    Python parts several times and sees only this thread: the fits run together
+    are in others, so the profile is of the sweep fit by fit).
     """
     import cProfile
     import pstats
@@ -405,20 +408,36 @@ def profile_sweep(X: np.ndarray, lines: int = 30) -> dict:
 
     sweep_once()
     limit = search.SERIAL_THREADED_WORK
-    times: dict[str, list[tuple[float, float]]] = {"threads_as_they_are": [], "limited": []}
+    together = search.stackable_fits
+    times: dict[str, list[tuple[float, float]]] = {
+        "threads_as_they_are": [],
+        "limited": [],
+        "limited_fit_by_fit": [],
+    }
+    settings = (
+        ("threads_as_they_are", 0, together),
+        ("limited", limit, together),
+        ("limited_fit_by_fit", limit, lambda *args: False),
+    )
     try:
         for _ in range(2):
-            for name, work in (("threads_as_they_are", 0), ("limited", limit)):
+            for name, work, stackable in settings:
                 search.SERIAL_THREADED_WORK = work
+                search.stackable_fits = stackable
                 wall, cpu = perf_counter(), process_time()
                 sweep_once()
                 times[name].append((perf_counter() - wall, process_time() - cpu))
     finally:
         search.SERIAL_THREADED_WORK = limit
+        search.stackable_fits = together
     profiler = cProfile.Profile()
-    profiler.enable()
-    result = sweep_once()
-    profiler.disable()
+    search.stackable_fits = lambda *args: False  # cProfile sees this thread only
+    try:
+        profiler.enable()
+        result = sweep_once()
+        profiler.disable()
+    finally:
+        search.stackable_fits = together
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(lines)
     stats.sort_stats("tottime").print_stats(lines)
