@@ -35,6 +35,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,19 @@ def run_together(
             fit.stop()
 
 
+def fit_clock() -> Callable[[], float]:
+    """A clock of the calling fit's own seconds, for its ``fit_seconds``.
+
+    Outside :func:`run_together`, :func:`time.perf_counter`. In a call it
+    runs, the seconds that call's thread has run plus its share of the
+    E-steps the coordinator computed for it (a stacked E-step's time split
+    equally among its fits): not the wall time, which holds the other fits'
+    work too. O(1).
+    """
+    fit = em._LOCKSTEP.get()
+    return perf_counter if fit is None else fit.seconds
+
+
 class _Fit:
     """One call of :func:`run_together`: its thread and the baton it waits for."""
 
@@ -120,6 +134,8 @@ class _Fit:
         self.result: Any = None
         self.error: BaseException | None = None
         self.finished = False
+        self._spent = 0.0  # seconds run before the current slice, and shares of E-steps
+        self._since = 0.0  # when the current slice began
         self._go = threading.Semaphore(0)
         self._paused = threading.Semaphore(0)
         self.thread = threading.Thread(
@@ -128,6 +144,7 @@ class _Fit:
 
     def _main(self) -> None:
         self._go.acquire()
+        self._since = perf_counter()
         token = em._LOCKSTEP.set(self)
         try:
             if not isinstance(self.answer, Cancelled):
@@ -144,6 +161,10 @@ class _Fit:
         """Run the fit (in its thread) to its next E-step or its end; wait for that."""
         self._go.release()
         self._paused.acquire()
+
+    def seconds(self) -> float:
+        """This fit's own seconds so far (see :func:`fit_clock`); read in its thread."""
+        return self._spent + (perf_counter() - self._since)
 
     def outcome(self):
         if self.error is not None:
@@ -166,8 +187,10 @@ class _Fit:
         if request is None:
             return em.own_expectation(data, params, log_const)
         self.request = request
+        self._spent += perf_counter() - self._since
         self._paused.release()
         self._go.acquire()
+        self._since = perf_counter()
         answer, self.answer, self.request = self.answer, None, None
         if isinstance(answer, BaseException):
             raise answer
@@ -222,9 +245,12 @@ def _answer(waiting: list[_Fit]) -> None:
         groups.setdefault(fit.request.key, []).append(fit)
     for group in groups.values():
         requests = [fit.request for fit in group]
+        start = perf_counter()
         answers = stacked_expectation(requests) if len(group) > 1 else [_alone(requests[0])]
+        share = (perf_counter() - start) / len(group)
         for fit, answer in zip(group, answers, strict=True):
             fit.answer = answer
+            fit._spent += share
 
 
 def _alone(request: Request):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -188,3 +189,18 @@ def test_stackable_fits_needs_two_stacking_families_and_plain_rows(blobs):
     assert not search.stackable_fits(grid, blobs, np.ones(len(blobs)), {})
     assert not search.stackable_fits(grid, blobs, None, {"nan_policy": "omit"})
     assert not search.stackable_fits(grid, blobs.view(np.memmap), None, {})
+
+
+def test_fit_seconds_of_fits_run_together_are_their_own(blobs):
+    """Each fit counts the slices its thread ran and its share of the stacked E-steps,
+    which are disjoint: together they are at most the sweep's wall time (each fit's
+    wall time from its start to its end would add up to several times it)."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = sweep(blobs, range(1, 5), "mclust", random_state=0, progress=False)
+    wall = time.perf_counter() - start
+    seconds = [row["fit_seconds"] for row in result.table]
+    assert all(value > 0 for value in seconds)
+    assert sum(seconds) <= wall
+    assert lockstep.fit_clock() is time.perf_counter  # outside a lockstep

@@ -20,7 +20,6 @@ import numbers
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -662,7 +661,8 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any], silenc
     """
     model = GaussianMixture(k, covariance_type=covariance_type, **params)
     n_parameters = criteria.n_parameters(get_family(covariance_type), k, X.shape[1])
-    start = perf_counter()
+    clock = lockstep.fit_clock()  # a fit run together counts its own seconds only
+    start = clock()
     try:
         # Only a fit whose last E-step can serve the criteria sums the entropy.
         with (
@@ -670,12 +670,12 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any], silenc
             em.tracking_entropy() if _may_reuse(model, w) else contextlib.nullcontext() as final,
         ):
             model.fit(X, sample_weight=w)
-        seconds = perf_counter() - start
+        seconds = clock() - start
         scores = None if final is None else reused_criteria(model, final, X, w)
         if scores is None:
             scores = information_criteria(model, X, criteria_weights(model, X, w))
     except Exception as exc:  # a failed fit is a row of the table, not the end of the sweep
-        row = _row(k, covariance_type, n_parameters, seconds=perf_counter() - start)
+        row = _row(k, covariance_type, n_parameters, seconds=clock() - start)
         row["error"] = f"{type(exc).__name__}: {exc}"
         return row, None
     row = _row(k, covariance_type, n_parameters, seconds=seconds)
