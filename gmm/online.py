@@ -71,7 +71,12 @@ DEFAULT_BATCH_SIZE = 10_000
 #: gave 0.83x a batch EM iteration's rows/s at 50,000 rows an update against 0.41x
 #: at 10,000 (2026-12-02 07:37 UTC), and 0.74x against 0.59x after this default
 #: came in (09:58); on the stationary 1,000,000-row stream the held-out gap to
-#: batch EM is the same (``experiments/online.py``, busy machine).
+#: batch EM is the same (``experiments/online.py``, busy machine). Not more: fewer,
+#: larger updates cost accuracy. One pass over 1,000,000 rows of 'full' K=3, D=2
+#: (``python -m experiments.bench_online --gaps``, three seeds) ends 0.0080, 0.0016 and
+#: 0.0002 nats per sample below batch EM on held-out rows at 65,536 rows an update,
+#: 0.0214, 0.0023 and 0.0004 at 131,072 (2 MiB), 0.0427, 0.0034 and 0.0006 at 262,144:
+#: twice this default would break the issue's 0.01 (2026-12-02).
 DEFAULT_BATCH_BYTES = 1 << 20
 #: Bytes of a split chunk's part's (K, rows) log-probabilities up to which a later
 #: update's chunks may take twice :data:`gmm.em.READ_ONCE_BYTES`
@@ -335,7 +340,9 @@ def read_once_budget(chunks: em.ChunkedData) -> int:
     Measured (one BLAS thread, process CPU, medians of 150-300 alternating
     updates on the busy two-core machine, 2026-12-02): 'full' K = 3, D = 2,
     updates of 65,536 rows, one chunk in two parts instead of two in four,
-    2.09 against 2.35-2.40 ms an update; without the cache condition 'spherical'
+    2.09 against 2.35-2.40 ms an update, and a pass over 1,000,000 rows 28.8
+    against 30.6 ms (0.70 against 0.63 a batch iteration, medians of 21
+    alternating passes in one process); without the cache condition 'spherical'
     K = 7, D = 8 (131,072 rows, parts of 32,768 rows, 1.8 MB of
     log-probabilities) was 4 % slower, which the condition keeps at the budget.
     O(1).
@@ -659,7 +666,14 @@ def fit_stream(
     3, 13:26 and 14:01 UTC), updates of 10,000 rows reach 0.91-1.06 ('diag'
     K=8, D=20), 0.85 ('full' K=8, D=20), 0.84-0.88 ('full' K=16, D=50) and
     0.41 ('full' K=3, D=2: 0.66-0.73 at its default 65,536 rows, 0.79-0.86 at
-    100,000). With updates of
+    100,000). Its later updates now run as one chunk in two parts, not two in
+    four (:func:`read_once_budget`): at its default, 0.70 against 0.63 a batch
+    iteration in the same process (medians of 21 alternating passes, load about
+    2, 2026-12-02 19:05 UTC), still short of 0.8 on the busy machine: what is
+    left is some 0.35 ms of fixed cost per update (the E-step's per-part calls,
+    the coefficients, the statistics step, the M-step) and 2 ns a row of
+    features, while twice the rows per update would cost accuracy (see
+    :data:`DEFAULT_BATCH_BYTES`). With updates of
     10,000 to 50,000 rows, one pass over 1,000,000 rows stays within 0.01
     nats per sample of batch EM on held-out data (``python -m experiments
     online``). Larger updates mean fewer steps: a short stream, or one that
