@@ -29,6 +29,8 @@ fit's feature cache, so a batch iteration forms them too) and writes
 ``"diag K=8 D=20"``) is given, for runs that would take long on every model.
 ``--profile`` prints (and writes to ``out/bench_online_profile.json``) where an
 update's time goes, step by step, against a batch iteration's (:func:`profile`).
+``--gaps`` prints the held-out gap to batch EM of one pass of 'full' K = 3, D = 2 at
+fit_stream's default rows per update and larger (:func:`update_size_gaps`).
 Timings come from a shared, busy 2-core machine.
 """
 
@@ -520,6 +522,39 @@ def print_profiles() -> None:
     print(f"wrote {OUT / 'bench_online_profile.json'}")
 
 
+#: Update sizes of ``--gaps``: fit_stream's default for D = 2 and the two next doublings.
+GAP_SIZES = (65_536, 131_072, 262_144)
+
+
+def update_size_gaps(sizes=GAP_SIZES, n_rows: int = 1_000_000, seeds=(0, 1, 2)) -> list[dict]:
+    """Held-out gap (nats per sample) of one online pass to batch EM, by rows per update.
+
+    What a larger default update for narrow rows would cost: for 'full' K = 3, D = 2
+    (the model of :data:`PROFILE_CASES` furthest below the throughput goal), on
+    ``n_rows`` rows of ``experiments.online.Mixture(3, 2, seed)`` and 100,000
+    held-out rows, both methods from k-means on the first 1,000 rows
+    (``experiments.online.start_params``), batch EM run to convergence
+    (``experiments.online.batch_em``). O(seeds · (batch EM + passes)).
+    """
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for seed in seeds:
+            mixture = online.Mixture(3, 2, seed=seed)
+            rng = np.random.default_rng(100 + seed)
+            train, held_out = mixture.draw(rng, n_rows), mixture.draw(rng, 100_000)
+            params = online.start_params(train[:1000], "full", 3)
+            batch = online.batch_em(train, params).score(held_out)
+            gaps = {
+                str(size): round(
+                    batch - fit_stream(train, batch_size=size, **params).score(held_out), 5
+                )
+                for size in sizes
+            }
+            rows.append({"seed": seed, "gap (nats) by rows per update": gaps})
+    return rows
+
+
 def _option(argv: list[str], name: str) -> list[str]:
     """The values after ``name`` in ``argv``, up to the next ``--`` option."""
     if name not in argv:
@@ -535,6 +570,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--profile" in argv:
         print_profiles()
+        return 0
+    if "--gaps" in argv:
+        for row in update_size_gaps():
+            print(row)
         return 0
     memory_passes = "--throughput" not in argv
     rows = _option(argv, "--rows")

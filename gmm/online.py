@@ -71,8 +71,17 @@ DEFAULT_BATCH_SIZE = 10_000
 #: gave 0.83x a batch EM iteration's rows/s at 50,000 rows an update against 0.41x
 #: at 10,000 (2026-12-02 07:37 UTC), and 0.74x against 0.59x after this default
 #: came in (09:58); on the stationary 1,000,000-row stream the held-out gap to
-#: batch EM is the same (``experiments/online.py``, busy machine).
+#: batch EM is the same (``experiments/online.py``, busy machine). Not more: fewer,
+#: larger updates cost accuracy. One pass over 1,000,000 rows of 'full' K=3, D=2
+#: (``python -m experiments.bench_online --gaps``, three seeds) ends 0.0080, 0.0016 and
+#: 0.0002 nats per sample below batch EM on held-out rows at 65,536 rows an update,
+#: 0.0214, 0.0023 and 0.0004 at 131,072 (2 MiB), 0.0427, 0.0034 and 0.0006 at 262,144:
+#: twice this default would break the issue's 0.01 (2026-12-02).
 DEFAULT_BATCH_BYTES = 1 << 20
+#: Bytes of a split chunk's part's (K, rows) log-probabilities up to which a later
+#: update's chunks may take twice :data:`gmm.em.READ_ONCE_BYTES`
+#: (:func:`read_once_budget`): a core's second-level cache on the machines measured.
+PART_BYTES = 1 << 20
 
 
 def default_batch_size(n_features: int, dtype=np.float64) -> int:
@@ -271,7 +280,9 @@ def _update(est, X, sample_weight) -> None:
         # Rows read once: each chunk shifted as its features are formed, and dropped.
         # The first batch keeps a fit's chunks (step 1 on all rows is a fit's
         # iteration, bit for bit); later ones take chunks sized to the cache.
-        chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES if started else None)
+        chunks = em.ReadOnceChunks.of(
+            data.chunks, read_once_budget(data.chunks) if started else None
+        )
         # One BLAS limit for the update when its E-step's chunks take one: the
         # blocks inside (E-step, M-step) then find BLAS on one thread and skip theirs.
         # Decided once: the E-step (em.read_once_expectation) sets none of its own.
@@ -311,6 +322,40 @@ def _update(est, X, sample_weight) -> None:
         est.lower_bounds_ = []
     # Last, and in place (O(1), not a copy per batch): nothing after it can fail.
     est.lower_bounds_.append(batch_bound)
+
+
+def read_once_budget(chunks: em.ChunkedData) -> int:
+    """Bytes of temporaries that size a later update's chunks (:func:`gmm.em.read_once_rows`).
+
+    :data:`gmm.em.READ_ONCE_BYTES`, or twice that where it halves the E-step's
+    calls at no loss of cache. A chunk of a shape whose parts run in turn (not
+    :func:`gmm.em.threaded_shape`) is split in two from
+    :data:`gmm.em.SPLIT_ROWS_SERIAL` rows and its parts are E-stepped one after
+    the other, each paying a part's fixed cost (tens of µs: some twenty numpy
+    calls, a sizeable share of the E-step of narrow rows, about 20 ns a row for
+    'full' K = 3, D = 2). Where the budget's chunks would be split so, twice the
+    budget gives half as many chunks and parts, as long as a part's (K, rows)
+    log-probabilities, which the normalisation reads and writes several times,
+    still take at most :data:`PART_BYTES` (a core's second-level cache).
+    Measured (one BLAS thread, process CPU, medians of 150-300 alternating
+    updates on the busy two-core machine, 2026-12-02): 'full' K = 3, D = 2,
+    updates of 65,536 rows, one chunk in two parts instead of two in four,
+    2.09 against 2.35-2.40 ms an update, and a pass over 1,000,000 rows 28.8
+    against 30.6 ms (0.70 against 0.63 a batch iteration, medians of 21
+    alternating passes in one process); without the cache condition 'spherical'
+    K = 7, D = 8 (131,072 rows, parts of 32,768 rows, 1.8 MB of
+    log-probabilities) was 4 % slower, which the condition keeps at the budget.
+    O(1).
+    """
+    budget = em.READ_ONCE_BYTES
+    X, n_components = chunks.X, chunks.n_components
+    if em.threaded_shape(chunks.family, n_components, X.shape[1], X.dtype):
+        return budget
+    if em.read_once_rows(chunks, budget)[0] < em.SPLIT_ROWS_SERIAL:
+        return budget  # chunks run whole: as few calls as the budget allows
+    rows = em.read_once_rows(chunks, 2 * budget)[0]
+    part = -(-rows // 2) if rows >= em.SPLIT_ROWS_SERIAL else rows
+    return 2 * budget if n_components * part * X.dtype.itemsize <= PART_BYTES else budget
 
 
 def _expectation(chunks: em.ReadOnceChunks, params, log_const):
@@ -621,7 +666,14 @@ def fit_stream(
     3, 13:26 and 14:01 UTC), updates of 10,000 rows reach 0.91-1.06 ('diag'
     K=8, D=20), 0.85 ('full' K=8, D=20), 0.84-0.88 ('full' K=16, D=50) and
     0.41 ('full' K=3, D=2: 0.66-0.73 at its default 65,536 rows, 0.79-0.86 at
-    100,000). With updates of
+    100,000). Its later updates now run as one chunk in two parts, not two in
+    four (:func:`read_once_budget`): at its default, 0.70 against 0.63 a batch
+    iteration in the same process (medians of 21 alternating passes, load about
+    2, 2026-12-02 19:05 UTC), still short of 0.8 on the busy machine: what is
+    left is some 0.35 ms of fixed cost per update (the E-step's per-part calls,
+    the coefficients, the statistics step, the M-step) and 2 ns a row of
+    features, while twice the rows per update would cost accuracy (see
+    :data:`DEFAULT_BATCH_BYTES`). With updates of
     10,000 to 50,000 rows, one pass over 1,000,000 rows stays within 0.01
     nats per sample of batch EM on held-out data (``python -m experiments
     online``). Larger updates mean fewer steps: a short stream, or one that

@@ -903,6 +903,42 @@ def test_first_update_reads_a_fits_chunks_and_later_ones_smaller_chunks(
     assert fit_rows < len(stream) and rows == [(fit_rows, True), (234, True)]  # 700 = 3 x ~234
 
 
+@pytest.mark.parametrize(
+    ("covariance_type", "n_components", "n_features", "n_rows", "chunk_rows"),
+    [
+        ("full", 3, 2, 65_536, 65_536),  # one chunk in two parts of 32,768, not two in four
+        ("full", 3, 2, 131_072, 65_536),  # two chunks in four parts, not four in eight
+        ("full", 3, 2, 100_000, 33_334),  # one chunk's parts would exceed PART_BYTES
+        ("full", 3, 2, 20_000, 20_000),  # one chunk, not split: nothing to halve
+        ("spherical", 7, 8, 131_072, 32_768),  # (7, 32,768) parts would exceed PART_BYTES
+        ("full", 8, 2, 65_536, 32_768),  # threaded shape: split from em.SPLIT_ROWS anyway
+    ],
+)
+def test_read_once_budget_halves_the_parts_only_where_they_stay_in_cache(
+    covariance_type, n_components, n_features, n_rows, chunk_rows
+):
+    """online.read_once_budget: twice em.READ_ONCE_BYTES where the budget's chunks run in
+    two parts each (a serial shape, em.SPLIT_ROWS_SERIAL rows or more) and the parts of
+    the larger chunks keep their (K, rows) log-probabilities within online.PART_BYTES;
+    the chunk rows worked out by hand from em.read_once_rows' rule (2 MiB over the
+    temporaries' columns, rows shared evenly), and every part within the bound."""
+    from gmm import em
+    from gmm.covariance import _cost, get_family
+
+    family = get_family(covariance_type)
+    X = np.zeros((n_rows, n_features))
+    with _cost.forced("expanded"):
+        chunks = em.ChunkedData(X, None, family, np.zeros(n_features), n_components, cache=False)
+        budget = online.read_once_budget(chunks)
+        rows = em.ReadOnceChunks.of(chunks, budget).rows
+    assert budget in (em.READ_ONCE_BYTES, 2 * em.READ_ONCE_BYTES)
+    assert rows == chunk_rows
+    serial = n_components < em.THREAD_COMPONENTS
+    part = rows // 2 if serial and rows >= em.SPLIT_ROWS_SERIAL else rows
+    if budget != em.READ_ONCE_BYTES:
+        assert n_components * part * X.itemsize <= online.PART_BYTES
+
+
 @pytest.mark.parametrize(("n_components", "n_rows", "parts"), [(3, 10_000, 1), (8, 10_000, 2)])
 def test_an_update_sized_chunk_is_split_only_where_threads_may_run_its_parts(
     n_components, n_rows, parts, monkeypatch, chunk_calls
