@@ -31,9 +31,8 @@ M-steps and convergence rule run in its thread, as they would alone.
 from __future__ import annotations
 
 import contextvars
-import itertools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -42,6 +41,7 @@ import numpy as np
 
 from . import em
 from .blas_threads import blas_threads_for
+from .covariance.base import stacked_rows
 
 
 class Cancelled(BaseException):
@@ -206,7 +206,7 @@ def _request(data, params: em.Parameters, log_const: np.ndarray) -> Request | No
     that would run on threads, or coefficients the family does not stack.
     """
     family = data.family
-    if type(data) is not em.ChunkedData or data.X.shape[0] == 0 or stacks(type(family)) is False:
+    if type(data) is not em.ChunkedData or data.X.shape[0] == 0 or stack_kind(family) is None:
         return None
     params, dtype = em.working_precision(params, family, data.shift, data.X.dtype)
     if dtype != data.X.dtype or em._threads_for(data, dtype) > 1:
@@ -225,17 +225,18 @@ def _request(data, params: em.Parameters, log_const: np.ndarray) -> Request | No
         None if weights is None else id(weights),
         type(family).shifted_chunk_features,
         type(family).chunk_features,
+        type(family).features,
         stack,
     )
     return Request(data, coefs, const, em._TRACKED.get() is not None, key)
 
 
-def stacks(cls: type) -> bool:
-    """Whether family class ``cls`` may stack its E-steps: it defines ``stack_key`` and
-    computes its chunks by ``log_prob`` (not a shared term's hook). O(1)."""
-    from .covariance import CovarianceFamily
-
-    return cls.stack_key is not CovarianceFamily.stack_key and not em._drops_shared(cls)
+def stack_kind(family) -> Hashable | None:
+    """``family``'s :attr:`~gmm.covariance.CovarianceFamily.stack_kind`, or None where its
+    chunks are computed by a shared term's hook (they never stack). O(1)."""
+    if em._drops_shared(type(family)):
+        return None
+    return family.stack_kind
 
 
 def _answer(waiting: list[_Fit]) -> None:
@@ -289,15 +290,14 @@ def stacked_expectation(requests: Sequence[Request]) -> list:
     data, family = first.data, first.data.family
     coefs = [request.coefs for request in requests]
     consts = [request.const for request in requests]
-    bounds = np.cumsum([0] + [request.const.shape[0] for request in requests]).tolist()
-    parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+    parts = stacked_rows([request.const.shape[0] for request in requests])
     totals: list[em.Statistics | None] = [None] * len(requests)
     try:
         with blas_threads_for(getattr(data, "work", None), rows=True):
             first_row = 0
             for Xc, feats, w in data:
                 with np.errstate(over="ignore", invalid="ignore"):
-                    stacked = family.stacked_log_prob(Xc, feats, coefs, consts)
+                    stacked, work = family.stacked_log_prob(Xc, feats, coefs, consts)
                 sums = []
                 for part, request in zip(parts, requests, strict=True):
                     resp, log_norm, row_entropy = em._normalize(
@@ -306,7 +306,7 @@ def stacked_expectation(requests: Sequence[Request]) -> list:
                     if not np.may_share_memory(resp, stacked):
                         stacked[part] = resp  # the entropy's own array: back into the stack
                     sums.append(em.row_sums(stacked[part], log_norm, row_entropy, w))
-                moments = family.stacked_moments(Xc, feats, stacked, coefs)
+                moments = family.stacked_moments(Xc, feats, stacked, coefs, work)
                 for index, (part, (loglik, total, entropy)) in enumerate(
                     zip(parts, sums, strict=True)
                 ):

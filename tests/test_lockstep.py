@@ -65,9 +65,16 @@ def _assert_same_statistics(stacked, alone, rtol=1e-12):
         assert stats.entropy == pytest.approx(ref.entropy, rel=1e-10)
 
 
-@pytest.mark.parametrize("k", [1, 2, 4])
-def test_stacked_statistics_equal_each_fits_own(blobs, k):
-    requests, alone = _requests(blobs, GENERAL, k)
+AXIS_ALIGNED = ("EEI", "VEI", "EVI", "VVI")
+SPHERICAL = ("EII", "VII")
+
+
+@pytest.mark.parametrize(
+    "names", [GENERAL, AXIS_ALIGNED, SPHERICAL], ids=["general", "axis", "sph"]
+)
+@pytest.mark.parametrize("k", [1, 2, 4, 12])  # 12: the axis-aligned kernels read features
+def test_stacked_statistics_equal_each_fits_own(blobs, names, k):
+    requests, alone = _requests(blobs, names, k)
     assert len({request.key for request in requests}) == 1  # one stack
     for stacked, ref in zip(lockstep.stacked_expectation(requests), alone, strict=True):
         _assert_same_statistics(stacked, ref)
@@ -82,12 +89,15 @@ def test_stacked_statistics_with_weights_and_entropy(blobs):
 
 
 def test_families_that_cannot_stack_are_computed_alone(blobs):
-    # 'tied' drops the shared term, 'diag' has no stack key: no request, the fit's own path.
-    assert not lockstep.stacks(type(get_family("EEE")))
-    assert not lockstep.stacks(type(get_family("diag")))
-    assert lockstep.stacks(type(get_family("VVV"))) and lockstep.stacks(type(get_family("full")))
-    model = GaussianMixture(2, covariance_type="diag", random_state=0).fit(blobs)
-    family = get_family("diag")
+    # 'tied' (and mclust's EEE) drop the shared term: no request, the fit's own path.
+    assert lockstep.stack_kind(get_family("EEE")) is None
+    assert lockstep.stack_kind(get_family("tied")) is None
+    kind = lockstep.stack_kind
+    assert kind(get_family("VVV")) == kind(get_family("EVE")) == kind(get_family("full"))
+    assert kind(get_family("EEI")) == kind(get_family("VVI")) != kind(get_family("VVV"))
+    assert kind(get_family("EII")) == kind(get_family("VII")) != kind(get_family("EEI"))
+    model = GaussianMixture(2, covariance_type="tied", random_state=0).fit(blobs)
+    family = get_family("tied")
     params = model._get_parameters()
     data = em.ChunkedData(blobs, None, family, blobs.mean(axis=0), 2)
     assert lockstep._request(data, params, model._log_const(params, family)) is None
@@ -186,6 +196,9 @@ def test_stackable_fits_needs_two_stacking_families_and_plain_rows(blobs):
     grid = [(1, "VVV"), (1, "EEV"), (1, "EII")]
     assert search.stackable_fits(grid, blobs, None, {})
     assert not search.stackable_fits([(1, "VVV"), (1, "EII")], blobs, None, {})
+    assert search.stackable_fits([(1, "EEI"), (2, "VVI")], blobs, None, {})
+    sklearn_types = [(1, "full"), (1, "tied"), (1, "diag"), (1, "spherical")]
+    assert not search.stackable_fits(sklearn_types, blobs, None, {})
     assert not search.stackable_fits(grid, blobs, np.ones(len(blobs)), {})
     assert not search.stackable_fits(grid, blobs, None, {"nan_policy": "omit"})
     assert not search.stackable_fits(grid, blobs.view(np.memmap), None, {})

@@ -25,6 +25,7 @@ attributes are interchangeable):
 from __future__ import annotations
 
 import functools
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -289,38 +290,49 @@ class CovarianceFamily(ABC):
         """
 
     # ------------------------------------------- E-steps of several fits at once
-    def stack_key(self, coefs: Any) -> Hashable | None:
-        """Optional hook of :mod:`gmm.lockstep`: what this E-step may be stacked with.
+    @property
+    def stack_kind(self) -> Hashable | None:
+        """Optional hook of :mod:`gmm.lockstep`: the kernels and features this family's
+        E-steps share with other families', or None (the default: never stacked).
 
-        Fits advanced together on the same chunks whose families give equal keys
-        (not None) for their ``coefs`` compute their log-probabilities in one
-        product (:meth:`stacked_log_prob`) and their moments in another
-        (:meth:`stacked_moments`): one pass over the features for many models,
-        and products wide enough to run near the machine's peak. The key names
-        the kernels and the features they read. None (the default): computed
-        alone, by :meth:`log_prob` and :meth:`moments`.
+        Fits advanced together on the same rows whose families have equal kinds
+        (and whose :meth:`stack_key` agree at that E-step) compute their
+        log-probabilities in one product (:meth:`stacked_log_prob`) and their
+        moments in another (:meth:`stacked_moments`): one pass over the
+        features for many models, in products wide enough to run near the
+        machine's peak. A sweep runs its fits together only when two or more of
+        its families share a kind (:func:`gmm.selection.search.stackable_fits`).
         """
+        return None
+
+    def stack_key(self, coefs: Any) -> Hashable | None:
+        """What this E-step, with coefficients ``coefs``, may be stacked with (see
+        :attr:`stack_kind`): equal keys stack; None computes it alone, by
+        :meth:`log_prob` and :meth:`moments`. Only called where :attr:`stack_kind`
+        is not None."""
         return None
 
     def stacked_log_prob(
         self, X: np.ndarray, feats: np.ndarray, coefs: Sequence[Any], log_norm_consts: Sequence
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, Any]:
         """:meth:`log_prob` of several fits' ``coefs`` on one chunk, one above the other.
 
         Only for ``coefs`` of equal :meth:`stack_key`. ``log_norm_consts[i]`` is
-        (K_i,) in the working dtype. Returns (sum of K_i, rows); fit ``i``'s rows
-        follow fit ``i - 1``'s. O(rows · sum K_i · F) time.
+        (K_i,) in the working dtype. Returns the (sum of K_i, rows)
+        log-probabilities, fit ``i``'s rows after fit ``i - 1``'s, and the work
+        for :meth:`stacked_moments` (as :meth:`mahalanobis` gives it).
+        O(rows · sum K_i · F) time.
         """
         raise NotImplementedError
 
     def stacked_moments(
-        self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray, coefs: Sequence[Any]
+        self, X: np.ndarray, feats: np.ndarray, resp: np.ndarray, coefs: Sequence[Any], work: Any
     ) -> list[tuple[np.ndarray, ...]]:
         """:meth:`moments` of several fits on one chunk, in float64, one tuple per fit.
 
         ``resp`` (sum of K_i, rows) stacks the fits' (weighted) responsibilities
-        as :meth:`stacked_log_prob` stacks their log-probabilities. O(rows ·
-        sum K_i · F) time.
+        as :meth:`stacked_log_prob` stacks their log-probabilities; ``work`` is
+        its work. O(rows · sum K_i · F) time.
         """
         raise NotImplementedError
 
@@ -495,3 +507,14 @@ class CovarianceFamily(ABC):
         rtol = np.sqrt(float(np.finfo(dtype).eps))
         if not np.allclose(rebuilt, stored, rtol=rtol, atol=rtol * np.max(np.abs(stored))):
             raise ValueError("precisions_cholesky_ does not agree with precisions_ (U @ U.T != P)")
+
+
+def stacked_rows(sizes: Sequence[int]) -> list[slice]:
+    """Each fit's rows in a stack of the fits' components, from their counts ``sizes``
+    (``stacked_log_prob``, :mod:`gmm.lockstep`). O(fits).
+
+    >>> stacked_rows([2, 3])
+    [slice(0, 2, None), slice(2, 5, None)]
+    """
+    bounds = list(itertools.accumulate(sizes, initial=0))
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]

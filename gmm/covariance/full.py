@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ from scipy.linalg import blas
 
 from .. import statistics
 from . import _cost, _matrices
-from .base import CovarianceFamily, kappa_max
+from .base import CovarianceFamily, kappa_max, stacked_rows
 from .diag import shifted_columns
 
 
@@ -275,12 +274,17 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
     def log_det_precision_cholesky(self, prec_chol, n_features):
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
 
+    @property
+    def stack_kind(self):
+        """The expanded features and their two products (see :meth:`stack_key`)."""
+        return "full expanded"
+
     def stack_key(self, coefs: FullCoefficients):
         """Fits whose every component is on the expanded path stack (their features are
         the same for the same rows); a centred component computes alone."""
         if coefs.centred.size:
             return None
-        return ("full expanded", coefs.linear.shape[1], coefs.linear.dtype.str)
+        return (self.stack_kind, coefs.linear.shape[1], coefs.linear.dtype.str)
 
     def stacked_log_prob(self, X, feats, coefs, log_norm_consts):
         """:meth:`log_prob` of each fit's expanded coefficients, in one product.
@@ -288,9 +292,9 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
         The fits' ``-linear / 2`` stacked column-major (as :meth:`log_prob` gives
         them to BLAS), then each fit's rows as :meth:`log_prob` treats its own
         (bit for bit on this machine's OpenBLAS for two or more components a fit).
-        O(rows · sum K_i · F) time.
+        No work. O(rows · sum K_i · F) time.
         """
-        rows = _stacked_rows(coefs)
+        rows = stacked_rows([fit.linear.shape[0] for fit in coefs])
         matrix = np.empty((rows[-1].stop, coefs[0].linear.shape[1]), coefs[0].linear.dtype, "F")
         for part, fit in zip(rows, coefs, strict=True):
             np.multiply(fit.linear, -0.5, out=matrix[part])
@@ -299,9 +303,9 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
             block = log_prob[part]
             block += const[:, None] - 0.5 * fit.const
             np.minimum(block, const[:, None], out=block)
-        return log_prob
+        return log_prob, None
 
-    def stacked_moments(self, X, feats, resp, coefs):
+    def stacked_moments(self, X, feats, resp, coefs, work):
         """The expanded moments of every fit from one product, ``resp @ feats``.
 
         O(rows · sum K_i · F) time, O(sum K_i · F) memory.
@@ -314,7 +318,7 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
                 np.zeros((part.stop - part.start, d)),
                 np.zeros((part.stop - part.start, d, d)),
             )
-            for part in _stacked_rows(coefs)
+            for part in stacked_rows([fit.linear.shape[0] for fit in coefs])
         ]
 
     def moments(self, X, feats, resp, coefs, work):
@@ -407,12 +411,6 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
     def component_covariance(self, covariances, k):
         return covariances[k]
-
-
-def _stacked_rows(coefs) -> list[slice]:
-    """Each fit's rows in a stack of the fits' components (:meth:`Full.stacked_log_prob`)."""
-    bounds = np.cumsum([0] + [fit.linear.shape[0] for fit in coefs]).tolist()
-    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 #: Up to this many features :func:`_gram` forms the product with no BLAS limit around it.

@@ -13,6 +13,7 @@ arrays) is scored the same way.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import math
@@ -603,13 +604,16 @@ def stackable_fits(grid, X, w, params: dict[str, Any]) -> bool:
 
     For in-memory rows without weights or holes (each fit then takes the same
     chunks, :func:`gmm.scale.known_rows`) and a grid with two or more covariance
-    types whose families stack their E-steps (``stack_key``: mclust's seven
-    models with an orientation, and 'full'). O(grid).
+    types whose families stack their E-steps together (equal ``stack_kind``:
+    mclust's seven models with an orientation; its four axis-aligned ones;
+    'EII' and 'VII'). scikit-learn's four types share none, so their sweeps fit
+    one by one. O(grid).
     """
     if type(X) is not np.ndarray or w is not None or params.get("nan_policy", "raise") != "raise":
         return False
-    names = {name for _, name in grid}
-    return sum(lockstep.stacks(type(get_family(name))) for name in names) >= 2
+    kinds = [lockstep.stack_kind(get_family(name)) for name in {name for _, name in grid}]
+    counts = collections.Counter(kind for kind in kinds if kind is not None)
+    return any(count >= 2 for count in counts.values())
 
 
 def fit_points_together(tasks, threads: int | None):
