@@ -373,6 +373,14 @@ class _Clusters:
         self.scatter = np.zeros((n_groups, d, d)) if model == "VVV" else None
         self.first_row = np.zeros((n_groups, d))  # first row of the stored factor
         self.fresh: tuple[int, np.ndarray] | None = None  # (slot, true scatter)
+        # 'VVV', for the deferred determinants (see _merge_by_terms): each slot's
+        # true scatter when it was formed, an id no other cluster ever takes, and,
+        # per id of a cluster formed by a merge, the ids of the partners whose
+        # determinant is deferred and each pair's log((t + α) / n) (NaN once paid).
+        self.true = np.zeros((n_groups, d, d)) if model == "VVV" else None
+        self.uid = np.arange(n_groups)
+        self.next_uid = n_groups
+        self.deferred: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         centred = Z - Z.mean(axis=0)
         # mclust's α = tr(W) / (n d) of the whole data (floored at machine epsilon).
         self.alpha = max(float(np.sum(centred * centred)) / (Z.shape[0] * d), _FLOAT_EPS)
@@ -426,6 +434,8 @@ class _Clusters:
             + self.trace[columns]
             + factor * np.einsum("...d,...d->...", delta, delta)
         )
+        if self.scatter is not None and np.ndim(first) == 0 and self.fresh is not None:
+            return self._bounds(first, columns, size, trace)
         big_scatter = big = None
         if self.scatter is not None:
             big = self.determinant_counts(size, trace)
@@ -443,6 +453,57 @@ class _Clusters:
                 big_scatter += own
                 big_scatter += (factor[big][:, None] * dk)[:, :, None] * dk[:, None, :]
         return self.terms(size, trace, big_scatter, big) - self.term[first] - self.term[columns]
+
+    def _bounds(self, i, columns: slice, size, trace):
+        """The new cluster ``i``'s costs with every determinant deferred ('VVV').
+
+        A pair whose determinant counts costs ``n log(det(W/n) + e^b) - term_i -
+        term_k`` with ``b = log((t + α) / n)``; ``n·b - term_i - term_k``, the
+        same operations with the determinant left out, is not larger in floating
+        point (``logaddexp(x, b) >= b`` as computed, and rounding keeps order).
+        That bound is returned in its place and the pair's ``b`` kept under the
+        clusters' ids for :meth:`settle`. O(g) beyond the caller's O(g·d).
+        """
+        big = self.determinant_counts(size, trace)
+        big[i - (columns.start or 0)] = False  # the slot with itself
+        base = np.log((trace + self.alpha) / size)  # the eager path's numbers exactly
+        where = np.flatnonzero(big)
+        if where.size:
+            partners = self.uid[(columns.start or 0) + where]
+            self.deferred[int(self.uid[i])] = (partners, base[where])
+        return size * base - self.term[i] - self.term[columns]
+
+    def settle(self, i: int, j: int) -> float | None:
+        """The exact cost of slots ``i``, ``j`` if :meth:`_bounds` deferred it, else None.
+
+        Computed as :meth:`costs` would have when the newer of the two was formed
+        (its true scatter, the other's stored one; the kept ``b``): the same
+        elementwise operations in the same order and numpy's ``slogdet`` of the
+        same matrix, each matrix of a stack factored on its own, so the same
+        number. O(d³) once per pair at most.
+        """
+        new, other = (i, j) if self.uid[i] > self.uid[j] else (j, i)
+        entry = self.deferred.get(int(self.uid[new]))
+        if entry is None:
+            return None
+        partners, bases = entry
+        hit = np.flatnonzero(partners == self.uid[other])
+        if hit.size == 0 or np.isnan(bases[hit[0]]):
+            return None
+        base = bases[hit[:1]].copy()
+        bases[hit[0]] = np.nan
+        n1, n2 = self.size[[new]], self.size[[other]]
+        size = n1 + n2
+        dk = self.mean[[other]] - self.mean[[new]]
+        factor = n1 * n2 / size
+        scatter = self.scatter[[other]]  # a copy
+        scatter += self.true[new]
+        scatter += (factor[:, None] * dk)[:, :, None] * dk[:, None, :]
+        scatter /= size[:, None, None]
+        sign, logdet = np.linalg.slogdet(scatter)
+        logdet = np.where(sign > 0, logdet, -np.inf)
+        total = size * np.logaddexp(logdet, base) - self.term[[new]] - self.term[[other]]
+        return float(total[0])
 
     def _first_row(self, i, j, true, v):
         """First row of the union's triangular factor, as mclust's Givens updates leave it.
@@ -476,16 +537,30 @@ class _Clusters:
             self.first_row[i] = self._first_row(i, j, true, np.sqrt(factor) * delta)
             self.scatter[i] = _stored_scatter(self.first_row[i], int(size))
             self.fresh = (i, true)
+            self.true[i] = true
+            self.deferred.pop(int(self.uid[i]), None)
+            self.deferred.pop(int(self.uid[j]), None)
+        self.uid[i] = self.next_uid
+        self.next_uid += 1
         self.trace[i] += self.trace[j] + factor * float(delta @ delta)
         self.term[i] = cost + self.term[i] + self.term[j]
         self.mean[i] = (ni * self.mean[i] + nj * self.mean[j]) / size
         self.size[i] = size
         self.label[i] = min(self.label[i], self.label[j])
         if j != last:
-            for array in (self.size, self.mean, self.trace, self.term, self.label, self.first_row):
+            for array in (
+                self.size,
+                self.mean,
+                self.trace,
+                self.term,
+                self.label,
+                self.first_row,
+                self.uid,
+            ):
                 array[j] = array[last]
             if self.scatter is not None:
                 self.scatter[j] = self.scatter[last]
+                self.true[j] = self.true[last]
 
 
 def _stored_scatter(first: np.ndarray, size: int) -> np.ndarray:
@@ -549,6 +624,14 @@ def _merge_by_terms(Z, initial, n_groups, model):
     g = n_groups
     for step in range(n_groups - 1):
         i, j = best.pick(g)
+        while (exact := clusters.settle(i, j)) is not None:
+            # A deferred determinant's pair came first on its lower bound: put in
+            # its exact cost and look again. Every other entry is exact or a lower
+            # bound, so the pair picked on exact costs is the one the eager
+            # computation picks, ties included.
+            cost[i, j] = cost[j, i] = exact
+            best.recompute(cost, np.array([j]), g)
+            i, j = best.pick(g)
         costs[step] = cost[i, j]
         merges[step] = sorted((int(clusters.label[i]), int(clusters.label[j])))
         last = g - 1
