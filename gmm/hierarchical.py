@@ -194,10 +194,14 @@ def hc(
     -----
     Cost, for m rows in the tree (``min(n, subset)``), g starting clusters (m,
     or the distinct rows) and d columns: **O(g²) memory** (the g × g matrix of merge costs, 32 MB at
-    g = 2000) plus O(g·d²) for 'VVV'. Time: one pass over pairs to start,
-    O(g²·d), then per merge O(g²) to find the cheapest pair and O(g·d) to
-    update the costs of the new cluster ('VVV': O(g·d³) for the pairs with more
-    than d rows, whose determinants count). 'EEE' recomputes every pair's cost
+    g = 2000) plus O(g·d²) for 'VVV', whose deferred determinants (below) keep
+    16 bytes a pair, at worst as much again as the cost matrix. Time: one pass
+    over pairs to start, O(g²·d), then per merge O(g²) to find the cheapest
+    pair and O(g·d) to update the costs of the new cluster. 'VVV' adds O(d³)
+    for each pair with more than d rows (whose determinant counts) only when
+    that pair comes first on a lower bound without its determinant, at most
+    once per pair (286 of the 125,912 such pairs on a 2,000 × 10 subset of
+    ``experiments.bench_mclust``'s data). 'EEE' recomputes every pair's cost
     at each merge: O(g³·d) in all.
 
     Examples
@@ -362,6 +366,10 @@ class _Clusters:
     hence the partitions, are mclust's (:func:`_stored_scatter`).
     """
 
+    #: Whether a merged cluster's row defers its determinants (:meth:`_bounds`);
+    #: False computes every one at once (the tests compare the two).
+    defer = True
+
     def __init__(self, Z, initial, n_groups, model):
         d = Z.shape[1]
         self.model = model
@@ -434,7 +442,7 @@ class _Clusters:
             + self.trace[columns]
             + factor * np.einsum("...d,...d->...", delta, delta)
         )
-        if self.scatter is not None and np.ndim(first) == 0 and self.fresh is not None:
+        if self.defer and self.scatter is not None and np.ndim(first) == 0 and self.fresh:
             return self._bounds(first, columns, size, trace)
         big_scatter = big = None
         if self.scatter is not None:
@@ -600,24 +608,23 @@ def _last_minimum(cost: np.ndarray) -> tuple[int, int]:
 def _merge_by_terms(Z, initial, n_groups, model):
     """Merges for the models whose criterion is a sum of per-cluster terms.
 
-    ``cost`` is the symmetric matrix of merge costs between slots; ``best``
-    keeps, for each slot ``r``, the cheapest partner ``c < r`` (the largest
-    such ``c`` among equals) so that finding the merge is O(g), not O(g²).
+    ``cost[r, c]`` for ``c < r`` is the merge cost of slots ``c`` and ``r``
+    (only this lower triangle is kept: the entries on and above the diagonal
+    mean nothing); ``best`` keeps, for each slot ``r``, the cheapest partner
+    ``c < r`` (the largest such ``c`` among equals) so that finding the merge is
+    O(g), not O(g²).
     """
     clusters = _Clusters(Z, initial, n_groups, model)
-    cost = np.full((n_groups, n_groups), np.inf)
+    cost = np.empty((n_groups, n_groups))
     slots = np.arange(n_groups)
     block = max(1, 1_000_000 // (n_groups * Z.shape[1]))
-    for start in range(0, n_groups - 1, block):  # each block of rows against the later slots
+    for start in range(0, n_groups - 1, block):  # each block of slots against the later slots
         stop = min(start + block, n_groups - 1)
-        # The rectangle rows start..stop-1 by columns start+1..g-1: its entries on and
-        # below the diagonal are overwritten next (the mirror, then inf).
-        cost[start:stop, start + 1 :] = clusters.costs(
+        # Costs of slots start..stop-1 (first) against start+1..g-1, written to the
+        # columns start..stop-1 below the diagonal; what lands on or above it means nothing.
+        cost[start + 1 :, start:stop] = clusters.costs(
             slots[start:stop, None], slice(start + 1, n_groups)
-        )
-    # Mirror the upper triangle: one masked copy, no (g², ) index arrays.
-    np.copyto(cost, cost.T, where=np.tri(n_groups, k=-1, dtype=bool))
-    np.fill_diagonal(cost, np.inf)
+        ).T
     best = _RowMinima(cost)
     merges = np.empty((n_groups - 1, 2), dtype=np.intp)
     costs = np.empty(n_groups - 1)
@@ -629,24 +636,25 @@ def _merge_by_terms(Z, initial, n_groups, model):
             # its exact cost and look again. Every other entry is exact or a lower
             # bound, so the pair picked on exact costs is the one the eager
             # computation picks, ties included.
-            cost[i, j] = cost[j, i] = exact
+            cost[j, i] = exact
             best.recompute(cost, np.array([j]), g)
             i, j = best.pick(g)
-        costs[step] = cost[i, j]
+        costs[step] = cost[j, i]
         merges[step] = sorted((int(clusters.label[i]), int(clusters.label[j])))
         last = g - 1
         clusters.merge(i, j, last, costs[step])
-        if j != last:
-            cost[j, :g] = cost[last, :g]
-            cost[:g, j] = cost[:g, last]
-            cost[j, j] = np.inf
+        if j != last:  # slot last moves to j: its row prefix, and its later pairs to column j
+            cost[j, :j] = cost[last, :j]
+            cost[j + 1 : last, j] = cost[last, j + 1 : last]
         g -= 1
         if g > 1:
             values = clusters.costs(i, slice(0, g))
-            values[i] = np.inf
-            cost[i, :g] = values
-            cost[:g, i] = values
-            best.refresh(cost, g, changed=(i, j) if j < g else (i,))
+            cost[i, :i] = values[:i]
+            cost[i + 1 : g, i] = values[i + 1 :]
+            changes = [(i, values[i + 1 :])]
+            if j < g:  # row last (= g now) still holds the moved slot's pairs
+                changes.append((j, cost[g, j + 1 : g]))
+            best.refresh(cost, g, changes)
     return merges, costs
 
 
@@ -656,7 +664,7 @@ FEW_ROWS = 4
 
 
 class _RowMinima:
-    """For each slot r of a symmetric cost matrix, the minimum of ``cost[r, :r]`` and where.
+    """For each slot r, the minimum of ``cost[r, :r]`` (the lower triangle) and where.
 
     Among equal entries the largest column is kept, so that :meth:`pick`
     returns the pair mclust's scan keeps (see :func:`_last_minimum`).
@@ -691,22 +699,26 @@ class _RowMinima:
         row = 1 + int(np.flatnonzero(value == best)[-1])
         return int(self.where[row]), row
 
-    def refresh(self, cost, g, changed):
-        """After slots ``changed`` got new costs: rescan them, update the rows after them."""
-        rescan = set(changed)
-        for c in sorted(changed):
-            new = cost[c, c + 1 : g]  # = cost[c + 1:g, c]: the matrix is symmetric
+    def refresh(self, cost, g, changes):
+        """After slots got new costs: update the rows after them, rescan the rest.
+
+        ``changes`` lists ``(c, new)``, ``new`` the costs of slot ``c`` with the
+        slots ``c+1..g-1`` (their column ``c``), in increasing ``c``. Slot ``c``'s
+        own row and every row whose minimum was at ``c`` and went up are rescanned.
+        """
+        rescan = [c for c, _ in changes]
+        for c, new in changes:
             value, where = self.value[c + 1 : g], self.where[c + 1 : g]  # views
-            partner = where == c
-            stale = partner & (new > value)
-            rescan.update((c + 1 + np.flatnonzero(stale)).tolist())
-            better = (new < value) | ((new == value) & (c > where))
-            # A better entry becomes the row's minimum; the same partner at a cost not
-            # higher keeps its place with the new cost.
-            update = ~stale & (better | partner)
-            value[update] = new[update]
-            where[update] = c
-        self.recompute(cost, np.array(sorted(r for r in rescan if 0 < r < g), dtype=np.intp), g)
+            stale = (where == c) & (new > value)
+            # Lower, or equal with the partner c not left of the kept one (c itself
+            # included: the same partner at a cost not higher keeps its place).
+            take = (new < value) | ((new == value) & (where <= c))
+            np.copyto(value, new, where=take)
+            where[take] = c
+            if stale.any():
+                rescan.extend((c + 1 + np.flatnonzero(stale)).tolist())
+        rows = np.array(sorted(set(rescan)), dtype=np.intp)
+        self.recompute(cost, rows[(rows > 0) & (rows < g)], g)
 
 
 def _merge_eee(Z, initial, n_groups):
