@@ -194,10 +194,14 @@ def hc(
     -----
     Cost, for m rows in the tree (``min(n, subset)``), g starting clusters (m,
     or the distinct rows) and d columns: **O(g²) memory** (the g × g matrix of merge costs, 32 MB at
-    g = 2000) plus O(g·d²) for 'VVV'. Time: one pass over pairs to start,
-    O(g²·d), then per merge O(g²) to find the cheapest pair and O(g·d) to
-    update the costs of the new cluster ('VVV': O(g·d³) for the pairs with more
-    than d rows, whose determinants count). 'EEE' recomputes every pair's cost
+    g = 2000) plus O(g·d²) for 'VVV', whose deferred determinants (below) keep
+    16 bytes a pair, at worst as much again as the cost matrix. Time: one pass
+    over pairs to start, O(g²·d), then per merge O(g²) to find the cheapest
+    pair and O(g·d) to update the costs of the new cluster. 'VVV' adds O(d³)
+    for each pair with more than d rows (whose determinant counts) only when
+    that pair comes first on a lower bound without its determinant, at most
+    once per pair (286 of the 125,912 such pairs on a 2,000 × 10 subset of
+    ``experiments.bench_mclust``'s data). 'EEE' recomputes every pair's cost
     at each merge: O(g³·d) in all.
 
     Examples
@@ -362,6 +366,10 @@ class _Clusters:
     hence the partitions, are mclust's (:func:`_stored_scatter`).
     """
 
+    #: Whether a merged cluster's row defers its determinants (:meth:`_bounds`);
+    #: False computes every one at once (the tests compare the two).
+    defer = True
+
     def __init__(self, Z, initial, n_groups, model):
         d = Z.shape[1]
         self.model = model
@@ -373,6 +381,14 @@ class _Clusters:
         self.scatter = np.zeros((n_groups, d, d)) if model == "VVV" else None
         self.first_row = np.zeros((n_groups, d))  # first row of the stored factor
         self.fresh: tuple[int, np.ndarray] | None = None  # (slot, true scatter)
+        # 'VVV', for the deferred determinants (see _merge_by_terms): each slot's
+        # true scatter when it was formed, an id no other cluster ever takes, and,
+        # per id of a cluster formed by a merge, the ids of the partners whose
+        # determinant is deferred and each pair's log((t + α) / n) (NaN once paid).
+        self.true = np.zeros((n_groups, d, d)) if model == "VVV" else None
+        self.uid = np.arange(n_groups)
+        self.next_uid = n_groups
+        self.deferred: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         centred = Z - Z.mean(axis=0)
         # mclust's α = tr(W) / (n d) of the whole data (floored at machine epsilon).
         self.alpha = max(float(np.sum(centred * centred)) / (Z.shape[0] * d), _FLOAT_EPS)
@@ -426,6 +442,8 @@ class _Clusters:
             + self.trace[columns]
             + factor * np.einsum("...d,...d->...", delta, delta)
         )
+        if self.defer and self.scatter is not None and np.ndim(first) == 0 and self.fresh:
+            return self._bounds(first, columns, size, trace)
         big_scatter = big = None
         if self.scatter is not None:
             big = self.determinant_counts(size, trace)
@@ -443,6 +461,57 @@ class _Clusters:
                 big_scatter += own
                 big_scatter += (factor[big][:, None] * dk)[:, :, None] * dk[:, None, :]
         return self.terms(size, trace, big_scatter, big) - self.term[first] - self.term[columns]
+
+    def _bounds(self, i, columns: slice, size, trace):
+        """The new cluster ``i``'s costs with every determinant deferred ('VVV').
+
+        A pair whose determinant counts costs ``n log(det(W/n) + e^b) - term_i -
+        term_k`` with ``b = log((t + α) / n)``; ``n·b - term_i - term_k``, the
+        same operations with the determinant left out, is not larger in floating
+        point (``logaddexp(x, b) >= b`` as computed, and rounding keeps order).
+        That bound is returned in its place and the pair's ``b`` kept under the
+        clusters' ids for :meth:`settle`. O(g) beyond the caller's O(g·d).
+        """
+        big = self.determinant_counts(size, trace)
+        big[i - (columns.start or 0)] = False  # the slot with itself
+        base = np.log((trace + self.alpha) / size)  # the eager path's numbers exactly
+        where = np.flatnonzero(big)
+        if where.size:
+            partners = self.uid[(columns.start or 0) + where]
+            self.deferred[int(self.uid[i])] = (partners, base[where])
+        return size * base - self.term[i] - self.term[columns]
+
+    def settle(self, i: int, j: int) -> float | None:
+        """The exact cost of slots ``i``, ``j`` if :meth:`_bounds` deferred it, else None.
+
+        Computed as :meth:`costs` would have when the newer of the two was formed
+        (its true scatter, the other's stored one; the kept ``b``): the same
+        elementwise operations in the same order and numpy's ``slogdet`` of the
+        same matrix, each matrix of a stack factored on its own, so the same
+        number. O(d³) once per pair at most.
+        """
+        new, other = (i, j) if self.uid[i] > self.uid[j] else (j, i)
+        entry = self.deferred.get(int(self.uid[new]))
+        if entry is None:
+            return None
+        partners, bases = entry
+        hit = np.flatnonzero(partners == self.uid[other])
+        if hit.size == 0 or np.isnan(bases[hit[0]]):
+            return None
+        base = bases[hit[:1]].copy()
+        bases[hit[0]] = np.nan
+        n1, n2 = self.size[[new]], self.size[[other]]
+        size = n1 + n2
+        dk = self.mean[[other]] - self.mean[[new]]
+        factor = n1 * n2 / size
+        scatter = self.scatter[[other]]  # a copy
+        scatter += self.true[new]
+        scatter += (factor[:, None] * dk)[:, :, None] * dk[:, None, :]
+        scatter /= size[:, None, None]
+        sign, logdet = np.linalg.slogdet(scatter)
+        logdet = np.where(sign > 0, logdet, -np.inf)
+        total = size * np.logaddexp(logdet, base) - self.term[[new]] - self.term[[other]]
+        return float(total[0])
 
     def _first_row(self, i, j, true, v):
         """First row of the union's triangular factor, as mclust's Givens updates leave it.
@@ -476,16 +545,30 @@ class _Clusters:
             self.first_row[i] = self._first_row(i, j, true, np.sqrt(factor) * delta)
             self.scatter[i] = _stored_scatter(self.first_row[i], int(size))
             self.fresh = (i, true)
+            self.true[i] = true
+            self.deferred.pop(int(self.uid[i]), None)
+            self.deferred.pop(int(self.uid[j]), None)
+        self.uid[i] = self.next_uid
+        self.next_uid += 1
         self.trace[i] += self.trace[j] + factor * float(delta @ delta)
         self.term[i] = cost + self.term[i] + self.term[j]
         self.mean[i] = (ni * self.mean[i] + nj * self.mean[j]) / size
         self.size[i] = size
         self.label[i] = min(self.label[i], self.label[j])
         if j != last:
-            for array in (self.size, self.mean, self.trace, self.term, self.label, self.first_row):
+            for array in (
+                self.size,
+                self.mean,
+                self.trace,
+                self.term,
+                self.label,
+                self.first_row,
+                self.uid,
+            ):
                 array[j] = array[last]
             if self.scatter is not None:
                 self.scatter[j] = self.scatter[last]
+                self.true[j] = self.true[last]
 
 
 def _stored_scatter(first: np.ndarray, size: int) -> np.ndarray:
@@ -525,45 +608,53 @@ def _last_minimum(cost: np.ndarray) -> tuple[int, int]:
 def _merge_by_terms(Z, initial, n_groups, model):
     """Merges for the models whose criterion is a sum of per-cluster terms.
 
-    ``cost`` is the symmetric matrix of merge costs between slots; ``best``
-    keeps, for each slot ``r``, the cheapest partner ``c < r`` (the largest
-    such ``c`` among equals) so that finding the merge is O(g), not O(g²).
+    ``cost[r, c]`` for ``c < r`` is the merge cost of slots ``c`` and ``r``
+    (only this lower triangle is kept: the entries on and above the diagonal
+    mean nothing); ``best`` keeps, for each slot ``r``, the cheapest partner
+    ``c < r`` (the largest such ``c`` among equals) so that finding the merge is
+    O(g), not O(g²).
     """
     clusters = _Clusters(Z, initial, n_groups, model)
-    cost = np.full((n_groups, n_groups), np.inf)
+    cost = np.empty((n_groups, n_groups))
     slots = np.arange(n_groups)
     block = max(1, 1_000_000 // (n_groups * Z.shape[1]))
-    for start in range(0, n_groups - 1, block):  # each block of rows against the later slots
+    for start in range(0, n_groups - 1, block):  # each block of slots against the later slots
         stop = min(start + block, n_groups - 1)
-        # The rectangle rows start..stop-1 by columns start+1..g-1: its entries on and
-        # below the diagonal are overwritten next (the mirror, then inf).
-        cost[start:stop, start + 1 :] = clusters.costs(
+        # Costs of slots start..stop-1 (first) against start+1..g-1, written to the
+        # columns start..stop-1 below the diagonal; what lands on or above it means nothing.
+        cost[start + 1 :, start:stop] = clusters.costs(
             slots[start:stop, None], slice(start + 1, n_groups)
-        )
-    # Mirror the upper triangle: one masked copy, no (g², ) index arrays.
-    np.copyto(cost, cost.T, where=np.tri(n_groups, k=-1, dtype=bool))
-    np.fill_diagonal(cost, np.inf)
+        ).T
     best = _RowMinima(cost)
     merges = np.empty((n_groups - 1, 2), dtype=np.intp)
     costs = np.empty(n_groups - 1)
     g = n_groups
     for step in range(n_groups - 1):
         i, j = best.pick(g)
-        costs[step] = cost[i, j]
+        while (exact := clusters.settle(i, j)) is not None:
+            # A deferred determinant's pair came first on its lower bound: put in
+            # its exact cost and look again. Every other entry is exact or a lower
+            # bound, so the pair picked on exact costs is the one the eager
+            # computation picks, ties included.
+            cost[j, i] = exact
+            best.recompute(cost, np.array([j]), g)
+            i, j = best.pick(g)
+        costs[step] = cost[j, i]
         merges[step] = sorted((int(clusters.label[i]), int(clusters.label[j])))
         last = g - 1
         clusters.merge(i, j, last, costs[step])
-        if j != last:
-            cost[j, :g] = cost[last, :g]
-            cost[:g, j] = cost[:g, last]
-            cost[j, j] = np.inf
+        if j != last:  # slot last moves to j: its row prefix, and its later pairs to column j
+            cost[j, :j] = cost[last, :j]
+            cost[j + 1 : last, j] = cost[last, j + 1 : last]
         g -= 1
         if g > 1:
             values = clusters.costs(i, slice(0, g))
-            values[i] = np.inf
-            cost[i, :g] = values
-            cost[:g, i] = values
-            best.refresh(cost, g, changed=(i, j) if j < g else (i,))
+            cost[i, :i] = values[:i]
+            cost[i + 1 : g, i] = values[i + 1 :]
+            changes = [(i, values[i + 1 :])]
+            if j < g:  # row last (= g now) still holds the moved slot's pairs
+                changes.append((j, cost[g, j + 1 : g]))
+            best.refresh(cost, g, changes)
     return merges, costs
 
 
@@ -573,7 +664,7 @@ FEW_ROWS = 4
 
 
 class _RowMinima:
-    """For each slot r of a symmetric cost matrix, the minimum of ``cost[r, :r]`` and where.
+    """For each slot r, the minimum of ``cost[r, :r]`` (the lower triangle) and where.
 
     Among equal entries the largest column is kept, so that :meth:`pick`
     returns the pair mclust's scan keeps (see :func:`_last_minimum`).
@@ -608,22 +699,26 @@ class _RowMinima:
         row = 1 + int(np.flatnonzero(value == best)[-1])
         return int(self.where[row]), row
 
-    def refresh(self, cost, g, changed):
-        """After slots ``changed`` got new costs: rescan them, update the rows after them."""
-        rescan = set(changed)
-        for c in sorted(changed):
-            new = cost[c, c + 1 : g]  # = cost[c + 1:g, c]: the matrix is symmetric
+    def refresh(self, cost, g, changes):
+        """After slots got new costs: update the rows after them, rescan the rest.
+
+        ``changes`` lists ``(c, new)``, ``new`` the costs of slot ``c`` with the
+        slots ``c+1..g-1`` (their column ``c``), in increasing ``c``. Slot ``c``'s
+        own row and every row whose minimum was at ``c`` and went up are rescanned.
+        """
+        rescan = [c for c, _ in changes]
+        for c, new in changes:
             value, where = self.value[c + 1 : g], self.where[c + 1 : g]  # views
-            partner = where == c
-            stale = partner & (new > value)
-            rescan.update((c + 1 + np.flatnonzero(stale)).tolist())
-            better = (new < value) | ((new == value) & (c > where))
-            # A better entry becomes the row's minimum; the same partner at a cost not
-            # higher keeps its place with the new cost.
-            update = ~stale & (better | partner)
-            value[update] = new[update]
-            where[update] = c
-        self.recompute(cost, np.array(sorted(r for r in rescan if 0 < r < g), dtype=np.intp), g)
+            stale = (where == c) & (new > value)
+            # Lower, or equal with the partner c not left of the kept one (c itself
+            # included: the same partner at a cost not higher keeps its place).
+            take = (new < value) | ((new == value) & (where <= c))
+            np.copyto(value, new, where=take)
+            where[take] = c
+            if stale.any():
+                rescan.extend((c + 1 + np.flatnonzero(stale)).tolist())
+        rows = np.array(sorted(set(rescan)), dtype=np.intp)
+        self.recompute(cost, rows[(rows > 0) & (rows < g)], g)
 
 
 def _merge_eee(Z, initial, n_groups):

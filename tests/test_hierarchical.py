@@ -317,3 +317,20 @@ def test_row_minima_rescanned_one_by_one_or_as_a_block_give_the_same_tree(model,
     for tree in trees[1:]:
         np.testing.assert_array_equal(tree.merges, trees[0].merges)
         np.testing.assert_array_equal(tree.costs, trees[0].costs)
+
+
+@pytest.mark.parametrize("use", ["VARS", "SVD"])
+def test_deferred_determinants_give_the_trees_of_computing_them_all(use, monkeypatch):
+    """'VVV' pays a pair's determinant only when the pair comes first on its lower
+    bound (the cost without it): the merges and costs, bit for bit, of computing
+    every determinant when its cluster forms. Wide scales make the determinants
+    decide many merges with 'VARS'."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(240, 3)) * [1e-2, 1, 1e2]
+    X[120:] += [0.05, 4, 300]
+    X[::7] = np.round(X[::7])  # some near-equal costs
+    deferred = hc(X, "VVV", use)
+    monkeypatch.setattr(hierarchical._Clusters, "defer", False)
+    eager = hc(X, "VVV", use)
+    np.testing.assert_array_equal(deferred.merges, eager.merges)
+    assert deferred.costs.tobytes() == eager.costs.tobytes()
