@@ -134,6 +134,7 @@ class _Fit:
         self.result: Any = None
         self.error: BaseException | None = None
         self.finished = False
+        self._cancelled = False  # set by stop(): the fit raises Cancelled when it next runs
         self._spent = 0.0  # seconds run before the current slice, and shares of E-steps
         self._since = 0.0  # when the current slice began
         self._go = threading.Semaphore(0)
@@ -147,7 +148,7 @@ class _Fit:
         self._since = perf_counter()
         token = em._LOCKSTEP.set(self)
         try:
-            if not isinstance(self.answer, Cancelled):
+            if not self._cancelled:
                 self.result = self.function(*self.args)
         except BaseException as exc:  # handed to the coordinator
             self.error = exc
@@ -175,8 +176,10 @@ class _Fit:
         """End the fit if it has not finished: its E-step (or start) raises :class:`Cancelled`."""
         if not self.thread.is_alive():
             return
+        self._cancelled = True
         if not self.finished:
-            self.answer = Cancelled()
+            # Waiting (at its start or an E-step): it raises Cancelled and ends. Running
+            # (the caller was interrupted meanwhile): it does so at its next E-step.
             self.resume()
         self.thread.join()
 
@@ -190,6 +193,8 @@ class _Fit:
         self._spent += perf_counter() - self._since
         self._paused.release()
         self._go.acquire()
+        if self._cancelled:
+            raise Cancelled()
         self._since = perf_counter()
         answer, self.answer, self.request = self.answer, None, None
         if isinstance(answer, BaseException):
