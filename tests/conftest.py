@@ -59,3 +59,28 @@ def chunk_calls(monkeypatch):
 
     monkeypatch.setattr(em, "chunk_statistics", counted)
     return calls
+
+
+@pytest.fixture
+def estep_inputs():
+    """``(X, k, covariance_type, max_iter) -> (family, params, log_const)``: the E-step's
+    inputs of a short fit (ConvergenceWarning silenced), for tests of the E-step kernels."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from gmm import GaussianMixture
+    from gmm.covariance import get_family
+
+    def inputs(X, k, covariance_type, max_iter=2):
+        model = GaussianMixture(
+            k, covariance_type=covariance_type, max_iter=max_iter, random_state=0
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X)
+        family = get_family(covariance_type)
+        params = model._get_parameters()
+        return family, params, model._log_const(params, family)
+
+    return inputs

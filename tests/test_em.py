@@ -661,24 +661,19 @@ def test_moment_blocks_share_rows_evenly_and_only_plain_features():
         ("diag", 9, np.float64),
     ],
 )
-def test_moments_by_row_blocks_equal_one_product_per_chunk(covariance_type, k, dtype, monkeypatch):
+def test_moments_by_row_blocks_equal_one_product_per_chunk(
+    covariance_type, k, dtype, monkeypatch, estep_inputs
+):
     """The moments summed over row blocks (MOMENT_BLOCK_WORK) equal one product per
     chunk to rounding, on hard data: offset 1e6, features from 1e-4 to 1e4, a tight
     component; float32 stays float32 in the products (the sums are float64)."""
-    from gmm.covariance import get_family
 
     rng = np.random.default_rng(7)
     X = make_mixture("full", n_samples=6000, n_components=k, d=4, seed=3)[0]
     X = X * np.array([1e-4, 1.0, 1e2, 1e4]) + 1e6
     X[:40] = X[40] + rng.normal(scale=1e-6, size=(40, 4)) * np.array([1e-4, 1.0, 1e2, 1e4])
     X = X.astype(dtype)
-    model = GaussianMixture(k, covariance_type=covariance_type, max_iter=2, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    family = get_family(covariance_type)
-    params = model._get_parameters()
-    log_const = model._log_const(params, family)
+    family, params, log_const = estep_inputs(X, k, covariance_type)
 
     def run(budget):
         monkeypatch.setattr(em, "MOMENT_BLOCK_WORK", budget)

@@ -31,18 +31,12 @@ def blobs():
     return rng.permutation(X)
 
 
-def _requests(X, names, k, w=None, entropy=False):
+def _requests(inputs, X, names, k, w=None, entropy=False):
     """One request per model for its fitted parameters, on chunks of the same rows."""
     shift = X.mean(axis=0)
     requests, alone = [], []
     for name in names:
-        model = GaussianMixture(k, covariance_type=name, random_state=0, max_iter=5)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X)
-        family = get_family(name)
-        params = model._get_parameters()
-        log_const = model._log_const(params, family)
+        family, params, log_const = inputs(X, k, name, max_iter=5)
         data = em.ChunkedData(X, w, family, shift, k)
         with em.tracking_entropy() if entropy else contextlib.nullcontext():
             request = lockstep._request(data, params, log_const)
@@ -73,16 +67,16 @@ SPHERICAL = ("EII", "VII")
     "names", [GENERAL, AXIS_ALIGNED, SPHERICAL], ids=["general", "axis", "sph"]
 )
 @pytest.mark.parametrize("k", [1, 2, 4, 12])  # 12: the axis-aligned kernels read features
-def test_stacked_statistics_equal_each_fits_own(blobs, names, k):
-    requests, alone = _requests(blobs, names, k)
+def test_stacked_statistics_equal_each_fits_own(estep_inputs, blobs, names, k):
+    requests, alone = _requests(estep_inputs, blobs, names, k)
     assert len({request.key for request in requests}) == 1  # one stack
     for stacked, ref in zip(lockstep.stacked_expectation(requests), alone, strict=True):
         _assert_same_statistics(stacked, ref)
 
 
-def test_stacked_statistics_with_weights_and_entropy(blobs):
+def test_stacked_statistics_with_weights_and_entropy(estep_inputs, blobs):
     w = np.random.default_rng(3).uniform(0.2, 3.0, blobs.shape[0])
-    requests, alone = _requests(blobs, ("VVV", "EVE", "EEV"), 3, w=w, entropy=True)
+    requests, alone = _requests(estep_inputs, blobs, ("VVV", "EVE", "EEV"), 3, w=w, entropy=True)
     assert all(ref[0].entropy is not None for ref in alone)
     for stacked, ref in zip(lockstep.stacked_expectation(requests), alone, strict=True):
         _assert_same_statistics(stacked, ref)
@@ -103,10 +97,10 @@ def test_families_that_cannot_stack_are_computed_alone(blobs):
     assert lockstep._request(data, params, model._log_const(params, family)) is None
 
 
-def test_a_far_row_fails_its_own_fit_only(blobs):
+def test_a_far_row_fails_its_own_fit_only(estep_inputs, blobs):
     """A fit whose components overflow on some row gets the error it gets alone; the
     others in its stack get their own numbers."""
-    requests, alone = _requests(blobs, ("VVV", "EEV", "VEV"), 2)
+    requests, alone = _requests(estep_inputs, blobs, ("VVV", "EEV", "VEV"), 2)
     far = requests[1]
     far.coefs.linear[:] = np.inf  # every distance overflows: no row is representable
     answers = lockstep.stacked_expectation(requests)
