@@ -20,13 +20,16 @@ Memory: the peak RSS of a fresh process that makes one pass over a stream
 generated on the fly, for a short and a long stream; flat means the long pass
 peaks no higher than the short one plus a few MB.
 
-``python -m experiments.bench_online [--quick] [--throughput] [--rows N] [--models M ...]``
+``python -m experiments.bench_online [--quick] [--throughput] [--rows N] [--models M ...]
+[--repeats N]``
 writes ``out/bench_online.json`` (``--throughput``: the throughput part alone, no memory
 passes). ``--rows N`` times the throughput on N rows instead of 200,000 (the issue's
 stationary setting is 1,000,000 rows, where the features of D = 20 no longer fit a batch
 fit's feature cache, so a batch iteration forms them too) and writes
 ``out/bench_online_<N>rows.json``; ``--models`` keeps the models whose name (e.g.
-``"diag K=8 D=20"``) is given, for runs that would take long on every model.
+``"diag K=8 D=20"``) is given, for runs that would take long on every model; ``--repeats
+N`` takes the medians over N repeats instead of 3 (1 with ``--quick``), for steadier ratios
+on the busy machine.
 ``--profile`` prints (and writes to ``out/bench_online_profile.json``) where an
 update's time goes, step by step, against a batch iteration's (:func:`profile`).
 ``--gaps`` prints the held-out gap to batch EM of one pass of 'full' K = 3, D = 2 at
@@ -217,9 +220,16 @@ def memory(n_rows: int) -> dict:
     return info
 
 
-def measure(mode: str, memory_passes: bool = True, n_rows: int | None = None, only=None) -> dict:
+def measure(
+    mode: str,
+    memory_passes: bool = True,
+    n_rows: int | None = None,
+    only=None,
+    repeats: int | None = None,
+) -> dict:
     """Throughput of every model of ``CASES[mode]`` (those named in ``only``, if given)
-    on ``n_rows`` rows (default ``ROWS[mode]``), and the memory passes."""
+    on ``n_rows`` rows (default ``ROWS[mode]``), ``repeats`` times (default
+    ``REPEATS[mode]``), and the memory passes."""
     models: dict[tuple, list[int]] = {}
     for covariance_type, k, d, batch in CASES[mode]:
         if only is None or f"{covariance_type} K={k} D={d}" in only:
@@ -227,7 +237,9 @@ def measure(mode: str, memory_passes: bool = True, n_rows: int | None = None, on
     n_rows = ROWS[mode] if n_rows is None else n_rows
     with threadpool_limits(limits=1):  # as the report runs it; both methods alike
         per_model = [
-            throughput(model, batches, n_rows, REPEATS[mode], LADDER[mode])
+            throughput(
+                model, batches, n_rows, REPEATS[mode] if repeats is None else repeats, LADDER[mode]
+            )
             for model, batches in models.items()
         ]
     rows = [case for m in per_model for case in m.pop("cases")]
@@ -278,9 +290,13 @@ def _reach(model: dict) -> str:
 
 
 def run(
-    quick: bool = False, memory_passes: bool = True, n_rows: int | None = None, only=None
+    quick: bool = False,
+    memory_passes: bool = True,
+    n_rows: int | None = None,
+    only=None,
+    repeats: int | None = None,
 ) -> ExperimentResult:
-    result = measure("quick" if quick else "report", memory_passes, n_rows, only)
+    result = measure("quick" if quick else "report", memory_passes, n_rows, only, repeats)
     rows = result["throughput"]
     models = result["models"]
     mem = result["memory"]
@@ -579,9 +595,11 @@ def main(argv=None) -> int:
     rows = _option(argv, "--rows")
     n_rows = int(rows[0]) if rows else None
     only = _option(argv, "--models") or None
+    given = _option(argv, "--repeats")
+    repeats = int(given[0]) if given else None
 
     def run_measured(quick: bool = False) -> ExperimentResult:
-        return run(quick, memory_passes, n_rows, only)
+        return run(quick, memory_passes, n_rows, only, repeats)
 
     name = "bench_online" if n_rows is None else f"bench_online_{n_rows}rows"
     return online.main(argv, run=run_measured, name=name)

@@ -1118,6 +1118,41 @@ def test_read_once_expectation_is_the_e_step_bit_for_bit(covariance_type, dtype,
         assert em.read_once_expectation(once, params, log_const) is None
 
 
+@pytest.mark.parametrize(
+    ("covariance_type", "formed"), [("full", [75, 75, 75, 75]), ("diag", [150, 150])]
+)
+def test_read_once_expectation_forms_a_split_chunks_features_part_by_part(
+    covariance_type, formed, monkeypatch
+):
+    """em.read_once_expectation shifts a split chunk's rows and forms their features part
+    by part, when each part's E-step reaches them (two chunks of 150 rows, each split in
+    two, are four formations of 75 rows), with the numbers of em.expectation on the same
+    chunks bit for bit (which forms each chunk's at once); a family whose hook
+    read_once_features decides by the chunk's size ('diag') forms each chunk's at once."""
+    from gmm import em
+    from gmm.scale import TrainingData, column_mean
+
+    X = _hard_rows(np.float64)
+    family, params, log_const = fitted_e_step(X, covariance_type, max_iter=3)
+    batch = X[100:400]
+    data = TrainingData(batch, None, family, 3, column_mean(batch, None), cache=False)
+    chunks = em.ReadOnceChunks.of(data.chunks, em.READ_ONCE_BYTES)
+    chunks.rows = 150
+    monkeypatch.setattr(em, "SPLIT_ROWS", 50)
+    monkeypatch.setattr(em, "SPLIT_ROWS_SERIAL", 100)  # 3 components: split from 100 rows
+    rows = []
+    read_once_features = em.read_once_features
+
+    def recorded(family, X, *args):
+        rows.append(X.shape[0])
+        return read_once_features(family, X, *args)
+
+    monkeypatch.setattr(em, "read_once_features", recorded)
+    lean = em.read_once_expectation(chunks, params, log_const)
+    assert rows == formed
+    assert_same_statistics(lean[0], em.expectation(chunks, params, log_const)[0])
+
+
 def test_read_once_expectation_declines_where_threads_may_run_the_parts(stream, monkeypatch):
     """Where em.expectation may run a split chunk's parts on threads (many components, a
     large E-step, two threads), read_once_expectation leaves it the E-step; read_once_rows
