@@ -3,8 +3,9 @@
 Run alone with ``python -m experiments.bench_mclust [out.json]`` to write the
 numbers as JSON; in the report they go to results.json like every experiment.
 ``--part sweep`` times only the ``Mclust(X)`` comparison, ``--part ours`` only
-our sweep (no R), ``--part per-iteration --models EVE,VVE`` only those rows
-of the per-iteration table, ``--part profile`` where our sweep's time goes
+our sweep (no R), ``--part stages`` the seconds of its stages (no R),
+``--part per-iteration --models EVE,VVE`` only those rows of the per-iteration table,
+``--part profile`` where our sweep's time goes
 (cProfile by cumulative and own time, then per model: fit seconds and EM
 iterations, and the sweep's wall and CPU time with the serial sweep's one-thread limit
 and without it, alternating).
@@ -459,6 +460,66 @@ def profile_sweep(X: np.ndarray, lines: int = 30) -> dict:
     }
 
 
+def stage_seconds(X: np.ndarray, repeats: int) -> dict:
+    """Seconds of our sweep's stages, with timers around them (no profiler's slowdown).
+
+    After one untimed sweep, ``repeats`` sweeps (each computing its hc tree) with
+    wall-clock timers around the stacked E-steps of fits run together
+    (``gmm.lockstep.stacked_expectation``), the E-steps computed alone (the
+    lockstep's and each fit's own), their normalisations (inside both), the
+    M-steps and the hc tree; prints each sweep's total and stages.
+    """
+    from collections import defaultdict
+
+    from gmm import em, hierarchical, lockstep
+
+    seconds: dict[str, float] = defaultdict(float)
+    stages = (
+        (lockstep, "stacked_expectation", "E-steps stacked"),
+        (lockstep, "_alone", "E-steps alone (lockstep)"),
+        (em, "own_expectation", "E-steps alone (fit)"),
+        (em, "_normalize", "normalisation (in E-steps)"),
+        (em, "maximization", "M-steps"),
+        (hierarchical, "_tree", "hc tree"),
+    )
+    originals = [(module, name, getattr(module, name)) for module, name, _ in stages]
+
+    def timed(function, label):
+        def call(*args, **kwargs):
+            start = perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[label] += perf_counter() - start
+
+        return call
+
+    def sweep_once():
+        clear_cache()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = perf_counter()
+            gmm.sweep(X, range(1, 10), "mclust", random_state=0, progress=False, n_jobs=1)
+            return perf_counter() - start
+
+    sweep_once()
+    runs = []
+    try:
+        for (module, name, label), (_, _, function) in zip(stages, originals, strict=True):
+            setattr(module, name, timed(function, label))
+        for _ in range(repeats):
+            seconds.clear()
+            total = sweep_once()
+            runs.append({"total": total, **seconds})
+            print(
+                f"sweep {total:.2f} s: " + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+            )
+    finally:
+        for module, name, function in originals:
+            setattr(module, name, function)
+    return {"runs": runs}
+
+
 def run_part(part: str, models, repeats: int) -> dict:
     """One part alone: ``'sweep'`` (ours and R's ``Mclust(X)``), ``'ours'`` (our sweep
     only, no R) or ``'per-iteration'`` (``models``, or all 14, against ``me()``)."""
@@ -470,6 +531,8 @@ def run_part(part: str, models, repeats: int) -> dict:
     X = make_data(20_000, 10)
     if part == "profile":
         return profile_sweep(X)
+    if part == "stages":
+        return stage_seconds(X, repeats)
     ours = time_gmm(X, repeats)
     out = {"gmm": ours}
     print(f"gmm: {ours['seconds']:.2f} s (median of {repeats}: {ours['all_seconds']}), "
@@ -490,10 +553,11 @@ if __name__ == "__main__":
     parser.add_argument("out", nargs="?", help="write the numbers to this JSON file")
     parser.add_argument(
         "--part",
-        choices=["all", "sweep", "ours", "per-iteration", "profile"],
+        choices=["all", "sweep", "ours", "per-iteration", "profile", "stages"],
         default="all",
         help="all (default: the report's experiment), only the Mclust(X) sweep, only our "
-        "sweep (no R), only the per-iteration table, or a profile of our sweep (no R)",
+        "sweep (no R), only the per-iteration table, a profile of our sweep (no R), or "
+        "the seconds of our sweep's stages (no R)",
     )
     parser.add_argument("--models", help="comma-separated models for --part per-iteration")
     parser.add_argument("--repeats", type=int, default=3)
@@ -503,7 +567,7 @@ if __name__ == "__main__":
         print(outcome.verdict)
         metrics = {"verdict": outcome.verdict, **outcome.metrics}
     else:
-        if not (args.part in ("ours", "profile") or has_mclust()):
+        if not (args.part in ("ours", "profile", "stages") or has_mclust()):
             sys.exit("Rscript with the mclust package is not installed on this machine.")
         chosen = args.models.split(",") if args.models else None
         metrics = run_part(args.part, chosen, args.repeats)
