@@ -3,7 +3,8 @@
 Run alone with ``python -m experiments.bench_mclust [out.json]`` to write the
 numbers as JSON; in the report they go to results.json like every experiment.
 ``--part sweep`` times only the ``Mclust(X)`` comparison, ``--part ours`` only
-our sweep (no R), ``--part stages`` the seconds of its stages (no R),
+our sweep (no R), ``--part stages`` the seconds of its stages and ``--part stacking``
+its E-steps alone against stacked (no R),
 ``--part per-iteration --models EVE,VVE`` only those rows of the per-iteration table,
 ``--part profile`` where our sweep's time goes
 (cProfile by cumulative and own time, then per model: fit seconds and EM
@@ -520,6 +521,63 @@ def stage_seconds(X: np.ndarray, repeats: int) -> dict:
     return {"runs": runs}
 
 
+#: The families whose E-steps stack with each other (``stack_kind``), as the sweep groups them.
+STACKS = {
+    "oriented": ("VVV", "EEV", "VEV", "EVV", "VEE", "EVE", "VVE"),
+    "axis-aligned": ("EEI", "VEI", "EVI", "VVI"),
+    "spherical": ("EII", "VII"),
+}
+
+
+def stacking(X: np.ndarray, repeats: int = 30) -> dict:
+    """ms of one E-step of each stack's fits, each alone against stacked (:mod:`gmm.lockstep`).
+
+    The fits' parameters after 3 EM iterations from k-means at K = 2, 5 and 9;
+    one BLAS thread; medians of ``repeats`` alternating rounds (each round: every
+    fit's own E-step, then the stacked one).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from gmm import em, lockstep
+    from gmm.covariance import get_family
+
+    shift = X.mean(axis=0)
+    rows = []
+    with threadpool_limits(1):
+        for stack, names in STACKS.items():
+            for k in (2, 5, 9):
+                inputs = []
+                for name in names:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        model = gmm.GaussianMixture(k, covariance_type=name, max_iter=3)
+                        model.set_params(random_state=0).fit(X)
+                    family = get_family(name)
+                    params = model._get_parameters()
+                    log_const = model._log_const(params, family)
+                    inputs.append((em.ChunkedData(X, None, family, shift, k), params, log_const))
+                requests = [lockstep._request(*args) for args in inputs]
+                alone, together = [], []
+                for _ in range(repeats):
+                    start = perf_counter()
+                    for args in inputs:
+                        em.own_expectation(*args)
+                    alone.append(perf_counter() - start)
+                    start = perf_counter()
+                    lockstep.stacked_expectation(requests)
+                    together.append(perf_counter() - start)
+                row = {
+                    "stack": stack,
+                    "K": k,
+                    "fits": len(names),
+                    "alone_ms": _ms(float(np.median(alone))),
+                    "stacked_ms": _ms(float(np.median(together))),
+                }
+                print(row)
+                rows.append(row)
+    return {"rows": rows}
+
+
 def run_part(part: str, models, repeats: int) -> dict:
     """One part alone: ``'sweep'`` (ours and R's ``Mclust(X)``), ``'ours'`` (our sweep
     only, no R) or ``'per-iteration'`` (``models``, or all 14, against ``me()``)."""
@@ -533,6 +591,8 @@ def run_part(part: str, models, repeats: int) -> dict:
         return profile_sweep(X)
     if part == "stages":
         return stage_seconds(X, repeats)
+    if part == "stacking":
+        return stacking(X)
     ours = time_gmm(X, repeats)
     out = {"gmm": ours}
     print(f"gmm: {ours['seconds']:.2f} s (median of {repeats}: {ours['all_seconds']}), "
@@ -553,11 +613,11 @@ if __name__ == "__main__":
     parser.add_argument("out", nargs="?", help="write the numbers to this JSON file")
     parser.add_argument(
         "--part",
-        choices=["all", "sweep", "ours", "per-iteration", "profile", "stages"],
+        choices=["all", "sweep", "ours", "per-iteration", "profile", "stages", "stacking"],
         default="all",
         help="all (default: the report's experiment), only the Mclust(X) sweep, only our "
         "sweep (no R), only the per-iteration table, a profile of our sweep (no R), or "
-        "the seconds of our sweep's stages (no R)",
+        "the seconds of our sweep's stages or its E-steps alone against stacked (no R)",
     )
     parser.add_argument("--models", help="comma-separated models for --part per-iteration")
     parser.add_argument("--repeats", type=int, default=3)
@@ -567,7 +627,7 @@ if __name__ == "__main__":
         print(outcome.verdict)
         metrics = {"verdict": outcome.verdict, **outcome.metrics}
     else:
-        if not (args.part in ("ours", "profile", "stages") or has_mclust()):
+        if not (args.part in ("ours", "profile", "stages", "stacking") or has_mclust()):
             sys.exit("Rscript with the mclust package is not installed on this machine.")
         chosen = args.models.split(",") if args.models else None
         metrics = run_part(args.part, chosen, args.repeats)
