@@ -34,6 +34,7 @@ M-steps and convergence rule run in its thread, as they would alone.
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
@@ -93,9 +94,10 @@ def run_together(
     ['EEV', 'VVV']
     """
     fits = [_Fit(key, function, args, contextvars.copy_context()) for key, args in tasks]
+    pinned = _pin_to_current_cpu()
     try:
         for fit in fits:
-            fit.thread.start()
+            fit.thread.start()  # a new thread takes this one's CPU affinity
         running = fits
         while running:
             waiting = []
@@ -110,6 +112,36 @@ def run_together(
     finally:
         for fit in fits:
             fit.stop()
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
+
+
+def _pin_to_current_cpu() -> set[int] | None:
+    """Pin this thread to the CPU it runs on; return its former affinity (None: not pinned).
+
+    The fits of :func:`run_together` take turns, one thread at a time; left to
+    the scheduler, each woken thread may start on the other core, away from the
+    caches that hold the features and the stacked products. On one CPU they
+    keep them (measured, mclust's sweep on 20,000 x 10, idle two-core machine,
+    5 alternating rounds in one process: together 5.44-6.72 s a sweep unpinned,
+    5.14-5.78 s with the whole process on one CPU; fit by fit 5.66-7.59 and
+    6.13-7.80 s). Linux only (``sched_setaffinity`` on the calling thread, the
+    CPU from ``/proc/thread-self/stat``); elsewhere, or if either fails, None.
+    O(1).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        with open("/proc/thread-self/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+        cpu = int(fields[36])  # field 39, 'processor'; fields[0] is field 3
+        former = os.sched_getaffinity(0)
+        if cpu not in former:
+            return None
+        os.sched_setaffinity(0, {cpu})
+    except (OSError, ValueError, IndexError):
+        return None
+    return former
 
 
 def fit_clock() -> Callable[[], float]:

@@ -8,6 +8,7 @@ run one by one, and the sweep without lockstep.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import warnings
@@ -211,3 +212,15 @@ def test_fit_seconds_of_fits_run_together_are_their_own(blobs):
     assert all(value > 0 for value in seconds)
     assert sum(seconds) <= wall
     assert lockstep.fit_clock() is time.perf_counter  # outside a lockstep
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux thread affinity and two CPUs",
+)
+def test_fits_run_together_on_one_cpu_and_the_caller_gets_its_cpus_back():
+    before = os.sched_getaffinity(0)
+    seen = dict(lockstep.run_together(lambda: os.sched_getaffinity(0), [(i, ()) for i in range(3)]))
+    assert all(len(cpus) == 1 for cpus in seen.values())
+    assert len({frozenset(cpus) for cpus in seen.values()}) == 1  # the same CPU for all
+    assert os.sched_getaffinity(0) == before
