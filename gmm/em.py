@@ -1118,13 +1118,19 @@ class ReadOnceChunks(ChunkedData):
     def _compute(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         n_samples = self.X.shape[0]
         for start in range(0, n_samples, self.rows):
-            stop = min(start + self.rows, n_samples)
-            w = None if self.sample_weight is None else self.sample_weight[start:stop]
-            with np.errstate(over="ignore"):  # reported by check_representable
-                Xc, feats = read_once_features(
-                    self.family, np.asarray(self.X[start:stop]), self.shift, self.n_components
-                )
-            yield Xc, feats, w
+            yield self.read(slice(start, min(start + self.rows, n_samples)))
+
+    def read(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(X - shift, features, w)`` of the rows ``rows`` (:func:`read_once_features`).
+
+        A chunk, or a part of one (:func:`_summed_read_once`). O(rows·D) time.
+        """
+        w = None if self.sample_weight is None else self.sample_weight[rows]
+        with np.errstate(over="ignore"):  # reported by check_representable
+            Xc, feats = read_once_features(
+                self.family, np.asarray(self.X[rows]), self.shift, self.n_components
+            )
+        return Xc, feats, w
 
 
 def read_once_features(
@@ -1326,19 +1332,17 @@ def _summed_read_once(data: ReadOnceChunks, dtype, family, coefs, const) -> Stat
     'spherical': a part might be decided otherwise than its chunk):
     :func:`_summed_chunks`. O(n·K·F) time, one part's temporaries.
     """
-    X, n_components = data.X, data.n_components
+    X = data.X
     if np.dtype(dtype) != X.dtype or _owns(type(family), "read_once_features", "chunk_features"):
         return _summed_chunks(data, dtype, family, coefs, const, None)
     serial = not threaded_shape(family, np.shape(const)[0], X.shape[1], dtype)
-    n_samples, shift = X.shape[0], data.shift
+    n_samples = X.shape[0]
     total = None
     for start in range(0, n_samples, data.rows):
         chunk = None
         for part in _chunk_parts(min(data.rows, n_samples - start), serial):
             rows = slice(start + part.start, start + part.stop)
-            w = None if data.sample_weight is None else data.sample_weight[rows]
-            with np.errstate(over="ignore"):  # reported by check_representable
-                Xc, feats = read_once_features(family, np.asarray(X[rows]), shift, n_components)
+            Xc, feats, w = data.read(rows)
             stats = chunk_statistics(Xc, feats, w, family, coefs, const, rows.start)
             chunk = stats if chunk is None else chunk + stats
         total = chunk if total is None else total + chunk
