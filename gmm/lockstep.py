@@ -37,6 +37,7 @@ import contextvars
 import os
 import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from . import em
-from .blas_threads import blas_threads_for
+from .blas_threads import blas_threads, blas_threads_for
 from .covariance.base import stacked_rows
 
 
@@ -64,7 +65,7 @@ class Request:
 
 
 def run_together(
-    function: Callable[..., Any], tasks: Sequence[tuple[Any, tuple]]
+    function: Callable[..., Any], tasks: Sequence[tuple[Any, tuple]], helpers: int = 0
 ) -> Iterator[tuple[Any, Any]]:
     """Yield ``(key, function(*args))`` for each ``(key, args)``, the calls advanced together.
 
@@ -80,6 +81,12 @@ def run_together(
     ----------
     function : callable
     tasks : sequence of (key, args)
+    helpers : int, default=0
+        Threads besides the coordinator that a large stacked E-step may run
+        row ranges on (:func:`stacked_expectation`), on the CPUs the caller may
+        use other than the one the fits run on (none such: no helpers); 0
+        computes every E-step in the coordinator. The numbers are the same
+        either way.
 
     Examples
     --------
@@ -95,6 +102,11 @@ def run_together(
     """
     fits = [_Fit(key, function, args, contextvars.copy_context()) for key, args in tasks]
     pinned = _pin_to_current_cpu()
+    others = set() if pinned is None else pinned - os.sched_getaffinity(0)
+    pool = None
+    if helpers > 0 and others:
+        # Its threads start in this (pinned) thread; each moves to the other CPUs.
+        pool = ThreadPoolExecutor(helpers, "gmm-lockstep-rows", os.sched_setaffinity, (0, others))
     try:
         for fit in fits:
             fit.thread.start()  # a new thread takes this one's CPU affinity
@@ -107,11 +119,13 @@ def run_together(
                     yield fit.key, fit.outcome()
                 else:
                     waiting.append(fit)
-            _answer(waiting)
+            _answer(waiting, pool)
             running = waiting
     finally:
         for fit in fits:
             fit.stop()
+        if pool is not None:
+            pool.shutdown()
         if pinned is not None:
             os.sched_setaffinity(0, pinned)
 
@@ -279,15 +293,18 @@ def stack_kind(family) -> Hashable | None:
     return family.stack_kind
 
 
-def _answer(waiting: list[_Fit]) -> None:
-    """Compute the E-steps the ``waiting`` fits asked for and hand each its answer."""
+def _answer(waiting: list[_Fit], pool: ThreadPoolExecutor | None = None) -> None:
+    """Compute the E-steps the ``waiting`` fits asked for and hand each its answer.
+
+    ``pool``: helper threads for large stacked E-steps (:func:`stacked_expectation`).
+    """
     groups: dict[tuple, list[_Fit]] = {}
     for fit in waiting:
         groups.setdefault(fit.request.key, []).append(fit)
     for group in groups.values():
         requests = [fit.request for fit in group]
         start = perf_counter()
-        answers = stacked_expectation(requests) if len(group) > 1 else [_alone(requests[0])]
+        answers = stacked_expectation(requests, pool) if len(group) > 1 else [_alone(requests[0])]
         share = (perf_counter() - start) / len(group)
         for fit, answer in zip(group, answers, strict=True):
             fit.answer = answer
@@ -313,48 +330,81 @@ def _alone(request: Request):
     return stats, request.coefs
 
 
-def stacked_expectation(requests: Sequence[Request]) -> list:
+def stacked_expectation(
+    requests: Sequence[Request], pool: ThreadPoolExecutor | None = None
+) -> list:
     """The E-steps of ``requests`` (of one key) in stacked products; ``(stats, coefs)`` each.
 
     Chunk by chunk (the first request's chunks: the key makes them every
-    request's): the family's :meth:`stacked_log_prob`, each fit's
-    responsibilities normalised in place (:func:`gmm.em.normalize_log_prob`,
-    with the entropy where the fit tracks it), its sums
-    (:func:`gmm.em.row_sums`), then :meth:`stacked_moments` of all of them;
-    each fit's statistics summed over the chunks in row order. Where anything
-    fails (a row too far from some fit's components, say), every request is
-    computed alone, so each fit gets its own error or numbers. O(rows · sum K_i
-    · F) time, one chunk's (sum K_i, rows) responsibilities of memory.
+    request's), each chunk in the row ranges :func:`gmm.em._parts` gives: the
+    family's :meth:`stacked_log_prob`, each fit's responsibilities normalised
+    in place (:func:`gmm.em.normalize_log_prob`, with the entropy where the fit
+    tracks it), its sums (:func:`gmm.em.row_sums`), then
+    :meth:`stacked_moments` of all of them; each fit's statistics summed over
+    the ranges and chunks in row order. Where anything fails (a row too far
+    from some fit's components, say), every request is computed alone, so each
+    fit gets its own error or numbers. O(rows · sum K_i · F) time, one chunk's
+    (sum K_i, rows) responsibilities of memory.
+
+    With a ``pool``, and if the whole E-step holds at least
+    :data:`gmm.em.THREAD_WORK` multiply-adds (the fits' products together: the
+    rule of :func:`gmm.em.expectation`), a chunk's later ranges run on the
+    pool's threads while the first runs here, BLAS on one thread meanwhile.
+    The ranges, and so the numbers, are the same with or without it.
     """
     first = requests[0]
     data, family = first.data, first.data.family
     coefs = [request.coefs for request in requests]
     consts = [request.const for request in requests]
     parts = stacked_rows([request.const.shape[0] for request in requests])
+
+    def statistics(Xc, feats, w, first_row: int) -> list[em.Statistics]:
+        """Every fit's statistics of one row range."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            stacked, work = family.stacked_log_prob(Xc, feats, coefs, consts)
+        sums = []
+        for part, request in zip(parts, requests, strict=True):
+            resp, log_norm, row_entropy = em._normalize(stacked[part], first_row, request.entropy)
+            if not np.may_share_memory(resp, stacked):
+                stacked[part] = resp  # the entropy's own array: back into the stack
+            sums.append(em.row_sums(stacked[part], log_norm, row_entropy, w))
+        moments = family.stacked_moments(Xc, feats, stacked, coefs, work)
+        found = []
+        for index, (part, (loglik, total, entropy)) in enumerate(zip(parts, sums, strict=True)):
+            stats = em.Statistics(
+                stacked[part].sum(axis=1, dtype=np.float64), moments[index], loglik, total
+            )
+            stats.entropy = entropy
+            found.append(stats)
+        return found
+
+    if pool is not None:
+        work = sum(request.data.work for request in requests)  # one chunk's products
+        if work * data.X.shape[0] / max(data.rows, 1) < em.THREAD_WORK:
+            pool = None
     totals: list[em.Statistics | None] = [None] * len(requests)
     try:
-        with blas_threads_for(getattr(data, "work", None), rows=True):
+        with blas_threads(1) if pool is not None else blas_threads_for(data.work, rows=True):
             first_row = 0
             for Xc, feats, w in data:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    stacked, work = family.stacked_log_prob(Xc, feats, coefs, consts)
-                sums = []
-                for part, request in zip(parts, requests, strict=True):
-                    resp, log_norm, row_entropy = em._normalize(
-                        stacked[part], first_row, request.entropy
-                    )
-                    if not np.may_share_memory(resp, stacked):
-                        stacked[part] = resp  # the entropy's own array: back into the stack
-                    sums.append(em.row_sums(stacked[part], log_norm, row_entropy, w))
-                moments = family.stacked_moments(Xc, feats, stacked, coefs, work)
-                for index, (part, (loglik, total, entropy)) in enumerate(
-                    zip(parts, sums, strict=True)
-                ):
-                    stats = em.Statistics(
-                        stacked[part].sum(axis=1, dtype=np.float64), moments[index], loglik, total
-                    )
-                    stats.entropy = entropy
-                    totals[index] = stats if totals[index] is None else totals[index] + stats
+
+                def run(rows: slice, Xc=Xc, feats=feats, w=w, start=first_row):
+                    part_w = None if w is None else w[rows]
+                    return statistics(Xc[rows], feats[rows], part_w, start + rows.start)
+
+                ranges = em._parts(Xc.shape[0])
+                if pool is None or len(ranges) == 1:
+                    results = [run(rows) for rows in ranges]
+                else:
+                    futures = [pool.submit(run, rows) for rows in ranges[1:]]
+                    try:
+                        results = [run(ranges[0])]
+                    finally:
+                        wait(futures)
+                    results += [future.result() for future in futures]
+                for found in results:
+                    for index, stats in enumerate(found):
+                        totals[index] = stats if totals[index] is None else totals[index] + stats
                 first_row += Xc.shape[0]
     except Exception:
         return [_alone(request) for request in requests]

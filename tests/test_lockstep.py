@@ -110,6 +110,105 @@ def test_a_far_row_fails_its_own_fit_only(estep_inputs, blobs):
         _assert_same_statistics(answers[index], alone[index])
 
 
+@pytest.fixture(scope="module")
+def long_blobs():
+    """Rows enough that a chunk's E-step is split in two ranges (gmm.em.SPLIT_ROWS)."""
+    rng = np.random.default_rng(11)
+    centres = np.array([[0.0, 0.0, 0.0], [5.0, 1.0, -2.0], [-3.0, 4.0, 2.0]])
+    X = np.concatenate([rng.normal(c, [1.0, 0.7, 1.3], size=(3500, 3)) for c in centres])
+    return rng.permutation(X)
+
+
+def _recording_ranges(monkeypatch, family):
+    """Record (thread name, CPUs) of each row range ``family``'s stacked products run."""
+    seen = []
+    original = type(family).stacked_log_prob
+
+    def recorded(self, *args):
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        seen.append((threading.current_thread().name, cpus))
+        return original(self, *args)
+
+    monkeypatch.setattr(type(family), "stacked_log_prob", recorded)
+    return seen
+
+
+def test_ranges_on_helper_threads_give_the_same_numbers(estep_inputs, long_blobs, monkeypatch):
+    """A large stacked E-step runs its second row range on the pool's thread: the same
+    bits as in turn, and each fit's own numbers (its own E-step splits the same rows)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert len(em._parts(long_blobs.shape[0])) == 2
+    requests, alone = _requests(estep_inputs, long_blobs, GENERAL, 3)
+    seen = _recording_ranges(monkeypatch, requests[0].data.family)
+    monkeypatch.setattr(em, "THREAD_WORK", 0)  # every stack is large enough
+    in_turn = lockstep.stacked_expectation(requests)
+    assert {name for name, _ in seen} == {threading.current_thread().name}
+    seen.clear()
+    with ThreadPoolExecutor(1, "test-rows") as pool:
+        threaded = lockstep.stacked_expectation(requests, pool)
+    assert sorted(name.split("_")[0] for name, _ in seen) == sorted(
+        [threading.current_thread().name.split("_")[0], "test-rows"]
+    )
+    for mine, theirs, ref in zip(threaded, in_turn, alone, strict=True):
+        np.testing.assert_array_equal(mine[0].nk, theirs[0].nk)
+        for a, b in zip(mine[0].moments, theirs[0].moments, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert mine[0].log_likelihood == theirs[0].log_likelihood
+        _assert_same_statistics(mine, ref)
+    # A stack below THREAD_WORK stays in this thread.
+    monkeypatch.setattr(em, "THREAD_WORK", float("inf"))
+    seen.clear()
+    with ThreadPoolExecutor(1, "test-rows") as pool:
+        lockstep.stacked_expectation(requests, pool)
+    assert {name for name, _ in seen} == {threading.current_thread().name}
+
+
+def test_a_far_row_on_a_helper_thread_fails_its_own_fit_only(estep_inputs, long_blobs, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests, alone = _requests(estep_inputs, long_blobs, ("VVV", "EEV", "VEV"), 2)
+    requests[1].coefs.linear[:] = np.inf
+    monkeypatch.setattr(em, "THREAD_WORK", 0)
+    with ThreadPoolExecutor(1) as pool:
+        answers = lockstep.stacked_expectation(requests, pool)
+    assert isinstance(answers[1], em.OutOfRangeError)
+    for index in (0, 2):
+        _assert_same_statistics(answers[index], alone[index])
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux thread affinity and two CPUs",
+)
+def test_helpers_run_ranges_on_the_other_cpus_and_change_no_number(long_blobs, monkeypatch):
+    monkeypatch.setattr(em, "THREAD_WORK", 0)
+    seen = _recording_ranges(monkeypatch, get_family("VVV"))
+    before = os.sched_getaffinity(0)
+    tasks = [(name, (long_blobs, name, 2)) for name in GENERAL[:3]]
+    runs = {}
+    for helpers in (0, 1):
+        seen.clear()
+        runs[helpers] = dict(lockstep.run_together(_fit, tasks, helpers))
+        assert threading.active_count() == 1 or all(
+            not thread.name.startswith("gmm-lockstep") for thread in threading.enumerate()
+        )
+        assert os.sched_getaffinity(0) == before
+        names = {name.split("_")[0] for name, _ in seen}
+        if helpers == 0:
+            assert names == {threading.current_thread().name.split("_")[0]}
+        else:
+            assert "gmm-lockstep-rows" in names
+            helper = {frozenset(c) for name, c in seen if name.startswith("gmm-lockstep-rows")}
+            mine = {frozenset(c) for name, c in seen if not name.startswith("gmm-lockstep-rows")}
+            assert len(mine) == 1 and len(next(iter(mine))) == 1  # the coordinator: pinned
+            assert all(not (cpus & next(iter(mine))) for cpus in helper)  # the other CPUs
+    for name in GENERAL[:3]:
+        assert runs[1][name].n_iter_ == runs[0][name].n_iter_
+        assert runs[1][name].lower_bound_ == runs[0][name].lower_bound_
+        np.testing.assert_array_equal(runs[1][name].means_, runs[0][name].means_)
+
+
 def _fit(X, name, k):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -124,7 +223,7 @@ def test_fits_together_equal_fits_one_by_one(blobs, monkeypatch):
     monkeypatch.setattr(
         lockstep,
         "stacked_expectation",
-        lambda requests: stacked.append(len(requests)) or original(requests),
+        lambda requests, pool=None: stacked.append(len(requests)) or original(requests, pool),
     )
     tasks = [(name, (blobs, name, 3)) for name in GENERAL]
     together = dict(lockstep.run_together(_fit, tasks))

@@ -627,13 +627,17 @@ def fit_points_together(tasks, threads: int | None):
     groups: dict[int, list] = {}
     for index, args in tasks:
         groups.setdefault(args[2], []).append((index, (*args, True)))
+    # The threads a large stacked E-step may split its rows over: those a fit's own
+    # E-step may take (em.E_STEP_THREADS, at most BLAS's threads as the caller left
+    # them, not the one thread the small fits get below).
+    helpers = em._e_step_threads(True) - 1
     with (
         _convergence_silenced(),
         blas_threads(threads),
         blas_threads(threads, user_api="openmp"),
     ):
         for group in groups.values():
-            yield from lockstep.run_together(fit_point, group)
+            yield from lockstep.run_together(fit_point, group, helpers)
 
 
 @contextlib.contextmanager
