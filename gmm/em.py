@@ -1249,6 +1249,15 @@ def threaded_shape(family: CovarianceFamily, n_components: int, n_features: int,
     return wide and family.threads_wide_rows
 
 
+def e_step_work(data) -> float:
+    """Multiply-adds of a whole E-step over ``data``'s chunks (its products), 0 if unknown.
+
+    ``data.work`` is one chunk's; a chunk holds at most ``data.rows`` rows. O(1).
+    """
+    rows = min(getattr(data, "rows", 0), data.X.shape[0])
+    return getattr(data, "work", 0.0) * data.X.shape[0] / max(rows, 1)
+
+
 def _threads_for(data, dtype=None) -> int:
     """Threads for :func:`expectation` over ``data``'s chunks (:func:`_e_step_threads`).
 
@@ -1258,7 +1267,7 @@ def _threads_for(data, dtype=None) -> int:
     chunks' split follows; default the data's). O(1).
     """
     rows = min(getattr(data, "rows", 0), data.X.shape[0])
-    work = getattr(data, "work", 0.0) * data.X.shape[0] / max(rows, 1)  # the whole E-step
+    work = e_step_work(data)
     dtype = data.X.dtype if dtype is None else dtype
     shape = threaded_shape(data.family, data.n_components, data.X.shape[1], dtype)
     return _e_step_threads(rows >= SPLIT_ROWS and work >= THREAD_WORK and shape)

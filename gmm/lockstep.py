@@ -23,11 +23,9 @@ E-steps: those whose families give equal keys (``stack_key``), on the same
 chunks of the same rows, together (:func:`stacked_expectation`); any other
 alone, as :func:`gmm.em.expectation` would. Then each waiting fit runs on,
 in order, to its next E-step or its end. A stacked E-step large enough to pay
-for a thread (:data:`gmm.em.THREAD_WORK`, as a fit's own E-step decides) runs
-the second half of its rows on a helper thread on the other CPU, as a fit's
-own E-step does (mclust's sweep on 20,000 x 10, 4 alternating rounds in one
-process, idle two-core machine: 3.85-4.34 s a sweep against 4.37-4.84 s
-without the helper, the same numbers bit for bit).
+for a thread (:data:`STACK_THREAD_WORK`) runs the second half of its rows on a
+helper thread on the other CPU, as a large E-step of a fit alone does (the
+numbers are the same either way).
 
 The fits' numbers are those of fitting them one by one up to the products'
 rounding (a column of a wider product may round differently; on this
@@ -53,6 +51,17 @@ import numpy as np
 from . import em
 from .blas_threads import blas_threads, blas_threads_for
 from .covariance.base import stacked_rows
+
+#: Multiply-adds of a stacked E-step (its fits' products together) from which its
+#: rows' second half runs on the helper thread. Lower than a fit's own
+#: :data:`gmm.em.THREAD_WORK`, which pays for starting a thread and limiting BLAS
+#: each E-step: the lockstep's helper lives for the run, BLAS already limited.
+#: Measured (``python -m experiments.bench_mclust --part stacking`` with this at 0,
+#: 20,000 x 10, ms an E-step in turn / with the helper, busy two-core machine): the four
+#: axis-aligned models at K = 2 (1.6e6 multiply-adds) 1.74 / 2.62, K = 5 (4.0e6)
+#: 5.22 / 4.16, K = 9 (2.2e7) 4.31 / 2.79; EII and VII at K = 5 (2.0e6) 1.79 / 2.04,
+#: K = 9 (1.2e7) 2.09 / 1.85; the seven oriented models at K = 2 (2.1e7) 4.65 / 3.21.
+STACK_THREAD_WORK = 3 * 2**20
 
 
 class Cancelled(BaseException):
@@ -353,9 +362,9 @@ def stacked_expectation(
     (sum K_i, rows) responsibilities of memory.
 
     With a ``pool``, and if the whole E-step holds at least
-    :data:`gmm.em.THREAD_WORK` multiply-adds (the fits' products together: the
-    rule of :func:`gmm.em.expectation`), a chunk's later ranges run on the
-    pool's threads while the first runs here, BLAS on one thread meanwhile.
+    :data:`STACK_THREAD_WORK` multiply-adds (the fits' products together), a
+    chunk's later ranges run on the pool's threads while the first runs here,
+    BLAS on one thread meanwhile.
     The ranges, and so the numbers, are the same with or without it.
     """
     first = requests[0]
@@ -384,10 +393,8 @@ def stacked_expectation(
             found.append(stats)
         return found
 
-    if pool is not None:
-        work = sum(request.data.work for request in requests)  # one chunk's products
-        if work * data.X.shape[0] / max(data.rows, 1) < em.THREAD_WORK:
-            pool = None
+    if pool is not None and sum(em.e_step_work(r.data) for r in requests) < STACK_THREAD_WORK:
+        pool = None
     totals: list[em.Statistics | None] = [None] * len(requests)
     try:
         with blas_threads(1) if pool is not None else blas_threads_for(data.work, rows=True):

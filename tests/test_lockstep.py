@@ -141,7 +141,7 @@ def test_ranges_on_helper_threads_give_the_same_numbers(estep_inputs, long_blobs
     assert len(em._parts(long_blobs.shape[0])) == 2
     requests, alone = _requests(estep_inputs, long_blobs, GENERAL, 3)
     seen = _recording_ranges(monkeypatch, requests[0].data.family)
-    monkeypatch.setattr(em, "THREAD_WORK", 0)  # every stack is large enough
+    monkeypatch.setattr(lockstep, "STACK_THREAD_WORK", 0)  # every stack is large enough
     in_turn = lockstep.stacked_expectation(requests)
     assert {name for name, _ in seen} == {threading.current_thread().name}
     seen.clear()
@@ -156,8 +156,8 @@ def test_ranges_on_helper_threads_give_the_same_numbers(estep_inputs, long_blobs
             np.testing.assert_array_equal(a, b)
         assert mine[0].log_likelihood == theirs[0].log_likelihood
         _assert_same_statistics(mine, ref)
-    # A stack below THREAD_WORK stays in this thread.
-    monkeypatch.setattr(em, "THREAD_WORK", float("inf"))
+    # A stack below STACK_THREAD_WORK stays in this thread.
+    monkeypatch.setattr(lockstep, "STACK_THREAD_WORK", float("inf"))
     seen.clear()
     with ThreadPoolExecutor(1, "test-rows") as pool:
         lockstep.stacked_expectation(requests, pool)
@@ -169,7 +169,7 @@ def test_a_far_row_on_a_helper_thread_fails_its_own_fit_only(estep_inputs, long_
 
     requests, alone = _requests(estep_inputs, long_blobs, ("VVV", "EEV", "VEV"), 2)
     requests[1].coefs.linear[:] = np.inf
-    monkeypatch.setattr(em, "THREAD_WORK", 0)
+    monkeypatch.setattr(lockstep, "STACK_THREAD_WORK", 0)
     with ThreadPoolExecutor(1) as pool:
         answers = lockstep.stacked_expectation(requests, pool)
     assert isinstance(answers[1], em.OutOfRangeError)
@@ -182,7 +182,7 @@ def test_a_far_row_on_a_helper_thread_fails_its_own_fit_only(estep_inputs, long_
     reason="needs Linux thread affinity and two CPUs",
 )
 def test_helpers_run_ranges_on_the_other_cpus_and_change_no_number(long_blobs, monkeypatch):
-    monkeypatch.setattr(em, "THREAD_WORK", 0)
+    monkeypatch.setattr(lockstep, "STACK_THREAD_WORK", 0)
     seen = _recording_ranges(monkeypatch, get_family("VVV"))
     before = os.sched_getaffinity(0)
     tasks = [(name, (long_blobs, name, 2)) for name in GENERAL[:3]]
