@@ -22,10 +22,13 @@ fit of the group waits or has finished, the coordinator computes the waiting
 E-steps: those whose families give equal keys (``stack_key``), on the same
 chunks of the same rows, together (:func:`stacked_expectation`); any other
 alone, as :func:`gmm.em.expectation` would. Then each waiting fit runs on,
-in order, to its next E-step or its end. A stacked E-step large enough to pay
-for a thread (:data:`STACK_THREAD_WORK`) runs the second half of its rows on a
-helper thread on the other CPU, as a large E-step of a fit alone does (the
-numbers are the same either way).
+in order, to its next E-step or its end. With helper threads
+(``run_together(..., helpers=1)``, a serial sweep on two CPUs), a stacked
+E-step large enough to pay for a thread (chunks of at least
+:data:`gmm.em.SPLIT_ROWS` rows, :data:`STACK_THREAD_WORK`) runs the second half
+of each chunk's rows on a helper on the other CPU, and so does a fit's E-step
+that :func:`gmm.em.expectation` would run on threads (computed alone by the
+coordinator); the numbers do not depend on the helpers.
 
 The fits' numbers are those of fitting them one by one up to the products'
 rounding (a column of a wider product may round differently; on this
@@ -37,6 +40,7 @@ M-steps and convergence rule run in its thread, as they would alone.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import threading
@@ -54,8 +58,9 @@ from .covariance.base import stacked_rows
 
 #: Multiply-adds of a stacked E-step (its fits' products together) from which its
 #: rows' second half runs on the helper thread. Lower than a fit's own
-#: :data:`gmm.em.THREAD_WORK`, which pays for starting a thread and limiting BLAS
-#: each E-step: the lockstep's helper lives for the run, BLAS already limited.
+#: :data:`gmm.em.THREAD_WORK`, which pays for starting a thread each E-step: the
+#: lockstep's helper lives for the run (and a serial sweep's small fits have BLAS
+#: on one thread already).
 #: Measured (``python -m experiments.bench_mclust --part stacking`` with this at 0,
 #: 20,000 x 10, ms an E-step in turn / with the helper, busy two-core machine): the four
 #: axis-aligned models at K = 2 (1.6e6 multiply-adds) 1.74 / 2.62, K = 5 (4.0e6)
@@ -76,7 +81,7 @@ class Request:
     coefs: Any
     const: np.ndarray
     entropy: bool
-    key: tuple
+    key: tuple | None  # None: computed alone (an E-step that runs on threads)
 
 
 def run_together(
@@ -90,18 +95,19 @@ def run_together(
     Results come as the calls finish. A call that raises ends the run with
     its error; the other calls are then stopped (:class:`Cancelled`), as they
     are when the caller stops reading. Cost: the calls' own, less what the
-    stacked E-steps save; one thread per call, alive until it finishes.
+    stacked E-steps save; one thread per call, alive until it finishes, and
+    ``helpers`` threads for the run.
 
     Parameters
     ----------
     function : callable
     tasks : sequence of (key, args)
     helpers : int, default=0
-        Threads besides the coordinator that a large stacked E-step may run
-        row ranges on (:func:`stacked_expectation`), on the CPUs the caller may
-        use other than the one the fits run on (none such: no helpers); 0
-        computes every E-step in the coordinator. The numbers are the same
-        either way.
+        Threads besides the coordinator that a large E-step may run row ranges
+        on (:func:`stacked_expectation`, and a fit's E-step that would run on
+        threads alone), on the CPUs the caller may use other than the one the
+        fits run on (none such: no helpers); 0 computes every E-step in the
+        coordinator. The numbers are the same either way.
 
     Examples
     --------
@@ -117,32 +123,44 @@ def run_together(
     """
     fits = [_Fit(key, function, args, contextvars.copy_context()) for key, args in tasks]
     pinned = _pin_to_current_cpu()
-    others = set() if pinned is None else pinned - os.sched_getaffinity(0)
-    pool = None
-    if helpers > 0 and others:
-        # Its threads start in this (pinned) thread; each moves to the other CPUs.
-        pool = ThreadPoolExecutor(helpers, "gmm-lockstep-rows", os.sched_setaffinity, (0, others))
     try:
-        for fit in fits:
-            fit.thread.start()  # a new thread takes this one's CPU affinity
-        running = fits
-        while running:
-            waiting = []
-            for fit in running:
-                fit.resume()
-                if fit.request is None:  # finished
-                    yield fit.key, fit.outcome()
-                else:
-                    waiting.append(fit)
-            _answer(waiting, pool)
-            running = waiting
+        pool = None
+        if helpers > 0:
+            # Its threads start in this (pinned) thread; each moves to the other CPUs.
+            others = None if pinned is None else pinned - os.sched_getaffinity(0)
+            if others != set():
+                pool = ThreadPoolExecutor(helpers, "gmm-lockstep-rows", _move_to, (others,))
+        try:
+            for fit in fits:
+                fit.thread.start()  # a new thread takes this one's CPU affinity
+            running = fits
+            while running:
+                waiting = []
+                for fit in running:
+                    fit.resume()
+                    if fit.request is None:  # finished
+                        yield fit.key, fit.outcome()
+                    else:
+                        waiting.append(fit)
+                _answer(waiting, pool)
+                running = waiting
+        finally:
+            try:
+                for fit in fits:
+                    fit.stop()
+            finally:
+                if pool is not None:
+                    pool.shutdown()
     finally:
-        for fit in fits:
-            fit.stop()
-        if pool is not None:
-            pool.shutdown()
         if pinned is not None:
             os.sched_setaffinity(0, pinned)
+
+
+def _move_to(cpus: set[int] | None) -> None:
+    """Move the calling thread to ``cpus`` (None, or a failure: it stays where it is)."""
+    if cpus is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, cpus)
 
 
 def _pin_to_current_cpu() -> set[int] | None:
@@ -269,18 +287,29 @@ class _Fit:
 def _request(data, params: em.Parameters, log_const: np.ndarray) -> Request | None:
     """The E-step as a :class:`Request`, or None where it is computed alone, here.
 
-    Alone: data other than plain in-memory chunks (rows with holes, files, dask
-    arrays), no rows, a family without the hook (``stack_key``) or whose chunk
-    path drops a shared term, a working dtype other than the data's, an E-step
-    that would run on threads, or coefficients the family does not stack.
+    Here: data other than plain in-memory chunks (rows with holes, files, dask
+    arrays), no rows, or a working dtype other than the data's. An E-step
+    that would run on threads (:func:`gmm.em._threads_for`) is a request with
+    no key: the coordinator computes it alone, its ranges on the run's helper
+    threads, which sit on the other CPUs (a helper started in the fit's thread
+    would share the fit's CPU). Otherwise alone, here, where the family has no
+    hook (``stack_key``) or its chunk path drops a shared term, or it does not
+    stack these coefficients.
     """
     family = data.family
-    if type(data) is not em.ChunkedData or data.X.shape[0] == 0 or stack_kind(family) is None:
+    if type(data) is not em.ChunkedData or data.X.shape[0] == 0:
+        return None
+    kind = stack_kind(family)
+    threaded = em._threads_for(data, data.X.dtype) > 1
+    if kind is None and not threaded:
         return None
     params, dtype = em.working_precision(params, family, data.shift, data.X.dtype)
-    if dtype != data.X.dtype or em._threads_for(data, dtype) > 1:
+    if dtype != data.X.dtype:
         return None
     coefs, const = em.prepare(params, family, data.shift.astype(dtype), log_const)
+    entropy = em._TRACKED.get() is not None
+    if threaded:
+        return Request(data, coefs, const, entropy, None)
     stack = family.stack_key(coefs)
     if stack is None:
         return None
@@ -297,7 +326,7 @@ def _request(data, params: em.Parameters, log_const: np.ndarray) -> Request | No
         type(family).features,
         stack,
     )
-    return Request(data, coefs, const, em._TRACKED.get() is not None, key)
+    return Request(data, coefs, const, entropy, key)
 
 
 def stack_kind(family) -> Hashable | None:
@@ -311,38 +340,61 @@ def stack_kind(family) -> Hashable | None:
 def _answer(waiting: list[_Fit], pool: ThreadPoolExecutor | None = None) -> None:
     """Compute the E-steps the ``waiting`` fits asked for and hand each its answer.
 
-    ``pool``: helper threads for large stacked E-steps (:func:`stacked_expectation`).
+    ``pool``: helper threads for large E-steps (:func:`stacked_expectation`, :func:`_alone`).
     """
-    groups: dict[tuple, list[_Fit]] = {}
+    groups: dict[Any, list[_Fit]] = {}
     for fit in waiting:
-        groups.setdefault(fit.request.key, []).append(fit)
+        key = fit.request.key
+        groups.setdefault(id(fit) if key is None else key, []).append(fit)
     for group in groups.values():
         requests = [fit.request for fit in group]
         start = perf_counter()
-        answers = stacked_expectation(requests, pool) if len(group) > 1 else [_alone(requests[0])]
+        answers = (
+            stacked_expectation(requests, pool) if len(group) > 1 else [_alone(requests[0], pool)]
+        )
         share = (perf_counter() - start) / len(group)
         for fit, answer in zip(group, answers, strict=True):
             fit.answer = answer
             fit._spent += share
 
 
-def _alone(request: Request):
-    """``(stats, coefs)`` of one request as :func:`gmm.em.expectation` computes it, or its error."""
+def _alone(request: Request, pool: ThreadPoolExecutor | None = None):
+    """``(stats, coefs)`` of one request as :func:`gmm.em.expectation` computes it, or its error.
+
+    An E-step that :func:`gmm.em.expectation` would run on threads runs its
+    ranges on ``pool`` (in turn without one), BLAS on one thread, as there:
+    the same numbers.
+    """
     data = request.data
+    threaded = em._threads_for(data, data.X.dtype) > 1
     try:
-        with blas_threads_for(getattr(data, "work", None), rows=True):
+        with blas_threads(1) if threaded else blas_threads_for(data.work, rows=True):
             stats = em._summed_chunks(
                 data,
                 data.X.dtype,
                 data.family,
                 request.coefs,
                 request.const,
-                None,
+                None if pool is None or not threaded else _InContext(pool),
                 request.entropy,
             )
     except Exception as exc:
         return exc
     return stats, request.coefs
+
+
+class _InContext:
+    """``pool`` whose tasks run in a copy of the submitter's context (:mod:`contextvars`).
+
+    numpy keeps its error settings (``np.errstate``) per context: in a helper
+    thread's own context they would be numpy's defaults, not the caller's.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self.pool = pool
+
+    def submit(self, function, *args):
+        return self.pool.submit(contextvars.copy_context().run, function, *args)
 
 
 def stacked_expectation(
@@ -361,11 +413,12 @@ def stacked_expectation(
     fit gets its own error or numbers. O(rows · sum K_i · F) time, one chunk's
     (sum K_i, rows) responsibilities of memory.
 
-    With a ``pool``, and if the whole E-step holds at least
-    :data:`STACK_THREAD_WORK` multiply-adds (the fits' products together), a
-    chunk's later ranges run on the pool's threads while the first runs here,
-    BLAS on one thread meanwhile.
-    The ranges, and so the numbers, are the same with or without it.
+    A large E-step (split chunks, and at least :data:`STACK_THREAD_WORK`
+    multiply-adds in the fits' products together) runs its products on one
+    BLAS thread, and with a ``pool`` a chunk's later ranges on the pool's
+    threads (in the caller's :mod:`contextvars` context: numpy's error
+    settings) while the first runs here. The ranges, the BLAS threads, and so
+    the numbers, are the same with or without the pool.
     """
     first = requests[0]
     data, family = first.data, first.data.family
@@ -393,11 +446,16 @@ def stacked_expectation(
             found.append(stats)
         return found
 
-    if pool is not None and sum(em.e_step_work(r.data) for r in requests) < STACK_THREAD_WORK:
-        pool = None
+    # Large: split chunks (em._parts) and at least STACK_THREAD_WORK multiply-adds. Its
+    # products run on one BLAS thread with or without the pool, so the numbers do not
+    # depend on the pool (BLAS's threads may round a product differently).
+    large = min(data.rows, data.X.shape[0]) >= em.SPLIT_ROWS and (
+        sum(em.e_step_work(request.data) for request in requests) >= STACK_THREAD_WORK
+    )
+    helpers = _InContext(pool) if large and pool is not None else None
     totals: list[em.Statistics | None] = [None] * len(requests)
     try:
-        with blas_threads(1) if pool is not None else blas_threads_for(data.work, rows=True):
+        with blas_threads(1) if large else blas_threads_for(data.work, rows=True):
             first_row = 0
             for Xc, feats, w in data:
 
@@ -406,10 +464,10 @@ def stacked_expectation(
                     return statistics(Xc[rows], feats[rows], part_w, start + rows.start)
 
                 ranges = em._parts(Xc.shape[0])
-                if pool is None or len(ranges) == 1:
+                if helpers is None or len(ranges) == 1:
                     results = [run(rows) for rows in ranges]
                 else:
-                    futures = [pool.submit(run, rows) for rows in ranges[1:]]
+                    futures = [helpers.submit(run, rows) for rows in ranges[1:]]
                     try:
                         results = [run(ranges[0])]
                     finally:
@@ -420,5 +478,5 @@ def stacked_expectation(
                         totals[index] = stats if totals[index] is None else totals[index] + stats
                 first_row += Xc.shape[0]
     except Exception:
-        return [_alone(request) for request in requests]
+        return [_alone(request, pool) for request in requests]
     return [(stats, request.coefs) for stats, request in zip(totals, requests, strict=True)]

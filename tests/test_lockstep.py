@@ -119,23 +119,25 @@ def long_blobs():
     return rng.permutation(X)
 
 
-def _recording_ranges(monkeypatch, family):
-    """Record (thread name, CPUs) of each row range ``family``'s stacked products run."""
+def _recording_ranges(monkeypatch, family, method="stacked_log_prob"):
+    """Record (thread name, CPUs, numpy's error settings) of each row range whose
+    log-probabilities ``family``'s ``method`` computes."""
     seen = []
-    original = type(family).stacked_log_prob
+    original = getattr(type(family), method)
 
     def recorded(self, *args):
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-        seen.append((threading.current_thread().name, cpus))
+        seen.append((threading.current_thread().name, cpus, np.geterr()))
         return original(self, *args)
 
-    monkeypatch.setattr(type(family), "stacked_log_prob", recorded)
+    monkeypatch.setattr(type(family), method, recorded)
     return seen
 
 
 def test_ranges_on_helper_threads_give_the_same_numbers(estep_inputs, long_blobs, monkeypatch):
     """A large stacked E-step runs its second row range on the pool's thread: the same
-    bits as in turn, and each fit's own numbers (its own E-step splits the same rows)."""
+    bits as in turn, and each fit's own numbers within rounding (its own E-step, of a
+    shape that runs in turn, computes these rows as one range)."""
     from concurrent.futures import ThreadPoolExecutor
 
     assert len(em._parts(long_blobs.shape[0])) == 2
@@ -143,11 +145,11 @@ def test_ranges_on_helper_threads_give_the_same_numbers(estep_inputs, long_blobs
     seen = _recording_ranges(monkeypatch, requests[0].data.family)
     monkeypatch.setattr(lockstep, "STACK_THREAD_WORK", 0)  # every stack is large enough
     in_turn = lockstep.stacked_expectation(requests)
-    assert {name for name, _ in seen} == {threading.current_thread().name}
+    assert {name for name, *_ in seen} == {threading.current_thread().name}
     seen.clear()
     with ThreadPoolExecutor(1, "test-rows") as pool:
         threaded = lockstep.stacked_expectation(requests, pool)
-    assert sorted(name.split("_")[0] for name, _ in seen) == sorted(
+    assert sorted(name.split("_")[0] for name, *_ in seen) == sorted(
         [threading.current_thread().name.split("_")[0], "test-rows"]
     )
     for mine, theirs, ref in zip(threaded, in_turn, alone, strict=True):
@@ -161,7 +163,21 @@ def test_ranges_on_helper_threads_give_the_same_numbers(estep_inputs, long_blobs
     seen.clear()
     with ThreadPoolExecutor(1, "test-rows") as pool:
         lockstep.stacked_expectation(requests, pool)
-    assert {name for name, _ in seen} == {threading.current_thread().name}
+    assert {name for name, *_ in seen} == {threading.current_thread().name}
+
+
+def test_helper_ranges_keep_the_callers_numpy_error_settings(estep_inputs, long_blobs, monkeypatch):
+    """numpy's error settings live in the context; the helper's range runs in the caller's,
+    so an underflow that raises in one range raises in the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests, _ = _requests(estep_inputs, long_blobs, GENERAL[:3], 3)
+    seen = _recording_ranges(monkeypatch, requests[0].data.family)
+    monkeypatch.setattr(lockstep, "STACK_THREAD_WORK", 0)
+    with ThreadPoolExecutor(1, "test-rows") as pool, np.errstate(under="raise", divide="warn"):
+        lockstep.stacked_expectation(requests, pool)
+    assert {name.split("_")[0] for name, *_ in seen} >= {"test-rows"}
+    assert all(errors["under"] == "raise" for *_, errors in seen)
 
 
 def test_a_far_row_on_a_helper_thread_fails_its_own_fit_only(estep_inputs, long_blobs, monkeypatch):
@@ -194,19 +210,49 @@ def test_helpers_run_ranges_on_the_other_cpus_and_change_no_number(long_blobs, m
             not thread.name.startswith("gmm-lockstep") for thread in threading.enumerate()
         )
         assert os.sched_getaffinity(0) == before
-        names = {name.split("_")[0] for name, _ in seen}
+        names = {name.split("_")[0] for name, *_ in seen}
         if helpers == 0:
             assert names == {threading.current_thread().name.split("_")[0]}
         else:
             assert "gmm-lockstep-rows" in names
-            helper = {frozenset(c) for name, c in seen if name.startswith("gmm-lockstep-rows")}
-            mine = {frozenset(c) for name, c in seen if not name.startswith("gmm-lockstep-rows")}
+            helper = {frozenset(c) for name, c, _ in seen if name.startswith("gmm-lockstep-rows")}
+            mine = {frozenset(c) for name, c, _ in seen if not name.startswith("gmm-lockstep-rows")}
             assert len(mine) == 1 and len(next(iter(mine))) == 1  # the coordinator: pinned
             assert all(not (cpus & next(iter(mine))) for cpus in helper)  # the other CPUs
     for name in GENERAL[:3]:
         assert runs[1][name].n_iter_ == runs[0][name].n_iter_
         assert runs[1][name].lower_bound_ == runs[0][name].lower_bound_
         np.testing.assert_array_equal(runs[1][name].means_, runs[0][name].means_)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux thread affinity and two CPUs",
+)
+def test_an_e_step_that_runs_on_threads_alone_uses_the_helpers_cpus(long_blobs, monkeypatch):
+    """A fit's E-step large enough for threads (gmm.em.expectation's rule) is computed
+    alone by the coordinator, its second range on the run's helper (on the other CPUs,
+    not the fits' one), with the numbers of the fit run by itself."""
+    monkeypatch.setattr(em, "THREAD_WORK", 0)  # K >= 8 on these rows: threaded E-steps
+    monkeypatch.setattr(em, "_e_step_threads", lambda split: 2 if split else 1)  # BLAS at 1 here
+    monkeypatch.setattr(lockstep, "STACK_THREAD_WORK", float("inf"))
+    seen = _recording_ranges(monkeypatch, get_family("VVV"), "log_prob")
+    tasks = [(name, (long_blobs, name, 8)) for name in ("VVV", "EEV")]
+    together = dict(lockstep.run_together(_fit, tasks, 1))
+    helper = [cpus for name, cpus, _ in seen if name.startswith("gmm-lockstep-rows")]
+    mine = [cpus for name, cpus, _ in seen if not name.startswith("gmm-lockstep-rows")]
+    assert helper and mine  # the first range in the coordinator, pinned with the fits
+    assert all(len(cpus) == 1 for cpus in mine)
+    assert all(not (cpus & mine[0]) for cpus in helper)
+    for name, _ in tasks:
+        alone = _fit(long_blobs, name, 8)
+        assert together[name].n_iter_ == alone.n_iter_
+        assert together[name].lower_bound_ == alone.lower_bound_
+
+
+def test_a_helper_that_cannot_move_stays_where_it_is():
+    lockstep._move_to({10**6})  # no such CPU: the thread stays, no error
+    lockstep._move_to(None)
 
 
 def _fit(X, name, k):
