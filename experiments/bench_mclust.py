@@ -384,22 +384,25 @@ def run(quick: bool = False) -> ExperimentResult:
     )
 
 
-def profile_sweep(X: np.ndarray, lines: int = 30) -> dict:
+def profile_sweep(X: np.ndarray, lines: int = 30, repeats: int = 2) -> dict:
     """Where our sweep's time goes: cProfile's top ``lines`` (cumulative, then own
     time) printed, and per model the fit seconds and EM iterations of the table.
 
     The sweep runs once untimed (one-time costs; every run computes its hc tree), then its
-    wall and process CPU times are taken with and without the one-thread limit of
-    a serial sweep's small fits (``gmm.selection.search.SERIAL_THREADED_WORK``;
-    without it, BLAS and OpenMP keep their threads), and with the limit but its
+    wall and process CPU times are taken ``repeats`` times each, alternating: with and
+    without the one-thread limit of a serial sweep's small fits
+    (``gmm.selection.search.SERIAL_THREADED_WORK``; without it, BLAS and OpenMP keep
+    their threads); with the limit but no helper thread for the stacked E-steps
+    (:func:`gmm.lockstep.run_together`'s ``helpers``); and with the limit but its
     fits run one by one instead of together (``gmm.selection.search.stackable_fits``,
-    :mod:`gmm.lockstep`), alternating, then once under cProfile (which slows the
+    :mod:`gmm.lockstep`), then once under cProfile (which slows the
     Python parts several times and sees only this thread: the fits run together
     are in others, so the profile is of the sweep fit by fit).
     """
     import cProfile
     import pstats
 
+    from gmm import lockstep
     from gmm.selection import search
 
     def sweep_once():
@@ -411,27 +414,33 @@ def profile_sweep(X: np.ndarray, lines: int = 30) -> dict:
     sweep_once()
     limit = search.SERIAL_THREADED_WORK
     together = search.stackable_fits
+    run_together = lockstep.run_together
     times: dict[str, list[tuple[float, float]]] = {
         "threads_as_they_are": [],
         "limited": [],
+        "limited_no_helper": [],
         "limited_fit_by_fit": [],
     }
     settings = (
-        ("threads_as_they_are", 0, together),
-        ("limited", limit, together),
-        ("limited_fit_by_fit", limit, lambda *args: False),
+        ("threads_as_they_are", 0, together, run_together),
+        ("limited", limit, together, run_together),
+        # The fits together, each stacked E-step in the coordinator alone (no helper thread).
+        ("limited_no_helper", limit, together, lambda f, t, helpers=0: run_together(f, t)),
+        ("limited_fit_by_fit", limit, lambda *args: False, run_together),
     )
     try:
-        for _ in range(2):
-            for name, work, stackable in settings:
+        for _ in range(repeats):
+            for name, work, stackable, runner in settings:
                 search.SERIAL_THREADED_WORK = work
                 search.stackable_fits = stackable
+                lockstep.run_together = runner
                 wall, cpu = perf_counter(), process_time()
                 sweep_once()
                 times[name].append((perf_counter() - wall, process_time() - cpu))
     finally:
         search.SERIAL_THREADED_WORK = limit
         search.stackable_fits = together
+        lockstep.run_together = run_together
     profiler = cProfile.Profile()
     search.stackable_fits = lambda *args: False  # cProfile sees this thread only
     try:
@@ -596,7 +605,7 @@ def run_part(part: str, models, repeats: int) -> dict:
         return step
     X = make_data(20_000, 10)
     if part == "profile":
-        return profile_sweep(X)
+        return profile_sweep(X, repeats=repeats)
     if part == "stages":
         return stage_seconds(X, repeats)
     if part == "stacking":
