@@ -361,12 +361,12 @@ def _answer(waiting: list[_Fit], pool: ThreadPoolExecutor | None = None) -> None
 def _alone(request: Request, pool: ThreadPoolExecutor | None = None):
     """``(stats, coefs)`` of one request as :func:`gmm.em.expectation` computes it, or its error.
 
-    An E-step that :func:`gmm.em.expectation` would run on threads runs its
-    ranges on ``pool`` (in turn without one), BLAS on one thread, as there:
-    the same numbers.
+    An E-step that :func:`gmm.em.expectation` would run on threads (a request
+    without a key, :func:`_request`) runs its ranges on ``pool`` (in turn
+    without one), BLAS on one thread, as there: the same numbers.
     """
     data = request.data
-    threaded = em._threads_for(data, data.X.dtype) > 1
+    threaded = request.key is None
     try:
         with blas_threads(1) if threaded else blas_threads_for(data.work, rows=True):
             stats = em._summed_chunks(
