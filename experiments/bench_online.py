@@ -571,6 +571,98 @@ def update_size_gaps(sizes=GAP_SIZES, n_rows: int = 1_000_000, seeds=(0, 1, 2)) 
     return rows
 
 
+#: Rows of the batch that ``--bound`` times a fixed cost on (an update's, an iteration's).
+FIXED_ROWS = 64
+#: Updates of ``FIXED_ROWS`` rows, and batch EM iterations on them, timed per repeat.
+FIXED_CALLS = 200
+
+
+def fixed_cost_bound(
+    case=("full", 3, 2), n_rows: int = 1_000_000, repeats: int = 9, update=None
+) -> dict:
+    """What the fixed cost of an update costs the throughput, against a batch iteration's.
+
+    Stepwise EM runs one M-step (and the next E-step's coefficients) per update,
+    batch EM one per pass over the data. Timed in one process, alternating,
+    one BLAS thread, process CPU, medians of ``repeats`` rounds, each round:
+
+    - the fixed cost of an online update and of a batch EM iteration, on
+      :data:`FIXED_ROWS` rows (where the rows cost next to nothing):
+      ``FIXED_CALLS`` later updates, and ``(fit(max_iter=FIXED_CALLS) -
+      fit(max_iter=0)) / FIXED_CALLS``;
+    - one batch EM iteration over ``n_rows`` rows (:data:`ITERATIONS` of them, as
+      :func:`throughput`) and one online pass over them in updates of ``update``
+      rows (default: ``fit_stream``'s for this width).
+
+    From these: each side's cost per row (the pass less its updates' fixed cost,
+    the iteration less its fixed cost, over the rows), the measured ratio, and
+    the *bound*: the ratio of a pass whose updates cost the online cost per row
+    plus only a batch iteration's fixed cost (no validation, shift, units check,
+    blend or bookkeeping of its own). O(repeats · (passes + fits)).
+    """
+    covariance_type, k, d = case
+    X = _data(n_rows, k, d)
+    update = default_batch_size(d) if update is None else update
+    params = online.start_params(X[:1000], covariance_type, k)
+    small = _data(FIXED_ROWS + 1000, k, d)[1000:]
+    rounds = []
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(**params).partial_fit(X[:1000]).partial_fit(small)
+
+        def updates():
+            for _ in range(FIXED_CALLS):
+                model.partial_fit(small)
+
+        def fit(data, max_iter):
+            return lambda: GaussianMixture(max_iter=max_iter, tol=0, **params).fit(data)
+
+        for _ in range(repeats):
+            on_fixed = _seconds(updates)[1] / FIXED_CALLS
+            calls = _seconds(fit(small, FIXED_CALLS))[1] - _seconds(fit(small, 0))[1]
+            batch_fixed = calls / FIXED_CALLS
+            iteration = (_seconds(fit(X, ITERATIONS))[1] - _seconds(fit(X, 0))[1]) / ITERATIONS
+            one_pass = _seconds(lambda: fit_stream(X, batch_size=update, **params))[1]
+            n_updates = -(-n_rows // update)
+            online_row = (one_pass - n_updates * on_fixed) / n_rows
+            batch_row = (iteration - batch_fixed) / n_rows
+            rounds.append(
+                {
+                    "online fixed ms per update": 1e3 * on_fixed,
+                    "batch fixed ms per iteration": 1e3 * batch_fixed,
+                    "online us per row": 1e6 * online_row,
+                    "batch us per row": 1e6 * batch_row,
+                    "ratio": iteration / one_pass,
+                    "bound": iteration / (n_rows * online_row + n_updates * batch_fixed),
+                }
+            )
+    result = {
+        "case": f"{covariance_type} K={k} D={d}",
+        "rows": n_rows,
+        "rows per update": update,
+        "repeats": repeats,
+    }
+    for key in rounds[0]:
+        values = [r[key] for r in rounds]
+        result[key] = round(float(np.median(values)), 4)
+        result[f"{key} (range)"] = [round(min(values), 4), round(max(values), 4)]
+    return result
+
+
+def print_bound(argv: list[str]) -> None:
+    """``--bound``: print :func:`fixed_cost_bound` and write ``out/bench_online_bound.json``."""
+    given = _option(argv, "--repeats")
+    sizes = _option(argv, "--update")
+    result = fixed_cost_bound(
+        repeats=int(given[0]) if given else 9, update=int(sizes[0]) if sizes else None
+    )
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench_online_bound.json").write_text(json.dumps(result, indent=2))
+    print(f"wrote {OUT / 'bench_online_bound.json'}")
+
+
 def _option(argv: list[str], name: str) -> list[str]:
     """The values after ``name`` in ``argv``, up to the next ``--`` option."""
     if name not in argv:
@@ -586,6 +678,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--profile" in argv:
         print_profiles()
+        return 0
+    if "--bound" in argv:
+        print_bound(argv)
         return 0
     if "--gaps" in argv:
         for row in update_size_gaps():
