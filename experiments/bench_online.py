@@ -32,8 +32,10 @@ N`` takes the medians over N repeats instead of 3 (1 with ``--quick``), for stea
 on the busy machine.
 ``--profile`` prints (and writes to ``out/bench_online_profile.json``) where an
 update's time goes, step by step, against a batch iteration's (:func:`profile`).
-``--gaps`` prints the held-out gap to batch EM of one pass of 'full' K = 3, D = 2 at
-fit_stream's default rows per update and larger (:func:`update_size_gaps`).
+``--gaps [--decays D ...]`` prints the held-out gap to batch EM of one pass of 'full' K = 3,
+D = 2 at fit_stream's default rows per update and larger (:func:`update_size_gaps`), for
+each ``learning_decay`` given. ``--bound [--repeats N] [--update ROWS]`` prints what an
+update's fixed cost costs the pass against a batch iteration's (:func:`fixed_cost_bound`).
 Timings come from a shared, busy 2-core machine.
 """
 
@@ -542,7 +544,9 @@ def print_profiles() -> None:
 GAP_SIZES = (65_536, 131_072, 262_144)
 
 
-def update_size_gaps(sizes=GAP_SIZES, n_rows: int = 1_000_000, seeds=(0, 1, 2)) -> list[dict]:
+def update_size_gaps(
+    sizes=GAP_SIZES, n_rows: int = 1_000_000, seeds=(0, 1, 2), decays=(None,)
+) -> list[dict]:
     """Held-out gap (nats per sample) of one online pass to batch EM, by rows per update.
 
     What a larger default update for narrow rows would cost: for 'full' K = 3, D = 2
@@ -550,7 +554,8 @@ def update_size_gaps(sizes=GAP_SIZES, n_rows: int = 1_000_000, seeds=(0, 1, 2)) 
     ``n_rows`` rows of ``experiments.online.Mixture(3, 2, seed)`` and 100,000
     held-out rows, both methods from k-means on the first 1,000 rows
     (``experiments.online.start_params``), batch EM run to convergence
-    (``experiments.online.batch_em``). O(seeds · (batch EM + passes)).
+    (``experiments.online.batch_em``); for each ``learning_decay`` of ``decays``
+    (None: the default). O(seeds · (batch EM + passes)).
     """
     rows = []
     with warnings.catch_warnings():
@@ -561,13 +566,18 @@ def update_size_gaps(sizes=GAP_SIZES, n_rows: int = 1_000_000, seeds=(0, 1, 2)) 
             train, held_out = mixture.draw(rng, n_rows), mixture.draw(rng, 100_000)
             params = online.start_params(train[:1000], "full", 3)
             batch = online.batch_em(train, params).score(held_out)
-            gaps = {
-                str(size): round(
-                    batch - fit_stream(train, batch_size=size, **params).score(held_out), 5
-                )
-                for size in sizes
-            }
-            rows.append({"seed": seed, "gap (nats) by rows per update": gaps})
+            for decay in decays:
+                given = {} if decay is None else {"learning_decay": decay}
+                gaps = {
+                    str(size): round(
+                        batch
+                        - fit_stream(train, batch_size=size, **params, **given).score(held_out),
+                        5,
+                    )
+                    for size in sizes
+                }
+                row = {"seed": seed, "gap (nats) by rows per update": gaps}
+                rows.append(row if decay is None else {**row, "learning_decay": decay})
     return rows
 
 
@@ -683,7 +693,8 @@ def main(argv=None) -> int:
         print_bound(argv)
         return 0
     if "--gaps" in argv:
-        for row in update_size_gaps():
+        decays = [float(d) for d in _option(argv, "--decays")] or [None]
+        for row in update_size_gaps(decays=decays):
             print(row)
         return 0
     memory_passes = "--throughput" not in argv

@@ -860,14 +860,21 @@ def own_expectation(data: ChunkedData, params: Parameters, log_const: np.ndarray
 def scatter(stats: Statistics, family: CovarianceFamily, shift, coefs, dtype) -> Scatter:
     """The statistics step: summed moments → ``(nk, means, S_k)``. O(K·D³) at most.
 
-    ``shift`` is the data source's float64 shift. Statistics of rows with
-    missing entries (``stats.incomplete``) are merged into the family's
-    scatter (:func:`gmm.statistics.merge_incomplete`), so every family's
-    constraint step sees the exact complete-data scatter.
+    ``shift`` is the data source's float64 shift; ``dtype`` the rows'. The
+    complete rows were shifted by it in their own dtype
+    (:attr:`ChunkedData.shift`), so their means come back by adding that
+    same value: for float32 rows the float64 shift may lie up to half a
+    float32 ulp of the data's offset away from it, a bias of the means that
+    online EM's blend turned into spread between batches (1e8 in every row:
+    variances of 1.2 instead of ``reg_covar``). Statistics of rows with
+    missing entries (``stats.incomplete``, shifted in float64) are merged
+    into the family's scatter (:func:`gmm.statistics.merge_incomplete`), so
+    every family's constraint step sees the exact complete-data scatter.
     """
     nk = statistics.guarded_counts(stats.nk, dtype)
+    rows_shift = np.asarray(shift, dtype=dtype).astype(np.float64, copy=False)
     with blas_threads_for(matrix_work(stats.nk.shape[0], len(shift))):
-        result = family.scatter(stats.moments, nk, shift, coefs)
+        result = family.scatter(stats.moments, nk, rows_shift, coefs)
     inc = stats.incomplete
     if inc is None:
         return result

@@ -311,10 +311,19 @@ default='kmeans'
         (``init_params``, or the ``*_init`` arrays; one initialisation, whatever
         ``n_init``) and needs at least ``n_components`` rows. Later batches may
         have any number of rows >= 1 and must have the first batch's features
-        and float dtype. On a model fitted by ``fit`` (or loaded), the stream
-        starts from its parameters. ``fit`` afterwards starts afresh and drops
-        the running statistics. On bad input nothing changes: the next good
-        batch continues as if the bad one never came.
+        and float dtype (any byte order). On a model fitted by ``fit`` (or
+        loaded), the stream starts from its parameters: they score the first
+        batch and stand for the running statistics before it, so the first
+        update blends the batch in at step size ``learning_offset **
+        -learning_decay``. With the default ``learning_offset=1`` that step is
+        1 and the batch's statistics replace the fitted ones (so that batch
+        needs at least ``n_components`` rows); a larger offset keeps more of
+        the fitted model (``learning_offset=1e6``: a single row moves it by
+        about 6e-5 of the way). The stream keeps the fitted ``covariance_type``
+        and ``n_components``: changing either between updates is refused.
+        ``fit`` afterwards starts afresh and drops the running statistics. On
+        bad input nothing changes: the next good batch continues as if the bad
+        one never came.
 
         Parameters
         ----------
@@ -464,6 +473,8 @@ default='kmeans'
         self.precisions_cholesky_ = params.precisions_cholesky
         self.precisions_ = family.precisions(params.precisions_cholesky)
         self._family_state = params.state
+        # Whose parameters these are: partial_fit continues them only with this type.
+        self._fitted_covariance_type = self.covariance_type
 
     @property
     def variance_(self) -> dict[str, np.ndarray]:

@@ -260,8 +260,11 @@ def _update(est, X, sample_weight) -> None:
     state: OnlineState | None = getattr(est, "_online", None)
     started = hasattr(est, "means_")
     if started:
+        _check_continuable(est, family, state)
         data = _later_batch(est, X, sample_weight, family)
         params = est._get_parameters()
+        if state is None and step_size(0, decay, offset) == 1:
+            _check_replacing_batch(est, data, family)
     else:
         data = _first_batch(est, X, sample_weight, family)
     # A batch far from unit size runs its E-step and the M-step rescaled (gmm.units);
@@ -293,7 +296,12 @@ def _update(est, X, sample_weight) -> None:
             if problem is not None:
                 batch = problem.scatter_out(batch)
                 stats.log_likelihood -= stats.total_weight * data.n_features * problem.log_scale
-            running, weight_seen, log_likelihood = _running(state, batch, stats, est, decay, offset)
+            previous = state
+            if state is None and started:  # a model fitted by fit, or loaded
+                previous = _fitted_state(est, family, stats.total_weight)
+            running, weight_seen, log_likelihood = _running(
+                previous, batch, stats, est, decay, offset
+            )
             # A copy: a family's M-step must not be able to change the running statistics.
             private = Scatter(running.nk, running.means, running.covariances.copy(), running.kind)
             if problem is not None:
@@ -322,6 +330,90 @@ def _update(est, X, sample_weight) -> None:
         est.lower_bounds_ = []
     # Last, and in place (O(1), not a copy per batch): nothing after it can fail.
     est.lower_bounds_.append(batch_bound)
+
+
+def _fitted_state(est, family, scale: float) -> OnlineState | None:
+    """Running statistics that a model fitted by ``fit`` (or loaded) starts a stream with.
+
+    Its parameters as statistics: counts ``weights_ · scale``, its means, and
+    its covariances less ``reg_covar`` (which the M-step adds back) in the
+    layout of the family's :attr:`~gmm.covariance.CovarianceFamily.scatter_kind`,
+    at the scale of the first batch. The first update then blends with them
+    at step size ``learning_offset ** -learning_decay`` (the batch's E-step
+    uses the same parameters), as any later update does. None when that step
+    is 1: the blend would return the batch's statistics whatever they are.
+    O(K·D²).
+    """
+    decay, offset = check_learning_parameters(est.learning_decay, est.learning_offset)
+    if step_size(0, decay, offset) == 1:
+        return None
+    params = est._get_parameters()
+    n_components, n_features = np.shape(params.means)
+    weights = np.asarray(params.weights, dtype=np.float64)
+    matrices = np.empty((n_components, n_features, n_features))
+    for k in range(n_components):
+        part = np.asarray(family.component_covariance(params.covariances, k), dtype=np.float64)
+        matrices[k] = part if part.ndim == 2 else np.diag(np.broadcast_to(part, (n_features,)))
+    diagonal = np.arange(n_features)
+    matrices[:, diagonal, diagonal] -= est.reg_covar
+    kind = family.scatter_kind
+    if kind == "diagonal":
+        covariances = matrices[:, diagonal, diagonal].copy()
+    elif kind == "pooled":
+        covariances = np.einsum("k,kij->ij", weights / weights.sum(), matrices)
+    else:
+        covariances = matrices
+    means = np.asarray(params.means, dtype=np.float64)
+    return OnlineState(Scatter(weights * scale, means, covariances, kind), scale, 0.0, 0.0)
+
+
+def _check_replacing_batch(est, data, family) -> None:
+    """The rows a first update of a fitted model needs when its step size is 1.
+
+    With step size 1 (``learning_offset=1``, the default) the batch's
+    statistics replace the fitted ones, as a stream's first batch
+    initialises a model: the same checks as for a first batch (at least
+    ``n_components`` rows, and the family's count of parameters).
+    """
+    if data.n_samples < est.n_components:
+        raise ValueError(
+            f"This {type(est).__name__} was fitted by fit (or loaded) and this is its first "
+            f"partial_fit, whose step size is 1 (learning_offset=1): the batch's statistics "
+            f"replace the fitted ones, so it needs at least n_components={est.n_components} "
+            f"rows, got {data.n_samples}. Pass a larger first batch, or set a learning_offset "
+            "above 1 to blend the batch into the fitted model at step size "
+            "learning_offset ** -learning_decay."
+        )
+    family.check_rows(total_weight(data), est.n_components, data.n_features)
+
+
+def _check_continuable(est, family, state: OnlineState | None) -> None:
+    """Refuse parameters that no longer describe the model a later update would continue.
+
+    A stream (or a model fitted by ``fit`` or loaded) continues with the
+    covariance type and number of components of the parameters it holds:
+    ``set_params(n_components=...)`` or another ``covariance_type`` between two
+    updates would otherwise fail deep in numpy or in the family's state, or be
+    ignored. The shapes are checked too, for parameters set by hand. O(1).
+    """
+    n_components, n_features = np.shape(est.means_)
+    held = np.shape(est.precisions_cholesky_)
+    fitted_type = getattr(est, "_fitted_covariance_type", est.covariance_type)
+    kind = None if state is None else state.scatter.kind
+    if (
+        est.n_components == n_components
+        and est.covariance_type == fitted_type
+        and held == tuple(family.shape(n_components, n_features))
+        and kind in (None, family.scatter_kind)
+    ):
+        return
+    raise ValueError(
+        f"partial_fit continues the model this {type(est).__name__} holds, with "
+        f"covariance_type={fitted_type!r} and {n_components} components, but its parameters "
+        f"now say covariance_type={est.covariance_type!r}, n_components={est.n_components}. "
+        f"Set them back with set_params(covariance_type={fitted_type!r}, "
+        f"n_components={n_components}) to continue the stream, or call fit to start afresh."
+    )
 
 
 def read_once_budget(chunks: em.ChunkedData) -> int:
@@ -410,8 +502,8 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
         shift = _batch_shift(X, w)
         if shift is not None:
             return _read_once(X, w, family, est.n_components, shift)
-    given = getattr(X, "dtype", None)
-    if isinstance(given, np.dtype) and given.kind == "f" and given != dtype:
+    given = _float_dtype(X)
+    if given is not None and given.itemsize != dtype.itemsize:
         raise TypeError(
             f"This batch has dtype {given.name}, but the model was started on {dtype.name} "
             f"data and keeps that precision. Pass X.astype(np.{dtype.name})."
@@ -423,6 +515,20 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
     if shift is None:  # finite values whose sums overflow X's dtype
         shift = scale.column_mean(valid, w)
     return _read_once(valid, w, family, est.n_components, shift)
+
+
+def _float_dtype(X) -> np.dtype | None:
+    """The floating dtype of a batch's values (a DataFrame's, if its columns share one).
+
+    None for other dtypes (integers, objects: converted as validation does) and
+    for DataFrames whose columns mix dtypes. Byte order does not count: a
+    big-endian float64 batch is float64. O(columns).
+    """
+    given = getattr(X, "dtype", None)
+    if not isinstance(given, np.dtype) and hasattr(X, "dtypes") and hasattr(X, "columns"):
+        kinds = {np.dtype(d) for d in X.dtypes if isinstance(d, np.dtype)}
+        given = kinds.pop() if len(kinds) == 1 and len(X.dtypes) else None
+    return given if isinstance(given, np.dtype) and given.kind == "f" else None
 
 
 def _read_once(X, w, family, n_components: int, shift: np.ndarray) -> scale.TrainingData:
@@ -462,13 +568,17 @@ def _plain_rows(est, X, dtype) -> bool:
 def _batch_shift(X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray | None:
     """Weighted column mean of a later batch in float64, or None if a column sum is not finite.
 
-    The shift of the batch's E-step. The sums are one matrix-vector product in
-    X's dtype (numpy's column-wise ``sum(axis=0)`` is many times slower on
-    narrow rows, as slow as the E-step itself); a shift only conditions the
-    expanded quadratic forms, and the statistics are independent of it up to
-    rounding. A NaN or infinity anywhere in X makes a sum NaN or infinite (a
-    zero weight included: 0 · inf is NaN). O(n·D) time, O(D) memory.
+    The shift of the batch's E-step. The sums are one matrix-vector product
+    (numpy's column-wise ``sum(axis=0)`` is many times slower on narrow rows,
+    as slow as the E-step itself), in float64: float32 sums of rows far from
+    the origin lose the mean's low digits (1e8 in every row summed to a mean
+    several ulps off), and the rows are then centred far from their mean, where
+    float32's expanded forms lose the spread. A NaN or infinity anywhere in X
+    makes a sum NaN or infinite (a zero weight included: 0 · inf is NaN).
+    O(n·D) time, O(D) memory (and a float64 copy of float32 rows, O(n·D)).
     """
+    if X.dtype != np.float64:
+        X = X.astype(np.float64)
     weights = _ones(X.shape[0], X.dtype) if sample_weight is None else sample_weight
     with np.errstate(over="ignore", invalid="ignore"):
         sums = weights @ X
@@ -715,6 +825,7 @@ def fit_stream(
             f"fit_stream takes constructor parameters ({', '.join(sorted(params))}) only "
             "without a model; set them on the model with model.set_params(...)."
         )
+    _check_stream_source(batches)
     if batch_size is not None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
             raise TypeError(f"batch_size must be an integer or None, got {batch_size!r}.")
@@ -745,7 +856,7 @@ def fit_stream(
             )
         if total is None and hasattr(batches, "__len__"):
             total = len(batches)
-        pairs = (item if isinstance(item, tuple) else (item, None) for item in batches)
+        pairs = (_pair(item) for item in batches)
         if batch_size is None:
             items = ((X, w, 1) for X, w in pairs)
         else:
@@ -759,6 +870,40 @@ def fit_stream(
     if not hasattr(model, "n_batches_seen_"):
         raise ValueError("fit_stream got no batches: the stream is empty.")
     return model
+
+
+def _check_stream_source(batches) -> None:
+    """Refuse an array of fewer than 2 dimensions, or of unknown rows, before any update.
+
+    (An array of 3 dimensions is an iterable of 2-D batches.) O(1).
+    """
+    shape = getattr(batches, "shape", None)
+    if shape is None or not (isinstance(batches, np.ndarray) or is_dask_collection(batches)):
+        return
+    if len(shape) < 2:
+        raise ValueError(
+            f"fit_stream reads an array as rows of shape (n_samples, n_features), got an "
+            f"array of shape {tuple(shape)}. Reshape it (X.reshape(-1, 1) for one feature), "
+            "or pass an iterable of 2-D batches."
+        )
+    if any(not isinstance(n, numbers.Integral) and not math.isfinite(n) for n in shape):
+        raise ValueError(
+            f"This dask array's chunk sizes are unknown (shape {tuple(shape)}), so it cannot "
+            "be read in blocks of batch_size rows. Call X.compute_chunk_sizes() first, or "
+            "pass its blocks as an iterable (for example, dask.compute each of X.to_delayed())."
+        )
+
+
+def _pair(item) -> tuple:
+    """An iterable's item as ``(X, sample_weight)``: a batch, or a pair of them."""
+    if not isinstance(item, tuple):
+        return item, None
+    if len(item) != 2:
+        raise ValueError(
+            f"fit_stream's batches are arrays or (X, sample_weight) pairs, got a tuple of "
+            f"{len(item)} item(s). Yield X alone, or (X, sample_weight)."
+        )
+    return item
 
 
 def gathered(pairs, min_rows: int) -> Iterator[tuple]:

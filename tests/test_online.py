@@ -1219,3 +1219,135 @@ def test_lean_updates_are_the_general_updates_bit_for_bit(
     # The lean E-step ran on every batch (the first in a fit's chunks), float32 rows of
     # tight components too (computed in float64 chunk by chunk, as em.expectation does).
     assert taken == [True] * len(sizes)
+
+
+# ============================================= float32 offsets, fitted models, parameters
+def test_float32_batches_far_from_the_origin_keep_their_spread():
+    # Every row 1e8: a stream of float32 batches keeps the variance at reg_covar, as fit does
+    # (a float32 column sum once put the shift ulps off the mean: variances of about 1.2).
+    X = np.full((50, 2), 1e8, np.float32)
+    model = GaussianMixture(1, covariance_type="diag")
+    for _ in range(3):
+        model.partial_fit(X)
+        np.testing.assert_array_equal(model.covariances_, np.full((1, 2), 1e-6, np.float32))
+    # With step sizes 1/t and one component the running statistics are those of all the
+    # rows: the covariance np.cov gives (in float64) plus reg_covar.
+    rng = np.random.default_rng(0)
+    Y = (1e6 + 0.1 * rng.standard_normal((40_000, 2))).astype(np.float32)
+    model = GaussianMixture(1, learning_decay=1.0)
+    for rows in range(0, len(Y), 10_000):
+        model.partial_fit(Y[rows : rows + 10_000])
+    expected = np.cov(Y.astype(np.float64).T, bias=True) + 1e-6 * np.eye(2)
+    np.testing.assert_allclose(model.covariances_[0], expected, rtol=1e-3)
+    np.testing.assert_allclose(model.means_[0], Y.astype(np.float64).mean(axis=0), rtol=1e-7)
+
+
+def test_first_update_of_a_fitted_model_with_step_one_needs_a_first_batchs_rows(stream):
+    model = GaussianMixture(3, random_state=0).fit(stream)
+    before = {n: getattr(model, n).copy() for n in PARAMS}
+    with pytest.raises(ValueError, match=r"step size is 1.*at least n_components=3 rows, got 1"):
+        model.partial_fit(stream[:1])
+    assert all(np.array_equal(getattr(model, n), before[n]) for n in PARAMS)
+    assert not hasattr(model, "n_batches_seen_")
+
+
+@pytest.mark.parametrize("covariance_type", BUILTIN)
+def test_a_fitted_model_is_the_running_statistics_before_the_first_update(stream, covariance_type):
+    # With learning_offset > 1 the first update blends the batch into the fitted
+    # model's statistics at step offset ** -decay; with one component the blend is
+    # the pooled mean and covariance of the two weighted row sets (np.cov).
+    X = stream[:600]
+    offset, decay = 4.0, 0.7
+    rho = offset**-decay
+    model = GaussianMixture(
+        1, covariance_type=covariance_type, learning_offset=offset, learning_decay=decay
+    ).fit(X)
+    fitted_mean = model.means_[0].copy()
+    fitted = np.atleast_2d(
+        model.covariances_[0] if covariance_type != "tied" else model.covariances_
+    )
+    batch = stream[600:700]
+    model.partial_fit(batch)
+    mean = (1 - rho) * fitted_mean + rho * batch.mean(axis=0)
+    np.testing.assert_allclose(model.means_[0], mean, rtol=1e-12)
+    d = fitted_mean - batch.mean(axis=0)
+    full_fitted = (
+        fitted if fitted.shape == (2, 2) else np.diag(np.broadcast_to(fitted.ravel(), (2,)))
+    )
+    pooled = (
+        (1 - rho) * (full_fitted - 1e-6 * np.eye(2))
+        + rho * np.cov(batch.T, bias=True)
+        + rho * (1 - rho) * np.outer(d, d)
+    )
+    expected = {
+        "full": pooled,
+        "tied": pooled,
+        "diag": np.diag(pooled),
+        "spherical": np.mean(np.diag(pooled)),
+    }[covariance_type] + (1e-6 * np.eye(2) if covariance_type in ("full", "tied") else 1e-6)
+    got = model.covariances_ if covariance_type == "tied" else model.covariances_[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert model.n_batches_seen_ == 1 and model.n_samples_seen_ == 100
+
+
+def test_a_large_offset_keeps_a_fitted_model_against_a_single_row(stream):
+    fitted = GaussianMixture(3, random_state=0).fit(stream)
+    model = GaussianMixture(3, random_state=0, learning_offset=1e6).fit(stream)
+    model.partial_fit(stream[:1])  # step 1e6 ** -0.7, about 6e-5
+    np.testing.assert_allclose(model.means_, fitted.means_, atol=1e-3)
+    np.testing.assert_allclose(model.covariances_, fitted.covariances_, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n_components": 4},
+        {"covariance_type": "diag"},
+        {"covariance_type": "tied"},
+        {"covariance_type": "VVV"},
+        {"covariance_type": "VVV", "n_components": 2},
+    ],
+)
+@pytest.mark.parametrize("how", ["stream", "fit"])
+def test_changed_parameters_between_updates_are_refused_and_the_model_kept(stream, change, how):
+    model, clean = GaussianMixture(3, random_state=0), GaussianMixture(3, random_state=0)
+    for each in (model, clean):
+        getattr(each, "partial_fit" if how == "stream" else "fit")(stream[:400])
+    model.set_params(**change)
+    with pytest.raises(ValueError, match=r"covariance_type='full' and 3 components.*set_params"):
+        model.partial_fit(stream[400:600])
+    assert same_parameters(model, clean)
+    model.set_params(covariance_type="full", n_components=3)
+    model.partial_fit(stream[400:600])
+    clean.partial_fit(stream[400:600])
+    assert same_parameters(model, clean)
+
+
+def test_batch_dtypes_compare_by_precision_not_byte_order(stream):
+    pd = pytest.importorskip("pandas")
+    native = (
+        GaussianMixture(3, random_state=0).partial_fit(stream[:400]).partial_fit(stream[400:500])
+    )
+    swapped = GaussianMixture(3, random_state=0).partial_fit(stream[:400].astype(">f8"))
+    swapped.partial_fit(stream[400:500].astype(">f8"))
+    assert same_parameters(native, swapped)
+    for batch in (stream[:50].astype(np.float32), pd.DataFrame(stream[:50].astype(np.float32))):
+        with pytest.raises(TypeError, match="dtype float32, but the model was started on float64"):
+            native.partial_fit(batch)
+    single = GaussianMixture(3, random_state=0).partial_fit(stream[:400].astype(np.float32))
+    with pytest.raises(TypeError, match="dtype float64, but the model was started on float32"):
+        single.partial_fit(pd.DataFrame(stream[:50]))
+
+
+def test_fit_stream_refuses_sources_it_cannot_read_in_rows(stream):
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match=r"shape \(1200,\).*reshape"):
+        fit_stream(stream[:, 0], n_components=2)
+    with pytest.raises(ValueError, match=r"shape \(1200,\).*reshape"):
+        fit_stream(da.from_array(stream[:, 0], chunks=300), n_components=2)
+    blocks = da.from_array(stream, chunks=(300, 2))
+    with pytest.raises(ValueError, match=r"chunk sizes are unknown.*compute_chunk_sizes"):
+        fit_stream(blocks[blocks[:, 0] > -1e9], n_components=2)
+    for item in [(stream[:100],), (stream[:100], None, 1)]:
+        with pytest.raises(ValueError, match="arrays or \\(X, sample_weight\\) pairs"):
+            fit_stream([item], n_components=2)

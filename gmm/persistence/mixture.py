@@ -179,6 +179,7 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
     except (TypeError, ValueError) as error:
         reader.fail(f"invalid constructor parameter: {cut(str(error))}")
     set_fitted(reader, section, model, values, lower_bounds)
+    model._fitted_covariance_type = model.covariance_type
     if "model.family_state" in reader.members:
         shape, _, state_dtype = reader.header("model.family_state")
         if state_dtype.kind != "f":
