@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -108,16 +109,40 @@ def _cores() -> int:
 def machine_busy(load: float | None = None, cores: int | None = None) -> bool:
     """Whether other processes keep the cores busy, so BLAS threads would wait.
 
-    ``load`` (default: the 1-minute load average now, a few µs to read) exceeds
-    ``cores`` (default: the CPUs this process may use) by :data:`BUSY_LOAD`.
-    False where the load average cannot be read.
+    ``load`` (default: the 1-minute load average, :func:`load_average`)
+    exceeds ``cores`` (default: the CPUs this process may use) by
+    :data:`BUSY_LOAD`. False where the load average cannot be read.
     """
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # pragma: no cover - not on Windows
+        load = load_average()
+        if load is None:  # pragma: no cover - not on Windows
             return False
     return load - (_cores() if cores is None else cores) >= BUSY_LOAD
+
+
+#: Seconds one reading of the load average serves. Linux recomputes it every 5 s,
+#: so a fresher reading says nothing new; reading it is a system call (1-2 µs), and
+#: an online update of a small model asked several times (3 % of its time).
+LOAD_READING_SECONDS = 1.0
+_load_reading: tuple[float, float] | None = None  # (time.monotonic(), load)
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, read at most once a :data:`LOAD_READING_SECONDS`.
+
+    None where it cannot be read (not on Windows). O(1).
+    """
+    global _load_reading
+    now = time.monotonic()
+    reading = _load_reading
+    if reading is not None and 0 <= now - reading[0] < LOAD_READING_SECONDS:
+        return reading[1]
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not on Windows
+        return None
+    _load_reading = (now, load)
+    return load
 
 
 def threaded_work(rows: bool = False) -> float:

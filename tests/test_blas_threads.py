@@ -196,3 +196,20 @@ def test_a_block_limits_when_only_some_blas_libraries_are_at_one_thread(monkeypa
     finally:
         for lib, threads in zip(libs, saved, strict=True):
             lib.set_num_threads(threads)
+
+
+def test_the_load_average_is_read_at_most_once_a_second(monkeypatch):
+    calls = []
+    clock = [100.0]
+    monkeypatch.setattr(blas_threads, "_load_reading", None)
+    monkeypatch.setattr(blas_threads.os, "getloadavg", lambda: calls.append(1) or (3.0, 0, 0))
+    monkeypatch.setattr(blas_threads.time, "monotonic", lambda: clock[0])
+    assert blas_threads.load_average() == 3.0 and blas_threads.machine_busy(cores=1)
+    clock[0] += 0.5
+    assert blas_threads.load_average() == 3.0 and len(calls) == 1  # the same reading
+    clock[0] += blas_threads.LOAD_READING_SECONDS
+    monkeypatch.setattr(blas_threads.os, "getloadavg", lambda: calls.append(1) or (0.5, 0, 0))
+    assert blas_threads.load_average() == 0.5 and len(calls) == 2  # read again
+    assert not blas_threads.machine_busy(cores=1)
+    clock[0] -= 10  # a clock that went back reads again
+    assert blas_threads.load_average() == 0.5 and len(calls) == 3
