@@ -473,8 +473,10 @@ default='kmeans'
         self.precisions_cholesky_ = params.precisions_cholesky
         self.precisions_ = family.precisions(params.precisions_cholesky)
         self._family_state = params.state
-        # Whose parameters these are: partial_fit continues them only with this type.
+        # Whose parameters these are: partial_fit continues them only with this type, and
+        # takes the reg_covar they hold off them (gmm.online._fitted_state).
         self._fitted_covariance_type = self.covariance_type
+        self._fitted_reg_covar = self.reg_covar
 
     @property
     def variance_(self) -> dict[str, np.ndarray]:

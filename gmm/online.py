@@ -336,9 +336,10 @@ def _fitted_state(est, family, scale: float) -> OnlineState | None:
     """Running statistics that a model fitted by ``fit`` (or loaded) starts a stream with.
 
     Its parameters as statistics: counts ``weights_ · scale``, its means, and
-    its covariances less ``reg_covar`` (which the M-step adds back) in the
-    layout of the family's :attr:`~gmm.covariance.CovarianceFamily.scatter_kind`,
-    at the scale of the first batch. The first update then blends with them
+    its covariances less the ``reg_covar`` they were fitted with (the M-step
+    adds the current one; a variance below it counts as 0) in the layout of
+    the family's :attr:`~gmm.covariance.CovarianceFamily.scatter_kind`, at the
+    scale of the first batch. The first update then blends with them
     at step size ``learning_offset ** -learning_decay`` (the batch's E-step
     uses the same parameters), as any later update does. None when that step
     is 1: the blend would return the batch's statistics whatever they are.
@@ -355,7 +356,8 @@ def _fitted_state(est, family, scale: float) -> OnlineState | None:
         part = np.asarray(family.component_covariance(params.covariances, k), dtype=np.float64)
         matrices[k] = part if part.ndim == 2 else np.diag(np.broadcast_to(part, (n_features,)))
     diagonal = np.arange(n_features)
-    matrices[:, diagonal, diagonal] -= est.reg_covar
+    reg_covar = getattr(est, "_fitted_reg_covar", est.reg_covar)
+    matrices[:, diagonal, diagonal] = np.maximum(matrices[:, diagonal, diagonal] - reg_covar, 0.0)
     kind = family.scatter_kind
     if kind == "diagonal":
         covariances = matrices[:, diagonal, diagonal].copy()
@@ -384,7 +386,14 @@ def _check_replacing_batch(est, data, family) -> None:
             "above 1 to blend the batch into the fitted model at step size "
             "learning_offset ** -learning_decay."
         )
-    family.check_rows(total_weight(data), est.n_components, data.n_features)
+    try:
+        family.check_rows(total_weight(data), est.n_components, data.n_features)
+    except ValueError as error:
+        raise ValueError(
+            f"{error} (This is the first partial_fit of a fitted model, at step size 1: its "
+            "batch replaces the fitted statistics. Pass more rows, or set a learning_offset "
+            "above 1 to blend the batch into the fitted model.)"
+        ) from None
 
 
 def _check_continuable(est, family, state: OnlineState | None) -> None:
@@ -398,20 +407,27 @@ def _check_continuable(est, family, state: OnlineState | None) -> None:
     """
     n_components, n_features = np.shape(est.means_)
     held = np.shape(est.precisions_cholesky_)
-    fitted_type = getattr(est, "_fitted_covariance_type", est.covariance_type)
+    fitted_type = getattr(est, "_fitted_covariance_type", None)
     kind = None if state is None else state.scatter.kind
     if (
         est.n_components == n_components
-        and est.covariance_type == fitted_type
+        and est.covariance_type == (est.covariance_type if fitted_type is None else fitted_type)
         and held == tuple(family.shape(n_components, n_features))
         and kind in (None, family.scatter_kind)
     ):
         return
+    now = f"covariance_type={est.covariance_type!r}, n_components={est.n_components}"
+    if fitted_type is None:  # parameters set by hand, or a model pickled by an older gmm
+        raise ValueError(
+            f"partial_fit continues the model this {type(est).__name__} holds ({n_components} "
+            f"components, precisions_cholesky_ of shape {held}), which its parameters "
+            f"({now}) cannot continue. Set them back to those of the fit, or call fit to "
+            "start afresh."
+        )
     raise ValueError(
         f"partial_fit continues the model this {type(est).__name__} holds, with "
         f"covariance_type={fitted_type!r} and {n_components} components, but its parameters "
-        f"now say covariance_type={est.covariance_type!r}, n_components={est.n_components}. "
-        f"Set them back with set_params(covariance_type={fitted_type!r}, "
+        f"now say {now}. Set them back with set_params(covariance_type={fitted_type!r}, "
         f"n_components={n_components}) to continue the stream, or call fit to start afresh."
     )
 
@@ -526,8 +542,11 @@ def _float_dtype(X) -> np.dtype | None:
     """
     given = getattr(X, "dtype", None)
     if not isinstance(given, np.dtype) and hasattr(X, "dtypes") and hasattr(X, "columns"):
-        kinds = {np.dtype(d) for d in X.dtypes if isinstance(d, np.dtype)}
-        given = kinds.pop() if len(kinds) == 1 and len(X.dtypes) else None
+        # Each column's numpy dtype (pandas' nullable Float32/Float64 carry one): the
+        # floating columns' common type is the precision validation would give them.
+        columns = [getattr(d, "numpy_dtype", d) for d in X.dtypes]
+        floats = [d for d in columns if isinstance(d, np.dtype) and d.kind == "f"]
+        given = np.result_type(*floats) if floats else None
     return given if isinstance(given, np.dtype) and given.kind == "f" else None
 
 
@@ -675,7 +694,8 @@ def _n_rows(X) -> int | None:
     """Rows of a 2-D array or a list of rows, without converting it; None if unknown."""
     shape = getattr(X, "shape", None)
     if shape is not None:
-        return int(shape[0]) if len(shape) == 2 else None
+        known = len(shape) == 2 and isinstance(shape[0], numbers.Integral)
+        return int(shape[0]) if known else None
     return len(X) if isinstance(X, (list, tuple)) else None
 
 
@@ -864,6 +884,8 @@ def fit_stream(
     show = want_progress(progress)
     with _bar(show, total) as bar:
         for X, w, count in items:
+            if isinstance(X, _Malformed):
+                raise X.error()
             model.partial_fit(X, sample_weight=w)
             if bar is not None:
                 bar.update(count)
@@ -878,13 +900,15 @@ def _check_stream_source(batches) -> None:
     (An array of 3 dimensions is an iterable of 2-D batches.) O(1).
     """
     shape = getattr(batches, "shape", None)
-    if shape is None or not (isinstance(batches, np.ndarray) or is_dask_collection(batches)):
+    if shape is None or not isinstance(shape, tuple):
         return
-    if len(shape) < 2:
+    dask = is_dask_collection(batches)
+    if len(shape) < 2 or (dask and len(shape) != 2):
         raise ValueError(
             f"fit_stream reads an array as rows of shape (n_samples, n_features), got an "
             f"array of shape {tuple(shape)}. Reshape it (X.reshape(-1, 1) for one feature), "
-            "or pass an iterable of 2-D batches."
+            "or pass an iterable of 2-D batches (an ndarray of shape (n_batches, rows, "
+            "features) is one)."
         )
     if any(not isinstance(n, numbers.Integral) and not math.isfinite(n) for n in shape):
         raise ValueError(
@@ -894,16 +918,28 @@ def _check_stream_source(batches) -> None:
         )
 
 
+class _Malformed:
+    """An iterable's item that is neither a batch nor a pair: refused when its turn comes.
+
+    Not raised while batches are gathered, so the rows gathered before it are
+    applied first, as before any bad batch.
+    """
+
+    def __init__(self, n_items: int):
+        self.n_items = n_items
+
+    def error(self) -> ValueError:
+        return ValueError(
+            f"fit_stream's batches are arrays or (X, sample_weight) pairs, got a tuple of "
+            f"{self.n_items} item(s). Yield X alone, or (X, sample_weight)."
+        )
+
+
 def _pair(item) -> tuple:
     """An iterable's item as ``(X, sample_weight)``: a batch, or a pair of them."""
     if not isinstance(item, tuple):
         return item, None
-    if len(item) != 2:
-        raise ValueError(
-            f"fit_stream's batches are arrays or (X, sample_weight) pairs, got a tuple of "
-            f"{len(item)} item(s). Yield X alone, or (X, sample_weight)."
-        )
-    return item
+    return item if len(item) == 2 else (_Malformed(len(item)), None)
 
 
 def gathered(pairs, min_rows: int) -> Iterator[tuple]:

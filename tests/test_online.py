@@ -1351,3 +1351,55 @@ def test_fit_stream_refuses_sources_it_cannot_read_in_rows(stream):
     for item in [(stream[:100],), (stream[:100], None, 1)]:
         with pytest.raises(ValueError, match="arrays or \\(X, sample_weight\\) pairs"):
             fit_stream([item], n_components=2)
+
+
+def test_a_fitted_models_own_reg_covar_comes_off_its_statistics(stream):
+    # The first update of a fitted model with learning_offset > 1 takes the reg_covar the
+    # fit added off its variances, and the M-step adds the current one: after
+    # set_params(reg_covar=...) no variance lies below the new one, and a fit at a large
+    # reg_covar does not keep it after a smaller one is set.
+    rng = np.random.default_rng(3)
+    X = np.r_[rng.normal(size=(100, 2)), np.full((50, 2), 7.0), rng.normal(size=(100, 2)) + 20]
+    model = GaussianMixture(3, covariance_type="diag", random_state=0, learning_offset=1e4)
+    model.fit(X).set_params(reg_covar=1e-2).partial_fit(X[::3])
+    assert model.covariances_.min() >= 1e-2
+    model = GaussianMixture(3, covariance_type="diag", random_state=0, learning_offset=1e4)
+    model.set_params(reg_covar=0.5).fit(X).set_params(reg_covar=1e-6).partial_fit(X[::3])
+    assert model.covariances_.min() < 0.01  # the constant rows' component, no longer 0.5
+
+
+def test_a_malformed_item_applies_the_rows_gathered_before_it(stream):
+    model = GaussianMixture(2, random_state=0)
+    items = [stream[:40], stream[40:80], (stream[80:120], None, None)]
+    with pytest.raises(ValueError, match="got a tuple of 3 item"):
+        fit_stream(items, model, batch_size=100)
+    assert model.n_samples_seen_ == 80 and model.n_batches_seen_ == 1
+
+
+def test_fit_stream_refuses_series_and_dask_arrays_other_than_2d(stream):
+    pd = pytest.importorskip("pandas")
+    da = pytest.importorskip("dask.array")
+    for source in (pd.Series(stream[:, 0]), da.from_array(np.zeros((3, 10, 2)), chunks=2)):
+        with pytest.raises(ValueError, match="rows of shape \\(n_samples, n_features\\)"):
+            fit_stream(source, n_components=2)
+    stacked = stream[:1200].reshape(4, 300, 2)  # an ndarray of batches is still an iterable
+    assert fit_stream(stacked, n_components=2, random_state=0).n_batches_seen_ == 4
+
+
+def test_a_dataframes_float_columns_give_its_precision(stream):
+    pd = pytest.importorskip("pandas")
+    model = GaussianMixture(2, random_state=0).partial_fit(stream[:400].astype(np.float32))
+    mixed = pd.DataFrame({"a": stream[:50, 0].astype(np.float32), "b": stream[:50, 1]})
+    for frame in (mixed, pd.DataFrame(stream[:50]).astype("Float64")):
+        with pytest.raises(TypeError, match="dtype float64, but the model was started on float32"):
+            model.partial_fit(frame)
+    model.partial_fit(pd.DataFrame(stream[:50]).astype("Float32"))
+    assert model.means_.dtype == np.float32 and model.n_batches_seen_ == 2
+
+
+def test_too_few_rows_for_a_fitted_mclust_model_at_step_one_say_what_to_do(stream):
+    model = GaussianMixture(3, covariance_type="VVV", random_state=0).fit(stream)
+    with pytest.raises(ValueError, match=r"17 free parameters.*learning_offset above 1"):
+        model.partial_fit(stream[:5])
+    model.set_params(learning_offset=50.0).partial_fit(stream[:5])
+    assert model.n_batches_seen_ == 1

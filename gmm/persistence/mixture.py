@@ -48,6 +48,13 @@ def encode(model: GaussianMixture, arrays: dict[str, np.ndarray]) -> dict[str, A
 
 def encode_section(mixture: GaussianMixture, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """The ``"model"`` section of a fitted mixture (no fitted check: the caller made it)."""
+    fitted = getattr(mixture, "_fitted_covariance_type", mixture.covariance_type)
+    if fitted != mixture.covariance_type:  # load would refuse the file (check_params_match)
+        raise ValueError(
+            f"This model's fitted arrays are of covariance_type={fitted!r}, but its parameter "
+            f"now says {mixture.covariance_type!r} (changed by set_params after the fit). Set "
+            f"it back with set_params(covariance_type={fitted!r}), or refit, before saving."
+        )
     for name in _MODEL_ARRAYS:
         arrays[f"model.{name}"] = np.asarray(getattr(mixture, name))
     arrays["model.lower_bounds_"] = np.asarray(mixture.lower_bounds_, dtype=np.float64)
@@ -180,6 +187,7 @@ def decode(reader: ModelReader, metadata: dict[str, Any]) -> tuple[GaussianMixtu
         reader.fail(f"invalid constructor parameter: {cut(str(error))}")
     set_fitted(reader, section, model, values, lower_bounds)
     model._fitted_covariance_type = model.covariance_type
+    model._fitted_reg_covar = model.reg_covar
     if "model.family_state" in reader.members:
         shape, _, state_dtype = reader.header("model.family_state")
         if state_dtype.kind != "f":
