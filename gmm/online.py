@@ -770,55 +770,22 @@ def fit_stream(
     temporaries, O(batch_size·(D + K)), whatever the length of the stream.
 
     Rows per second against one batch EM iteration over the same rows
-    (``python -m experiments.bench_online``: one BLAS thread, process CPU,
-    medians; every update exactly ``batch_size`` rows of one array, nothing
-    gathered), measured on the idle machine (2026-12-02, 09:58 UTC): updates
-    of 1,000 rows reach 0.07 ('full', K=3, D=2) to 0.60 ('full', K=16, D=50)
-    of it, updates of 10,000 rows 0.59 ('full', K=3, D=2), 0.64 ('diag', K=8,
-    D=20), 0.93 ('full', K=8, D=20) and 0.94 ('full', K=16, D=50); 'full'
-    K=3, D=2 reaches 0.74 at 50,000 rows an update. Rows are read in chunks
-    whose temporaries stay in the CPU's cache, so large updates cost per row
-    what small ones do.
-    What is left is the fixed cost per update (the family's coefficients,
-    the M-step, the Python and numpy call overhead of each step on K·D²
-    numbers: 0.41 ms for 'full' K=3 D=2 on the idle machine, which is
-    stepwise EM's price; models whose E-step per row is cheap, small K·D²,
-    need the largest updates) and, for families whose features a fit keeps
-    across iterations ('diag' and 'spherical' of moderate size), reading the
-    rows once per update. Step by step (``python -m experiments.bench_online
-    --profile``, quiet machine, 2026-12-02 13:50 UTC), an update's E-step
-    kernels (log-probabilities, normalisation, moments) cost per row what a
-    batch iteration's do; the excess is forming the features from the rows
-    (2.9 ns a row for 'full' K=3, D=2; 24 to 41 for 'diag' K=8, D=20), the
-    batch's column sums and checks (2 to 10 ns a row) and 0.2 to 0.4 ms of
-    fixed cost. At 1,000,000 rows, where a batch iteration
-    of D = 20 forms its features too (``--rows 1000000``, two runs, load 1 to
-    3, 13:26 and 14:01 UTC), updates of 10,000 rows reach 0.91-1.06 ('diag'
-    K=8, D=20), 0.85 ('full' K=8, D=20), 0.84-0.88 ('full' K=16, D=50) and
-    0.41 ('full' K=3, D=2: 0.66-0.73 at its default 65,536 rows, 0.79-0.86 at
-    100,000). Its later updates now run as one chunk in two parts, not two in
-    four (:func:`read_once_budget`): at its default, 0.70 against 0.63 a batch
-    iteration in the same process (medians of 21 alternating passes, load about
-    2, 2026-12-02 19:05 UTC), still short of 0.8 on the busy machine: what is
-    left is some 0.35 ms of fixed cost per update (the E-step's per-part calls,
-    the coefficients, the statistics step, the M-step) and 2 ns a row of
-    features, while twice the rows per update would cost accuracy (see
-    :data:`DEFAULT_BATCH_BYTES`). A split chunk's parts now form their features
-    one at a time, each when its E-step reaches it (:func:`gmm.em.read_once_expectation`,
-    the same numbers): at the default, 0.721 and 0.734 against 0.695 and 0.666
-    before (``--rows 1000000 --models "full K=3 D=2" --repeats 11``, the two
-    versions run in turn, load 0.6-0.9, 2026-12-02 19:35 UTC), still short of
-    0.8. An update of 64 rows, nearly all fixed cost, takes 0.46 ms (process
-    CPU, medians of 2,000 alternating updates): about a quarter of an update
-    of 65,536 rows, spread over many small steps (timed alone, the busy
-    machine: each of the E-step's two parts 30 to 60 µs of fixed cost, the
-    coefficients 30 to 50, the M-step 30 to 60, the batch's column sums 40 to
-    60, the units check, the blend and the statistics step 10 to 20 each),
-    none large enough that removing it alone would reach 0.8. With updates of
-    10,000 to 50,000 rows, one pass over 1,000,000 rows stays within 0.01
-    nats per sample of batch EM on held-out data (``python -m experiments
-    online``). Larger updates mean fewer steps: a short stream, or one that
-    drifts, is better served by smaller ones.
+    (``python -m experiments.bench_online --throughput --rows 1000000``: one
+    BLAS thread, process CPU, medians; every update exactly ``batch_size``
+    rows of one array), measured on a 2-core AMD EPYC, 2026-12-03, at the
+    default update size: 'diag' K=8, D=20 1.12, 'full' K=8, D=20 0.84, and
+    'full' K=3, D=2 0.65-0.81 (median 0.69 over seven runs). Rows are read in
+    chunks whose temporaries stay in the CPU's cache, so per row an update
+    costs about what a batch iteration does; what small models pay is the
+    fixed cost of an update (the family's coefficients, the M-step, the
+    Python and numpy calls of each step on K·D² numbers: about 0.3-0.4 ms for
+    'full' K=3, D=2), which a batch iteration pays once a pass and stepwise
+    EM once an update (``--bound`` measures both). Larger updates spread it
+    over more rows but mean fewer steps: one pass over 1,000,000 rows of
+    'full' K=3, D=2 ends at most 0.008 nats per sample below batch EM on
+    held-out rows at the default 65,536 rows an update, 0.021 at 131,072
+    (``--gaps``); a short stream, or one that drifts, is better served by
+    smaller updates.
 
     Examples
     --------
