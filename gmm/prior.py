@@ -343,7 +343,9 @@ def data_moments(data, family: CovarianceFamily) -> tuple[np.ndarray, np.ndarray
 
     try:
         covariance = BayesianGaussianMixture._data_covariance(data, family)
-    except ValueError:
+    except ValueError as error:
+        if not str(error).startswith("sample_weight gives"):
+            raise
         raise ValueError(
             "The data have 1 row or less of positive sample_weight (weights are relative: "
             "they count the rows they do not zero): mclust's default prior needs the data's "

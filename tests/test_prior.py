@@ -506,3 +506,23 @@ def test_selection_with_a_prior_is_the_sweep_with_that_prior(tmp_path):
     loaded = load(tmp_path / "ic.npz")
     assert loaded.prior == "default"
     np.testing.assert_array_equal(loaded.predict_proba(X), ic.predict_proba(X))
+
+
+def test_a_prior_with_rows_to_marginalize_is_refused_clearly_and_omit_works():
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(200, 3))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    fitted = GaussianMixture(2, random_state=0).fit(np.nan_to_num(X))
+    before = {n: getattr(fitted, n).copy() for n in ("weights_", "means_", "covariances_")}
+    fitted.set_params(nan_policy="marginalize", prior="default")
+    with pytest.raises(NotImplementedError, match="prior= does not take rows with missing"):
+        fitted.fit(X)
+    assert all(np.array_equal(getattr(fitted, n), v) for n, v in before.items())
+    omitted = GaussianMixture(2, nan_policy="omit", prior="default", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        omitted.fit(X)
+    complete = X[~np.isnan(X).any(axis=1)]
+    plain = GaussianMixture(2, prior="default", random_state=0).fit(complete)
+    np.testing.assert_array_equal(omitted.means_, plain.means_)
