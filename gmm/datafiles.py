@@ -234,8 +234,8 @@ def _parse_csv(path: str, file: IO[str], delimiter: str, allow_missing: bool, he
     values = array.array("d")
     lines = array.array("q")  # the line of each row, for messages
     for row in reader:
-        if not "".join(row).strip():
-            continue  # a blank line
+        if len(row) <= 1 and not "".join(row).strip():
+            continue  # a blank line (a line of delimiters is a row of empty cells)
         if width is None:
             width = len(row)
             if is_header(path, row, missing, header, reader.line_num):

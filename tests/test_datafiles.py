@@ -181,3 +181,13 @@ def test_csv_parts_detect_their_header_by_the_same_rule(tmp_path):
     (tmp_path / "part-2.csv").write_text("3,4x\n5,6\n")
     with pytest.raises(DataFileError, match=r"part-2\.csv: line 1 mixes numbers and text"):
         read_parts(tmp_path)
+
+
+def test_a_line_of_delimiters_is_a_row_of_empty_cells_not_a_blank_line(tmp_path):
+    # It was skipped as blank, so labels and line numbers no longer matched the rows.
+    path = tmp_path / "holes.csv"
+    path.write_text("1,2\n,\n3,4\n\n5,6\n")
+    with pytest.raises(DataFileError, match="line 2, column 1: an empty cell"):
+        read_data(str(path))
+    X, _ = read_data(str(path), allow_missing=True)
+    assert X.shape == (4, 2) and np.isnan(X[1]).all() and X[3].tolist() == [5.0, 6.0]

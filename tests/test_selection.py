@@ -875,3 +875,96 @@ def test_sweep_with_known_rows_equals_fits_outside_it():
             row["n_components"], covariance_type=row["covariance_type"], random_state=0
         ).fit(X)
         assert row["log_likelihood"] == pytest.approx(alone.score(X) * X.shape[0], rel=1e-12)
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+from gmm.selection import parallel
+parallel.WORTH_FORKING = 0.0
+def slow(k):
+    time.sleep(60 if k < 5 else 0.01)
+    return k
+print("start", flush=True)
+for _ in parallel.run(slow, [(k, (k,)) for k in range(8)], 2, "fork"):
+    pass
+"""
+
+
+def _child_pids(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as file:
+        return [int(p) for p in file.read().split()]
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def test_forked_workers_end_when_the_sweep_is_killed():
+    # A sweep killed by SIGKILL cannot stop its workers; they used to run on (parent 1),
+    # then block for ever on the answers' pipe, holding the caller's output open.
+    import signal
+    import subprocess
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forked workers are used on Linux only")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    sweep_process = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_SCRIPT], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert sweep_process.stdout.readline().strip() == "start"
+        deadline = time.monotonic() + 30
+        while not (workers := _child_pids(sweep_process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert workers, "the sweep forked no worker"
+        sweep_process.send_signal(signal.SIGKILL)
+        sweep_process.wait()
+        deadline = time.monotonic() + 10
+        while any(_pid_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_pid_running(w) for w in workers)
+    finally:
+        sweep_process.kill()
+        for worker in locals().get("workers") or []:
+            if _pid_running(worker):
+                os.kill(worker, signal.SIGKILL)
+
+
+def test_a_bad_n_jobs_is_refused_before_the_checkpoint_is_touched(tmp_path):
+    X, _ = make_blobs(120, centers=2, random_state=0)
+    path = tmp_path / "sweep.jsonl"
+    sweep(X, range(1, 4), "full", checkpoint=path, progress=False)
+    before = path.read_bytes()
+    for n_jobs in (0, "two", True, 1.5):
+        with pytest.raises(ValueError, match="n_jobs must be"):
+            sweep(X, range(1, 4), "full", checkpoint=path, overwrite=True, n_jobs=n_jobs)
+        with pytest.raises(ValueError, match="n_jobs must be"):
+            sweep(X, [2], "full", n_jobs=n_jobs, progress=False)  # one task too
+    assert path.read_bytes() == before
+
+
+def test_a_fit_out_of_memory_stops_the_sweep_and_is_refitted_on_resume(tmp_path, monkeypatch):
+    # Not a row "MemoryError" in the checkpoint, returned again by every resumed run.
+    X, _ = make_blobs(120, centers=2, random_state=0)
+    path = tmp_path / "sweep.jsonl"
+    fit = GaussianMixture.fit
+
+    def out_of_memory(self, *args, **kwargs):
+        if self.n_components == 2:
+            raise MemoryError("transient")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianMixture, "fit", out_of_memory)
+    with pytest.raises(MemoryError, match="transient"):
+        sweep(X, range(1, 4), "full", checkpoint=path, progress=False)
+    monkeypatch.setattr(GaussianMixture, "fit", fit)
+    resumed = sweep(X, range(1, 4), "full", checkpoint=path, progress=False)
+    fresh = sweep(X, range(1, 4), "full", progress=False)
+    assert all(row["error"] is None for row in resumed.table)
+    assert [r["bic"] for r in resumed.table] == [r["bic"] for r in fresh.table]

@@ -161,7 +161,7 @@ def _run_forked(function, tasks, n_workers: int, threads: int) -> Iterator[tuple
     context = multiprocessing.get_context("fork")
     counter, answers = context.Value("q", 0), context.Queue()
     shared = len(tasks) - 1  # the counter hands out all but the last task
-    _INHERITED = (function, tasks, shared, threads, counter, answers)
+    _INHERITED = (function, tasks, shared, threads, counter, answers, os.getpid())
     workers = []
     try:
         waiting = len(tasks)
@@ -220,10 +220,32 @@ def _take(counter) -> int:
     return index
 
 
+def _die_with(parent: int) -> None:
+    """Have this forked worker end with the sweep's process ``parent``.
+
+    On Linux the kernel sends it SIGKILL when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``): a sweep killed by SIGKILL cannot stop its
+    workers, and one left running blocked for ever on the answers' pipe,
+    holding the parent's standard output open. Elsewhere the worker checks
+    its parent between fits. A parent already gone ends it now. O(1).
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):  # not Linux
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _work_inherited() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    function, tasks, shared, threads, counter, answers = _INHERITED
+    function, tasks, shared, threads, counter, answers, parent = _INHERITED
+    _die_with(parent)
     while (index := _take(counter)) < shared:
+        if os.getppid() != parent:
+            os._exit(1)
         key, args = tasks[index]
         try:
             # GNU OpenMP's thread team does not survive a fork: a forked process
@@ -251,12 +273,26 @@ def _call_limited(key, function, args, threads: int, openmp_threads: int | None 
         return key, function(*args)
 
 
-def n_workers_for(n_jobs, n_tasks: int) -> int:
-    """Workers to start for ``n_tasks`` calls: 1 (no joblib needed) or joblib's count."""
-    if n_jobs is None or n_jobs == 1 or n_tasks <= 1:
-        return 1
+def check_n_jobs(n_jobs) -> None:
+    """Refuse an ``n_jobs`` other than None or a nonzero integer (joblib's: -1 all cores).
+
+    Called before any work (a sweep's checkpoint is not opened for a bad one),
+    whatever the number of tasks. O(1).
+
+    >>> check_n_jobs(-1), check_n_jobs(None)
+    (None, None)
+    """
+    if n_jobs is None:
+        return
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
         raise ValueError(f"n_jobs must be None, -1 or an integer >= 1, got {n_jobs!r}.")
+
+
+def n_workers_for(n_jobs, n_tasks: int) -> int:
+    """Workers to start for ``n_tasks`` calls: 1 (no joblib needed) or joblib's count."""
+    check_n_jobs(n_jobs)
+    if n_jobs is None or n_jobs == 1 or n_tasks <= 1:
+        return 1
     try:
         import joblib
     except ImportError:

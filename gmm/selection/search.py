@@ -200,6 +200,7 @@ def sweep(
     """
     criterion = check_criterion(criterion)
     ks = check_n_components(n_components)
+    parallel.check_n_jobs(n_jobs)
     mclust_sweep = isinstance(covariance_types, str) and covariance_types == "mclust"
     types = None if mclust_sweep else check_covariance_types(covariance_types)
     if mclust_sweep:  # mclust's settings for whatever the caller left out
@@ -682,6 +683,8 @@ def fit_point(X, w, k: int, covariance_type: str, params: dict[str, Any], silenc
         scores = None if final is None else reused_criteria(model, final, X, w)
         if scores is None:
             scores = information_criteria(model, X, criteria_weights(model, X, w))
+    except (MemoryError, OSError):
+        raise  # the machine's state, not the fit's: the sweep stops, a resumed one refits
     except Exception as exc:  # a failed fit is a row of the table, not the end of the sweep
         row = _row(k, covariance_type, n_parameters, seconds=clock() - start)
         row["error"] = f"{type(exc).__name__}: {exc}"
