@@ -968,3 +968,24 @@ def test_a_fit_out_of_memory_stops_the_sweep_and_is_refitted_on_resume(tmp_path,
     fresh = sweep(X, range(1, 4), "full", progress=False)
     assert all(row["error"] is None for row in resumed.table)
     assert [r["bic"] for r in resumed.table] == [r["bic"] for r in fresh.table]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [{"bic": None}, {"n_components": True}, {"bic": "oops"}, {"converged": 3}, {"aic": None}],
+)
+def test_a_hand_edited_checkpoint_row_is_refused_not_read_as_nan(tmp_path, edit):
+    import json
+
+    from gmm.checkpoint import CheckpointError
+
+    X, _ = make_blobs(120, centers=2, random_state=0)
+    path = tmp_path / "sweep.jsonl"
+    sweep(X, range(1, 3), "full", checkpoint=path, progress=False)
+    header, *lines = path.read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    first = next(i for i, row in enumerate(rows) if row["n_components"] == 1)
+    lines[first] = json.dumps({**rows[first], **edit})
+    path.write_text("\n".join([header, *lines]) + "\n")
+    with pytest.raises(CheckpointError, match="is damaged: its row for n_components"):
+        sweep(X, range(1, 3), "full", checkpoint=path, progress=False)

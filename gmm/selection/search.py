@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_array
 
 from .. import criteria, em, lockstep, scale, validation
 from ..blas_threads import blas_threads
-from ..checkpoint import Checkpoint, data_fingerprint
+from ..checkpoint import Checkpoint, CheckpointError, data_fingerprint
 from ..covariance import covariance_types as registered_covariance_types
 from ..covariance import get_family
 from ..estimator import GaussianMixture
@@ -245,7 +245,7 @@ def sweep(
         if store is not None:
             for index, point in enumerate(grid):
                 if point in store.rows:
-                    rows[index] = _clean_row(store.rows[point])
+                    rows[index] = _stored_row(store.rows[point], checkpoint)
         pending = [index for index in range(len(grid)) if index not in rows]
         pending.sort(key=lambda index: -_relative_cost(*grid[index], X_rows.shape[1]))
         # fit_point is looked up here, at call time, so tests can stand in for it.
@@ -816,6 +816,46 @@ def _refit(row, X, w, params, criterion) -> GaussianMixture:
 
 def _clean_row(row: dict[str, Any]) -> dict[str, Any]:
     return {column: row[column] for column in COLUMNS}
+
+
+def _stored_row(row: dict[str, Any], path) -> dict[str, Any]:
+    """A checkpoint's row with the types a sweep writes, or :class:`CheckpointError`.
+
+    A row the sweep wrote has: an integer K (not a bool) and a type name; the
+    criteria and the log-likelihood as numbers, which only a failed fit (an
+    ``error`` text) may leave NaN or null; an integer ``n_parameters``, a bool
+    ``converged``, an integer or null ``n_iter``, a number ``fit_seconds``. A
+    hand-edited or damaged row is refused, not read as NaN or as K = True. O(1).
+    """
+    real = (int, float)
+    failed = isinstance(row["error"], str)
+    numbers = ("log_likelihood", "aic", "bic", "icl")
+    wrong = [
+        name
+        for name, ok in [
+            ("n_components", type(row["n_components"]) is int and row["n_components"] >= 1),
+            ("error", row["error"] is None or failed),
+            *(
+                (name, (row[name] is None and failed) or type(row[name]) in real)
+                for name in numbers
+            ),
+            ("n_parameters", type(row["n_parameters"]) is int),
+            ("converged", type(row["converged"]) is bool),
+            ("n_iter", row["n_iter"] is None or type(row["n_iter"]) is int),
+            ("fit_seconds", type(row["fit_seconds"]) in real),
+        ]
+        if not ok
+    ]
+    if not failed and any(not math.isfinite(row[name]) for name in numbers if name not in wrong):
+        wrong.append("a criterion that is not finite without an error")
+    if wrong:
+        raise CheckpointError(
+            f"checkpoint {os.fspath(path)!r} is damaged: its row for n_components="
+            f"{row['n_components']!r}, covariance_type={row['covariance_type']!r} holds values "
+            f"a sweep does not write ({', '.join(wrong)}). Delete the file or pass "
+            "overwrite=True to start afresh."
+        )
+    return _clean_row(row)
 
 
 def _warn_summary(table: SweepTable) -> None:
