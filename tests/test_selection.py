@@ -989,3 +989,25 @@ def test_a_hand_edited_checkpoint_row_is_refused_not_read_as_nan(tmp_path, edit)
     path.write_text("\n".join([header, *lines]) + "\n")
     with pytest.raises(CheckpointError, match="is damaged: its row for n_components"):
         sweep(X, range(1, 3), "full", checkpoint=path, progress=False)
+
+
+def test_what_every_fit_would_refuse_is_refused_before_the_first(monkeypatch):
+    from gmm.selection import search
+
+    calls = []
+    monkeypatch.setattr(search, "fit_point", lambda *a, **k: calls.append(a))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    X[5:, 0] = np.nan  # 5 complete rows
+    with pytest.raises(
+        ValueError, match=r"5 rows without a missing entry.*largest K the data allow"
+    ):
+        sweep(X, range(1, 9), "full", nan_policy="omit", progress=False)
+    X = rng.normal(size=(40, 2))
+    X[3] = np.nan
+    with pytest.raises(ValueError, match="Row 3 of X has no observed entry"):
+        sweep(X, range(1, 4), "full", nan_policy="marginalize", progress=False)
+    X[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"Column\(s\) \[1\] of X have no observed entry"):
+        sweep(X, range(1, 4), "full", nan_policy="omit", progress=False)
+    assert calls == []

@@ -88,12 +88,7 @@ def fit_data(
     X = check_data(source.X, name, ensure_min_samples=2)
     w = validation.check_sample_weight(sample_weight, X.shape[0], X.dtype)
     holes = np.isnan(X)
-    empty_columns = np.flatnonzero(holes.all(axis=0))
-    if empty_columns.size:
-        raise ValueError(
-            f"Column(s) {empty_columns.tolist()} of X have no observed entry (all NaN); "
-            "nothing can be learnt about them. Drop those columns."
-        )
+    check_observed(holes, source.policy)
     incomplete = holes.any(axis=1)
     source.rows = IncompleteRows(X) if incomplete.any() else X
     if source.policy == "omit":
@@ -111,12 +106,6 @@ def fit_data(
             raise ValueError("Every complete row has zero sample_weight; nothing is left to fit.")
         X = validation.check_fit_data(X[kept], n_components, name)
     else:
-        empty_rows = np.flatnonzero(holes.all(axis=1))
-        if empty_rows.size:
-            raise ValueError(
-                f"Row {empty_rows[0]} of X has no observed entry (all NaN): it says nothing "
-                "about the mixture. Drop it, or use nan_policy='omit'."
-            )
         if X.shape[0] < n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {n_components}, "
@@ -502,6 +491,29 @@ def block_expectation(
             b.rows = b.rows + start  # row numbers in the whole data, for messages
         add_incomplete(stats, blocks, weights, components, log_const)
     return stats, coefs
+
+
+def check_observed(holes: np.ndarray, policy: str) -> None:
+    """Refuse what no fit under ``policy`` can use, from ``holes = np.isnan(X)``.
+
+    A column with no observed entry, and under 'marginalize' a row with none
+    ('omit' drops it). Checked once by a fit, and by a sweep before its
+    first fit. O(n·D).
+    """
+    empty_columns = np.flatnonzero(holes.all(axis=0))
+    if empty_columns.size:
+        raise ValueError(
+            f"Column(s) {empty_columns.tolist()} of X have no observed entry (all NaN); "
+            "nothing can be learnt about them. Drop those columns."
+        )
+    if policy == "omit":
+        return
+    empty_rows = np.flatnonzero(holes.all(axis=1))
+    if empty_rows.size:
+        raise ValueError(
+            f"Row {empty_rows[0]} of X has no observed entry (all NaN): it says nothing "
+            "about the mixture. Drop it, or use nan_policy='omit'."
+        )
 
 
 def incomplete_rows(X) -> np.ndarray:

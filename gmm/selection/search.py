@@ -222,7 +222,25 @@ def sweep(
         model_names = {name: mclust_name(name, n_features) for name in types}
     w = validation.check_sample_weight(sample_weight, X_rows.shape[0], dtype)
     n_rows = X_rows.shape[0] if w is None else int(np.count_nonzero(w))
-    check_grid_size(largest_value(ks), n_rows, n_features, types, dtype, weighted=w is not None)
+    policy = params.get("nan_policy", "raise")
+    counted_complete = False
+    if policy != "raise" and not is_lazy_source(X_rows):
+        # What every fit would refuse, refused before the first (not once per fit).
+        holes = np.isnan(X_rows)
+        scale.incomplete.check_observed(holes, policy)
+        if policy == "omit":  # the fits see the complete rows
+            complete = ~holes.any(axis=1)
+            n_rows = int(np.count_nonzero(complete if w is None else complete & (w > 0)))
+            counted_complete = True
+    check_grid_size(
+        largest_value(ks),
+        n_rows,
+        n_features,
+        types,
+        dtype,
+        weighted=w is not None,
+        complete=counted_complete,
+    )
     ks = list(ks)
     show_progress = parallel.want_progress(progress)
     grid = [(k, name) for name in types for k in ks]
@@ -417,6 +435,7 @@ def check_grid_size(
     *,
     weighted: bool = False,
     name: str = "n_components",
+    complete: bool = False,
 ) -> None:
     """Refuse, before any fit, a largest K the data cannot have or memory cannot hold.
 
@@ -434,6 +453,8 @@ def check_grid_size(
         Whether ``n_rows`` counts rows of positive weight (for the message).
     name : str, default='n_components'
         How the caller's argument is called in the message ('--k' for the command line).
+    complete : bool, default=False
+        Whether ``n_rows`` counts the rows without a hole only (``nan_policy='omit'``).
 
     Raises
     ------
@@ -450,7 +471,11 @@ def check_grid_size(
     ...     print(str(error).split(";")[0])
     n_components goes up to 1000000000000, but the data have 60 rows
     """
-    rows = f"{n_rows} rows" + (" with positive weight" if weighted else "")
+    rows = (
+        f"{n_rows} rows"
+        + (" without a missing entry (nan_policy='omit' fits those)" if complete else "")
+        + (" with positive weight" if weighted else "")
+    )
     memory = available_memory()
     if k_max > n_rows:
         raise ValueError(
