@@ -411,7 +411,7 @@ def _check_continuable(est, family, state: OnlineState | None) -> None:
     kind = None if state is None else state.scatter.kind
     if (
         est.n_components == n_components
-        and est.covariance_type == (est.covariance_type if fitted_type is None else fitted_type)
+        and fitted_type in (None, est.covariance_type)
         and held == tuple(family.shape(n_components, n_features))
         and kind in (None, family.scatter_kind)
     ):
@@ -534,11 +534,13 @@ def _later_batch(est, X, sample_weight, family) -> scale.TrainingData:
 
 
 def _float_dtype(X) -> np.dtype | None:
-    """The floating dtype of a batch's values (a DataFrame's, if its columns share one).
+    """The floating dtype of a batch's values: its own, or a DataFrame's float columns'.
 
-    None for other dtypes (integers, objects: converted as validation does) and
-    for DataFrames whose columns mix dtypes. Byte order does not count: a
-    big-endian float64 batch is float64. O(columns).
+    A DataFrame's is the common type of its floating columns (pandas'
+    nullable ``Float32``/``Float64`` count as float32/float64), the precision
+    validation would give them. None for batches with no floating values
+    (integers, objects: converted as validation does). Byte order does not
+    count: a big-endian float64 batch is float64. O(columns).
     """
     given = getattr(X, "dtype", None)
     if not isinstance(given, np.dtype) and hasattr(X, "dtypes") and hasattr(X, "columns"):
