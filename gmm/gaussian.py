@@ -214,7 +214,7 @@ class Gaussian:
         if np.any(diagonal <= 0):
             raise ValueError("prec_chol must have a positive diagonal.")
         log_det = -2.0 * float(np.sum(np.log(diagonal)))
-        return cls(mean, "precision_cholesky", factor.astype(dtype, copy=False), log_det)
+        return cls(mean, "precision_cholesky", _in_dtype(factor, dtype, "prec_chol"), log_det)
 
     # ------------------------------------------------------ kernel constructors
     @classmethod
@@ -303,7 +303,8 @@ class Gaussian:
         copies = mean.shape[0] if std.ndim == 0 else 1
         with np.errstate(divide="ignore"):
             log_det = 2.0 * float(np.sum(np.log(std))) * copies
-        return cls(np.asarray(mean, dtype=dtype), "scale", std.astype(dtype), log_det)
+        scale = _in_dtype(std, dtype, "standard deviations")
+        return cls(np.asarray(mean, dtype=dtype), "scale", scale, log_det)
 
     @classmethod
     def from_cholesky(
@@ -315,7 +316,8 @@ class Gaussian:
         """
         dtype = mean.dtype if dtype is None else np.dtype(dtype)
         log_det = 2.0 * float(np.sum(np.log(np.diag(lower))))
-        return cls(np.asarray(mean, dtype=dtype), "cholesky", lower.astype(dtype), log_det)
+        factor = _in_dtype(np.asarray(lower, dtype=np.float64), dtype, "Cholesky factor")
+        return cls(np.asarray(mean, dtype=dtype), "cholesky", factor, log_det)
 
     @classmethod
     def from_eigendecomposition(
@@ -340,7 +342,7 @@ class Gaussian:
         return cls(
             np.asarray(mean, dtype=dtype),
             "eigh",
-            factor.astype(dtype),
+            _in_dtype(factor, dtype, "covariance's square root"),
             log_det,
             eigen=(values, eigenvectors),
         )
@@ -562,3 +564,26 @@ def _check_form(matrix: np.ndarray, name: str, n_features: int) -> None:
             f"{name} must be a scalar, a vector of shape ({n_features},) or a matrix "
             f"of shape ({n_features}, {n_features}); got shape {matrix.shape}."
         )
+
+
+def _in_dtype(factor: np.ndarray, dtype, what: str) -> np.ndarray:
+    """``factor`` (float64) cast to ``dtype``, or a ValueError if the cast loses entries.
+
+    A nonzero entry beyond the dtype's range (a float32 variance of 1e-100, a
+    ``prec_chol`` of 1e50) would become 0 or infinity and the densities NaN.
+    O(size of factor).
+    """
+    with np.errstate(over="ignore"):  # reported below
+        cast = factor.astype(dtype, copy=False)
+    if cast.dtype == factor.dtype:
+        return cast
+    lost = (factor != 0) & ((cast == 0) | ~np.isfinite(cast))
+    if np.any(lost):
+        info = np.finfo(cast.dtype)
+        values = np.abs(factor[factor != 0])
+        raise ValueError(
+            f"Entries of the {what} span {values.min():.3g} to {values.max():.3g}, beyond what "
+            f"{cast.dtype.name} holds (magnitudes {info.tiny:.3g} to {info.max:.3g}): the "
+            f"densities would be NaN. Pass the points as float64 (X.astype(np.float64))."
+        )
+    return cast

@@ -163,7 +163,14 @@ def _check_limits(limits, name: str) -> tuple[float, float]:
 
 
 def _check_shape(shape) -> tuple[int, int]:
-    dims = (shape, shape) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if np.ndim(shape) == 0:
+        value = shape.item() if isinstance(shape, np.ndarray) else shape
+        dims = (value, value)
+    else:
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            dims = ()
     if len(dims) != 2 or any(
         isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2 for n in dims
     ):

@@ -40,8 +40,11 @@ def gaussian_mask(
         Shape of the mask (the image), in pixels.
     center : (float, float), default=None
         ``(row, column)`` of the brightest point. Default ``(height / 2,
-        width / 2)``, as the article (for an even size that is half a pixel
-        below and right of the geometric center ``((height-1)/2, (width-1)/2)``).
+        width / 2)``, as the article: half a pixel below and right of the
+        geometric center ``((height-1)/2, (width-1)/2)``, so no pixel lies at
+        the center itself and the mask's largest value is below 1 (0.61 for a
+        1 × 1 mask); pass ``center=((height-1)/2, (width-1)/2)`` to center it
+        on a pixel of an odd size.
     radius : float, default=None
         ``R`` of the article's formula. Default the half-diagonal
         ``½ √(height² + width²)``.
@@ -190,11 +193,22 @@ def _check_image(image: ArrayLike, name: str) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype.kind not in "uif":
         raise ValueError(f"{name} must hold integers or floats, got dtype {image.dtype}.")
+    if image.dtype.kind in "ui" and image.dtype.itemsize > 4:
+        # Blended in float64, exact only up to 2**53: a 64-bit pixel would come back
+        # rounded, or (2**64 - 1 as a float rounds up past uint64) as 0.
+        raise ValueError(
+            f"{name} has dtype {image.dtype}, whose values float64 cannot hold exactly; "
+            f"convert it (for example image.astype(np.float64), or a 32-bit integer type)."
+        )
     if image.ndim not in (2, 3):
         raise ValueError(
             f"{name} must have shape (height, width) or (height, width, channels), "
             f"got shape {image.shape}."
         )
+    if image.size == 0:
+        raise ValueError(f"{name} has no pixels (shape {image.shape}).")
+    if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
+        raise ValueError(f"{name} holds NaN or infinite values; a pixel must be finite.")
     return image
 
 
@@ -203,13 +217,19 @@ def _check_mask(mask: ArrayLike, image_shape: tuple[int, ...], dtype) -> np.ndar
         M = np.asarray(mask, dtype=dtype)
     except (TypeError, ValueError):
         raise ValueError("mask must be numeric, with values in [0, 1].") from None
-    if M.shape != image_shape:
-        if M.shape == image_shape[:2] and len(image_shape) == 3:
+    plane = tuple(image_shape[:2])
+    if M.shape != tuple(image_shape):
+        if M.shape == plane and len(image_shape) == 3:
             M = M[:, :, None]
-        elif not (len(image_shape) == 3 and M.shape == (*image_shape[:2], 1)):
+        elif M.shape == (*plane, 1):
+            M = M if len(image_shape) == 3 else M[:, :, 0]
+        else:
+            shapes = " or ".join(
+                str(s) for s in dict.fromkeys([plane, (*plane, 1), tuple(image_shape)])
+            )
             raise ValueError(
-                f"mask has shape {M.shape} but the image has shape {image_shape}; "
-                f"expected {image_shape[:2]} or {image_shape}."
+                f"mask has shape {M.shape} but the image has shape {tuple(image_shape)}; "
+                f"expected {shapes}."
             )
     if not np.all(np.isfinite(M)) or M.min() < 0 or M.max() > 1:
         raise ValueError("mask values must be finite and lie in [0, 1].")

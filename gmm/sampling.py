@@ -229,7 +229,15 @@ def _check_mean_cov(mean: ArrayLike, cov: ArrayLike | float) -> tuple[np.ndarray
 def _check_size(size: int | tuple[int, ...] | None) -> tuple[int, ...]:
     if size is None:
         return ()
-    shape = (size,) if np.isscalar(size) else tuple(size)
+    if np.ndim(size) == 0:  # a number, or a 0-d array as numpy takes it
+        shape = (size.item() if isinstance(size, np.ndarray) else size,)
+    else:
+        try:
+            shape = tuple(size)
+        except TypeError:
+            raise ValueError(
+                f"size must be a non-negative int or tuple of them, got {size!r}."
+            ) from None
     for n in shape:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"size must be a non-negative int or tuple of them, got {size!r}.")

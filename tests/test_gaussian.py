@@ -203,3 +203,21 @@ def test_whiten_inverts_colorize(d, seed, log10_condition, kind):
     z = np.random.default_rng(seed).normal(size=(7, d))
     # Round trip through a factor of condition number up to 10³: a few hundred eps.
     np.testing.assert_allclose(gaussian.whiten(gaussian.colorize(z)), z, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"cov": 1e-100},
+        {"cov": np.eye(2) * 1e-100},
+        {"prec_chol": 1e50},
+        {"prec_chol": np.eye(2) * 1e50},
+    ],
+)
+def test_a_factor_beyond_float32_is_a_clear_error_not_nan(kwargs):
+    from gmm import mvn_logpdf
+
+    x = np.zeros((1, 2), np.float32)
+    with pytest.raises(ValueError, match=r"beyond what float32 holds.*float64"):
+        mvn_logpdf(x, [0.0, 0.0], **kwargs)
+    assert np.isfinite(mvn_logpdf(x.astype(np.float64), [0.0, 0.0], **kwargs)).all()

@@ -128,3 +128,14 @@ def test_model_with_three_features_is_rejected():
     model = GaussianMixture(1, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 3)))
     with pytest.raises(ValueError, match="fitted on 3 features; a grid needs 2"):
         evaluate_grid(model, (0, 1), (0, 1), 5)
+
+
+@pytest.mark.parametrize("shape", [5.0, "ab", [5, 2.5], (5,)])
+def test_a_grid_shape_that_is_not_ints_is_a_clear_error(shape):
+    with pytest.raises(ValueError, match="shape must be an int or a pair"):
+        evaluate_grid([([0.0, 0.0], 1.0)], (0, 1), (0, 1), shape)
+
+
+def test_a_0d_integer_array_is_a_grid_shape():
+    *_, z = evaluate_grid([([0.0, 0.0], 1.0)], (0, 1), (0, 1), np.array(4))
+    assert z.shape == (4, 4)

@@ -136,3 +136,25 @@ def test_mask_bad_input_names_the_problem(kwargs, match):
     args = {"height": 10, "width": 12, **kwargs}
     with pytest.raises(ValueError, match=match):
         gaussian_mask(**args)
+
+
+def test_a_grayscale_image_takes_a_mask_of_shape_h_w_1():
+    F = np.full((3, 5), 200, np.uint8)
+    np.testing.assert_array_equal(blend(F, None, np.full((3, 5, 1), 0.5)), np.full((3, 5), 100))
+    with pytest.raises(ValueError, match=r"expected \(3, 5\) or \(3, 5, 1\)\.$"):
+        blend(F, None, np.ones((2, 5)))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_64_bit_integer_images_are_refused_not_rounded(dtype):
+    # float64 holds integers exactly only to 2**53: 2**64 - 1 came back as 0.
+    F = np.full((1, 1), np.iinfo(dtype).max, dtype)
+    with pytest.raises(ValueError, match="float64 cannot hold exactly"):
+        blend(F, F, np.ones((1, 1)))
+
+
+def test_empty_and_non_finite_images_are_refused():
+    with pytest.raises(ValueError, match="no pixels"):
+        blend(np.ones((0, 2), np.uint8), None, np.ones((0, 2)))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        blend(np.array([[np.inf]]), None, np.zeros((1, 1)))

@@ -288,6 +288,10 @@ TAMPERING = {
         lambda m, a: m["model"].__setitem__("n_iter_", m["model"]["n_iter_"] + 1),
         "lower_bounds_ has shape",
     ),
+    "lower_bound_ NaN": (
+        lambda m, a: m["model"].__setitem__("lower_bound_", float("nan")),
+        "lower_bound_ is nan, not a finite number",
+    ),
 }
 
 

@@ -132,3 +132,10 @@ def test_estimator_sample_goes_through_the_same_factor_code(covariance_type):
 def test_bad_input_names_the_problem(mean, cov, kwargs, match):
     with pytest.raises(ValueError, match=match):
         sample_mvn(mean, cov, **kwargs)
+
+
+def test_a_0d_array_size_is_taken_as_numpy_takes_it():
+    expected = sample_mvn([0, 0], 1.0, 2, random_state=0)
+    np.testing.assert_array_equal(sample_mvn([0, 0], 1.0, np.array(2), random_state=0), expected)
+    with pytest.raises(ValueError, match="size must be a non-negative int"):
+        sample_mvn([0, 0], 1.0, 2.5)
