@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import em, scale, units, validation
+from . import em, scale, statistics, units, validation
 from .blas_threads import blas_threads_for, threaded_work
 from .driver import one_fit_at_a_time, state_kept_on_failure, total_weight
 from .scale import FileRows
@@ -358,15 +358,8 @@ def _fitted_state(est, family, scale: float) -> OnlineState | None:
     diagonal = np.arange(n_features)
     reg_covar = getattr(est, "_fitted_reg_covar", est.reg_covar)
     matrices[:, diagonal, diagonal] = np.maximum(matrices[:, diagonal, diagonal] - reg_covar, 0.0)
-    kind = family.scatter_kind
-    if kind == "diagonal":
-        covariances = matrices[:, diagonal, diagonal].copy()
-    elif kind == "pooled":
-        covariances = np.einsum("k,kij->ij", weights / weights.sum(), matrices)
-    else:
-        covariances = matrices
-    means = np.asarray(params.means, dtype=np.float64)
-    return OnlineState(Scatter(weights * scale, means, covariances, kind), scale, 0.0, 0.0)
+    running = statistics.from_matrices(weights * scale, params.means, matrices, family.scatter_kind)
+    return OnlineState(running, scale, 0.0, 0.0)
 
 
 def _check_replacing_batch(est, data, family) -> None:

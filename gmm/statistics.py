@@ -366,6 +366,30 @@ def from_responsibilities(
     return Scatter(nk, means + shift, covariances, kind)
 
 
+def from_matrices(nk: np.ndarray, means: np.ndarray, matrices: np.ndarray, kind: str) -> Scatter:
+    """A :class:`Scatter` of ``kind`` from each component's covariance matrix (K, D, D).
+
+    'full' keeps the matrices, 'diagonal' their diagonals, 'pooled' their
+    mean weighted by ``nk`` (for a pooled family all matrices are the same).
+    float64 copies. O(K·D²).
+
+    >>> import numpy as np
+    >>> s = from_matrices(np.ones(2), np.zeros((2, 2)), np.stack([np.eye(2), 3 * np.eye(2)]),
+    ...                   "pooled")
+    >>> s.covariances.tolist()
+    [[2.0, 0.0], [0.0, 2.0]]
+    """
+    matrices = np.asarray(matrices, dtype=np.float64)
+    nk = np.asarray(nk, dtype=np.float64)
+    if kind == "diagonal":
+        covariances = np.diagonal(matrices, axis1=1, axis2=2).copy()
+    elif kind == "pooled":
+        covariances = np.einsum("k,kij->ij", nk / nk.sum(), matrices)
+    else:
+        covariances = matrices.copy()
+    return Scatter(nk, np.asarray(means, dtype=np.float64), covariances, kind)
+
+
 # ------------------------------------------------------------ incomplete rows
 def merge_incomplete(
     scatter: Scatter,

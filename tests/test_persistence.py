@@ -290,7 +290,7 @@ TAMPERING = {
     ),
     "lower_bound_ NaN": (
         lambda m, a: m["model"].__setitem__("lower_bound_", float("nan")),
-        "lower_bound_ is nan, not a finite number",
+        "lower_bound_ is nan, not a number below",
     ),
 }
 

@@ -138,8 +138,8 @@ def set_fitted(reader: ModelReader, section: dict[str, Any], model, values, lowe
     model.converged_ = reader.field(section, "converged_", bool)
     model.n_iter_ = len(lower_bounds)
     model.lower_bound_ = float(reader.field(section, "lower_bound_", float))
-    if not np.isfinite(model.lower_bound_):
-        reader.fail(f"lower_bound_ is {model.lower_bound_}, not a finite number")
+    if not model.lower_bound_ < np.inf:  # NaN or +inf; -inf is a fit of max_iter=0
+        reader.fail(f"lower_bound_ is {model.lower_bound_}, not a number below +inf")
     if reader.field(section, "n_features_in_", int) != d:
         reader.fail(f"n_features_in_ is {section['n_features_in_']}, the means have {d}")
     model.n_features_in_ = d
