@@ -524,7 +524,9 @@ def _invalid(check_valid: str) -> None:
 
 
 def _as_finite(value, name: str, dtype) -> np.ndarray:
-    """``value`` as an array of ``dtype``; ValueError when not numeric or not finite."""
+    """``value`` as an array of ``dtype``; ValueError when not real, not numeric or not finite."""
+    if np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real, got complex values.")
     try:
         array = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError):

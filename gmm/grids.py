@@ -144,7 +144,8 @@ def evaluate_grid(
         points[:, 0] = np.tile(x, stop - start)
         points[:, 1] = np.repeat(y[start:stop], n_x)
         values = [_evaluate(density, points, i) for i, density in enumerate(densities)]
-        block = values[0] if len(values) == 1 else reduce(values)
+        # One density is its own sum and maximum; 'union' still checks it is in [0, 1].
+        block = values[0] if len(values) == 1 and combine != "union" else reduce(values)
         zz[start:stop] = block.reshape(stop - start, n_x)
     xx = np.broadcast_to(x[None, :], (n_y, n_x))
     yy = np.broadcast_to(y[:, None], (n_y, n_x))

@@ -45,6 +45,15 @@ def _require_matplotlib() -> Any:
     return matplotlib
 
 
+def _check_axes(ax: Any) -> None:
+    """Refuse what is not a matplotlib Axes, saying how to get one. O(1)."""
+    if not hasattr(ax, "add_artist"):
+        raise TypeError(
+            f"ax must be a matplotlib Axes (for example fig, ax = plt.subplots(), or "
+            f"plt.gca() for the current one), got {ax!r}."
+        )
+
+
 # ------------------------------------------------------------------- ellipses
 def plot_ellipses(
     ax: Any,
@@ -98,6 +107,7 @@ def plot_ellipses(
     >>> plt.close(fig)
     """
     _require_matplotlib()
+    _check_axes(ax)
     from matplotlib.colors import to_rgb
     from matplotlib.patches import Ellipse
 
@@ -229,6 +239,7 @@ def plot_density(
     >>> plt.close(fig)
     """
     _require_matplotlib()
+    _check_axes(ax)
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}.")
     if kind == "surface" and getattr(ax, "name", "") != "3d":
@@ -347,6 +358,7 @@ def plot_samples(
     >>> plt.close(fig)
     """
     _require_matplotlib()
+    _check_axes(ax)
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}.")

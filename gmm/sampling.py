@@ -195,6 +195,8 @@ def sample_mvn(
 
 
 def _check_mean_cov(mean: ArrayLike, cov: ArrayLike | float) -> tuple[np.ndarray, np.ndarray]:
+    if np.iscomplexobj(cov):
+        raise ValueError("cov must be real, got complex values.")
     try:
         mean = np.asarray(mean)
         cov = np.asarray(cov, dtype=np.float64)

@@ -221,3 +221,12 @@ def test_a_factor_beyond_float32_is_a_clear_error_not_nan(kwargs):
     with pytest.raises(ValueError, match=r"beyond what float32 holds.*float64"):
         mvn_logpdf(x, [0.0, 0.0], **kwargs)
     assert np.isfinite(mvn_logpdf(x.astype(np.float64), [0.0, 0.0], **kwargs)).all()
+
+
+def test_a_complex_covariance_is_refused_not_cast():
+    from gmm import mvn_logpdf, sample_mvn
+
+    with pytest.raises(ValueError, match="cov must be real"):
+        sample_mvn([0.0, 0.0], np.eye(2) * 1j, 2)
+    with pytest.raises(ValueError, match="cov must be real"):
+        mvn_logpdf(np.zeros((1, 2)), [0.0, 0.0], np.eye(2) * (1 + 1j))

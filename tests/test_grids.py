@@ -139,3 +139,8 @@ def test_a_grid_shape_that_is_not_ints_is_a_clear_error(shape):
 def test_a_0d_integer_array_is_a_grid_shape():
     *_, z = evaluate_grid([([0.0, 0.0], 1.0)], (0, 1), (0, 1), np.array(4))
     assert z.shape == (4, 4)
+
+
+def test_union_checks_a_single_density_too():
+    with pytest.raises(ValueError, match="combine='union'"):
+        evaluate_grid([([0.0, 0.0], 1e-4)], (-1, 1), (-1, 1), 9, combine="union")

@@ -155,3 +155,15 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch, ax, models):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "gmm\[plot\]"'):
         plot_ellipses(ax, models["full"])
+
+
+def test_no_axes_is_a_clear_error(models, data):
+    model = models["full"]
+    calls = [
+        lambda: plot_ellipses(None, model),
+        lambda: plot_density(None, model),
+        lambda: plot_samples(None, data),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+            call()
