@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .densities import _check_gaussian
+from .validation import shape_entries
 
 #: Target size in bytes of one block of grid points (and of each temporary).
 BLOCK_BYTES = 8 * 2**20
@@ -164,14 +165,9 @@ def _check_limits(limits, name: str) -> tuple[float, float]:
 
 
 def _check_shape(shape) -> tuple[int, int]:
-    if np.ndim(shape) == 0:
-        value = shape.item() if isinstance(shape, np.ndarray) else shape
-        dims = (value, value)
-    else:
-        try:
-            dims = tuple(shape)
-        except TypeError:
-            dims = ()
+    dims = shape_entries(shape)
+    if np.ndim(shape) == 0:  # one size for both axes
+        dims = dims * 2
     if len(dims) != 2 or any(
         isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2 for n in dims
     ):

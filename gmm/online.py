@@ -259,11 +259,13 @@ def _update(est, X, sample_weight) -> None:
     family, initializer = est._check_parameters()
     state: OnlineState | None = getattr(est, "_online", None)
     started = hasattr(est, "means_")
+    # A model fitted by fit (or loaded) blends its first batch in unless that step is 1.
+    blends_fit = started and state is None and step_size(0, decay, offset) < 1
     if started:
         _check_continuable(est, family, state)
         data = _later_batch(est, X, sample_weight, family)
         params = est._get_parameters()
-        if state is None and step_size(0, decay, offset) == 1:
+        if state is None and not blends_fit:
             _check_replacing_batch(est, data, family)
     else:
         data = _first_batch(est, X, sample_weight, family)
@@ -296,9 +298,7 @@ def _update(est, X, sample_weight) -> None:
             if problem is not None:
                 batch = problem.scatter_out(batch)
                 stats.log_likelihood -= stats.total_weight * data.n_features * problem.log_scale
-            previous = state
-            if state is None and started:  # a model fitted by fit, or loaded
-                previous = _fitted_state(est, family, stats.total_weight)
+            previous = _fitted_state(est, family, stats.total_weight) if blends_fit else state
             running, weight_seen, log_likelihood = _running(
                 previous, batch, stats, est, decay, offset
             )
@@ -332,7 +332,7 @@ def _update(est, X, sample_weight) -> None:
     est.lower_bounds_.append(batch_bound)
 
 
-def _fitted_state(est, family, scale: float) -> OnlineState | None:
+def _fitted_state(est, family, scale: float) -> OnlineState:
     """Running statistics that a model fitted by ``fit`` (or loaded) starts a stream with.
 
     Its parameters as statistics: counts ``weights_ · scale``, its means, and
@@ -341,13 +341,10 @@ def _fitted_state(est, family, scale: float) -> OnlineState | None:
     the family's :attr:`~gmm.covariance.CovarianceFamily.scatter_kind`, at the
     scale of the first batch. The first update then blends with them
     at step size ``learning_offset ** -learning_decay`` (the batch's E-step
-    uses the same parameters), as any later update does. None when that step
-    is 1: the blend would return the batch's statistics whatever they are.
-    O(K·D²).
+    uses the same parameters), as any later update does; only where that step
+    is below 1 (at 1 the blend returns the batch's statistics whatever these
+    are). O(K·D²).
     """
-    decay, offset = check_learning_parameters(est.learning_decay, est.learning_offset)
-    if step_size(0, decay, offset) == 1:
-        return None
     params = est._get_parameters()
     n_components, n_features = np.shape(params.means)
     weights = np.asarray(params.weights, dtype=np.float64)
@@ -370,15 +367,15 @@ def _check_replacing_batch(est, data, family) -> None:
     initialises a model: the same checks as for a first batch (at least
     ``n_components`` rows, and the family's count of parameters).
     """
-    if data.n_samples < est.n_components:
-        raise ValueError(
-            f"This {type(est).__name__} was fitted by fit (or loaded) and this is its first "
-            f"partial_fit, whose step size is 1 (learning_offset=1): the batch's statistics "
-            f"replace the fitted ones, so it needs at least n_components={est.n_components} "
-            f"rows, got {data.n_samples}. Pass a larger first batch, or set a learning_offset "
-            "above 1 to blend the batch into the fitted model at step size "
-            "learning_offset ** -learning_decay."
-        )
+    _check_starting_rows(
+        est,
+        data.n_samples,
+        f"This {type(est).__name__} was fitted by fit (or loaded) and this is its first "
+        "partial_fit, whose step size is 1 (learning_offset=1): the batch's statistics "
+        "replace the fitted ones, so it",
+        "Pass a larger first batch, or set a learning_offset above 1 to blend the batch "
+        "into the fitted model at step size learning_offset ** -learning_decay.",
+    )
     try:
         family.check_rows(total_weight(data), est.n_components, data.n_features)
     except ValueError as error:
@@ -387,6 +384,18 @@ def _check_replacing_batch(est, data, family) -> None:
             "batch replaces the fitted statistics. Pass more rows, or set a learning_offset "
             "above 1 to blend the batch into the fitted model.)"
         ) from None
+
+
+def _check_starting_rows(est, n_rows: int | None, subject: str, advice: str) -> None:
+    """Refuse a batch whose statistics start the model with fewer rows than components.
+
+    ``subject`` begins the message ("... needs at least n_components=K rows"),
+    ``advice`` ends it; ``n_rows`` None (not known before validation) passes. O(1).
+    """
+    if n_rows is not None and n_rows < est.n_components:
+        raise ValueError(
+            f"{subject} needs at least n_components={est.n_components} rows, got {n_rows}. {advice}"
+        )
 
 
 def _check_continuable(est, family, state: OnlineState | None) -> None:
@@ -481,12 +490,12 @@ def _running(state, batch, stats, est, decay, offset):
 
 def _first_batch(est, X, sample_weight, family) -> scale.TrainingData:
     """The batch that initialises the model: validated, its features recorded."""
-    n_rows = _n_rows(X)
-    if n_rows is not None and n_rows < est.n_components:
-        raise ValueError(
-            f"The first batch initialises the model and needs at least n_components="
-            f"{est.n_components} rows, got {n_rows}. Pass a larger first batch."
-        )
+    _check_starting_rows(
+        est,
+        _n_rows(X),
+        "The first batch initialises the model and",
+        "Pass a larger first batch.",
+    )
     valid = validation.check_fit_data(X, est.n_components, type(est).__name__)
     w = validation.check_sample_weight(sample_weight, valid.shape[0], valid.dtype)
     data = _read_once(valid, w, family, est.n_components, scale.column_mean(valid, w))

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 
 from .gaussian import _CHECK_VALID, Gaussian, SingularCovarianceWarning
+from .validation import shape_entries
 
 __all__ = ["SingularCovarianceWarning", "colorize", "covariance_factor", "sample_mvn"]
 
@@ -231,15 +232,7 @@ def _check_mean_cov(mean: ArrayLike, cov: ArrayLike | float) -> tuple[np.ndarray
 def _check_size(size: int | tuple[int, ...] | None) -> tuple[int, ...]:
     if size is None:
         return ()
-    if np.ndim(size) == 0:  # a number, or a 0-d array as numpy takes it
-        shape = (size.item() if isinstance(size, np.ndarray) else size,)
-    else:
-        try:
-            shape = tuple(size)
-        except TypeError:
-            raise ValueError(
-                f"size must be a non-negative int or tuple of them, got {size!r}."
-            ) from None
+    shape = shape_entries(size)  # a number, a 0-d array or a tuple, as numpy takes them
     for n in shape:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"size must be a non-negative int or tuple of them, got {size!r}.")

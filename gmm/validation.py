@@ -113,6 +113,21 @@ def _check_number(value, name):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
 
 
+def shape_entries(value) -> tuple:
+    """The entries of a shape-like argument, unchecked: what numpy takes as a shape.
+
+    A 0-d value (a number, or a 0-d array: its Python scalar) is one entry;
+    anything with dimensions is its items. The caller checks the entries.
+    O(len(value)).
+
+    >>> shape_entries(3), shape_entries(np.array(2)), shape_entries([4, 5])
+    ((3,), (2,), (4, 5))
+    """
+    if np.ndim(value) == 0:
+        return (value.item() if isinstance(value, np.ndarray) else value,)
+    return tuple(value)
+
+
 def check_fit_data(X, n_components: int, estimator_name: str) -> np.ndarray:
     """Validate training data: 2-D, numeric, finite, at least 2 rows and K rows.
 
